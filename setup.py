@@ -1,0 +1,69 @@
+import os
+
+from setuptools import setup
+
+here = os.path.abspath(os.path.dirname(__file__))
+
+
+def read(name):
+    with open(os.path.join(here, name), encoding='utf-8') as f:
+        return f.read()
+
+
+requires = [
+    'chameleon',
+    'mongomock',
+    'pymongo',
+    'pyramid >= 2.0',
+    'pyramid_chameleon',
+    'pyramid_tm',
+    'transaction',
+    'zope.component',
+    'zope.interface',
+]
+
+testing_requires = [
+    'pytest',
+    'ruff',
+    'selenium',
+    'WebTest',
+    'build',
+]
+
+setup(
+    name='m01.remote',
+    version='1.0.0.dev0',
+    description='A remote processing queue for Pyramid, stored in MongoDB',
+    long_description=read('README.rst') + '\n\n' + read('CHANGES.rst'),
+    long_description_content_type='text/x-rst',
+    classifiers=[
+        'Framework :: Pyramid',
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.11',
+        'License :: OSI Approved :: Zope Public License',
+        'Topic :: Internet :: WWW/HTTP :: WSGI :: Application',
+    ],
+    keywords='pyramid mongodb queue jobs scheduler cron worker',
+    license='ZPL 2.1',
+    # m01 is an implicit namespace package; the templates live at the top of
+    # the repository and are installed as the m01.remote.templates package.
+    packages=['m01.remote', 'm01.remote.templates'],
+    package_dir={
+        '': 'src',
+        'm01.remote.templates': 'templates',
+    },
+    package_data={'m01.remote.templates': ['*.pt']},
+    include_package_data=True,
+    zip_safe=False,
+    python_requires='>=3.10',
+    install_requires=requires,
+    extras_require={'testing': testing_requires},
+    entry_points={
+        'paste.app_factory': [
+            'main = m01.remote.demo:main',
+        ],
+        'console_scripts': [
+            'm01remote = m01.remote.console:main',
+        ],
+    },
+)

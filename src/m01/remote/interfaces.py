@@ -1,0 +1,312 @@
+"""The contracts of m01.remote.
+
+Every implementation in this package is checked against these interfaces
+with ``zope.interface.verify.verifyObject`` in the tests, so the docstrings
+below are the documentation of record.
+"""
+import enum
+
+import zope.interface
+from zope.interface import Attribute
+
+
+class JobStatus(str, enum.Enum):
+    """The life cycle of a job. Stored as these readable strings."""
+
+    QUEUED = 'queued'
+    PROCESSING = 'processing'
+    COMPLETED = 'completed'
+    CANCELLED = 'cancelled'
+    ERROR = 'error'
+
+    def __str__(self):
+        return self.value
+
+
+QUEUED = JobStatus.QUEUED.value
+PROCESSING = JobStatus.PROCESSING.value
+COMPLETED = JobStatus.COMPLETED.value
+CANCELLED = JobStatus.CANCELLED.value
+ERROR = JobStatus.ERROR.value
+
+#: Every status, in the order of the life cycle.
+STATI = tuple(status.value for status in JobStatus)
+
+#: The statuses ``removeJobs()`` removes when called without arguments.
+REMOVABLE_STATI = (CANCELLED, COMPLETED, ERROR)
+
+
+class IJob(zope.interface.Interface):
+    """A unit of work, either a factory (a template) or a queued job.
+
+    A factory is registered with ``addJobFactory(name, job)``; ``addJob``
+    clones it with ``getJob(input)`` into a new job document.
+    """
+
+    __name__ = Attribute("The job id (string of its ObjectId) for a job, "
+                         "the factory name for a factory.")
+    name = Attribute("The name of the factory this job was made from.")
+    status = Attribute("One of the JobStatus values.")
+    input = Attribute("The job input, anything BSON can store.")
+    output = Attribute("The value returned by __call__, once completed.")
+    errors = Attribute("The list of stored error messages (text).")
+    tracebacks = Attribute("The formatted tracebacks, one per error.")
+    retryCounter = Attribute("How many attempts failed so far.")
+    maxRetries = Attribute("Attempts allowed before the job ends in error.")
+    retryDelay = Attribute("Seconds to wait before a failed job is retried.")
+    retryTime = Attribute("The job is not picked before this time (UTC).")
+    created = Attribute("When the job was added (UTC).")
+    queued = Attribute("When the job was (last) queued (UTC).")
+    picked = Attribute("When a worker last claimed the job (UTC).")
+    completed = Attribute("When the job reached a final status (UTC).")
+    active = Attribute("Inactive jobs are never picked.")
+
+    def __call__(remoteProcessor):
+        """Do the work and return the output. Raise JobError to fail at once;
+        any other exception is retried up to maxRetries."""
+
+    def getJob(input=None):
+        """Return a new job cloned from this factory with the given input."""
+
+    def dump():
+        """Return the BSON document of this job."""
+
+
+class IJobErrorMessage(zope.interface.Interface):
+    """What a multi-adapter ``(job, error)`` produces: the stored message.
+
+    Register another adapter for ``(IJob, Interface)`` (or a narrower
+    pair) to change how error messages are written.
+    """
+
+    message = Attribute("The text stored in the job's errors list.")
+
+
+class IJobContainer(zope.interface.Interface):
+    """Read access to the stored jobs, a mapping of job id to job."""
+
+    def __getitem__(jobid):
+        """Return the job or raise KeyError."""
+
+    def get(jobid, default=None):
+        """Return the job or default."""
+
+    def keys():
+        """All job ids (stored and pending in this transaction)."""
+
+    def values():
+        """All jobs (stored and pending in this transaction)."""
+
+    def items():
+        """Pairs of (job id, job)."""
+
+    def __len__():
+        """The number of jobs."""
+
+    def __contains__(jobid):
+        """Whether the job exists."""
+
+
+class IJobFactoryContainer(zope.interface.Interface):
+    """The job factories shared by every process using the database."""
+
+    def __getitem__(name):
+        """Return the factory or raise KeyError."""
+
+    def keys():
+        """The factory names."""
+
+    def values():
+        """The factories."""
+
+
+class ISchedulerItem(zope.interface.Interface):
+    """A scheduler entry that turns into jobs at its call times."""
+
+    __name__ = Attribute("The item id, once added to a scheduler.")
+    jobName = Attribute("The job factory name used for addJob.")
+    title = Attribute("A short title for the management pages.")
+    description = Attribute("A longer description.")
+    input = Attribute("The input given to addJob.")
+    active = Attribute("Inactive items are never pulled.")
+    nextCallTime = Attribute("The next time a job is due (UTC).")
+    retryTime = Attribute("Lock: the item is not pulled again before it.")
+    retryDelay = Attribute("Seconds the retryTime lock lasts.")
+
+    def getNextCallTime(callTime):
+        """Return the stored next call time and, when it is due at
+        callTime, store the following one."""
+
+    def dump():
+        """Return the BSON document of this item."""
+
+
+class IDelay(ISchedulerItem):
+    """An item that runs every ``delay`` seconds."""
+
+    delay = Attribute("Seconds between two runs.")
+
+
+class ICron(ISchedulerItem):
+    """An item that runs at the times given by cron fields."""
+
+    minute = Attribute("Minutes 0..59, empty for any.")
+    hour = Attribute("Hours 0..23, empty for any.")
+    dayOfMonth = Attribute("Days 1..31, empty for any.")
+    month = Attribute("Months 1..12, empty for any.")
+    dayOfWeek = Attribute("Weekdays 0..6, Monday is 0, empty for any.")
+    timezone = Attribute("IANA timezone name the fields are read in.")
+    dayMatch = Attribute("'all': every restricted field must match (the "
+                         "default); 'any': a day matches when its day of "
+                         "month or its weekday does (standard cron, set by "
+                         "expressions restricting both).")
+    expression = Attribute("The five-field cron expression the fields come "
+                           "from, or None.")
+
+
+class IScheduler(zope.interface.Interface):
+    """The container of scheduler items, stored in MongoDB."""
+
+    def add(item):
+        """Store the item and return its id."""
+
+    def remove(item):
+        """Remove the item (or the item with that id)."""
+
+    def values():
+        """All items."""
+
+    def __getitem__(itemid):
+        """Return the item or raise KeyError."""
+
+    def pullNextSchedulerItem(callTime=None):
+        """Lock and return the next due item, or None."""
+
+    def getNextCachedItem(callTime=None):
+        """Lock and return the next due item among those added in this
+        process, or None."""
+
+    def updateRetryTime(data, callTime):
+        """Lock the item described by data (a dump) at callTime with one
+        conditional write; return the new retryTime or False."""
+
+    def reScheduleItem(item, callTime=None):
+        """Recompute and store the item's next call time."""
+
+    def reScheduleItems(callTime=None):
+        """Recompute the next call time of every item."""
+
+    def get(itemid, default=None):
+        """Return the item or default."""
+
+    def update(item, **fields):
+        """Change fields of an item (or id) with one conditional write and
+        return it; a schedule change computes a new next call time.
+        Raises ValueError for invalid values, KeyError for a missing item.
+        """
+
+    def advanceItem(item, due, callTime=None):
+        """Store the next call time following callTime and release the
+        lock, if the item is still due at ``due``; return whether it was.
+        """
+
+    def ensureIndexes():
+        """Create the index the pull query uses (idempotent)."""
+
+
+class IRemoteProcessor(zope.interface.Interface):
+    """The remote processor: job factories, jobs, scheduler and threads."""
+
+    __name__ = Attribute("The processor name, used in thread names.")
+    jobs = Attribute("The IJobContainer of this processor.")
+    jobFactories = Attribute("The IJobFactoryContainer of this processor.")
+    scheduler = Attribute("The IScheduler of this processor.")
+    isProcessing = Attribute("Whether the job worker thread runs.")
+    isScheduling = Attribute("Whether the scheduler worker thread runs.")
+    jobWorkerFactory = Attribute("The job worker class.")
+    jobWorkerArguments = Attribute("Keyword arguments of the job worker.")
+    schedulerWorkerFactory = Attribute("The scheduler worker class.")
+    schedulerWorkerArguments = Attribute("Keyword arguments of the "
+                                         "scheduler worker.")
+
+    def addJobFactory(name, job):
+        """Store a job factory under name (immediately, for all processes).
+        """
+
+    def getJobFactory(name):
+        """Return the factory or raise KeyError."""
+
+    def addJob(name, input=None, immediate=False):
+        """Queue a job made by the named factory and return its id.
+
+        The job joins the current transaction unless immediate is true.
+        Raises ValueError for an unknown name or input BSON cannot store.
+        """
+
+    def cancelJob(jobid, immediate=False):
+        """Cancel a queued or processing job."""
+
+    def getJobStatus(jobid):
+        """Return the job status; KeyError for an unknown id."""
+
+    def getJobResult(jobid):
+        """Return the job output (None until completed)."""
+
+    def getJobErrors(jobid):
+        """Return the list of error messages."""
+
+    def removeJobs(stati=None):
+        """Remove jobs in the given statuses; return counts per status."""
+
+    def pullNextJob(jobQuery=None, callTime=None):
+        """Claim the next due job atomically and return it, or None."""
+
+    def processJob(jobid, job=None):
+        """Run one job: a queued one is claimed first, a claimed one is
+        run under its claim. Returns True when the job ran."""
+
+    def processNextJob(jobQuery=None, callTime=None):
+        """Claim and run the next job; return True when one ran."""
+
+    def processJobs(jobQuery=None, callTime=None):
+        """Run jobs until none is due; return how many ran."""
+
+    def addScheduler(item):
+        """Add a scheduler item; return its id."""
+
+    def scheduleNextJob(callTime=None):
+        """Turn the next due scheduler item into a job; return the job id
+        or None."""
+
+    def startProcessor():
+        """Start the job worker thread."""
+
+    def stopProcessor(timeout=None):
+        """Stop the job worker gracefully."""
+
+    def startScheduler():
+        """Start the scheduler worker thread."""
+
+    def stopScheduler(timeout=None):
+        """Stop the scheduler worker gracefully."""
+
+
+class IJobWorker(zope.interface.Interface):
+    """A job worker main loop, run in its own thread.
+
+    Worker kinds are named adapters from IRemoteProcessor to IJobWorker.
+    """
+
+    remoteProcessor = Attribute("The processor the worker serves.")
+    waitTime = Attribute("Seconds to wait when no job is due.")
+    running = Attribute("Whether the loop is running.")
+
+    def __call__():
+        """Run the main loop until stop() is called."""
+
+    def stop(timeout=None):
+        """Ask the loop to end; wait for running jobs up to timeout."""
+
+
+class ISchedulerWorker(IJobWorker):
+    """The loop that turns due scheduler items into jobs."""

@@ -1,0 +1,92 @@
+"""Leases: how a job survives a long run and a dead worker is noticed.
+
+A claimed job carries ``leaseExpires``. While this process runs the job,
+the lease keeper renews it; when a worker dies, nobody renews it, and
+the keeper of any other process gives the job back to the queue once it
+has expired (``RemoteProcessor.recoverExpiredJobs``).
+"""
+import datetime
+import logging
+import threading
+
+from m01.remote import jobstate
+
+logger = logging.getLogger('m01.remote')
+
+
+class LeaseKeeper:
+    """Renews the leases of the jobs this process runs, and recovers the
+    jobs of workers that stopped renewing theirs."""
+
+    def __init__(self, processor):
+        self.processor = processor
+        self._claims = {}
+        self._lock = threading.Lock()
+        self._users = 0
+        self._stop = threading.Event()
+        self._thread = None
+        self._failing = False
+
+    @property
+    def interval(self):
+        return max(self.processor.leaseTime / 3.0, 0.05)
+
+    def add(self, jobid, claim):
+        with self._lock:
+            self._claims[jobid] = claim
+
+    def discard(self, jobid):
+        with self._lock:
+            self._claims.pop(jobid, None)
+
+    @property
+    def claims(self):
+        with self._lock:
+            return list(self._claims.values())
+
+    def acquire(self):
+        """A worker loop starts: make sure the keeper runs."""
+        with self._lock:
+            self._users += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True,
+                    name='m01.remote-leases-%s' % self.processor.name)
+                self._thread.start()
+
+    def release(self):
+        """A worker loop ended: stop the keeper when it was the last."""
+        with self._lock:
+            self._users = max(self._users - 1, 0)
+            thread = self._thread if self._users == 0 else None
+            if thread is not None:
+                self._stop.set()
+                self._thread = None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def renew(self):
+        until = self.processor.now() + datetime.timedelta(
+            seconds=self.processor.leaseTime)
+        return jobstate.extendLeases(self.processor.jobsCollection,
+                                     self.claims, until)
+
+    def tick(self):
+        """Renew our leases and recover expired ones, once."""
+        try:
+            self.renew()
+            self.processor.recoverExpiredJobs()
+        except Exception:
+            if not self._failing:
+                logger.exception('Renewing job leases failed; retrying '
+                                 'every %.1f s', self.interval)
+            self._failing = True
+        else:
+            if self._failing:
+                logger.info('Renewing job leases works again')
+            self._failing = False
+
+    def _run(self):
+        while not self._stop.wait(self.interval):
+            self.tick()

@@ -1,0 +1,148 @@
+"""Connecting to the store: a real MongoDB (``mongodb://``) or the
+embedded in-memory one (``mongomock://``).
+
+mongomock is not thread-safe: two threads running ``find_one_and_update``
+on one collection can fail with "dictionary changed size during
+iteration". Worker threads share the processor's collections, so the
+embedded store hands out proxies that serialise every call on one lock
+and read cursors to the end while holding it.
+"""
+import datetime
+import threading
+import urllib.parse
+
+import pymongo
+
+UTC = datetime.timezone.utc
+
+EMBEDDED_SCHEME = 'mongomock'
+
+
+def connect(uri, **options):
+    """Return a client for ``uri``.
+
+    ``mongomock://`` gives a fresh in-memory store (nothing is kept across
+    restarts, and only this process sees it); anything else goes to
+    ``pymongo.MongoClient``. Datetimes come back timezone-aware in UTC.
+    """
+    options.setdefault('tz_aware', True)
+    options.setdefault('tzinfo', UTC)
+    scheme = urllib.parse.urlsplit(uri).scheme
+    if scheme == EMBEDDED_SCHEME:
+        import mongomock
+        return SerializedClient(mongomock.MongoClient(**options))
+    if scheme not in ('mongodb', 'mongodb+srv'):
+        raise ValueError(
+            'Unsupported store URI %r: use mongodb://host:port/ for a '
+            'MongoDB server or mongomock:// for the embedded in-memory '
+            'store.' % uri)
+    options.setdefault('serverSelectionTimeoutMS', 5000)
+    return pymongo.MongoClient(uri, **options)
+
+
+def isEmbedded(database):
+    """Whether ``database`` lives in the embedded in-memory store."""
+    return isinstance(database, SerializedDatabase)
+
+
+class _Serialized:
+    """Forward attribute access to a mongomock object under a lock."""
+
+    def __init__(self, wrapped, lock):
+        self._wrapped = wrapped
+        self._lock = lock
+
+    def __getattr__(self, name):
+        value = getattr(self._wrapped, name)
+        wrapped = _wrap(value, self._lock)
+        if wrapped is not value or not callable(value):
+            return wrapped
+        lock = self._lock
+
+        def call(*args, **kw):
+            with lock:
+                return _wrap(value(*args, **kw), lock)
+        call.__name__ = name
+        return call
+
+    def __eq__(self, other):
+        if isinstance(other, _Serialized):
+            other = other._wrapped
+        return self._wrapped == other
+
+    def __hash__(self):
+        return hash(self._wrapped)
+
+    def __repr__(self):
+        return 'Serialized(%r)' % (self._wrapped,)
+
+
+class SerializedClient(_Serialized):
+
+    def __init__(self, client, lock=None):
+        super().__init__(client, lock or threading.RLock())
+
+    def __getitem__(self, name):
+        return self.get_database(name)
+
+
+class SerializedDatabase(_Serialized):
+
+    @property
+    def name(self):
+        return self._wrapped.name
+
+    @property
+    def client(self):
+        return SerializedClient(self._wrapped.client, self._lock)
+
+    def __getitem__(self, name):
+        return self.get_collection(name)
+
+
+class SerializedCollection(_Serialized):
+
+    @property
+    def name(self):
+        return self._wrapped.name
+
+    @property
+    def database(self):
+        return SerializedDatabase(self._wrapped.database, self._lock)
+
+    def __getitem__(self, name):
+        return self.get_collection(name)
+
+
+class SerializedCursor(_Serialized):
+    """A cursor whose results are computed under the lock at first use."""
+
+    def __iter__(self):
+        with self._lock:
+            documents = list(self._wrapped)
+        return iter(documents)
+
+    def __next__(self):
+        with self._lock:
+            return next(self._wrapped)
+
+    def __getitem__(self, index):
+        with self._lock:
+            return self._wrapped[index]
+
+
+def _wrap(value, lock):
+    # Only the mongomock types need the lock; plain results pass through.
+    module = type(value).__module__ or ''
+    if not module.startswith('mongomock'):
+        return value
+    name = type(value).__name__
+    if name == 'MongoClient':
+        return SerializedClient(value, lock)
+    if name == 'Database':
+        return SerializedDatabase(value, lock)
+    if name == 'Collection':
+        return SerializedCollection(value, lock)
+    if name in ('Cursor', 'CommandCursor'):
+        return SerializedCursor(value, lock)
+    return value

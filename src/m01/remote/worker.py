@@ -1,0 +1,238 @@
+"""Job workers: the main loops that process jobs and schedule items.
+
+Each loop runs until ``stop()``. It never dies of an exception: the error
+is logged and the loop goes on; while the database cannot be reached it
+backs off and says so once per outage, not once per poll.
+"""
+import logging
+import os
+import queue
+import threading
+
+import pymongo.errors
+import transaction
+import zope.interface
+
+from m01.remote import interfaces
+
+logger = logging.getLogger('m01.remote')
+
+#: An idle loop never polls more often than this, even with waitTime 0.
+MIN_IDLE_WAIT = 0.02
+#: The longest back-off while the database is unreachable.
+MAX_OUTAGE_WAIT = 10.0
+
+
+class OutageTracker:
+    """Logs an unreachable database once, and once when it is back."""
+
+    def __init__(self, label):
+        self.label = label
+        self.failures = 0
+
+    def failed(self, error):
+        if self.failures == 0:
+            logger.error('%s: the database cannot be reached (%s); '
+                         'retrying with back-off', self.label, error)
+        self.failures += 1
+        return min(0.5 * 2 ** min(self.failures - 1, 5), MAX_OUTAGE_WAIT)
+
+    def succeeded(self):
+        if self.failures:
+            logger.info('%s: the database is reachable again after %d '
+                        'failed attempts', self.label, self.failures)
+        self.failures = 0
+
+
+@zope.interface.implementer(interfaces.IJobWorker)
+class BaseWorker:
+
+    def __init__(self, remoteProcessor, waitTime=1.0):
+        if waitTime < 0:
+            raise ValueError('waitTime must be >= 0, not %r' % (waitTime,))
+        self.remoteProcessor = remoteProcessor
+        self.waitTime = waitTime
+        self._stopped = threading.Event()
+        self.running = False
+        self.outage = OutageTracker(type(self).__name__)
+
+    def stop(self, timeout=None):
+        self._stopped.set()
+        self.remoteProcessor.wakeWorkers()
+
+    @property
+    def stopped(self):
+        return self._stopped.is_set()
+
+    def idle(self, seconds=None):
+        seconds = self.waitTime if seconds is None else seconds
+        if not self.stopped:
+            self.remoteProcessor.waitForWork(max(seconds, MIN_IDLE_WAIT))
+
+    def step(self):
+        """One pass of the loop; True when there was work."""
+        raise NotImplementedError
+
+    def guardedStep(self):
+        try:
+            worked = self.step()
+        except pymongo.errors.ConnectionFailure as error:
+            transaction.abort()
+            self.idle(self.outage.failed(error))
+            return False
+        except Exception:
+            transaction.abort()
+            logger.exception('%s: an unexpected error; the loop goes on',
+                             type(self).__name__)
+            self.idle()
+            return False
+        self.outage.succeeded()
+        return worked
+
+    def __call__(self):
+        self.running = True
+        try:
+            self.loop()
+        finally:
+            self.running = False
+
+    def loop(self):
+        while not self.stopped:
+            if not self.guardedStep():
+                self.idle()
+
+
+class SimpleJobWorker(BaseWorker):
+    """Processes one job at a time, in the worker's own thread."""
+
+    def __init__(self, remoteProcessor, waitTime=1.0, jobQuery=None):
+        super().__init__(remoteProcessor, waitTime)
+        self.jobQuery = jobQuery
+
+    def doProcessNextJob(self):
+        """Process the next job and commit; True when one was processed.
+        """
+        try:
+            processed = self.remoteProcessor.processNextJob(self.jobQuery)
+            transaction.commit()
+        except Exception:
+            transaction.abort()
+            raise
+        return processed
+
+    step = doProcessNextJob
+
+    def loop(self):
+        leases = self.remoteProcessor.leases
+        leases.acquire()
+        try:
+            super().loop()
+        finally:
+            leases.release()
+
+
+_STOP = object()
+
+
+class MultiJobWorker(BaseWorker):
+    """Runs up to ``maxThreads`` jobs at once, each in a pool thread."""
+
+    def __init__(self, remoteProcessor, waitTime=1.0, maxThreads=None,
+                 jobQuery=None):
+        super().__init__(remoteProcessor, waitTime)
+        if maxThreads is None:
+            maxThreads = os.cpu_count() or 1
+        if isinstance(maxThreads, bool) or not isinstance(maxThreads, int) \
+                or maxThreads < 1:
+            raise ValueError('maxThreads must be a whole number >= 1, not %r'
+                             % (maxThreads,))
+        self.maxThreads = maxThreads
+        self.jobQuery = jobQuery
+        self.threads = []
+        self._pulled = {}
+        self._slots = threading.Semaphore(maxThreads)
+        self._queue = queue.Queue()
+        self._stopTimeout = None
+
+    def doPullNextJob(self):
+        """Claim the next job for a pool thread; None when none is due."""
+        job = self.remoteProcessor.pullNextJob(self.jobQuery)
+        if job is not None:
+            self._pulled[job.__name__] = job
+        return job
+
+    def doProcessJob(self, jobid):
+        """Run a job pulled by this worker (or a queued one) and commit."""
+        job = self._pulled.pop(jobid, None)
+        try:
+            self.remoteProcessor.processJob(jobid, job)
+            transaction.commit()
+        except Exception:
+            transaction.abort()
+            logger.exception('MultiJobWorker: job %s failed to finish',
+                             jobid)
+
+    def _poolThread(self):
+        while True:
+            jobid = self._queue.get()
+            if jobid is _STOP:
+                return
+            try:
+                self.doProcessJob(jobid)
+            finally:
+                self._slots.release()
+
+    def step(self):
+        if not self._slots.acquire(timeout=max(self.waitTime,
+                                               MIN_IDLE_WAIT)):
+            return True  # every thread busy: wait for one, do not poll
+        job = None
+        try:
+            job = self.doPullNextJob()
+        finally:
+            if job is None:
+                self._slots.release()
+        if job is None:
+            return False
+        logger.info('MultiJobWorker: processing job %s', job.__name__)
+        self._queue.put(job.__name__)
+        return True
+
+    def loop(self):
+        self.threads = [
+            threading.Thread(target=self._poolThread, daemon=True,
+                             name='%s-job-%d' % (
+                                 self.remoteProcessor.name, number))
+            for number in range(self.maxThreads)]
+        for thread in self.threads:
+            thread.start()
+        leases = self.remoteProcessor.leases
+        leases.acquire()
+        try:
+            super().loop()
+        finally:
+            # Pulled jobs still queued for a thread are run before the
+            # stop markers: every claimed job finishes or is handed back.
+            for _ in self.threads:
+                self._queue.put(_STOP)
+            for thread in self.threads:
+                thread.join(self._stopTimeout)
+            self.threads = []
+            leases.release()
+
+    def stop(self, timeout=None):
+        self._stopTimeout = timeout
+        super().stop(timeout)
+
+
+@zope.interface.implementer(interfaces.ISchedulerWorker)
+class SchedulerWorker(BaseWorker):
+    """Turns due scheduler items into jobs."""
+
+    def step(self):
+        return self.remoteProcessor.scheduleNextJob() is not None
+
+    def idle(self, seconds=None):
+        # Scheduled items are not announced: just wait, unless stopped.
+        seconds = self.waitTime if seconds is None else seconds
+        self._stopped.wait(max(seconds, MIN_IDLE_WAIT))
