@@ -9,8 +9,6 @@ import datetime
 import logging
 import threading
 
-from m01.remote import jobstate
-
 logger = logging.getLogger('m01.remote')
 
 
@@ -69,14 +67,14 @@ class LeaseKeeper:
     def renew(self):
         until = self.processor.now() + datetime.timedelta(
             seconds=self.processor.leaseTime)
-        return jobstate.extendLeases(self.processor.jobsCollection,
-                                     self.claims, until)
+        return self.processor.jobWrites.extendLeases(self.claims, until)
 
     def tick(self):
         """Renew our leases and recover expired ones, once."""
         try:
             self.renew()
             self.processor.recoverExpiredJobs()
+            self.processor.jobWrites.purgeTickets(self.processor.now())
         except Exception:
             if not self._failing:
                 logger.exception('Renewing job leases failed; retrying '

@@ -71,6 +71,7 @@ class RemoteProcessor:
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
+                 ticketed=None,
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
         from m01.remote import worker
@@ -88,16 +89,21 @@ class RemoteProcessor:
         self.factoriesCollection = database[prefix + 'factories']
         self.jobsCollection = database[prefix + 'jobs']
         self.schedulerCollection = database[prefix + 'scheduler']
+        self.prefix = prefix
+        self._ticketed = ticketed
+        self._jobWrites = None
         self.jobs = JobContainer(self)
         self.jobFactories = JobFactoryContainer(self)
         self.scheduler = self._makeScheduler()
         self.jobWorkerFactory = jobWorkerFactory or worker.SimpleJobWorker
-        self.jobWorkerArguments = dict(jobWorkerArguments or
-                                       {'waitTime': 1.0})
+        self.jobWorkerArguments = dict(
+            {'waitTime': 1.0} if jobWorkerArguments is None
+            else jobWorkerArguments)
         self.schedulerWorkerFactory = (schedulerWorkerFactory or
                                        worker.SchedulerWorker)
-        self.schedulerWorkerArguments = dict(schedulerWorkerArguments or
-                                             {'waitTime': 1.0})
+        self.schedulerWorkerArguments = dict(
+            {'waitTime': 1.0} if schedulerWorkerArguments is None
+            else schedulerWorkerArguments)
         self._factoryCache = {}
         self._wakeup = threading.Event()
         self._lock = threading.RLock()
@@ -107,7 +113,7 @@ class RemoteProcessor:
 
     def _makeScheduler(self):
         from m01.remote.scheduler import Scheduler
-        scheduler = Scheduler(self.schedulerCollection)
+        scheduler = Scheduler(self.schedulerCollection, clock=self.clock)
         scheduler.__parent__ = self
         scheduler.__name__ = 'scheduler'
         return scheduler
@@ -129,17 +135,24 @@ class RemoteProcessor:
         # Read at each claim: a forked process has another pid.
         return '%s:%d:%s' % (socket.gethostname(), os.getpid(), self.name)
 
+    @property
+    def jobWrites(self):
+        """How job changes are made safe on this server (see jobstate).
+
+        Decided at first use, not in the constructor, so that creating a
+        processor does not need the database to be up.
+        """
+        if self._jobWrites is None:
+            self._jobWrites = jobstate.jobWritesFor(
+                self.database, self.prefix, self._ticketed)
+        return self._jobWrites
+
     def ensureIndexes(self):
         """Create the indexes the queue needs; safe to call repeatedly."""
-        self.jobsCollection.create_index(jobstate.CLAIM_INDEX,
-                                         name='m01_remote_claim')
-        self.jobsCollection.create_index(
-            [('status', 1), ('leaseExpires', 1)], name='m01_remote_lease')
+        self.jobWrites.ensureIndexes()
         self.jobsCollection.create_index([('created', -1), ('_id', -1)],
                                          name='m01_remote_created')
-        ensure = getattr(self.scheduler, 'ensureIndexes', None)
-        if ensure is not None:
-            ensure()
+        self.scheduler.ensureIndexes()
 
     def close(self):
         self.stopProcessor()
@@ -171,7 +184,7 @@ class RemoteProcessor:
 
     def insertJobDocuments(self, documents):
         try:
-            self.jobsCollection.insert_many(documents, ordered=True)
+            self.jobWrites.insertJobs(documents)
         except pymongo.errors.BulkWriteError as e:
             codes = {error.get('code') for error in
                      e.details.get('writeErrors', ())}
@@ -241,14 +254,10 @@ class RemoteProcessor:
             else bson.ObjectId(),
             'status': QUEUED, 'created': now, 'queued': now,
             'retryTime': now, 'retryCounter': 0, 'errors': [],
-            'tracebacks': [], 'output': None})
+            'tracebacks': [], 'output': None, 'version': 0})
         checkStorable(document, 'document')
         if immediate:
-            try:
-                self.jobsCollection.insert_one(document)
-            except pymongo.errors.DuplicateKeyError:
-                raise DuplicateJobError('A job with id %s exists already'
-                                        % document['_id'])
+            self.insertJobDocuments([document])
             self.wakeWorkers()
         else:
             self._dataManager().inserts.append(document)
@@ -308,8 +317,7 @@ class RemoteProcessor:
             return
         oid = document['_id']
         self._change(
-            jobid, lambda: jobstate.cancel(self.jobsCollection, oid,
-                                           self.now()),
+            jobid, lambda: self.jobWrites.cancel(oid, self.now()),
             {'status': CANCELLED}, immediate, 'cancelled')
 
     def retryJob(self, jobid, immediate=False):
@@ -320,8 +328,7 @@ class RemoteProcessor:
                              'can be retried' % (jobid, document['status']))
         oid = document['_id']
         self._change(
-            jobid, lambda: jobstate.requeue(self.jobsCollection, oid,
-                                            self.now()),
+            jobid, lambda: self.jobWrites.requeue(oid, self.now()),
             {'status': QUEUED, 'retryCounter': 0}, immediate, 'retried')
 
     def removeJob(self, jobid):
@@ -340,16 +347,15 @@ class RemoteProcessor:
 
     def pullNextJob(self, jobQuery=None, callTime=None):
         now = toBSONTime(callTime) if callTime else self.now()
-        document = jobstate.claimNext(self.jobsCollection, now,
-                                      self.workerId, self.leaseTime,
-                                      jobQuery)
+        document = self.jobWrites.claimNext(now, self.workerId,
+                                            self.leaseTime, jobQuery)
         return loadJob(document) if document else None
 
     def processJob(self, jobid, job=None):
         if job is None:
-            document = jobstate.claimJob(
-                self.jobsCollection, toObjectId(jobid), self.now(),
-                self.workerId, self.leaseTime)
+            document = self.jobWrites.claimJob(
+                toObjectId(jobid), self.now(), self.workerId,
+                self.leaseTime)
             if document is None:
                 return False
             job = loadJob(document)
@@ -370,8 +376,10 @@ class RemoteProcessor:
         return count
 
     def _runClaimedJob(self, job, callTime=None):
-        txn = self.transactionManager.get()
-        savepoint = txn.savepoint(optimistic=True)
+        # Join before the savepoint: a rollback then empties our buffer
+        # instead of removing us from the transaction.
+        self._dataManager()
+        savepoint = self.transactionManager.get().savepoint(optimistic=True)
         self.leases.add(job.__name__, job.claim)
         try:
             try:
@@ -382,9 +390,9 @@ class RemoteProcessor:
                 self._recordFailure(job, error, isinstance(error, JobError),
                                     callTime)
             else:
-                self._recordOutcome(job, lambda: jobstate.complete(
-                    self.jobsCollection, toObjectId(job.__name__),
-                    job.claim, output, self.now()))
+                self._recordOutcome(job, lambda: self.jobWrites.complete(
+                    toObjectId(job.__name__), job.claim, output,
+                    self.now()))
         finally:
             self.leases.discard(job.__name__)
 
@@ -402,9 +410,8 @@ class RemoteProcessor:
             job.retryCounter, job.maxRetries, job.retryDelay, message,
             traceback.format_exc(), toBSONTime(callTime) if callTime
             else self.now(), final)
-        self._recordOutcome(job, lambda: jobstate.fail(
-            self.jobsCollection, toObjectId(job.__name__), job.claim,
-            update))
+        self._recordOutcome(job, lambda: self.jobWrites.fail(
+            toObjectId(job.__name__), job.claim, update))
 
     def _recordOutcome(self, job, write):
         def conditionalWrite():
@@ -420,7 +427,7 @@ class RemoteProcessor:
         """Requeue (or fail) jobs whose worker stopped renewing its lease.
         """
         now = toBSONTime(callTime) if callTime else self.now()
-        recovered = jobstate.recoverExpired(self.jobsCollection, now)
+        recovered = self.jobWrites.recoverExpired(now)
         for jobid, status in recovered:
             logger.warning('Job %s lost its worker; it is now %s.',
                            jobid, status)

@@ -36,7 +36,10 @@ def connect(uri, **options):
             'Unsupported store URI %r: use mongodb://host:port/ for a '
             'MongoDB server or mongomock:// for the embedded in-memory '
             'store.' % uri)
-    options.setdefault('serverSelectionTimeoutMS', 5000)
+    if 'serverselectiontimeoutms' not in uri.lower():
+        # Fail within seconds when the server is down, not after 30 s;
+        # an explicit URI option is left to win.
+        options.setdefault('serverSelectionTimeoutMS', 5000)
     return pymongo.MongoClient(uri, **options)
 
 

@@ -118,3 +118,13 @@ def waitForJobs(remoteProcessor, jobids, stati=('completed', 'error'),
             raise AssertionError('Jobs not done after %.1f s: %r'
                                  % (timeout, current))
         time.sleep(interval)
+
+
+class RecordingJob(Job):
+    """Records each run in the ``executions`` collection, so that a job
+    run twice shows up as two records."""
+
+    def __call__(self, remoteProcessor):
+        remoteProcessor.database.executions.insert_one(
+            {'job': self.__name__, 'worker': remoteProcessor.workerId})
+        return self.input

@@ -1,0 +1,103 @@
+"""No job is run twice: threads and processes claiming from one queue."""
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import transaction
+
+from m01.remote import store, testing
+from m01.remote.processor import RemoteProcessor
+from m01.remote.testserver import unique_database_name
+
+HERE = os.path.dirname(__file__)
+JOBS = int(os.environ.get("M01_CLAIM_JOBS", 2000))
+
+
+def _processInThreads(rp, threads):
+    counts = []
+
+    def run():
+        done = idle = 0
+        while idle < 20:
+            if rp.processNextJob():
+                transaction.commit()
+                done += 1
+                idle = 0
+            else:
+                idle += 1
+                rp.waitForWork(0.05)
+        counts.append(done)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    return workers, counts
+
+
+def _addJobs(rp, count):
+    rp.addJobFactory('record', testing.RecordingJob())
+    ids = [rp.addJob('record', n) for n in range(count)]
+    transaction.commit()
+    return ids
+
+
+def _assertEachRanOnce(rp, ids):
+    executions = list(rp.database.executions.find())
+    ran = [record['job'] for record in executions]
+    assert len(ran) == len(set(ran)), 'a job ran more than once'
+    assert sorted(ran) == sorted(ids), 'a job never ran'
+    stati = {rp.getJobStatus(jobid) for jobid in ids}
+    assert stati == {'completed'}
+
+
+def test_threads_claim_each_job_once(database):
+    rp = RemoteProcessor(database)
+    ids = _addJobs(rp, 300)
+    workers, counts = _processInThreads(rp, 4)
+    for thread in workers:
+        thread.join()
+    assert sum(counts) == 300
+    _assertEachRanOnce(rp, ids)
+
+
+def test_threads_and_processes_claim_each_job_once(ferretdb_uri):
+    name = unique_database_name()
+    client = store.connect(ferretdb_uri)
+    try:
+        rp = RemoteProcessor(client[name])
+        rp.ensureIndexes()
+        ids = _addJobs(rp, JOBS)
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [HERE] + sys.path))
+        processes = [subprocess.Popen(
+            [sys.executable, os.path.join(HERE, 'claimworker.py'),
+             ferretdb_uri, name, '2'], stdout=subprocess.PIPE, env=env,
+            text=True) for _ in range(2)]
+        workers, counts = _processInThreads(rp, 4)
+        for thread in workers:
+            thread.join()
+        outputs = [process.communicate(timeout=600)[0]
+                   for process in processes]
+        assert [process.returncode for process in processes] == [0, 0]
+        ranElsewhere = sum(int(output.split()[-1]) for output in outputs)
+        assert sum(counts) + ranElsewhere == JOBS
+        # Both processes and this one did a share of the work.
+        assert sum(counts) > 0 and all(int(o.split()[-1]) > 0
+                                       for o in outputs)
+        _assertEachRanOnce(rp, ids)
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+@pytest.mark.parametrize('ticketed', [False, True])
+def test_both_write_strategies_on_the_embedded_store(mongomock_database,
+                                                     ticketed):
+    rp = RemoteProcessor(mongomock_database, ticketed=ticketed)
+    ids = _addJobs(rp, 100)
+    workers, counts = _processInThreads(rp, 4)
+    for thread in workers:
+        thread.join()
+    _assertEachRanOnce(rp, ids)
