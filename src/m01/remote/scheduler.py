@@ -1,0 +1,542 @@
+"""Scheduler items (Delay, Cron) and the scheduler container in MongoDB.
+
+Exactly once across processes: an item due at ``due`` becomes one job.
+
+1. ``pullNextSchedulerItem`` locks a due item, setting its ``retryTime`` to
+   ``callTime + retryDelay`` with one conditional write whose filter
+   restates the precondition (active, the nextCallTime seen, unlocked or
+   the lock expired).  The lock is re-entrant for its owner at the very same
+   callTime, as the specification shows.
+2. ``scheduleNextJob`` adds the job under an id derived from the item id
+   and ``due``: a job created by a scheduler that died before step 3 is
+   found again, never duplicated.
+3. ``advanceItem`` stores the next call time with one write conditional on
+   ``nextCallTime == due`` and clears the lock.
+
+The job id is the guarantee; the lock saves the work of doing it twice.
+FerretDB v1 evaluates a write's filter and writes in two steps, so there two
+schedulers may both take a lock and then meet at the job's unique id
+(inserting a given ``_id`` is atomic on every store).
+"""
+import datetime
+import hashlib
+import logging
+import threading
+import uuid
+
+import bson.errors
+import pymongo.errors
+import zope.interface
+from bson import ObjectId
+
+from m01.remote import interfaces
+from m01.remote.cron import FIELD_NAMES, CronSchedule, to_utc
+from m01.remote.cronexpr import scheduleFields
+
+log = logging.getLogger('m01.remote')
+
+DEFAULT_RETRY_DELAY = 300
+_BASE_FIELDS = ('jobName', 'title', 'description', 'input', 'active',
+                'nextCallTime', 'retryTime', 'retryDelay')
+_CRON_FIELDS = FIELD_NAMES + ('timezone', 'dayMatch', 'expression')
+# Changing one of these computes a new nextCallTime.
+_SCHEDULE_FIELDS = frozenset(
+    ('active', 'nextCallTime', 'delay') + _CRON_FIELDS)
+_READ_ONLY = frozenset(('_id', '_type', 'retryTime'))
+# update() retries when a scheduler moved the item between read and write.
+_REWRITE_ATTEMPTS = 5
+
+
+def _utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def _positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError('%s must be a positive integer (seconds), got %r'
+                         % (name, value))
+    return value
+
+
+def _text(name, value, required=False):
+    if value is None and not required:
+        return ''
+    if not isinstance(value, str) or (required and not value):
+        raise ValueError('%s must be a %sstring, got %r'
+                         % (name, 'non-empty ' if required else '', value))
+    return value
+
+
+class _UTCField:
+    """A datetime attribute kept in UTC with BSON's millisecond precision,
+    so the cached item compares equal to what is stored."""
+
+    def __set_name__(self, owner, name):
+        self.name, self.key = name, '_' + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else obj.__dict__.get(self.key)
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.key] = (None if value is None
+                                  else to_utc(value, self.name))
+
+
+class SchedulerItem:
+    """Common fields and nextCallTime caching of scheduler items."""
+
+    _type = None
+    _fields = _BASE_FIELDS
+    nextCallTime = _UTCField()
+    retryTime = _UTCField()
+
+    def __init__(self, data):
+        if not isinstance(data, dict):
+            raise ValueError('%s data must be a dict, got %r'
+                             % (self._type, data))
+        unknown = set(data) - set(self._fields) - {'_id', '_type'}
+        if unknown:
+            raise ValueError('unknown field(s) for %s: %s' % (
+                self._type, ', '.join(repr(k) for k in sorted(unknown))))
+        if data.get('_type', self._type) != self._type:
+            raise ValueError('_type %r is not %r'
+                             % (data['_type'], self._type))
+        itemid = data.get('_id')
+        self.__name__ = None if itemid is None else str(itemid)
+        self.jobName = _text('jobName', data.get('jobName'), required=True)
+        self.title = _text('title', data.get('title'))
+        self.description = _text('description', data.get('description'))
+        self.input = data.get('input')
+        self.active = data.get('active', True)
+        if not isinstance(self.active, bool):
+            raise ValueError('active must be True or False, got %r'
+                             % (self.active,))
+        self.nextCallTime = data.get('nextCallTime')
+        self.retryTime = data.get('retryTime')
+        self.retryDelay = _positive_int(
+            'retryDelay', data.get('retryDelay', DEFAULT_RETRY_DELAY))
+
+    def nextAfter(self, callTime):
+        """Return the call time following callTime."""
+        raise NotImplementedError
+
+    def getNextCallTime(self, callTime):
+        """Return the stored nextCallTime; when it is due at callTime (or
+        unset), store the one following callTime.  Inactive items have
+        none."""
+        callTime = to_utc(callTime)
+        previous = self.nextCallTime
+        if not self.active:
+            self.nextCallTime = None
+            return None
+        if previous is None or previous <= callTime:
+            self.nextCallTime = self.nextAfter(callTime)
+        return previous
+
+    def dump(self):
+        data = {'_type': self._type}
+        if self.__name__ is not None:
+            data['_id'] = ObjectId(self.__name__)
+        for name in self._fields:
+            data[name] = getattr(self, name)
+        return data
+
+    def __repr__(self):
+        return '<%s %s for: %r>' % (type(self).__name__, self.__name__,
+                                    self.jobName)
+
+
+@zope.interface.implementer(interfaces.IDelay)
+class Delay(SchedulerItem):
+    """Runs every ``delay`` seconds, counted from the call that ran it."""
+
+    _type = 'Delay'
+    _fields = _BASE_FIELDS + ('delay',)
+
+    def __init__(self, data):
+        super().__init__(data)
+        self._delay = _positive_int('delay', data.get('delay'))
+
+    @property
+    def delay(self):
+        return self._delay
+
+    def nextAfter(self, callTime):
+        return to_utc(callTime + datetime.timedelta(seconds=self.delay))
+
+
+@zope.interface.implementer(interfaces.ICron)
+class Cron(SchedulerItem):
+    """Runs at the times given by cron fields (see m01.remote.cron)."""
+
+    _type = 'Cron'
+    _fields = _BASE_FIELDS + _CRON_FIELDS
+
+    def __init__(self, data):
+        super().__init__(data)
+        self._expression = data.get('expression')
+        self._schedule = CronSchedule(**scheduleFields(data))
+
+    @classmethod
+    def fromExpression(cls, expression, **data):
+        """Return a Cron item for a five-field cron expression."""
+        return cls(dict(data, expression=expression))
+
+    schedule = property(lambda self: self._schedule,
+                        doc="The CronSchedule doing the arithmetic.")
+    minute = property(lambda self: list(self._schedule.minute))
+    hour = property(lambda self: list(self._schedule.hour))
+    dayOfMonth = property(lambda self: list(self._schedule.dayOfMonth))
+    month = property(lambda self: list(self._schedule.month))
+    dayOfWeek = property(lambda self: list(self._schedule.dayOfWeek))
+    timezone = property(lambda self: self._schedule.timezone)
+    dayMatch = property(lambda self: self._schedule.dayMatch)
+    expression = property(lambda self: self._expression)
+
+    def nextAfter(self, callTime):
+        return self._schedule.next_after(callTime)
+
+
+def adjustCallTime(item, dt):
+    """Reset dt to the start of the cron item's period (see the rules in
+    m01.remote.cron): minute items start at second 0."""
+    return item.schedule.adjust(dt)
+
+
+def _lockable(data, callTime):
+    """Whether data (a dump) says the item may be locked at callTime."""
+    nextCallTime, retryTime = data.get('nextCallTime'), data.get('retryTime')
+    return (data.get('active') is True and nextCallTime is not None
+            and to_utc(nextCallTime) <= callTime
+            and (retryTime is None or to_utc(retryTime) <= callTime))
+
+
+def _due_order(item):
+    return (item.nextCallTime is None, item.nextCallTime or 0, item.__name__)
+
+
+@zope.interface.implementer(interfaces.IScheduler)
+class Scheduler:
+    """The scheduler items of one collection.
+
+    Items added or loaded here are kept in an identity map, so the object
+    given to ``add`` is the one ``pullNextSchedulerItem`` returns and
+    updates.  Items added by this scheduler are tried first when pulling.
+    """
+
+    itemFactories = {'Cron': Cron, 'Delay': Delay}
+    #: How many due items one pull tries before giving up to other pullers.
+    pullBatchSize = 10
+
+    def __init__(self, collection, clock=None):
+        self.collection = collection
+        self.clock = clock or _utcnow
+        # identifies this scheduler's locks (re-entrant for the owner)
+        self.token = uuid.uuid4().hex
+        self._lock = threading.RLock()
+        self._items = {}
+        self._added = {}
+
+    def now(self, callTime=None):
+        """Return callTime (default: the clock) in UTC, milliseconds."""
+        return to_utc(self.clock() if callTime is None else callTime)
+
+    def ensureIndexes(self):
+        """Create the index of the pull query (idempotent)."""
+        self.collection.create_index([('active', 1), ('nextCallTime', 1)],
+                                     name='m01_remote_scheduler_due')
+
+    # loading and the identity map
+
+    def _oid(self, item):
+        name = item if isinstance(item, (str, ObjectId)) else item.__name__
+        try:
+            return ObjectId(name)
+        except (bson.errors.InvalidId, TypeError):
+            raise KeyError(name) from None
+
+    def _make(self, doc):
+        """Return a new item from a stored document."""
+        doc = dict(doc)
+        doc.pop('lockedBy', None)
+        factory = self.itemFactories.get(doc.get('_type'))
+        if factory is None:
+            raise ValueError('unknown scheduler item type %r'
+                             % (doc.get('_type'),))
+        return factory(doc)
+
+    def _load(self, doc):
+        fresh = self._make(doc)
+        factory = type(fresh)
+        name = fresh.__name__
+        with self._lock:
+            item = self._items.get(name)
+            if type(item) is not factory:
+                item = self._items[name] = fresh
+                if name in self._added:
+                    self._added[name] = fresh
+            else:
+                item.__dict__.update(fresh.__dict__)
+            return item
+
+    def _forget(self, name):
+        with self._lock:
+            self._items.pop(name, None)
+            self._added.pop(name, None)
+
+    def _refresh(self, item):
+        doc = self.collection.find_one({'_id': self._oid(item)})
+        if doc is None:
+            self._forget(item.__name__)
+        else:
+            self._load(doc)
+
+    # container API
+
+    def add(self, item):
+        """Store the item and return its id.  An active item without a
+        nextCallTime is scheduled from the clock."""
+        if not isinstance(item, SchedulerItem):
+            raise ValueError('not a scheduler item: %r' % (item,))
+        if item.__name__ is not None:
+            raise ValueError('%r is already added' % (item,))
+        with self._lock:
+            if item.active and item.nextCallTime is None:
+                item.getNextCallTime(self.now())
+            item.__name__ = str(ObjectId())
+            doc = item.dump()
+            doc['lockedBy'] = None
+            try:
+                self.collection.insert_one(doc)
+            except BaseException:
+                item.__name__ = None
+                raise
+            self._items[item.__name__] = self._added[item.__name__] = item
+        return item.__name__
+
+    def remove(self, item):
+        """Remove the item (or the item with that id)."""
+        oid = self._oid(item)
+        result = self.collection.delete_one({'_id': oid})
+        self._forget(str(oid))
+        if not result.deleted_count:
+            raise KeyError(str(oid))
+
+    def values(self):
+        return [self._load(doc)
+                for doc in self.collection.find({}, sort=[('_id', 1)])]
+
+    def __getitem__(self, itemid):
+        doc = self.collection.find_one({'_id': self._oid(itemid)})
+        if doc is None:
+            raise KeyError(itemid)
+        return self._load(doc)
+
+    def get(self, itemid, default=None):
+        try:
+            return self[itemid]
+        except KeyError:
+            return default
+
+    def __len__(self):
+        return self.collection.count_documents({})
+
+    # changing items
+
+    def _rewrite(self, item, change):
+        """Store change(fresh copy) with a write conditional on the
+        nextCallTime and retryTime read, so a scheduler moving the item
+        meanwhile is never overwritten."""
+        oid = self._oid(item)
+        for _attempt in range(_REWRITE_ATTEMPTS):
+            doc = self.collection.find_one({'_id': oid})
+            if doc is None:
+                self._forget(str(oid))
+                raise KeyError(str(oid))
+            new = change(self._make(doc))
+            data = new.dump()
+            del data['_id']
+            if data['retryTime'] is None:
+                data['lockedBy'] = None
+            result = self.collection.update_one(
+                {'_id': oid, 'nextCallTime': doc.get('nextCallTime'),
+                 'retryTime': doc.get('retryTime')}, {'$set': data})
+            if result.matched_count:
+                return self._load(new.dump())
+        raise RuntimeError('scheduler item %s kept changing, not updated'
+                           % oid)
+
+    def update(self, item, **fields):
+        """Change fields of an item (or id) and return it.  Changing the
+        schedule (cron fields, delay, timezone, active) computes the next
+        call time from the clock unless nextCallTime is given."""
+        readonly = _READ_ONLY.intersection(fields)
+        if readonly:
+            raise ValueError('cannot update %s' % ', '.join(sorted(readonly)))
+        callTime = self.now()
+
+        def change(current):
+            data = current.dump()
+            if fields.get('expression') is not None:
+                # the fields follow the new expression
+                for name in FIELD_NAMES + ('dayMatch',):
+                    data.pop(name, None)
+            elif set(fields) & set(FIELD_NAMES + ('dayMatch',)):
+                data.pop('expression', None)
+            data.update(fields)
+            if not _SCHEDULE_FIELDS.intersection(fields):
+                return type(current)(data)
+            data['retryTime'] = None
+            new = type(current)(data)
+            if 'nextCallTime' not in fields or not new.active:
+                new.nextCallTime = None
+                new.getNextCallTime(callTime)
+            return new
+
+        return self._rewrite(item, change)
+
+    def reScheduleItem(self, item, callTime=None):
+        """Compute and store the next call time from callTime; the item
+        (or id) is returned."""
+        callTime = self.now(callTime)
+
+        def change(current):
+            current.nextCallTime = current.retryTime = None
+            current.getNextCallTime(callTime)
+            return current
+
+        return self._rewrite(item, change)
+
+    def reScheduleItems(self, callTime=None):
+        callTime = self.now(callTime)
+        for item in self.values():
+            try:
+                self.reScheduleItem(item, callTime)
+            except KeyError:
+                pass  # removed meanwhile
+
+    # pulling
+
+    def updateRetryTime(self, data, callTime=None):
+        """Lock the item described by data (a dump) at callTime; return the
+        new retryTime, or False when it is not due, locked or changed."""
+        callTime = self.now(callTime)
+        if data.get('_id') is None or not _lockable(data, callTime):
+            return False
+        retryTime = to_utc(callTime + datetime.timedelta(
+            seconds=data.get('retryDelay', DEFAULT_RETRY_DELAY)))
+        result = self.collection.update_one(
+            {'_id': ObjectId(data['_id']), 'active': True,
+             'nextCallTime': to_utc(data['nextCallTime']),
+             '$or': [{'retryTime': None},
+                     {'retryTime': {'$lte': callTime}},
+                     {'retryTime': retryTime, 'lockedBy': self.token}]},
+            {'$set': {'retryTime': retryTime, 'lockedBy': self.token}})
+        return retryTime if result.matched_count else False
+
+    def getNextCachedItem(self, callTime=None):
+        """Lock and return the next due item added by this scheduler."""
+        callTime = self.now(callTime)
+        with self._lock:
+            items = sorted(self._added.values(), key=_due_order)
+        for item in items:
+            data = item.dump()
+            if not _lockable(data, callTime):
+                continue
+            retryTime = self.updateRetryTime(data, callTime)
+            if retryTime:
+                with self._lock:
+                    item.retryTime = retryTime
+                return item
+            self._refresh(item)  # the copy was stale: read it again
+        return None
+
+    def pullNextSchedulerItem(self, callTime=None):
+        """Lock and return the next due item, or None.  The nextCallTime
+        stays as it is until ``advanceItem``."""
+        callTime = self.now(callTime)
+        item = self.getNextCachedItem(callTime)
+        if item is not None:
+            return item
+        query = {'active': True, 'nextCallTime': {'$lte': callTime},
+                 '$or': [{'retryTime': None},
+                         {'retryTime': {'$lte': callTime}}]}
+        docs = self.collection.find(query, sort=[('nextCallTime', 1)],
+                                    limit=self.pullBatchSize)
+        for doc in list(docs):
+            retryTime = self.updateRetryTime(doc, callTime)
+            if not retryTime:
+                continue  # another scheduler was faster
+            doc['retryTime'] = retryTime
+            try:
+                return self._load(doc)
+            except ValueError:
+                # locked, so it is logged once per retryDelay, not per pull
+                log.exception('scheduler item %s cannot be loaded',
+                              doc['_id'])
+        return None
+
+    def advanceItem(self, item, due, callTime=None):
+        """Store the call time following callTime and release the lock,
+        if the item is still due at ``due``; return whether it was."""
+        callTime, due = self.now(callTime), to_utc(due, 'due')
+        with self._lock:
+            probe = type(item)(item.dump())
+        probe.nextCallTime = due
+        probe.getNextCallTime(callTime)
+        result = self.collection.update_one(
+            {'_id': self._oid(item), 'nextCallTime': due},
+            {'$set': {'nextCallTime': probe.nextCallTime, 'retryTime': None,
+                      'lockedBy': None}})
+        if result.matched_count:
+            with self._lock:
+                item.nextCallTime, item.retryTime = probe.nextCallTime, None
+            return True
+        self._refresh(item)
+        return False
+
+
+def jobIdFor(itemid, due):
+    """Return the job id (an ObjectId string) of an item's call at due."""
+    key = '%s@%s' % (itemid, to_utc(due, 'due').isoformat())
+    return str(ObjectId(hashlib.sha1(key.encode('utf-8')).digest()[:12]))
+
+
+def _duplicate_errors():
+    # resolved per call: the job module may import this one
+    try:
+        from m01.remote import job
+    except ModuleNotFoundError as e:
+        if e.name != 'm01.remote.job':
+            raise
+        job = None
+    found = getattr(job, 'DuplicateJobError', None)
+    errors = (pymongo.errors.DuplicateKeyError,)
+    return errors + (found,) if found is not None else errors
+
+
+def scheduleNextJob(processor, callTime=None):
+    """Turn the next due item of processor.scheduler into a job, exactly
+    once across schedulers; return the job id or None.
+
+    An error adding the job (other than the job existing) propagates and
+    leaves the item locked: it is tried again after its retryDelay.
+    """
+    scheduler = processor.scheduler
+    callTime = scheduler.now(callTime)
+    item = scheduler.pullNextSchedulerItem(callTime)
+    if item is None:
+        return None
+    due = item.nextCallTime
+    jobid = jobIdFor(item.__name__, due)
+    try:
+        processor.addJob(item.jobName, item.input, immediate=True,
+                         jobid=jobid)
+    except _duplicate_errors():
+        # a scheduler that died before advancing created it already
+        log.info('job %s of scheduler item %s due %s exists already',
+                 jobid, item.__name__, due)
+    if not scheduler.advanceItem(item, due, callTime):
+        log.info('scheduler item %s was changed while due %s',
+                 item.__name__, due)
+    return jobid
