@@ -18,6 +18,8 @@ requires = [
     'pyramid_chameleon',
     'pyramid_tm',
     'transaction',
+    'tzdata',
+    'waitress',
     'zope.component',
     'zope.interface',
 ]

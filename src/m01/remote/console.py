@@ -1,0 +1,172 @@
+"""The ``m01remote`` command: a job worker or the scheduler in the
+foreground of a process of its own.
+
+    m01remote worker production.ini
+    m01remote scheduler production.ini#main
+
+The application named by the ini file is loaded as ``pserve`` would load
+it (so its job classes are imported and its registrations made) but its
+in-process threads are not started: this process runs the one it was
+asked for until SIGTERM or SIGINT, then lets the running jobs finish
+(within ``--stop-timeout``) and exits 0.
+"""
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from pyramid.exceptions import (
+    ConfigurationError,
+    ConfigurationExecutionError,
+)
+from pyramid.paster import bootstrap, get_appsettings, setup_logging
+
+from m01.remote import (
+    STOP_TIMEOUT,
+    make_remote_processor,
+    no_in_process_threads,
+)
+from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.settings import get_remote_settings, parse_settings
+
+logger = logging.getLogger('m01.remote')
+
+#: How often the foreground loop checks its thread is still alive.
+CHECK_INTERVAL = 1.0
+
+COMMANDS = {
+    'worker': ('process queued jobs',
+               'startProcessor', 'stopProcessor', 'isProcessing'),
+    'scheduler': ('turn due scheduler items into jobs',
+                  'startScheduler', 'stopScheduler', 'isScheduling'),
+}
+
+
+class CommandError(Exception):
+    """A problem to report in one line, exit status 2."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog='m01remote',
+        description='Run an m01.remote job worker or scheduler in the '
+                    'foreground, for the application of a Pyramid ini '
+                    'file. SIGTERM or SIGINT stops it gracefully.')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND',
+                                     required=True)
+    for name, (description, *_) in COMMANDS.items():
+        command = commands.add_parser(
+            name, help=description,
+            description=description[0].upper() + description[1:] + '.')
+        command.add_argument(
+            'config_uri', metavar='INI',
+            help='the application ini file, optionally with #app-name '
+                 '(default #main)')
+        command.add_argument(
+            '--name', default=None,
+            help='the processor name (default: m01.remote.name of the '
+                 'application)')
+        command.add_argument(
+            '--stop-timeout', type=float, default=STOP_TIMEOUT,
+            metavar='SECONDS',
+            help='how long to wait for running jobs when stopping '
+                 '(default %(default)s)')
+    return parser
+
+
+def refuse_embedded(settings):
+    if settings.embedded:
+        raise CommandError(
+            'm01.remote.uri = %s is the embedded in-memory store, which '
+            'only the application process itself can see. Point '
+            'm01.remote.uri at a MongoDB server (mongodb://host:port/) to '
+            'run workers in other processes, or use '
+            'm01.remote.start_worker = true to run them in the '
+            'application.' % settings.uri)
+
+
+def load_processor(config_uri, name=None):
+    """Return ``(processor, closer)`` for the application of
+    ``config_uri``; its in-process threads are not started."""
+    try:
+        refuse_embedded(parse_settings(get_appsettings(config_uri)))
+        with no_in_process_threads():
+            env = bootstrap(config_uri)
+    except ConfigurationExecutionError as e:
+        # The error itself, not where in the configuration it happened.
+        raise CommandError('%s: %s' % (e.etype.__name__, e.evalue))
+    except ConfigurationError as e:
+        raise CommandError(str(e))
+    registry = env['registry']
+    try:
+        settings = get_remote_settings(registry)
+        refuse_embedded(settings)
+        processor = registry.queryUtility(IRemoteProcessor)
+        if processor is None:
+            raise CommandError(
+                'The application of %s does not include m01.remote '
+                '(config.include("m01.remote")).' % config_uri)
+        if name and name != processor.name:
+            processor = make_remote_processor(
+                registry, settings.replace(name=name))
+    except BaseException:
+        env['closer']()
+        raise
+    return processor, env['closer']
+
+
+def run(processor, command, stop_timeout=STOP_TIMEOUT, stop_event=None):
+    """Run the ``command`` thread of ``processor`` until ``stop_event``
+    is set (by SIGTERM or SIGINT); return the exit status."""
+    _, start, stop, is_running = COMMANDS[command]
+    stop_event = stop_event or threading.Event()
+
+    def request_stop(signum, frame):
+        if stop_event.is_set():
+            logger.info('Already stopping: waiting up to %.1f s for the '
+                        'running jobs', stop_timeout)
+            return
+        logger.info('%s received: stopping', signal.Signals(signum).name)
+        stop_event.set()
+
+    handled = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.signal(signum, request_stop)
+                for signum in handled}
+    try:
+        getattr(processor, start)()
+        logger.info('m01remote %s: serving processor %r; SIGTERM or '
+                    'SIGINT stops it', command, processor.name)
+        status = 0
+        while not stop_event.wait(CHECK_INTERVAL):
+            if not getattr(processor, is_running):
+                logger.error('m01remote %s: the thread ended on its own',
+                             command)
+                status = 1
+                break
+        getattr(processor, stop)(stop_timeout)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return status
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if args.stop_timeout < 0:
+        print('m01remote: --stop-timeout must be >= 0', file=sys.stderr)
+        return 2
+    try:
+        setup_logging(args.config_uri)
+        processor, closer = load_processor(args.config_uri, args.name)
+    except (CommandError, FileNotFoundError, LookupError) as e:
+        print('m01remote: %s' % e, file=sys.stderr)
+        return 2
+    try:
+        return run(processor, args.command, args.stop_timeout)
+    finally:
+        closer()
+
+
+if __name__ == '__main__':  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""All ``m01.remote.*`` settings, parsed in one place.
+
+``parse_settings(settings)`` turns the application's settings (strings
+from an ini file, or already typed values from Python) into one frozen
+``RemoteSettings``. Every value is typed and checked, and an unknown
+``m01.remote.*`` key is an error: a misspelt option silently ignored is
+worse than a site that refuses to start.
+"""
+import dataclasses
+import json
+import os
+import re
+import urllib.parse
+
+from pyramid.exceptions import ConfigurationError
+from pyramid.settings import falsey, truthy
+
+PREFIX = 'm01.remote.'
+
+STORE_SCHEMES = ('mongomock', 'mongodb', 'mongodb+srv')
+
+# MongoDB refuses these in database names.
+_DATABASE_FORBIDDEN = set('/\\. "$*<>:|?\0')
+_COLLECTION_PREFIX = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]*$')
+_KIND = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:-]*$')
+
+
+class SettingsError(ConfigurationError):
+    """One or more ``m01.remote.*`` settings are wrong."""
+
+
+def default_max_threads():
+    return os.cpu_count() or 1
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteSettings:
+    """The typed ``m01.remote.*`` settings of one application."""
+
+    uri: str = 'mongomock://'
+    database: str = 'm01remote'
+    collection_prefix: str = 'r'
+    name: str = 'root'
+    worker: str = 'simple'
+    worker_wait_time: float = 1.0
+    worker_max_threads: int = dataclasses.field(
+        default_factory=default_max_threads)
+    worker_job_query: dict = None
+    lease_time: float = 60.0
+    start_worker: bool = False
+    start_scheduler: bool = False
+    scheduler_wait_time: float = 1.0
+    route_prefix: str = '/remote'
+    permission: str = 'm01.remote.manage'
+    pages: bool = True
+
+    @property
+    def embedded(self):
+        """Whether the store is the in-memory one only this process sees.
+        """
+        return urllib.parse.urlsplit(self.uri).scheme == 'mongomock'
+
+    @property
+    def route_pattern(self):
+        # '/remote*traverse' matches /remote, /remote/ and /remote/jobs/1;
+        # a prefix of '/' makes the processor the root of the whole site.
+        if self.route_prefix == '/':
+            return '/*traverse'
+        return self.route_prefix + '*traverse'
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+# Parsers take the raw value and return the typed one or raise ValueError
+# with a message that completes "m01.remote.<key> = <value>: ...".
+
+def _text(value):
+    if not isinstance(value, str):
+        raise ValueError('expected text')
+    value = value.strip()
+    if not value:
+        raise ValueError('must not be empty')
+    return value
+
+
+def _uri(value):
+    value = _text(value)
+    scheme = urllib.parse.urlsplit(value).scheme
+    if scheme not in STORE_SCHEMES:
+        raise ValueError(
+            'use mongodb://host:port/ for a MongoDB server or mongomock:// '
+            'for the embedded in-memory store')
+    return value
+
+
+def _database(value):
+    value = _text(value)
+    bad = sorted(_DATABASE_FORBIDDEN.intersection(value))
+    if bad or len(value) > 63:
+        raise ValueError('a MongoDB database name has at most 63 characters '
+                         'and none of / \\ . " $ * < > : | ? or spaces')
+    return value
+
+
+def _collection_prefix(value):
+    value = _text(value)
+    if not _COLLECTION_PREFIX.match(value) or value.startswith('system.'):
+        raise ValueError('use letters, digits, "_", "-" or "." and do not '
+                         'start with "system."')
+    return value
+
+
+def _kind(value):
+    value = _text(value)
+    if not _KIND.match(value):
+        raise ValueError('a worker kind is a name such as simple or multi')
+    return value
+
+
+def _boolean(value):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in truthy:
+        return True
+    if isinstance(value, str) and value.strip().lower() in falsey:
+        return False
+    raise ValueError('expected true or false')
+
+
+def _number(value, kind):
+    if isinstance(value, bool):
+        raise ValueError('expected a number')
+    try:
+        return kind(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError('expected %s' % (
+            'an integer' if kind is int else 'a number'))
+
+
+def _seconds(value):
+    value = _number(value, float)
+    if not value >= 0 or value == float('inf'):
+        raise ValueError('expected a number of seconds >= 0')
+    return value
+
+
+def _positive_seconds(value):
+    value = _seconds(value)
+    if value == 0:
+        raise ValueError('expected a number of seconds > 0')
+    return value
+
+
+def _max_threads(value):
+    if isinstance(value, float):
+        raise ValueError('expected an integer')
+    value = _number(value, int)
+    if value < 1:
+        raise ValueError('expected an integer >= 1')
+    return value
+
+
+def _job_query(value):
+    if isinstance(value, str):
+        if not value.strip():
+            return None
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise ValueError('expected a JSON object (%s)' % e)
+    if value is not None and not isinstance(value, dict):
+        raise ValueError('expected a JSON object such as '
+                         '{"name": {"$in": ["echo"]}}')
+    return value
+
+
+def _route_prefix(value):
+    value = _text(value)
+    if not value.startswith('/') or '*' in value or '{' in value:
+        raise ValueError('expected a URL path such as /remote')
+    return value if value == '/' else value.rstrip('/')
+
+
+#: setting key (after the prefix) -> (RemoteSettings field, parser)
+OPTIONS = {
+    'uri': ('uri', _uri),
+    'database': ('database', _database),
+    'collection_prefix': ('collection_prefix', _collection_prefix),
+    'name': ('name', _text),
+    'worker': ('worker', _kind),
+    'worker.wait_time': ('worker_wait_time', _seconds),
+    'worker.max_threads': ('worker_max_threads', _max_threads),
+    'worker.job_query': ('worker_job_query', _job_query),
+    'lease_time': ('lease_time', _positive_seconds),
+    'start_worker': ('start_worker', _boolean),
+    'start_scheduler': ('start_scheduler', _boolean),
+    'scheduler.wait_time': ('scheduler_wait_time', _seconds),
+    'route_prefix': ('route_prefix', _route_prefix),
+    'permission': ('permission', _text),
+    'pages': ('pages', _boolean),
+}
+
+
+def valid_keys(prefix=PREFIX):
+    return sorted(prefix + key for key in OPTIONS)
+
+
+def parse_settings(settings, prefix=PREFIX):
+    """Return the ``RemoteSettings`` given by ``settings`` (a mapping).
+
+    Keys outside ``prefix`` are ignored. Raises ``SettingsError`` (a
+    ``pyramid.exceptions.ConfigurationError``) naming every unknown key
+    and every bad value at once.
+    """
+    values = {}
+    problems = []
+    unknown = []
+    for key in sorted(k for k in (settings or {}) if k.startswith(prefix)):
+        option = OPTIONS.get(key[len(prefix):])
+        if option is None:
+            unknown.append(key)
+            continue
+        field, parse = option
+        raw = settings[key]
+        try:
+            values[field] = parse(raw)
+        except ValueError as e:
+            problems.append('%s = %r: %s' % (key, raw, e))
+    if unknown:
+        problems.append(
+            'unknown setting%s %s; the valid settings are: %s' % (
+                's' if len(unknown) > 1 else '', ', '.join(unknown),
+                ', '.join(valid_keys(prefix))))
+    if problems:
+        raise SettingsError('Invalid m01.remote settings:\n  '
+                            + '\n  '.join(problems))
+    return RemoteSettings(**values)
+
+
+def get_remote_settings(registry):
+    """The ``RemoteSettings`` of ``registry``, parsed once and kept on it.
+    """
+    parsed = getattr(registry, 'm01_remote_settings', None)
+    if parsed is None:
+        parsed = parse_settings(getattr(registry, 'settings', None) or {})
+        registry.m01_remote_settings = parsed
+    return parsed

@@ -1,0 +1,243 @@
+"""``m01remote worker|scheduler <ini>``: a worker in another process.
+
+The multi-process tests need the real server (a separate process cannot
+see the embedded store); they are skipped, like every ``ferretdb`` test,
+when there is none.
+"""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import transaction
+from pyramid.paster import bootstrap
+
+from m01.remote import console
+from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.testserver import unique_database_name
+
+#: Seconds a worker process may take to start and pick up a job.
+DEADLINE = 60.0
+
+
+LOGGING = """
+[loggers]
+keys = root
+
+[handlers]
+keys = console
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = INFO
+handlers = console
+
+[handler_console]
+class = StreamHandler
+args = (sys.stderr,)
+level = NOTSET
+formatter = generic
+
+[formatter_generic]
+format = %(levelname)s [%(threadName)s] %(message)s
+"""
+
+
+def write_ini(path, uri, database, **extra):
+    settings = {
+        'm01.remote.uri': uri,
+        'm01.remote.database': database,
+        'm01.remote.worker.wait_time': '0.1',
+        'm01.remote.scheduler.wait_time': '0.1',
+        'demo.user': 'admin',
+        'demo.password': 'secret',
+        'demo.secret': 'test-secret',
+    }
+    settings.update(extra)
+    lines = ''.join('%s = %s\n' % item for item in settings.items())
+    path.write_text('[app:main]\nuse = egg:m01.remote\n' + lines + LOGGING)
+    return str(path)
+
+
+def wait_for(condition, deadline=DEADLINE, what='the condition'):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError('%s did not happen within %.0f s' % (what, deadline))
+
+
+def test_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        console.main(['--help'])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert 'worker' in out and 'scheduler' in out
+    with pytest.raises(SystemExit) as info:
+        console.main(['worker', '--help'])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert '--name' in out and '--stop-timeout' in out and 'INI' in out
+
+
+def test_a_command_is_required(capsys):
+    with pytest.raises(SystemExit) as info:
+        console.main([])
+    assert info.value.code == 2
+
+
+def test_the_embedded_store_is_refused(tmp_path, capsys):
+    ini = write_ini(tmp_path / 'embedded.ini', 'mongomock://', 'm01test')
+    for command in ('worker', 'scheduler'):
+        assert console.main([command, ini]) == 2
+        err = capsys.readouterr().err
+        assert 'm01.remote.uri = mongomock:// is the embedded in-memory ' \
+            'store' in err
+        assert 'mongodb://host:port/' in err
+
+
+def test_bad_settings_are_reported(tmp_path, capsys):
+    ini = write_ini(tmp_path / 'bad.ini', 'mongodb://localhost:1', 'x',
+                    **{'m01.remote.workers': 'multi'})
+    assert console.main(['worker', ini]) == 2
+    assert 'unknown setting m01.remote.workers' in capsys.readouterr().err
+
+
+def test_a_missing_ini_file_is_reported(tmp_path, capsys):
+    assert console.main(['worker', str(tmp_path / 'missing.ini')]) == 2
+    assert 'missing.ini' in capsys.readouterr().err
+
+
+def test_negative_stop_timeout_is_refused(tmp_path, capsys):
+    assert console.main(['worker', 'x.ini', '--stop-timeout', '-1']) == 2
+    assert '--stop-timeout' in capsys.readouterr().err
+
+
+def test_an_unreachable_server_is_reported(tmp_path, capsys):
+    ini = write_ini(tmp_path / 'down.ini', 'mongodb://127.0.0.1:1/', 'x')
+    assert console.main(['worker', ini]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('m01remote: ServerSelectionTimeoutError: ')
+
+
+def test_run_serves_until_stopped():
+    # In this process, on the embedded store: run() itself, no signal.
+    import threading
+
+    from m01.remote import demo
+    app = demo.main({}, **{'m01.remote.worker.wait_time': '0.05',
+                           'demo.user': 'admin', 'demo.password': 'x'})
+    rp = app.registry.getUtility(IRemoteProcessor)
+    jobid = rp.addJob('echo', 'in process', immediate=True)
+    stop_event = threading.Event()
+    watcher = threading.Thread(target=lambda: (
+        wait_for(lambda: rp.getJobStatus(jobid) == 'completed',
+                 what='the job completing'), stop_event.set()))
+    watcher.start()
+    try:
+        assert console.run(rp, 'worker', 5, stop_event) == 0
+    finally:
+        stop_event.set()
+        watcher.join()
+    assert rp.getJobResult(jobid) == 'in process'
+    assert not rp.isProcessing and not rp.isScheduling
+
+
+@pytest.fixture
+def remote_ini(tmp_path, ferretdb_uri):
+    """An ini of the demo site on the real server, and the processor the
+    test uses to queue jobs (this process, the same database)."""
+    database = unique_database_name()
+    ini = write_ini(tmp_path / 'remote.ini', ferretdb_uri, database)
+    env = bootstrap(ini)
+    rp = env['registry'].getUtility(IRemoteProcessor)
+    try:
+        yield ini, rp
+    finally:
+        env['closer']()
+        transaction.abort()
+        rp.database.client.drop_database(database)
+
+
+def start(command, ini, tmp_path, *options):
+    log = open(tmp_path / ('%s.log' % command), 'w+')
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'm01.remote.console', command, ini]
+        + list(options), stdout=log, stderr=subprocess.STDOUT,
+        env=dict(os.environ, PYTHONUNBUFFERED='1'))
+    return process, log
+
+
+def stop(process, log, signum=signal.SIGTERM, timeout=30):
+    process.send_signal(signum)
+    try:
+        status = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    log.seek(0)
+    return status, log.read()
+
+
+@pytest.mark.slow
+@pytest.mark.ferretdb
+def test_worker_process_runs_jobs_and_stops_on_sigterm(remote_ini, tmp_path):
+    ini, rp = remote_ini
+    echo = rp.addJob('echo', 'hello', immediate=True)
+    process, log = start('worker', ini, tmp_path, '--stop-timeout', '20')
+    try:
+        wait_for(lambda: rp.getJobStatus(echo) == 'completed',
+                 what='the echo job completing')
+        assert rp.getJobResult(echo) == 'hello'
+        # A job still running when the worker is told to stop finishes.
+        sleeper = rp.addJob('sleep', 1.5, immediate=True)
+        wait_for(lambda: rp.getJobStatus(sleeper) == 'processing',
+                 what='the sleep job starting')
+    finally:
+        status, output = stop(process, log)
+    assert status == 0, output
+    assert rp.getJobStatus(sleeper) == 'completed', output
+    assert 'SIGTERM received: stopping' in output
+    assert "Processor 'root-worker' stopped" in output
+    # The demo's in-process settings are ignored: no scheduler here.
+    assert "Scheduler 'root-scheduler'" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.ferretdb
+def test_worker_process_with_another_name_stops_on_sigint(remote_ini,
+                                                         tmp_path):
+    ini, rp = remote_ini
+    process, log = start('worker', ini, tmp_path, '--name', 'other')
+    try:
+        jobid = rp.addJob('echo', 'again', immediate=True)
+        wait_for(lambda: rp.getJobStatus(jobid) == 'completed',
+                 what='the echo job completing')
+    finally:
+        status, output = stop(process, log, signal.SIGINT)
+    assert status == 0, output
+    assert "Processor 'other-worker' started" in output
+    assert 'SIGINT received: stopping' in output
+
+
+@pytest.mark.slow
+@pytest.mark.ferretdb
+def test_scheduler_process_stops_on_sigterm(remote_ini, tmp_path):
+    ini, rp = remote_ini
+    process, log = start('scheduler', ini, tmp_path)
+    try:
+        wait_for(lambda: "Scheduler 'root-scheduler' started" in
+                 (tmp_path / 'scheduler.log').read_text(),
+                 what='the scheduler starting')
+    finally:
+        status, output = stop(process, log)
+    assert status == 0, output
+    assert "Scheduler 'root-scheduler' stopped" in output
+    assert "Processor 'root-worker'" not in output

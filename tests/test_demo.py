@@ -1,0 +1,145 @@
+"""The demo site (``pserve development.ini``): welcome page, login, the
+pages behind it, its jobs and scheduler items."""
+import configparser
+import os
+
+import pytest
+import transaction
+from pyramid.exceptions import ConfigurationError
+from webtest import TestApp
+
+from m01.remote import demo, stop_threads
+from m01.remote.interfaces import IRemoteProcessor
+
+HERE = os.path.dirname(__file__)
+SETTINGS = {
+    'm01.remote.uri': 'mongomock://',
+    'demo.user': 'admin',
+    'demo.password': 's3cret',
+    'demo.secret': 'test-secret',
+}
+
+
+@pytest.fixture
+def app():
+    wsgi = demo.main({}, **SETTINGS)
+    yield TestApp(wsgi)
+    transaction.abort()
+    stop_threads(wsgi.registry.getUtility(IRemoteProcessor), timeout=5)
+
+
+def login(app, password='s3cret', came_from='/remote', status=303):
+    form = app.get('/login', {'came_from': came_from}).forms[0]
+    form['login'] = 'admin'
+    form['password'] = password
+    return form.submit(status=status)
+
+
+def test_anonymous_welcome_page(app):
+    response = app.get('/', status=200)
+    assert 'The management pages' in response.text
+    assert 'http://localhost/remote' in response.text
+    assert 'log in' in response.text
+
+
+def test_the_pages_need_a_login(app):
+    response = app.get('/remote', status=303)
+    assert response.location == \
+        'http://localhost/login?came_from=%2Fremote'
+
+
+def test_login_opens_the_pages(app):
+    response = login(app, came_from='/remote/jobs')
+    assert response.location == 'http://localhost/remote/jobs'
+    assert app.get('/remote', status=200)
+    assert 'Logged in as admin' in app.get('/').text
+
+
+def test_a_wrong_password_is_refused(app):
+    response = login(app, password='guess', status=400)
+    assert 'Wrong user or password.' in response.text
+    app.get('/remote', status=303)
+
+
+def test_a_login_without_csrf_token_is_refused(app):
+    app.post('/login', {'login': 'admin', 'password': 's3cret'},
+             status=400)
+    app.get('/remote', status=303)
+
+
+def test_login_never_redirects_to_another_site(app):
+    response = login(app, came_from='//evil.example.com/')
+    assert response.location == 'http://localhost/remote'
+
+
+def test_logout(app):
+    login(app)
+    form = app.get('/').forms[0]
+    assert form.action == 'http://localhost/logout'
+    form.submit(status=303)
+    app.get('/remote', status=303)
+
+
+def test_the_user_is_granted_only_the_management_permission(app):
+    from pyramid.interfaces import ISecurityPolicy
+    from pyramid.request import Request
+    login(app)
+    cookie = app.cookies['auth_tkt']
+    request = Request.blank('/', headers={'Cookie': 'auth_tkt=%s' % cookie})
+    request.registry = app.app.registry
+    policy = app.app.registry.getUtility(ISecurityPolicy)
+    assert policy.permits(request, None, 'm01.remote.manage')
+    assert not policy.permits(request, None, 'edit')
+    assert not policy.permits(Request.blank('/'), None, 'm01.remote.manage')
+
+
+def test_demo_jobs_and_scheduler_items(app):
+    rp = app.app.registry.getUtility(IRemoteProcessor)
+    assert sorted(rp.jobFactories.keys()) == ['echo', 'fail', 'sleep']
+    assert sorted(item.title for item in rp.scheduler.values()) == \
+        ['echo every minute', 'sleep every five minutes']
+    echo = rp.addJob('echo', 'hi', immediate=True)
+    sleep = rp.addJob('sleep', 0, immediate=True)
+    fail = rp.addJob('fail', immediate=True)
+    assert rp.processJobs() == 3
+    transaction.commit()
+    assert rp.getJobResult(echo) == 'hi'
+    assert rp.getJobResult(sleep) == 0
+    assert rp.getJobStatus(fail) == 'queued'  # to be retried
+    assert 'FailingJob always fails' in rp.getJobErrors(fail)[0]
+
+
+def test_sleep_job_refuses_bad_input(app):
+    rp = app.app.registry.getUtility(IRemoteProcessor)
+    jobid = rp.addJob('sleep', 'long', immediate=True)
+    rp.processJob(jobid)
+    transaction.commit()
+    assert rp.getJobStatus(jobid) == 'error'
+    assert 'number of seconds' in rp.getJobErrors(jobid)[0]
+
+
+@pytest.mark.parametrize('settings, message', [
+    ({'demo.user': 'admin'}, 'demo.user and demo.password'),
+    ({'demo.user': 'admin', 'demo.password': 'x', 'demo.colour': 'red'},
+     'demo.colour'),
+])
+def test_demo_settings_are_checked(settings, message):
+    with pytest.raises(ConfigurationError, match=message):
+        demo.main({}, **settings)
+
+
+def test_a_missing_secret_is_replaced_by_a_random_one():
+    user, password, secret = demo.demo_settings(
+        {'demo.user': 'admin', 'demo.password': 'x'})
+    assert len(secret) == 64
+
+
+@pytest.mark.parametrize('name', ['development.ini', 'production.ini'])
+def test_the_ini_files_have_valid_settings(name):
+    from m01.remote.settings import parse_settings
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(os.path.join(HERE, os.pardir, name))
+    settings = parse_settings(dict(parser['app:main']))
+    assert settings.start_worker is (name == 'development.ini')
+    assert settings.embedded is (name == 'development.ini')
+    assert demo.demo_settings(dict(parser['app:main']))[0] == 'admin'

@@ -1,0 +1,334 @@
+"""What ``config.include('m01.remote')`` registers, exactly and for real.
+"""
+import pytest
+import transaction
+from pyramid.config import PHASE1_CONFIG, Configurator
+from pyramid.events import ApplicationCreated
+from pyramid.exceptions import ConfigurationError
+from pyramid.interfaces import IRoutesMapper
+from pyramid.registry import Registry
+from pyramid.request import Request
+from zope.interface import Interface, implementer
+from zope.interface.verify import verifyObject
+
+import m01.remote
+from m01.remote import errormessage
+from m01.remote.interfaces import (
+    IJob,
+    IJobErrorMessage,
+    IJobWorker,
+    IRemoteProcessor,
+)
+from m01.remote.settings import RemoteSettings
+from m01.remote.testing import EchoJob
+
+
+class DummyConfig:
+    """Records what includeme asks of the configurator."""
+
+    def __init__(self, settings=None):
+        self.registry = Registry('dummy')
+        self.registry.settings = settings or {}
+        self.calls = []
+        self.actions = []
+
+    def include(self, name):
+        self.calls.append(('include', name))
+
+    def add_directive(self, name, directive):
+        self.calls.append(('add_directive', name, directive))
+
+    def add_request_method(self, callable, name, reify=False):
+        self.calls.append(('add_request_method', callable, name, reify))
+
+    def add_subscriber(self, subscriber, iface):
+        self.calls.append(('add_subscriber', subscriber, iface))
+
+    def add_route(self, name, pattern, factory=None):
+        self.calls.append(('add_route', name, pattern, factory))
+
+    def action(self, discriminator, callable, order=0):
+        self.actions.append((discriminator, callable, order))
+
+
+def test_includeme_registers_exactly():
+    config = DummyConfig()
+    m01.remote.includeme(config)
+    assert config.calls == [
+        ('include', 'pyramid_tm'),
+        ('include', 'pyramid_chameleon'),
+        ('add_directive', 'add_remote_job_factory',
+         m01.remote.add_remote_job_factory),
+        ('add_directive', 'add_remote_scheduler_item',
+         m01.remote.add_remote_scheduler_item),
+        ('add_request_method', m01.remote.get_remote_processor,
+         'remote_processor', True),
+        ('add_subscriber', m01.remote.start_threads_on_app_created,
+         ApplicationCreated),
+    ]
+    assert [(d, order) for d, _, order in config.actions] == [
+        ('m01.remote.settings', PHASE1_CONFIG),
+        ('m01.remote.processor', m01.remote.PROCESSOR_ORDER),
+    ]
+    # Nothing read the settings yet: a bad value only fails at commit.
+    assert not hasattr(config.registry, 'm01_remote_settings')
+
+
+def test_includeme_reads_no_settings_at_include_time():
+    config = DummyConfig({'m01.remote.pages': 'not a boolean'})
+    m01.remote.includeme(config)  # no error here
+    settings_action = config.actions[0][1]
+    with pytest.raises(ConfigurationError, match='m01.remote.pages'):
+        settings_action()
+
+
+def test_settings_action_adds_route_and_pages():
+    config = DummyConfig({'m01.remote.route_prefix': '/queue'})
+    m01.remote.includeme(config)
+    del config.calls[:]
+    config.actions[0][1]()
+    assert config.calls == [
+        ('add_route', 'm01.remote', '/queue*traverse',
+         m01.remote.root_factory),
+        ('include', 'm01.remote.views'),
+    ]
+    assert config.registry.m01_remote_settings.route_prefix == '/queue'
+    assert m01.remote.worker_kinds(config.registry) == ['multi', 'simple']
+
+
+def test_settings_action_without_pages():
+    config = DummyConfig({'m01.remote.pages': 'false'})
+    m01.remote.includeme(config)
+    del config.calls[:]
+    config.actions[0][1]()
+    assert [call[0] for call in config.calls] == ['add_route']
+
+
+class SiteErrorMessage:
+    def __init__(self, job, error):
+        self.message = 'site: %s' % error
+
+
+def site_worker(remote_processor):
+    return 'site worker'
+
+
+def test_register_defaults_keeps_the_sites_registrations():
+    registry = Registry('site')
+    registry.registerAdapter(SiteErrorMessage, (IJob, Interface),
+                             IJobErrorMessage)
+    registry.registerAdapter(site_worker, (IRemoteProcessor,), IJobWorker,
+                             'simple')
+    m01.remote.register_defaults(registry)
+    assert registry.adapters.lookup((IJob, Interface),
+                                    IJobErrorMessage) is SiteErrorMessage
+    assert m01.remote.get_job_worker_factory(registry, 'simple') \
+        is site_worker
+    assert m01.remote.get_job_worker_factory(registry, 'multi') \
+        is m01.remote.multi_job_worker
+
+
+def test_register_defaults_registers_the_defaults():
+    registry = Registry('site')
+    m01.remote.register_defaults(registry)
+    assert registry.adapters.lookup(
+        (IJob, Interface), IJobErrorMessage) is errormessage.JobErrorMessage
+
+
+def test_unknown_worker_kind_names_the_registered_ones():
+    registry = Registry('site')
+    m01.remote.register_defaults(registry)
+    with pytest.raises(ConfigurationError) as info:
+        m01.remote.get_job_worker_factory(registry, 'turbo')
+    assert str(info.value) == (
+        'm01.remote.worker = turbo: no worker kind of that name is '
+        'registered; the registered kinds are: multi, simple')
+
+
+# A real Configurator
+
+def make_config(**settings):
+    settings = {'m01.remote.' + key.replace('__', '.'): value
+                for key, value in settings.items()}
+    config = Configurator(settings=settings)
+    config.include('m01.remote')
+    return config
+
+
+def test_real_configurator_registers_processor_route_and_request_method():
+    config = make_config(name='tested', worker__wait_time='0.25',
+                         scheduler__wait_time='0.5', lease_time='20')
+    app = config.make_wsgi_app()
+    registry = app.registry
+    rp = registry.getUtility(IRemoteProcessor)
+    verifyObject(IRemoteProcessor, rp)
+    assert rp.name == 'tested'
+    assert rp.registry is registry
+    assert rp.leaseTime == 20.0
+    assert rp.jobWorkerFactory is m01.remote.simple_job_worker
+    assert rp.jobWorkerArguments == {}
+    assert rp.schedulerWorkerArguments == {'waitTime': 0.5}
+    assert not rp.isProcessing and not rp.isScheduling
+    assert registry.m01_remote_settings == RemoteSettings(
+        name='tested', worker_wait_time=0.25, scheduler_wait_time=0.5,
+        lease_time=20.0)
+
+    route = registry.getUtility(IRoutesMapper).get_route('m01.remote')
+    assert route.pattern == '/remote*traverse'
+    request = Request.blank('/remote/jobs')
+    request.registry = registry
+    assert route.factory(request) is rp
+    assert m01.remote.root_factory(request) is rp
+    assert m01.remote.get_remote_processor(request) is rp
+
+
+def test_worker_kinds_build_workers_from_the_settings():
+    from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+    app = make_config(worker__wait_time='0.25', worker__max_threads='3',
+                      worker__job_query='{"name": "echo"}').make_wsgi_app()
+    rp = app.registry.getUtility(IRemoteProcessor)
+    simple = app.registry.getAdapter(rp, IJobWorker, 'simple')
+    assert isinstance(simple, SimpleJobWorker)
+    assert (simple.waitTime, simple.jobQuery) == (0.25, {'name': 'echo'})
+    multi = app.registry.getAdapter(rp, IJobWorker, 'multi')
+    assert isinstance(multi, MultiJobWorker)
+    assert (multi.waitTime, multi.maxThreads, multi.jobQuery) == \
+        (0.25, 3, {'name': 'echo'})
+    verifyObject(IJobWorker, multi)
+    # Arguments given to the factory win over the settings.
+    assert m01.remote.multi_job_worker(rp, maxThreads=1).maxThreads == 1
+
+
+def test_the_configured_kind_is_the_processors_worker_factory():
+    app = make_config(worker='multi').make_wsgi_app()
+    rp = app.registry.getUtility(IRemoteProcessor)
+    assert rp.jobWorkerFactory is m01.remote.multi_job_worker
+
+
+@implementer(IJobWorker)
+class SiteWorker:
+    def __init__(self, remote_processor, **arguments):
+        self.remoteProcessor = remote_processor
+
+
+def test_a_site_registers_its_own_kind():
+    config = make_config(worker='site')
+    config.registry.registerAdapter(SiteWorker, (IRemoteProcessor,),
+                                    IJobWorker, 'site')
+    rp = config.make_wsgi_app().registry.getUtility(IRemoteProcessor)
+    assert rp.jobWorkerFactory is SiteWorker
+
+
+def test_an_unregistered_kind_fails_at_commit():
+    config = make_config(worker='turbo')
+    with pytest.raises(ConfigurationError, match='registered kinds are: '
+                       'multi, simple'):
+        config.commit()
+
+
+def test_bad_settings_fail_at_commit_not_at_include():
+    config = make_config(colour='blue')
+    with pytest.raises(ConfigurationError, match='m01.remote.colour'):
+        config.commit()
+
+
+def test_settings_changed_after_the_include_are_used():
+    config = make_config()
+    config.add_settings({'m01.remote.name': 'late',
+                         'm01.remote.route_prefix': '/late'})
+    app = config.make_wsgi_app()
+    assert app.registry.getUtility(IRemoteProcessor).name == 'late'
+    route = app.registry.getUtility(IRoutesMapper).get_route('m01.remote')
+    assert route.pattern == '/late*traverse'
+
+
+def test_site_error_message_adapter_wins():
+    config = make_config()
+    config.registry.registerAdapter(SiteErrorMessage, (IJob, Interface),
+                                    IJobErrorMessage)
+    app = config.make_wsgi_app()
+    rp = app.registry.getUtility(IRemoteProcessor)
+    assert errormessage.getJobErrorMessage(
+        rp.registry, EchoJob(), ValueError('boom')) == 'site: boom'
+
+
+def test_pages_are_optional():
+    with_pages = make_config().make_wsgi_app().registry
+    without = make_config(pages='false').make_wsgi_app().registry
+
+    def views(registry):
+        return [a for a in registry.introspector.get_category('views')
+                if a['introspectable']['route_name'] == 'm01.remote']
+    assert views(with_pages)
+    assert views(without) == []
+
+
+def test_include_twice_is_harmless():
+    config = make_config()
+    config.include('m01.remote')
+    assert config.make_wsgi_app().registry.getUtility(IRemoteProcessor)
+
+
+def test_start_threads_on_application_created():
+    config = make_config(start_worker='true', start_scheduler='true',
+                         worker__wait_time='0.05',
+                         scheduler__wait_time='0.05')
+    app = config.make_wsgi_app()
+    rp = app.registry.getUtility(IRemoteProcessor)
+    try:
+        assert rp.isProcessing and rp.isScheduling
+    finally:
+        m01.remote.stop_threads(rp, timeout=5)
+    assert not rp.isProcessing and not rp.isScheduling
+
+
+def test_no_threads_unless_asked():
+    rp = make_config(start_scheduler='true').make_wsgi_app() \
+        .registry.getUtility(IRemoteProcessor)
+    try:
+        assert rp.isScheduling and not rp.isProcessing
+    finally:
+        m01.remote.stop_threads(rp, timeout=5)
+
+
+def test_no_in_process_threads():
+    config = make_config(start_worker='true')
+    with m01.remote.no_in_process_threads():
+        app = config.make_wsgi_app()
+    rp = app.registry.getUtility(IRemoteProcessor)
+    assert not rp.isProcessing
+    assert m01.remote._in_process_threads
+
+
+def test_request_remote_processor_in_a_view():
+    from webtest import TestApp
+    config = make_config(pages='false')
+
+    def view(request):
+        rp = request.remote_processor
+        assert rp is request.remote_processor
+        return {'name': rp.name, 'root': request.root is rp}
+
+    config.add_view(view, route_name='m01.remote', renderer='json')
+    app = TestApp(config.make_wsgi_app())
+    assert app.get('/remote').json == {'name': 'root', 'root': True}
+    transaction.abort()
+
+
+def test_root_factory_for_a_whole_site():
+    from webtest import TestApp
+    config = Configurator(settings={'m01.remote.pages': 'false'},
+                          root_factory=m01.remote.root_factory)
+    config.include('m01.remote')
+
+    def view(request):
+        return {'root': request.root is request.remote_processor,
+                'context': type(request.context).__name__}
+
+    config.add_view(view, context=IRemoteProcessor, renderer='json')
+    config.add_view(view, name='', context='m01.remote.containers'
+                    '.JobContainer', renderer='json')
+    app = TestApp(config.make_wsgi_app())
+    assert app.get('/').json == {'root': True, 'context': 'RemoteProcessor'}
+    assert app.get('/jobs').json == {'root': True, 'context': 'JobContainer'}
+    app.get('/nothing', status=404)

@@ -1,0 +1,212 @@
+"""m01.remote.settings: every option typed, every bad value refused."""
+import os
+
+import pytest
+from pyramid.exceptions import ConfigurationError
+
+from m01.remote.settings import (
+    OPTIONS,
+    RemoteSettings,
+    SettingsError,
+    get_remote_settings,
+    parse_settings,
+    valid_keys,
+)
+
+
+def parse(**options):
+    return parse_settings({'m01.remote.' + key.replace('__', '.'): value
+                           for key, value in options.items()})
+
+
+def test_defaults():
+    settings = parse_settings({})
+    assert settings == RemoteSettings(
+        uri='mongomock://', database='m01remote', collection_prefix='r',
+        name='root', worker='simple', worker_wait_time=1.0,
+        worker_max_threads=os.cpu_count() or 1, worker_job_query=None,
+        lease_time=60.0, start_worker=False, start_scheduler=False,
+        scheduler_wait_time=1.0, route_prefix='/remote',
+        permission='m01.remote.manage', pages=True)
+    assert settings.embedded
+    assert settings.route_pattern == '/remote*traverse'
+
+
+def test_other_settings_are_ignored():
+    settings = parse_settings({'pyramid.reload_templates': 'true',
+                               'm01.remotely': 'x', 'm01.remote': 'x'})
+    assert settings == RemoteSettings()
+
+
+def test_strings_from_an_ini_file_are_typed():
+    settings = parse_settings({
+        'm01.remote.uri': ' mongodb://db.example.com:27017/ ',
+        'm01.remote.database': 'queue',
+        'm01.remote.collection_prefix': 'app_',
+        'm01.remote.name': 'mailer',
+        'm01.remote.worker': 'multi',
+        'm01.remote.worker.wait_time': '0.5',
+        'm01.remote.worker.max_threads': '4',
+        'm01.remote.worker.job_query': '{"name": {"$in": ["echo"]}}',
+        'm01.remote.lease_time': '30',
+        'm01.remote.start_worker': 'yes',
+        'm01.remote.start_scheduler': 'On',
+        'm01.remote.scheduler.wait_time': '2',
+        'm01.remote.route_prefix': '/admin/queue/',
+        'm01.remote.permission': 'manage',
+        'm01.remote.pages': 'false',
+    })
+    assert settings == RemoteSettings(
+        uri='mongodb://db.example.com:27017/', database='queue',
+        collection_prefix='app_', name='mailer', worker='multi',
+        worker_wait_time=0.5, worker_max_threads=4,
+        worker_job_query={'name': {'$in': ['echo']}}, lease_time=30.0,
+        start_worker=True, start_scheduler=True, scheduler_wait_time=2.0,
+        route_prefix='/admin/queue', permission='manage', pages=False)
+    assert not settings.embedded
+    assert settings.route_pattern == '/admin/queue*traverse'
+
+
+def test_typed_values_from_python_are_accepted():
+    settings = parse(start_worker=True, pages=False, worker__max_threads=3,
+                     lease_time=5, worker__wait_time=0,
+                     worker__job_query={'name': 'echo'})
+    assert settings.start_worker is True
+    assert settings.pages is False
+    assert settings.worker_max_threads == 3
+    assert settings.lease_time == 5.0
+    assert settings.worker_wait_time == 0.0
+    assert settings.worker_job_query == {'name': 'echo'}
+
+
+@pytest.mark.parametrize('prefix, pattern', [
+    ('/', '/*traverse'),
+    ('/remote', '/remote*traverse'),
+    ('/remote///', '/remote*traverse'),
+])
+def test_route_pattern(prefix, pattern):
+    assert parse(route_prefix=prefix).route_pattern == pattern
+
+
+def test_empty_job_query_means_none():
+    assert parse(worker__job_query='  ').worker_job_query is None
+
+
+def test_srv_uri_is_accepted():
+    assert parse(uri='mongodb+srv://cluster.example.com/').uri == \
+        'mongodb+srv://cluster.example.com/'
+
+
+BAD_VALUES = [
+    ('uri', 'postgres://localhost/db', 'mongodb://host:port/'),
+    ('uri', '', 'must not be empty'),
+    ('uri', 42, 'expected text'),
+    ('database', 'my.db', 'database name'),
+    ('database', 'a b', 'database name'),
+    ('database', 'x' * 64, 'database name'),
+    ('database', '  ', 'must not be empty'),
+    ('collection_prefix', 'r$', 'use letters'),
+    ('collection_prefix', 'system.r', 'system.'),
+    ('name', '', 'must not be empty'),
+    ('worker', 'two words', 'worker kind'),
+    ('worker', '', 'must not be empty'),
+    ('worker.wait_time', 'soon', 'expected a number'),
+    ('worker.wait_time', '-1', '>= 0'),
+    ('worker.wait_time', 'nan', '>= 0'),
+    ('worker.wait_time', 'inf', '>= 0'),
+    ('worker.wait_time', True, 'expected a number'),
+    ('worker.max_threads', '0', '>= 1'),
+    ('worker.max_threads', '2.5', 'expected an integer'),
+    ('worker.max_threads', 2.0, 'expected an integer'),
+    ('worker.max_threads', 'many', 'expected an integer'),
+    ('worker.job_query', '{"name": ', 'expected a JSON object'),
+    ('worker.job_query', '["echo"]', 'expected a JSON object'),
+    ('worker.job_query', 42, 'expected a JSON object'),
+    ('lease_time', '0', '> 0'),
+    ('lease_time', '-5', '>= 0'),
+    ('lease_time', 'long', 'expected a number'),
+    ('start_worker', 'maybe', 'expected true or false'),
+    ('start_worker', 1, 'expected true or false'),
+    ('start_scheduler', '', 'expected true or false'),
+    ('scheduler.wait_time', '-0.1', '>= 0'),
+    ('route_prefix', 'remote', 'URL path'),
+    ('route_prefix', '/remote/*x', 'URL path'),
+    ('route_prefix', '/{id}', 'URL path'),
+    ('permission', ' ', 'must not be empty'),
+    ('pages', 'sometimes', 'expected true or false'),
+]
+
+
+def test_every_option_has_bad_values_tested():
+    assert {key for key, _, _ in BAD_VALUES} == set(OPTIONS)
+
+
+@pytest.mark.parametrize('key, value, message', BAD_VALUES)
+def test_bad_value(key, value, message):
+    with pytest.raises(SettingsError) as info:
+        parse_settings({'m01.remote.' + key: value})
+    text = str(info.value)
+    assert 'm01.remote.%s = %r' % (key, value) in text
+    assert message in text
+    assert isinstance(info.value, ConfigurationError)
+
+
+def test_unknown_key_lists_the_valid_keys():
+    with pytest.raises(SettingsError) as info:
+        parse_settings({'m01.remote.start_workers': 'true'})
+    text = str(info.value)
+    assert 'unknown setting m01.remote.start_workers;' in text
+    for key in valid_keys():
+        assert key in text
+    assert 'm01.remote.worker.max_threads' in valid_keys()
+    assert len(valid_keys()) == len(OPTIONS) == 15
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(SettingsError) as info:
+        parse_settings({'m01.remote.lease_time': '0',
+                        'm01.remote.pages': 'perhaps',
+                        'm01.remote.colour': 'blue',
+                        'm01.remote.size': 'L'})
+    lines = str(info.value).splitlines()
+    assert lines[0] == 'Invalid m01.remote settings:'
+    assert len(lines) == 4
+    assert 'unknown settings m01.remote.colour, m01.remote.size;' in lines[3]
+
+
+def test_another_prefix():
+    settings = parse_settings({'queue.name': 'q', 'm01.remote.x': 'y'},
+                              prefix='queue.')
+    assert settings.name == 'q'
+    with pytest.raises(SettingsError, match='queue.name, queue.pages'):
+        parse_settings({'queue.nam': 'q'}, prefix='queue.')
+
+
+def test_settings_are_frozen_and_replaceable():
+    settings = parse_settings({})
+    with pytest.raises(AttributeError):
+        settings.name = 'other'
+    other = settings.replace(name='other')
+    assert (settings.name, other.name) == ('root', 'other')
+
+
+class DummyRegistry:
+    def __init__(self, settings):
+        self.settings = settings
+
+
+def test_get_remote_settings_parses_once():
+    registry = DummyRegistry({'m01.remote.name': 'first'})
+    assert get_remote_settings(registry).name == 'first'
+    registry.settings['m01.remote.name'] = 'second'
+    assert get_remote_settings(registry) is registry.m01_remote_settings
+    assert get_remote_settings(registry).name == 'first'
+
+
+def test_get_remote_settings_without_settings():
+    assert get_remote_settings(DummyRegistry(None)) == RemoteSettings()
+
+
+def test_get_remote_settings_refuses_bad_settings():
+    with pytest.raises(SettingsError):
+        get_remote_settings(DummyRegistry({'m01.remote.pages': 'no way'}))
