@@ -347,3 +347,18 @@ def test_stop_processor_lets_running_jobs_finish(rp):
     rp.stopProcessor(timeout=10)
     assert [rp.getJobStatus(jobid) for jobid in ids] == ['completed'] * 2
     assert not rp.isProcessing
+
+
+def test_workers_provide_their_interfaces(rp):
+    from m01.remote.worker import SchedulerWorker, SimpleJobWorker
+    verifyObject(interfaces.IJobWorker, SimpleJobWorker(rp))
+    verifyObject(interfaces.IJobWorker, MultiJobWorker(rp, maxThreads=2))
+    verifyObject(interfaces.ISchedulerWorker, SchedulerWorker(rp))
+
+
+@pytest.mark.parametrize('arguments', [{'maxThreads': 0},
+                                       {'maxThreads': 'two'},
+                                       {'waitTime': -1}])
+def test_bad_worker_arguments_are_refused(rp, arguments):
+    with pytest.raises(ValueError):
+        MultiJobWorker(rp, **arguments)
