@@ -1,0 +1,139 @@
+"""Shared fixtures: the two stores, a fresh database per test, and clean
+transaction and component-registry state.
+
+Every test that asks for ``database`` (or ``store_uri``) runs twice, with
+the ids ``mongomock`` (the embedded in-memory store) and ``ferretdb`` (a
+real MongoDB-wire server: FerretDB started once per session, or the server
+named by ``M01_REMOTE_TEST_MONGODB_URI``). When no server can be had the
+``ferretdb`` runs are skipped with the reason, except under ``CI=true``,
+where they fail: CI must never go green without the real server.
+"""
+import os
+
+import pytest
+import transaction
+import zope.component
+import zope.component.testing
+
+from m01.remote import store, testserver
+
+URI_VARIABLE = 'M01_REMOTE_TEST_MONGODB_URI'
+STORES = ('mongomock', 'ferretdb')
+
+
+def _on_ci():
+    return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
+
+
+def _unavailable(reason):
+    reason = 'no MongoDB-wire server for the ferretdb tests: %s' % reason
+    if _on_ci():
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason)
+
+
+def _terminal_progress(config):
+    """Print to the terminal past pytest's capturing (a build is slow)."""
+    reporter = config.pluginmanager.get_plugin('terminalreporter')
+    capture = config.pluginmanager.get_plugin('capturemanager')
+
+    def progress(message):
+        if reporter is None:
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line('m01.remote.testserver: %s' % message)
+    return progress
+
+
+@pytest.fixture(scope='session')
+def _ferretdb_server(request):
+    """Start FerretDB at most once per session, and only when needed.
+
+    pytest keeps a session fixture's failure, so a missing Go costs one
+    attempt, not one per test.
+    """
+    server = testserver.FerretDBServer(
+        progress=_terminal_progress(request.config))
+    try:
+        server.start()
+    except testserver.FerretDBUnavailable as e:
+        server.close()
+        _unavailable(str(e))
+    try:
+        yield server.uri
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope='session')
+def ferretdb_uri(request):
+    """The URI of the real server, for tests that start processes.
+
+    Give each process the same database name (``database.name`` or
+    ``testserver.unique_database_name()``) and drop it at the end.
+    """
+    uri = os.environ.get(URI_VARIABLE)
+    if not uri:
+        return request.getfixturevalue('_ferretdb_server')
+    client = store.connect(uri, serverSelectionTimeoutMS=5000)
+    try:
+        client.admin.command('ping')
+    except Exception as e:  # any failure means: no usable server
+        # pymongo appends its whole topology description; the first
+        # part says what went wrong.
+        reason = str(e).split(' (configured timeouts')[0]
+        _unavailable('%s=%s does not answer ping: %s'
+                     % (URI_VARIABLE, uri, reason))
+    finally:
+        client.close()
+    return uri
+
+
+@pytest.fixture(params=[
+    pytest.param('mongomock', id='mongomock'),
+    pytest.param('ferretdb', id='ferretdb', marks=pytest.mark.ferretdb),
+])
+def store_uri(request):
+    """``mongomock://`` or the real server's URI."""
+    if request.param == 'mongomock':
+        return 'mongomock://'
+    return request.getfixturevalue('ferretdb_uri')
+
+
+def _fresh_database(uri):
+    client = store.connect(uri)
+    name = testserver.unique_database_name()
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+@pytest.fixture
+def database(store_uri):
+    """A fresh, uniquely named database on each store, dropped after."""
+    yield from _fresh_database(store_uri)
+
+
+@pytest.fixture
+def mongomock_database():
+    """A fresh database on the embedded store only, for fast unit tests."""
+    yield from _fresh_database('mongomock://')
+
+
+@pytest.fixture(autouse=True)
+def _clean_transaction():
+    # A test that fails mid-transaction must not leave its pending work
+    # (jobs joined to the thread's transaction) to the next test.
+    transaction.abort()
+    yield
+    transaction.abort()
+
+
+@pytest.fixture
+def global_registry():
+    """zope.component's global site manager, emptied before and after."""
+    zope.component.testing.setUp()
+    yield zope.component.getGlobalSiteManager()
+    zope.component.testing.tearDown()
