@@ -1,0 +1,183 @@
+"""How fast the management pages render with a large queue.
+
+Fills a database on a real MongoDB-wire server with 100,000 jobs (most
+completed, some in error, some still queued) and times the pages through
+WebTest: the whole request, from routing to the rendered HTML, against the
+server. Prints the median, fastest and slowest of ``--runs`` renderings of
+each page; the target for the jobs page is a median under 300 ms.
+
+How to run::
+
+    pip install -e '.[testing]'
+    python benchmarks/bench_pages.py                 # a throw-away FerretDB
+    python benchmarks/bench_pages.py --uri mongodb://127.0.0.1:27017/
+    python benchmarks/bench_pages.py --uri mongomock:// --jobs 10000
+    python benchmarks/bench_pages.py --runs 5 --pages jobs,overview
+
+Without ``--uri`` a FerretDB server is started for the run (and built
+first, once, if needed: see ``m01.remote.testserver``). The database is
+uniquely named and dropped at the end.
+"""
+import argparse
+import datetime
+import statistics
+import sys
+import time
+
+import transaction
+import webtest
+from pyramid.config import Configurator
+from pyramid.security import Allowed, Denied
+from pyramid.session import SignedCookieSessionFactory
+
+from m01.remote import store, testing, testserver
+from m01.remote.interfaces import IRemoteProcessor
+
+TARGET_MS = 300.0
+BATCH = 5000
+
+
+class EveryoneLoggedIn:
+    """The pages' permission for every request that sets REMOTE_USER."""
+
+    def identity(self, request):
+        return request.environ.get('REMOTE_USER')
+
+    def authenticated_userid(self, request):
+        return self.identity(request)
+
+    def permits(self, request, context, permission):
+        if self.identity(request):
+            return Allowed('benchmark')
+        return Denied('anonymous')
+
+
+def makeApp(uri, databaseName):
+    config = Configurator(settings={'m01.remote.uri': uri,
+                                    'm01.remote.database': databaseName})
+    config.set_session_factory(SignedCookieSessionFactory('benchmark'))
+    config.set_security_policy(EveryoneLoggedIn())
+    config.include('m01.remote')
+    config.add_remote_job_factory('echo', testing.EchoJob)
+    config.add_remote_job_factory('error', testing.ErrorJob)
+    return config.make_wsgi_app()
+
+
+def fill(rp, count):
+    """Add ``count`` jobs through ``addJob`` with realistic statuses: 80 %
+    completed, 5 % in error, the rest queued.
+
+    The statuses are set on the documents before their transaction
+    commits: on FerretDB an ``update_many`` over many jobs takes far
+    longer than inserting them.
+    """
+    started = time.perf_counter()
+    completed = int(count * 0.80)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for first in range(0, count, BATCH):
+        for number in range(first, min(first + BATCH, count)):
+            rp.addJob('error' if number % 20 == 0 else 'echo',
+                      {'number': number, 'text': 'job %d' % number})
+        for document in rp.pendingJobDocuments():
+            if document['name'] == 'error':
+                document.update(
+                    status='error', completed=now, retryCounter=1,
+                    errors=['[%s] An error occurred.' % now.isoformat()],
+                    tracebacks=['Traceback (most recent call last):\n...'])
+            elif document['input']['number'] < completed:
+                document.update(status='completed', completed=now,
+                                output={'ok': True})
+        transaction.commit()
+    return time.perf_counter() - started
+
+
+def timePage(app, url, runs):
+    app.get(url)    # compile the templates, warm the caches
+    times = []
+    for _run in range(runs):
+        started = time.perf_counter()
+        app.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def pages(jobs):
+    """(key, title, URL) of each page timed."""
+    lastPage = (jobs + 49) // 50
+    return [
+        ('jobs', 'jobs page 1 (default)', '/remote/jobs'),
+        ('page2', 'jobs page 2', '/remote/jobs?page=2'),
+        ('error', 'jobs, status=error', '/remote/jobs?status=error'),
+        ('echo', 'jobs, factory=echo', '/remote/jobs?name=echo'),
+        ('completed', 'jobs, sort=completed', '/remote/jobs?sort=completed'),
+        ('last', 'jobs, last page (%d)' % lastPage,
+         '/remote/jobs?page=%d' % lastPage),
+        ('overview', 'overview', '/remote/'),
+    ]
+
+
+PAGE_KEYS = [key for key, _title, _url in pages(1)]
+
+
+def run(uri, jobs, runs, keys=PAGE_KEYS):
+    client = store.connect(uri)
+    name = testserver.unique_database_name('m01bench')
+    try:
+        wsgi = makeApp(uri, name)
+        rp = wsgi.registry.getUtility(IRemoteProcessor)
+        seconds = fill(rp, jobs)
+        counts = rp.jobs.countByStatus()
+        print('filled %d jobs in %.1f s: %s' % (
+            jobs, seconds, ', '.join('%s %d' % item
+                                     for item in counts.items() if item[1])))
+        app = webtest.TestApp(wsgi, extra_environ={'REMOTE_USER': 'bench'})
+        print('%-28s %9s %9s %9s   (%d runs, ms)'
+              % ('page', 'median', 'min', 'max', runs), flush=True)
+        results = {}
+        for key, title, url in pages(jobs):
+            if key not in keys:
+                continue
+            times = timePage(app, url, runs)
+            results[key] = statistics.median(times)
+            print('%-28s %9.1f %9.1f %9.1f' % (
+                title, statistics.median(times), min(times), max(times)),
+                flush=True)
+        if 'jobs' in results:
+            print('jobs page median %.1f ms: %s the %.0f ms target' % (
+                results['jobs'],
+                'within' if results['jobs'] < TARGET_MS else 'OVER',
+                TARGET_MS))
+        return results
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--uri', help='a mongodb:// URI; default: start a '
+                        'throw-away FerretDB')
+    parser.add_argument('--jobs', type=int, default=100000)
+    parser.add_argument('--runs', type=int, default=21,
+                        help='renderings per page (default 21)')
+    parser.add_argument('--pages', default=','.join(PAGE_KEYS),
+                        help='the pages to time, of: %s (default: all)'
+                        % ', '.join(PAGE_KEYS))
+    args = parser.parse_args(argv)
+    keys = [key.strip() for key in args.pages.split(',') if key.strip()]
+    unknown = sorted(set(keys) - set(PAGE_KEYS))
+    if unknown:
+        parser.error('unknown page(s) %s' % ', '.join(unknown))
+    if args.uri:
+        run(args.uri, args.jobs, args.runs, keys)
+        return 0
+    with testserver.ferretdb_server(
+            progress=lambda message: print(message, file=sys.stderr)) \
+            as uri:
+        print('FerretDB at %s' % uri)
+        run(uri, args.jobs, args.runs, keys)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

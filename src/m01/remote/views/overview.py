@@ -1,0 +1,63 @@
+"""The overview: worker threads, job counts and the latest errors."""
+from pyramid.view import view_defaults
+
+from m01.remote import interfaces
+from m01.remote.views.common import BaseView, remote_view, template
+
+LATEST_ERRORS = 10
+
+# Stopping waits for running jobs; a page must not hang on a long job
+# (the worker still ends once its job is done).
+STOP_TIMEOUT = 5.0
+
+
+@view_defaults(context=interfaces.IRemoteProcessor,
+               renderer=template('overview'))
+class OverviewView(BaseView):
+
+    section = 'overview'
+
+    @remote_view(request_method='GET')
+    def overview(self):
+        rp = self.context
+        counts = rp.jobs.countByStatus()
+        return {
+            'title': 'Remote processor',
+            'threads': [
+                {'title': 'Job processor', 'running': rp.isProcessing,
+                 'start': 'start-processor', 'stop': 'stop-processor'},
+                {'title': 'Scheduler', 'running': rp.isScheduling,
+                 'start': 'start-scheduler', 'stop': 'stop-scheduler'},
+            ],
+            'counts': [(status.value, counts.get(status.value, 0))
+                       for status in interfaces.JobStatus],
+            'total': sum(counts.values()),
+            'errors': rp.jobs.latestErrors(limit=LATEST_ERRORS),
+        }
+
+    def _switch(self, method, message, **kw):
+        getattr(self.context, method)(**kw)
+        self.flash(message)
+        return self.redirect(self.context)
+
+    @remote_view(name='start-processor', request_method='POST',
+                 require_csrf=True)
+    def startProcessor(self):
+        return self._switch('startProcessor', 'The job processor started.')
+
+    @remote_view(name='stop-processor', request_method='POST',
+                 require_csrf=True)
+    def stopProcessor(self):
+        return self._switch('stopProcessor', 'The job processor stopped.',
+                            timeout=STOP_TIMEOUT)
+
+    @remote_view(name='start-scheduler', request_method='POST',
+                 require_csrf=True)
+    def startScheduler(self):
+        return self._switch('startScheduler', 'The scheduler started.')
+
+    @remote_view(name='stop-scheduler', request_method='POST',
+                 require_csrf=True)
+    def stopScheduler(self):
+        return self._switch('stopScheduler', 'The scheduler stopped.',
+                            timeout=STOP_TIMEOUT)
