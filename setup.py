@@ -25,9 +25,11 @@ requires = [
 ]
 
 testing_requires = [
+    'beautifulsoup4',
     'pytest',
     'ruff',
     'selenium',
+    'waitress',
     'WebTest',
     'build',
 ]

@@ -362,3 +362,15 @@ def test_workers_provide_their_interfaces(rp):
 def test_bad_worker_arguments_are_refused(rp, arguments):
     with pytest.raises(ValueError):
         MultiJobWorker(rp, **arguments)
+
+
+def test_jobs_of_unknown_classes_can_be_listed_not_run(rp):
+    jobid = rp.addJob('echo', 1, immediate=True)
+    rp.jobsCollection.update_one({'_id': bson.ObjectId(jobid)},
+                                 {'$set': {'jobClass': 'gone.Module.Job'}})
+    assert rp.jobs[jobid].input == 1          # the pages can show it
+    assert rp.jobs.countByStatus()['queued'] == 1
+    assert rp.pullNextJob() is None
+    job = rp.jobs[jobid]
+    assert (job.status, job.retryCounter) == ('queued', 1)
+    assert 'gone.Module.Job' in job.errors[0]

@@ -44,7 +44,7 @@ class JobContainer:
         document = self.processor.getJobDocument(jobid)
         if document is None:
             raise KeyError(jobid)
-        return self._located(loadJob(document))
+        return self._located(loadJob(document, strict=False))
 
     def get(self, jobid, default=None):
         try:
@@ -67,7 +67,8 @@ class JobContainer:
         return [str(document['_id']) for document in self._documents()]
 
     def values(self):
-        return [self._located(loadJob(d)) for d in self._documents()]
+        return [self._located(loadJob(document, strict=False))
+                for document in self._documents()]
 
     def items(self):
         return [(job.__name__, job) for job in self.values()]
@@ -98,19 +99,26 @@ class JobContainer:
         direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
         cursor = self.collection.find(query).sort(
             [(sort, direction), ('_id', direction)]).skip(skip).limit(limit)
-        jobs = [self._located(loadJob(document)) for document in cursor]
+        jobs = [self._located(loadJob(document, strict=False))
+                for document in cursor]
         return self.collection.count_documents(query), jobs
 
     def countByStatus(self):
-        return {status.value: self.collection.count_documents(
-            {'status': status.value}) for status in interfaces.JobStatus}
+        # One pass over the jobs, not one count per status.
+        counts = dict.fromkeys(interfaces.STATI, 0)
+        for row in self.collection.aggregate(
+                [{'$group': {'_id': '$status', 'n': {'$sum': 1}}}]):
+            if row['_id'] in counts:
+                counts[row['_id']] = row['n']
+        return counts
 
     def latestErrors(self, limit=10):
         cursor = self.collection.find(
             {'errors.0': {'$exists': True}}).sort(
             [('queued', pymongo.DESCENDING), ('_id', pymongo.DESCENDING)]
         ).limit(limit)
-        return [self._located(loadJob(document)) for document in cursor]
+        return [self._located(loadJob(document, strict=False))
+                for document in cursor]
 
 
 @zope.interface.implementer(interfaces.IJobFactoryContainer)

@@ -18,6 +18,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPForbidden, HTTPSeeOther
 from pyramid.response import Response
 from pyramid.security import Allowed, Denied, forget, remember
+from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import ROUTE_NAME
 from m01.remote.demojobs import EchoJob, FailingJob, SleepJob
@@ -195,6 +196,9 @@ def main(global_config, **settings):
     config = Configurator(settings=settings)
     config.registry.demo_login = {'user': user, 'password': password}
     config.set_security_policy(DemoSecurityPolicy(secret, user))
+    # A session, for the messages the pages show after an action.
+    config.set_session_factory(SignedCookieSessionFactory(
+        secret + ':session', httponly=True, samesite='Lax'))
     # The pages' forms carry a CSRF token; a cookie keeps it without a
     # session factory.
     config.set_csrf_storage_policy(CookieCSRFStoragePolicy(samesite='Lax'))

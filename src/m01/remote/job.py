@@ -167,9 +167,19 @@ STORED_ATTRIBUTES = (
     'tracebacks')
 
 
-def loadJob(document):
-    """Turn a stored job document back into its job object."""
-    cls = getJobClass(document['jobClass'])
+def loadJob(document, strict=True):
+    """Turn a stored job document back into its job object.
+
+    With ``strict`` false (for reading only: the pages, listings) a job of
+    a class this process has not imported loads as a plain ``Job``; a
+    worker must not run it, so processing loads strictly.
+    """
+    try:
+        cls = getJobClass(document['jobClass'])
+    except UnknownJobClassError:
+        if strict:
+            raise
+        cls = Job
     job = cls.__new__(cls)
     job.errors = []
     job.tracebacks = []

@@ -28,6 +28,7 @@ from m01.remote.job import (
     DuplicateJobError,
     Job,
     JobError,
+    UnknownJobClassError,
     checkStorable,
     dumpFactory,
     loadFactory,
@@ -349,7 +350,24 @@ class RemoteProcessor:
         now = toBSONTime(callTime) if callTime else self.now()
         document = self.jobWrites.claimNext(now, self.workerId,
                                             self.leaseTime, jobQuery)
-        return loadJob(document) if document else None
+        if document is None:
+            return None
+        try:
+            return loadJob(document)
+        except UnknownJobClassError as error:
+            # A deployment mistake, not the job's: count it as a failed
+            # attempt (another worker may have the class) and say why.
+            logger.error('Job %s cannot run here: %s', document['_id'],
+                         error)
+            self.jobWrites.fail(document['_id'], document['claim'],
+                                jobstate.failureUpdate(
+                                    document.get('retryCounter'),
+                                    document.get('maxRetries', 3),
+                                    document.get('retryDelay', 10),
+                                    '[%s] %s' % (now.isoformat(
+                                        timespec='seconds'), error),
+                                    '', now, final=False))
+            return None
 
     def processJob(self, jobid, job=None):
         if job is None:
