@@ -34,6 +34,8 @@ logger = logging.getLogger('m01.remote')
 
 #: How often the foreground loop checks its thread is still alive.
 CHECK_INTERVAL = 1.0
+#: How long the lease keeper may take to finish a renewal when stopping.
+KEEPER_STOP_TIMEOUT = 30.0
 
 COMMANDS = {
     'worker': ('process queued jobs',
@@ -145,6 +147,9 @@ def run(processor, command, stop_timeout=STOP_TIMEOUT, stop_event=None):
                 status = 1
                 break
         getattr(processor, stop)(stop_timeout)
+        # Jobs still running past the stop timeout end with the process;
+        # the lease keeper must not: it stops between two of its writes.
+        processor.leases.stop(KEEPER_STOP_TIMEOUT)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -64,6 +64,24 @@ class LeaseKeeper:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
+    def stop(self, timeout=None):
+        """Stop renewing, between two ticks, whoever still uses it.
+
+        For a process about to exit with jobs still running: a tick cut
+        short by the exit can leave a job change half written, while a
+        job whose lease is not renewed is simply recovered once its
+        lease expires.
+        """
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._users = 0
+            self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning('The lease keeper did not stop within '
+                               '%.1f s', timeout)
+
     def renew(self):
         until = self.processor.now() + datetime.timedelta(
             seconds=self.processor.leaseTime)

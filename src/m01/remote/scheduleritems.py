@@ -26,10 +26,18 @@ def _utcnow():
     return datetime.datetime.now(datetime.timezone.utc)
 
 
+#: The longest delay an item accepts: a century, in seconds. Anything
+#: longer cannot be added to a datetime.
+MAX_SECONDS = 100 * 366 * 24 * 3600
+
+
 def _positive_int(name, value):
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError('%s must be a positive integer (seconds), got %r'
                          % (name, value))
+    if value > MAX_SECONDS:
+        raise ValueError('%s must be at most %d seconds (a century), got %r'
+                         % (name, MAX_SECONDS, value))
     return value
 
 

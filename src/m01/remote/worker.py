@@ -21,27 +21,37 @@ logger = logging.getLogger('m01.remote')
 MIN_IDLE_WAIT = 0.02
 #: The longest back-off while the database is unreachable.
 MAX_OUTAGE_WAIT = 10.0
+#: What a step returns when it only waited, without asking the database:
+#: true (do not idle after it) but no sign that the database is back.
+WAITED = 'waited'
 
 
 class OutageTracker:
-    """Logs an unreachable database once, and once when it is back."""
+    """Logs an unreachable database once, and once when it is back.
+
+    Shared by a worker's loop and its pool threads, hence the lock.
+    """
 
     def __init__(self, label):
         self.label = label
         self.failures = 0
+        self._lock = threading.Lock()
 
     def failed(self, error):
-        if self.failures == 0:
-            logger.error('%s: the database cannot be reached (%s); '
-                         'retrying with back-off', self.label, error)
-        self.failures += 1
-        return min(0.5 * 2 ** min(self.failures - 1, 5), MAX_OUTAGE_WAIT)
+        with self._lock:
+            if self.failures == 0:
+                logger.error('%s: the database cannot be reached (%s); '
+                             'retrying with back-off', self.label, error)
+            self.failures += 1
+            failures = self.failures
+        return min(0.5 * 2 ** min(failures - 1, 5), MAX_OUTAGE_WAIT)
 
     def succeeded(self):
-        if self.failures:
-            logger.info('%s: the database is reachable again after %d '
-                        'failed attempts', self.label, self.failures)
-        self.failures = 0
+        with self._lock:
+            if self.failures:
+                logger.info('%s: the database is reachable again after %d '
+                            'failed attempts', self.label, self.failures)
+            self.failures = 0
 
 
 @zope.interface.implementer(interfaces.IJobWorker)
@@ -70,7 +80,8 @@ class BaseWorker:
             self.remoteProcessor.waitForWork(max(seconds, MIN_IDLE_WAIT))
 
     def step(self):
-        """One pass of the loop; True when there was work."""
+        """One pass of the loop; True when there was work (``WAITED``
+        when it only waited for something else)."""
         raise NotImplementedError
 
     def guardedStep(self):
@@ -86,8 +97,9 @@ class BaseWorker:
                              type(self).__name__)
             self.idle()
             return False
-        self.outage.succeeded()
-        return worked
+        if worked is not WAITED:
+            self.outage.succeeded()
+        return bool(worked)
 
     def __call__(self):
         self.running = True
@@ -167,6 +179,15 @@ class MultiJobWorker(BaseWorker):
         try:
             self.remoteProcessor.processJob(jobid, job)
             transaction.commit()
+            self.outage.succeeded()
+        except pymongo.errors.ConnectionFailure as error:
+            # The outage is logged once, with the loop's; the job keeps
+            # its claim and runs again once its lease expires.
+            transaction.abort()
+            self.outage.failed(error)
+            logger.warning('MultiJobWorker: the outcome of job %s was not '
+                           'stored (the database cannot be reached); it '
+                           'runs again once its lease expires', jobid)
         except Exception:
             transaction.abort()
             logger.exception('MultiJobWorker: job %s failed to finish',
@@ -185,7 +206,7 @@ class MultiJobWorker(BaseWorker):
     def step(self):
         if not self._slots.acquire(timeout=max(self.waitTime,
                                                MIN_IDLE_WAIT)):
-            return True  # every thread busy: wait for one, do not poll
+            return WAITED  # every thread busy: wait for one, do not poll
         job = None
         try:
             job = self.doPullNextJob()

@@ -1,0 +1,234 @@
+"""Counting commands and finished jobs, and a worker process for
+``bench_queue.py``.
+
+The workers are m01.remote's own ``SimpleJobWorker`` and
+``MultiJobWorker``; the subclasses here only note, after the real method
+returned, that a job was processed and committed, when, and how many
+database commands this process had sent by then.
+
+Commands are counted with pymongo's command monitoring on a real server.
+The embedded store sends no commands: there the calls of collection
+methods (``find_one_and_update``, ``insert_many``, ...) on its serialised
+collection proxies are counted instead, which is what each command would
+have been.
+
+As a process (the driver starts it, ``PYTHONPATH`` holding this
+directory)::
+
+    python bench_worker.py URI DATABASE --kind simple|multi [--threads 4]
+
+it runs one worker until SIGTERM and prints a JSON line with its figures
+every 0.2 s, and a last one (``"final": true``) once the worker stopped.
+"""
+import argparse
+import collections
+import json
+import os
+import signal
+import sys
+import threading
+import time
+
+import bench_jobs
+import pymongo.monitoring
+
+from m01.remote import store
+from m01.remote.processor import RemoteProcessor
+from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+
+#: Collection methods that are one command each on a real server.
+DATABASE_METHODS = frozenset((
+    'aggregate', 'bulk_write', 'count_documents', 'create_index',
+    'delete_many', 'delete_one', 'distinct', 'estimated_document_count',
+    'find', 'find_one', 'find_one_and_delete', 'find_one_and_replace',
+    'find_one_and_update', 'insert_many', 'insert_one', 'replace_one',
+    'update_many', 'update_one'))
+
+STATUS_INTERVAL = 0.2
+#: A worker process never outlives this, whatever happens to the driver.
+MAX_LIFETIME = 4 * 3600
+
+
+class CommandCounter(pymongo.monitoring.CommandListener):
+    """Commands sent by this process, in total and by thread name."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.total = 0
+        self.byThread = collections.Counter()
+        self.byName = collections.Counter()
+
+    def count(self, name):
+        thread = threading.current_thread().name
+        with self._lock:
+            self.total += 1
+            self.byThread[thread] += 1
+            self.byName[name] += 1
+
+    def started(self, event):
+        self.count(event.command_name)
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+    def snapshot(self):
+        with self._lock:
+            return (self.total, collections.Counter(self.byThread),
+                    collections.Counter(self.byName))
+
+
+counter = CommandCounter()
+_embeddedCounting = False
+
+
+def countEmbeddedCalls():
+    """Count collection method calls on the embedded store (once)."""
+    global _embeddedCounting
+    if _embeddedCounting:
+        return
+    _embeddedCounting = True
+    original = store.SerializedCollection.__getattr__
+
+    def __getattr__(self, name):
+        value = original(self, name)
+        if name not in DATABASE_METHODS:
+            return value
+
+        def counted(*args, **kw):
+            counter.count(name)
+            return value(*args, **kw)
+        return counted
+
+    store.SerializedCollection.__getattr__ = __getattr__
+
+
+def connect(uri):
+    """A client whose commands ``counter`` counts."""
+    if uri.startswith(store.EMBEDDED_SCHEME + ':'):
+        countEmbeddedCalls()
+        return store.connect(uri)
+    return store.connect(uri, event_listeners=[counter])
+
+
+class Tally:
+    """Jobs processed (and committed) by the workers of this process."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.started = time.time()
+        self.commandsAtStart = counter.total
+        self.done = 0
+        self.last = None
+        self.commandsAtLast = None
+
+    def jobDone(self):
+        now = time.time()
+        with self._lock:
+            self.done += 1
+            self.last = now
+            self.commandsAtLast = counter.total
+
+    def figures(self):
+        with self._lock:
+            return {'done': self.done, 'first': bench_jobs.progress.first,
+                    'last': self.last, 'started': self.started,
+                    'commandsAtStart': self.commandsAtStart,
+                    'commandsAtLast': self.commandsAtLast,
+                    'commands': counter.total}
+
+
+class CountingSimpleWorker(SimpleJobWorker):
+
+    def __init__(self, remoteProcessor, tally, **arguments):
+        super().__init__(remoteProcessor, **arguments)
+        self.tally = tally
+
+    def doProcessNextJob(self):
+        processed = super().doProcessNextJob()
+        if processed:
+            self.tally.jobDone()
+        return processed
+
+    step = doProcessNextJob
+
+
+class CountingMultiWorker(MultiJobWorker):
+
+    def __init__(self, remoteProcessor, tally, **arguments):
+        super().__init__(remoteProcessor, **arguments)
+        self.tally = tally
+
+    def doProcessJob(self, jobid):
+        super().doProcessJob(jobid)
+        self.tally.jobDone()
+
+
+def makeWorker(rp, kind, tally, threads=4, waitTime=1.0):
+    if kind == 'simple':
+        return CountingSimpleWorker(rp, tally, waitTime=waitTime)
+    if kind == 'multi':
+        return CountingMultiWorker(rp, tally, waitTime=waitTime,
+                                   maxThreads=threads)
+    raise ValueError('unknown worker kind %r' % (kind,))
+
+
+class RunningWorker:
+    """A worker in a thread of its own, counted from its start."""
+
+    def __init__(self, rp, kind, threads=4, waitTime=1.0, name=None):
+        bench_jobs.progress.reset()
+        self.tally = Tally()
+        self.worker = makeWorker(rp, kind, self.tally, threads, waitTime)
+        self.thread = threading.Thread(
+            target=self.worker, daemon=True,
+            name=name or '%s-worker' % rp.name)
+        self.thread.start()
+
+    def stop(self, timeout=60.0):
+        self.worker.stop(timeout)
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+
+def _print(figures):
+    sys.stdout.write(json.dumps(figures) + '\n')
+    sys.stdout.flush()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('uri')
+    parser.add_argument('database')
+    parser.add_argument('--kind', choices=('simple', 'multi'),
+                        default='simple')
+    parser.add_argument('--threads', type=int, default=4)
+    parser.add_argument('--wait-time', type=float, default=1.0)
+    parser.add_argument('--name', default='bench-%d' % os.getpid())
+    args = parser.parse_args(argv)
+
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    parent = os.getppid()
+
+    client = connect(args.uri)
+    rp = RemoteProcessor(client[args.database], name=args.name)
+    running = RunningWorker(rp, args.kind, args.threads, args.wait_time)
+    deadline = time.monotonic() + MAX_LIFETIME
+    try:
+        while not stopping.wait(STATUS_INTERVAL):
+            if os.getppid() != parent or time.monotonic() > deadline:
+                break  # the driver is gone: do not run on alone
+            _print(running.tally.figures())
+    finally:
+        stopped = running.stop()
+        _print(dict(running.tally.figures(), final=True, stopped=stopped))
+        client.close()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
