@@ -10,6 +10,7 @@ database. Every wait here is bounded.
 import datetime
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -194,7 +195,6 @@ class Run:
 
     def workerId(self, process, name='root'):
         """The worker id the jobs of ``process`` carry (host:pid:name)."""
-        import socket
         return '%s:%d:%s' % (socket.gethostname(), process.pid, name)
 
     def close(self, drop=True):
@@ -278,8 +278,9 @@ def drain(result, run, jobids, timeout, stall=None, what=None,
                                  what or 'every job completing', stall,
                                  interval)
     except ScenarioTimeout as e:
-        result.problems.append(str(e))
         stuck = stuckJobs(run.database, jobids)
+        result.problems.append('%s; %s' % (e, ', '.join(
+            'job %s: %s' % item for item in sorted(stuck.items()))))
         result.stuck.update(stuck)
         reasons = list(result.stuck.values())
         result.details['stuck'] = ','.join(

@@ -198,8 +198,8 @@ def outage(env, size):
         waitFor(lambda: completedAfter(run.database, back), size['timeout'],
                 'a job completing after the restart', interval=0.2)
         result.recovery = time.monotonic() - restarted
-        alive = [p.label for p in workers + schedulers if not p.alive]
-        result.check(not alive, 'did not survive the outage: %s' % alive)
+        dead = [p.label for p in workers + schedulers if not p.alive]
+        result.check(not dead, 'did not survive the outage: %s' % dead)
         stopAll(result, schedulers, 'scheduler')
         scheduled = list(audit(run.database).jobs.keys() - set(jobids))
         expected = jobids + scheduled

@@ -11,10 +11,12 @@ from fault_harness import (
     FAULT_WORKER,
     LATENCY,
     Run,
+    ScenarioTimeout,
     addRecordJobs,
     drain,
     settingsFor,
     stopAll,
+    waitFor,
     waitServing,
 )
 
@@ -47,6 +49,15 @@ def load(env, size):
             result.check(status == 0, 'producer %s exited with %s: %s' % (
                 producer.label, status, producer.output()[-2000:]))
         produced = time.monotonic() - started
+        # Producers can finish before a scheduler's first occurrence is
+        # due: let every item create a job before the schedulers stop.
+        try:
+            waitFor(lambda: len(run.database.rjobs.distinct(
+                'input.item')) >= size['items'],
+                max(deadline - time.monotonic(), 1),
+                'a scheduled job of every item', interval=0.5)
+        except ScenarioTimeout as e:
+            result.problems.append(str(e))
         stopAll(result, schedulers, 'scheduler')
         # Every job committed now: wait for the queue to drain.
         expected = list(audit(run.database).jobs)

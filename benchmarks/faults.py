@@ -3,7 +3,7 @@
     python benchmarks/faults.py                   # the full sizes
     python benchmarks/faults.py --short           # the sizes CI runs
     python benchmarks/faults.py --only crash,outage --uri mongodb://...
-    python benchmarks/faults.py --jobs 2000       # the load scenario's size
+    python benchmarks/faults.py --only load --jobs 2000
 
 Without ``--uri`` a throw-away FerretDB server is started (see
 ``m01.remote.testserver``); the outage scenario needs that server, since
@@ -16,15 +16,17 @@ on errors; every wait is bounded.
 
 Each scenario prints one line::
 
-    load      jobs=300 completed=300 duplicates=0 lost=0 recovery_s=- ...
+    load      jobs=2012 completed=2012 duplicates=0 lost=0 recovery_s=- ...
 
 ``jobs`` the jobs (or cases) of the scenario, ``completed`` those that
 completed exactly once (status ``completed`` and one execution record),
 ``duplicates`` second executions (see ``fault_jobs``), ``lost`` jobs not
 completed at the end of the scenario's bound, ``recovery_s`` the
-scenario's recovery time (below), then details. Problems (a broken
-promise or bound) follow on lines starting with ``!``; the exit status is
-1 when there is any.
+scenario's recovery time (below), then details: ``stuck`` says why jobs
+stopped moving (``fault_audit.stuckJobs``), ``reruns_after_lost_outcome``
+how many duplicates were a job run again because its first run lost it
+while storing its outcome. Problems (a broken promise or bound) follow
+on lines starting with ``!``; the exit status is 1 when there is any.
 
 The scenarios (``--only`` takes their names):
 
@@ -32,6 +34,8 @@ load
     2 producer processes commit jobs in batches of 100 while 4 worker
     processes (4 threads each) and 2 scheduler processes (2 Delay items)
     run. Every producer's job and every scheduled job completes once.
+    The full size is 20,000 jobs; on FerretDB v1 that takes hours (about
+    2 jobs/s), so ``--jobs`` sets a size that fits the time you have.
 crash
     3 worker processes run jobs of a few seconds. One is killed
     (SIGKILL) while it runs jobs: ``recovery_s`` is the time until the

@@ -122,8 +122,13 @@ def screenshot(browser, artifacts, name):
 
 
 def find(browser, css):
+    """The first element ``css`` selects, waiting (at most DEADLINE
+    seconds) for it to appear: a click on a submit button returns before
+    the browser has loaded the page the form answers with."""
     from selenium.webdriver.common.by import By
-    return browser.find_element(By.CSS_SELECTOR, css)
+    elements = waitFor(lambda: browser.find_elements(By.CSS_SELECTOR, css),
+                       'an element %r on %s' % (css, browser.current_url))
+    return elements[0]
 
 
 def findAll(browser, css):
