@@ -17,7 +17,7 @@ requires = [
     'pyramid >= 2.0',
     'pyramid_chameleon',
     'pyramid_tm',
-    'transaction',
+    'transaction >= 3.0',
     'tzdata',
     'waitress',
     'zope.component',

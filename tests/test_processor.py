@@ -320,6 +320,32 @@ def test_renewed_lease_is_not_recovered(rp):
     assert rp.getJobStatus(jobid) == 'processing'
 
 
+@pytest.mark.parametrize('end', ['commit', 'abort'])
+def test_lease_is_renewed_until_the_outcome_is_committed(rp, end):
+    jobid = rp.addJob('echo', 1, immediate=True)
+    other = rp.addJob('echo', 2, immediate=True)
+    job = rp.pullNextJob()
+    otherJob = rp.pullNextJob()
+    assert {job.__name__, otherJob.__name__} == {jobid, other}
+    rp.leases.add(otherJob.__name__, otherJob.claim)
+    rp.processJob(job.__name__, job)
+    # Run, not stored yet: the lease keeper must still renew it.
+    assert job.claim in rp.leases.claims
+    getattr(transaction, end)()
+    assert rp.leases.claims == [otherJob.claim]
+    expected = 'completed' if end == 'commit' else 'processing'
+    assert rp.getJobStatus(job.__name__) == expected
+
+
+def test_a_late_release_keeps_a_newer_claim(rp):
+    jobid = rp.addJob('echo', 1, immediate=True)
+    rp.leases.add(jobid, 'new-claim')
+    rp.leases.discard(jobid, 'old-claim')
+    assert rp.leases.claims == ['new-claim']
+    rp.leases.discard(jobid)
+    assert rp.leases.claims == []
+
+
 def test_committed_job_wakes_an_idle_local_worker(rp):
     # waitTime is an hour: only the wake-up can make this job run.
     rp.jobWorkerArguments = {'waitTime': 3600}

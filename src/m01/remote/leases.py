@@ -33,9 +33,12 @@ class LeaseKeeper:
         with self._lock:
             self._claims[jobid] = claim
 
-    def discard(self, jobid):
+    def discard(self, jobid, claim=None):
+        """Stop renewing the lease of ``jobid``; with ``claim``, only while
+        it is that claim's (the job may have been claimed again since)."""
         with self._lock:
-            self._claims.pop(jobid, None)
+            if claim is None or self._claims.get(jobid) == claim:
+                self._claims.pop(jobid, None)
 
     @property
     def claims(self):

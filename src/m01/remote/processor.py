@@ -399,6 +399,7 @@ class RemoteProcessor:
         self._dataManager()
         savepoint = self.transactionManager.get().savepoint(optimistic=True)
         self.leases.add(job.__name__, job.claim)
+        recorded = False
         try:
             try:
                 output = job(self)
@@ -411,8 +412,22 @@ class RemoteProcessor:
                 self._recordOutcome(job, lambda: self.jobWrites.complete(
                     toObjectId(job.__name__), job.claim, output,
                     self.now()))
+            recorded = True
         finally:
-            self.leases.discard(job.__name__)
+            if not recorded:
+                self.leases.discard(job.__name__, job.claim)
+
+    def _releaseLeaseAtEnd(self, job):
+        """Keep renewing the job's lease until the transaction that stores
+        its outcome ends: a lease that expired while the outcome waits for
+        the commit would let another worker run the job again. Committed,
+        the job is no longer processing; aborted, it runs again once the
+        lease expires."""
+        def release(*ignored):
+            self.leases.discard(job.__name__, job.claim)
+        txn = self.transactionManager.get()
+        txn.addAfterCommitHook(release)
+        txn.addAfterAbortHook(release)
 
     def _rollback(self, savepoint):
         try:
@@ -440,6 +455,7 @@ class RemoteProcessor:
                     job.__name__)
             return True
         self._dataManager().addWrite(conditionalWrite, wake=True)
+        self._releaseLeaseAtEnd(job)
 
     def recoverExpiredJobs(self, callTime=None):
         """Requeue (or fail) jobs whose worker stopped renewing its lease.
