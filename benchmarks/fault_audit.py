@@ -111,10 +111,11 @@ def stuckJobs(database, jobids, prefix='r'):
     won by tickets (see ``m01.remote.ticketed``): ``{jobid: reason}``.
 
     ``ticket``: the ticket of the job's current version is taken, but
-    the job was never written (its winner lost the server or died in
-    between), so no change of the job can be won any more. ``no entry``:
-    the job is live but has no queue entry, so no claim or lease
-    recovery ever looks at it.
+    the job is not written yet (its winner lost the server or died in
+    between; the next claim or lease recovery meeting it writes it once
+    the ticket is ``STALE_TICKET`` old). ``no entry``: the job is live
+    but has no queue entry, so no claim or lease recovery looks at it
+    (the ticketed writes never leave a live job so). ``waiting``: neither.
     """
     reasons = {}
     jobs = database[prefix + 'jobs']

@@ -39,21 +39,6 @@ def scenario(test):
     return pytest.mark.slow(pytest.mark.ferretdb(test))
 
 
-#: Why a job can stop moving on FerretDB because of known bugs of the
-#: ticketed job writes (``m01.remote.ticketed``), by the reason
-#: ``fault_audit.stuckJobs`` gives. Only these are expected failures;
-#: a job stuck for any other reason fails the test.
-KNOWN_STUCK = {
-    'ticket': 'a client that won the ticket of a job change lost the '
-              'server (or died) before writing the job: no later change '
-              'of that job can be won until the ticket is purged',
-    'no entry': 'a live job without a queue entry is never claimed nor '
-                'recovered: a claim dropped the entry of a job still '
-                'being inserted, or a change dropped the entry and then '
-                'failed to write the job',
-}
-
-
 def _onCI():
     return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 
@@ -95,37 +80,17 @@ def run(name, env):
     return result
 
 
-#: A job's effect written before its outcome is stored happens at least
-#: once: a worker killed or cut off from the server between the two loses
-#: the job, which runs again once its lease expires (the unique index of
-#: the execution records refuses the second record).
-RERUN = ('ran again after its first run lost the job while storing its '
-         'outcome (at least once, by design)')
-
-
 def assertExactlyOnce(result):
-    """No job lost, none run twice; or, when that fails only in the ways
-    known above, an expected failure saying which."""
+    """No job lost, none run twice, except a job whose first run lost the
+    job while storing its outcome (a worker killed or cut off from the
+    server between its effect and its outcome): that job runs again once
+    its lease expires; the queue promises at least once, and the unique
+    index of the execution records refuses the second record."""
     assert result.skipped is None
-    stalled = [p for p in result.problems
-               if 'still queued or processing after' in p]
-    reasons = list(result.stuck.values())
-    knownLost = bool(reasons) and set(reasons) <= set(KNOWN_STUCK) and \
-        result.lost == len(reasons)
-    knownDuplicates = result.duplicates > 0 and \
-        result.duplicates == result.reruns
-    if (knownLost or knownDuplicates) and result.problems == stalled and \
-            (knownLost or result.lost == 0) and \
-            (knownDuplicates or result.duplicates == 0):
-        known = ['%d job(s): %s' % (reasons.count(reason),
-                                    KNOWN_STUCK[reason])
-                 for reason in sorted(set(reasons))]
-        if knownDuplicates:
-            known.append('%d job(s) %s' % (result.reruns, RERUN))
-        pytest.xfail('known: %s (%s)' % ('; '.join(known), result.line()))
     assert result.problems == []
     assert result.jobs > 0
-    assert (result.lost, result.duplicates) == (0, 0), result.line()
+    assert result.lost == 0, result.line()
+    assert result.duplicates == result.reruns, result.line()
     assert result.completed == result.jobs, result.line()
 
 

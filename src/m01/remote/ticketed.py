@@ -14,14 +14,25 @@ So on such a server:
 
 * Every job document carries a ``version``. A change first inserts the
   ticket ``<jobid>:<version>`` into the tickets collection; only the
-  client whose insert succeeded writes, and it writes by ``_id`` alone
-  (no other client can write that version, so no filter is needed).
+  client whose insert succeeded writes the job, by ``_id`` and version.
+* The ticket holds the change as the values it sets (the retry counter
+  and the error list counted out, the next version included), so writing
+  it twice writes the same job. A client that won a ticket and then died,
+  or lost the server, before writing the job would otherwise block that
+  job until the ticket is purged: a client that meets a ticket older than
+  ``STALE_TICKET`` whose job is still at that version writes it instead.
 * Live jobs (queued or running) also have an entry in a small queue
   collection, read unsorted (the SQLite backend returns rows in insertion
   order, and a sort would make it read them all): claims and lease
   recovery read it, never the jobs collection. An entry holds a copy of
   its job's fields, so a worker's ``jobQuery`` is matched there, with
   the matching rules of the embedded store.
+* The job is the truth, its entry a hint kept true: an entry is written
+  after its job, except for a job becoming live (added, or queued again
+  from ``error`` or ``cancelled``), whose entry is written first, so a
+  live job never lacks one. Claims and lease recovery that find an entry
+  disagreeing with its job (a client stopped between the two writes)
+  correct the entry, or drop it once its job has ended.
 * Tickets are purged once no racer can still hold their version.
 
 Cheap where it can be: a worker remembers the job as its claim wrote it,
@@ -51,11 +62,16 @@ from m01.remote.jobstate import (
     completeUpdate,
     lostWorkerUpdate,
     requeueUpdate,
-    versioned,
 )
 
+LIVE = (QUEUED, PROCESSING)
 #: Tickets older than this are purged; racers are long gone by then.
 TICKET_LIFETIME = datetime.timedelta(hours=1)
+#: A ticket whose change is not written after this long was won by a
+#: client that stopped between the ticket and the job: anyone writes it.
+#: A client still writing it then writes the same values, and only on the
+#: version the ticket names, so the two never disagree.
+STALE_TICKET = datetime.timedelta(seconds=30)
 #: Seconds between two purges of old tickets (a purge reads them all).
 PURGE_INTERVAL = 600.0
 #: Queue entries a claim reads, in growing windows, before it reads all
@@ -70,12 +86,47 @@ ORPHAN_AGE = datetime.timedelta(minutes=10)
 #: Claimed jobs remembered for their outcome, at most.
 REMEMBERED = 10000
 
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
 def queueEntry(document):
     """The queue entry of a queued job document."""
     job = {key: value for key, value in document.items()
            if key not in ('output', 'errors', 'tracebacks')}
     return {'_id': document['_id'], 'state': QUEUED,
             'retryTime': document['retryTime'], 'job': job}
+
+
+def runningFields(document):
+    """What the entry of a running job says about it."""
+    return {'state': PROCESSING, 'claim': document.get('claim'),
+            'leaseExpires': document.get('leaseExpires')}
+
+
+def absoluteChange(document, update):
+    """``update`` (``$set``, ``$unset``, ``$inc``, ``$push``) as the values
+    it gives ``document``, the next version included, and the fields it
+    removes: ``(fields, unset)``. Written twice, it writes the same job.
+    """
+    fields = dict(update.get('$set', {}))
+    for key, amount in update.get('$inc', {}).items():
+        fields[key] = (document.get(key) or 0) + amount
+    for key, value in update.get('$push', {}).items():
+        fields[key] = list(document.get(key) or []) + [value]
+    fields['version'] = document.get('version', 0) + 1
+    unset = sorted(key for key in update.get('$unset', {})
+                   if key not in fields)
+    return fields, unset
+
+
+def changed(document, fields, unset):
+    """The document as the change writes it."""
+    written = dict(document, **fields)
+    for key in unset:
+        written.pop(key, None)
+    return written
 
 
 class TicketedJobWrites(AtomicJobWrites):
@@ -109,45 +160,74 @@ class TicketedJobWrites(AtomicJobWrites):
 
     # the ticket
 
-    def _transition(self, document, update, entry=None, now=None):
+    @staticmethod
+    def _ticketId(document):
+        return '%s:%d' % (document['_id'], document.get('version', 0))
+
+    def _transition(self, document, update, now=None):
         """Win the ticket for the document's version, then write the job
         and its queue entry; the job as written, or None when another
-        client won. ``entry`` is ``('set', fields)``, ``('put', doc)`` or
-        ``('drop', None)``."""
-        version = document.get('version', 0)
-        ticket = {'_id': '%s:%d' % (document['_id'], version),
-                  'at': now or datetime.datetime.now(datetime.timezone.utc)}
+        client won (or the job was removed)."""
+        now = now or utcnow()
+        fields, unset = absoluteChange(document, update)
+        ticket = {'_id': self._ticketId(document), 'at': now,
+                  'set': fields, 'unset': unset}
         try:
             self.tickets.insert_one(ticket)
         except pymongo.errors.DuplicateKeyError:
+            self._finishStale(document, now)
             return None
-        oid = document['_id']
-        if entry is not None:
-            action, value = entry
-            if action == 'drop':
-                self.queue.delete_one({'_id': oid})
-            elif action == 'put':
-                self.queue.replace_one({'_id': oid}, value, upsert=True)
-            else:
-                self.queue.update_one({'_id': oid}, {'$set': value})
-        if not self.jobs.update_one({'_id': oid},
-                                    versioned(update)).matched_count:
-            return None  # the job was removed meanwhile
-        written = dict(document, **update.get('$set', {}))
-        for key in update.get('$unset', {}):
-            written.pop(key, None)
-        written['version'] = version + 1
+        return self._write(document, fields, unset)
+
+    def _write(self, document, fields, unset):
+        """Write a won change: the job (at the version it was won for) and
+        its entry, the entry first only when the job becomes live."""
+        written = changed(document, fields, unset)
+        becomesLive = document['status'] not in LIVE and \
+            written['status'] in LIVE
+        if becomesLive:
+            self._writeEntry(written)
+        update = {'$set': fields}
+        if unset:
+            update['$unset'] = dict.fromkeys(unset, '')
+        if not self.jobs.update_one(
+                {'_id': document['_id'],
+                 'version': document.get('version', 0)},
+                update).matched_count:
+            return None  # removed, or written by a client finishing it
+        if not becomesLive:
+            self._writeEntry(written)
         return written
 
-    def _changeIf(self, oid, condition, update, entry, now=None):
+    def _writeEntry(self, written):
+        oid = written['_id']
+        if written['status'] == QUEUED:
+            self.queue.replace_one({'_id': oid}, queueEntry(written),
+                                   upsert=True)
+        elif written['status'] == PROCESSING:
+            self.queue.update_one({'_id': oid},
+                                  {'$set': runningFields(written)})
+        else:
+            self.queue.delete_one({'_id': oid})
+
+    def _finishStale(self, document, now):
+        """Write the change of the ticket held on the document's version
+        when its client stopped before writing it; True when written."""
+        ticket = self.tickets.find_one({'_id': self._ticketId(document)})
+        if ticket is None or 'set' not in ticket or \
+                ticket['at'] > now - STALE_TICKET:
+            return False   # purged, or its client may still be writing
+        return self._write(document, ticket['set'],
+                           ticket['unset']) is not None
+
+    def _changeIf(self, oid, condition, update, now=None):
         """Read the job and change it while ``condition`` holds; the job
         as written, or None."""
         for _ in range(self.attempts):
             document = self.jobs.find_one({'_id': oid})
             if document is None or not condition(document):
                 return None
-            written = self._transition(document, update, entry(document),
-                                       now)
+            written = self._transition(document, update, now)
             if written is not None:
                 return written
         return None
@@ -170,22 +250,15 @@ class TicketedJobWrites(AtomicJobWrites):
             document = self._claimed.pop(claim, None)
         return document if document and document['_id'] == oid else None
 
-    def _outcome(self, oid, claim, update, entry, now=None):
+    def _outcome(self, oid, claim, update, now=None):
         """Store a worker's outcome: at the version its claim (or lease
         renewal) wrote, else the reading way."""
         document = self._recall(oid, claim)
         if document is not None and self._transition(
-                document, update, entry(document), now) is not None:
+                document, update, now) is not None:
             return True
-        return self._changeIf(oid, self._owns(claim), update, entry,
+        return self._changeIf(oid, self._owns(claim), update,
                               now) is not None
-
-    def _afterFailure(self, document, update):
-        fields = update['$set']
-        if fields['status'] != QUEUED:
-            return ('drop', None)
-        requeued = dict(document, **fields)
-        return ('put', queueEntry(requeued))
 
     # claims
 
@@ -218,24 +291,44 @@ class TicketedJobWrites(AtomicJobWrites):
 
     def _claim(self, oid, now, worker, leaseTime, entry=None):
         document = self.jobs.find_one({'_id': oid})
-        if document is None:
-            # Not inserted yet (its entry is stored first), or removed.
-            created = ((entry or {}).get('job') or {}).get('created')
-            if created is None or created < now - ORPHAN_AGE:
-                self.queue.delete_one({'_id': oid})
+        if entry is not None and not self._entryAgrees(entry, document,
+                                                       now):
             return None
-        if document['status'] in (CANCELLED, ERROR, 'completed'):
-            self.queue.delete_one({'_id': oid})   # a left-over entry
+        if document is None or document['status'] != QUEUED or \
+                not document.get('active', True):
             return None
-        if document['status'] != QUEUED or not document.get('active', True):
-            return None
-        fields = claimFields(now, worker, leaseTime)
-        change = ('set', {'state': PROCESSING, 'claim': fields['claim'],
-                          'leaseExpires': fields['leaseExpires']})
-        written = self._transition(document, {'$set': fields}, change, now)
+        if entry is not None and document['retryTime'] > now:
+            return None   # the entry is older than a retry delay
+        written = self._transition(
+            document, {'$set': claimFields(now, worker, leaseTime)}, now)
         if written is not None:
             self._remember(written)
         return written
+
+    def _entryAgrees(self, entry, document, now):
+        """Whether a queued entry is its job's; if not, correct or drop
+        it (see the module docstring)."""
+        oid = entry['_id']
+        if document is None:
+            # Not inserted yet (its entry is stored first), or removed.
+            created = (entry.get('job') or {}).get('created')
+            if created is None or created < now - ORPHAN_AGE:
+                self.queue.delete_one({'_id': oid})
+            return False
+        if document['status'] == QUEUED:
+            return True
+        if document['status'] == PROCESSING:
+            # The claim's entry write did not happen (yet).
+            self.queue.update_one({'_id': oid},
+                                  {'$set': runningFields(document)})
+        elif (entry.get('job') or {}).get('version', 0) > \
+                document.get('version', 0):
+            # Queued again, the job not written yet: finish it if its
+            # client stopped.
+            self._finishStale(document, now)
+        else:
+            self.queue.delete_one({'_id': oid})   # a left-over entry
+        return False
 
     def claimJob(self, oid, now, worker, leaseTime):
         for _ in range(self.attempts):
@@ -253,23 +346,20 @@ class TicketedJobWrites(AtomicJobWrites):
         return lambda d: d['status'] == PROCESSING and d.get('claim') == claim
 
     def complete(self, oid, claim, output, now):
-        return self._outcome(oid, claim, completeUpdate(output, now),
-                             lambda d: ('drop', None), now)
+        return self._outcome(oid, claim, completeUpdate(output, now), now)
 
     def fail(self, oid, claim, update):
-        return self._outcome(oid, claim, update,
-                             lambda d: self._afterFailure(d, update))
+        return self._outcome(oid, claim, update)
 
     def cancel(self, oid, now):
         return self._changeIf(
-            oid, lambda d: d['status'] in (QUEUED, PROCESSING),
-            cancelUpdate(now), lambda d: ('drop', None), now) is not None
+            oid, lambda d: d['status'] in LIVE, cancelUpdate(now),
+            now) is not None
 
     def requeue(self, oid, now):
-        update = requeueUpdate(now)
         return self._changeIf(
-            oid, lambda d: d['status'] in (ERROR, CANCELLED), update,
-            lambda d: ('put', queueEntry(dict(d, **update['$set']))),
+            oid, lambda d: d['status'] in (ERROR, CANCELLED),
+            requeueUpdate(now),
             now) is not None
 
     def _running(self):
@@ -287,8 +377,7 @@ class TicketedJobWrites(AtomicJobWrites):
                 continue
             written = self._changeIf(
                 entry['_id'], self._owns(entry['claim']),
-                {'$set': {'leaseExpires': until}},
-                lambda d: ('set', {'leaseExpires': until}))
+                {'$set': {'leaseExpires': until}})
             if written is not None:
                 self._renewed(entry['claim'], written)
                 extended += 1
@@ -301,18 +390,39 @@ class TicketedJobWrites(AtomicJobWrites):
                 break
             if entry['state'] != PROCESSING or entry['leaseExpires'] >= now:
                 continue
-            document = self.jobs.find_one({'_id': entry['_id']})
-            if document is None or document['status'] != PROCESSING or \
-                    document.get('claim') != entry.get('claim') or \
-                    document['leaseExpires'] >= now:
+            document = self._expiredJob(entry, now)
+            if document is None:
                 continue
             update = lostWorkerUpdate(document, now)
-            written = self._transition(
-                document, update, self._afterFailure(document, update), now)
+            written = self._transition(document, update, now)
             if written is not None:
                 recovered.append((str(document['_id']),
-                                  update['$set']['status']))
+                                  written['status']))
         return recovered
+
+    def _expiredJob(self, entry, now):
+        """The running job of an entry whose lease expired, if its lease
+        did expire; else the entry is corrected or dropped."""
+        oid = entry['_id']
+        document = self.jobs.find_one({'_id': oid})
+        if document is None:
+            if entry['leaseExpires'] < now - ORPHAN_AGE:
+                self.queue.delete_one({'_id': oid})   # the job was removed
+            return None
+        status = document['status']
+        if status == PROCESSING and document.get('claim') == \
+                entry.get('claim') and document['leaseExpires'] < now:
+            return document
+        if status == QUEUED:
+            # Requeued after a failure; the entry write did not happen.
+            self.queue.replace_one({'_id': oid}, queueEntry(document))
+        elif status == PROCESSING:
+            # Claimed again or renewed; the entry write did not happen.
+            self.queue.update_one({'_id': oid},
+                                  {'$set': runningFields(document)})
+        else:
+            self.queue.delete_one({'_id': oid})   # the job has ended
+        return None
 
     def purgeTickets(self, now):
         if time.monotonic() - self._lastPurge < PURGE_INTERVAL:
