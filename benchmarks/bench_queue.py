@@ -20,7 +20,8 @@ What is measured (each row in a fresh database, dropped afterwards):
   process, in 1 and in 2 processes: jobs per second from the first job's
   start to the last job's committed outcome (as ``peers.py`` does from the
   first start to the last end), and commands per processed job from the
-  workers' start to that last commit (lease renewal included). The
+  workers' start to that last commit; those of the lease keeper, which
+  depend on time, not on jobs, are counted apart (``lease_commands``). The
   embedded store cannot be shared by two processes, so it has no
   2-process rows; its 1-process workers run in the driver's process.
 * Latency, from just before ``addJob`` to the job's start, median and
@@ -268,12 +269,16 @@ def _processingFigures(tallies, jobs):
     done = sum(t['done'] for t in tallies)
     firsts = [t['first'] for t in tallies if t.get('first')]
     lasts = [t['last'] for t in tallies if t.get('last')]
+    counted = [t for t in tallies if t.get('commandsAtLast') is not None]
     commands = sum(t['commandsAtLast'] - t['commandsAtStart']
-                   for t in tallies if t.get('commandsAtLast') is not None)
+                   for t in counted)
+    background = sum(t['backgroundAtLast'] - t['backgroundAtStart']
+                     for t in counted)
     seconds = max(lasts) - min(firsts) if firsts and lasts else None
     return {'done': done, 'seconds': seconds,
             'per_s': done / seconds if seconds else None,
-            'commands': commands / done if done else None}
+            'commands': (commands - background) / done if done else None,
+            'lease_commands': background / done if done else None}
 
 
 def benchProcess(store, jobs, kind, processes, threads, timeout):
@@ -320,6 +325,7 @@ def benchProcess(store, jobs, kind, processes, threads, timeout):
     result = row(store, key, what, jobs, per_s=figures['per_s'],
                  seconds=figures['seconds'], commands=figures['commands'],
                  commands_unit='%s/job' % store.unit,
+                 lease_commands=figures['lease_commands'],
                  processed=figures['done'], completed=completed)
     if partial:
         result['note'] = 'partial: %d of %d jobs in %.0f s' % (
@@ -581,6 +587,8 @@ def formatTable(rows):
         commands = ('-' if r['commands'] is None else '%s %s' % (
             _num(r['commands'], 3 if r['commands'] < 1 else 2),
             r['commands_unit']))
+        if r.get('lease_commands'):
+            commands += ' +%.3f lease' % r['lease_commands']
         body.append((r['store'], r['what'], _num(r['n']),
                      _num(r['per_s'], 1), commands,
                      _num(latency.get('median'), 1),

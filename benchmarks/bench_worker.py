@@ -44,17 +44,21 @@ DATABASE_METHODS = frozenset((
     'find_one_and_update', 'insert_many', 'insert_one', 'replace_one',
     'update_many', 'update_one'))
 
+#: Threads whose commands do not depend on the jobs: the lease keeper.
+BACKGROUND_THREAD = 'm01.remote-leases-'
 STATUS_INTERVAL = 0.2
 #: A worker process never outlives this, whatever happens to the driver.
 MAX_LIFETIME = 4 * 3600
 
 
 class CommandCounter(pymongo.monitoring.CommandListener):
-    """Commands sent by this process, in total and by thread name."""
+    """Commands sent by this process, in total and by thread name;
+    ``background`` counts the lease keeper's."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self.total = 0
+        self.background = 0
         self.byThread = collections.Counter()
         self.byName = collections.Counter()
 
@@ -62,6 +66,7 @@ class CommandCounter(pymongo.monitoring.CommandListener):
         thread = threading.current_thread().name
         with self._lock:
             self.total += 1
+            self.background += thread.startswith(BACKGROUND_THREAD)
             self.byThread[thread] += 1
             self.byName[name] += 1
 
@@ -120,9 +125,11 @@ class Tally:
         self._lock = threading.Lock()
         self.started = time.time()
         self.commandsAtStart = counter.total
+        self.backgroundAtStart = counter.background
         self.done = 0
         self.last = None
         self.commandsAtLast = None
+        self.backgroundAtLast = None
 
     def jobDone(self):
         now = time.time()
@@ -130,6 +137,7 @@ class Tally:
             self.done += 1
             self.last = now
             self.commandsAtLast = counter.total
+            self.backgroundAtLast = counter.background
 
     def figures(self):
         with self._lock:
@@ -137,6 +145,8 @@ class Tally:
                     'last': self.last, 'started': self.started,
                     'commandsAtStart': self.commandsAtStart,
                     'commandsAtLast': self.commandsAtLast,
+                    'backgroundAtStart': self.backgroundAtStart,
+                    'backgroundAtLast': self.backgroundAtLast,
                     'commands': counter.total}
 
 
