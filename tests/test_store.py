@@ -156,3 +156,49 @@ def test_cursors_survive_concurrent_writes(database):
         stop.set()
         writer.join(30)
     assert errors == []
+
+
+def test_embedded_lookups_by_id_keep_the_query_rules(mongomock_database):
+    jobs = mongomock_database.jobs
+    ids = jobs.insert_many([{'n': n, 'status': 'queued'}
+                            for n in range(5)]).inserted_ids
+    assert jobs.find_one({'_id': ids[2]})['n'] == 2
+    assert jobs.find_one({'_id': ids[2], 'status': 'done'}) is None
+    assert jobs.find_one({'_id': str(ids[2])}) is None   # not the same id
+    assert jobs.update_one({'_id': ids[3], 'status': 'queued'},
+                           {'$set': {'status': 'done'}}).modified_count == 1
+    assert jobs.update_one({'_id': ids[3], 'status': 'queued'},
+                           {'$set': {'status': 'again'}}).modified_count == 0
+    assert [d['n'] for d in jobs.find({'_id': {'$in': ids[:2]}})] == [0, 1]
+    jobs.drop()
+    oid = jobs.insert_one({'n': 9}).inserted_id
+    assert jobs.find_one({'_id': oid})['n'] == 9
+    assert jobs.find_one({'_id': ids[0]}) is None
+
+
+def test_embedded_claim_first_takes_the_oldest_match(mongomock_database):
+    jobs = mongomock_database.jobs
+    now = datetime.datetime.now(datetime.timezone.utc)
+    later = now + datetime.timedelta(hours=1)
+    jobs.insert_many([
+        {'_id': 'c', 'status': 'queued', 'at': now, 'rank': 1},
+        {'_id': 'a', 'status': 'done', 'at': now, 'rank': 0},
+        {'_id': 'b', 'status': 'queued', 'at': later, 'rank': 0},
+        {'_id': 'd', 'status': 'queued', 'at': now, 'rank': 2}])
+    order = [('rank', pymongo.ASCENDING), ('_id', pymongo.ASCENDING)]
+    due = {'status': 'queued', 'at': {'$lte': now}}
+    claimed = jobs.claimFirst(due, order, {'$set': {'status': 'taken'}},
+                              equal=[('status', 'queued')])
+    # 'a' is not queued, 'b' is not due yet: 'c' is the first match.
+    assert claimed['_id'] == 'c' and claimed['status'] == 'taken'
+    assert claimed['at'].tzinfo is not None
+    assert jobs.claimFirst(due, order, {'$set': {'status': 'taken'}}
+                           )['_id'] == 'd'
+    assert jobs.claimFirst(due, order, {'$set': {'status': 'taken'}}) \
+        is None
+
+
+def test_embedded_store_claims_in_place(mongomock_database):
+    from m01.remote.jobstate import EmbeddedJobWrites, jobWritesFor
+    assert isinstance(jobWritesFor(mongomock_database, 'r'),
+                      EmbeddedJobWrites)

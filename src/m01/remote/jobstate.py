@@ -188,6 +188,19 @@ class AtomicJobWrites:
         return 0
 
 
+class EmbeddedJobWrites(AtomicJobWrites):
+    """The embedded store: the same conditional writes, but a claim finds
+    the oldest due job by testing the stored jobs in place, not through a
+    sorted query, which mongomock answers by copying and sorting every
+    queued job (``SerializedCollection.claimFirst``)."""
+
+    def claimNext(self, now, worker, leaseTime, jobQuery=None):
+        return self.jobs.claimFirst(
+            dueQuery(now, jobQuery), CLAIM_ORDER,
+            versioned({'$set': claimFields(now, worker, leaseTime)}),
+            equal=[('status', QUEUED)])
+
+
 def isFerretDB(database):
     """Whether the server behind ``database`` is FerretDB."""
     from m01.remote.store import isEmbedded
@@ -203,4 +216,7 @@ def jobWritesFor(database, prefix, ticketed=None):
     if ticketed:
         from m01.remote.ticketed import TicketedJobWrites
         return TicketedJobWrites(database, prefix)
+    from m01.remote.store import isEmbedded
+    if isEmbedded(database):
+        return EmbeddedJobWrites(database, prefix)
     return AtomicJobWrites(database, prefix)
