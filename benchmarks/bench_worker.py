@@ -108,6 +108,13 @@ def countEmbeddedCalls():
         return counted
 
     store.SerializedCollection.__getattr__ = __getattr__
+    # The embedded claim: one find_one_and_update on a server.
+    claimFirst = store.SerializedCollection.claimFirst
+
+    def countedClaimFirst(self, *args, **kw):
+        counter.count('find_one_and_update')
+        return claimFirst(self, *args, **kw)
+    store.SerializedCollection.claimFirst = countedClaimFirst
 
 
 def connect(uri):
