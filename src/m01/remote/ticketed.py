@@ -317,17 +317,15 @@ class TicketedJobWrites(AtomicJobWrites):
             return False
         if document['status'] == QUEUED:
             return True
-        if document['status'] == PROCESSING:
-            # The claim's entry write did not happen (yet).
-            self.queue.update_one({'_id': oid},
-                                  {'$set': runningFields(document)})
-        elif (entry.get('job') or {}).get('version', 0) > \
+        if document['status'] not in LIVE and \
+                (entry.get('job') or {}).get('version', 0) > \
                 document.get('version', 0):
             # Queued again, the job not written yet: finish it if its
             # client stopped.
             self._finishStale(document, now)
         else:
-            self.queue.delete_one({'_id': oid})   # a left-over entry
+            # Claimed, its entry write not done (yet); or a left-over.
+            self._writeEntry(document)
         return False
 
     def claimJob(self, oid, now, worker, leaseTime):
@@ -413,15 +411,9 @@ class TicketedJobWrites(AtomicJobWrites):
         if status == PROCESSING and document.get('claim') == \
                 entry.get('claim') and document['leaseExpires'] < now:
             return document
-        if status == QUEUED:
-            # Requeued after a failure; the entry write did not happen.
-            self.queue.replace_one({'_id': oid}, queueEntry(document))
-        elif status == PROCESSING:
-            # Claimed again or renewed; the entry write did not happen.
-            self.queue.update_one({'_id': oid},
-                                  {'$set': runningFields(document)})
-        else:
-            self.queue.delete_one({'_id': oid})   # the job has ended
+        # Requeued, claimed again or renewed, and the entry write did not
+        # happen; or the job has ended: the entry says what the job does.
+        self._writeEntry(document)
         return None
 
     def purgeTickets(self, now):
