@@ -1,6 +1,7 @@
 """m01.remote.store on both stores: connecting, time zones, and the
 embedded store's thread safety."""
 import datetime
+import itertools
 import threading
 
 import pymongo
@@ -196,6 +197,72 @@ def test_embedded_claim_first_takes_the_oldest_match(mongomock_database):
                            )['_id'] == 'd'
     assert jobs.claimFirst(due, order, {'$set': {'status': 'taken'}}) \
         is None
+
+
+def test_embedded_claim_index_follows_every_kind_of_change(
+        mongomock_database):
+    # The claim reads an index kept up to date from the changes since the
+    # last claim; after any mix of writes it must take what a sorted query
+    # over all documents would give.
+    import random
+    jobs = mongomock_database.jobs
+    start = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
+    order = [('queued', pymongo.ASCENDING), ('_id', pymongo.ASCENDING)]
+    due = {'status': 'queued', 'retryTime': {'$lte': start}}
+    randomly = random.Random(7)
+    newIds = itertools.count(1000)
+
+    def when():
+        return start + datetime.timedelta(
+            seconds=randomly.randrange(-50, 10))
+
+    def document(n):
+        return {'_id': n, 'status': randomly.choice(['queued', 'done']),
+                'queued': when(), 'retryTime': when()}
+
+    def some():
+        return {'_id': randomly.randrange(60)}
+
+    def replace():
+        n = randomly.randrange(60)
+        jobs.replace_one({'_id': n}, document(n))
+
+    changes = [
+        lambda: jobs.insert_one(document(next(newIds))),
+        lambda: jobs.insert_many([document(next(newIds))
+                                  for _ in range(3)]),
+        lambda: jobs.update_one(some(), {'$set': {'queued': when()}}),
+        lambda: jobs.update_one(some(), {'$set': {'status': 'queued',
+                                                  'retryTime': when()}}),
+        lambda: jobs.update_many({'queued': {'$gt': when()}},
+                                 {'$set': {'status': 'queued'}}),
+        replace,
+        lambda: jobs.find_one_and_update(
+            {'status': 'queued'}, {'$unset': {'queued': ''}}),
+        lambda: jobs.update_one(
+            some(), {'$set': {'status': 'queued', 'queued': when(),
+                              'retryTime': when()}}, upsert=True),
+        lambda: jobs.delete_one(some()),
+        lambda: jobs.delete_many({'queued': {'$lt': when()}}),
+        lambda: jobs.find_one_and_delete({'status': 'done'}),
+    ]
+    jobs.insert_many([document(n) for n in range(60)])
+    claimed = 0
+    for step in range(600):
+        if step == 300:
+            jobs.drop()
+            jobs.insert_many([document(n) for n in range(60)])
+        for change in randomly.sample(changes, 3):
+            change()
+        expected = jobs.find_one(due, sort=order)
+        got = jobs.claimFirst(due, order, {'$set': {'status': 'taken'}},
+                              equal=[('status', 'queued')])
+        if expected is None:
+            assert got is None
+        else:
+            assert got['_id'] == expected['_id']
+            claimed += 1
+    assert claimed > 100   # the comparison ran on real claims
 
 
 def test_embedded_store_claims_in_place(mongomock_database):

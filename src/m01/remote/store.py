@@ -11,8 +11,9 @@ import datetime
 import threading
 import urllib.parse
 
-import bson
 import pymongo
+
+from m01.remote import embeddedindex
 
 UTC = datetime.timezone.utc
 
@@ -120,31 +121,17 @@ class SerializedCollection(_Serialized):
     def claimFirst(self, query, order, update, equal=()):
         """``find_one_and_update(query, update, sort=order)`` returning the
         document as updated (None when none matches), for ascending
-        ``order`` keys. mongomock has no indexes and copies every document
-        a query returns: here the stored documents are tested in place
-        (those with the ``equal`` pairs, in order, until one matches), and
-        the search and the write are one step under the lock."""
-        from mongomock.filtering import filter_applies
+        ``order`` keys, among the documents with the ``equal`` (field,
+        value) pairs. mongomock has no indexes and copies and sorts every
+        document a sorted query matches: this reads an ordered index of
+        those documents instead (``m01.remote.embeddedindex``), and the
+        search and the write are one step under the lock."""
         from mongomock.helpers import patch_datetime_awareness_in_document
         assert all(direction == pymongo.ASCENDING for _, direction in order)
         query = patch_datetime_awareness_in_document(query)
-        equal = tuple(equal)
         with self._lock:
-            candidates = sorted(
-                (document for document in self._documents()
-                 if all(document.get(field) == value
-                        for field, value in equal)),
-                key=lambda document: tuple(document.get(field)
-                                           for field, _ in order))
-            for document in candidates:
-                if filter_applies(query, document):
-                    return self._wrapped.find_one_and_update(
-                        {'_id': document['_id']}, update,
-                        return_document=pymongo.ReturnDocument.AFTER)
-            return None
-
-    def _documents(self):
-        return self._wrapped._store._documents.values()
+            return embeddedindex.claimFirst(
+                self._wrapped, query, order, update, equal)
 
 
 class SerializedCursor(_Serialized):
@@ -175,29 +162,8 @@ def _wrap(value, lock):
     if name == 'Database':
         return SerializedDatabase(value, lock)
     if name == 'Collection':
-        _lookUpIdsDirectly(value)
+        embeddedindex.instrument(value)
         return SerializedCollection(value, lock)
     if name in ('Cursor', 'CommandCursor'):
         return SerializedCursor(value, lock)
     return value
-
-
-def _lookUpIdsDirectly(collection):
-    """Make a mongomock collection answer a filter that names one
-    ``_id`` from its documents' dictionary (keyed by ``_id``) instead of
-    testing every document: each job change is a write by ``_id``."""
-    from mongomock.filtering import filter_applies
-    if '_iter_documents' in vars(collection):
-        return
-    scan = collection._iter_documents
-    store = collection._store   # its dictionary is replaced by a drop
-
-    def iterDocuments(filter):
-        oid = filter.get('_id') if type(filter) is dict else None
-        if not isinstance(oid, (bson.ObjectId, str)):
-            return scan(filter)
-        document = store._documents.get(oid)
-        if document is None or not filter_applies(filter, document):
-            return iter(())
-        return iter((document,))
-    collection._iter_documents = iterDocuments

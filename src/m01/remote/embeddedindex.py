@@ -1,0 +1,196 @@
+"""Indexes for the embedded store's hot paths.
+
+mongomock keeps a collection as a dictionary of documents keyed by
+``_id`` and has no indexes: every query tests every document, and a
+sorted query copies and sorts all that match. Two paths of the queue
+cannot afford that with thousands of jobs stored:
+
+- a write by ``_id`` (each change of a job) looks the document up in the
+  dictionary (``instrument``);
+- a claim (the oldest due job) reads an ordered index of the queued jobs
+  (``claimFirst``) that is kept up to date from the ids of the documents
+  changed since the last claim.
+
+The index learns of every change: the documents dictionary of the
+collection is replaced by one that notes the ids set and deleted
+(inserts, replacements, deletes, expiries), and mongomock's update path,
+which every update, replace and find-and-modify goes through
+(``Collection._update``), notes the ids of the documents it is about to
+change in place. A drop gives the collection a new dictionary; the next
+claim sees it and builds its indexes again.
+
+Every function here runs under the embedded store's lock (see
+``m01.remote.store``).
+"""
+import collections
+import datetime
+import heapq
+import itertools
+
+import bson
+import pymongo
+
+#: The index keeps at most this many outdated heap entries per current one
+#: before it rebuilds its heap.
+OUTDATED_ENTRIES_PER_ENTRY = 2
+
+
+def instrument(collection):
+    """Give a mongomock collection object the look-up by ``_id`` and the
+    change notes the claim index needs (once per object)."""
+    from mongomock.filtering import filter_applies
+    if '_iter_documents' in vars(collection):
+        return
+    scan = collection._iter_documents
+    update = collection._update
+
+    def lookUp(filter):
+        oid = filter.get('_id') if type(filter) is dict else None
+        if not isinstance(oid, (bson.ObjectId, str)):
+            return scan(filter)
+        document = collection._store._documents.get(oid)
+        if document is None or not filter_applies(filter, document):
+            return iter(())
+        return iter((document,))
+
+    def iterDocuments(filter):
+        state = _claimState(collection._store)
+        if state.updating:
+            return state.noteEach(lookUp(filter))
+        return lookUp(filter)
+
+    def noteChanges(*args, **kw):
+        state = _claimState(collection._store)
+        state.updating += 1
+        try:
+            return update(*args, **kw)
+        finally:
+            state.updating -= 1
+
+    collection._iter_documents = iterDocuments
+    collection._update = noteChanges
+
+
+def claimFirst(collection, query, order, update, equal):
+    """Update and return (as updated) the first document, in ascending
+    ``order``, of those with the ``equal`` (field, value) pairs that match
+    ``query``; None when there is none."""
+    from mongomock.filtering import filter_applies
+    instrument(collection)
+    state = _claimState(collection._store)
+    index = state.index(tuple(equal), tuple(field for field, _ in order))
+    documents = state.documents
+    heap = index.heap
+    skipped = []
+    try:
+        while heap:
+            key, _, oid = heap[0]
+            if index.keys.get(oid) != key:
+                heapq.heappop(heap)           # outdated entry
+                continue
+            if filter_applies(query, documents[oid]):
+                return collection.find_one_and_update(
+                    {'_id': oid}, update,
+                    return_document=pymongo.ReturnDocument.AFTER)
+            skipped.append(heapq.heappop(heap))   # not due, or not asked
+        return None
+    finally:
+        for entry in skipped:
+            heapq.heappush(heap, entry)
+
+
+class _NotingDocuments(collections.OrderedDict):
+    """A collection's documents, noting the ids set or deleted."""
+
+    def __init__(self, documents):
+        self.changed = set()
+        super().__init__(documents)
+
+    def __setitem__(self, key, value):
+        self.changed.add(key)
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        self.changed.add(key)
+        super().__delitem__(key)
+
+
+class _ClaimState:
+    """The claim indexes of one collection and the changes they have not
+    seen yet."""
+
+    def __init__(self, documents):
+        self.documents = documents
+        self.indexes = {}
+        self.updating = 0
+
+    def noteEach(self, documents):
+        for document in documents:
+            self.documents.changed.add(document['_id'])
+            yield document
+
+    def index(self, equal, fields):
+        changed, self.documents.changed = self.documents.changed, set()
+        for index in self.indexes.values():
+            index.note(changed, self.documents)
+        index = self.indexes.get((equal, fields))
+        if index is None:
+            index = self.indexes[equal, fields] = _OrderedIndex(equal, fields)
+            index.note(list(self.documents), self.documents)
+        return index
+
+
+def _claimState(store):
+    state = getattr(store, '_m01_claims', None)
+    if state is None or store._documents is not state.documents:
+        # First use, or a drop replaced the dictionary.
+        state = store._m01_claims = _ClaimState(
+            _NotingDocuments(store._documents))
+        store._documents = state.documents
+    return state
+
+
+class _OrderedIndex:
+    """The ids of the documents having the ``equal`` pairs, in a heap by
+    the ``fields`` values. ``keys`` holds each member's current key; a
+    heap entry whose key is not that one is outdated and skipped."""
+
+    def __init__(self, equal, fields):
+        self.equal = equal
+        self.fields = fields
+        self.keys = {}
+        self.heap = []
+        self._counter = itertools.count()
+
+    def note(self, ids, documents):
+        keys = self.keys
+        for oid in ids:
+            document = documents.get(oid)
+            if document is None or not all(
+                    document.get(field) == value
+                    for field, value in self.equal):
+                keys.pop(oid, None)
+                continue
+            key = tuple(sortable(document.get(field))
+                        for field in self.fields)
+            if keys.get(oid) != key:
+                keys[oid] = key
+                heapq.heappush(self.heap, (key, next(self._counter), oid))
+        if len(self.heap) > (OUTDATED_ENTRIES_PER_ENTRY + 1) * len(keys) + 64:
+            self.heap = [(key, next(self._counter), oid)
+                         for oid, key in keys.items()]
+            heapq.heapify(self.heap)
+
+
+#: BSON's order of the types a sort key here may hold; values of other
+#: types sort after them, by their representation.
+_TYPE_ORDER = ((type(None), 0), (bool, 8), ((int, float), 1), (str, 2),
+               (bson.ObjectId, 7), (datetime.datetime, 9))
+
+
+def sortable(value):
+    """A key comparing values of different types in BSON's order."""
+    for types, rank in _TYPE_ORDER:
+        if isinstance(value, types):
+            return (rank, value)
+    return (10, repr(value))
