@@ -279,6 +279,55 @@ def test_pull_takes_the_earliest_and_skips_broken_items(scheduler, caplog):
     assert second.pullNextSchedulerItem(at(20)) is None
 
 
+class CountingCollection:
+    """A collection counting the queries sent through it."""
+
+    def __init__(self, collection):
+        self.collection = collection
+        self.finds = 0
+
+    def find(self, *args, **kw):
+        self.finds += 1
+        return self.collection.find(*args, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.collection, name)
+
+
+def test_pull_uses_the_rest_of_its_batch_and_loads_what_it_locked(
+        scheduler):
+    items = [delay(nextCallTime=at(n), input={'n': n}) for n in range(4)]
+    for item in items:
+        scheduler.add(item)
+    collection = CountingCollection(scheduler.collection)
+    second = Scheduler(collection, clock=scheduler.clock)
+    assert second.pullNextSchedulerItem(at(10)).__name__ == items[0].__name__
+    assert collection.finds == 1
+    # The rest of that read is tried first, as the items are now.
+    scheduler.update(items[1], input={'n': 'changed'})
+    scheduler.remove(items[2])
+    pulled = second.pullNextSchedulerItem(at(10))
+    assert pulled.__name__ == items[1].__name__
+    assert pulled.input == {'n': 'changed'}
+    assert second.pullNextSchedulerItem(at(10)).__name__ == items[3].__name__
+    assert collection.finds == 1
+    assert second.pullNextSchedulerItem(at(10)) is None
+    assert collection.finds == 2
+
+
+def test_pull_queries_again_when_its_batch_is_spent(scheduler):
+    items = [delay(nextCallTime=at(n)) for n in range(3)]
+    for item in items:
+        scheduler.add(item)
+    second, third = other(scheduler), other(scheduler)
+    second.pullBatchSize = 2
+    assert second.pullNextSchedulerItem(at(10)).__name__ == items[0].__name__
+    # Another scheduler takes the rest of the batch before it is used.
+    assert third.pullNextSchedulerItem(at(10)).__name__ == items[1].__name__
+    assert second.pullNextSchedulerItem(at(10)).__name__ == items[2].__name__
+    assert second.pullNextSchedulerItem(at(10)) is None
+
+
 # changing items
 
 

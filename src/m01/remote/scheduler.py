@@ -25,6 +25,7 @@ import threading
 import uuid
 
 import bson.errors
+import pymongo
 import pymongo.errors
 import zope.interface
 from bson import ObjectId
@@ -82,6 +83,8 @@ class Scheduler:
         self._lock = threading.RLock()
         self._items = {}
         self._added = {}
+        # due items read by the last query and not tried yet
+        self._batch = []
 
     def now(self, callTime=None):
         """Return callTime (default: the clock) in UTC, milliseconds."""
@@ -266,19 +269,28 @@ class Scheduler:
     def updateRetryTime(self, data, callTime=None):
         """Lock the item described by data (a dump) at callTime; return the
         new retryTime, or False when it is not due, locked or changed."""
-        callTime = self.now(callTime)
+        locked = self._lockItem(data, self.now(callTime))
+        return locked['retryTime'] if locked is not None else False
+
+    def _lockItem(self, data, callTime):
+        """Lock the item described by data (a dump) at callTime with one
+        conditional write; return the item's document as locked, or None
+        when it is not due, locked or changed."""
         if data.get('_id') is None or not _lockable(data, callTime):
-            return False
+            return None
         retryTime = to_utc(callTime + datetime.timedelta(
             seconds=data.get('retryDelay', DEFAULT_RETRY_DELAY)))
-        result = self.collection.update_one(
+        locked = self.collection.find_one_and_update(
             {'_id': ObjectId(data['_id']), 'active': True,
              'nextCallTime': to_utc(data['nextCallTime']),
              '$or': [{'retryTime': None},
                      {'retryTime': {'$lte': callTime}},
                      {'retryTime': retryTime, 'lockedBy': self.token}]},
-            {'$set': {'retryTime': retryTime, 'lockedBy': self.token}})
-        return retryTime if result.matched_count else False
+            {'$set': {'retryTime': retryTime, 'lockedBy': self.token}},
+            return_document=pymongo.ReturnDocument.AFTER)
+        if locked is not None:
+            locked['retryTime'] = to_utc(locked['retryTime'])
+        return locked
 
     def getNextCachedItem(self, callTime=None):
         """Lock and return the next due item added by this scheduler."""
@@ -299,23 +311,40 @@ class Scheduler:
 
     def pullNextSchedulerItem(self, callTime=None):
         """Lock and return the next due item, or None.  The nextCallTime
-        stays as it is until ``advanceItem``."""
+        stays as it is until ``advanceItem``.
+
+        One query reads up to ``pullBatchSize`` due items; the ones not
+        taken are tried by the next pulls before querying again.  They may
+        have changed meanwhile: the lock's condition refuses an item that
+        is no longer due or has been locked, and the item is loaded from
+        the document the lock returns, never from the one read before."""
         callTime = self.now(callTime)
         item = self.getNextCachedItem(callTime)
         if item is not None:
             return item
-        query = {'active': True, 'nextCallTime': {'$lte': callTime},
-                 '$or': [{'retryTime': None},
-                         {'retryTime': {'$lte': callTime}}]}
-        docs = self.collection.find(query, sort=[('nextCallTime', 1)],
-                                    limit=self.pullBatchSize)
-        for doc in list(docs):
-            retryTime = self.updateRetryTime(doc, callTime)
-            if not retryTime:
-                continue  # another scheduler was faster
-            doc['retryTime'] = retryTime
+        with self._lock:
+            batch, self._batch = self._batch, []
+        item = self._lockFirst(batch, callTime)
+        if item is None:
+            query = {'active': True, 'nextCallTime': {'$lte': callTime},
+                     '$or': [{'retryTime': None},
+                             {'retryTime': {'$lte': callTime}}]}
+            item = self._lockFirst(list(self.collection.find(
+                query, sort=[('nextCallTime', 1)], limit=self.pullBatchSize)),
+                callTime)
+        return item
+
+    def _lockFirst(self, batch, callTime):
+        """Lock and return the first item of batch (documents) that can
+        be locked; keep the ones after it for the next pull."""
+        for position, doc in enumerate(batch):
+            locked = self._lockItem(doc, callTime)
+            if locked is None:
+                continue  # another scheduler was faster, or it changed
+            with self._lock:
+                self._batch = batch[position + 1:]
             try:
-                return self._load(doc)
+                return self._load(locked)
             except ValueError:
                 # locked, so it is logged once per retryDelay, not per pull
                 log.exception('scheduler item %s cannot be loaded',
