@@ -13,8 +13,9 @@ the bad-input scenario's WebTest client.
 """
 import fault_jobs
 from pyramid.config import Configurator
-from pyramid.security import Allowed, Denied
 from pyramid.session import SignedCookieSessionFactory
+
+from m01.remote import testing
 
 #: Seconds before a failed (or recovered) attempt is tried again.
 DEFAULT_RETRY_DELAY = 1.0
@@ -50,34 +51,13 @@ def main(global_config, **settings):
     return config.make_wsgi_app()
 
 
-class RemoteUserPolicy:
-    """Any request with ``REMOTE_USER`` is granted everything."""
-
-    def identity(self, request):
-        return request.environ.get('REMOTE_USER')
-
-    def authenticated_userid(self, request):
-        return self.identity(request)
-
-    def permits(self, request, context, permission):
-        if self.identity(request) is None:
-            return Denied('anonymous')
-        return Allowed('REMOTE_USER is set')
-
-    def remember(self, request, userid, **kw):
-        return []
-
-    def forget(self, request, **kw):
-        return []
-
-
 def pagesApp(uri, database, **settings):
     """The scenario application with its management pages, in process."""
     settings = dict({'m01.remote.uri': uri, 'm01.remote.database': database},
                     **settings)
     config = Configurator(settings=settings)
     config.set_session_factory(SignedCookieSessionFactory('faults'))
-    config.set_security_policy(RemoteUserPolicy())
+    config.set_security_policy(testing.RemoteUserPolicy())
     config.include('m01.remote')
     addJobFactories(config)
     return config.make_wsgi_app()

@@ -12,7 +12,6 @@ import pytest
 import transaction
 import webtest
 from pyramid.config import Configurator
-from pyramid.security import Allowed, Denied
 from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import testing
@@ -23,39 +22,12 @@ JOB_LINK = re.compile(r'/remote/jobs/([0-9a-f]{24})"')
 UTC = datetime.timezone.utc
 
 
-class RemoteUserPolicy:
-    """Authenticated means REMOTE_USER is set; only ``permission`` is
-    granted."""
-
-    def __init__(self, permission=PERMISSION):
-        self.permission = permission
-
-    def identity(self, request):
-        return request.environ.get('REMOTE_USER')
-
-    def authenticated_userid(self, request):
-        return self.identity(request)
-
-    def permits(self, request, context, permission):
-        if self.identity(request) is None:
-            return Denied('anonymous')
-        if permission != self.permission:
-            return Denied('not granted %r' % permission)
-        return Allowed('granted')
-
-    def remember(self, request, userid, **kw):
-        return []
-
-    def forget(self, request, **kw):
-        return []
-
-
 def makeApp(uri, databaseName, policy=None, **settings):
     settings = dict({'m01.remote.uri': uri,
                      'm01.remote.database': databaseName}, **settings)
     config = Configurator(settings=settings)
     config.set_session_factory(SignedCookieSessionFactory('not secret'))
-    config.set_security_policy(policy or RemoteUserPolicy())
+    config.set_security_policy(policy or testing.RemoteUserPolicy(PERMISSION))
     config.include('m01.remote')
     config.add_remote_job_factory('echo', testing.EchoJob)
     config.add_remote_job_factory('error', testing.ErrorJob)
@@ -164,14 +136,14 @@ def test_anonymous_is_refused_every_action(site):
 
 def test_a_user_without_the_permission_is_refused(store_uri, database):
     wsgi = makeApp(store_uri, database.name,
-                   policy=RemoteUserPolicy('another.permission'))
+                   policy=testing.RemoteUserPolicy('another.permission'))
     webtest.TestApp(wsgi, extra_environ={'REMOTE_USER': 'x'}).get(
         '/remote/', status=403)
 
 
 def test_the_configured_permission_is_required(store_uri, database):
     wsgi = makeApp(store_uri, database.name,
-                   policy=RemoteUserPolicy('queue.admin'),
+                   policy=testing.RemoteUserPolicy('queue.admin'),
                    **{'m01.remote.permission': 'queue.admin'})
     webtest.TestApp(wsgi, extra_environ={'REMOTE_USER': 'x'}).get(
         '/remote/jobs', status=200)

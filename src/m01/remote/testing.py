@@ -7,6 +7,7 @@ import logging
 import time
 
 import transaction
+from pyramid.security import Allowed, Denied
 
 from m01.remote import errormessage
 from m01.remote.job import Job, JobError
@@ -128,3 +129,31 @@ class RecordingJob(Job):
         remoteProcessor.database.executions.insert_one(
             {'job': self.__name__, 'worker': remoteProcessor.workerId})
         return self.input
+
+
+class RemoteUserPolicy:
+    """A Pyramid security policy for test sites: a request with
+    ``REMOTE_USER`` in its environment is authenticated as that user and
+    granted ``permission`` (every permission when it is None)."""
+
+    def __init__(self, permission=None):
+        self.permission = permission
+
+    def identity(self, request):
+        return request.environ.get('REMOTE_USER')
+
+    def authenticated_userid(self, request):
+        return self.identity(request)
+
+    def permits(self, request, context, permission):
+        if self.identity(request) is None:
+            return Denied('anonymous')
+        if self.permission is not None and permission != self.permission:
+            return Denied('not granted %r' % permission)
+        return Allowed('granted')
+
+    def remember(self, request, userid, **kw):
+        return []
+
+    def forget(self, request, **kw):
+        return []
