@@ -265,6 +265,32 @@ def test_embedded_claim_index_follows_every_kind_of_change(
     assert claimed > 100   # the comparison ran on real claims
 
 
+def test_embedded_change_notes_start_with_the_first_claim(
+        mongomock_database):
+    # A collection nobody claims from (scheduler items, or jobs in a web
+    # process without a worker) keeps no notes of its changes.
+    from m01.remote import embeddedindex
+    jobs = mongomock_database.jobs
+    for n in range(50):
+        jobs.insert_one({'_id': n, 'status': 'queued', 'at': n})
+        jobs.delete_one({'_id': n})
+    notes = embeddedindex._claimState(jobs._wrapped._store).documents
+    assert notes.changed == set()
+    jobs.insert_many([{'_id': 'a', 'status': 'queued', 'at': 1},
+                      {'_id': 'b', 'status': 'queued', 'at': 2}])
+    order = [('at', pymongo.ASCENDING)]
+
+    def claim():
+        return jobs.claimFirst({'status': 'queued'}, order,
+                               {'$set': {'status': 'taken'}},
+                               equal=[('status', 'queued')])['_id']
+    assert claim() == 'a'
+    assert notes.changed == {'a'}   # its own claim, read by the next one
+    jobs.insert_one({'_id': 'c', 'status': 'queued', 'at': 0})
+    assert claim() == 'c'
+    assert notes.changed == {'c'}
+
+
 def test_embedded_store_claims_in_place(mongomock_database):
     from m01.remote.jobstate import EmbeddedJobWrites, jobWritesFor
     assert isinstance(jobWritesFor(mongomock_database, 'r'),

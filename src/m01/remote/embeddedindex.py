@@ -100,18 +100,23 @@ def claimFirst(collection, query, order, update, equal):
 
 
 class _NotingDocuments(collections.OrderedDict):
-    """A collection's documents, noting the ids set or deleted."""
+    """A collection's documents, noting the ids set or deleted once
+    ``noting`` (from the first claim on: a collection nobody claims from
+    keeps no notes)."""
 
     def __init__(self, documents):
         self.changed = set()
+        self.noting = False
         super().__init__(documents)
 
     def __setitem__(self, key, value):
-        self.changed.add(key)
+        if self.noting:
+            self.changed.add(key)
         super().__setitem__(key, value)
 
     def __delitem__(self, key):
-        self.changed.add(key)
+        if self.noting:
+            self.changed.add(key)
         super().__delitem__(key)
 
 
@@ -125,6 +130,11 @@ class _ClaimState:
         self.updating = 0
 
     def noteEach(self, documents):
+        if not self.documents.noting:
+            return documents
+        return self._noteEach(documents)
+
+    def _noteEach(self, documents):
         for document in documents:
             self.documents.changed.add(document['_id'])
             yield document
@@ -135,6 +145,7 @@ class _ClaimState:
             index.note(changed, self.documents)
         index = self.indexes.get((equal, fields))
         if index is None:
+            self.documents.noting = True
             index = self.indexes[equal, fields] = _OrderedIndex(equal, fields)
             index.note(list(self.documents), self.documents)
         return index
