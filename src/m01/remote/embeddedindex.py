@@ -54,13 +54,15 @@ def instrument(collection):
         return iter((document,))
 
     def iterDocuments(filter):
-        state = _claimState(collection._store)
-        if state.updating:
+        state = _liveClaimState(collection._store)
+        if state is not None and state.updating:
             return state.noteEach(lookUp(filter))
         return lookUp(filter)
 
     def noteChanges(*args, **kw):
-        state = _claimState(collection._store)
+        state = _liveClaimState(collection._store)
+        if state is None:
+            return update(*args, **kw)   # nobody claims from it: no notes
         state.updating += 1
         try:
             return update(*args, **kw)
@@ -76,7 +78,6 @@ def claimFirst(collection, query, order, update, equal):
     ``order``, of those with the ``equal`` (field, value) pairs that match
     ``query``; None when there is none."""
     from mongomock.filtering import filter_applies
-    instrument(collection)
     state = _claimState(collection._store)
     index = state.index(tuple(equal), tuple(field for field, _ in order))
     documents = state.documents
@@ -100,23 +101,20 @@ def claimFirst(collection, query, order, update, equal):
 
 
 class _NotingDocuments(collections.OrderedDict):
-    """A collection's documents, noting the ids set or deleted once
-    ``noting`` (from the first claim on: a collection nobody claims from
-    keeps no notes)."""
+    """A collection's documents, noting the ids set or deleted. Only a
+    collection claimed from gets one (``_claimState``): others keep no
+    notes."""
 
     def __init__(self, documents):
         self.changed = set()
-        self.noting = False
         super().__init__(documents)
 
     def __setitem__(self, key, value):
-        if self.noting:
-            self.changed.add(key)
+        self.changed.add(key)
         super().__setitem__(key, value)
 
     def __delitem__(self, key):
-        if self.noting:
-            self.changed.add(key)
+        self.changed.add(key)
         super().__delitem__(key)
 
 
@@ -130,11 +128,6 @@ class _ClaimState:
         self.updating = 0
 
     def noteEach(self, documents):
-        if not self.documents.noting:
-            return documents
-        return self._noteEach(documents)
-
-    def _noteEach(self, documents):
         for document in documents:
             self.documents.changed.add(document['_id'])
             yield document
@@ -145,15 +138,23 @@ class _ClaimState:
             index.note(changed, self.documents)
         index = self.indexes.get((equal, fields))
         if index is None:
-            self.documents.noting = True
             index = self.indexes[equal, fields] = _OrderedIndex(equal, fields)
             index.note(list(self.documents), self.documents)
         return index
 
 
-def _claimState(store):
+def _liveClaimState(store):
+    """The claim state of a collection claimed from, None for the others
+    (and after a drop, until the next claim builds it again)."""
     state = getattr(store, '_m01_claims', None)
-    if state is None or store._documents is not state.documents:
+    if state is not None and store._documents is state.documents:
+        return state
+    return None
+
+
+def _claimState(store):
+    state = _liveClaimState(store)
+    if state is None:
         # First use, or a drop replaced the dictionary.
         state = store._m01_claims = _ClaimState(
             _NotingDocuments(store._documents))
