@@ -31,7 +31,6 @@ import pymongo.monitoring
 import transaction
 import webtest
 from pyramid.config import Configurator
-from pyramid.security import Allowed, Denied
 from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import store, testing, testserver
@@ -41,26 +40,11 @@ TARGET_MS = 300.0
 BATCH = 5000
 
 
-class EveryoneLoggedIn:
-    """The pages' permission for every request that sets REMOTE_USER."""
-
-    def identity(self, request):
-        return request.environ.get('REMOTE_USER')
-
-    def authenticated_userid(self, request):
-        return self.identity(request)
-
-    def permits(self, request, context, permission):
-        if self.identity(request):
-            return Allowed('benchmark')
-        return Denied('anonymous')
-
-
 def makeApp(uri, databaseName):
     config = Configurator(settings={'m01.remote.uri': uri,
                                     'm01.remote.database': databaseName})
     config.set_session_factory(SignedCookieSessionFactory('benchmark'))
-    config.set_security_policy(EveryoneLoggedIn())
+    config.set_security_policy(testing.RemoteUserPolicy())
     config.include('m01.remote')
     config.add_remote_job_factory('echo', testing.EchoJob)
     config.add_remote_job_factory('error', testing.ErrorJob)

@@ -18,7 +18,7 @@ import time
 import transaction
 from fault_audit import stuckJobs, unfinished
 
-from m01.remote import store
+from m01.remote import store, testing
 from m01.remote.console import load_processor
 from m01.remote.testserver import unique_database_name
 
@@ -29,32 +29,6 @@ LATENCY = 10.0
 
 #: Seconds a process may take to exit after SIGTERM before it is killed.
 PROCESS_STOP_TIMEOUT = 60.0
-
-LOGGING = """
-[loggers]
-keys = root
-
-[handlers]
-keys = console
-
-[formatters]
-keys = generic
-
-[logger_root]
-level = INFO
-handlers = console
-
-[handler_console]
-class = StreamHandler
-args = (sys.stderr,)
-level = NOTSET
-formatter = generic
-
-[formatter_generic]
-format = %(asctime)s %(levelname)s [%(process)d %(threadName)s] \
-%(name)s %(message)s
-"""
-
 
 class ScenarioTimeout(Exception):
     """A condition a scenario waited for did not come within its bound."""
@@ -165,9 +139,7 @@ class Run:
         values = dict(self.settings, **settings)
         path = os.path.join(self.workdir, '%s.ini' % label)
         with open(path, 'w') as ini:
-            ini.write('[app:main]\nuse = call:fault_app:main\n')
-            ini.write(''.join('%s = %s\n' % item for item in values.items()))
-            ini.write(LOGGING)
+            ini.write(testing.pasteIni('call:fault_app:main', values))
         return path
 
     def processor(self, **settings):

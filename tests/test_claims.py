@@ -2,7 +2,6 @@
 import os
 import subprocess
 import sys
-import threading
 
 import pytest
 import transaction
@@ -13,27 +12,6 @@ from m01.remote.testserver import unique_database_name
 
 HERE = os.path.dirname(__file__)
 JOBS = int(os.environ.get("M01_CLAIM_JOBS", 2000))
-
-
-def _processInThreads(rp, threads):
-    counts = []
-
-    def run():
-        done = idle = 0
-        while idle < 20:
-            if rp.processNextJob():
-                transaction.commit()
-                done += 1
-                idle = 0
-            else:
-                idle += 1
-                rp.waitForWork(0.05)
-        counts.append(done)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    return workers, counts
 
 
 def _addJobs(rp, count):
@@ -55,7 +33,7 @@ def _assertEachRanOnce(rp, ids):
 def test_threads_claim_each_job_once(database):
     rp = RemoteProcessor(database)
     ids = _addJobs(rp, 300)
-    workers, counts = _processInThreads(rp, 4)
+    workers, counts = testing.startProcessingThreads(rp, 4)
     for thread in workers:
         thread.join()
     assert sum(counts) == 300
@@ -75,7 +53,7 @@ def test_threads_and_processes_claim_each_job_once(ferretdb_uri):
             [sys.executable, os.path.join(HERE, 'claimworker.py'),
              ferretdb_uri, name, '2'], stdout=subprocess.PIPE, env=env,
             text=True) for _ in range(2)]
-        workers, counts = _processInThreads(rp, 4)
+        workers, counts = testing.startProcessingThreads(rp, 4)
         for thread in workers:
             thread.join()
         outputs = [process.communicate(timeout=600)[0]
@@ -97,7 +75,7 @@ def test_both_write_strategies_on_the_embedded_store(mongomock_database,
                                                      ticketed):
     rp = RemoteProcessor(mongomock_database, ticketed=ticketed)
     ids = _addJobs(rp, 100)
-    workers, counts = _processInThreads(rp, 4)
+    workers, counts = testing.startProcessingThreads(rp, 4)
     for thread in workers:
         thread.join()
     _assertEachRanOnce(rp, ids)

@@ -14,37 +14,12 @@ import pytest
 import transaction
 from pyramid.paster import bootstrap
 
-from m01.remote import console
+from m01.remote import console, testing
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.testserver import unique_database_name
 
 #: Seconds a worker process may take to start and pick up a job.
 DEADLINE = 60.0
-
-
-LOGGING = """
-[loggers]
-keys = root
-
-[handlers]
-keys = console
-
-[formatters]
-keys = generic
-
-[logger_root]
-level = INFO
-handlers = console
-
-[handler_console]
-class = StreamHandler
-args = (sys.stderr,)
-level = NOTSET
-formatter = generic
-
-[formatter_generic]
-format = %(levelname)s [%(threadName)s] %(message)s
-"""
 
 
 def write_ini(path, uri, database, **extra):
@@ -58,8 +33,9 @@ def write_ini(path, uri, database, **extra):
         'demo.secret': 'test-secret',
     }
     settings.update(extra)
-    lines = ''.join('%s = %s\n' % item for item in settings.items())
-    path.write_text('[app:main]\nuse = egg:m01.remote\n' + lines + LOGGING)
+    path.write_text(testing.pasteIni(
+        'egg:m01.remote', settings,
+        logFormat='%(levelname)s [%(threadName)s] %(message)s'))
     return str(path)
 
 
