@@ -5,8 +5,8 @@ says which jobs completed exactly once, which ran twice and which were
 lost, ``stuckJobs`` why unfinished jobs stopped moving, and ``Result``
 is a scenario's summary line.
 
-On FerretDB every query other than one by ``_id`` reads the whole
-collection: scenarios call these sparingly.
+On FerretDB every query reads the whole collection (one by ``_id`` up to
+its document): scenarios call these sparingly.
 """
 import dataclasses
 
@@ -98,8 +98,8 @@ def audit(database, prefix='r'):
 
 def unfinished(database, jobids, prefix='r'):
     """The jobs of ``jobids`` still queued or processing. One query: on
-    FerretDB every query but one by ``_id`` reads the whole collection,
-    so a scenario polls this sparingly."""
+    FerretDB it reads the whole collection, so a scenario polls this
+    sparingly."""
     jobids = set(jobids)
     return [str(job['_id']) for job in database[prefix + 'jobs'].find(
         {'status': {'$in': ['queued', 'processing']}}, {'_id': 1})

@@ -6,9 +6,10 @@ write by ``_id``: two clients racing for one queued job both "claim" it
 only atomic operation it has is an insert with a unique ``_id``. And its
 SQLite backend answers any query other than ``{_id: value}`` by reading
 the whole collection, so a claim that filters and sorts the jobs
-collection gets slower with every job ever stored. (Its updates and
-deletes by ``_id`` also take longer as a collection grows, which is
-why the queue collection is kept to the live jobs.)
+collection gets slower with every job ever stored. (Even ``{_id: value}``
+is a scan there, as SQLite does not use FerretDB's ``_id`` index for it:
+a look-up reads the table up to its document, an update or delete all of
+it. That is why the queue collection is kept to the live jobs.)
 
 So on such a server:
 
@@ -147,8 +148,8 @@ class TicketedJobWrites(AtomicJobWrites):
         self._claimedLock = threading.Lock()
 
     def ensureIndexes(self):
-        # Only {_id: value} queries are fast on this server; secondary
-        # indexes would just slow the writes down.
+        # The SQLite backend uses no index for any query (not even the
+        # _id one); secondary indexes would just slow the writes down.
         pass
 
     def insertJobs(self, documents):
