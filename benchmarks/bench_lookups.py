@@ -72,19 +72,14 @@ def measure(database, size, runs):
 
 
 def run(uri, sizes, runs):
-    client = store.connect(uri)
-    name = testserver.unique_database_name('m01lookups')
-    try:
+    with testserver.scratch_database(uri, 'm01lookups') as database:
         print('%8s %12s %12s %12s   (median of %d, ms)'
               % ('docs', 'find first', 'find last', 'update last', runs))
         for size in sizes:
-            row = measure(client[name], size, runs)
+            row = measure(database, size, runs)
             print('%8d %12.1f %12.1f %12.1f   plan: %s' % (
                 row['size'], row['find first'], row['find last'],
                 row['update last'], row['plan']), flush=True)
-    finally:
-        client.drop_database(name)
-        client.close()
 
 
 def main(argv=None):
@@ -101,13 +96,7 @@ def main(argv=None):
         parser.error('--sizes takes whole numbers separated by commas')
     if not sizes or min(sizes) < 1 or args.runs < 1:
         parser.error('sizes and --runs must be at least 1')
-    if args.uri:
-        run(args.uri, sizes, args.runs)
-        return 0
-    with testserver.ferretdb_server(
-            progress=lambda message: print(message, file=sys.stderr)) \
-            as uri:
-        print('FerretDB at %s' % uri)
+    with testserver.server_uri(args.uri) as uri:
         run(uri, sizes, args.runs)
     return 0
 

@@ -33,7 +33,7 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.session import SignedCookieSessionFactory
 
-from m01.remote import store, testing, testserver
+from m01.remote import testing, testserver
 from m01.remote.interfaces import IRemoteProcessor
 
 TARGET_MS = 300.0
@@ -135,10 +135,8 @@ def run(uri, jobs, runs, keys=PAGE_KEYS):
     timer = CommandTimer()
     # Registered before any client is made, so the site's client has it.
     pymongo.monitoring.register(timer)
-    client = store.connect(uri)
-    name = testserver.unique_database_name('m01bench')
-    try:
-        wsgi = makeApp(uri, name)
+    with testserver.scratch_database(uri, 'm01bench') as database:
+        wsgi = makeApp(uri, database.name)
         rp = wsgi.registry.getUtility(IRemoteProcessor)
         seconds = fill(rp, jobs)
         counts = rp.jobs.countByStatus()
@@ -170,9 +168,6 @@ def run(uri, jobs, runs, keys=PAGE_KEYS):
                 'within' if results['jobs'] < TARGET_MS else 'OVER',
                 TARGET_MS))
         return results
-    finally:
-        client.drop_database(name)
-        client.close()
 
 
 def main(argv=None):
@@ -190,13 +185,7 @@ def main(argv=None):
     unknown = sorted(set(keys) - set(PAGE_KEYS))
     if unknown:
         parser.error('unknown page(s) %s' % ', '.join(unknown))
-    if args.uri:
-        run(args.uri, args.jobs, args.runs, keys)
-        return 0
-    with testserver.ferretdb_server(
-            progress=lambda message: print(message, file=sys.stderr)) \
-            as uri:
-        print('FerretDB at %s' % uri)
+    with testserver.server_uri(args.uri) as uri:
         run(uri, args.jobs, args.runs, keys)
     return 0
 

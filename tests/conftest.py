@@ -101,13 +101,8 @@ def store_uri(request):
 
 
 def _fresh_database(uri):
-    client = store.connect(uri)
-    name = testserver.unique_database_name()
-    try:
-        yield client[name]
-    finally:
-        client.drop_database(name)
-        client.close()
+    with testserver.scratch_database(uri, 'm01test') as database:
+        yield database
 
 
 @pytest.fixture

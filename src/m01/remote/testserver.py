@@ -267,6 +267,33 @@ def ferretdb_server(binary=None, progress=None, start_timeout=START_TIMEOUT):
         server.close()
 
 
+@contextlib.contextmanager
+def scratch_database(uri, prefix='m01test'):
+    """A uniquely named database on the server at ``uri`` for the
+    ``with`` block, dropped at its end."""
+    client = store.connect(uri)
+    name = unique_database_name(prefix)
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+@contextlib.contextmanager
+def server_uri(uri=None):
+    """For benchmarks: yield ``uri`` when one is given, else the URI of a
+    throw-away FerretDB run for the ``with`` block, reporting its start
+    on stderr."""
+    if uri:
+        yield uri
+        return
+    with ferretdb_server(progress=lambda message: print(
+            message, file=sys.stderr, flush=True)) as started:
+        print('FerretDB at %s' % started, flush=True)
+        yield started
+
+
 def _wait_for_ping(process, uri, timeout):
     import pymongo
     import pymongo.errors
