@@ -19,6 +19,7 @@ How to run::
     python benchmarks/bench_lookups.py --sizes 300,3000,30000 --runs 30
 """
 import argparse
+import itertools
 import statistics
 import sys
 import time
@@ -57,14 +58,14 @@ def measure(database, size, runs):
             [{'_id': 'doc%07d' % number, 'version': 0, 'text': 'x' * 200}
              for number in range(first, min(first + BATCH, size))])
     first, last = 'doc%07d' % 0, 'doc%07d' % (size - 1)
-    counter = iter(range(10 ** 9))
+    versions = itertools.count(1)
     row = {
         'size': size,
         'find first': timed(lambda: collection.find_one({'_id': first}),
                             runs),
         'find last': timed(lambda: collection.find_one({'_id': last}), runs),
         'update last': timed(lambda: collection.update_one(
-            {'_id': last}, {'$set': {'version': next(counter)}}), runs),
+            {'_id': last}, {'$set': {'version': next(versions)}}), runs),
         'plan': plan(database, 'lookups', {'_id': last}),
     }
     collection.drop()

@@ -101,7 +101,7 @@ def store_uri(request):
 
 
 def _fresh_database(uri):
-    with testserver.scratch_database(uri, 'm01test') as database:
+    with testserver.scratch_database(uri) as database:
         yield database
 
 
