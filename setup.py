@@ -1,6 +1,6 @@
 import os
 
-from setuptools import setup
+from setuptools import find_namespace_packages, setup
 
 here = os.path.abspath(os.path.dirname(__file__))
 
@@ -49,9 +49,13 @@ setup(
     ],
     keywords='pyramid mongodb queue jobs scheduler cron worker',
     license='ZPL 2.1',
-    # m01 is an implicit namespace package; the templates live at the top of
-    # the repository and are installed as the m01.remote.templates package.
-    packages=['m01.remote', 'm01.remote.templates'],
+    # m01 is an implicit namespace package: every package under it is
+    # found, so a new subpackage cannot be left out of the wheel. The
+    # templates live at the top of the repository and are installed as
+    # the m01.remote.templates package.
+    packages=find_namespace_packages(
+        where='src', include=['m01.*'], exclude=['*.__pycache__'])
+    + ['m01.remote.templates'],
     package_dir={
         '': 'src',
         'm01.remote.templates': 'templates',
@@ -63,9 +67,6 @@ setup(
     install_requires=requires,
     extras_require={'testing': testing_requires},
     entry_points={
-        'paste.app_factory': [
-            'main = m01.remote.demo:main',
-        ],
         'console_scripts': [
             'm01remote = m01.remote.console:main',
         ],

@@ -20,11 +20,19 @@ How to run::
 """
 import argparse
 import itertools
+import os
 import statistics
 import sys
 import time
 
-from m01.remote import store, testserver
+from m01.remote import store
+
+TESTS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'tests')
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+from support import testserver  # noqa: E402
 
 BATCH = 5000
 

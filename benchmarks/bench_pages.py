@@ -18,11 +18,12 @@ How to run::
     python benchmarks/bench_pages.py --runs 5 --pages jobs,overview
 
 Without ``--uri`` a FerretDB server is started for the run (and built
-first, once, if needed: see ``m01.remote.testserver``). The database is
+first, once, if needed: see ``support.testserver``). The database is
 uniquely named and dropped at the end.
 """
 import argparse
 import datetime
+import os
 import statistics
 import sys
 import time
@@ -33,8 +34,15 @@ import webtest
 from pyramid.config import Configurator
 from pyramid.session import SignedCookieSessionFactory
 
-from m01.remote import testing, testserver
+from m01.remote import testing
 from m01.remote.interfaces import IRemoteProcessor
+
+TESTS = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'tests')
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)
+
+from support import testserver  # noqa: E402
 
 TARGET_MS = 300.0
 BATCH = 5000

@@ -63,8 +63,10 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
+# The benchmarks' modules, and the tests' support package.
+for path in (str(HERE), str(HERE.parent / 'tests')):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
 import bench_jobs  # noqa: E402
 import bench_worker  # noqa: E402
@@ -73,10 +75,10 @@ import peers  # noqa: E402
 import transaction  # noqa: E402
 from bench_worker import counter  # noqa: E402
 
-from m01.remote import testserver  # noqa: E402
 from m01.remote.processor import RemoteProcessor  # noqa: E402
 from m01.remote.scheduler import Cron  # noqa: E402
 from m01.remote.worker import SchedulerWorker, SimpleJobWorker  # noqa: E402
+from support import testserver  # noqa: E402
 
 UTC = datetime.timezone.utc
 DEFAULT_JOBS = 10_000

@@ -15,9 +15,18 @@ import transaction
 import zope.component
 import zope.component.testing
 
-from m01.remote import store, testserver
+from m01.remote import store
+from support import testserver
 
 URI_VARIABLE = 'M01_REMOTE_TEST_MONGODB_URI'
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Processes the tests start (workers, producers) import the support
+# package and the demo site as the tests do (pyproject's pythonpath).
+os.environ['PYTHONPATH'] = os.pathsep.join(
+    [os.path.join(ROOT, 'tests'), os.path.join(ROOT, 'examples', 'demo')]
+    + [path for path in os.environ.get('PYTHONPATH', '').split(os.pathsep)
+       if path])
 STORES = ('mongomock', 'ferretdb')
 
 
@@ -41,7 +50,7 @@ def _terminal_progress(config):
         if reporter is None:
             return
         with capture.global_and_fixture_disabled():
-            reporter.write_line('m01.remote.testserver: %s' % message)
+            reporter.write_line('support.testserver: %s' % message)
     return progress
 
 

@@ -53,9 +53,9 @@ def server():
     """The demo site, worker and scheduler threads running, on a free
     loopback port."""
     _require_browser()
+    from m01remote_demo import main
     from webtest.http import StopableWSGIServer
 
-    from m01.remote.demo import main
     from m01.remote.interfaces import IRemoteProcessor
     app = main({}, **{
         'm01.remote.uri': 'mongomock://',

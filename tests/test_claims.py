@@ -6,16 +6,17 @@ import sys
 import pytest
 import transaction
 
-from m01.remote import store, testing
+from m01.remote import store
 from m01.remote.processor import RemoteProcessor
-from m01.remote.testserver import unique_database_name
+from support.jobs import RecordingJob, startProcessingThreads
+from support.testserver import unique_database_name
 
 HERE = os.path.dirname(__file__)
 JOBS = int(os.environ.get("M01_CLAIM_JOBS", 2000))
 
 
 def _addJobs(rp, count):
-    rp.addJobFactory('record', testing.RecordingJob())
+    rp.addJobFactory('record', RecordingJob())
     ids = [rp.addJob('record', n) for n in range(count)]
     transaction.commit()
     return ids
@@ -33,7 +34,7 @@ def _assertEachRanOnce(rp, ids):
 def test_threads_claim_each_job_once(database):
     rp = RemoteProcessor(database)
     ids = _addJobs(rp, 300)
-    workers, counts = testing.startProcessingThreads(rp, 4)
+    workers, counts = startProcessingThreads(rp, 4)
     for thread in workers:
         thread.join()
     assert sum(counts) == 300
@@ -47,13 +48,11 @@ def test_threads_and_processes_claim_each_job_once(ferretdb_uri):
         rp = RemoteProcessor(client[name])
         rp.ensureIndexes()
         ids = _addJobs(rp, JOBS)
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-            [HERE] + sys.path))
         processes = [subprocess.Popen(
-            [sys.executable, os.path.join(HERE, 'claimworker.py'),
-             ferretdb_uri, name, '2'], stdout=subprocess.PIPE, env=env,
+            [sys.executable, '-m', 'support.claimworker',
+             ferretdb_uri, name, '2'], stdout=subprocess.PIPE,
             text=True) for _ in range(2)]
-        workers, counts = testing.startProcessingThreads(rp, 4)
+        workers, counts = startProcessingThreads(rp, 4)
         for thread in workers:
             thread.join()
         outputs = [process.communicate(timeout=600)[0]
@@ -75,7 +74,7 @@ def test_both_write_strategies_on_the_embedded_store(mongomock_database,
                                                      ticketed):
     rp = RemoteProcessor(mongomock_database, ticketed=ticketed)
     ids = _addJobs(rp, 100)
-    workers, counts = testing.startProcessingThreads(rp, 4)
+    workers, counts = startProcessingThreads(rp, 4)
     for thread in workers:
         thread.join()
     _assertEachRanOnce(rp, ids)

@@ -14,9 +14,10 @@ import pytest
 import transaction
 from pyramid.paster import bootstrap
 
-from m01.remote import console, testing
+from m01.remote import console
 from m01.remote.interfaces import IRemoteProcessor
-from m01.remote.testserver import unique_database_name
+from support.inifile import pasteIni
+from support.testserver import unique_database_name
 
 #: Seconds a worker process may take to start and pick up a job.
 DEADLINE = 60.0
@@ -33,8 +34,8 @@ def write_ini(path, uri, database, **extra):
         'demo.secret': 'test-secret',
     }
     settings.update(extra)
-    path.write_text(testing.pasteIni(
-        'egg:m01.remote', settings,
+    path.write_text(pasteIni(
+        'call:m01remote_demo:main', settings,
         logFormat='%(levelname)s [%(threadName)s] %(message)s'))
     return str(path)
 
@@ -106,7 +107,7 @@ def test_run_serves_until_stopped():
     # In this process, on the embedded store: run() itself, no signal.
     import threading
 
-    from m01.remote import demo
+    import m01remote_demo as demo
     app = demo.main({}, **{'m01.remote.worker.wait_time': '0.05',
                            'demo.user': 'admin', 'demo.password': 'x'})
     rp = app.registry.getUtility(IRemoteProcessor)

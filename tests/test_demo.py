@@ -3,12 +3,13 @@ pages behind it, its jobs and scheduler items."""
 import configparser
 import os
 
+import m01remote_demo as demo
 import pytest
 import transaction
 from pyramid.exceptions import ConfigurationError
 from webtest import TestApp
 
-from m01.remote import demo, stop_threads
+from m01.remote import stop_threads
 from m01.remote.interfaces import IRemoteProcessor
 
 HERE = os.path.dirname(__file__)

@@ -216,7 +216,7 @@ def test_put_does_not_change_the_given_item(scheduler):
 
 @pytest.mark.ferretdb
 def test_restarting_a_site_does_not_duplicate_its_items(ferretdb_uri):
-    from m01.remote.testserver import unique_database_name
+    from support.testserver import unique_database_name
     settings = {'m01.remote.uri': ferretdb_uri,
                 'm01.remote.database': unique_database_name()}
     ids = []

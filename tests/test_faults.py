@@ -1,6 +1,7 @@
 """No job lost, none done twice: the fault scenarios of
-``benchmarks/faults.py`` at their short sizes, on the real server, and
-unit tests of how workers behave when the database goes away.
+``support.faults.scenarios`` (``benchmarks/faults.py``) at their short
+sizes, on the real server, and unit tests of how workers behave when the
+database goes away.
 
 Each scenario starts ``m01remote`` worker and scheduler processes (and
 producer processes) on its own database, injects its fault (SIGKILL,
@@ -14,24 +15,18 @@ FerretDB server of its own rather than the session's.
 import datetime
 import logging
 import os
-import sys
 import threading
 import time
 
 import pymongo.errors
 import pytest
 
-from m01.remote import console, testserver
+from m01.remote import console
 from m01.remote.leases import LeaseKeeper
 from m01.remote.processor import RemoteProcessor
 from m01.remote.worker import MultiJobWorker
-
-BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'benchmarks')
-if BENCHMARKS not in sys.path:
-    sys.path.insert(0, BENCHMARKS)
-
-import faults  # noqa: E402
+from support import testserver
+from support.faults import scenarios as faults
 
 
 def scenario(test):

@@ -7,7 +7,8 @@ import threading
 import pymongo
 import pytest
 
-from m01.remote import store, testserver
+from m01.remote import store
+from support import testserver
 
 THREADS = 4
 

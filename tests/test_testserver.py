@@ -1,11 +1,12 @@
-"""m01.remote.testserver: failures are bounded and explained, and a real
+"""support.testserver: failures are bounded and explained, and a real
 server survives a restart with its data."""
 import os
 import time
 
 import pytest
 
-from m01.remote import store, testserver
+from m01.remote import store
+from support import testserver
 
 
 def fake_binary(tmp_path, script):

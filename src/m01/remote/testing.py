@@ -4,7 +4,6 @@ Importing this module registers its job classes, so their stored jobs
 can be loaded back in any process that imports it.
 """
 import logging
-import threading
 import time
 
 import transaction
@@ -120,80 +119,6 @@ def waitForJobs(remoteProcessor, jobids, stati=('completed', 'error'),
             raise AssertionError('Jobs not done after %.1f s: %r'
                                  % (timeout, current))
         time.sleep(interval)
-
-
-def startProcessingThreads(remoteProcessor, threads, idleRounds=20,
-                           wait=0.05):
-    """Start ``threads`` threads that process and commit jobs one by one
-    until they found none ``idleRounds`` times running; the threads and a
-    list each appends its number of jobs to when it ends."""
-    counts = []
-
-    def run():
-        done = idle = 0
-        while idle < idleRounds:
-            if remoteProcessor.processNextJob():
-                transaction.commit()
-                done += 1
-                idle = 0
-            else:
-                idle += 1
-                remoteProcessor.waitForWork(wait)
-        counts.append(done)
-
-    workers = [threading.Thread(target=run) for _ in range(threads)]
-    for thread in workers:
-        thread.start()
-    return workers, counts
-
-
-#: The log line format of ``pasteIni``.
-LOG_FORMAT = ('%(asctime)s %(levelname)s [%(process)d %(threadName)s] '
-              '%(name)s %(message)s')
-
-
-LOGGING_SECTIONS = """
-[loggers]
-keys = root
-
-[handlers]
-keys = console
-
-[formatters]
-keys = generic
-
-[logger_root]
-level = INFO
-handlers = console
-
-[handler_console]
-class = StreamHandler
-args = (sys.stderr,)
-level = NOTSET
-formatter = generic
-
-[formatter_generic]
-format = {logFormat}
-"""
-
-
-def pasteIni(use, settings, logFormat=LOG_FORMAT):
-    """The text of an ini file for ``pserve`` and ``m01remote``: the
-    application ``use`` names, with ``settings``, logging INFO and above
-    to stderr in ``logFormat``."""
-    lines = ''.join('%s = %s\n' % item for item in settings.items())
-    return '[app:main]\nuse = %s\n%s%s' % (
-        use, lines, LOGGING_SECTIONS.format(logFormat=logFormat))
-
-
-class RecordingJob(Job):
-    """Records each run in the ``executions`` collection, so that a job
-    run twice shows up as two records."""
-
-    def __call__(self, remoteProcessor):
-        remoteProcessor.database.executions.insert_one(
-            {'job': self.__name__, 'worker': remoteProcessor.workerId})
-        return self.input
 
 
 class RemoteUserPolicy:

@@ -1,5 +1,8 @@
 """A demo site: the management pages behind a login, with a few jobs.
 
+An example of a site using m01.remote, not a part of it: ``pip install
+-e examples/demo`` installs it beside the add-on.
+
 ``pserve development.ini`` serves it. Everything here is the *site's*
 business, not the add-on's: the security policy (one user from the
 ``demo.user`` / ``demo.password`` settings, granted the pages'
@@ -21,10 +24,10 @@ from pyramid.security import Allowed, Denied, forget, remember
 from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import ROUTE_NAME
-from m01.remote.demojobs import EchoJob, FailingJob, SleepJob
 from m01.remote.settings import get_remote_settings
+from m01remote_demo.jobs import EchoJob, FailingJob, SleepJob
 
-logger = logging.getLogger('m01.remote.demo')
+logger = logging.getLogger('m01remote_demo')
 
 DEMO_KEYS = ('demo.user', 'demo.password', 'demo.secret')
 
@@ -191,7 +194,7 @@ def add_demo_jobs(config):
 
 
 def main(global_config, **settings):
-    """The demo WSGI application (``use = egg:m01.remote``)."""
+    """The demo WSGI application (``use = egg:m01remote_demo``)."""
     user, password, secret = demo_settings(settings)
     config = Configurator(settings=settings)
     config.registry.demo_login = {'user': user, 'password': password}

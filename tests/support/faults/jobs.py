@@ -2,7 +2,7 @@
 
 Importing this module registers the job classes, so that every process
 of a scenario (the worker and scheduler processes load it through
-``fault_app``) can load their stored jobs.
+``support.faults.app``) can load their stored jobs.
 
 ``RecordedJob`` is how a scenario sees a job run twice. When its work is
 done it writes an *execution record* whose ``_id`` is the job id, so the

@@ -5,7 +5,7 @@ loopback port, with its data in a temporary directory, and yields the
 ``mongodb://`` URI; leaving the ``with`` block stops the server and
 removes the data::
 
-    from m01.remote.testserver import ferretdb_server
+    from support.testserver import ferretdb_server
 
     with ferretdb_server() as uri:
         ...
@@ -14,9 +14,9 @@ The binary is ``ferretdb`` from ``PATH`` when that is a working v1 build,
 else the one cached in ``~/.cache/m01.remote/bin`` (``$XDG_CACHE_HOME`` is
 honoured), else it is built there with Go from the FerretDB module, once.
 
-``python -m m01.remote.testserver`` runs a server until interrupted and
+``python -m support.testserver`` runs a server until interrupted and
 prints its URI (handy for ``M01_REMOTE_TEST_MONGODB_URI``);
-``python -m m01.remote.testserver --build`` only finds or builds the binary.
+``python -m support.testserver --build`` only finds or builds the binary.
 """
 import argparse
 import contextlib
@@ -396,7 +396,7 @@ def _locked(path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog='python -m m01.remote.testserver',
+        prog='python -m support.testserver',
         description='Run a throw-away FerretDB server until interrupted.')
     parser.add_argument('--build', action='store_true',
                         help='only find or build the binary, print its path')

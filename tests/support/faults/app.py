@@ -1,21 +1,21 @@
 """The application of the fault scenarios (``faults.py``).
 
 ``main`` is what the scenarios' ini files name (``use =
-call:fault_app:main``, with this directory on ``PYTHONPATH``), so every
+call:support.faults.app:main``, with ``tests`` on ``PYTHONPATH``), so every
 ``m01remote worker`` and ``m01remote scheduler`` process loads it as it
 would load a site: it includes m01.remote and stores the job factories
-of ``fault_jobs``. Scheduler items are added by the scenario itself,
+of ``support.faults.jobs``. Scheduler items are added by the scenario itself,
 once, before the processes start.
 
 ``pagesApp`` is the same application with the management pages, a
 session and a policy that lets in any request with ``REMOTE_USER``, for
 the bad-input scenario's WebTest client.
 """
-import fault_jobs
 from pyramid.config import Configurator
 from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import testing
+from support.faults import jobs as fault_jobs
 
 #: Seconds before a failed (or recovered) attempt is tried again.
 DEFAULT_RETRY_DELAY = 1.0

@@ -9,15 +9,15 @@ before (jobs, factories, scheduler items) are unchanged afterwards.
 """
 import urllib.parse
 
-import fault_jobs
 import transaction
 import webtest
-from fault_app import pagesApp
-from fault_harness import Run
 
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.job import MAX_BSON_SIZE
 from m01.remote.scheduler import Cron, Delay
+from support.faults import jobs as fault_jobs
+from support.faults.app import pagesApp
+from support.faults.harness import Run
 
 HTML = '<script>alert("m01")</script>'
 ESCAPED = '&lt;script&gt;'

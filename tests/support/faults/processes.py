@@ -7,8 +7,16 @@ import signal
 import time
 
 import transaction
-from fault_audit import Result, audit, completedAfter, countExecutions, jobsOf
-from fault_harness import (
+
+from m01.remote.scheduler import Delay
+from support.faults.audit import (
+    Result,
+    audit,
+    completedAfter,
+    countExecutions,
+    jobsOf,
+)
+from support.faults.harness import (
     LATENCY,
     Run,
     ScenarioTimeout,
@@ -20,8 +28,6 @@ from fault_harness import (
     stopAll,
     waitFor,
 )
-
-from m01.remote.scheduler import Delay
 
 
 def crash(env, size):

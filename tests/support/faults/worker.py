@@ -1,6 +1,6 @@
-"""A producer process of the load scenario (``faults.py``).
+"""A producer process of the load scenario (``support.faults.scenarios``).
 
-    python fault_worker.py produce INI PRODUCER COUNT BATCH
+    python -m support.faults.worker produce INI PRODUCER COUNT BATCH
 
 loads the application of ``INI`` as ``m01remote`` does (its threads not
 started), then commits ``COUNT`` ``record`` jobs in transactions of
@@ -37,7 +37,7 @@ def produce(processor, producer, count, batch):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog='fault_worker.py')
+    parser = argparse.ArgumentParser(prog='python -m support.faults.worker')
     commands = parser.add_subparsers(dest='command', required=True)
     command = commands.add_parser('produce', help='commit record jobs')
     command.add_argument('ini')

@@ -6,8 +6,10 @@ import datetime
 import time
 
 import transaction
-from fault_audit import Result, audit
-from fault_harness import (
+
+from m01.remote.scheduler import Delay, jobIdFor
+from support.faults.audit import Result, audit
+from support.faults.harness import (
     FAULT_WORKER,
     LATENCY,
     Run,
@@ -19,8 +21,6 @@ from fault_harness import (
     waitFor,
     waitServing,
 )
-
-from m01.remote.scheduler import Delay, jobIdFor
 
 
 def load(env, size):
@@ -40,7 +40,7 @@ def load(env, size):
         perProducer = size['jobs'] // size['producers']
         started = time.monotonic()
         producers = [run.startPython(
-            'producer-%d' % number, FAULT_WORKER, 'produce', run.ini(),
+            'producer-%d' % number, *FAULT_WORKER, 'produce', run.ini(),
             str(number), str(perProducer), str(size['batch']))
             for number in range(size['producers'])]
         deadline = started + size['timeout']

@@ -9,7 +9,7 @@ import time
 
 from m01.remote.job import Job, JobError
 
-logger = logging.getLogger('m01.remote.demo')
+logger = logging.getLogger('m01remote_demo')
 
 #: The longest a SleepJob sleeps, whatever its input says.
 MAX_SLEEP = 300.0

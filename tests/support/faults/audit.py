@@ -87,7 +87,7 @@ class Audit:
 
 
 def audit(database, prefix='r'):
-    from fault_jobs import DUPLICATES, EXECUTIONS, STALE
+    from support.faults.jobs import DUPLICATES, EXECUTIONS, STALE
     jobs = {str(job['_id']): job
             for job in database[prefix + 'jobs'].find({}, JOB_FIELDS)}
     executions = {record['_id']: record
@@ -133,7 +133,7 @@ def stuckJobs(database, jobids, prefix='r'):
 
 
 def countExecutions(database):
-    from fault_jobs import EXECUTIONS
+    from support.faults.jobs import EXECUTIONS
     return database[EXECUTIONS].count_documents({})
 
 
@@ -146,7 +146,7 @@ def jobsOf(database, worker, prefix='r'):
 
 
 def completedAfter(database, instant):
-    from fault_jobs import EXECUTIONS
+    from support.faults.jobs import EXECUTIONS
     return database[EXECUTIONS].count_documents({'at': {'$gt': instant}})
 
 

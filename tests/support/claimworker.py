@@ -2,14 +2,15 @@
 has been empty for a moment, then prints how many it ran."""
 import sys
 
-from m01.remote import store, testing
+from m01.remote import store
 from m01.remote.processor import RemoteProcessor
+from support.jobs import startProcessingThreads
 
 
 def main(uri, name, threads):
     client = store.connect(uri)
     rp = RemoteProcessor(client[name], name='claimworker')
-    workers, counts = testing.startProcessingThreads(rp, threads)
+    workers, counts = startProcessingThreads(rp, threads)
     for thread in workers:
         thread.join()
     print(sum(counts))

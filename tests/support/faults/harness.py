@@ -1,7 +1,7 @@
 """Processes and bounded waits for the fault scenarios (``faults.py``).
 
 A ``Run`` is one scenario: a uniquely named database on the server, the
-ini files of its processes (each the ``fault_app`` application), the
+ini files of its processes (each the ``support.faults.app`` application), the
 ``m01remote`` processes it started, and the driver's own processor
 (loaded from the same ini file, as a site would load it). ``close()``
 stops every process it started, even stopped or hung ones, and drops the
@@ -16,14 +16,20 @@ import sys
 import time
 
 import transaction
-from fault_audit import stuckJobs, unfinished
 
-from m01.remote import store, testing
+from m01.remote import store
 from m01.remote.console import load_processor
-from m01.remote.testserver import unique_database_name
+from support.faults.audit import stuckJobs, unfinished
+from support.inifile import pasteIni
+from support.testserver import unique_database_name
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FAULT_WORKER = os.path.join(HERE, 'fault_worker.py')
+#: The directory holding the ``support`` package: on ``PYTHONPATH`` of
+#: every process a scenario starts, which load ``support.faults.app``.
+TESTS = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+#: How to run the producer process (as a module: a script's directory
+#: would be first on its ``sys.path``).
+FAULT_WORKER = ('-m', 'support.faults.worker')
 #: Seconds added to every recovery bound for a busy server's latency.
 LATENCY = 10.0
 
@@ -66,7 +72,7 @@ class Process:
         self.logPath = logPath
         env = dict(os.environ, PYTHONUNBUFFERED='1')
         env['PYTHONPATH'] = os.pathsep.join(
-            [HERE] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
+            [TESTS] + [p for p in env.get('PYTHONPATH', '').split(os.pathsep)
                       if p])
         self._log = open(logPath, 'wb')
         self.popen = subprocess.Popen(
@@ -139,7 +145,7 @@ class Run:
         values = dict(self.settings, **settings)
         path = os.path.join(self.workdir, '%s.ini' % label)
         with open(path, 'w') as ini:
-            ini.write(testing.pasteIni('call:fault_app:main', values))
+            ini.write(pasteIni('call:support.faults.app:main', values))
         return path
 
     def processor(self, **settings):

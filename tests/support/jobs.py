@@ -1,0 +1,46 @@
+"""Job classes and job-processing threads for the claim tests and the
+benchmarks.
+
+Importing this module registers its job classes, so their stored jobs
+can be loaded back in any process that imports it.
+"""
+import threading
+
+import transaction
+
+from m01.remote.job import Job
+
+
+class RecordingJob(Job):
+    """Records each run in the ``executions`` collection, so that a job
+    run twice shows up as two records."""
+
+    def __call__(self, remoteProcessor):
+        remoteProcessor.database.executions.insert_one(
+            {'job': self.__name__, 'worker': remoteProcessor.workerId})
+        return self.input
+
+
+def startProcessingThreads(remoteProcessor, threads, idleRounds=20,
+                           wait=0.05):
+    """Start ``threads`` threads that process and commit jobs one by one
+    until they found none ``idleRounds`` times running; the threads and a
+    list each appends its number of jobs to when it ends."""
+    counts = []
+
+    def run():
+        done = idle = 0
+        while idle < idleRounds:
+            if remoteProcessor.processNextJob():
+                transaction.commit()
+                done += 1
+                idle = 0
+            else:
+                idle += 1
+                remoteProcessor.waitForWork(wait)
+        counts.append(done)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in workers:
+        thread.start()
+    return workers, counts
