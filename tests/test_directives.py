@@ -4,7 +4,11 @@ import datetime
 import pytest
 import transaction
 from pyramid.config import Configurator
-from pyramid.exceptions import ConfigurationConflictError, ConfigurationError
+from pyramid.exceptions import (
+    ConfigurationConflictError,
+    ConfigurationError,
+    ConfigurationExecutionError,
+)
 
 from m01.remote import put_scheduler_item
 from m01.remote.interfaces import IRemoteProcessor
@@ -29,6 +33,12 @@ def processor_of(config):
 
 def delay(seconds=60, **data):
     return Delay(dict({'jobName': 'echo', 'delay': seconds}, **data))
+
+
+def with_echo(config):
+    """The configuration, with the ``echo`` factory the items name."""
+    config.add_remote_job_factory('echo', EchoJob)
+    return config
 
 
 # job factories
@@ -102,7 +112,7 @@ def test_bad_job_factories_fail_at_the_call(name, job_class, defaults,
 # scheduler items
 
 def test_scheduler_item_is_stored_under_its_name():
-    config = make_config()
+    config = with_echo(make_config())
     config.add_remote_scheduler_item('ping', delay(30, input='x'))
     config.add_remote_scheduler_item(
         'nightly', Cron.fromExpression('0 3 * * *', jobName='echo'))
@@ -115,7 +125,7 @@ def test_scheduler_item_is_stored_under_its_name():
 
 
 def test_scheduler_items_conflict_at_commit():
-    config = make_config()
+    config = with_echo(make_config())
     config.add_remote_scheduler_item('ping', delay(30))
     config.add_remote_scheduler_item('ping', delay(60))
     with pytest.raises(ConfigurationConflictError) as info:
@@ -134,6 +144,19 @@ def test_a_scheduler_item_needs_the_processor_and_job_factories_first():
     assert list(rp.jobFactories.keys()) == ['echo']
 
 
+def test_an_item_naming_no_factory_is_refused_at_commit():
+    config = with_echo(make_config())
+    config.add_remote_scheduler_item('heartbeat', Delay({'jobName': 'ping',
+                                                         'delay': 60}))
+    with pytest.raises(ConfigurationExecutionError) as info:
+        config.commit()
+    assert ("add_remote_scheduler_item('heartbeat'): its jobName 'ping' "
+            "names no job factory") in str(info.value)
+    assert "the known factories: 'echo'" in str(info.value)
+    rp = config.registry.getUtility(IRemoteProcessor)
+    assert rp.scheduler.values() == []
+
+
 @pytest.mark.parametrize('name, item, message', [
     ('', delay(), 'non-empty string'),
     ('ping', {'jobName': 'echo', 'delay': 1}, 'not a scheduler item'),
@@ -146,7 +169,7 @@ def test_bad_scheduler_items_fail_at_the_call(name, item, message):
 
 
 def test_the_same_title_is_accepted():
-    config = make_config()
+    config = with_echo(make_config())
     config.add_remote_scheduler_item('ping', delay(title='ping'))
     assert [i.title for i in processor_of(config).scheduler.values()] == \
         ['ping']
@@ -221,7 +244,7 @@ def test_restarting_a_site_does_not_duplicate_its_items(ferretdb_uri):
                 'm01.remote.database': unique_database_name()}
     ids = []
     for delay_seconds in (60, 60, 90):
-        config = make_config(**settings)
+        config = with_echo(make_config(**settings))
         config.add_remote_scheduler_item('ping', delay(delay_seconds))
         rp = processor_of(config)
         ids.append([item.__name__ for item in rp.scheduler.values()])

@@ -237,29 +237,17 @@ class SlowRenewals:
         self.ticks.append('end')
         return 0
 
-    def purgeTickets(self, now):
-        return 0
-
-
-class KeeperProcessor:
-    """What a lease keeper needs of its processor."""
-
-    name = 'stub'
-    leaseTime = 0.15
-
-    def __init__(self, writes):
-        self.jobWrites = writes
-
-    def now(self):
-        return datetime.datetime.now(datetime.timezone.utc)
-
-    def recoverExpiredJobs(self):
+    def recoverExpired(self, now, limit=100):
         return []
+
+    def maintain(self, now):
+        return 0
 
 
 def test_the_lease_keeper_stops_between_two_renewals():
     writes = SlowRenewals(0.3)
-    keeper = LeaseKeeper(KeeperProcessor(writes))
+    keeper = LeaseKeeper('stub', 0.15, writes, lambda: datetime.datetime.now(
+        datetime.timezone.utc))
     keeper.acquire()
     assert writes.started.wait(10)
     keeper.stop(10)

@@ -19,8 +19,10 @@ from m01.remote.interfaces import (
     IJobWorker,
     IRemoteProcessor,
 )
+from m01.remote.processor import RemoteProcessor
 from m01.remote.settings import RemoteSettings
 from m01.remote.testing import EchoJob
+from m01.remote.worker import MultiJobWorker, SimpleJobWorker
 
 
 class DummyConfig:
@@ -125,7 +127,7 @@ def test_register_defaults_keeps_the_sites_registrations():
     assert m01.remote.get_job_worker_factory(registry, 'simple') \
         is site_worker
     assert m01.remote.get_job_worker_factory(registry, 'multi') \
-        is m01.remote.multi_job_worker
+        is MultiJobWorker
 
 
 def test_register_defaults_registers_the_defaults():
@@ -165,8 +167,8 @@ def test_real_configurator_registers_processor_route_and_request_method():
     assert rp.name == 'tested'
     assert rp.registry is registry
     assert rp.leaseTime == 20.0
-    assert rp.jobWorkerFactory is m01.remote.simple_job_worker
-    assert rp.jobWorkerArguments == {}
+    assert rp.jobWorkerFactory is SimpleJobWorker
+    assert rp.jobWorkerArguments == {'waitTime': 0.25, 'jobQuery': None}
     assert rp.schedulerWorkerArguments == {'waitTime': 0.5}
     assert not rp.isProcessing and not rp.isScheduling
     assert registry.m01_remote_settings == RemoteSettings(
@@ -177,38 +179,61 @@ def test_real_configurator_registers_processor_route_and_request_method():
     assert route.pattern == '/remote*traverse'
     request = Request.blank('/remote/jobs')
     request.registry = registry
-    assert route.factory(request) is rp
-    assert m01.remote.root_factory(request) is rp
-    assert m01.remote.get_remote_processor(request) is rp
+    request.tm = transaction.TransactionManager(explicit=True)
+    bound = m01.remote.get_remote_processor(request)
+    # The same processor, its jobs joining the request's transactions.
+    assert isinstance(bound, RemoteProcessor) and bound is not rp
+    assert (bound.name, bound.leases) == (rp.name, rp.leases)
+    assert bound.transactionManager is request.tm
+    request.remote_processor = bound
+    assert route.factory(request) is bound
+    assert m01.remote.root_factory(request) is bound
 
 
-def test_worker_kinds_build_workers_from_the_settings():
-    from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+def test_worker_kinds_get_the_worker_settings():
     app = make_config(worker__wait_time='0.25', worker__max_threads='3',
                       worker__job_query='{"name": "echo"}').make_wsgi_app()
-    rp = app.registry.getUtility(IRemoteProcessor)
-    simple = app.registry.getAdapter(rp, IJobWorker, 'simple')
-    assert isinstance(simple, SimpleJobWorker)
-    assert (simple.waitTime, simple.jobQuery) == (0.25, {'name': 'echo'})
-    multi = app.registry.getAdapter(rp, IJobWorker, 'multi')
-    assert isinstance(multi, MultiJobWorker)
-    assert (multi.waitTime, multi.maxThreads, multi.jobQuery) == \
-        (0.25, 3, {'name': 'echo'})
-    verifyObject(IJobWorker, multi)
-    # Arguments given to the factory win over the settings.
-    assert m01.remote.multi_job_worker(rp, maxThreads=1).maxThreads == 1
+    settings = app.registry.m01_remote_settings
+    # Each kind gets the settings it takes; one taking **kw gets them all.
+    assert m01.remote.worker_arguments(settings, SimpleJobWorker) == {
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}}
+    assert m01.remote.worker_arguments(settings, MultiJobWorker) == {
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3}
+    assert m01.remote.worker_arguments(settings, SiteWorker) == {
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3}
+    assert m01.remote.worker_arguments(settings, site_worker) == {}
 
 
-def test_the_configured_kind_is_the_processors_worker_factory():
-    app = make_config(worker='multi').make_wsgi_app()
+@pytest.mark.parametrize('kind, expected', [
+    ('simple', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'}}),
+    ('multi', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'},
+               'maxThreads': 3}),
+])
+def test_the_processors_worker_is_made_from_the_settings(kind, expected):
+    app = make_config(worker=kind, worker__wait_time='0.25',
+                      worker__max_threads='3',
+                      worker__job_query='{"name": "echo"}').make_wsgi_app()
     rp = app.registry.getUtility(IRemoteProcessor)
-    assert rp.jobWorkerFactory is m01.remote.multi_job_worker
+    assert rp.jobWorkerArguments == expected
+    worker = rp.jobWorkerFactory(rp, **rp.jobWorkerArguments)
+    verifyObject(IJobWorker, worker)
+    assert (worker.waitTime, worker.jobQuery) == (0.25, {'name': 'echo'})
+    assert getattr(worker, 'maxThreads', None) == expected.get('maxThreads')
 
 
 @implementer(IJobWorker)
 class SiteWorker:
+    running = False
+
     def __init__(self, remote_processor, **arguments):
         self.remoteProcessor = remote_processor
+        self.arguments = arguments
+
+    def __call__(self):
+        pass
+
+    def stop(self, timeout=None):
+        pass
 
 
 def test_a_site_registers_its_own_kind():
@@ -217,6 +242,14 @@ def test_a_site_registers_its_own_kind():
                                     IJobWorker, 'site')
     rp = config.make_wsgi_app().registry.getUtility(IRemoteProcessor)
     assert rp.jobWorkerFactory is SiteWorker
+    # A kind registered as README says gets the worker settings too.
+    rp.startProcessor()
+    try:
+        assert rp._jobWorker.worker.arguments == {
+            'waitTime': 1.0, 'jobQuery': None,
+            'maxThreads': rp.registry.m01_remote_settings.worker_max_threads}
+    finally:
+        rp.stopProcessor()
 
 
 def test_an_unregistered_kind_fails_at_commit():

@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 from m01.remote import interfaces, testing
 from m01.remote.job import DuplicateJobError, Job
 from m01.remote.processor import RemoteProcessor
-from m01.remote.worker import MultiJobWorker
+from m01.remote.worker import MultiJobWorker, SimpleJobWorker
 
 UTC = datetime.timezone.utc
 
@@ -81,8 +81,8 @@ def test_commit_stores_and_abort_discards(rp):
 
 def test_jobs_of_one_transaction_are_inserted_together(rp, monkeypatch):
     calls = []
-    original = rp.insertJobDocuments
-    monkeypatch.setattr(rp, 'insertJobDocuments',
+    original = rp.jobWrites.strategy.insertJobs
+    monkeypatch.setattr(rp.jobWrites.strategy, 'insertJobs',
                         lambda docs: calls.append(len(docs)) or
                         original(docs))
     for n in range(100):
@@ -400,3 +400,52 @@ def test_jobs_of_unknown_classes_can_be_listed_not_run(rp):
     job = rp.jobs[jobid]
     assert (job.status, job.retryCounter) == ('queued', 1)
     assert 'gone.Module.Job' in job.errors[0]
+
+
+class ManagerJob(Job):
+    """Returns whether it ran in the thread's default transaction manager,
+    and adds a follow-up job through the processor it was given."""
+
+    def __call__(self, remoteProcessor):
+        remoteProcessor.addJob('echo', 'follow-up')
+        return remoteProcessor.transactionManager is transaction.manager
+
+
+@pytest.mark.parametrize('kind', ['simple', 'multi'])
+def test_worker_steps_leave_the_threads_transaction_alone(rp, kind):
+    rp.addJobFactory('manager', ManagerJob())
+    jobid = rp.addJob('manager', immediate=True)
+    # The caller's own work, not committed, in the thread's transaction.
+    mine = rp.addJob('echo', 'mine')
+    if kind == 'simple':
+        assert SimpleJobWorker(rp, waitTime=0).doProcessNextJob()
+    else:
+        worker = MultiJobWorker(rp, maxThreads=1)
+        job = worker.doPullNextJob()
+        worker.doProcessJob(job.__name__)
+    # The step committed its own transaction: the job's outcome and the
+    # job it added are stored, and it did not run in the thread's manager.
+    assert rp.jobsCollection.find_one({'_id': bson.ObjectId(jobid)})[
+        'output'] is False
+    assert rp.jobsCollection.count_documents({'input': 'follow-up'}) == 1
+    # The caller's transaction was neither committed nor aborted by it.
+    assert [d['input'] for d in rp.pendingJobDocuments()] == ['mine']
+    assert rp.jobsCollection.count_documents(
+        {'_id': bson.ObjectId(mine)}) == 0
+    transaction.abort()
+    assert rp.jobsCollection.count_documents({'input': 'mine'}) == 0
+
+
+def test_a_bound_processor_shares_everything_but_its_transactions(rp):
+    manager = transaction.TransactionManager(explicit=True)
+    bound = rp.bind(manager)
+    verifyObject(interfaces.IRemoteProcessor, bound)
+    assert (bound.leases, bound.jobWrites, bound.scheduler) == \
+        (rp.leases, rp.jobWrites, rp.scheduler)
+    with manager:
+        jobid = bound.addJob('echo', 'bound')
+        assert bound.getJobStatus(jobid) == 'queued'
+        with pytest.raises(KeyError):
+            rp.getJobStatus(jobid)   # not in the thread's transaction
+    transaction.abort()
+    assert rp.getJobStatus(jobid) == 'queued'   # committed by its manager

@@ -293,6 +293,6 @@ def test_embedded_change_notes_start_with_the_first_claim(
 
 
 def test_embedded_store_claims_in_place(mongomock_database):
-    from m01.remote.jobstate import EmbeddedJobWrites, jobWritesFor
+    from m01.remote.jobwrites import EmbeddedJobWrites, jobWritesFor
     assert isinstance(jobWritesFor(mongomock_database, 'r'),
                       EmbeddedJobWrites)

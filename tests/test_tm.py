@@ -1,5 +1,7 @@
-"""Jobs added in a request join its transaction (pyramid_tm): stored when
-the request succeeds, not at all when it fails. On both stores."""
+"""Jobs added in a request join its transaction (pyramid_tm's
+``request.tm``): stored when the request succeeds, not at all when it
+fails. Under pyramid_tm's default manager (the thread's) and under the
+explicit one its documentation recommends, on every store."""
 import pytest
 import transaction
 from pyramid.config import Configurator
@@ -48,13 +50,24 @@ def handled_view(exc, request):
     return {'error': str(exc)}
 
 
+MANAGERS = {
+    'default': {},
+    'explicit': {'tm.manager_hook': 'pyramid_tm.explicit_manager'},
+}
+
+
+@pytest.fixture(params=sorted(MANAGERS))
+def manager(request):
+    return request.param
+
+
 @pytest.fixture
-def app(store_uri, database):
-    config = Configurator(settings={
+def app(store_uri, database, manager):
+    config = Configurator(settings=dict({
         'm01.remote.uri': store_uri,
         'm01.remote.database': database.name,
         'm01.remote.pages': 'false',
-    })
+    }, **MANAGERS[manager]))
     config.include('m01.remote')
     config.add_remote_job_factory('echo', EchoJob)
     for name, view in [('add', add_job), ('fail', add_job_then_fail),
@@ -80,6 +93,30 @@ def stored_inputs(app):
 def test_the_processor_uses_the_fixture_database(app, database):
     rp = app.app.registry.getUtility(IRemoteProcessor)
     assert rp.database.name == database.name
+
+
+def test_the_view_works_in_the_requests_transaction(app, manager):
+    seen = {}
+
+    def look(request):
+        rp = request.remote_processor
+        jobid = rp.addJob('echo', {'n': 'seen'})
+        seen['same manager'] = rp.transactionManager is request.tm
+        seen['visible before the commit'] = rp.getJobStatus(jobid)
+        # The thread's own transaction holds nothing of the request's,
+        # unless the request runs in it.
+        thread = app.app.registry.getUtility(IRemoteProcessor)
+        seen['thread'] = thread.pendingJobDocuments()
+        return {}
+    config = Configurator(registry=app.app.registry)
+    config.add_route('look', '/look')
+    config.add_view(look, route_name='look', renderer='json')
+    config.commit()
+    app.get('/look')
+    assert seen['same manager'] is True
+    assert seen['visible before the commit'] == 'queued'
+    assert len(seen['thread']) == (1 if manager == 'default' else 0)
+    assert stored_inputs(app) == ['seen']
 
 
 def test_a_job_added_by_a_successful_view_is_stored(app):

@@ -8,6 +8,7 @@ time.
 """
 import atexit
 import contextlib
+import inspect
 import logging
 import weakref
 
@@ -30,18 +31,23 @@ ROUTE_NAME = 'm01.remote'
 
 # Action orders: the processor is made after the site's own default-order
 # registrations (a worker kind it registers in an action is then known),
-# and the directives run once the processor exists.
+# the job factories are stored once the processor exists, and the
+# scheduler items once every factory they may name is there.
 PROCESSOR_ORDER = 10
 DIRECTIVE_ORDER = 20
+SCHEDULER_ITEM_ORDER = 30
 
 #: Seconds the atexit hook waits for running jobs.
 STOP_TIMEOUT = 30.0
 
 
 def get_remote_processor(request):
-    """The application's ``IRemoteProcessor`` (``request.remote_processor``).
+    """The application's ``IRemoteProcessor`` bound to the request's
+    transaction manager, ``request.tm`` (``request.remote_processor``):
+    jobs added through it are stored when pyramid_tm commits the request,
+    whether pyramid_tm uses the thread's manager or an explicit one.
     """
-    return request.registry.getUtility(IRemoteProcessor)
+    return request.registry.getUtility(IRemoteProcessor).bind(request.tm)
 
 
 def root_factory(request):
@@ -50,35 +56,28 @@ def root_factory(request):
     Used by the ``m01.remote`` route; a site whose whole purpose is the
     queue may also pass it to its ``Configurator(root_factory=...)``.
     """
-    return get_remote_processor(request)
+    return request.remote_processor
 
 
 # worker kinds: named adapters (IRemoteProcessor) -> IJobWorker
 
-def _job_worker_arguments(remote_processor, arguments):
-    settings = get_remote_settings(remote_processor.registry)
-    defaults = {'waitTime': settings.worker_wait_time,
-                'jobQuery': settings.worker_job_query}
-    defaults.update(arguments)
-    return defaults, settings
-
-
-def simple_job_worker(remote_processor, **arguments):
-    """The ``simple`` kind: one job at a time, in the worker thread."""
-    from m01.remote.worker import SimpleJobWorker
-    arguments, _ = _job_worker_arguments(remote_processor, arguments)
-    return SimpleJobWorker(remote_processor, **arguments)
-
-
-def multi_job_worker(remote_processor, **arguments):
-    """The ``multi`` kind: up to ``worker.max_threads`` jobs at once."""
-    from m01.remote.worker import MultiJobWorker
-    arguments, settings = _job_worker_arguments(remote_processor, arguments)
-    arguments.setdefault('maxThreads', settings.worker_max_threads)
-    return MultiJobWorker(remote_processor, **arguments)
-
-
-WORKER_KINDS = {'simple': simple_job_worker, 'multi': multi_job_worker}
+def worker_arguments(settings, factory):
+    """The keyword arguments the worker kind ``factory`` is called with:
+    ``waitTime``, ``jobQuery`` and ``maxThreads`` from the
+    ``m01.remote.worker.*`` settings, those it accepts (all of them when
+    it takes ``**kw``)."""
+    offered = {'waitTime': settings.worker_wait_time,
+               'jobQuery': settings.worker_job_query,
+               'maxThreads': settings.worker_max_threads}
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return offered   # no signature to read: offer them all
+    if any(parameter.kind is parameter.VAR_KEYWORD
+           for parameter in parameters.values()):
+        return offered
+    return {key: value for key, value in offered.items()
+            if key in parameters}
 
 
 def worker_kinds(registry):
@@ -102,7 +101,9 @@ def register_defaults(registry):
     """Register the default worker kinds and job error message adapter,
     each only where the site has not registered its own."""
     from m01.remote.errormessage import registerJobErrorMessageAdapter
-    for name, factory in WORKER_KINDS.items():
+    from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+    kinds = {'simple': SimpleJobWorker, 'multi': MultiJobWorker}
+    for name, factory in kinds.items():
         if registry.adapters.lookup((IRemoteProcessor,), IJobWorker,
                                     name=name) is None:
             registry.registerAdapter(factory, (IRemoteProcessor,),
@@ -128,10 +129,10 @@ def make_remote_processor(registry, settings=None):
         database, name=settings.name, registry=registry,
         prefix=settings.collection_prefix, leaseTime=settings.lease_time,
         schedulerWorkerArguments={'waitTime': settings.scheduler_wait_time})
-    # The kind's factory reads its own arguments from the settings.
     processor.jobWorkerFactory = get_job_worker_factory(registry,
                                                         settings.worker)
-    processor.jobWorkerArguments = {}
+    processor.jobWorkerArguments = worker_arguments(
+        settings, processor.jobWorkerFactory)
     processor.ensureIndexes()
     return processor
 
@@ -254,13 +255,20 @@ def add_remote_scheduler_item(config, name, item):
 
     def register():
         processor = config.registry.getUtility(IRemoteProcessor)
+        if item.jobName not in processor.jobFactories:
+            known = ', '.join(repr(n) for n in processor.jobFactories.keys())
+            raise ConfigurationError(
+                'add_remote_scheduler_item(%r): its jobName %r names no job '
+                'factory; declare it with config.add_remote_job_factory(%r, '
+                '...) (the known factories: %s)' % (
+                    name, item.jobName, item.jobName, known or 'none'))
         put_scheduler_item(processor.scheduler, name, item)
 
     intr = config.introspectable('m01.remote scheduler items', name, name,
                                  'm01.remote scheduler item')
     intr['item'] = item
     config.action(('m01.remote.scheduler_item', name), register,
-                  order=DIRECTIVE_ORDER, introspectables=(intr,))
+                  order=SCHEDULER_ITEM_ORDER, introspectables=(intr,))
 
 
 # Not compared: the scheduler moves these itself.

@@ -1,11 +1,19 @@
 """Read access to stored jobs and job factories, as traversable mappings.
 """
+import time
+
 import bson
 import pymongo
 import zope.interface
 
 from m01.remote import interfaces
-from m01.remote.job import loadFactory, loadJob
+from m01.remote.job import (
+    Job,
+    checkStorable,
+    dumpFactory,
+    loadFactory,
+    loadJob,
+)
 
 SORT_FIELDS = ('created', 'queued', 'completed')
 
@@ -23,25 +31,35 @@ def toObjectId(jobid):
 
 @zope.interface.implementer(interfaces.IJobContainer)
 class JobContainer:
-    """The jobs of a processor: the stored ones and those pending in the
-    current transaction."""
+    """The jobs of a processor (``parent``) in ``collection``: the stored
+    ones and those ``pending`` (a ``QueueTransaction``) in the current
+    transaction, as that transaction sees them."""
 
     __name__ = 'jobs'
 
-    def __init__(self, processor):
-        self.__parent__ = processor
-        self.processor = processor
-
-    @property
-    def collection(self):
-        return self.processor.jobsCollection
+    def __init__(self, parent, collection, pending):
+        self.__parent__ = parent
+        self.collection = collection
+        self.pending = pending
 
     def _located(self, job):
         job.__parent__ = self
         return job
 
+    def document(self, jobid):
+        """The job's document as this transaction sees it, or None."""
+        try:
+            oid = toObjectId(jobid)
+        except KeyError:
+            return None
+        added = self.pending.addedDocument(str(oid))
+        if added is not None:
+            return added
+        document = self.collection.find_one({'_id': oid})
+        return self.pending.withChanges(document) if document else None
+
     def __getitem__(self, jobid):
-        document = self.processor.getJobDocument(jobid)
+        document = self.document(jobid)
         if document is None:
             raise KeyError(jobid)
         return self._located(loadJob(document, strict=False))
@@ -56,12 +74,12 @@ class JobContainer:
         return self.get(jobid) is not None
 
     def _documents(self):
-        pending = self.processor.pendingJobDocuments()
-        seen = {document['_id'] for document in pending}
+        added = self.pending.addedDocuments()
+        seen = {document['_id'] for document in added}
         for document in self.collection.find().sort('_id', 1):
             if document['_id'] not in seen:
-                yield self.processor.withPendingUpdates(document)
-        yield from pending
+                yield self.pending.withChanges(document)
+        yield from added
 
     def keys(self):
         return [str(document['_id']) for document in self._documents()]
@@ -77,8 +95,8 @@ class JobContainer:
         return iter(self.keys())
 
     def __len__(self):
-        pending = len(self.processor.pendingJobDocuments())
-        return self.collection.count_documents({}) + pending
+        added = len(self.pending.addedDocuments())
+        return self.collection.count_documents({}) + added
 
     def query(self, status=None, name=None, sort='created', descending=True,
               skip=0, limit=50):
@@ -123,20 +141,57 @@ class JobContainer:
 
 @zope.interface.implementer(interfaces.IJobFactoryContainer)
 class JobFactoryContainer:
-    """The job factories, shared through the database."""
+    """The job factories of a processor (``parent``), shared through
+    ``collection`` by every process using the database. A factory read
+    from the database is trusted for ``cacheSeconds``."""
 
     __name__ = 'factories'
 
-    def __init__(self, processor):
-        self.__parent__ = processor
-        self.processor = processor
+    def __init__(self, parent, collection, cacheSeconds=10.0):
+        self.__parent__ = parent
+        self.collection = collection
+        self.cacheSeconds = cacheSeconds
+        self._cache = {}
 
     def _located(self, factory):
         factory.__parent__ = self
         return factory
 
+    def add(self, name, job):
+        """Store ``job`` as the factory ``name`` (at once)."""
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError('A job factory name must be a non-empty '
+                             'string, not %r' % (name,))
+        if not isinstance(job, Job):
+            raise ValueError('A job factory must be a m01.remote.job.Job, '
+                             'not %r' % (job,))
+        job.name = job.__name__ = name
+        document = dumpFactory(name, job)
+        checkStorable(document['data'], 'factory settings')
+        self.collection.replace_one({'_id': name}, document, upsert=True)
+        self._cache[name] = (time.monotonic(), job)
+
+    def remove(self, name):
+        """Remove the factory ``name``; whether there was one."""
+        self._cache.pop(name, None)
+        return self.collection.delete_one({'_id': name}).deleted_count == 1
+
+    def factory(self, name):
+        """The factory ``name`` (not located); KeyError if there is none.
+        """
+        cached = self._cache.get(name)
+        if cached and time.monotonic() - cached[0] < self.cacheSeconds:
+            return cached[1]
+        document = self.collection.find_one({'_id': name})
+        if document is None:
+            self._cache.pop(name, None)
+            raise KeyError(name)
+        factory = loadFactory(document)
+        self._cache[name] = (time.monotonic(), factory)
+        return factory
+
     def __getitem__(self, name):
-        return self._located(self.processor.getJobFactory(name))
+        return self._located(self.factory(name))
 
     def get(self, name, default=None):
         try:
@@ -148,7 +203,7 @@ class JobFactoryContainer:
         return self.get(name) is not None
 
     def _factories(self):
-        cursor = self.processor.factoriesCollection.find().sort('_id', 1)
+        cursor = self.collection.find().sort('_id', 1)
         return [self._located(loadFactory(document)) for document in cursor]
 
     def keys(self):
@@ -164,4 +219,4 @@ class JobFactoryContainer:
         return iter(self.keys())
 
     def __len__(self):
-        return self.processor.factoriesCollection.count_documents({})
+        return self.collection.count_documents({})

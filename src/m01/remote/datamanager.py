@@ -4,6 +4,12 @@ MongoDB (and FerretDB v1 in particular) gives us no two-phase commit, so
 the buffered writes run in ``tpc_vote`` and the data manager sorts last:
 every other participant has voted by then, and a failed write still
 aborts the whole transaction.
+
+Which transaction: the current one of the transaction manager of the
+unit of work. A request's is pyramid_tm's ``request.tm`` (the thread's
+default manager, or an explicit one); a worker loop owns one of its own.
+``QueueTransaction`` is a processor's share of one manager's
+transactions.
 """
 import copy
 
@@ -13,11 +19,17 @@ import zope.interface
 
 @zope.interface.implementer(transaction.interfaces.IDataManager)
 class QueueDataManager:
-    """The pending writes of one processor in one transaction."""
+    """The pending writes of one processor in one transaction.
 
-    def __init__(self, processor, transactionManager):
-        self.processor = processor
+    At commit, ``insertJobs(documents)`` stores the jobs added, then the
+    conditional writes run; once committed, ``wakeWorkers()`` is called
+    if there was anything for a worker.
+    """
+
+    def __init__(self, transactionManager, insertJobs, wakeWorkers):
         self.transaction_manager = transactionManager
+        self._insertJobs = insertJobs
+        self._wakeWorkers = wakeWorkers
         # Documents of jobs added in this transaction, in order; one
         # insert_many stores them all.
         self.inserts = []
@@ -59,13 +71,13 @@ class QueueDataManager:
 
     def tpc_vote(self, txn):
         if self.inserts:
-            self.processor.insertJobDocuments(self.inserts)
+            self._insertJobs(self.inserts)
         for write in self.writes:
             write()
 
     def tpc_finish(self, txn):
         if self.inserts or self.wakeWorkers:
-            self.processor.wakeWorkers()
+            self._wakeWorkers()
         self._clear()
 
     def tpc_abort(self, txn):
@@ -94,3 +106,52 @@ class QueueSavepoint:
         dm.updates = copy.deepcopy(self.updates)
         dm.writes = list(self.writes)
         dm.wakeWorkers = self.wakeWorkers
+
+
+class QueueTransaction:
+    """A processor's writes in the current transaction of
+    ``transactionManager``: the data manager joined to it (``key``, shared
+    by every binding of one processor, finds it again), and the jobs the
+    transaction added or changed, which the processor shows before the
+    commit."""
+
+    def __init__(self, transactionManager, key, insertJobs, wakeWorkers):
+        self.transactionManager = transactionManager
+        self._key = key
+        self._insertJobs = insertJobs
+        self._wakeWorkers = wakeWorkers
+
+    def dataManager(self, join=True):
+        """The data manager of the current transaction; joined to it when
+        there is none yet, or None when ``join`` is false."""
+        txn = self.transactionManager.get()
+        try:
+            return txn.data(self._key)
+        except KeyError:
+            if not join:
+                return None
+        dm = QueueDataManager(self.transactionManager, self._insertJobs,
+                              self._wakeWorkers)
+        txn.join(dm)
+        txn.set_data(self._key, dm)
+        return dm
+
+    def addedDocuments(self):
+        """The documents of the jobs added in this transaction."""
+        dm = self.dataManager(join=False)
+        return list(dm.inserts) if dm is not None else []
+
+    def addedDocument(self, jobid):
+        """The document of the job ``jobid`` if this transaction added
+        it, else None."""
+        dm = self.dataManager(join=False)
+        return dm.pendingDocument(jobid) if dm is not None else None
+
+    def withChanges(self, document):
+        """A stored job's document with the fields this transaction set.
+        """
+        dm = self.dataManager(join=False)
+        if dm is not None and str(document['_id']) in dm.updates:
+            document = dict(document, **dm.updates[str(document['_id'])])
+        return document
+

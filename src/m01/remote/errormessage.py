@@ -3,12 +3,11 @@
 A site changes the message by registering its own ``(job, error) ->
 IJobErrorMessage`` adapter in the registry its processor uses.
 """
-import datetime
-
 import zope.component
 import zope.interface
 
 from m01.remote import interfaces
+from m01.remote.clock import stamp, utcnow
 
 
 def formatErrorText(error):
@@ -18,14 +17,16 @@ def formatErrorText(error):
 @zope.interface.implementer(interfaces.IJobErrorMessage)
 @zope.component.adapter(interfaces.IJob, zope.interface.Interface)
 class JobErrorMessage:
-    """``[<ISO-8601 UTC timestamp>] <message>``, as the specification."""
+    """``[<ISO-8601 UTC timestamp>] <message>``, as the specification.
+
+    The timestamp is the job's ``errorTime`` (the processor's clock at the
+    failure), or now."""
 
     def __init__(self, job, error):
         self.job = job
         self.error = error
-        now = datetime.datetime.now(datetime.timezone.utc)
-        self.message = '[%s] %s' % (now.isoformat(timespec='seconds'),
-                                    formatErrorText(error))
+        self.message = stamp(formatErrorText(error),
+                             getattr(job, 'errorTime', None) or utcnow())
 
 
 def registerJobErrorMessageAdapter(registry=None):

@@ -60,6 +60,8 @@ class IJob(zope.interface.Interface):
     picked = Attribute("When a worker last claimed the job (UTC).")
     completed = Attribute("When the job reached a final status (UTC).")
     active = Attribute("Inactive jobs are never picked.")
+    errorTime = Attribute("When the attempt that just failed ended (UTC): "
+                          "set before its error message is adapted.")
 
     def __call__(remoteProcessor):
         """Do the work and return the output. Raise JobError to fail at once;
@@ -212,6 +214,70 @@ class IScheduler(zope.interface.Interface):
 
     def ensureIndexes():
         """Create the index the pull query uses (idempotent)."""
+
+
+class IJobWrites(zope.interface.Interface):
+    """How every change of a job's status is made safe on one server.
+
+    Each change restates what must still be true (the status, and for a
+    worker's outcome its claim token) and happens only if it still is, so
+    two workers never both claim a job and a worker that lost its job
+    (lease expired, job cancelled) cannot overwrite the newer state. A
+    method returning a bool answers whether the change happened.
+
+    Three strategies implement it (``m01.remote.jobwrites`` picks one):
+    on MongoDB each change is one conditional atomic write
+    (``atomicwrites``); on the embedded store the same writes, a claim
+    found through an index of its own; on FerretDB v1, whose updates are a
+    read followed by a write, each change first wins a ticket
+    (``ticketed``). Times are the caller's "now" (UTC, milliseconds).
+    """
+
+    def ensureIndexes():
+        """Create what the strategy's queries need; idempotent."""
+
+    def insertJobs(documents):
+        """Store new queued job documents, all of them or (on a duplicate
+        ``_id``) raise ``pymongo.errors.BulkWriteError``."""
+
+    def claimNext(now, worker, leaseTime, jobQuery=None):
+        """Claim the oldest due queued job (matching ``jobQuery``, a
+        MongoDB filter on the job's fields): mark it ``processing`` with
+        ``worker``, a new claim token and a lease of ``leaseTime``
+        seconds, atomically. Return its document as claimed, or None."""
+
+    def claimJob(oid, now, worker, leaseTime):
+        """Claim the job ``oid`` if it is queued and active; its document
+        as claimed, or None."""
+
+    def complete(oid, claim, output, now):
+        """End the job ``completed`` with ``output`` if it is processing
+        under ``claim``."""
+
+    def fail(oid, claim, update):
+        """Apply ``update`` (a ``jobstate.failureUpdate``) if the job is
+        processing under ``claim``."""
+
+    def cancel(oid, now):
+        """Cancel the job if it is queued or processing."""
+
+    def requeue(oid, now):
+        """Queue the job again, retries reset, if it is in ``error`` or
+        ``cancelled``."""
+
+    def extendLeases(claims, until):
+        """Extend to ``until`` the lease of every processing job holding
+        one of ``claims``; how many were extended."""
+
+    def recoverExpired(now, limit=100):
+        """Give up to ``limit`` processing jobs whose lease expired before
+        ``now`` back to the queue as failed attempts (or to ``error``
+        when their retries are spent), each only if its lease is still
+        the expired one; ``[(jobid, newStatus)]``."""
+
+    def maintain(now):
+        """Periodic upkeep besides lease recovery (the ticketed strategy
+        purges its old tickets); how many records it removed."""
 
 
 class IRemoteProcessor(zope.interface.Interface):

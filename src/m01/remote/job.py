@@ -96,6 +96,7 @@ class Job:
     worker = None
     leaseExpires = None
     claim = None
+    errorTime = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)

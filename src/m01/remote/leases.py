@@ -3,7 +3,7 @@
 A claimed job carries ``leaseExpires``. While this process runs the job,
 the lease keeper renews it; when a worker dies, nobody renews it, and
 the keeper of any other process gives the job back to the queue once it
-has expired (``RemoteProcessor.recoverExpiredJobs``).
+has expired (``recover``).
 """
 import datetime
 import logging
@@ -14,10 +14,20 @@ logger = logging.getLogger('m01.remote')
 
 class LeaseKeeper:
     """Renews the leases of the jobs this process runs, and recovers the
-    jobs of workers that stopped renewing theirs."""
+    jobs of workers that stopped renewing theirs.
 
-    def __init__(self, processor):
-        self.processor = processor
+    ``jobWrites`` makes the changes (``IJobWrites``), ``now`` tells the
+    time, ``leaseTime`` is the length of a lease in seconds, and
+    ``recovered`` is called with the ids of the jobs it recovered (the
+    processor wakes its workers then).
+    """
+
+    def __init__(self, name, leaseTime, jobWrites, now, recovered=None):
+        self.name = name
+        self.leaseTime = leaseTime
+        self.jobWrites = jobWrites
+        self.now = now
+        self.recovered = recovered
         self._claims = {}
         self._lock = threading.Lock()
         self._users = 0
@@ -27,7 +37,7 @@ class LeaseKeeper:
 
     @property
     def interval(self):
-        return max(self.processor.leaseTime / 3.0, 0.05)
+        return max(self.leaseTime / 3.0, 0.05)
 
     def add(self, jobid, claim):
         with self._lock:
@@ -53,7 +63,7 @@ class LeaseKeeper:
                 self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._run, daemon=True,
-                    name='m01.remote-leases-%s' % self.processor.name)
+                    name='m01.remote-leases-%s' % self.name)
                 self._thread.start()
 
     def release(self):
@@ -86,16 +96,26 @@ class LeaseKeeper:
                                '%.1f s', timeout)
 
     def renew(self):
-        until = self.processor.now() + datetime.timedelta(
-            seconds=self.processor.leaseTime)
-        return self.processor.jobWrites.extendLeases(self.claims, until)
+        until = self.now() + datetime.timedelta(seconds=self.leaseTime)
+        return self.jobWrites.extendLeases(self.claims, until)
+
+    def recover(self, now=None):
+        """Requeue (or fail) the jobs whose worker stopped renewing their
+        lease; ``[(jobid, newStatus)]``."""
+        recovered = self.jobWrites.recoverExpired(now or self.now())
+        for jobid, status in recovered:
+            logger.warning('Job %s lost its worker; it is now %s.',
+                           jobid, status)
+        if recovered and self.recovered is not None:
+            self.recovered([jobid for jobid, _ in recovered])
+        return recovered
 
     def tick(self):
         """Renew our leases and recover expired ones, once."""
         try:
             self.renew()
-            self.processor.recoverExpiredJobs()
-            self.processor.jobWrites.purgeTickets(self.processor.now())
+            self.recover()
+            self.jobWrites.maintain(self.now())
         except Exception:
             if not self._failing:
                 logger.exception('Renewing job leases failed; retrying '

@@ -1,11 +1,9 @@
 """The remote processor: job factories, the job queue and its threads."""
-import datetime
+import copy
 import logging
 import os
 import socket
 import threading
-import time
-import traceback
 
 import bson
 import pymongo.errors
@@ -13,10 +11,11 @@ import transaction
 import zope.component
 import zope.interface
 
-from m01.remote import interfaces, jobstate
+from m01.remote import interfaces
+from m01.remote.clock import toBSONTime, utcnow
 from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
-from m01.remote.datamanager import QueueDataManager
-from m01.remote.errormessage import getJobErrorMessage
+from m01.remote.datamanager import QueueTransaction
+from m01.remote.execution import JobRunner
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -26,32 +25,15 @@ from m01.remote.interfaces import (
 )
 from m01.remote.job import (
     DuplicateJobError,
-    Job,
-    JobError,
     UnknownJobClassError,
     checkStorable,
-    dumpFactory,
-    loadFactory,
     loadJob,
 )
+from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
 from m01.remote.threads import WorkerThread
 
 logger = logging.getLogger('m01.remote')
-
-UTC = datetime.timezone.utc
-
-
-def utcnow():
-    """Now, in UTC, cut to the millisecond precision BSON stores."""
-    now = datetime.datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def toBSONTime(value):
-    value = value if value.tzinfo else value.replace(tzinfo=UTC)
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 @zope.interface.implementer(interfaces.IRemoteProcessor)
@@ -62,13 +44,15 @@ class RemoteProcessor:
     ``registry`` is the component registry used to adapt error messages
     and to find worker kinds; it defaults to the global one. Worker
     threads get it from here, never from thread-locals.
+
+    Jobs added, cancelled or retried join the current transaction of
+    ``transactionManager`` (default: the thread's, ``transaction.manager``).
+    ``bind(manager)`` gives the same processor working in the transactions
+    of another manager: a request's ``request.tm``, a worker loop's own.
     """
 
     __name__ = None
     __parent__ = None
-
-    #: How long a job factory read from the database is trusted.
-    factoryCacheSeconds = 10.0
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
@@ -84,17 +68,16 @@ class RemoteProcessor:
         self.database = database
         self.name = name
         self.registry = registry or zope.component.getGlobalSiteManager()
-        self.leaseTime = float(leaseTime)
-        self.transactionManager = transactionManager or transaction.manager
         self.clock = clock or utcnow
         self.factoriesCollection = database[prefix + 'factories']
         self.jobsCollection = database[prefix + 'jobs']
         self.schedulerCollection = database[prefix + 'scheduler']
         self.prefix = prefix
-        self._ticketed = ticketed
-        self._jobWrites = None
-        self.jobs = JobContainer(self)
-        self.jobFactories = JobFactoryContainer(self)
+        #: How job changes are made safe on this server (``IJobWrites``),
+        #: decided at first use: a processor is made without its server.
+        self.jobWrites = ServerJobWrites(database, prefix, ticketed)
+        self.jobFactories = JobFactoryContainer(self,
+                                                self.factoriesCollection)
         self.scheduler = self._makeScheduler()
         self.jobWorkerFactory = jobWorkerFactory or worker.SimpleJobWorker
         self.jobWorkerArguments = dict(
@@ -105,12 +88,31 @@ class RemoteProcessor:
         self.schedulerWorkerArguments = dict(
             {'waitTime': 1.0} if schedulerWorkerArguments is None
             else schedulerWorkerArguments)
-        self._factoryCache = {}
         self._wakeup = threading.Event()
-        self._lock = threading.RLock()
-        self.leases = LeaseKeeper(self)
+        self.leases = LeaseKeeper(
+            name, float(leaseTime), self.jobWrites, self.now,
+            recovered=lambda jobids: self.wakeWorkers())
+        self.runner = JobRunner(self.jobWrites, self.leases, self.registry,
+                                self.now)
+        self._transactionKey = object()
+        self._useTransactionManager(transactionManager or transaction.manager)
         self._jobWorker = WorkerThread(self, 'worker')
         self._schedulerWorker = WorkerThread(self, 'scheduler')
+
+    def _useTransactionManager(self, transactionManager):
+        self.transactionManager = transactionManager
+        self.pending = QueueTransaction(
+            transactionManager, self._transactionKey,
+            self.insertJobDocuments, self.wakeWorkers)
+        self.jobs = JobContainer(self, self.jobsCollection, self.pending)
+
+    def bind(self, transactionManager):
+        """This processor, its jobs joining the transactions of
+        ``transactionManager``. Everything else (threads, leases, caches)
+        is shared with this one."""
+        bound = copy.copy(self)
+        bound._useTransactionManager(transactionManager)
+        return bound
 
     def _makeScheduler(self):
         from m01.remote.scheduler import Scheduler
@@ -132,21 +134,14 @@ class RemoteProcessor:
         return toBSONTime(self.clock())
 
     @property
+    def leaseTime(self):
+        """Seconds a claim lasts (renewed while the job runs)."""
+        return self.leases.leaseTime
+
+    @property
     def workerId(self):
         # Read at each claim: a forked process has another pid.
         return '%s:%d:%s' % (socket.gethostname(), os.getpid(), self.name)
-
-    @property
-    def jobWrites(self):
-        """How job changes are made safe on this server (see jobstate).
-
-        Decided at first use, not in the constructor, so that creating a
-        processor does not need the database to be up.
-        """
-        if self._jobWrites is None:
-            self._jobWrites = jobstate.jobWritesFor(
-                self.database, self.prefix, self._ticketed)
-        return self._jobWrites
 
     def ensureIndexes(self):
         """Create the indexes the queue needs; safe to call repeatedly."""
@@ -161,27 +156,8 @@ class RemoteProcessor:
 
     # transaction
 
-    def _dataManager(self, join=True):
-        txn = self.transactionManager.get()
-        try:
-            return txn.data(self)
-        except KeyError:
-            if not join:
-                return None
-        dm = QueueDataManager(self, self.transactionManager)
-        txn.join(dm)
-        txn.set_data(self, dm)
-        return dm
-
     def pendingJobDocuments(self):
-        dm = self._dataManager(join=False)
-        return list(dm.inserts) if dm is not None else []
-
-    def withPendingUpdates(self, document):
-        dm = self._dataManager(join=False)
-        if dm is not None and str(document['_id']) in dm.updates:
-            document = dict(document, **dm.updates[str(document['_id'])])
-        return document
+        return self.pending.addedDocuments()
 
     def insertJobDocuments(self, documents):
         try:
@@ -208,34 +184,14 @@ class RemoteProcessor:
     # job factories
 
     def addJobFactory(self, name, job):
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError('A job factory name must be a non-empty '
-                             'string, not %r' % (name,))
-        if not isinstance(job, Job):
-            raise ValueError('A job factory must be a m01.remote.job.Job, '
-                             'not %r' % (job,))
-        job.name = job.__name__ = name
-        document = dumpFactory(name, job)
-        checkStorable(document['data'], 'factory settings')
-        self.factoriesCollection.replace_one({'_id': name}, document,
-                                             upsert=True)
-        self._factoryCache[name] = (time.monotonic(), job)
+        """Store a job factory (at once, for every process)."""
+        self.jobFactories.add(name, job)
 
     def getJobFactory(self, name):
-        cached = self._factoryCache.get(name)
-        if cached and time.monotonic() - cached[0] < self.factoryCacheSeconds:
-            return cached[1]
-        document = self.factoriesCollection.find_one({'_id': name})
-        if document is None:
-            self._factoryCache.pop(name, None)
-            raise KeyError(name)
-        factory = loadFactory(document)
-        self._factoryCache[name] = (time.monotonic(), factory)
-        return factory
+        return self.jobFactories.factory(name)
 
     def removeJobFactory(self, name):
-        self._factoryCache.pop(name, None)
-        return self.factoriesCollection.delete_one({'_id': name}).deleted_count
+        return self.jobFactories.remove(name)
 
     # jobs
 
@@ -261,22 +217,12 @@ class RemoteProcessor:
             self.insertJobDocuments([document])
             self.wakeWorkers()
         else:
-            self._dataManager().inserts.append(document)
+            self.pending.dataManager().inserts.append(document)
         return str(document['_id'])
 
     def getJobDocument(self, jobid):
         """The job's document as this transaction sees it, or None."""
-        try:
-            oid = toObjectId(jobid)
-        except KeyError:
-            return None
-        dm = self._dataManager(join=False)
-        if dm is not None:
-            pending = dm.pendingDocument(str(oid))
-            if pending is not None:
-                return pending
-        document = self.jobsCollection.find_one({'_id': oid})
-        return self.withPendingUpdates(document) if document else None
+        return self.jobs.document(jobid)
 
     def _document(self, jobid):
         document = self.getJobDocument(jobid)
@@ -304,15 +250,14 @@ class RemoteProcessor:
                                  % (jobid, action, self.getJobStatus(jobid)))
             self.wakeWorkers()
             return
-        self._dataManager().addWrite(write, jobid, fields, wake=True)
+        self.pending.dataManager().addWrite(write, jobid, fields, wake=True)
 
     def cancelJob(self, jobid, immediate=False):
         document = self._document(jobid)
         if document['status'] not in (QUEUED, PROCESSING):
             raise ValueError('Job %s is %s; only queued or processing jobs '
                              'can be cancelled' % (jobid, document['status']))
-        dm = self._dataManager(join=False)
-        pending = dm.pendingDocument(jobid) if dm is not None else None
+        pending = self.pending.addedDocument(str(document['_id']))
         if pending is not None:
             pending['status'] = CANCELLED
             return
@@ -355,18 +300,7 @@ class RemoteProcessor:
         try:
             return loadJob(document)
         except UnknownJobClassError as error:
-            # A deployment mistake, not the job's: count it as a failed
-            # attempt (another worker may have the class) and say why.
-            logger.error('Job %s cannot run here: %s', document['_id'],
-                         error)
-            self.jobWrites.fail(document['_id'], document['claim'],
-                                jobstate.failureUpdate(
-                                    document.get('retryCounter'),
-                                    document.get('maxRetries', 3),
-                                    document.get('retryDelay', 10),
-                                    '[%s] %s' % (now.isoformat(
-                                        timespec='seconds'), error),
-                                    '', now, final=False))
+            self.runner.failUnloadable(document, error, now)
             return None
 
     def processJob(self, jobid, job=None):
@@ -377,14 +311,14 @@ class RemoteProcessor:
             if document is None:
                 return False
             job = loadJob(document)
-        self._runClaimedJob(job)
+        self.runner.run(job, self, self.pending)
         return True
 
     def processNextJob(self, jobQuery=None, callTime=None):
         job = self.pullNextJob(jobQuery, callTime)
         if job is None:
             return False
-        self._runClaimedJob(job, callTime)
+        self.runner.run(job, self, self.pending, callTime)
         return True
 
     def processJobs(self, jobQuery=None, callTime=None):
@@ -393,81 +327,11 @@ class RemoteProcessor:
             count += 1
         return count
 
-    def _runClaimedJob(self, job, callTime=None):
-        # Join before the savepoint: a rollback then empties our buffer
-        # instead of removing us from the transaction.
-        self._dataManager()
-        savepoint = self.transactionManager.get().savepoint(optimistic=True)
-        self.leases.add(job.__name__, job.claim)
-        recorded = False
-        try:
-            try:
-                output = job(self)
-                checkStorable(output, 'output')
-            except Exception as error:
-                self._rollback(savepoint)
-                self._recordFailure(job, error, isinstance(error, JobError),
-                                    callTime)
-            else:
-                self._recordOutcome(job, lambda: self.jobWrites.complete(
-                    toObjectId(job.__name__), job.claim, output,
-                    self.now()))
-            recorded = True
-        finally:
-            if not recorded:
-                self.leases.discard(job.__name__, job.claim)
-
-    def _releaseLeaseAtEnd(self, job):
-        """Keep renewing the job's lease until the transaction that stores
-        its outcome ends: a lease that expired while the outcome waits for
-        the commit would let another worker run the job again. Committed,
-        the job is no longer processing; aborted, it runs again once the
-        lease expires."""
-        def release(*ignored):
-            self.leases.discard(job.__name__, job.claim)
-        txn = self.transactionManager.get()
-        txn.addAfterCommitHook(release)
-        txn.addAfterAbortHook(release)
-
-    def _rollback(self, savepoint):
-        try:
-            savepoint.rollback()
-        except Exception:
-            # The job ended its transaction itself, or a participant
-            # cannot roll back to a savepoint: drop all of it.
-            self.transactionManager.abort()
-
-    def _recordFailure(self, job, error, final, callTime=None):
-        message = getJobErrorMessage(self.registry, job, error)
-        update = jobstate.failureUpdate(
-            job.retryCounter, job.maxRetries, job.retryDelay, message,
-            traceback.format_exc(), toBSONTime(callTime) if callTime
-            else self.now(), final)
-        self._recordOutcome(job, lambda: self.jobWrites.fail(
-            toObjectId(job.__name__), job.claim, update))
-
-    def _recordOutcome(self, job, write):
-        def conditionalWrite():
-            if not write():
-                logger.warning(
-                    'The outcome of job %s was not stored: the job was '
-                    'cancelled or taken over after its lease expired.',
-                    job.__name__)
-            return True
-        self._dataManager().addWrite(conditionalWrite, wake=True)
-        self._releaseLeaseAtEnd(job)
-
     def recoverExpiredJobs(self, callTime=None):
         """Requeue (or fail) jobs whose worker stopped renewing its lease.
         """
-        now = toBSONTime(callTime) if callTime else self.now()
-        recovered = self.jobWrites.recoverExpired(now)
-        for jobid, status in recovered:
-            logger.warning('Job %s lost its worker; it is now %s.',
-                           jobid, status)
-        if recovered:
-            self.wakeWorkers()
-        return recovered
+        return self.leases.recover(toBSONTime(callTime) if callTime
+                                   else None)
 
     # scheduler
 

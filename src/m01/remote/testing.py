@@ -6,7 +6,6 @@ can be loaded back in any process that imports it.
 import logging
 import time
 
-import transaction
 from pyramid.security import Allowed, Denied
 
 from m01.remote import errormessage
@@ -63,7 +62,7 @@ class TransactionAbortJob(Job):
         global testCounter
         testCounter += 1
         logger.info('Job: %s', self.input)
-        transaction.abort()
+        remoteProcessor.transactionManager.abort()
 
 
 class LogCapture(logging.Handler):

@@ -26,8 +26,10 @@ So on such a server:
   collection, read unsorted (the SQLite backend returns rows in insertion
   order, and a sort would make it read them all): claims and lease
   recovery read it, never the jobs collection. An entry holds a copy of
-  its job's fields, so a worker's ``jobQuery`` is matched there, with
-  the matching rules of the embedded store.
+  its job's fields under ``job``, so the server matches a worker's
+  ``jobQuery`` there, its field names prefixed (``entryQuery``); such a
+  claim reads the whole queue collection on FerretDB, which applies a
+  limit only to a query without a filter.
 * The job is the truth, its entry a hint kept true: an entry is written
   after its job, except for a job becoming live (added, or queued again
   from ``error`` or ``cancelled``), whose entry is written first, so a
@@ -53,11 +55,17 @@ import threading
 import time
 
 import pymongo
-from mongomock.filtering import filter_applies
+import zope.interface
 
-from m01.remote.interfaces import CANCELLED, ERROR, PROCESSING, QUEUED
+from m01.remote.clock import utcnow
+from m01.remote.interfaces import (
+    CANCELLED,
+    ERROR,
+    PROCESSING,
+    QUEUED,
+    IJobWrites,
+)
 from m01.remote.jobstate import (
-    AtomicJobWrites,
     cancelUpdate,
     claimFields,
     completeUpdate,
@@ -88,8 +96,30 @@ ORPHAN_AGE = datetime.timedelta(minutes=10)
 REMEMBERED = 10000
 
 
-def utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
+#: Logical operators whose operands are queries themselves.
+_LOGICAL = ('$and', '$or', '$nor')
+
+
+def entryQuery(jobQuery):
+    """``jobQuery`` (a filter on a job's fields) as a filter on the queue
+    entries holding a copy of them under ``job``. ValueError for an
+    operator that does not name fields (``$expr``, ``$where``, ...)."""
+    if not isinstance(jobQuery, dict):
+        raise ValueError('A jobQuery is a dict, not %r' % (jobQuery,))
+    query = {}
+    for key, value in jobQuery.items():
+        if key in _LOGICAL:
+            if not isinstance(value, (list, tuple)):
+                raise ValueError('%s takes a list of queries' % key)
+            query[key] = [entryQuery(part) for part in value]
+        elif key.startswith('$'):
+            raise ValueError(
+                'A jobQuery with %s cannot be matched on a server without '
+                'atomic updates (FerretDB v1); use field conditions joined '
+                'by %s' % (key, ', '.join(_LOGICAL)))
+        else:
+            query['job.' + key] = value
+    return query
 
 
 def queueEntry(document):
@@ -130,7 +160,8 @@ def changed(document, fields, unset):
     return written
 
 
-class TicketedJobWrites(AtomicJobWrites):
+@zope.interface.implementer(IJobWrites)
+class TicketedJobWrites:
     """Each change is won by inserting a ticket, then written by ``_id``.
     """
 
@@ -139,7 +170,7 @@ class TicketedJobWrites(AtomicJobWrites):
     attempts = 10
 
     def __init__(self, database, prefix):
-        super().__init__(database, prefix)
+        self.jobs = database[prefix + 'jobs']
         self.tickets = database[prefix + 'tickets']
         self.queue = database[prefix + 'queue']
         self._lastPurge = 0.0
@@ -263,22 +294,33 @@ class TicketedJobWrites(AtomicJobWrites):
 
     # claims
 
-    def _dueEntries(self, now, jobQuery, limit):
+    def _dueEntries(self, now, limit):
         cursor = self.queue.find()
         if limit:
             cursor = cursor.limit(limit)
         entries = list(cursor)
         due = [entry for entry in entries
-               if entry['state'] == QUEUED and entry['retryTime'] <= now
-               and (not jobQuery or filter_applies(jobQuery, entry['job']))]
+               if entry['state'] == QUEUED and entry['retryTime'] <= now]
         return due, len(entries)
+
+    def _dueMatching(self, now, jobQuery):
+        # The server filters: it reads the whole queue collection then.
+        return list(self.queue.find(
+            {'$and': [{'state': QUEUED, 'retryTime': {'$lte': now}},
+                      entryQuery(jobQuery)]}).limit(SPREAD + 1))
+
+    def _due(self, now, jobQuery):
+        if jobQuery:
+            return self._dueMatching(now, jobQuery)
+        for window in WINDOWS + (None,):
+            due, read = self._dueEntries(now, window)
+            if due or read != window:
+                return due  # found some, or read them all
+        return due
 
     def claimNext(self, now, worker, leaseTime, jobQuery=None):
         for _ in range(3):
-            for window in WINDOWS + (None,):
-                due, read = self._dueEntries(now, jobQuery, window)
-                if due or read != window:
-                    break  # found some, or read them all
+            due = self._due(now, jobQuery)
             if not due:
                 return None
             tries = due[:1] + random.sample(due[1:SPREAD + 1],
@@ -417,7 +459,10 @@ class TicketedJobWrites(AtomicJobWrites):
         self._writeEntry(document)
         return None
 
-    def purgeTickets(self, now):
+    def maintain(self, now):
+        return self._purgeTickets(now)
+
+    def _purgeTickets(self, now):
         if time.monotonic() - self._lastPurge < PURGE_INTERVAL:
             return 0
         self._lastPurge = time.monotonic()

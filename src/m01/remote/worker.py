@@ -3,6 +3,12 @@
 Each loop runs until ``stop()``. It never dies of an exception: the error
 is logged and the loop goes on; while the database cannot be reached it
 backs off and says so once per outage, not once per poll.
+
+Each step (a job claimed, run and its outcome stored; a scheduler item
+turned into a job) is a unit of work with a transaction manager of its
+own, which the step commits or aborts. A worker never touches the
+thread's default manager (``transaction.manager``): a job run in the
+thread of a caller's transaction leaves that transaction alone.
 """
 import logging
 import os
@@ -70,6 +76,19 @@ class BaseWorker:
         self._stopped.set()
         self.remoteProcessor.wakeWorkers()
 
+    def inUnitOfWork(self, work):
+        """Call ``work(processor)`` with the processor bound to a new
+        transaction manager, and commit that manager's transaction; abort
+        it if ``work`` or the commit raises."""
+        manager = transaction.TransactionManager()
+        try:
+            result = work(self.remoteProcessor.bind(manager))
+            manager.commit()
+        except BaseException:
+            manager.abort()
+            raise
+        return result
+
     @property
     def stopped(self):
         return self._stopped.is_set()
@@ -88,11 +107,9 @@ class BaseWorker:
         try:
             worked = self.step()
         except pymongo.errors.ConnectionFailure as error:
-            transaction.abort()
             self.idle(self.outage.failed(error))
             return False
         except Exception:
-            transaction.abort()
             logger.exception('%s: an unexpected error; the loop goes on',
                              type(self).__name__)
             self.idle()
@@ -124,13 +141,8 @@ class SimpleJobWorker(BaseWorker):
     def doProcessNextJob(self):
         """Process the next job and commit; True when one was processed.
         """
-        try:
-            processed = self.remoteProcessor.processNextJob(self.jobQuery)
-            transaction.commit()
-        except Exception:
-            transaction.abort()
-            raise
-        return processed
+        return self.inUnitOfWork(
+            lambda processor: processor.processNextJob(self.jobQuery))
 
     step = doProcessNextJob
 
@@ -177,19 +189,17 @@ class MultiJobWorker(BaseWorker):
         """Run a job pulled by this worker (or a queued one) and commit."""
         job = self._pulled.pop(jobid, None)
         try:
-            self.remoteProcessor.processJob(jobid, job)
-            transaction.commit()
+            self.inUnitOfWork(
+                lambda processor: processor.processJob(jobid, job))
             self.outage.succeeded()
         except pymongo.errors.ConnectionFailure as error:
             # The outage is logged once, with the loop's; the job keeps
             # its claim and runs again once its lease expires.
-            transaction.abort()
             self.outage.failed(error)
             logger.warning('MultiJobWorker: the outcome of job %s was not '
                            'stored (the database cannot be reached); it '
                            'runs again once its lease expires', jobid)
         except Exception:
-            transaction.abort()
             logger.exception('MultiJobWorker: job %s failed to finish',
                              jobid)
 
@@ -251,7 +261,8 @@ class SchedulerWorker(BaseWorker):
     """Turns due scheduler items into jobs."""
 
     def step(self):
-        return self.remoteProcessor.scheduleNextJob() is not None
+        return self.inUnitOfWork(
+            lambda processor: processor.scheduleNextJob()) is not None
 
     def idle(self, seconds=None):
         # Scheduled items are not announced: just wait, unless stopped.
