@@ -23,12 +23,13 @@ Every function here runs under the embedded store's lock (see
 ``m01.remote.store``).
 """
 import collections
-import datetime
 import heapq
 import itertools
 
 import bson
 import pymongo
+
+from m01.remote.jobstate import sortable
 
 #: The index keeps at most this many outdated heap entries per current one
 #: before it rebuilds its heap.
@@ -192,17 +193,3 @@ class _OrderedIndex:
             self.heap = [(key, next(self._counter), oid)
                          for oid, key in keys.items()]
             heapq.heapify(self.heap)
-
-
-#: BSON's order of the types a sort key here may hold; values of other
-#: types sort after them, by their representation.
-_TYPE_ORDER = ((type(None), 0), (bool, 8), ((int, float), 1), (str, 2),
-               (bson.ObjectId, 7), (datetime.datetime, 9))
-
-
-def sortable(value):
-    """A key comparing values of different types in BSON's order."""
-    for types, rank in _TYPE_ORDER:
-        if isinstance(value, types):
-            return (rank, value)
-    return (10, repr(value))

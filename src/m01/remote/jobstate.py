@@ -8,6 +8,7 @@ is applied safely on their server.
 import datetime
 import uuid
 
+import bson
 import pymongo
 
 from m01.remote.clock import stamp
@@ -89,3 +90,17 @@ def versioned(update):
     update = dict(update)
     update['$inc'] = dict(update.get('$inc', {}), version=1)
     return update
+
+
+#: BSON's order of the types a claim-order key may hold; values of other
+#: types sort after them, by their representation.
+_TYPE_ORDER = ((type(None), 0), (bool, 8), ((int, float), 1), (str, 2),
+               (bson.ObjectId, 7), (datetime.datetime, 9))
+
+
+def sortable(value):
+    """A key comparing values of different types in BSON's order."""
+    for types, rank in _TYPE_ORDER:
+        if isinstance(value, types):
+            return (rank, value)
+    return (10, repr(value))

@@ -66,11 +66,13 @@ from m01.remote.interfaces import (
     IJobWrites,
 )
 from m01.remote.jobstate import (
+    CLAIM_ORDER,
     cancelUpdate,
     claimFields,
     completeUpdate,
     lostWorkerUpdate,
     requeueUpdate,
+    sortable,
 )
 
 LIVE = (QUEUED, PROCESSING)
@@ -300,13 +302,15 @@ class TicketedJobWrites:
             cursor = cursor.limit(limit)
         entries = list(cursor)
         due = [entry for entry in entries
-               if entry['state'] == QUEUED and entry['retryTime'] <= now]
+               if entry['state'] == QUEUED and entry['retryTime'] <= now
+               and (entry.get('job') or {}).get('active', True)]
         return due, len(entries)
 
     def _dueMatching(self, now, jobQuery):
         # The server filters: it reads the whole queue collection then.
         return list(self.queue.find(
-            {'$and': [{'state': QUEUED, 'retryTime': {'$lte': now}},
+            {'$and': [{'state': QUEUED, 'retryTime': {'$lte': now},
+                       'job.active': {'$ne': False}},
                       entryQuery(jobQuery)]}).limit(SPREAD + 1))
 
     def _due(self, now, jobQuery):
@@ -323,6 +327,11 @@ class TicketedJobWrites:
             due = self._due(now, jobQuery)
             if not due:
                 return None
+            # The claim order among the entries read (the server returns
+            # them unsorted, in the order they were stored).
+            due.sort(key=lambda entry: tuple(
+                sortable((entry.get('job') or {}).get(field, entry['_id']))
+                for field, _ in CLAIM_ORDER))
             tries = due[:1] + random.sample(due[1:SPREAD + 1],
                                             min(len(due) - 1, SPREAD))
             for entry in tries:

@@ -1,0 +1,200 @@
+"""The contract of the job write strategies (``IJobWrites``), the same
+tests for each strategy on every store it may serve.
+
+The embedded strategy serves the embedded store only; the atomic one and
+the ticketed one run on every store (their single-client behaviour is
+the contract; which one a server needs is ``jobWritesFor``'s business,
+and the races are ``test_claims``'s).
+"""
+import datetime
+
+import bson
+import pymongo.errors
+import pytest
+from zope.interface.verify import verifyObject
+
+from m01.remote import clock, jobstate
+from m01.remote.atomicwrites import AtomicJobWrites
+from m01.remote.interfaces import IJobWrites
+from m01.remote.jobwrites import (
+    EmbeddedJobWrites,
+    ServerJobWrites,
+    jobWritesFor,
+)
+from m01.remote.store import isEmbedded
+from m01.remote.ticketed import TicketedJobWrites, entryQuery
+
+SECOND = datetime.timedelta(seconds=1)
+STRATEGIES = {'atomic': AtomicJobWrites, 'embedded': EmbeddedJobWrites,
+              'ticketed': TicketedJobWrites}
+
+
+@pytest.fixture(params=sorted(STRATEGIES))
+def writes(request, database):
+    if request.param == 'embedded' and not isEmbedded(database):
+        pytest.skip('the embedded strategy serves the embedded store only')
+    strategy = STRATEGIES[request.param](database, 'r')
+    strategy.ensureIndexes()
+    return strategy
+
+
+@pytest.fixture
+def now():
+    return clock.utcnow()
+
+
+def jobDocument(now, **fields):
+    document = {'_id': bson.ObjectId(), 'name': 'echo', 'input': None,
+                'status': 'queued', 'active': True, 'created': now,
+                'queued': now, 'retryTime': now, 'retryCounter': 0,
+                'maxRetries': 3, 'retryDelay': 10, 'errors': [],
+                'tracebacks': [], 'output': None, 'version': 0}
+    document.update(fields)
+    return document
+
+
+def stored(writes, oid):
+    return writes.jobs.find_one({'_id': oid})
+
+
+def test_every_strategy_provides_the_interface(writes):
+    verifyObject(IJobWrites, writes)
+
+
+def test_the_server_strategy_is_chosen_at_first_use(database):
+    chosen = ServerJobWrites(database, 'r')
+    verifyObject(IJobWrites, chosen)
+    assert type(chosen.strategy) is type(jobWritesFor(database, 'r'))
+    assert isinstance(ServerJobWrites(database, 'r', ticketed=True).strategy,
+                      TicketedJobWrites)
+
+
+def test_a_claim_takes_the_oldest_due_job(writes, now):
+    later = jobDocument(now, queued=now + SECOND)
+    oldest = jobDocument(now)
+    notDue = jobDocument(now - SECOND, retryTime=now + 60 * SECOND)
+    inactive = jobDocument(now - SECOND, active=False)
+    writes.insertJobs([later, oldest, notDue, inactive])
+    claimed = writes.claimNext(now, 'w1', 30)
+    assert claimed['_id'] == oldest['_id']
+    assert claimed['status'] == 'processing' and claimed['worker'] == 'w1'
+    assert claimed['leaseExpires'] == now + 30 * SECOND
+    assert stored(writes, oldest['_id'])['claim'] == claimed['claim']
+    assert writes.claimNext(now, 'w2', 30)['_id'] == later['_id']
+    assert writes.claimNext(now, 'w3', 30) is None
+
+
+def test_a_claim_honours_the_job_query(writes, now):
+    echo = jobDocument(now)
+    mail = jobDocument(now, name='mail', input={'to': 'ann'})
+    writes.insertJobs([echo, mail])
+    claimed = writes.claimNext(now, 'w', 30, {'name': {'$in': ['mail']}})
+    assert claimed['_id'] == mail['_id']
+    assert writes.claimNext(now, 'w', 30, {'$or': [
+        {'input.to': 'bob'}, {'name': 'nothing'}]}) is None
+    assert writes.claimNext(now, 'w', 30)['_id'] == echo['_id']
+
+
+def test_a_job_is_claimed_by_id_only_while_queued(writes, now):
+    document = jobDocument(now)
+    writes.insertJobs([document])
+    assert writes.claimJob(document['_id'], now, 'w', 30)['worker'] == 'w'
+    assert writes.claimJob(document['_id'], now, 'x', 30) is None
+    assert writes.claimJob(bson.ObjectId(), now, 'x', 30) is None
+
+
+def test_outcomes_need_the_claim(writes, now):
+    first, second = jobDocument(now), jobDocument(now)
+    writes.insertJobs([first, second])
+    claim = writes.claimJob(first['_id'], now, 'w', 30)['claim']
+    assert not writes.complete(first['_id'], 'another claim', 'x', now)
+    assert writes.complete(first['_id'], claim, {'done': 1}, now)
+    job = stored(writes, first['_id'])
+    assert (job['status'], job['output']) == ('completed', {'done': 1})
+    assert 'claim' not in job and 'leaseExpires' not in job
+    assert not writes.complete(first['_id'], claim, 'twice', now)
+    claim = writes.claimJob(second['_id'], now, 'w', 30)['claim']
+    update = jobstate.failureUpdate(0, 3, 5, 'boom', 'tb', now, False)
+    assert not writes.fail(second['_id'], 'another claim', update)
+    assert writes.fail(second['_id'], claim, update)
+    job = stored(writes, second['_id'])
+    assert (job['status'], job['retryCounter'], job['errors']) == \
+        ('queued', 1, ['boom'])
+    assert job['retryTime'] == now + 5 * SECOND
+    assert writes.claimNext(now, 'w', 30) is None   # not due yet
+    assert writes.claimNext(now + 5 * SECOND, 'w', 30)['_id'] == \
+        second['_id']
+
+
+def test_cancel_and_requeue_restate_the_status(writes, now):
+    document = jobDocument(now)
+    writes.insertJobs([document])
+    oid = document['_id']
+    assert not writes.requeue(oid, now)          # queued: not requeued
+    assert writes.cancel(oid, now)
+    assert stored(writes, oid)['status'] == 'cancelled'
+    assert not writes.cancel(oid, now)
+    assert writes.claimNext(now, 'w', 30) is None
+    assert writes.requeue(oid, now + SECOND)
+    job = stored(writes, oid)
+    assert (job['status'], job['retryCounter']) == ('queued', 0)
+    claim = writes.claimNext(now + SECOND, 'w', 30)['claim']
+    assert writes.cancel(oid, now)                # a processing job too
+    assert not writes.complete(oid, claim, 'late', now)
+    assert stored(writes, oid)['status'] == 'cancelled'
+
+
+def test_leases_are_extended_and_expired_ones_recovered(writes, now):
+    kept, lost, spent = (jobDocument(now), jobDocument(now),
+                         jobDocument(now, maxRetries=1))
+    writes.insertJobs([kept, lost, spent])
+    claims = {document['_id']: writes.claimJob(
+        document['_id'], now, 'w', 10)['claim']
+        for document in (kept, lost, spent)}
+    assert writes.extendLeases([claims[kept['_id']]],
+                               now + 60 * SECOND) == 1
+    assert writes.extendLeases([], now) == 0
+    recovered = writes.recoverExpired(now + 20 * SECOND)
+    assert sorted(recovered) == sorted([(str(lost['_id']), 'queued'),
+                                        (str(spent['_id']), 'error')])
+    job = stored(writes, lost['_id'])
+    assert job['retryCounter'] == 1
+    assert 'stopped answering' in job['errors'][0]
+    assert stored(writes, kept['_id'])['status'] == 'processing'
+    # A lost worker's late outcome is refused.
+    assert not writes.complete(lost['_id'], claims[lost['_id']], 'x', now)
+    assert writes.recoverExpired(now + 20 * SECOND) == []
+
+
+def test_a_duplicate_id_is_refused_and_nothing_half_stored(writes, now):
+    document = jobDocument(now)
+    writes.insertJobs([document])
+    with pytest.raises(pymongo.errors.BulkWriteError):
+        writes.insertJobs([dict(document)])
+    assert writes.jobs.count_documents({}) == 1
+
+
+def test_maintenance_is_safe_to_run_at_any_time(writes, now):
+    writes.insertJobs([jobDocument(now)])
+    assert writes.maintain(now) >= 0
+    assert writes.claimNext(now, 'w', 30) is not None
+
+
+@pytest.mark.parametrize('query, expected', [
+    ({'name': 'echo'}, {'job.name': 'echo'}),
+    ({'$or': [{'name': 'a'}, {'input.x': {'$gt': 1}}]},
+     {'$or': [{'job.name': 'a'}, {'job.input.x': {'$gt': 1}}]}),
+    ({'$and': [{'$nor': [{'name': 'a'}]}]},
+     {'$and': [{'$nor': [{'job.name': 'a'}]}]}),
+])
+def test_ticketed_entries_match_job_queries_by_prefixed_fields(query,
+                                                               expected):
+    assert entryQuery(query) == expected
+
+
+@pytest.mark.parametrize('query', [{'$where': 'true'},
+                                   {'$expr': {'$eq': [1, 1]}},
+                                   {'$or': {'name': 'a'}}])
+def test_ticketed_entries_refuse_queries_they_cannot_match(query):
+    with pytest.raises(ValueError):
+        entryQuery(query)
