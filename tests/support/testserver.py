@@ -32,6 +32,7 @@ import tempfile
 import time
 
 from m01.remote import store
+from m01.remote.jobwrites import isFerretDB
 
 FERRETDB_MODULE = 'github.com/FerretDB/FerretDB'
 FERRETDB_VERSION = 'v1.24.2'
@@ -63,10 +64,11 @@ def is_ferretdb(database):
     can both match it; only inserts (the unique ``_id``) are atomic there.
     Tests of that guarantee say so with this check.
     """
-    client = getattr(database, 'client', database)
-    if isinstance(client, store.SerializedClient):
-        return False  # the embedded store
-    return 'ferretdbVersion' in client.server_info()
+    import pymongo
+    if isinstance(database, (pymongo.MongoClient, store.SerializedClient)):
+        # A client: its attributes are databases, so never getattr it.
+        database = database.get_database('admin')
+    return isFerretDB(database)
 
 
 def cache_dir():

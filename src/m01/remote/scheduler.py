@@ -31,6 +31,7 @@ import zope.interface
 from bson import ObjectId
 
 from m01.remote import interfaces
+from m01.remote.clock import utcnow
 from m01.remote.cron import FIELD_NAMES, to_utc
 from m01.remote.scheduleritems import (  # noqa: F401  (public here)
     _READ_ONLY,
@@ -39,7 +40,6 @@ from m01.remote.scheduleritems import (  # noqa: F401  (public here)
     Cron,
     Delay,
     SchedulerItem,
-    _utcnow,
     adjustCallTime,
 )
 
@@ -77,7 +77,7 @@ class Scheduler:
 
     def __init__(self, collection, clock=None):
         self.collection = collection
-        self.clock = clock or _utcnow
+        self.clock = clock or utcnow
         # identifies this scheduler's locks (re-entrant for the owner)
         self.token = uuid.uuid4().hex
         self._lock = threading.RLock()

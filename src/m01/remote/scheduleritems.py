@@ -22,10 +22,6 @@ _SCHEDULE_FIELDS = frozenset(
 _READ_ONLY = frozenset(('_id', '_type', 'retryTime'))
 
 
-def _utcnow():
-    return datetime.datetime.now(datetime.timezone.utc)
-
-
 #: The longest delay an item accepts: a century, in seconds. Anything
 #: longer cannot be added to a datetime.
 MAX_SECONDS = 100 * 366 * 24 * 3600
