@@ -2,23 +2,29 @@
 
 The second real MongoDB-wire server, for the path a MongoDB deployment
 takes: mongo-java-server runs each operation on a collection under one
-lock, so ``find_one_and_update`` is atomic and unique indexes hold, which
-FerretDB v1 does not give. ``java_server()`` starts one on a free loopback
-port and yields its ``mongodb://`` URI; leaving the ``with`` block stops
-it::
+lock, so ``find_one_and_update`` is atomic (on FerretDB v1 it is a read,
+then a write) and unique indexes hold. ``java_server()`` starts one on a
+free loopback port and yields its ``mongodb://`` URI; leaving the
+``with`` block stops it::
 
     from support.javaserver import java_server
 
     with java_server() as uri:
         ...
 
-The data is in memory unless ``backend='h2'`` keeps it in an H2 file;
-``oplog=True`` keeps an oplog, for ``watch()`` on a collection or a
-database. Give ``watch()`` a ``start_at_operation_time``: the server's
-replies carry no ``operationTime`` to start from. Its change events fall
-short of MongoDB's: an update's ``documentKey`` is the update (``{'$set':
-...}``), not the document's ``_id``, and the ``find_one_and_*`` methods
-emit no event at all.
+The data is in memory unless ``backend='h2'`` keeps it in an H2 file.
+Other indexes than unique ones are accepted and not built (a sorted query
+reads the whole collection); a unique index ignores its
+``partialFilterExpression`` and holds over the whole collection; TTL
+indexes remove nothing; there are no sessions, so no transactions.
+
+``oplog=True`` keeps an oplog, for a collection's ``watch()`` (a
+database's delivers no events, the client's is refused). Give ``watch()``
+a ``start_at_operation_time``: the server's replies carry no
+``operationTime`` to start from. Its change events fall short of
+MongoDB's: an update's ``documentKey`` is the update (``{'$set': ...}``),
+not the document's ``_id``, and the ``find_one_and_*`` methods emit no
+event at all.
 
 The server runs in a small launcher of ours (``mongojava/``, a Maven
 project), built once with Maven into ``~/.cache/m01.remote/mongojava``
