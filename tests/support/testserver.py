@@ -17,12 +17,17 @@ honoured), else it is built there with Go from the FerretDB module, once.
 ``python -m support.testserver`` runs a server until interrupted and
 prints its URI (handy for ``M01_REMOTE_TEST_MONGODB_URI``);
 ``python -m support.testserver --build`` only finds or builds the binary.
+
+``support.javaserver`` starts the other throw-away server, and shares this
+module's helpers: the cache, the build lock, the bounded build step, the
+wait for ``ping`` and the process handling of ``ServerProcess``.
 """
 import argparse
 import contextlib
 import itertools
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -47,7 +52,11 @@ STOP_TIMEOUT = 10
 _counter = itertools.count(1)
 
 
-class FerretDBUnavailable(RuntimeError):
+class ServerUnavailable(RuntimeError):
+    """A throw-away server could not be found, built or started."""
+
+
+class FerretDBUnavailable(ServerUnavailable):
     """No FerretDB binary could be found or built, or it did not start."""
 
 
@@ -71,11 +80,16 @@ def is_ferretdb(database):
     return isFerretDB(database)
 
 
-def cache_dir():
-    """The per-user directory holding the built FerretDB binary."""
+def cache_root():
+    """The per-user directory of what the test servers build."""
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(
         os.path.expanduser('~'), '.cache')
-    return pathlib.Path(base) / 'm01.remote' / 'bin'
+    return pathlib.Path(base) / 'm01.remote'
+
+
+def cache_dir():
+    """The per-user directory holding the built FerretDB binary."""
+    return cache_root() / 'bin'
 
 
 def cached_binary():
@@ -142,7 +156,67 @@ def build_ferretdb(progress=None, timeout=BUILD_TIMEOUT):
     return str(target)
 
 
-class FerretDBServer:
+class ServerProcess:
+    """What the throw-away servers share: a process logging to
+    ``log_path``, stopped in bounded time, killed as a crash would.
+
+    Subclasses start ``process`` and define ``start()`` and ``close()``.
+    """
+
+    process = None
+    log_path = None
+
+    def stop(self, timeout=STOP_TIMEOUT):
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout)
+        finally:
+            _close_pipes(process)
+
+    def kill(self):
+        """Kill the server at once, as a crash would."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+                process.wait(STOP_TIMEOUT)
+        finally:
+            _close_pipes(process)
+
+    def log_tail(self, lines=40):
+        if self.log_path is None:
+            return ''
+        try:
+            text = self.log_path.read_text(errors='replace')
+        except OSError:
+            return ''
+        return '\n'.join(text.splitlines()[-lines:])
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def _close_pipes(process):
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
+class FerretDBServer(ServerProcess):
     """One FerretDB process on a loopback port with its own data directory.
 
     ``start()`` returns once the server answers ``ping``; ``stop()``
@@ -210,35 +284,10 @@ class FerretDBServer:
             self.stop()
             raise FerretDBUnavailable('%s\n%s' % (e, self._describe_log()))
 
-    def stop(self, timeout=STOP_TIMEOUT):
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
-
-    def kill(self):
-        """Kill the server at once, as a crash would."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(STOP_TIMEOUT)
-        self.process = None
-
     def close(self):
         self.stop()
         if self._own_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def log_tail(self, lines=40):
-        try:
-            text = self.log_path.read_text(errors='replace')
-        except OSError:
-            return ''
-        return '\n'.join(text.splitlines()[-lines:])
 
     def _describe_log(self):
         tail = self.log_tail()
@@ -249,13 +298,6 @@ class FerretDBServer:
                     'build a working one.')
         return 'Last lines of %s:\n%s%s' % (self.log_path, tail or
                                             '(empty)', hint)
-
-    def __enter__(self):
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
 
 
 @contextlib.contextmanager
@@ -296,7 +338,8 @@ def server_uri(uri=None):
         yield started
 
 
-def _wait_for_ping(process, uri, timeout):
+def _wait_for_ping(process, uri, timeout, name='FerretDB',
+                   error=FerretDBUnavailable):
     import pymongo
     import pymongo.errors
 
@@ -306,17 +349,15 @@ def _wait_for_ping(process, uri, timeout):
     try:
         while True:
             if process.poll() is not None:
-                raise FerretDBUnavailable(
-                    'FerretDB exited with status %s before answering ping'
-                    % process.returncode)
+                raise error('%s exited with status %s before answering ping'
+                            % (name, process.returncode))
             try:
                 client.admin.command('ping')
                 return
             except pymongo.errors.PyMongoError as e:
                 if time.monotonic() > deadline:
-                    raise FerretDBUnavailable(
-                        'FerretDB did not answer ping at %s within %ss: %s'
-                        % (uri, timeout, e))
+                    raise error('%s did not answer ping at %s within %ss: %s'
+                                % (name, uri, timeout, e))
             time.sleep(0.05)
     finally:
         client.close()
@@ -369,19 +410,27 @@ def _module_source(go, tmp, timeout):
     return source
 
 
-def _run(command, cwd, timeout, env=None):
+def _run(command, cwd, timeout, env=None, error=FerretDBUnavailable):
+    """Run a build step; raise ``error`` with the tail of its output."""
     try:
         result = subprocess.run(
             command, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
             capture_output=True, text=True, timeout=max(timeout, 1))
     except subprocess.TimeoutExpired:
-        raise FerretDBUnavailable('%s timed out after %ss'
-                                  % (' '.join(command), int(timeout)))
+        raise error('%s timed out after %ss'
+                    % (' '.join(command), int(timeout)))
+    except OSError as e:
+        raise error('%s could not run: %s' % (command[0], e))
     if result.returncode != 0:
-        tail = '\n'.join((result.stdout + result.stderr).splitlines()[-30:])
-        raise FerretDBUnavailable('%s failed with status %d:\n%s' % (
+        # Maven colours its output even in batch mode.
+        output = _ANSI_ESCAPE.sub('', result.stdout + result.stderr)
+        tail = '\n'.join(output.splitlines()[-30:])
+        raise error('%s failed with status %d:\n%s' % (
             ' '.join(command), result.returncode, tail))
     return result.stdout
+
+
+_ANSI_ESCAPE = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')
 
 
 @contextlib.contextmanager
