@@ -1,12 +1,21 @@
-"""Shared fixtures: the two stores, a fresh database per test, and clean
+"""Shared fixtures: the stores, a fresh database per test, and clean
 transaction and component-registry state.
 
-Every test that asks for ``database`` (or ``store_uri``) runs twice, with
-the ids ``mongomock`` (the embedded in-memory store) and ``ferretdb`` (a
-real MongoDB-wire server: FerretDB started once per session, or the server
-named by ``M01_REMOTE_TEST_MONGODB_URI``). When no server can be had the
-``ferretdb`` runs are skipped with the reason, except under ``CI=true``,
-where they fail: CI must never go green without the real server.
+Every test that asks for ``database`` (or ``store_uri``) runs on each
+store, with its id:
+
+- ``mongomock``: the embedded in-memory store;
+- ``mongojava``: mongo-java-server, a MongoDB-wire server whose
+  conditional writes are atomic, so the queue takes the path a MongoDB
+  deployment takes there (started once per session);
+- ``ferretdb``: FerretDB v1 with its SQLite backend, whose updates are a
+  read followed by a write, so the queue takes its ticketed path (started
+  once per session);
+- ``mongodb``: the server named by ``M01_REMOTE_TEST_MONGODB_URI``, only
+  when that is set (a real MongoDB, for those who have one).
+
+When a server cannot be had its runs are skipped with the reason, except
+under ``CI=true``, where they fail: CI must never go green without them.
 """
 import os
 
@@ -16,7 +25,7 @@ import zope.component
 import zope.component.testing
 
 from m01.remote import store
-from support import testserver
+from support import javaserver, testserver
 
 URI_VARIABLE = 'M01_REMOTE_TEST_MONGODB_URI'
 
@@ -27,15 +36,14 @@ os.environ['PYTHONPATH'] = os.pathsep.join(
     [os.path.join(ROOT, 'tests'), os.path.join(ROOT, 'examples', 'demo')]
     + [path for path in os.environ.get('PYTHONPATH', '').split(os.pathsep)
        if path])
-STORES = ('mongomock', 'ferretdb')
 
 
 def _on_ci():
     return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 
 
-def _unavailable(reason):
-    reason = 'no MongoDB-wire server for the ferretdb tests: %s' % reason
+def _unavailable(reason, store='ferretdb'):
+    reason = 'no MongoDB-wire server for the %s tests: %s' % (store, reason)
     if _on_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
@@ -76,14 +84,34 @@ def _ferretdb_server(request):
 
 @pytest.fixture(scope='session')
 def ferretdb_uri(request):
-    """The URI of the real server, for tests that start processes.
+    """The URI of the FerretDB server, for tests that start processes.
 
     Give each process the same database name (``database.name`` or
     ``testserver.unique_database_name()``) and drop it at the end.
     """
+    return request.getfixturevalue('_ferretdb_server')
+
+
+@pytest.fixture(scope='session')
+def mongojava_uri(request):
+    """The URI of the mongo-java-server (its oplog on, so change streams
+    work), started at most once per session, for tests that start
+    processes as for the ``mongojava`` store."""
+    server = javaserver.JavaServer(
+        oplog=True, progress=_terminal_progress(request.config))
+    try:
+        server.start()
+    except javaserver.JavaServerUnavailable as e:
+        server.close()
+        _unavailable(str(e), 'mongojava')
+    request.addfinalizer(server.close)
+    return server.uri
+
+
+@pytest.fixture(scope='session')
+def mongodb_uri():
+    """The server named by ``M01_REMOTE_TEST_MONGODB_URI``."""
     uri = os.environ.get(URI_VARIABLE)
-    if not uri:
-        return request.getfixturevalue('_ferretdb_server')
     client = store.connect(uri, serverSelectionTimeoutMS=5000)
     try:
         client.admin.command('ping')
@@ -92,21 +120,27 @@ def ferretdb_uri(request):
         # part says what went wrong.
         reason = str(e).split(' (configured timeouts')[0]
         _unavailable('%s=%s does not answer ping: %s'
-                     % (URI_VARIABLE, uri, reason))
+                     % (URI_VARIABLE, uri, reason), 'mongodb')
     finally:
         client.close()
     return uri
 
 
-@pytest.fixture(params=[
+#: The stores every storage test runs on, in this order.
+STORES = [
     pytest.param('mongomock', id='mongomock'),
+    pytest.param('mongojava', id='mongojava', marks=pytest.mark.mongojava),
     pytest.param('ferretdb', id='ferretdb', marks=pytest.mark.ferretdb),
-])
+] + ([pytest.param('mongodb', id='mongodb', marks=pytest.mark.mongodb)]
+     if os.environ.get(URI_VARIABLE) else [])
+
+
+@pytest.fixture(params=STORES)
 def store_uri(request):
-    """``mongomock://`` or the real server's URI."""
+    """``mongomock://`` or the URI of one of the servers."""
     if request.param == 'mongomock':
         return 'mongomock://'
-    return request.getfixturevalue('ferretdb_uri')
+    return request.getfixturevalue('%s_uri' % request.param)
 
 
 def _fresh_database(uri):

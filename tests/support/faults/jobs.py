@@ -23,7 +23,6 @@ import logging
 import time
 
 import pymongo.errors
-import transaction
 from bson import ObjectId
 
 from m01.remote.job import Job
@@ -62,7 +61,8 @@ class RecordedJob(Job):
             time.sleep(seconds)
         run = {'job': self.__name__, 'claim': self.claim,
                'worker': remoteProcessor.workerId}
-        transaction.get().addBeforeCommitHook(
+        # The transaction the job runs in: its worker step commits it.
+        remoteProcessor.transactionManager.get().addBeforeCommitHook(
             recordExecution, (remoteProcessor.database,
                               remoteProcessor.jobsCollection, run))
         return {'worker': run['worker'], 'claim': run['claim']}
