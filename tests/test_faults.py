@@ -9,8 +9,9 @@ SIGSTOP/SIGCONT, a server outage, SIGTERM, bad input, a poison job) and
 counts what became of every job. Every wait is bounded; the scenario
 stops its processes and drops its database whatever happens.
 
-The outage scenario stops and restarts its server, so it runs on a
-FerretDB server of its own rather than the session's.
+Each scenario runs on mongo-java-server (the atomic path) and on FerretDB
+(the ticketed path). The outage scenario stops and restarts its server,
+so it runs on a server of its own rather than the session's.
 """
 import datetime
 import logging
@@ -30,37 +31,38 @@ from support.faults import scenarios as faults
 
 
 def scenario(test):
-    """A scenario test: processes on the real server, slow."""
-    return pytest.mark.slow(pytest.mark.ferretdb(test))
+    """A scenario test: processes on a real server, slow."""
+    return pytest.mark.slow(test)
+
+
+#: The servers the scenarios run on: the atomic path and the ticketed one.
+SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava),
+           pytest.param('ferretdb', marks=pytest.mark.ferretdb)]
 
 
 def _onCI():
     return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 
 
-@pytest.fixture
-def env(ferretdb_uri, tmp_path):
-    return faults.Environment(ferretdb_uri, str(tmp_path))
+@pytest.fixture(params=SERVERS)
+def env(request, tmp_path):
+    uri = request.getfixturevalue('%s_uri' % request.param)
+    return faults.Environment(uri, str(tmp_path))
 
 
-@pytest.fixture
-def ownServerEnv(ferretdb_uri, tmp_path):
-    """An environment with a FerretDB server of its own, to stop.
-
-    Skipped when there is no FerretDB binary to start (the tests then
-    run on the server named by M01_REMOTE_TEST_MONGODB_URI), except on
-    CI without that variable, where FerretDB must be there.
-    """
-    server = None
+@pytest.fixture(params=SERVERS)
+def ownServerEnv(request, tmp_path):
+    """An environment with a server of its own, to stop and start: one
+    that keeps its data across a restart (mongo-java-server's H2
+    backend, FerretDB's SQLite)."""
+    request.getfixturevalue('%s_uri' % request.param)  # it can be had
+    server = faults.restartableServer(request.param)
     try:
-        server = testserver.FerretDBServer(
-            binary=testserver.find_ferretdb(build=False))
         server.start()
-    except testserver.FerretDBUnavailable as e:
-        if server is not None:
-            server.close()
-        reason = 'no FerretDB for the outage scenario: %s' % e
-        if _onCI() and not os.environ.get('M01_REMOTE_TEST_MONGODB_URI'):
+    except testserver.ServerUnavailable as e:
+        server.close()
+        reason = 'no %s for the outage scenario: %s' % (request.param, e)
+        if _onCI():
             pytest.fail(reason)
         pytest.skip(reason)
     try:

@@ -5,14 +5,17 @@
     python benchmarks/faults.py --only crash,outage --uri mongodb://...
     python benchmarks/faults.py --only load --jobs 2000
 
-Without ``--uri`` a throw-away FerretDB server is started (see
-``m01.remote.testserver``); the outage scenario needs that server, since
-it stops and restarts it, and is skipped with ``--uri``. Each scenario
-uses a database of its own, dropped at the end, and processes it starts
-as a site would: ``m01remote worker`` and ``m01remote scheduler`` with an
-ini file of the ``fault_app`` application (and ``fault_worker.py
-produce`` for the producers). Every process is stopped at the end, also
-on errors; every wait is bounded.
+Without ``--uri`` a throw-away server is started: mongo-java-server with
+its H2 backend (``--server mongojava``, the default: conditional writes
+are atomic there, the path a MongoDB deployment takes, and the data
+outlives a restart) or FerretDB v1 (``--server ferretdb``: the ticketed
+path). The outage scenario needs that server, since it stops and
+restarts it, and is skipped with ``--uri``. Each scenario uses a
+database of its own, dropped at the end, and processes it starts as a
+site would: ``m01remote worker`` and ``m01remote scheduler`` with an ini
+file of the ``support.faults.app`` application (and ``python -m
+support.faults.worker produce`` for the producers). Every process is
+stopped at the end, also on errors; every wait is bounded.
 
 Each scenario prints one line::
 
@@ -145,6 +148,16 @@ def runScenario(name, env, short=False, **overrides):
     return result
 
 
+def restartableServer(kind, progress=None):
+    """A throw-away server of ``kind`` that keeps its data across a stop
+    and a start (the outage scenario restarts it), not started yet."""
+    if kind == 'mongojava':
+        from support.javaserver import JavaServer
+        return JavaServer(backend='h2', progress=progress)
+    from support.testserver import FerretDBServer
+    return FerretDBServer(progress=progress)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog='faults.py', description=__doc__.split('\n\n')[0])
@@ -152,9 +165,12 @@ def main(argv=None):
                         help='the small sizes CI runs')
     parser.add_argument('--only', default=','.join(SCENARIOS),
                         help='comma-separated scenarios (default: all)')
+    parser.add_argument('--server', choices=('mongojava', 'ferretdb'),
+                        default='mongojava',
+                        help='the throw-away server to start (default '
+                        '%(default)s)')
     parser.add_argument('--uri', help='a MongoDB-wire server to use '
-                        '(default: start a FerretDB; the outage scenario '
-                        'needs that)')
+                        'instead (the outage scenario is skipped then)')
     parser.add_argument('--jobs', type=int,
                         help='the load scenario\'s number of jobs')
     parser.add_argument('--json', help='also write the results here')
@@ -176,8 +192,7 @@ def main(argv=None):
         if args.uri:
             uri = args.uri
         else:
-            from support.testserver import FerretDBServer
-            server = FerretDBServer(progress=lambda message: print(
+            server = restartableServer(args.server, lambda message: print(
                 message, file=sys.stderr, flush=True))
             uri = server.start()
         env = Environment(uri, workdir, server)
