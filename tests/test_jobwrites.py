@@ -53,6 +53,11 @@ def jobDocument(now, **fields):
     return document
 
 
+def complete(writes, oid, claim, output, now):
+    return writes.finish(oid, claim, jobstate.completeUpdate(
+        stored(writes, oid), output, now))
+
+
 def stored(writes, oid):
     return writes.jobs.find_one({'_id': oid})
 
@@ -107,16 +112,17 @@ def test_outcomes_need_the_claim(writes, now):
     first, second = jobDocument(now), jobDocument(now)
     writes.insertJobs([first, second])
     claim = writes.claimJob(first['_id'], now, 'w', 30)['claim']
-    assert not writes.complete(first['_id'], 'another claim', 'x', now)
-    assert writes.complete(first['_id'], claim, {'done': 1}, now)
+    assert not complete(writes, first['_id'], 'another claim', 'x', now)
+    assert complete(writes, first['_id'], claim, {'done': 1}, now)
     job = stored(writes, first['_id'])
     assert (job['status'], job['output']) == ('completed', {'done': 1})
     assert 'claim' not in job and 'leaseExpires' not in job
-    assert not writes.complete(first['_id'], claim, 'twice', now)
+    assert not complete(writes, first['_id'], claim, 'twice', now)
     claim = writes.claimJob(second['_id'], now, 'w', 30)['claim']
-    update = jobstate.failureUpdate(0, 3, 5, 'boom', 'tb', now, False)
-    assert not writes.fail(second['_id'], 'another claim', update)
-    assert writes.fail(second['_id'], claim, update)
+    update = jobstate.failureUpdate(
+        dict(second, retryDelay=5), 'boom', 'tb', now, False)
+    assert not writes.finish(second['_id'], 'another claim', update)
+    assert writes.finish(second['_id'], claim, update)
     job = stored(writes, second['_id'])
     assert (job['status'], job['retryCounter'], job['errors']) == \
         ('queued', 1, ['boom'])
@@ -140,7 +146,7 @@ def test_cancel_and_requeue_restate_the_status(writes, now):
     assert (job['status'], job['retryCounter']) == ('queued', 0)
     claim = writes.claimNext(now + SECOND, 'w', 30)['claim']
     assert writes.cancel(oid, now)                # a processing job too
-    assert not writes.complete(oid, claim, 'late', now)
+    assert not complete(writes, oid, claim, 'late', now)
     assert stored(writes, oid)['status'] == 'cancelled'
 
 
@@ -162,7 +168,7 @@ def test_leases_are_extended_and_expired_ones_recovered(writes, now):
     assert 'stopped answering' in job['errors'][0]
     assert stored(writes, kept['_id'])['status'] == 'processing'
     # A lost worker's late outcome is refused.
-    assert not writes.complete(lost['_id'], claims[lost['_id']], 'x', now)
+    assert not complete(writes, lost['_id'], claims[lost['_id']], 'x', now)
     assert writes.recoverExpired(now + 20 * SECOND) == []
 
 

@@ -8,7 +8,7 @@ import zope.component
 import zope.interface
 from zope.interface.verify import verifyObject
 
-from m01.remote import interfaces, testing
+from m01.remote import interfaces, jobstate, testing
 from m01.remote.job import DuplicateJobError, Job
 from m01.remote.processor import RemoteProcessor
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
@@ -287,8 +287,9 @@ def test_claim_is_exclusive_and_stale_outcome_refused(rp):
     second = rp.pullNextJob(callTime=job.retryTime)
     assert second.claim != first.claim
     # The first worker wakes up and tries to store its outcome.
-    assert not rp.jobWrites.complete(bson.ObjectId(jobid), first.claim,
-                                     'stale', rp.now())
+    assert not rp.jobWrites.finish(
+        bson.ObjectId(jobid), first.claim,
+        jobstate.completeUpdate(first, 'stale', rp.now()))
     rp.processJob(jobid, second)
     transaction.commit()
     assert rp.getJobStatus(jobid) == 'completed'

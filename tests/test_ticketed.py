@@ -11,7 +11,7 @@ import pymongo.errors
 import pytest
 
 from m01.remote import testing, ticketed
-from m01.remote.jobstate import failureUpdate
+from m01.remote.jobstate import completeUpdate, failureUpdate
 from m01.remote.processor import RemoteProcessor
 from m01.remote.ticketed import STALE_TICKET, TicketedJobWrites
 
@@ -65,7 +65,9 @@ def test_a_change_written_twice_writes_the_same_job():
                 'retryCounter': 1, 'errors': ['first'], 'claim': 'c',
                 'leaseExpires': 'soon'}
     now = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
-    update = failureUpdate(1, 5, 10, 'second', 'tb', now, final=False)
+    update = failureUpdate({'retryCounter': 1, 'maxRetries': 5,
+                            'retryDelay': 10}, 'second', 'tb', now,
+                           final=False)
     fields, unset = ticketed.absoluteChange(document, update)
     once = ticketed.changed(document, fields, unset)
     assert ticketed.changed(once, fields, unset) == once
@@ -81,7 +83,8 @@ def test_outcome_ticket_won_then_server_lost(rp, other, stopping):
     assert claimed['_id'] == oid
     stopAt(stopping, '_write')
     with pytest.raises(ServerLost):
-        stopping.complete(oid, claimed['claim'], 'done', now + SECOND)
+        stopping.finish(oid, claimed['claim'],
+                        completeUpdate(claimed, 'done', now + SECOND))
     # The lease expired, the ticket is fresh: its client may still write.
     expired = claimed['leaseExpires'] + SECOND
     assert expired - (now + SECOND) < STALE_TICKET
@@ -117,7 +120,8 @@ def test_claim_ticket_won_then_server_lost(rp, other, stopping):
     due = job(rp, oid)['retryTime']
     claimed = other.claimNext(due, 'other', LEASE)
     assert (claimed['_id'], claimed['retryCounter']) == (oid, 1)
-    assert other.complete(oid, claimed['claim'], 'done', due)
+    assert other.finish(oid, claimed['claim'],
+                        completeUpdate(claimed, 'done', due))
     assert job(rp, oid)['status'] == 'completed'
     assert entry(rp, oid) is None
 
@@ -129,9 +133,14 @@ def test_job_written_then_server_lost_before_the_entry(rp, other, stopping):
     with pytest.raises(ServerLost):
         stopping.claimNext(now, 'stopping', LEASE)
     # The job is running, its entry still says queued: a claim meeting
-    # it corrects the entry, so lease recovery finds the job.
+    # it leaves it while its client may still be writing it...
     assert entry(rp, oid)['state'] == 'queued'
     assert other.claimNext(now, 'other', LEASE) is None
+    assert entry(rp, oid)['state'] == 'queued'
+    # ... and corrects it once the claim is older, so lease recovery
+    # finds the job.
+    settled = now + ticketed.ENTRY_GRACE + SECOND
+    assert other.claimNext(settled, 'other', LEASE) is None
     assert entry(rp, oid)['state'] == 'processing'
     lease = job(rp, oid)['leaseExpires']
     assert other.recoverExpired(lease + SECOND) == [(str(oid), 'queued')]
@@ -144,7 +153,8 @@ def test_outcome_written_then_server_lost_before_the_entry(rp, other,
     claimed = stopping.claimNext(now, 'stopping', LEASE)
     stopAt(stopping, '_writeEntry')
     with pytest.raises(ServerLost):
-        stopping.complete(oid, claimed['claim'], 'done', now)
+        stopping.finish(oid, claimed['claim'],
+                        completeUpdate(claimed, 'done', now))
     assert job(rp, oid)['status'] == 'completed'
     assert entry(rp, oid)['state'] == 'processing'
     # The left-over entry goes once its lease has expired.
@@ -183,7 +193,8 @@ def test_left_over_entry_of_an_ended_job_is_dropped(rp, other):
     rp.database[rp.prefix + 'queue'].insert_one(
         ticketed.queueEntry(dict(job(rp, oid), status='queued',
                                  version=0)))
-    assert other.claimNext(now, 'other', LEASE) is None
+    settled = now + ticketed.ENTRY_GRACE + SECOND
+    assert other.claimNext(settled, 'other', LEASE) is None
     assert entry(rp, oid) is None
     assert job(rp, oid)['status'] == 'cancelled'
 

@@ -44,3 +44,44 @@ def startProcessingThreads(remoteProcessor, threads, idleRounds=20,
     for thread in workers:
         thread.start()
     return workers, counts
+
+
+class OverlapJob(Job):
+    """Sleeps ``input`` seconds and records when it started and ended in
+    the ``runs`` collection, so a test can count how many ran at once."""
+
+    def __call__(self, remoteProcessor):
+        import time
+        started = time.time()
+        time.sleep(self.input or 0)
+        remoteProcessor.database.runs.insert_one(
+            {'job': self.__name__, 'started': started, 'ended': time.time(),
+             'worker': remoteProcessor.workerId})
+        return 'ran'
+
+
+def mostAtOnce(runs):
+    """The most runs (``started``, ``ended``) that overlapped in time."""
+    events = sorted([(run['started'], 1) for run in runs] +
+                    [(run['ended'], -1) for run in runs],
+                    key=lambda event: (event[0], event[1]))
+    running = most = 0
+    for _, change in events:
+        running += change
+        most = max(most, running)
+    return most
+
+
+class CheckpointJob(Job):
+    """Reports its progress and a log line, then passes checkpoints until
+    it is stopped (cancelled, timed out) or ``input`` seconds passed."""
+
+    def __call__(self, remoteProcessor):
+        import time
+        self.progress(0.5, 'half way')
+        self.log('started')
+        deadline = time.monotonic() + (self.input or 10)
+        while time.monotonic() < deadline:
+            self.checkpoint()
+            time.sleep(0.01)
+        return 'not stopped'

@@ -20,18 +20,27 @@ from m01.remote.interfaces import (
 from m01.remote.jobstate import (
     CLAIM_INDEX,
     CLAIM_ORDER,
+    cancelCondition,
     cancelUpdate,
     claimFields,
-    completeUpdate,
     dueQuery,
     lostWorkerUpdate,
     requeueUpdate,
+    timedOut,
+    timedOutUpdate,
+    unclaimUpdate,
     versioned,
 )
 
-EXPIRED_FIELDS = {'retryCounter': 1, 'maxRetries': 1, 'retryDelay': 1,
+#: What lease recovery and timeouts read of a running job.
+RUNNING_FIELDS = {'retryCounter': 1, 'maxRetries': 1, 'retryDelay': 1,
+                  'retryBackoff': 1, 'retryDelayMax': 1, 'retryJitter': 1,
                   'claim': 1, 'worker': 1, 'leaseExpires': 1, 'version': 1,
-                  'status': 1}
+                  'status': 1, 'picked': 1, 'timeout': 1}
+
+#: How often a change whose job moved between its read and its write is
+#: tried again.
+ATTEMPTS = 5
 
 
 @zope.interface.implementer(IJobWrites)
@@ -43,6 +52,12 @@ class AtomicJobWrites:
         self.jobs = database[prefix + 'jobs']
 
     def ensureIndexes(self):
+        indexes = self.jobs.index_information()
+        if 'm01_remote_claim' in indexes and [
+                (field, int(direction)) for field, direction
+                in indexes['m01_remote_claim']['key']] != CLAIM_INDEX:
+            # An index of the claim order before priorities: replaced.
+            self.jobs.drop_index('m01_remote_claim')
         self.jobs.create_index(CLAIM_INDEX, name='m01_remote_claim')
         self.jobs.create_index([('status', 1), ('leaseExpires', 1)],
                                name='m01_remote_lease')
@@ -51,15 +66,14 @@ class AtomicJobWrites:
         """Store new job documents (all queued) in one write."""
         self.jobs.insert_many(documents, ordered=True)
 
-    def claimNext(self, now, worker, leaseTime, jobQuery=None):
-        """Claim the oldest due queued job; its document or None."""
+    def claimNext(self, now, worker, leaseTime, jobQuery=None,
+                  excludedNames=()):
         return self.jobs.find_one_and_update(
-            dueQuery(now, jobQuery),
+            dueQuery(now, jobQuery, excludedNames),
             versioned({'$set': claimFields(now, worker, leaseTime)}),
             sort=CLAIM_ORDER, return_document=pymongo.ReturnDocument.AFTER)
 
     def claimJob(self, oid, now, worker, leaseTime):
-        """Claim the given job if it is queued and active."""
         return self.jobs.find_one_and_update(
             {'_id': oid, 'status': QUEUED, 'active': True},
             versioned({'$set': claimFields(now, worker, leaseTime)}),
@@ -69,51 +83,79 @@ class AtomicJobWrites:
         return self.jobs.update_one(query, versioned(update)
                                     ).modified_count == 1
 
-    def complete(self, oid, claim, output, now):
-        return self._change({'_id': oid, 'status': PROCESSING,
-                             'claim': claim}, completeUpdate(output, now))
+    def _owned(self, oid, claim):
+        return {'_id': oid, 'status': PROCESSING, 'claim': claim}
 
-    def fail(self, oid, claim, update):
-        return self._change({'_id': oid, 'status': PROCESSING,
-                             'claim': claim}, update)
+    def finish(self, oid, claim, update):
+        return self._change(self._owned(oid, claim), update)
+
+    def unclaim(self, oid, claim):
+        return self._change(self._owned(oid, claim), unclaimUpdate())
+
+    def report(self, oid, claim, update):
+        # Not versioned: a report changes nothing a condition restates.
+        return self.jobs.update_one(self._owned(oid, claim),
+                                    update).matched_count == 1
+
+    def state(self, oid):
+        document = self.jobs.find_one({'_id': oid},
+                                      {'status': 1, 'claim': 1})
+        if document is None:
+            return None
+        return document['status'], document.get('claim')
 
     def cancel(self, oid, now):
-        return self._change({'_id': oid,
-                             'status': {'$in': [QUEUED, PROCESSING]}},
-                            cancelUpdate(now))
+        for _ in range(ATTEMPTS):
+            document = self.jobs.find_one({'_id': oid})
+            if document is None or \
+                    document['status'] not in (QUEUED, PROCESSING):
+                return False
+            if self._change(dict(cancelCondition(document), _id=oid),
+                            cancelUpdate(document, now)):
+                return True
+        return False
 
     def requeue(self, oid, now):
-        """Queue a job in error or cancelled again, retries reset and its
-        error history kept."""
         return self._change({'_id': oid,
                              'status': {'$in': [ERROR, CANCELLED]}},
                             requeueUpdate(now))
 
+    def edit(self, oid, version, fields):
+        return self._change({'_id': oid, 'version': version},
+                            {'$set': fields})
+
     def extendLeases(self, claims, until):
-        """Extend the lease of every job this process still runs."""
         if not claims:
             return 0
         return self.jobs.update_many(
             {'status': PROCESSING, 'claim': {'$in': list(claims)}},
             {'$set': {'leaseExpires': until}}).modified_count
 
-    def _expired(self, now, limit):
-        return list(self.jobs.find(
-            {'status': PROCESSING, 'leaseExpires': {'$lt': now}},
-            EXPIRED_FIELDS).limit(limit))
+    def _endRunning(self, documents, now, condition, updateFor):
+        ended = []
+        for document in documents:
+            update = updateFor(document, now)
+            query = dict(condition, _id=document['_id'], status=PROCESSING,
+                         claim=document.get('claim'))
+            if self._change(query, update):
+                ended.append((str(document['_id']),
+                              update['$set']['status']))
+        return ended
 
     def recoverExpired(self, now, limit=100):
-        """Give jobs whose worker died back to the queue as failed
-        attempts (or to ``error``); ``[(jobid, newStatus)]``."""
-        recovered = []
-        for document in self._expired(now, limit):
-            update = lostWorkerUpdate(document, now)
-            if self._change({'_id': document['_id'], 'status': PROCESSING,
-                             'claim': document.get('claim'),
-                             'leaseExpires': {'$lt': now}}, update):
-                recovered.append((str(document['_id']),
-                                  update['$set']['status']))
-        return recovered
+        expired = self.jobs.find(
+            {'status': PROCESSING, 'leaseExpires': {'$lt': now}},
+            RUNNING_FIELDS).limit(limit)
+        return self._endRunning(expired, now, {'leaseExpires': {'$lt': now}},
+                                lostWorkerUpdate)
+
+    def stopTimedOut(self, now, limit=100):
+        running = self.jobs.find(
+            {'status': PROCESSING, 'timeout': {'$gt': 0}},
+            RUNNING_FIELDS).limit(limit)
+        return self._endRunning(
+            [document for document in running if timedOut(document, now)],
+            now, {}, timedOutUpdate)
 
     def maintain(self, now):
         return 0   # nothing kept besides the jobs

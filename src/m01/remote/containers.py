@@ -4,6 +4,7 @@ import time
 
 import bson
 import pymongo
+import pymongo.errors
 import zope.interface
 
 from m01.remote import interfaces
@@ -14,6 +15,7 @@ from m01.remote.job import (
     loadFactory,
     loadJob,
 )
+from m01.remote.jobchanges import JobChanges
 
 SORT_FIELDS = ('created', 'queued', 'completed')
 
@@ -33,17 +35,26 @@ def toObjectId(jobid):
 class JobContainer:
     """The jobs of a processor (``parent``) in ``collection``: the stored
     ones and those ``pending`` (a ``QueueTransaction``) in the current
-    transaction, as that transaction sees them."""
+    transaction, as that transaction sees them.
+
+    A stored job read here writes the fields set on it at commit,
+    through ``jobWrites`` (``m01.remote.jobchanges``)."""
 
     __name__ = 'jobs'
 
-    def __init__(self, parent, collection, pending):
+    def __init__(self, parent, collection, pending, jobWrites=None):
         self.__parent__ = parent
         self.collection = collection
         self.pending = pending
+        self.jobWrites = jobWrites
 
-    def _located(self, job):
+    def _located(self, job, document=None):
         job.__parent__ = self
+        if self.jobWrites is not None and document is not None and \
+                self.pending.addedDocument(str(document['_id'])) is None:
+            job._changes = JobChanges(self.pending, self.jobWrites,
+                                      document['_id'],
+                                      document.get('version', 0))
         return job
 
     def document(self, jobid):
@@ -62,7 +73,7 @@ class JobContainer:
         document = self.document(jobid)
         if document is None:
             raise KeyError(jobid)
-        return self._located(loadJob(document, strict=False))
+        return self._located(loadJob(document, strict=False), document)
 
     def get(self, jobid, default=None):
         try:
@@ -85,7 +96,7 @@ class JobContainer:
         return [str(document['_id']) for document in self._documents()]
 
     def values(self):
-        return [self._located(loadJob(document, strict=False))
+        return [self._located(loadJob(document, strict=False), document)
                 for document in self._documents()]
 
     def items(self):
@@ -143,15 +154,25 @@ class JobContainer:
 class JobFactoryContainer:
     """The job factories of a processor (``parent``), shared through
     ``collection`` by every process using the database. A factory read
-    from the database is trusted for ``cacheSeconds``."""
+    from the database is trusted for ``cacheSeconds``.
+
+    A paused factory's jobs are not claimed by any process: a pause is a
+    document in ``pauses`` (its ``_id`` the factory name), apart from the
+    factory, so a site storing its factories again at start-up does not
+    resume them. Claims read the pauses at most every ``pauseSeconds``.
+    """
 
     __name__ = 'factories'
 
-    def __init__(self, parent, collection, cacheSeconds=10.0):
+    def __init__(self, parent, collection, pauses, cacheSeconds=10.0,
+                 pauseSeconds=2.0):
         self.__parent__ = parent
         self.collection = collection
+        self.pauses = pauses
         self.cacheSeconds = cacheSeconds
+        self.pauseSeconds = pauseSeconds
         self._cache = {}
+        self._paused = None     # (monotonic time read, names)
 
     def _located(self, factory):
         factory.__parent__ = self
@@ -201,6 +222,37 @@ class JobFactoryContainer:
 
     def __contains__(self, name):
         return self.get(name) is not None
+
+    # pauses
+
+    def pause(self, name):
+        """Stop every process from claiming jobs of the factory ``name``
+        until it is resumed; KeyError for an unknown factory."""
+        self.factory(name)
+        try:
+            self.pauses.insert_one({'_id': name})
+        except pymongo.errors.DuplicateKeyError:
+            pass          # paused already
+        self._paused = None
+
+    def resume(self, name):
+        """Let the jobs of the factory ``name`` be claimed again."""
+        self.pauses.delete_one({'_id': name})
+        self._paused = None
+
+    def pausedNames(self, fresh=False):
+        """The names of the paused factories (read at most every
+        ``pauseSeconds`` unless ``fresh``)."""
+        cached = self._paused
+        if fresh or cached is None or \
+                time.monotonic() - cached[0] >= self.pauseSeconds:
+            names = frozenset(document['_id']
+                              for document in self.pauses.find())
+            cached = self._paused = (time.monotonic(), names)
+        return cached[1]
+
+    def isPaused(self, name):
+        return name in self.pausedNames(fresh=True)
 
     def _factories(self):
         cursor = self.collection.find().sort('_id', 1)

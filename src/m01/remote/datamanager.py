@@ -49,8 +49,12 @@ class QueueDataManager:
     def addWrite(self, write, jobid=None, fields=None, wake=False):
         self.writes.append(write)
         if jobid is not None and fields:
-            self.updates.setdefault(jobid, {}).update(fields)
+            self.noteChange(jobid, fields)
         self.wakeWorkers = self.wakeWorkers or wake
+
+    def noteChange(self, jobid, fields):
+        """Show ``fields`` on the job ``jobid`` until the commit."""
+        self.updates.setdefault(jobid, {}).update(fields)
 
     def _clear(self):
         self.inserts = []

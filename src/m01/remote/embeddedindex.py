@@ -29,7 +29,7 @@ import itertools
 import bson
 import pymongo
 
-from m01.remote.jobstate import sortable
+from m01.remote.jobstate import orderKey
 
 #: The index keeps at most this many outdated heap entries per current one
 #: before it rebuilds its heap.
@@ -75,12 +75,12 @@ def instrument(collection):
 
 
 def claimFirst(collection, query, order, update, equal):
-    """Update and return (as updated) the first document, in ascending
-    ``order``, of those with the ``equal`` (field, value) pairs that match
-    ``query``; None when there is none."""
+    """Update and return (as updated) the first document, in ``order``
+    (``(field, direction)`` pairs), of those with the ``equal`` (field,
+    value) pairs that match ``query``; None when there is none."""
     from mongomock.filtering import filter_applies
     state = _claimState(collection._store)
-    index = state.index(tuple(equal), tuple(field for field, _ in order))
+    index = state.index(tuple(equal), tuple(order))
     documents = state.documents
     heap = index.heap
     skipped = []
@@ -133,13 +133,13 @@ class _ClaimState:
             self.documents.changed.add(document['_id'])
             yield document
 
-    def index(self, equal, fields):
+    def index(self, equal, order):
         changed, self.documents.changed = self.documents.changed, set()
         for index in self.indexes.values():
             index.note(changed, self.documents)
-        index = self.indexes.get((equal, fields))
+        index = self.indexes.get((equal, order))
         if index is None:
-            index = self.indexes[equal, fields] = _OrderedIndex(equal, fields)
+            index = self.indexes[equal, order] = _OrderedIndex(equal, order)
             index.note(list(self.documents), self.documents)
         return index
 
@@ -164,13 +164,13 @@ def _claimState(store):
 
 
 class _OrderedIndex:
-    """The ids of the documents having the ``equal`` pairs, in a heap by
-    the ``fields`` values. ``keys`` holds each member's current key; a
-    heap entry whose key is not that one is outdated and skipped."""
+    """The ids of the documents having the ``equal`` pairs, in a heap in
+    ``order``. ``keys`` holds each member's current key; a heap entry whose
+    key is not that one is outdated and skipped."""
 
-    def __init__(self, equal, fields):
+    def __init__(self, equal, order):
         self.equal = equal
-        self.fields = fields
+        self.order = order
         self.keys = {}
         self.heap = []
         self._counter = itertools.count()
@@ -184,8 +184,7 @@ class _OrderedIndex:
                     for field, value in self.equal):
                 keys.pop(oid, None)
                 continue
-            key = tuple(sortable(document.get(field))
-                        for field in self.fields)
+            key = orderKey(document, self.order)
             if keys.get(oid) != key:
                 keys[oid] = key
                 heapq.heappush(self.heap, (key, next(self._counter), oid))

@@ -240,30 +240,46 @@ class IJobWrites(zope.interface.Interface):
         """Store new queued job documents, all of them or (on a duplicate
         ``_id``) raise ``pymongo.errors.BulkWriteError``."""
 
-    def claimNext(now, worker, leaseTime, jobQuery=None):
-        """Claim the oldest due queued job (matching ``jobQuery``, a
-        MongoDB filter on the job's fields): mark it ``processing`` with
-        ``worker``, a new claim token and a lease of ``leaseTime``
-        seconds, atomically. Return its document as claimed, or None."""
+    def claimNext(now, worker, leaseTime, jobQuery=None, excludedNames=()):
+        """Claim the first due queued job in the claim order (highest
+        ``priority``, then longest queued) matching ``jobQuery`` (a
+        MongoDB filter on the job's fields) and of no factory named in
+        ``excludedNames``: mark it ``processing`` with ``worker``, a new
+        claim token and a lease of ``leaseTime`` seconds, atomically.
+        Return its document as claimed, or None."""
 
     def claimJob(oid, now, worker, leaseTime):
         """Claim the job ``oid`` if it is queued and active; its document
         as claimed, or None."""
 
-    def complete(oid, claim, output, now):
-        """End the job ``completed`` with ``output`` if it is processing
-        under ``claim``."""
+    def finish(oid, claim, update):
+        """Apply an outcome ``update`` (``jobstate.completeUpdate``,
+        ``failureUpdate``) if the job is processing under ``claim``."""
 
-    def fail(oid, claim, update):
-        """Apply ``update`` (a ``jobstate.failureUpdate``) if the job is
-        processing under ``claim``."""
+    def unclaim(oid, claim):
+        """Give the job claimed under ``claim``, not started, back to the
+        queue in its place."""
+
+    def report(oid, claim, update):
+        """Apply a progress or log ``update`` to the job while it is
+        processing under ``claim``; False once it is not (cancelled,
+        timed out, taken over)."""
+
+    def state(oid):
+        """``(status, claim)`` of the job, or None if there is none."""
 
     def cancel(oid, now):
-        """Cancel the job if it is queued or processing."""
+        """Cancel the job if it is queued or processing, restating which
+        (and a running job's claim); a running job's attempt is recorded
+        as cancelled."""
 
     def requeue(oid, now):
         """Queue the job again, retries reset, if it is in ``error`` or
         ``cancelled``."""
+
+    def edit(oid, version, fields):
+        """Set ``fields`` on the job if it is still at ``version`` (the
+        changes of a job object loaded through the processor)."""
 
     def extendLeases(claims, until):
         """Extend to ``until`` the lease of every processing job holding
@@ -275,9 +291,24 @@ class IJobWrites(zope.interface.Interface):
         when their retries are spent), each only if its lease is still
         the expired one; ``[(jobid, newStatus)]``."""
 
+    def stopTimedOut(now, limit=100):
+        """End as failed attempts (retried by their rules) up to ``limit``
+        processing jobs that ran past their ``timeout``, each only under
+        the claim it had; ``[(jobid, newStatus)]``."""
+
     def maintain(now):
         """Periodic upkeep besides lease recovery (the ticketed strategy
         purges its old tickets); how many records it removed."""
+
+
+class IUpkeep(zope.interface.Interface):
+    """Records the queue keeps besides the jobs (key locks, concurrency
+    slots) that can outlive what they stood for when a process dies;
+    each process's lease keeper tidies them."""
+
+    def tidy(now):
+        """Remove what no live job holds any more; how many it removed.
+        May do nothing if it tidied recently."""
 
 
 class IRemoteProcessor(zope.interface.Interface):

@@ -6,10 +6,14 @@ this process has imported (every ``Job`` subclass registers itself when
 its class statement runs), so database content never decides what code
 is imported.
 """
+import datetime
+
 import bson
+import transaction.interfaces
 import zope.interface
 
 from m01.remote import interfaces
+from m01.remote.clock import toBSONTime
 
 #: BSON's document size limit; MongoDB refuses anything larger.
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -18,7 +22,22 @@ _jobClasses = {}
 
 # The fields every job document has; anything else a subclass wants to
 # keep must be declared in its ``fields``.
-BASE_FIELDS = ('input', 'maxRetries', 'retryDelay', 'active', 'title')
+BASE_FIELDS = ('input', 'maxRetries', 'retryDelay', 'active', 'title',
+               'priority', 'timeout', 'retryBackoff', 'retryDelayMax',
+               'retryJitter', 'concurrency')
+
+#: A job's priority lies within these bounds (higher runs first).
+MAX_PRIORITY = 10 ** 6
+#: The longest timeout, retry delay or delay before a job (seconds): a
+#: century, beyond which the datetimes BSON stores end.
+MAX_SECONDS = 100 * 365 * 24 * 3600
+BACKOFFS = ('fixed', 'exponential')
+
+#: What a job loaded through the processor writes when its attribute is
+#: set and the transaction commits (``edit``).
+EDITABLE = ('retryTime', 'maxRetries', 'retryDelay', 'priority', 'title',
+            'timeout', 'active', 'retryBackoff', 'retryDelayMax',
+            'retryJitter')
 
 
 class JobError(Exception):
@@ -27,6 +46,34 @@ class JobError(Exception):
 
 class DuplicateJobError(ValueError):
     """A job with the requested id exists already."""
+
+
+class DuplicateJobKeyError(ValueError):
+    """A live job (queued or processing) has the key already; its id is
+    ``jobid``."""
+
+    def __init__(self, message, jobid):
+        super().__init__(message)
+        self.jobid = jobid
+
+
+class ConflictError(transaction.interfaces.TransientError):
+    """A changed job could not be written: it changed meanwhile. Retrying
+    the transaction (pyramid_retry does) reads it again."""
+
+
+class JobInterrupted(Exception):
+    """Raised in a running job (by ``checkpoint``, ``progress`` or
+    ``log``) that must stop: it is no longer this worker's."""
+
+
+class JobCancelled(JobInterrupted):
+    """The running job was cancelled; it ends ``cancelled``."""
+
+
+class JobTimedOut(JobInterrupted):
+    """The running job ran past its timeout: a failed attempt, retried by
+    its rules."""
 
 
 class UnknownJobClassError(LookupError):
@@ -70,9 +117,16 @@ def checkStorable(value, what='input'):
 class Job:
     """Subclass and implement ``__call__(self, remoteProcessor)``.
 
-    ``Job(data)`` sets the stored fields (``input``, ``maxRetries``,
-    ``retryDelay``, ``active``, ``title``) and the names a subclass
-    declares in ``fields``; an unknown key is refused.
+    ``Job(data)`` sets the stored fields (``BASE_FIELDS``: ``input``,
+    ``maxRetries``, ``retryDelay``, ``active``, ``title``, ``priority``,
+    ``timeout``, ``retryBackoff``, ``retryDelayMax``, ``retryJitter``,
+    ``concurrency``) and the names a subclass declares in ``fields``; an
+    unknown key or a bad value is refused.
+
+    While it runs, a job may call ``self.checkpoint()``,
+    ``self.progress(fraction, message)`` and ``self.log(line)``: each
+    raises ``JobCancelled`` once the job was cancelled (``JobTimedOut``
+    past its timeout), so a long job stops where it is safe to.
     """
 
     fields = ()
@@ -97,6 +151,20 @@ class Job:
     leaseExpires = None
     claim = None
     errorTime = None
+    priority = 0
+    timeout = None
+    retryBackoff = 'fixed'
+    retryDelayMax = None
+    retryJitter = 0
+    concurrency = None
+    key = None
+    version = 0
+    #: The stored ``progress`` (fraction, message, at) and ``log`` lines.
+    reportedProgress = None
+    #: Set while the job runs (``m01.remote.execution.JobControl``).
+    _control = None
+    #: Set on a job loaded through the processor (``EDITABLE`` fields).
+    _changes = None
 
     def __init_subclass__(cls, **kw):
         super().__init_subclass__(**kw)
@@ -105,6 +173,8 @@ class Job:
     def __init__(self, data=None):
         self.errors = []
         self.tracebacks = []
+        self.attempts = []
+        self.logLines = []
         for key, value in dict(data or {}).items():
             if key not in BASE_FIELDS and key not in self.fields:
                 raise ValueError(
@@ -123,6 +193,53 @@ class Job:
                                  % (key, value))
         if self.maxRetries < 1:
             raise ValueError('maxRetries must be at least 1')
+        checkPriority(self.priority)
+        checkSeconds(self.timeout, 'timeout', optional=True, positive=True)
+        checkSeconds(self.retryDelay, 'retryDelay')
+        checkSeconds(self.retryDelayMax, 'retryDelayMax', optional=True)
+        if self.retryBackoff not in BACKOFFS:
+            raise ValueError('retryBackoff must be one of %s, not %r'
+                             % (', '.join(BACKOFFS), self.retryBackoff))
+        jitter = self.retryJitter
+        if isinstance(jitter, bool) or not isinstance(jitter, (int, float)) \
+                or not 0 <= jitter <= 1:
+            raise ValueError('retryJitter must be a fraction from 0 to 1, '
+                             'not %r' % (jitter,))
+        limit = self.concurrency
+        if limit is not None and (isinstance(limit, bool) or
+                                  not isinstance(limit, int) or limit < 1):
+            raise ValueError('concurrency must be a whole number >= 1 or '
+                             'None, not %r' % (limit,))
+
+    def __setattr__(self, name, value):
+        changes = self._changes
+        if changes is not None and name in EDITABLE:
+            value = changes.set(self, name, value)
+        object.__setattr__(self, name, value)
+
+    # while the job runs
+
+    def checkpoint(self):
+        """Raise ``JobCancelled`` if the job was cancelled meanwhile (or
+        ``JobTimedOut`` past its timeout); a no-op outside a worker."""
+        if self._control is not None:
+            self._control.checkpoint()
+
+    def progress(self, fraction, message=None):
+        """Store how far the job got (``fraction`` from 0 to 1, an optional
+        short ``message``) with the job, for the pages; a checkpoint."""
+        if not isinstance(fraction, (int, float)) or \
+                isinstance(fraction, bool) or not 0 <= fraction <= 1:
+            raise ValueError('progress takes a fraction from 0 to 1, not %r'
+                             % (fraction,))
+        if self._control is not None:
+            self._control.progress(float(fraction), message)
+
+    def log(self, line):
+        """Keep a line of text with the job (the newest lines are kept);
+        a checkpoint."""
+        if self._control is not None:
+            self._control.log(line)
 
     def __call__(self, remoteProcessor):
         raise NotImplementedError(
@@ -143,16 +260,10 @@ class Job:
     def dump(self):
         """The job document, without the fields the processor sets."""
         extra = {key: getattr(self, key) for key in self.fields}
-        return {
-            'name': self.name,
-            'jobClass': jobClassKey(type(self)),
-            'title': self.title,
-            'input': self.input,
-            'maxRetries': self.maxRetries,
-            'retryDelay': self.retryDelay,
-            'active': self.active,
-            'data': extra,
-        }
+        document = {'name': self.name, 'jobClass': jobClassKey(type(self)),
+                    'data': extra}
+        document.update({key: getattr(self, key) for key in BASE_FIELDS})
+        return document
 
     def __repr__(self):
         if self.status is None:
@@ -161,11 +272,50 @@ class Job:
                                self.status)
 
 
-STORED_ATTRIBUTES = (
-    'name', 'title', 'input', 'output', 'status', 'active', 'maxRetries',
-    'retryDelay', 'retryCounter', 'retryTime', 'created', 'queued',
-    'picked', 'completed', 'worker', 'leaseExpires', 'claim', 'errors',
-    'tracebacks')
+STORED_ATTRIBUTES = BASE_FIELDS + (
+    'name', 'output', 'status', 'retryCounter', 'retryTime', 'created',
+    'queued', 'picked', 'completed', 'worker', 'leaseExpires', 'claim',
+    'errors', 'tracebacks', 'attempts', 'key', 'version')
+#: Stored fields whose attribute has another name (``progress`` and
+#: ``log`` are the methods a running job calls).
+RENAMED_ATTRIBUTES = {'progress': 'reportedProgress', 'log': 'logLines'}
+
+
+def checkPriority(value):
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError('priority must be a whole number from %d to %d, '
+                         'not %r' % (-MAX_PRIORITY, MAX_PRIORITY, value))
+
+
+def dueTime(now, delay=None, at=None):
+    """When a job added at ``now`` is due: ``delay`` seconds later, at the
+    timezone-aware datetime ``at``, or now."""
+    if delay is not None and at is not None:
+        raise ValueError('Give a job a delay or a time (at), not both')
+    if delay is not None:
+        checkSeconds(delay, 'delay')
+        return now + datetime.timedelta(seconds=delay)
+    if at is not None:
+        if not isinstance(at, datetime.datetime) or at.tzinfo is None or \
+                at.utcoffset() is None:
+            raise ValueError('at must be a timezone-aware datetime, not %r'
+                             % (at,))
+        if abs((at - now).total_seconds()) > MAX_SECONDS:
+            raise ValueError('at must lie within a century of now, not %r'
+                             % (at,))
+        return toBSONTime(at)
+    return now
+
+
+def checkSeconds(value, what, optional=False, positive=False):
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0 <= value <= MAX_SECONDS or (positive and value == 0):
+        raise ValueError('%s must be a number of seconds %s %d, not %r' % (
+            what, 'from 0 (excluded) to' if positive else 'from 0 to',
+            MAX_SECONDS, value))
 
 
 def loadJob(document, strict=True):
@@ -184,9 +334,14 @@ def loadJob(document, strict=True):
     job = cls.__new__(cls)
     job.errors = []
     job.tracebacks = []
+    job.attempts = []
+    job.logLines = []
     for key in STORED_ATTRIBUTES:
         if key in document:
             setattr(job, key, document[key])
+    for key, attribute in RENAMED_ATTRIBUTES.items():
+        if key in document:
+            setattr(job, attribute, document[key])
     for key, value in (document.get('data') or {}).items():
         if key in cls.fields:
             setattr(job, key, value)

@@ -1,11 +1,14 @@
 """Every change of a job's status, as the updates that make it.
 
-Pure functions: what a claim sets, which jobs are due, what a failed
-attempt, a completion, a cancel or a requeue writes. The write strategies
-(``IJobWrites``: ``atomicwrites``, ``ticketed``) decide how each update
-is applied safely on their server.
+Pure functions: what a claim sets, which jobs are due and in which order
+they are claimed, what a failed attempt, a completion, a cancel, a
+requeue, a timeout or a lost worker writes, and the attempt each records.
+The write strategies (``IJobWrites``: ``atomicwrites``, ``ticketed``)
+decide how each update is applied safely on their server.
 """
 import datetime
+import functools
+import random
 import uuid
 
 import bson
@@ -20,13 +23,39 @@ from m01.remote.interfaces import (
     QUEUED,
 )
 
-CLAIM_ORDER = [('queued', pymongo.ASCENDING), ('_id', pymongo.ASCENDING)]
+#: Claims take the highest priority first, then the longest queued.
+CLAIM_ORDER = [('priority', pymongo.DESCENDING),
+               ('queued', pymongo.ASCENDING), ('_id', pymongo.ASCENDING)]
 
-CLAIM_INDEX = [('status', pymongo.ASCENDING), ('active', pymongo.ASCENDING),
-               ('retryTime', pymongo.ASCENDING)] + CLAIM_ORDER
+#: Equality fields, then the claim order, then the due time (a range):
+#: MongoDB walks it in claim order, testing the due time on its keys.
+CLAIM_INDEX = [('status', pymongo.ASCENDING),
+               ('active', pymongo.ASCENDING)] + CLAIM_ORDER + [
+               ('retryTime', pymongo.ASCENDING)]
 
 LOST_WORKER_MESSAGE = ('The worker %s stopped answering while it ran the '
                        'job (its lease expired at %s).')
+TIMED_OUT_MESSAGE = 'The job timed out after %s s.'
+
+#: How the attempts of a job ended (``attempts[].outcome``).
+COMPLETED_OUTCOME = 'completed'
+FAILED_OUTCOME = 'failed'        # an error; retried if retries are left
+TIMED_OUT_OUTCOME = 'timed out'
+LOST_OUTCOME = 'lost'            # its worker stopped renewing the lease
+CANCELLED_OUTCOME = 'cancelled'
+
+#: The attempts kept on a job, the newest ones.
+MAX_ATTEMPTS = 25
+#: Characters of a traceback kept in its attempt (the job's ``tracebacks``
+#: list keeps each whole).
+ATTEMPT_TRACEBACK_CHARS = 8000
+#: Log lines kept on a job, the newest ones, and their length.
+MAX_LOG_LINES = 200
+MAX_LOG_LINE_CHARS = 1000
+MAX_PROGRESS_MESSAGE_CHARS = 500
+
+#: How a failed job's next attempt is delayed (``retryBackoff``).
+BACKOFFS = ('fixed', 'exponential')
 
 
 def newClaimToken():
@@ -39,57 +68,46 @@ def claimFields(now, worker, leaseTime):
             'leaseExpires': now + datetime.timedelta(seconds=leaseTime)}
 
 
-def dueQuery(now, jobQuery=None):
+def dueQuery(now, jobQuery=None, excludedNames=()):
+    """The jobs a claim at ``now`` may take: queued, active, due, matching
+    ``jobQuery``, of no factory in ``excludedNames`` (paused, or at their
+    concurrency limit)."""
     due = {'status': QUEUED, 'active': True, 'retryTime': {'$lte': now}}
+    if excludedNames:
+        due['name'] = {'$nin': sorted(excludedNames)}
     return {'$and': [due, jobQuery]} if jobQuery else due
 
 
-def failureUpdate(retryCounter, maxRetries, retryDelay, message, traceback,
-                  now, final):
-    """The update for a failed attempt: back to the queue or ``error``."""
-    attempts = (retryCounter or 0) + 1
-    if final or attempts >= maxRetries:
-        fields = {'status': ERROR, 'completed': now}
-    else:
-        fields = {'status': QUEUED, 'queued': now,
-                  'retryTime': now + datetime.timedelta(seconds=retryDelay)}
-    return {'$set': fields,
-            '$inc': {'retryCounter': 1},
-            '$push': {'errors': message, 'tracebacks': traceback},
-            '$unset': {'claim': '', 'leaseExpires': ''}}
+# the claim order
+
+@functools.total_ordering
+class Descending:
+    """A sort key ordering its value the other way round."""
+
+    __slots__ = ('key',)
+
+    def __init__(self, key):
+        self.key = key
+
+    def __eq__(self, other):
+        return self.key == other.key
+
+    def __lt__(self, other):
+        return other.key < self.key
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __repr__(self):
+        return 'Descending(%r)' % (self.key,)
 
 
-def lostWorkerUpdate(document, now):
-    message = stamp(LOST_WORKER_MESSAGE % (
-        document.get('worker'),
-        document['leaseExpires'].isoformat(timespec='seconds')), now)
-    return failureUpdate(document.get('retryCounter'),
-                         document.get('maxRetries', 3),
-                         document.get('retryDelay', 10), message, '', now,
-                         final=False)
-
-
-def completeUpdate(output, now):
-    return {'$set': {'status': COMPLETED, 'output': output,
-                     'completed': now},
-            '$unset': {'claim': '', 'leaseExpires': ''}}
-
-
-def cancelUpdate(now):
-    return {'$set': {'status': CANCELLED, 'completed': now},
-            '$unset': {'claim': '', 'leaseExpires': ''}}
-
-
-def requeueUpdate(now):
-    return {'$set': {'status': QUEUED, 'queued': now, 'retryTime': now,
-                     'retryCounter': 0},
-            '$unset': {'completed': '', 'output': ''}}
-
-
-def versioned(update):
-    update = dict(update)
-    update['$inc'] = dict(update.get('$inc', {}), version=1)
-    return update
+def orderKey(document, order=CLAIM_ORDER):
+    """The key sorting documents as a query sorted by ``order`` does."""
+    return tuple(sortable(document.get(field))
+                 if direction == pymongo.ASCENDING
+                 else Descending(sortable(document.get(field)))
+                 for field, direction in order)
 
 
 #: BSON's order of the types a claim-order key may hold; values of other
@@ -104,3 +122,159 @@ def sortable(value):
         if isinstance(value, types):
             return (rank, value)
     return (10, repr(value))
+
+
+# retries
+
+def _setting(source, name, default):
+    value = source.get(name) if isinstance(source, dict) else \
+        getattr(source, name, None)
+    return default if value is None else value
+
+
+def retryDelayFor(source, attempts, randomFraction=random.random):
+    """Seconds before the next attempt of a job (a document or a job
+    object) whose ``attempts`` attempts failed so far: ``retryDelay``
+    (``retryBackoff`` 'fixed'), or ``retryDelay * 2 ** (attempts - 1)``
+    ('exponential'), at most ``retryDelayMax``, then moved by up to
+    ``retryJitter`` (a fraction) either way."""
+    delay = float(_setting(source, 'retryDelay', 10))
+    if _setting(source, 'retryBackoff', 'fixed') == 'exponential':
+        delay *= 2.0 ** min(max(attempts - 1, 0), 64)
+    maximum = _setting(source, 'retryDelayMax', None)
+    if maximum is not None:
+        delay = min(delay, float(maximum))
+    jitter = float(_setting(source, 'retryJitter', 0))
+    if jitter:
+        delay *= 1 + jitter * (2 * randomFraction() - 1)
+    return max(delay, 0.0)
+
+
+# attempts
+
+def attemptRecord(source, now, outcome, message=None, traceback=None,
+                  thread=None):
+    """How one attempt of the job went: its worker (and thread), when it
+    started (the claim) and ended, and how, with its error."""
+    started = _setting(source, 'picked', None)
+    record = {'worker': _setting(source, 'worker', None), 'thread': thread,
+              'started': started, 'ended': now, 'outcome': outcome}
+    if started is not None:
+        record['seconds'] = round((now - started).total_seconds(), 3)
+    if message is not None:
+        record['error'] = message
+    if traceback:
+        record['traceback'] = traceback[-ATTEMPT_TRACEBACK_CHARS:]
+    return record
+
+
+def _pushAttempt(update, attempt):
+    update.setdefault('$push', {})['attempts'] = {
+        '$each': [attempt], '$slice': -MAX_ATTEMPTS}
+    return update
+
+
+_CLAIM_FIELDS = {'claim': '', 'leaseExpires': ''}
+
+
+def failureUpdate(source, message, traceback, now, final,
+                  outcome=FAILED_OUTCOME, thread=None, delay=None):
+    """The update for a failed attempt of the job ``source`` (a document
+    or a job object): back to the queue after its retry delay, or
+    ``error`` when ``final`` or its retries are spent."""
+    attempts = (_setting(source, 'retryCounter', 0) or 0) + 1
+    if final or attempts >= _setting(source, 'maxRetries', 3):
+        fields = {'status': ERROR, 'completed': now}
+    else:
+        if delay is None:
+            delay = retryDelayFor(source, attempts)
+        fields = {'status': QUEUED, 'queued': now,
+                  'retryTime': now + datetime.timedelta(seconds=delay)}
+    update = {'$set': fields,
+              '$inc': {'retryCounter': 1},
+              '$push': {'errors': message, 'tracebacks': traceback},
+              '$unset': dict(_CLAIM_FIELDS)}
+    return _pushAttempt(update, attemptRecord(
+        source, now, outcome, message, traceback, thread))
+
+
+def lostWorkerUpdate(document, now):
+    message = stamp(LOST_WORKER_MESSAGE % (
+        document.get('worker'),
+        document['leaseExpires'].isoformat(timespec='seconds')), now)
+    return failureUpdate(document, message, '', now, final=False,
+                         outcome=LOST_OUTCOME)
+
+
+def timedOut(document, now):
+    """Whether the running job ``document`` has run past its timeout."""
+    timeout, picked = document.get('timeout'), document.get('picked')
+    return bool(timeout) and picked is not None and \
+        picked + datetime.timedelta(seconds=timeout) <= now
+
+
+def timedOutUpdate(document, now):
+    message = stamp(TIMED_OUT_MESSAGE % ('%g' % document['timeout']), now)
+    return failureUpdate(document, message, '', now, final=False,
+                         outcome=TIMED_OUT_OUTCOME)
+
+
+def completeUpdate(source, output, now, thread=None):
+    update = {'$set': {'status': COMPLETED, 'output': output,
+                       'completed': now},
+              '$unset': dict(_CLAIM_FIELDS)}
+    return _pushAttempt(update, attemptRecord(source, now,
+                                              COMPLETED_OUTCOME,
+                                              thread=thread))
+
+
+def cancelUpdate(document, now):
+    """Cancel the job ``document``; a running one records its attempt as
+    cancelled (its worker sees it at its next checkpoint)."""
+    update = {'$set': {'status': CANCELLED, 'completed': now},
+              '$unset': dict(_CLAIM_FIELDS)}
+    if document.get('status') == PROCESSING:
+        _pushAttempt(update, attemptRecord(document, now,
+                                           CANCELLED_OUTCOME))
+    return update
+
+
+def cancelCondition(document):
+    """What a cancel of ``document`` restates: its status, and for a
+    running job its claim."""
+    condition = {'status': document['status']}
+    if document['status'] == PROCESSING:
+        condition['claim'] = document.get('claim')
+    return condition
+
+
+def requeueUpdate(now):
+    return {'$set': {'status': QUEUED, 'queued': now, 'retryTime': now,
+                     'retryCounter': 0},
+            '$unset': {'completed': '', 'output': '', 'progress': ''}}
+
+
+def unclaimUpdate():
+    """Give a claimed job that did not start back to the queue, in its
+    place (a concurrency limit was reached after the claim)."""
+    return {'$set': {'status': QUEUED}, '$unset': dict(_CLAIM_FIELDS)}
+
+
+def progressUpdate(fraction, message, now):
+    return {'$set': {'progress': {
+        'fraction': fraction,
+        'message': None if message is None
+        else str(message)[:MAX_PROGRESS_MESSAGE_CHARS],
+        'at': now}}}
+
+
+def logUpdate(line, now):
+    return {'$push': {'log': {
+        '$each': [stamp(str(line)[:MAX_LOG_LINE_CHARS], now)],
+        '$slice': -MAX_LOG_LINES}}}
+
+
+def versioned(update):
+    update = dict(update)
+    update['$inc'] = dict(update.get('$inc', {}), version=1)
+    return update

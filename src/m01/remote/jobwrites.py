@@ -28,9 +28,10 @@ class EmbeddedJobWrites(AtomicJobWrites):
     (``SerializedCollection.claimFirst``), not through a sorted query,
     which mongomock answers by copying and sorting every queued job."""
 
-    def claimNext(self, now, worker, leaseTime, jobQuery=None):
+    def claimNext(self, now, worker, leaseTime, jobQuery=None,
+                  excludedNames=()):
         return self.jobs.claimFirst(
-            dueQuery(now, jobQuery), CLAIM_ORDER,
+            dueQuery(now, jobQuery, excludedNames), CLAIM_ORDER,
             versioned({'$set': claimFields(now, worker, leaseTime)}),
             equal=[('status', QUEUED)])
 

@@ -8,6 +8,7 @@ has expired (``recover``).
 import datetime
 import logging
 import threading
+import time
 
 logger = logging.getLogger('m01.remote')
 
@@ -18,20 +19,27 @@ class LeaseKeeper:
 
     ``jobWrites`` makes the changes (``IJobWrites``), ``now`` tells the
     time, ``leaseTime`` is the length of a lease in seconds, and
-    ``recovered`` is called with the ids of the jobs it recovered (the
-    processor wakes its workers then).
+    ``recovered`` is called with the ids of the jobs it recovered or
+    stopped (the processor wakes its workers then). It also ends the
+    running jobs that passed their timeout (when one of this process's
+    does, at once), and tidies what ``upkeep`` (``IUpkeep``: key locks,
+    concurrency slots) keeps.
     """
 
-    def __init__(self, name, leaseTime, jobWrites, now, recovered=None):
+    def __init__(self, name, leaseTime, jobWrites, now, recovered=None,
+                 upkeep=()):
         self.name = name
         self.leaseTime = leaseTime
         self.jobWrites = jobWrites
         self.now = now
         self.recovered = recovered
+        self.upkeep = list(upkeep)
         self._claims = {}
+        self._deadlines = {}
         self._lock = threading.Lock()
         self._users = 0
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = None
         self._failing = False
 
@@ -39,9 +47,17 @@ class LeaseKeeper:
     def interval(self):
         return max(self.leaseTime / 3.0, 0.05)
 
-    def add(self, jobid, claim):
+    def add(self, jobid, claim, deadline=None):
+        """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
+        discarded; end it as timed out at ``deadline``."""
         with self._lock:
             self._claims[jobid] = claim
+            if deadline is not None:
+                self._deadlines[jobid] = deadline
+            else:
+                self._deadlines.pop(jobid, None)
+        if deadline is not None:
+            self._wake.set()    # the keeper may have to tick earlier
 
     def discard(self, jobid, claim=None):
         """Stop renewing the lease of ``jobid``; with ``claim``, only while
@@ -49,6 +65,7 @@ class LeaseKeeper:
         with self._lock:
             if claim is None or self._claims.get(jobid) == claim:
                 self._claims.pop(jobid, None)
+                self._deadlines.pop(jobid, None)
 
     @property
     def claims(self):
@@ -73,6 +90,7 @@ class LeaseKeeper:
             thread = self._thread if self._users == 0 else None
             if thread is not None:
                 self._stop.set()
+                self._wake.set()
                 self._thread = None
         if thread is not None and thread is not threading.current_thread():
             thread.join()
@@ -89,6 +107,7 @@ class LeaseKeeper:
             thread, self._thread = self._thread, None
             self._users = 0
             self._stop.set()
+            self._wake.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():
@@ -106,16 +125,33 @@ class LeaseKeeper:
         for jobid, status in recovered:
             logger.warning('Job %s lost its worker; it is now %s.',
                            jobid, status)
-        if recovered and self.recovered is not None:
-            self.recovered([jobid for jobid, _ in recovered])
+        self._announce(recovered)
         return recovered
 
+    def stopTimedOut(self, now=None):
+        """End the running jobs past their timeout as failed attempts;
+        ``[(jobid, newStatus)]``."""
+        stopped = self.jobWrites.stopTimedOut(now or self.now())
+        for jobid, status in stopped:
+            logger.warning('Job %s timed out; it is now %s.', jobid, status)
+        self._announce(stopped)
+        return stopped
+
+    def _announce(self, ended):
+        if ended and self.recovered is not None:
+            self.recovered([jobid for jobid, _ in ended])
+
     def tick(self):
-        """Renew our leases and recover expired ones, once."""
+        """Renew our leases, recover expired ones, stop timed-out jobs and
+        tidy, once."""
         try:
             self.renew()
             self.recover()
-            self.jobWrites.maintain(self.now())
+            self.stopTimedOut()
+            now = self.now()
+            self.jobWrites.maintain(now)
+            for upkeep in self.upkeep:
+                upkeep.tidy(now)
         except Exception:
             if not self._failing:
                 logger.exception('Renewing job leases failed; retrying '
@@ -126,6 +162,27 @@ class LeaseKeeper:
                 logger.info('Renewing job leases works again')
             self._failing = False
 
+    def _nextWait(self):
+        """Seconds to the next tick: the interval, or less when a job of
+        this process times out before."""
+        with self._lock:
+            deadlines = list(self._deadlines.values())
+        wait = self.interval
+        if deadlines:
+            untilFirst = (min(deadlines) - self.now()).total_seconds()
+            wait = min(wait, max(untilFirst, 0.0) + 0.05)
+        return wait
+
     def _run(self):
-        while not self._stop.wait(self.interval):
+        while not self._stop.is_set():
+            self._wake.clear()
+            deadline = time.monotonic() + self._nextWait()
+            # Woken early by a job with a deadline: compute the wait again.
+            while not self._stop.is_set() and \
+                    self._wake.wait(max(deadline - time.monotonic(), 0)):
+                self._wake.clear()
+                deadline = min(deadline,
+                               time.monotonic() + self._nextWait())
+            if self._stop.is_set():
+                return
             self.tick()

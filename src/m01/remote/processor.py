@@ -13,6 +13,7 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
+from m01.remote.concurrency import ConcurrencySlots
 from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
 from m01.remote.datamanager import QueueTransaction
 from m01.remote.execution import JobRunner
@@ -25,13 +26,18 @@ from m01.remote.interfaces import (
 )
 from m01.remote.job import (
     DuplicateJobError,
+    DuplicateJobKeyError,
     UnknownJobClassError,
+    checkPriority,
+    checkSeconds,
     checkStorable,
+    dueTime,
     loadJob,
 )
 from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
 from m01.remote.threads import WorkerThread
+from m01.remote.uniquekeys import JobKeys, checkKey
 
 logger = logging.getLogger('m01.remote')
 
@@ -76,8 +82,12 @@ class RemoteProcessor:
         #: How job changes are made safe on this server (``IJobWrites``),
         #: decided at first use: a processor is made without its server.
         self.jobWrites = ServerJobWrites(database, prefix, ticketed)
-        self.jobFactories = JobFactoryContainer(self,
-                                                self.factoriesCollection)
+        self.jobFactories = JobFactoryContainer(
+            self, self.factoriesCollection, database[prefix + 'pauses'])
+        self.keys = JobKeys(database[prefix + 'keys'], self.now,
+                            self._storedStatus)
+        self.slots = ConcurrencySlots(database[prefix + 'slots'], self.now,
+                                      self.jobWrites.state)
         self.scheduler = self._makeScheduler()
         self.jobWorkerFactory = jobWorkerFactory or worker.SimpleJobWorker
         self.jobWorkerArguments = dict(
@@ -91,9 +101,10 @@ class RemoteProcessor:
         self._wakeup = threading.Event()
         self.leases = LeaseKeeper(
             name, float(leaseTime), self.jobWrites, self.now,
-            recovered=lambda jobids: self.wakeWorkers())
+            recovered=lambda jobids: self.wakeWorkers(),
+            upkeep=(self.slots, self.keys))
         self.runner = JobRunner(self.jobWrites, self.leases, self.registry,
-                                self.now)
+                                self.now, slots=self.slots, keys=self.keys)
         self._transactionKey = object()
         self._useTransactionManager(transactionManager or transaction.manager)
         self._jobWorker = WorkerThread(self, 'worker')
@@ -104,7 +115,8 @@ class RemoteProcessor:
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
             self.insertJobDocuments, self.wakeWorkers)
-        self.jobs = JobContainer(self, self.jobsCollection, self.pending)
+        self.jobs = JobContainer(self, self.jobsCollection, self.pending,
+                                 self.jobWrites)
 
     def bind(self, transactionManager):
         """This processor, its jobs joining the transactions of
@@ -195,7 +207,9 @@ class RemoteProcessor:
 
     # jobs
 
-    def addJob(self, name, input=None, immediate=False, jobid=None):
+    def addJob(self, name, input=None, immediate=False, jobid=None,
+               delay=None, at=None, priority=None, timeout=None, key=None,
+               onDuplicateKey='return'):
         try:
             factory = self.getJobFactory(name)
         except KeyError:
@@ -204,21 +218,62 @@ class RemoteProcessor:
                              % (name, known or 'none'))
         checkStorable(input)
         job = factory.getJob(input)
+        if priority is not None:
+            checkPriority(priority)
+            job.priority = priority
+        if timeout is not None:
+            checkSeconds(timeout, 'timeout', positive=True)
+            job.timeout = timeout
+        if onDuplicateKey not in ('return', 'raise'):
+            raise ValueError("onDuplicateKey is 'return' or 'raise', not %r"
+                             % (onDuplicateKey,))
         now = self.now()
         document = job.dump()
         document.update({
             '_id': toObjectId(jobid) if jobid is not None
             else bson.ObjectId(),
             'status': QUEUED, 'created': now, 'queued': now,
-            'retryTime': now, 'retryCounter': 0, 'errors': [],
-            'tracebacks': [], 'output': None, 'version': 0})
+            'retryTime': dueTime(now, delay, at), 'retryCounter': 0,
+            'errors': [], 'tracebacks': [], 'attempts': [], 'output': None,
+            'version': 0})
+        if key is not None:
+            checkKey(key)
+            document['key'] = key
         checkStorable(document, 'document')
+        if key is not None:
+            holder = self.keys.reserve(key, document['_id'], self._status)
+            if holder is not None:
+                if onDuplicateKey == 'raise':
+                    raise DuplicateJobKeyError(
+                        'Job %s holds the key %r: it is queued or running'
+                        % (holder, key), holder)
+                return holder
         if immediate:
-            self.insertJobDocuments([document])
+            try:
+                self.insertJobDocuments([document])
+            except BaseException:
+                self._releaseKey(document)
+                raise
             self.wakeWorkers()
         else:
             self.pending.dataManager().inserts.append(document)
+            if key is not None:
+                self.transactionManager.get().addAfterAbortHook(
+                    lambda *ignored: self._releaseKey(document))
         return str(document['_id'])
+
+    def _releaseKey(self, document):
+        if document.get('key'):
+            self.keys.release(document['key'], document['_id'])
+
+    def _storedStatus(self, oid):
+        state = self.jobWrites.state(oid)
+        return state[0] if state else None
+
+    def _status(self, oid):
+        """A job's status as this transaction sees it, or None."""
+        document = self.getJobDocument(oid)
+        return document['status'] if document else None
 
     def getJobDocument(self, jobid):
         """The job's document as this transaction sees it, or None."""
@@ -262,9 +317,14 @@ class RemoteProcessor:
             pending['status'] = CANCELLED
             return
         oid = document['_id']
-        self._change(
-            jobid, lambda: self.jobWrites.cancel(oid, self.now()),
-            {'status': CANCELLED}, immediate, 'cancelled')
+
+        def cancel():
+            cancelled = self.jobWrites.cancel(oid, self.now())
+            if cancelled:
+                self._releaseKey(document)
+            return cancelled
+        self._change(jobid, cancel, {'status': CANCELLED}, immediate,
+                     'cancelled')
 
     def retryJob(self, jobid, immediate=False):
         """Queue a job that ended in error or was cancelled again."""
@@ -273,13 +333,23 @@ class RemoteProcessor:
             raise ValueError('Job %s is %s; only jobs in error or cancelled '
                              'can be retried' % (jobid, document['status']))
         oid = document['_id']
+        if document.get('key'):
+            holder = self.keys.reserve(document['key'], oid, self._status)
+            if holder is not None and holder != str(oid):
+                raise DuplicateJobKeyError(
+                    'Job %s cannot be retried: job %s holds its key %r'
+                    % (jobid, holder, document['key']), holder)
         self._change(
             jobid, lambda: self.jobWrites.requeue(oid, self.now()),
             {'status': QUEUED, 'retryCounter': 0}, immediate, 'retried')
 
     def removeJob(self, jobid):
-        oid = self._document(jobid)['_id']
-        return self.jobsCollection.delete_one({'_id': oid}).deleted_count == 1
+        document = self._document(jobid)
+        removed = self.jobsCollection.delete_one(
+            {'_id': document['_id']}).deleted_count == 1
+        if removed:
+            self._releaseKey(document)
+        return removed
 
     def removeJobs(self, stati=None):
         stati = REMOVABLE_STATI if stati is None else tuple(stati)
@@ -291,26 +361,63 @@ class RemoteProcessor:
 
     # processing
 
+    #: How often a claim skips a factory at its concurrency limit and
+    #: claims again.
+    claimRounds = 5
+
     def pullNextJob(self, jobQuery=None, callTime=None):
         now = toBSONTime(callTime) if callTime else self.now()
-        document = self.jobWrites.claimNext(now, self.workerId,
-                                            self.leaseTime, jobQuery)
-        if document is None:
-            return None
+        excluded = set(self.jobFactories.pausedNames())
+        for _ in range(self.claimRounds):
+            excluded |= self.slots.fullNames()
+            document = self.jobWrites.claimNext(
+                now, self.workerId, self.leaseTime, jobQuery, excluded)
+            if document is None:
+                return None
+            if self._takeSlot(document):
+                return self._loadClaimed(document, now)
+            excluded.add(document['name'])
+        return None
+
+    def _takeSlot(self, document):
+        """Whether the claimed job may start: its factory has no
+        concurrency limit, or a slot was free (``document['slot']``). If
+        not, the job went back to the queue."""
         try:
-            return loadJob(document)
+            limit = self.getJobFactory(document['name']).concurrency
+        except KeyError:
+            limit = None
+        if not limit:
+            return True
+        slot = self.slots.acquire(document['name'], limit, document['_id'],
+                                  document['claim'])
+        if slot is None:
+            self.jobWrites.unclaim(document['_id'], document['claim'])
+            return False
+        document['slot'] = slot
+        return True
+
+    def _loadClaimed(self, document, now):
+        try:
+            job = loadJob(document)
         except UnknownJobClassError as error:
             self.runner.failUnloadable(document, error, now)
+            if document.get('slot'):
+                self.slots.release(document['slot'], document['claim'])
             return None
+        job.slot = document.get('slot')
+        return job
 
     def processJob(self, jobid, job=None):
         if job is None:
+            now = self.now()
             document = self.jobWrites.claimJob(
-                toObjectId(jobid), self.now(), self.workerId,
-                self.leaseTime)
-            if document is None:
+                toObjectId(jobid), now, self.workerId, self.leaseTime)
+            if document is None or not self._takeSlot(document):
                 return False
-            job = loadJob(document)
+            job = self._loadClaimed(document, now)
+            if job is None:
+                return False
         self.runner.run(job, self, self.pending)
         return True
 
@@ -332,6 +439,15 @@ class RemoteProcessor:
         """
         return self.leases.recover(toBSONTime(callTime) if callTime
                                    else None)
+
+    def pauseJobFactory(self, name):
+        """Stop every process from claiming jobs of the factory ``name``
+        (within ``jobFactories.pauseSeconds``) until it is resumed."""
+        self.jobFactories.pause(name)
+
+    def resumeJobFactory(self, name):
+        self.jobFactories.resume(name)
+        self.wakeWorkers()
 
     # scheduler
 

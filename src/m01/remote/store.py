@@ -120,14 +120,13 @@ class SerializedCollection(_Serialized):
 
     def claimFirst(self, query, order, update, equal=()):
         """``find_one_and_update(query, update, sort=order)`` returning the
-        document as updated (None when none matches), for ascending
-        ``order`` keys, among the documents with the ``equal`` (field,
-        value) pairs. mongomock has no indexes and copies and sorts every
-        document a sorted query matches: this reads an ordered index of
-        those documents instead (``m01.remote.embeddedindex``), and the
-        search and the write are one step under the lock."""
+        document as updated (None when none matches), among the documents
+        with the ``equal`` (field, value) pairs. mongomock has no indexes
+        and copies and sorts every document a sorted query matches: this
+        reads an ordered index of those documents instead
+        (``m01.remote.embeddedindex``), and the search and the write are one
+        step under the lock."""
         from mongomock.helpers import patch_datetime_awareness_in_document
-        assert all(direction == pymongo.ASCENDING for _, direction in order)
         query = patch_datetime_awareness_in_document(query)
         with self._lock:
             return embeddedindex.claimFirst(

@@ -66,13 +66,14 @@ from m01.remote.interfaces import (
     IJobWrites,
 )
 from m01.remote.jobstate import (
-    CLAIM_ORDER,
     cancelUpdate,
     claimFields,
-    completeUpdate,
     lostWorkerUpdate,
+    orderKey,
     requeueUpdate,
-    sortable,
+    timedOut,
+    timedOutUpdate,
+    unclaimUpdate,
 )
 
 LIVE = (QUEUED, PROCESSING)
@@ -92,6 +93,10 @@ WINDOWS = (16, 128)
 #: Among the due entries, how many a claim tries in random order after the
 #: oldest, so that workers losing the race for it spread out.
 SPREAD = 8
+#: A job whose entry disagrees with it is corrected by another client
+#: only once its change is this old: until then the client that made the
+#: change may still be writing the entry.
+ENTRY_GRACE = datetime.timedelta(seconds=10)
 #: An entry whose job is missing for this long is left over, not early.
 ORPHAN_AGE = datetime.timedelta(minutes=10)
 #: Claimed jobs remembered for their outcome, at most.
@@ -124,10 +129,15 @@ def entryQuery(jobQuery):
     return query
 
 
+#: The fields of a job its queue entry does not copy (they only grow).
+ENTRY_LEAVES_OUT = ('output', 'errors', 'tracebacks', 'attempts', 'log',
+                    'progress')
+
+
 def queueEntry(document):
     """The queue entry of a queued job document."""
     job = {key: value for key, value in document.items()
-           if key not in ('output', 'errors', 'tracebacks')}
+           if key not in ENTRY_LEAVES_OUT}
     return {'_id': document['_id'], 'state': QUEUED,
             'retryTime': document['retryTime'], 'job': job}
 
@@ -135,7 +145,9 @@ def queueEntry(document):
 def runningFields(document):
     """What the entry of a running job says about it."""
     return {'state': PROCESSING, 'claim': document.get('claim'),
-            'leaseExpires': document.get('leaseExpires')}
+            'leaseExpires': document.get('leaseExpires'),
+            'picked': document.get('picked'),
+            'timeout': document.get('timeout')}
 
 
 def absoluteChange(document, update):
@@ -147,7 +159,15 @@ def absoluteChange(document, update):
     for key, amount in update.get('$inc', {}).items():
         fields[key] = (document.get(key) or 0) + amount
     for key, value in update.get('$push', {}).items():
-        fields[key] = list(document.get(key) or []) + [value]
+        values = list(document.get(key) or [])
+        if isinstance(value, dict) and '$each' in value:
+            values += list(value['$each'])
+            if '$slice' in value:
+                values = values[value['$slice']:] if value['$slice'] < 0 \
+                    else values[:value['$slice']]
+        else:
+            values.append(value)
+        fields[key] = values
     fields['version'] = document.get('version', 0) + 1
     unset = sorted(key for key in update.get('$unset', {})
                    if key not in fields)
@@ -256,12 +276,14 @@ class TicketedJobWrites:
 
     def _changeIf(self, oid, condition, update, now=None):
         """Read the job and change it while ``condition`` holds; the job
-        as written, or None."""
+        as written, or None. ``update`` may be a function of the job."""
         for _ in range(self.attempts):
             document = self.jobs.find_one({'_id': oid})
             if document is None or not condition(document):
                 return None
-            written = self._transition(document, update, now)
+            written = self._transition(
+                document, update(document) if callable(update) else update,
+                now)
             if written is not None:
                 return written
         return None
@@ -296,42 +318,48 @@ class TicketedJobWrites:
 
     # claims
 
-    def _dueEntries(self, now, limit):
+    def _dueEntries(self, now, limit, excludedNames):
         cursor = self.queue.find()
         if limit:
             cursor = cursor.limit(limit)
         entries = list(cursor)
-        due = [entry for entry in entries
-               if entry['state'] == QUEUED and entry['retryTime'] <= now
-               and (entry.get('job') or {}).get('active', True)]
+        due = []
+        for entry in entries:
+            job = entry.get('job') or {}
+            if entry['state'] == QUEUED and entry['retryTime'] <= now \
+                    and job.get('active', True) \
+                    and job.get('name') not in excludedNames:
+                due.append(entry)
         return due, len(entries)
 
-    def _dueMatching(self, now, jobQuery):
+    def _dueMatching(self, now, jobQuery, excludedNames):
         # The server filters: it reads the whole queue collection then.
+        due = {'state': QUEUED, 'retryTime': {'$lte': now},
+               'job.active': {'$ne': False}}
+        if excludedNames:
+            due['job.name'] = {'$nin': sorted(excludedNames)}
         return list(self.queue.find(
-            {'$and': [{'state': QUEUED, 'retryTime': {'$lte': now},
-                       'job.active': {'$ne': False}},
-                      entryQuery(jobQuery)]}).limit(SPREAD + 1))
+            {'$and': [due, entryQuery(jobQuery)]}).limit(WINDOWS[0]))
 
-    def _due(self, now, jobQuery):
+    def _due(self, now, jobQuery, excludedNames):
         if jobQuery:
-            return self._dueMatching(now, jobQuery)
+            return self._dueMatching(now, jobQuery, excludedNames)
         for window in WINDOWS + (None,):
-            due, read = self._dueEntries(now, window)
+            due, read = self._dueEntries(now, window, excludedNames)
             if due or read != window:
                 return due  # found some, or read them all
         return due
 
-    def claimNext(self, now, worker, leaseTime, jobQuery=None):
+    def claimNext(self, now, worker, leaseTime, jobQuery=None,
+                  excludedNames=()):
         for _ in range(3):
-            due = self._due(now, jobQuery)
+            due = self._due(now, jobQuery, set(excludedNames))
             if not due:
                 return None
             # The claim order among the entries read (the server returns
             # them unsorted, in the order they were stored).
-            due.sort(key=lambda entry: tuple(
-                sortable((entry.get('job') or {}).get(field, entry['_id']))
-                for field, _ in CLAIM_ORDER))
+            due.sort(key=lambda entry: orderKey(
+                dict(entry.get('job') or {}, _id=entry['_id'])))
             tries = due[:1] + random.sample(due[1:SPREAD + 1],
                                             min(len(due) - 1, SPREAD))
             for entry in tries:
@@ -375,10 +403,22 @@ class TicketedJobWrites:
             # Queued again, the job not written yet: finish it if its
             # client stopped.
             self._finishStale(document, now)
-        else:
-            # Claimed, its entry write not done (yet); or a left-over.
+        elif self._settled(document, now):
+            # Claimed (or ended), and the client that did it stopped
+            # before writing the entry; or a left-over.
             self._writeEntry(document)
+        # Else its client is writing the entry now: a correction from
+        # what was just read could undo a newer change (a claim handed
+        # back at once, say).
         return False
+
+    @staticmethod
+    def _settled(document, now):
+        """Whether the job's last change is old enough that the client
+        that made it has surely written its entry."""
+        changedAt = document.get('picked') \
+            if document['status'] == PROCESSING else document.get('completed')
+        return changedAt is None or changedAt < now - ENTRY_GRACE
 
     def claimJob(self, oid, now, worker, leaseTime):
         for _ in range(self.attempts):
@@ -395,16 +435,43 @@ class TicketedJobWrites:
     def _owns(self, claim):
         return lambda d: d['status'] == PROCESSING and d.get('claim') == claim
 
-    def complete(self, oid, claim, output, now):
-        return self._outcome(oid, claim, completeUpdate(output, now), now)
-
-    def fail(self, oid, claim, update):
+    def finish(self, oid, claim, update):
         return self._outcome(oid, claim, update)
+
+    def unclaim(self, oid, claim):
+        return self._outcome(oid, claim, unclaimUpdate())
+
+    def report(self, oid, claim, update):
+        # Won like any change: FerretDB writes the whole job, so a report
+        # written the plain way could undo a change made meanwhile.
+        document = self._recall(oid, claim)
+        if document is not None:
+            written = self._transition(document, update)
+            if written is not None:
+                self._remember(written)
+                return True
+        written = self._changeIf(oid, self._owns(claim), update)
+        if written is None:
+            return False
+        self._remember(written)
+        return True
+
+    def state(self, oid):
+        document = self.jobs.find_one({'_id': oid})
+        if document is None:
+            return None
+        return document['status'], document.get('claim')
 
     def cancel(self, oid, now):
         return self._changeIf(
-            oid, lambda d: d['status'] in LIVE, cancelUpdate(now),
-            now) is not None
+            oid, lambda d: d['status'] in LIVE,
+            lambda d: cancelUpdate(d, now), now) is not None
+
+    def edit(self, oid, version, fields):
+        document = self.jobs.find_one({'_id': oid})
+        if document is None or document.get('version', 0) != version:
+            return False
+        return self._transition(document, {'$set': fields}) is not None
 
     def requeue(self, oid, now):
         return self._changeIf(
@@ -433,26 +500,36 @@ class TicketedJobWrites:
                 extended += 1
         return extended
 
-    def recoverExpired(self, now, limit=100):
-        recovered = []
+    def _endRunning(self, now, limit, entryEnds, jobEnds, updateFor):
+        ended = []
         for entry in self._running():
-            if len(recovered) >= limit:
+            if len(ended) >= limit:
                 break
-            if entry['state'] != PROCESSING or entry['leaseExpires'] >= now:
+            if entry['state'] != PROCESSING or not entryEnds(entry):
                 continue
-            document = self._expiredJob(entry, now)
+            document = self._runningJob(entry, now, jobEnds)
             if document is None:
                 continue
-            update = lostWorkerUpdate(document, now)
-            written = self._transition(document, update, now)
+            written = self._transition(document, updateFor(document, now),
+                                       now)
             if written is not None:
-                recovered.append((str(document['_id']),
-                                  written['status']))
-        return recovered
+                ended.append((str(document['_id']), written['status']))
+        return ended
 
-    def _expiredJob(self, entry, now):
-        """The running job of an entry whose lease expired, if its lease
-        did expire; else the entry is corrected or dropped."""
+    def recoverExpired(self, now, limit=100):
+        return self._endRunning(
+            now, limit, lambda entry: entry['leaseExpires'] < now,
+            lambda document: document['leaseExpires'] < now,
+            lostWorkerUpdate)
+
+    def stopTimedOut(self, now, limit=100):
+        return self._endRunning(
+            now, limit, lambda entry: timedOut(entry, now),
+            lambda document: timedOut(document, now), timedOutUpdate)
+
+    def _runningJob(self, entry, now, ends):
+        """The running job of an entry whose end came (``ends``), if it
+        did come; else the entry is corrected or dropped."""
         oid = entry['_id']
         document = self.jobs.find_one({'_id': oid})
         if document is None:
@@ -461,7 +538,7 @@ class TicketedJobWrites:
             return None
         status = document['status']
         if status == PROCESSING and document.get('claim') == \
-                entry.get('claim') and document['leaseExpires'] < now:
+                entry.get('claim') and ends(document):
             return document
         # Requeued, claimed again or renewed, and the entry write did not
         # happen; or the job has ended: the entry says what the job does.
