@@ -10,6 +10,7 @@ from pyramid.interfaces import ISessionFactory
 from pyramid.renderers import get_renderer
 from pyramid.traversal import lineage, quote_path_segment
 
+from m01.remote.limits import loadJSON
 from m01.remote.settings import get_remote_settings
 
 ROUTE_NAME = 'm01.remote'
@@ -99,7 +100,7 @@ def parseJSON(text):
     if not text.strip():
         return None
     try:
-        return json.loads(text)
+        return loadJSON(text, 'The JSON text')
     except json.JSONDecodeError as e:
         raise ValueError('Not valid JSON: %s (line %d, column %d)'
                          % (e.msg, e.lineno, e.colno))

@@ -1,11 +1,14 @@
 """The scheduler pages: every item with its next call time, adding and
 editing Delay and Cron items, and the actions on an item."""
+import functools
 import re
 import zoneinfo
 
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
+from m01.remote.cron import FIELDS
+from m01.remote.limits import MAX_CRON_TEXT, checkText, quote
 from m01.remote.scheduler import Cron, Delay
 from m01.remote.views.common import (
     BaseView,
@@ -29,6 +32,8 @@ CRON_FORM_FIELDS = (
     ('month', 'Months', '1–12'),
     ('dayOfWeek', 'Weekdays', '0–6, Monday is 0'),
 )
+
+CRON_BOUNDS = {name: (lo, hi) for name, lo, hi in FIELDS}
 
 # The field an item's ValueError is about, found by name in its message;
 # the longer names first ("retryDelay" before "delay").
@@ -97,27 +102,37 @@ def parseSeconds(text):
         raise ValueError('Enter a whole number of seconds.')
 
 
-def parseCronList(text):
-    """'0,15,30-35' as [0, 15, 30, 31, ...]; '' or '*' for any."""
-    text = text.strip()
+def parseCronList(text, name):
+    """'0,15,30-35' as [0, 15, 30, 31, ...]; '' or '*' for any.
+
+    Every number is checked against the field's range before a range is
+    expanded, so a range is never longer than the field.
+    """
+    text = checkText(name, text, MAX_CRON_TEXT).strip()
     if text in ('', '*'):
         return []
-    values = []
+    lo, hi = CRON_BOUNDS[name]
+    values = set()
     for part in text.split(','):
         bounds = part.strip().split('-')
         try:
             numbers = [int(bound) for bound in bounds]
         except ValueError:
             raise ValueError('Use whole numbers separated by commas, and '
-                             'ranges such as 1-5; %r is neither.'
-                             % part.strip())
+                             'ranges such as 1-5; %s is neither.'
+                             % quote(part.strip()))
+        for number in numbers:
+            if not lo <= number <= hi:
+                raise ValueError('%s value %d is out of range %d..%d'
+                                 % (name, number, lo, hi))
         if len(numbers) == 1:
-            values.append(numbers[0])
+            values.add(numbers[0])
         elif len(numbers) == 2 and numbers[0] <= numbers[1]:
-            values.extend(range(numbers[0], numbers[1] + 1))
+            values.update(range(numbers[0], numbers[1] + 1))
         else:
-            raise ValueError('%r is not a range such as 1-5.' % part.strip())
-    return sorted(set(values))
+            raise ValueError('%s is not a range such as 1-5.'
+                             % quote(part.strip()))
+    return sorted(values)
 
 
 def fieldOfError(message, fields):
@@ -193,7 +208,8 @@ class ItemForm:
             if timezone:
                 data['timezone'] = timezone
             for name in CRON_LISTS:
-                self._parse(data, name, parseCronList)
+                self._parse(data, name,
+                            functools.partial(parseCronList, name=name))
         return data
 
     def _parse(self, data, name, parse):
