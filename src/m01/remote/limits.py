@@ -25,6 +25,11 @@ MAX_DOCUMENT_DEPTH = MAX_DEPTH + 2
 #: The longest JSON text (in characters) a page or a setting parses.
 MAX_JSON_TEXT = MAX_BSON_SIZE
 
+#: The largest request body the pages read: a form holding JSON text of
+#: MAX_JSON_TEXT characters, which URL-encoding may make three times
+#: longer, and the other fields.
+MAX_REQUEST_BODY = 4 * MAX_JSON_TEXT
+
 #: Text fields of scheduler items, in characters.
 MAX_NAME = 200
 MAX_TITLE = 200
