@@ -5,11 +5,12 @@ The test site is built as in ``test_views``; the login, logout and
 ``came_from`` cases are in ``test_demo``.
 """
 import pytest
+import transaction
 import webtest
 
 from m01.remote.scheduler import Cron, Delay
 from m01.remote.views.security import SECURITY_HEADERS
-from test_views import Site, makeApp
+from test_views import Site, fieldError, flash, makeApp
 
 #: No page or error may be larger, whatever is stored.
 MAX_PAGE = 2 * 1024 * 1024
@@ -160,3 +161,255 @@ def test_anonymous_lookups_never_reach_the_store(site, ids, monkeypatch):
     monkeypatch.setattr(type(site.rp.scheduler), '__getitem__', unreachable)
     site.anonymous.get('/remote/jobs/%s' % ids['job'], status=403)
     site.anonymous.get('/remote/scheduler/%s' % ids['delay'], status=403)
+
+
+# JSON: depth and size, on every form that takes it
+
+ABYSS = 5000
+
+
+def deepText(depth):
+    return '[' * depth + '0' + ']' * depth
+
+
+def nestedObjects(depth, leaf=0):
+    # FerretDB v1 stores no arrays in arrays; objects in objects it does.
+    for _level in range(depth):
+        leaf = {'a': leaf}
+    return leaf
+
+
+@pytest.mark.parametrize('depth', [65, 500, ABYSS])
+def test_add_job_refuses_json_nested_too_deep(site, ids, depth):
+    before = stored(site.rp)
+    page = bounded(site.post('/remote/jobs/add', {
+        'name': 'echo', 'input': deepText(depth)}, status=400))
+    assert 'nested more than 64 levels deep' in fieldError(page, 'input')
+    assert stored(site.rp) == before
+
+
+def test_the_job_of_the_issue_is_refused_at_once(site, ids):
+    # 400 KB: an array 300 deep around 200,000 zeros.
+    text = '[' * 300 + ','.join(['0'] * 200000) + ']' * 300
+    before = stored(site.rp)
+    page = bounded(site.post('/remote/jobs/add', {'name': 'echo',
+                                                  'input': text},
+                             status=400))
+    assert 'nested more than 64 levels deep' in fieldError(page, 'input')
+    assert stored(site.rp) == before
+
+
+@pytest.mark.parametrize('kind, fields', [
+    ('delay', {'delay': '60'}), ('cron', {'expression': '* * * * *'})])
+@pytest.mark.parametrize('depth', [65, 500, ABYSS])
+def test_scheduler_forms_refuse_json_nested_too_deep(site, ids, kind,
+                                                     fields, depth):
+    before = stored(site.rp)
+    for url in ('/remote/scheduler/add-%s' % kind,
+                '/remote/scheduler/%s/edit' % ids[kind]):
+        page = bounded(site.post(url, dict(fields, jobName='echo',
+                                           input=deepText(depth)),
+                                 status=400))
+        assert 'nested more than 64 levels deep' in fieldError(page,
+                                                               'input')
+    assert stored(site.rp) == before
+
+
+def test_scheduler_input_has_the_16_mb_limit(site, ids):
+    before = stored(site.rp)
+    text = '"%s"' % ('x' * (16 * 1024 * 1024))
+    page = bounded(site.post('/remote/scheduler/add-delay', {
+        'jobName': 'echo', 'delay': '60', 'input': text}, status=400))
+    assert 'at most 16777216' in fieldError(page, 'input')
+    # Too long to be shown again.
+    assert page.forms['scheduler-item']['input'].value == ''
+    assert stored(site.rp) == before
+
+
+def test_scheduler_input_that_bson_cannot_store(site, ids, monkeypatch):
+    # Text within its limit, a value larger than BSON's (made small).
+    from m01.remote import job
+    monkeypatch.setattr(job, 'MAX_BSON_SIZE', 1024 * 1024)
+    before = stored(site.rp)
+    page = bounded(site.post('/remote/scheduler/add-delay', {
+        'jobName': 'echo', 'delay': '60',
+        'input': '"%s"' % ('x' * 1024 * 1024)}, status=400))
+    assert 'a job document must stay under' in fieldError(page, 'input')
+    assert stored(site.rp) == before
+
+
+# cron ranges, lists and time zones
+
+@pytest.mark.parametrize('fields, field, message', [
+    ({'minute': '0-10000000'}, 'minute', 'out of range 0..59'),
+    ({'minute': '0-%d' % 10 ** 12}, 'minute', 'out of range 0..59'),
+    ({'minute': '0-30000000'}, 'minute', 'out of range 0..59'),
+    ({'hour': '5-%d' % 10 ** 12}, 'hour', 'out of range 0..23'),
+    ({'minute': ','.join(['1'] * 101)}, 'minute',
+     'has 201 characters; at most 200'),
+    ({'expression': '0-%d * * * *' % 10 ** 12}, 'expression',
+     'out of range 0..59'),
+    ({'expression': ' '.join(['*/1'] * 300)}, 'expression',
+     'has 1199 characters'),
+    ({'timezone': 'America'}, 'timezone', 'not a known IANA timezone'),
+    ({'timezone': 'x' * 5000}, 'timezone', 'not a known IANA timezone'),
+    ({'timezone': '../../etc/passwd'}, 'timezone', 'not a known IANA'),
+    ({'timezone': 'Europe/\x00Zurich'}, 'timezone', 'not a known IANA'),
+])
+def test_cron_forms_refuse_values_past_the_limits(site, ids, fields, field,
+                                                  message):
+    before = stored(site.rp)
+    for url in ('/remote/scheduler/add-cron',
+                '/remote/scheduler/%s/edit' % ids['cron']):
+        page = bounded(site.post(url, dict(fields, jobName='echo'),
+                                 status=400))
+        assert message in fieldError(page, field)
+        assert len(fieldError(page, field)) < 300
+    assert stored(site.rp) == before
+
+
+# text fields and flash messages
+
+TITLE = 't' * 5000
+
+
+@pytest.mark.parametrize('kind, fields', [
+    ('delay', {'delay': '60'}), ('cron', {'expression': '* * * * *'})])
+def test_a_5000_character_title_is_refused_beside_the_field(site, ids,
+                                                           kind, fields):
+    before = stored(site.rp)
+    for url in ('/remote/scheduler/add-%s' % kind,
+                '/remote/scheduler/%s/edit' % ids[kind]):
+        page = bounded(site.post(url, dict(fields, jobName='echo',
+                                           title=TITLE), status=400))
+        assert fieldError(page, 'title') == \
+            'title has 5000 characters; at most 200 are accepted.'
+    for name, value in (('description', 'd' * 5000),
+                        ('jobName', 'j' * 5000)):
+        page = bounded(site.post('/remote/scheduler/add-%s' % kind, dict(
+            fields, **dict({'jobName': 'echo'}, **{name: value})),
+            status=400))
+        assert len(fieldError(page, name)) < 300
+    assert stored(site.rp) == before
+
+
+def sessionCookie(site):
+    return site.app.cookies.get('session', '')
+
+
+@pytest.mark.parametrize('action', ['toggle', 'run', 'delete'])
+def test_every_scheduler_action_on_a_long_title_fits_its_message(
+        site, action):
+    itemid = site.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60,
+                                         'title': 'é' * 200}))
+    page = site.post('/remote/scheduler/%s/%s' % (itemid, action),
+                     {'active': '0'}).follow()
+    message, = flash(page)
+    assert 'é' * 79 + '…' in message and 'é' * 80 not in message
+    assert len(sessionCookie(site)) < 4000
+
+
+def test_unread_flash_messages_never_overflow_the_session(site):
+    for number in range(50):
+        itemid = site.rp.addScheduler(Delay({
+            'jobName': 'echo', 'delay': 60, 'title': 'é' * 200}))
+        site.post('/remote/scheduler/%s/toggle' % itemid, {'active': '0'})
+        assert len(sessionCookie(site)) < 4000, number
+    messages = flash(site.app.get('/remote/'))
+    assert 1 <= len(messages) < 50
+    assert messages[-1].endswith('… is now inactive.')
+
+
+def test_messages_quote_long_names_shortened(site):
+    page = bounded(site.post('/remote/jobs/add', {'name': 'n' * 5000,
+                                                  'input': ''},
+                             status=400))
+    assert len(fieldError(page, 'name')) < 120
+
+
+# bounded pages and downloads
+
+def test_a_huge_job_has_a_small_page_and_downloads_whole(site):
+    # Formatted as the page used to, its input and output take 2.4 MB
+    # each.
+    value = nestedObjects(60, [0] * 20000)
+    jobid, = site.addJobs('echo', [value])
+    site.process()
+    page = bounded(site.app.get('/remote/jobs/%s' % jobid))
+    assert len(page.body) < 300 * 1024
+    for name in ('input', 'output'):
+        shown = page.html.find(id='job-%s' % name).get_text()
+        assert 60 * 1024 < len(shown) <= 64 * 1024
+        assert 'Only the first' in page.html.find(
+            id='job-%s-download' % name).get_text()
+        download = page.click(href='%s.json' % name, index=0)
+        assert download.content_type == 'application/json'
+        assert download.headers['Content-Disposition'] == \
+            'attachment; filename="job-%s-%s.json"' % (jobid, name)
+        assert download.json == value
+
+
+def test_a_small_job_is_shown_whole(site):
+    jobid, = site.addJobs('echo', [{'a': 1}])
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    assert 'Only the first' not in page.text
+    assert site.app.get('/remote/jobs/%s/input.json' % jobid).json == \
+        {'a': 1}
+    assert site.app.get('/remote/jobs/%s/output.json' % jobid).json is None
+
+
+def test_many_long_errors_have_a_small_page(site):
+    jobid, = site.addJobs('echo', [None])
+    errors = ['<error %d>' % i + 'e' * 100000 for i in range(50)]
+    site.rp.jobsCollection.update_one({}, {'$set': {
+        'status': 'error', 'errors': errors,
+        'tracebacks': ['t' * 100000] * 50}})
+    page = bounded(site.app.get('/remote/jobs/%s' % jobid))
+    assert len(page.body) < 300 * 1024
+    items = page.html.find(id='job-errors').find_all('li', recursive=False)
+    assert len(items) == 10
+    assert page.html.find(id='job-errors')['start'] == '41'
+    assert '<error 49>' in items[-1].get_text()
+    assert 'The latest 10 of 50 errors are shown.' in ' '.join(
+        page.html.find(id='job-errors-download').get_text().split())
+    download = site.app.get('/remote/jobs/%s/errors.json' % jobid).json
+    assert [error['error'] for error in download] == errors
+    overview = bounded(site.app.get('/remote/'))
+    assert len(overview.body) < 100 * 1024
+
+
+def test_a_long_scheduler_input_is_kept_when_edited(site):
+    value = nestedObjects(10, ['x' * 1000] * 100)
+    itemid = site.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60,
+                                         'input': value}))
+    page = bounded(site.app.get('/remote/scheduler/%s/edit' % itemid))
+    assert len(page.body) < 100 * 1024
+    form = page.forms['scheduler-item']
+    assert form['input'].value == ''
+    assert site.app.get(
+        '/remote/scheduler/%s/input.json' % itemid).json == value
+    form['delay'] = '90'
+    form.submit().follow()
+    item = site.rp.scheduler[itemid]
+    assert (item.delay, item.input) == (90, value)
+    page = site.app.get('/remote/scheduler/%s/edit' % itemid)
+    form = page.forms['scheduler-item']
+    form['input'] = '{"new": 1}'
+    form.submit().follow()
+    assert site.rp.scheduler[itemid].input == {'new': 1}
+
+
+# deleting a processing job
+
+def test_a_processing_job_cannot_be_deleted_from_its_page(site):
+    jobid, = site.addJobs('echo', [None])
+    site.rp.pullNextJob()
+    transaction.commit()
+    assert site.rp.getJobStatus(jobid) == 'processing'
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    assert 'delete' not in page.forms
+    before = stored(site.rp)
+    page = site.post('/remote/jobs/%s/delete' % jobid).follow()
+    assert flash(page, 'error') == [
+        'Job %s is processing; cancel it before deleting it.' % jobid]
+    assert stored(site.rp) == before

@@ -47,6 +47,22 @@ TIMEZONE_NAME = re.compile(r'[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*\Z')
 #: How much of user text a message quotes.
 QUOTED = 80
 
+#: The longest flash message, in characters, and how many bytes (as the
+#: session stores them, JSON) the unread ones may take together: a
+#: cookie session holds about 4 KB, and unread messages pile up when a
+#: client does not follow the redirects.
+MAX_FLASH = 200
+FLASH_BUDGET = 1500
+
+#: What a page shows of a stored value (input, output), formatted as
+#: JSON, in characters; and of each error message and traceback. A page
+#: shows the latest MAX_ERRORS_SHOWN errors. Whatever a job holds, its
+#: page stays well under 2 MB; the whole values are downloads.
+SHOWN_VALUE = 64 * 1024
+SHOWN_ERROR = 2 * 1024
+SHOWN_TRACEBACK = 8 * 1024
+MAX_ERRORS_SHOWN = 10
+
 _CONTAINERS = (dict, list, tuple)
 # A JSON string (skipped whole, brackets in it do not count) or a bracket.
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
