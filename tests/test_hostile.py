@@ -413,3 +413,27 @@ def test_a_processing_job_cannot_be_deleted_from_its_page(site):
     assert flash(page, 'error') == [
         'Job %s is processing; cancel it before deleting it.' % jobid]
     assert stored(site.rp) == before
+
+
+@pytest.mark.parametrize('content_type', [
+    'multipart/form-data', 'multipart/form-data; boundary=',
+    'multipart/form-data; boundary=x'])
+def test_a_form_that_cannot_be_parsed_is_a_bad_request(site, ids,
+                                                       content_type):
+    # Found by the fuzz test: a multipart body without its boundary. Sent
+    # as it is (WebTest would write a proper one).
+    import webob
+    token = site.token()
+    before = stored(site.rp)
+    request = webob.Request.blank(
+        '/remote/jobs/add', method='POST', body=b'csrf_token=' +
+        token.encode(), environ={'REMOTE_USER': 'admin'})
+    request.headers['Content-Type'] = content_type
+    request.headers['Cookie'] = '; '.join(
+        '%s=%s' % item for item in site.app.cookies.items())
+    response = bounded(request.get_response(site.wsgi))
+    assert response.status_int == 400
+    # An empty multipart form has no token.
+    assert 'The form cannot be read.' in response.text or \
+        'Invalid token' in response.text
+    assert stored(site.rp) == before

@@ -86,7 +86,8 @@ def _utf8(data):
 def check_request(request):
     """The error a request under the route is refused with before any
     work, or None: a path or query that is not UTF-8 (which no handler
-    could read), a body over MAX_REQUEST_BODY bytes."""
+    could read), a body over MAX_REQUEST_BODY bytes, a form that cannot
+    be parsed."""
     environ = request.environ
     # WSGI hands the path decoded from its escapes, as latin-1 text, and
     # the query as sent.
@@ -98,6 +99,13 @@ def check_request(request):
         return HTTPRequestEntityTooLarge(
             'The request has %d bytes; at most %d are read.'
             % (request.content_length, MAX_REQUEST_BODY))
+    try:
+        # Read here, as the CSRF check or the view would: a form that
+        # cannot be read (a multipart body without its boundary, say)
+        # is the client's error, not a view's.
+        request.POST  # noqa: B018 (parsed for its errors)
+    except (ValueError, UnicodeDecodeError):
+        return HTTPBadRequest('The form cannot be read.')
     return None
 
 
