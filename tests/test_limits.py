@@ -63,6 +63,21 @@ def test_brackets_in_strings_do_not_count():
     assert not limits.jsonNestedDeeper(text)
 
 
+def test_escapes_are_read_as_the_parser_reads_them():
+    assert limits.jsonNestedDeeper(
+        '[' * 64 + json.dumps('\\"]]]') + '[]' + ']' * 64)
+    assert not limits.jsonNestedDeeper(
+        '[' * 63 + json.dumps('\\"[[[') + ',[]' + ']' * 63)
+
+
+def test_the_json_scan_takes_linear_time():
+    # An open string of escaped quotes: a scan retrying the string from
+    # each quote would take hours over this.
+    text = '[' * 10 + '"' + '\\"' * 10 ** 6 + '[' * 70
+    assert limits.jsonNestedDeeper(text)
+    assert not limits.jsonNestedDeeper('[' + '[0],' * 10 ** 6 + '[0]]')
+
+
 def test_a_value_containing_itself_is_too_deep():
     loop = []
     loop.append(loop)

@@ -8,6 +8,7 @@ recursion before ``json.loads`` (or the store, which copies values
 recursively) could recurse, and a cron range is checked against its
 field's bounds before it is expanded.
 """
+import itertools
 import json
 import re
 
@@ -64,8 +65,13 @@ SHOWN_TRACEBACK = 8 * 1024
 MAX_ERRORS_SHOWN = 10
 
 _CONTAINERS = (dict, list, tuple)
-# A JSON string (skipped whole, brackets in it do not count) or a bracket.
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.S)
+# Reading JSON text's brackets in linear time, each step a regular
+# expression of the simplest kind: escapes go first (so a string is then
+# anything between two quotes), then strings, then all but brackets.
+_JSON_ESCAPE = re.compile(r'\\.', re.S)
+_JSON_STRING = re.compile(r'"[^"]*"')
+_JSON_NOT_BRACKET = re.compile(r'[^\[\]{}]+')
+_JSON_DEPTH = {'[': 1, '{': 1, ']': -1, '}': -1}
 
 
 def shorten(text, limit=QUOTED):
@@ -112,16 +118,17 @@ def jsonNestedDeeper(text, limit=MAX_DEPTH):
     recurses into it."""
     if text.count('[') + text.count('{') <= limit:
         return False
-    depth = 0
-    for match in _JSON_TOKEN.finditer(text):
-        token = match.group()
-        if token == '[' or token == '{':
-            depth += 1
-            if depth > limit:
-                return True
-        elif token == ']' or token == '}':
-            depth -= 1
-    return False
+    # A backslash outside a string, or a string left open, is a syntax
+    # error where it stands: the parser stops there, and what this reads
+    # differently after it does not matter.
+    if '\\' in text:
+        text = _JSON_ESCAPE.sub('', text)
+    if '"' in text:
+        text = _JSON_STRING.sub('', text)
+    brackets = _JSON_NOT_BRACKET.sub('', text)
+    # The depth the parser would reach: the most brackets open at once.
+    return max(itertools.accumulate(map(_JSON_DEPTH.__getitem__, brackets)),
+               default=0) > limit
 
 
 def loadJSON(text, what='The JSON text'):
