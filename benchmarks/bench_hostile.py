@@ -172,9 +172,9 @@ def main():
                   'Content-Security-Policy', '')
               and r.headers.get('Cache-Control') == 'no-store')
     anonymous = webtest.TestApp(site.wsgi)
-    for label, url in (('known', '/remote/jobs/%s' % big),
-                       ('unknown', '/remote/jobs/%s' % MISSING)):
-        site.case('anonymous GET of a %s job' % label,
+    for label, url in (('that exists', '/remote/jobs/%s' % big),
+                       ('that does not', '/remote/jobs/%s' % MISSING)):
+        site.case('anonymous GET of a job %s' % label,
                   lambda url=url: anonymous.get(url, status='*'), 303,
                   lambda r: '/login' in r.location)
     for label, came_from in (('CR/LF', '/remote\r\nX: 1'),
@@ -190,7 +190,6 @@ def main():
                   lambda r: r.location == 'http://localhost/remote')
     before = site.token()
     site.app.get('/').forms[0].submit(status=303)
-    saved = None
     site.login()
     saved = site.app.cookies['auth_tkt']
     renewed = site.token()
