@@ -1,17 +1,19 @@
 """Random and hostile requests to the management pages, as many as asked.
 
-The long run of ``tests/test_fuzz.py``: the same test site (the embedded
-store, seeded with jobs in every status and scheduler items) and the same
-hypothesis strategy (``support.pagefuzz``). Every request is sent and
-recorded, whatever it answers; at the end the script prints how many it
-sent, the statuses seen, the slowest requests, the largest answer and
-every 5xx or answer over 2 MB, and exits 1 if there was any.
+The long run of ``tests/test_fuzz.py``: the same sites (the test site or
+the demo, on the embedded store, seeded with jobs in every status and
+scheduler items) and the same hypothesis strategy (``support.pagefuzz``).
+Every request is sent and recorded, whatever it answers; at the end the
+script prints how many it sent, the statuses seen, the slowest requests,
+the largest answer and every 5xx or answer over 2 MB, and exits 1 if
+there was any.
 
 How to run::
 
     pip install -e '.[testing]'
     python benchmarks/fuzz_pages.py                   # 20,000 requests
     python benchmarks/fuzz_pages.py --requests 100000 --seed 7
+    python benchmarks/fuzz_pages.py --site demo
 """
 import argparse
 import collections
@@ -20,25 +22,35 @@ import sys
 import time
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
 
-TESTS = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'tests')
-if TESTS not in sys.path:
-    sys.path.insert(0, TESTS)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+for path in (os.path.join(ROOT, 'tests'), os.path.join(ROOT, 'examples',
+                                                       'demo')):
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
-from support.pagefuzz import MAX_RESPONSE, FuzzSite, requests  # noqa: E402
+from support.pagefuzz import (  # noqa: E402
+    MAX_RESPONSE,
+    DemoFuzzSite,
+    FuzzSite,
+)
+
+SITES = {'test': FuzzSite, 'demo': DemoFuzzSite}
 
 
-def run(count, seed_value):
-    site = FuzzSite()
+def run(count, seed_value, kind='test'):
+    site = SITES[kind]()
     sent = []
 
     @seed(seed_value)
     @settings(max_examples=count, deadline=None, database=None,
               phases=[Phase.generate],
               suppress_health_check=list(HealthCheck))
-    @given(requests(site.ids, site.token))
-    def fuzz(request):
+    @given(st.data())
+    def fuzz(data):
+        # Drawn with the site's token of the moment (the demo renews it).
+        request = data.draw(site.strategy())
         try:
             sent.append(site.send(request))
         except Exception as error:  # a crash is a 5xx as a server says
@@ -90,8 +102,11 @@ def main(argv=None):
                         help='how many requests to send (default 20000)')
     parser.add_argument('--seed', type=int, default=0,
                         help='the random seed (default 0)')
+    parser.add_argument('--site', choices=sorted(SITES), default='test',
+                        help='the test site (REMOTE_USER logs in) or the '
+                        'demo site (its login form; its own pages too)')
     args = parser.parse_args(argv)
-    sent, seconds = run(args.requests, args.seed)
+    sent, seconds = run(args.requests, args.seed, args.site)
     return 0 if report(sent, seconds) else 1
 
 

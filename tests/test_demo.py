@@ -49,6 +49,14 @@ def test_the_pages_need_a_login(app):
         'http://localhost/login?came_from=%2Fremote'
 
 
+def test_a_long_url_is_not_kept_for_after_the_login(app):
+    response = app.get('/remote/jobs', {'name': 'x' * 5000}, status=303)
+    assert response.location == \
+        'http://localhost/login?came_from=%2Fremote%2Fjobs'
+    response = app.get('/remote/jobs/' + 'x' * 5000, status=303)
+    assert response.location == 'http://localhost/login'
+
+
 def test_login_opens_the_pages(app):
     response = login(app, came_from='/remote/jobs')
     assert response.location == 'http://localhost/remote/jobs'
@@ -166,6 +174,14 @@ def test_anonymous_answers_do_not_tell_what_exists(app):
                                  '/login?came_from=%ff'])
 def test_undecodable_urls_are_bad_requests(app, url):
     app.get(url, status=400)
+
+
+@pytest.mark.parametrize('path', ['/login', '/logout', '/remote/jobs/add'])
+def test_a_form_that_cannot_be_parsed_is_a_bad_request(app, path):
+    import webob
+    request = webob.Request.blank(path, method='POST', body=b'login=x')
+    request.headers['Content-Type'] = 'multipart/form-data'
+    assert request.get_response(app.app).status_int == 400
 
 
 def test_the_user_is_granted_only_the_management_permission(app):

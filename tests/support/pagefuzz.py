@@ -3,7 +3,8 @@ to send them to.
 
 ``FuzzSite`` is a site as ``tests/test_views.py`` builds one (a cookie
 session, ``RemoteUserPolicy``), seeded with jobs in every status and a
-Delay and a Cron item. ``requests()`` is a hypothesis strategy drawing
+Delay and a Cron item; ``DemoFuzzSite`` is the demo site, logged in
+through its form. ``requests()`` is a hypothesis strategy drawing
 ``FuzzRequest`` objects: a path of every page and action (with ids of
 jobs and items that exist, ids that do not, random text, bytes and
 percent-escapes), a query string and a form (known field names and
@@ -99,7 +100,8 @@ _names = st.one_of(st.sampled_from(FIELDS), st.sampled_from(FIELDS),
                    st.text(min_size=1, max_size=12))
 # The actions take a POST, the pages a GET; other methods now and then.
 ACTIONS = ('add', 'remove', 'processor', 'scheduler', 'cancel', 'retry',
-           'delete', 'edit', 'toggle', 'run')
+           'delete', 'edit', 'toggle', 'run', 'add-delay', 'add-cron')
+SITE_ACTIONS = ('login', 'logout')
 
 
 def _segment(draw, kind, ids):
@@ -138,20 +140,24 @@ class FuzzRequest:
 
 
 @st.composite
-def requests(draw, ids, token):
+def requests(draw, ids, token, paths=PATHS, sitePaths=()):
     """A ``FuzzRequest`` for the pages; ``ids`` maps 'job' and 'item' to
-    the ids that exist, ``token`` is the session's CSRF token."""
-    template = draw(st.sampled_from(PATHS))
-    path = template.format(job=_segment(draw, 'job', ids),
-                           item=_segment(draw, 'item', ids))
-    if draw(st.integers(0, 9)) == 0:
-        path += '/' + _segment(draw, 'job', ids)
-    path = '/remote/' + path
+    the ids that exist, ``token`` is the session's CSRF token. ``paths``
+    are under the route, ``sitePaths`` the site's own (drawn now and
+    then)."""
+    if sitePaths and draw(st.integers(0, 4)) == 0:
+        path = draw(st.sampled_from(sitePaths))
+    else:
+        template = draw(st.sampled_from(paths))
+        path = template.format(job=_segment(draw, 'job', ids),
+                               item=_segment(draw, 'item', ids))
+        if draw(st.integers(0, 9)) == 0:
+            path += '/' + _segment(draw, 'job', ids)
+        path = '/remote/' + path
     if draw(st.integers(0, 9)) == 0:
         method = draw(st.sampled_from(('GET', 'POST', 'HEAD', 'PUT',
                                        'DELETE', 'OPTIONS')))
-    elif any(path.endswith(action) or path.endswith('-' + action)
-             for action in ACTIONS):
+    elif any(path.endswith(action) for action in ACTIONS + SITE_ACTIONS):
         method = 'POST'
     else:
         method = 'GET'
@@ -184,7 +190,24 @@ class Sent:
 class FuzzSite:
     """The test site, its seeded ids, and a cookie jar of its own."""
 
+    #: What the strategy draws from (see ``strategy``).
+    paths = PATHS
+    sitePaths = ()
+    #: What a logged-in request adds to its environment, and the cookies
+    #: an anonymous one leaves out.
+    identity = {'REMOTE_USER': 'admin'}
+    loginCookies = ()
+    #: A job factory whose jobs fail.
+    failing = 'error'
+
     def __init__(self, uri='mongomock://', databaseName='m01fuzz'):
+        self.wsgi = self.makeApp(uri, databaseName)
+        self.rp = self.wsgi.registry.getUtility(IRemoteProcessor)
+        self.cookies = {}
+        self.ids = self.seed()
+        self.token = self.csrfToken()
+
+    def makeApp(self, uri, databaseName):
         config = Configurator(settings={'m01.remote.uri': uri,
                                         'm01.remote.database': databaseName})
         config.set_session_factory(SignedCookieSessionFactory('fuzz'))
@@ -192,17 +215,19 @@ class FuzzSite:
         config.include('m01.remote')
         config.add_remote_job_factory('echo', testing.EchoJob)
         config.add_remote_job_factory('error', testing.ErrorJob)
-        self.wsgi = config.make_wsgi_app()
-        self.rp = self.wsgi.registry.getUtility(IRemoteProcessor)
-        self.cookies = {}
-        self.ids = self.seed()
-        self.token = self.csrfToken()
+        return config.make_wsgi_app()
+
+    def strategy(self):
+        """The requests for this site, with its current CSRF token."""
+        return requests(self.ids, self.token, self.paths, self.sitePaths)
 
     def seed(self):
         rp = self.rp
         jobs = [rp.addJob('echo', {'n': n, 'text': '<b>%d</b>' % n})
                 for n in range(3)]
-        jobs.append(rp.addJob('error'))
+        jobs.append(rp.addJob(self.failing))
+        # Too large for a page to show whole.
+        jobs.append(rp.addJob('echo', nestedObjects(60, [0] * 20000)))
         transaction.commit()
         rp.processJobs()
         transaction.commit()
@@ -238,14 +263,16 @@ class FuzzSite:
             'HTTP_HOST': 'localhost', 'wsgi.url_scheme': 'http',
         }
         if not anonymous:
-            environ['REMOTE_USER'] = 'admin'
+            environ.update(self.identity)
         request = webob.Request.blank('/', environ, body=body)
         request.environ.update(environ)
         if body:
             request.content_type = content_type
-        if self.cookies:
+        cookies = [item for item in self.cookies.items()
+                   if not (anonymous and item[0] in self.loginCookies)]
+        if cookies:
             request.headers['Cookie'] = '; '.join(
-                '%s=%s' % item for item in self.cookies.items())
+                '%s=%s' % item for item in cookies)
         response = request.get_response(self.wsgi)
         self._keepCookies(response)
         return response
@@ -276,3 +303,48 @@ class FuzzSite:
     def close(self):
         self.rp.stopProcessor(5)
         self.rp.stopScheduler(5)
+
+
+def nestedObjects(depth, leaf):
+    for _level in range(depth):
+        leaf = {'a': leaf}
+    return leaf
+
+
+DEMO_SETTINGS = {'demo.user': 'admin', 'demo.password': 'admin',
+                 'demo.secret': 'fuzz'}
+
+
+class DemoFuzzSite(FuzzSite):
+    """The demo site (``examples/demo``), logged in through its login
+    form, and its own pages too. Its processor is never started: a sleep
+    job could hold it for minutes."""
+
+    paths = tuple(path for path in PATHS if path != 'start-processor')
+    sitePaths = ('/', '/login', '/logout', '/nothing')
+    identity = {}
+    loginCookies = ('auth_tkt',)
+    failing = 'fail'
+
+    def makeApp(self, uri, databaseName):
+        import m01remote_demo
+        return m01remote_demo.main({}, **dict(
+            DEMO_SETTINGS, **{'m01.remote.uri': uri,
+                              'm01.remote.database': databaseName}))
+
+    def csrfToken(self):
+        self.call('GET', '/login')
+        response = self.call(
+            'POST', '/login', body=urllib.parse.urlencode({
+                'login': 'admin', 'password': 'admin',
+                'csrf_token': self.cookies['csrf_token']}).encode())
+        assert response.status_int == 303, response.status
+        # Renewed at the login.
+        return self.cookies['csrf_token']
+
+    def send(self, fuzz):
+        sent = super().send(fuzz)
+        if fuzz.path.startswith(('/login', '/logout')):
+            # It may have logged out, or renewed the token: log in again.
+            self.token = self.csrfToken()
+        return sent

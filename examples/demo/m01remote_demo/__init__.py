@@ -223,10 +223,20 @@ def bad_url_view(request):
                        'UTF-8.</p>', status=400)
 
 
+def bad_form_view(request):
+    # A form the CSRF check cannot parse (a multipart body without its
+    # boundary): the client's error.
+    return render_page('Bad request', '<p>The form cannot be read.</p>',
+                       status=400)
+
+
 def forbidden_view(request):
     if request.authenticated_userid is None:
+        # Back to the page after the login, if its URL is one to keep.
+        came_from = next((url for url in (request.path_qs, request.path)
+                          if len(url) <= MAX_CAME_FROM), None)
         return HTTPSeeOther(request.route_url(
-            'login', _query={'came_from': request.path_qs}))
+            'login', _query={'came_from': came_from} if came_from else {}))
     return render_page('Forbidden', '<p>%s may not do this.</p>'
                        % html.escape(request.authenticated_userid),
                        status=HTTPForbidden.code)
@@ -271,5 +281,8 @@ def main(global_config, **settings):
     config.add_forbidden_view(forbidden_view)
     # A path, query or form that is not UTF-8 (URLDecodeError is one).
     config.add_exception_view(bad_url_view, context=UnicodeDecodeError)
+    for route in ('login', 'logout'):
+        config.add_exception_view(bad_form_view, context=ValueError,
+                                  route_name=route)
     add_demo_jobs(config)
     return config.make_wsgi_app()
