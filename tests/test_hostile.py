@@ -320,6 +320,15 @@ def test_unread_flash_messages_never_overflow_the_session(site):
     assert messages[-1].endswith('… is now inactive.')
 
 
+def test_a_factory_filter_longer_than_any_name_is_a_bad_request(site):
+    page = bounded(site.app.get('/remote/jobs', {'name': 'n' * 201},
+                                status=400))
+    assert 'a job factory name has at most 200' in page.text
+    page = site.app.get('/remote/scheduler/add-delay',
+                        {'jobName': 'n' * 201})
+    assert 'n' * 201 not in page.text
+
+
 def test_messages_quote_long_names_shortened(site):
     page = bounded(site.post('/remote/jobs/add', {'name': 'n' * 5000,
                                                   'input': ''},

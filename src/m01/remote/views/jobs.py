@@ -10,6 +10,7 @@ from m01.remote import interfaces
 from m01.remote.containers import SORT_FIELDS, toObjectId
 from m01.remote.limits import (
     MAX_ERRORS_SHOWN,
+    MAX_NAME,
     SHOWN_ERROR,
     SHOWN_TRACEBACK,
     quote,
@@ -47,9 +48,16 @@ class JobsView(BaseView):
 
     def filters(self):
         request = self.request
+        name = request.GET.get('name', '')
+        if len(name) > MAX_NAME:
+            # No factory has such a name; the page would repeat it in
+            # every link.
+            raise HTTPBadRequest('name has %d characters; a job factory '
+                                 'name has at most %d' % (len(name),
+                                                          MAX_NAME))
         return {
             'status': choiceParam(request, 'status', STATI, ''),
-            'name': request.GET.get('name', ''),
+            'name': name,
             'sort': choiceParam(request, 'sort', SORT_FIELDS,
                                 DEFAULT_FILTERS['sort']),
             'order': choiceParam(request, 'order', ORDERS,

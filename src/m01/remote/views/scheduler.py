@@ -8,7 +8,13 @@ from pyramid.view import view_defaults
 
 from m01.remote import interfaces
 from m01.remote.cron import FIELDS
-from m01.remote.limits import MAX_CRON_TEXT, checkText, quote, shorten
+from m01.remote.limits import (
+    MAX_CRON_TEXT,
+    MAX_NAME,
+    checkText,
+    quote,
+    shorten,
+)
 from m01.remote.scheduler import Cron, Delay
 from m01.remote.views.common import (
     BaseView,
@@ -313,8 +319,9 @@ class SchedulerView(SchedulerBase):
 
     def _addForm(self, kind):
         values = {'active': True}
-        if 'jobName' in self.request.GET:
-            values['jobName'] = self.request.GET['jobName']
+        jobName = self.request.GET.get('jobName', '')
+        if jobName and len(jobName) <= MAX_NAME:
+            values['jobName'] = jobName
         return self.form(kind, values, {})
 
     def _add(self, kind):
