@@ -17,6 +17,7 @@ How to run::
 """
 import argparse
 import collections
+import gc
 import os
 import sys
 import time
@@ -58,11 +59,33 @@ def run(count, seed_value, kind='test'):
             print('ERROR %s: %r' % (request, error), file=sys.stderr)
 
     started = time.perf_counter()
+    gc.callbacks.append(PAUSES)
     try:
         fuzz()
     finally:
+        gc.callbacks.remove(PAUSES)
         site.close()
     return sent, time.perf_counter() - started
+
+
+class Pauses:
+    """The longest garbage collection of this process: the slowest
+    requests are those it interrupted (hypothesis and the embedded store
+    make a large heap), not slow handlers."""
+
+    def __init__(self):
+        self.longest = 0.0
+        self._started = None
+
+    def __call__(self, phase, info):
+        if phase == 'start':
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.longest = max(self.longest,
+                               time.perf_counter() - self._started)
+
+
+PAUSES = Pauses()
 
 
 def report(sent, seconds):
@@ -80,6 +103,7 @@ def report(sent, seconds):
             1000 * times[len(times) // 2],
             1000 * times[min(len(times) - 1, int(len(times) * 0.99))],
             1000 * times[-1]))
+    print('longest gc pause   %.1f ms' % (1000 * PAUSES.longest))
     print('slowest:')
     for record in sorted(answered, key=lambda r: -r.seconds)[:5]:
         print('  %7.1f ms  %d  %s' % (1000 * record.seconds, record.status,
