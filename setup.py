@@ -26,6 +26,7 @@ requires = [
 
 testing_requires = [
     'beautifulsoup4',
+    'hypothesis',
     'pytest',
     'ruff',
     'selenium',

@@ -49,6 +49,14 @@ def test_the_pages_need_a_login(app):
         'http://localhost/login?came_from=%2Fremote'
 
 
+def test_a_long_url_is_not_kept_for_after_the_login(app):
+    response = app.get('/remote/jobs', {'name': 'x' * 5000}, status=303)
+    assert response.location == \
+        'http://localhost/login?came_from=%2Fremote%2Fjobs'
+    response = app.get('/remote/jobs/' + 'x' * 5000, status=303)
+    assert response.location == 'http://localhost/login'
+
+
 def test_login_opens_the_pages(app):
     response = login(app, came_from='/remote/jobs')
     assert response.location == 'http://localhost/remote/jobs'
@@ -79,6 +87,101 @@ def test_logout(app):
     assert form.action == 'http://localhost/logout'
     form.submit(status=303)
     app.get('/remote', status=303)
+
+
+def test_a_saved_ticket_stops_working_at_logout(app):
+    login(app)
+    saved = app.cookies['auth_tkt']
+    app.get('/remote', status=200)
+    app.get('/').forms[0].submit(status=303)
+    app.set_cookie('auth_tkt', saved)
+    response = app.get('/remote', status=303)
+    assert response.location.startswith('http://localhost/login')
+    # Logging in again gives a ticket that works.
+    login(app)
+    app.get('/remote', status=200)
+
+
+def test_the_ticket_expires(app, monkeypatch):
+    import time
+
+    from pyramid.interfaces import ISecurityPolicy
+    login(app)
+    helper = app.app.registry.getUtility(ISecurityPolicy).helper
+    assert (helper.timeout, helper.reissue_time) == (
+        demo.LOGIN_TIMEOUT, demo.LOGIN_REISSUE)
+    monkeypatch.setattr(helper, 'now', time.time() + demo.LOGIN_TIMEOUT
+                        + 1)
+    app.get('/remote', status=303)
+
+
+def csrfCookie(app):
+    return app.cookies.get('csrf_token')
+
+
+def test_the_csrf_token_is_renewed_at_login_and_logout(app):
+    app.get('/login')
+    before = csrfCookie(app)
+    login(app)
+    after_login = csrfCookie(app)
+    assert before and after_login and after_login != before
+    app.get('/').forms[0].submit(status=303)
+    assert csrfCookie(app) not in (None, before, after_login)
+    # A form shown before the login cannot be replayed.
+    app.post('/logout', {'csrf_token': before}, status=400)
+
+
+@pytest.mark.parametrize('came_from', [
+    '/remote\r\nSet-Cookie: x=1', '/remote\n', '/remote\x00x',
+    '/\\evil.example.com/', '//evil.example.com', 'http://evil.example.com',
+    '/remote/é', '/' + 'x' * 5000, ' /remote'])
+def test_unsafe_came_from_falls_back_to_the_pages(app, came_from):
+    response = login(app, came_from=came_from)
+    assert response.location == 'http://localhost/remote'
+    # Posted as it is, not through the form's hidden field.
+    app.get('/').forms[0].submit(status=303)
+    response = app.post('/login', {
+        'login': 'admin', 'password': 's3cret', 'came_from': came_from,
+        'csrf_token': csrfCookie(app)}, status=303)
+    assert response.location == 'http://localhost/remote'
+
+
+def test_a_local_came_from_is_followed(app):
+    response = login(app, came_from='/remote/jobs?status=error&page=2')
+    assert response.location == \
+        'http://localhost/remote/jobs?status=error&page=2'
+
+
+def test_anonymous_answers_do_not_tell_what_exists(app):
+    from m01.remote.scheduler import Delay
+    rp = app.app.registry.getUtility(IRemoteProcessor)
+    jobid = rp.addJob('echo', 'hi', immediate=True)
+    itemid = rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60}))
+    missing = '0123456789abcdef01234567'
+    for known, path in ((jobid, '/remote/jobs/%s'),
+                        (jobid, '/remote/jobs/%s/cancel'),
+                        (itemid, '/remote/scheduler/%s/edit')):
+        found = app.get(path % known, status=303)
+        assert found.location.startswith('http://localhost/login')
+        lost = app.get(path % missing, status=303)
+        assert lost.location == found.location.replace(known, missing)
+        app.post(path % known, status=303)
+        app.post(path % missing, status=303)
+    assert rp.getJobStatus(jobid) == 'queued'
+
+
+@pytest.mark.parametrize('url', ['/%ff', '/login%ff', '/remote/jobs/%ff',
+                                 '/login?came_from=%ff'])
+def test_undecodable_urls_are_bad_requests(app, url):
+    app.get(url, status=400)
+
+
+@pytest.mark.parametrize('path', ['/login', '/logout', '/remote/jobs/add'])
+def test_a_form_that_cannot_be_parsed_is_a_bad_request(app, path):
+    import webob
+    request = webob.Request.blank(path, method='POST', body=b'login=x')
+    request.headers['Content-Type'] = 'multipart/form-data'
+    assert request.get_response(app.app).status_int == 400
 
 
 def test_the_user_is_granted_only_the_management_permission(app):

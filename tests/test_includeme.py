@@ -91,7 +91,7 @@ def test_settings_action_adds_route_and_pages():
     config.actions[0][1]()
     assert config.calls == [
         ('add_route', 'm01.remote', '/queue*traverse',
-         m01.remote.root_factory),
+         m01.remote.pages_root_factory),
         ('include', 'm01.remote.views'),
     ]
     assert config.registry.m01_remote_settings.route_prefix == '/queue'
@@ -103,7 +103,8 @@ def test_settings_action_without_pages():
     m01.remote.includeme(config)
     del config.calls[:]
     config.actions[0][1]()
-    assert [call[0] for call in config.calls] == ['add_route']
+    assert config.calls == [('add_route', 'm01.remote', '/remote*traverse',
+                             m01.remote.root_factory)]
 
 
 class SiteErrorMessage:

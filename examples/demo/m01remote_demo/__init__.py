@@ -12,11 +12,17 @@ factories and the scheduler items.
 import hmac
 import html
 import logging
+import re
 import secrets
+import threading
 
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.config import Configurator
-from pyramid.csrf import CookieCSRFStoragePolicy, get_csrf_token
+from pyramid.csrf import (
+    CookieCSRFStoragePolicy,
+    get_csrf_token,
+    new_csrf_token,
+)
 from pyramid.exceptions import ConfigurationError
 from pyramid.httpexceptions import HTTPForbidden, HTTPSeeOther
 from pyramid.response import Response
@@ -52,20 +58,49 @@ def demo_settings(settings):
     return user, password, secret
 
 
+#: Seconds a login ticket lasts without a request, and after how many
+#: seconds a request renews it.
+LOGIN_TIMEOUT = 30 * 60
+LOGIN_REISSUE = 60
+
+
 class DemoSecurityPolicy:
     """One user, who is granted the management permission and no other.
+
+    A login ticket expires after LOGIN_TIMEOUT seconds without a request
+    and holds the user's current login nonce; logging out draws a new
+    one, so every ticket issued before (a saved cookie too) stops
+    working. The nonces live in this process, which is all the demo's
+    embedded store allows anyway; a restart logs everybody out.
     """
 
     def __init__(self, secret, user):
-        self.helper = AuthTktCookieHelper(secret, hashalg='sha512',
-                                          http_only=True, samesite='Lax')
+        self.helper = AuthTktCookieHelper(
+            secret, hashalg='sha512', http_only=True, samesite='Lax',
+            timeout=LOGIN_TIMEOUT, reissue_time=LOGIN_REISSUE)
         self.user = user
+        self._nonces = {}
+        self._lock = threading.Lock()
+
+    def _nonce(self, userid):
+        with self._lock:
+            # A token of an auth ticket starts with a letter.
+            return self._nonces.setdefault(
+                userid, 'n' + secrets.token_hex(16))
+
+    def revoke(self, userid):
+        """Make every ticket issued to ``userid`` so far invalid."""
+        with self._lock:
+            self._nonces.pop(userid, None)
 
     def identity(self, request):
         identity = self.helper.identify(request)
-        if identity is not None and identity['userid'] == self.user:
-            return identity['userid']
-        return None
+        if identity is None or identity['userid'] != self.user:
+            return None
+        if not hmac.compare_digest(
+                ''.join(identity['tokens'][:1]), self._nonce(self.user)):
+            return None
+        return identity['userid']
 
     def authenticated_userid(self, request):
         return self.identity(request)
@@ -78,9 +113,13 @@ class DemoSecurityPolicy:
         return Allowed('%s is granted %r' % (self.user, permission))
 
     def remember(self, request, userid, **kw):
-        return self.helper.remember(request, userid, **kw)
+        return self.helper.remember(request, userid,
+                                    tokens=(self._nonce(userid),), **kw)
 
     def forget(self, request, **kw):
+        userid = self.identity(request)
+        if userid is not None:
+            self.revoke(userid)
         return self.helper.forget(request, **kw)
 
 
@@ -126,10 +165,16 @@ def welcome_view(request):
     return render_page('m01.remote', body)
 
 
+# A local path (not '//host', nor '/\\host', which browsers read as
+# '//host') of printable ASCII: no header splitting, no other site.
+LOCAL_PATH = re.compile(r'/(?![/\\])[!-~]*\Z')
+MAX_CAME_FROM = 2000
+
+
 def safe_came_from(request, came_from):
-    # Only local paths: never redirect a login to another site.
-    if came_from and came_from.startswith('/') \
-            and not came_from.startswith('//'):
+    # Never redirect a login to another site, or into a broken header.
+    if came_from and len(came_from) <= MAX_CAME_FROM \
+            and LOCAL_PATH.match(came_from) and '\\' not in came_from:
         return request.application_url + came_from
     return pages_url(request)
 
@@ -160,19 +205,38 @@ def login_view(request):
     if hmac.compare_digest(login.encode(), policy['user'].encode()) and \
             hmac.compare_digest(password.encode(),
                                 policy['password'].encode()):
+        # A token a page showed before the login must not stay valid.
+        new_csrf_token(request)
         return HTTPSeeOther(safe_came_from(request, came_from),
                             headers=remember(request, login))
     return login_form(request, came_from, 'Wrong user or password.', 400)
 
 
 def logout_view(request):
+    new_csrf_token(request)
     return HTTPSeeOther(request.route_url('home'), headers=forget(request))
+
+
+def bad_url_view(request):
+    # The site's pages only; the add-on answers for its own route.
+    return render_page('Bad request', '<p>The request is not valid '
+                       'UTF-8.</p>', status=400)
+
+
+def bad_form_view(request):
+    # A form the CSRF check cannot parse (a multipart body without its
+    # boundary): the client's error.
+    return render_page('Bad request', '<p>The form cannot be read.</p>',
+                       status=400)
 
 
 def forbidden_view(request):
     if request.authenticated_userid is None:
+        # Back to the page after the login, if its URL is one to keep.
+        came_from = next((url for url in (request.path_qs, request.path)
+                          if len(url) <= MAX_CAME_FROM), None)
         return HTTPSeeOther(request.route_url(
-            'login', _query={'came_from': request.path_qs}))
+            'login', _query={'came_from': came_from} if came_from else {}))
     return render_page('Forbidden', '<p>%s may not do this.</p>'
                        % html.escape(request.authenticated_userid),
                        status=HTTPForbidden.code)
@@ -215,5 +279,10 @@ def main(global_config, **settings):
     config.add_view(logout_view, route_name='logout', request_method='POST',
                     require_csrf=True)
     config.add_forbidden_view(forbidden_view)
+    # A path, query or form that is not UTF-8 (URLDecodeError is one).
+    config.add_exception_view(bad_url_view, context=UnicodeDecodeError)
+    for route in ('login', 'logout'):
+        config.add_exception_view(bad_form_view, context=ValueError,
+                                  route_name=route)
     add_demo_jobs(config)
     return config.make_wsgi_app()

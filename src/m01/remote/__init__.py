@@ -59,6 +59,26 @@ def root_factory(request):
     return request.remote_processor
 
 
+def pages_root_factory(request):
+    """The root factory of the route when the pages are registered: the
+    processor, but a request lacking the pages' permission is refused
+    (the site's forbidden handling) before any id in its path is looked
+    up, so an anonymous answer never tells which jobs or items exist.
+
+    Paths of one segment (``/remote/jobs``) name no id and are left to
+    the views' own permission check, which the site's policy then makes
+    once, as for any view.
+    """
+    processor = get_remote_processor(request)
+    traverse = (request.matchdict or {}).get('traverse') or ()
+    if len(traverse) > 1:
+        permission = get_remote_settings(request.registry).permission
+        if not request.has_permission(permission, processor):
+            from pyramid.httpexceptions import HTTPForbidden
+            raise HTTPForbidden()
+    return processor
+
+
 # worker kinds: named adapters (IRemoteProcessor) -> IJobWorker
 
 def worker_arguments(settings, factory):
@@ -321,7 +341,8 @@ def _configure_route_and_pages(config):
     config.registry.m01_remote_settings = settings
     register_defaults(config.registry)
     config.add_route(ROUTE_NAME, settings.route_pattern,
-                     factory=root_factory)
+                     factory=pages_root_factory if settings.pages
+                     else root_factory)
     if settings.pages:
         config.include('m01.remote.views')
 

@@ -67,6 +67,8 @@ import calendar
 import datetime
 import zoneinfo
 
+from m01.remote.limits import MAX_CRON_VALUES, checkTimezoneName, quote
+
 UTC = datetime.timezone.utc
 
 #: The cron fields with their inclusive value ranges.
@@ -109,13 +111,16 @@ def check_field(name, values):
     if values is None:
         return []
     if not isinstance(values, (list, tuple, set, frozenset)):
-        raise ValueError('%s must be a list of integers, got %r'
-                         % (name, values))
+        raise ValueError('%s must be a list of integers, got %s'
+                         % (name, quote(values)))
+    if len(values) > MAX_CRON_VALUES:
+        raise ValueError('%s has %d values; a cron field takes at most %d'
+                         % (name, len(values), MAX_CRON_VALUES))
     for value in values:
         # bool is an int subclass, but True is never a meant minute.
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError('%s must contain integers only, got %r'
-                             % (name, value))
+            raise ValueError('%s must contain integers only, got %s'
+                             % (name, quote(value)))
         if not lo <= value <= hi:
             raise ValueError('%s value %r is out of range %d..%d'
                              % (name, value, lo, hi))
@@ -124,14 +129,14 @@ def check_field(name, values):
 
 def get_timezone(name):
     """Return the ZoneInfo for an IANA name, None for UTC."""
-    if not isinstance(name, str) or not name:
-        raise ValueError('timezone must be an IANA timezone name, got %r'
-                         % (name,))
+    checkTimezoneName(name)
     if name == 'UTC':
         return None
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a directory of the zone database (America) or a name
+        # the file system refuses.
         raise ValueError('timezone %r is not a known IANA timezone name'
                          % name) from None
 

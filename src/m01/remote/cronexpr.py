@@ -23,6 +23,7 @@ How the expression maps onto the item's rules (see ``m01.remote.cron``):
   match.
 """
 from m01.remote.cron import FIELD_NAMES, check_field
+from m01.remote.limits import MAX_CRON_TEXT, checkText, quote
 
 MONTH_NAMES = ('JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP',
                'OCT', 'NOV', 'DEC')
@@ -92,8 +93,9 @@ def _field(text, name, lo, hi, names):
 def parseExpression(expression):
     """Return the Cron item fields (and dayMatch) of a cron expression."""
     if not isinstance(expression, str):
-        raise ValueError('expression must be a string, got %r'
-                         % (expression,))
+        raise ValueError('expression must be a string, got %s'
+                         % quote(expression))
+    checkText('expression', expression, MAX_CRON_TEXT)
     text = SHORTCUTS.get(expression.strip().lower(), expression)
     parts = text.split()
     if len(parts) != 5:

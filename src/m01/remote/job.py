@@ -102,7 +102,13 @@ def getJobClass(key):
 
 
 def checkStorable(value, what='input'):
-    """Raise ValueError unless BSON can store ``value`` within 16 MB."""
+    """Raise ValueError unless BSON can store ``value`` within 16 MB and
+    the nesting limit (checked first, without recursion): MAX_DEPTH
+    levels for a value given, more for the documents wrapping values."""
+    from m01.remote import limits
+    limits.checkDepth(value, 'The job %s' % what,
+                      limits.MAX_DEPTH if what in ('input', 'output')
+                      else limits.MAX_DOCUMENT_DEPTH)
     try:
         size = len(bson.encode({'v': value}))
     except (bson.errors.InvalidDocument, TypeError, OverflowError) as e:

@@ -11,6 +11,14 @@ from bson import ObjectId
 from m01.remote import interfaces
 from m01.remote.cron import FIELD_NAMES, CronSchedule, to_utc
 from m01.remote.cronexpr import scheduleFields
+from m01.remote.job import checkStorable
+from m01.remote.limits import (
+    MAX_DESCRIPTION,
+    MAX_NAME,
+    MAX_TITLE,
+    checkText,
+    quote,
+)
 
 DEFAULT_RETRY_DELAY = 300
 _BASE_FIELDS = ('jobName', 'title', 'description', 'input', 'active',
@@ -37,13 +45,14 @@ def _positive_int(name, value):
     return value
 
 
-def _text(name, value, required=False):
+def _text(name, value, limit, required=False):
     if value is None and not required:
         return ''
     if not isinstance(value, str) or (required and not value):
-        raise ValueError('%s must be a %sstring, got %r'
-                         % (name, 'non-empty ' if required else '', value))
-    return value
+        raise ValueError('%s must be a %sstring, got %s'
+                         % (name, 'non-empty ' if required else '',
+                            quote(value)))
+    return checkText(name, value, limit)
 
 
 class _UTCField:
@@ -82,9 +91,13 @@ class SchedulerItem:
                              % (data['_type'], self._type))
         itemid = data.get('_id')
         self.__name__ = None if itemid is None else str(itemid)
-        self.jobName = _text('jobName', data.get('jobName'), required=True)
-        self.title = _text('title', data.get('title'))
-        self.description = _text('description', data.get('description'))
+        self.jobName = _text('jobName', data.get('jobName'), MAX_NAME,
+                             required=True)
+        self.title = _text('title', data.get('title'), MAX_TITLE)
+        self.description = _text('description', data.get('description'),
+                                 MAX_DESCRIPTION)
+        # What the item's jobs get, so what a job's input may be.
+        checkStorable(data.get('input'))
         self.input = data.get('input')
         self.active = data.get('active', True)
         if not isinstance(self.active, bool):

@@ -7,13 +7,14 @@ from an ini file, or already typed values from Python) into one frozen
 worse than a site that refuses to start.
 """
 import dataclasses
-import json
 import os
 import re
 import urllib.parse
 
 from pyramid.exceptions import ConfigurationError
 from pyramid.settings import falsey, truthy
+
+from m01.remote.limits import loadJSON
 
 PREFIX = 'm01.remote.'
 
@@ -166,7 +167,7 @@ def _job_query(value):
         if not value.strip():
             return None
         try:
-            value = json.loads(value)
+            value = loadJSON(value, 'the filter')
         except ValueError as e:
             raise ValueError('expected a JSON object (%s)' % e)
     if value is not None and not isinstance(value, dict):

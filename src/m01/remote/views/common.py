@@ -5,17 +5,30 @@ import json
 import urllib.parse
 
 import venusian
-from pyramid.httpexceptions import HTTPBadRequest, HTTPSeeOther
+from pyramid.httpexceptions import HTTPBadRequest, HTTPNotFound, HTTPSeeOther
 from pyramid.interfaces import ISessionFactory
 from pyramid.renderers import get_renderer
+from pyramid.response import Response
 from pyramid.traversal import lineage, quote_path_segment
 
+from m01.remote.limits import (
+    FLASH_BUDGET,
+    MAX_DOCUMENT_DEPTH,
+    MAX_FLASH,
+    SHOWN_ERROR,
+    SHOWN_VALUE,
+    loadJSON,
+    nestedDeeper,
+    shorten,
+)
 from m01.remote.settings import get_remote_settings
 
 ROUTE_NAME = 'm01.remote'
 VIEW_CATEGORY = 'm01.remote'
 
 LAYOUT = 'm01.remote.templates:layout.pt'
+# Characters sent at a time by a download.
+DOWNLOAD_CHUNK = 64 * 1024
 
 
 def template(name):
@@ -81,16 +94,85 @@ def formatTime(value):
     return str(value)
 
 
-def formatJSON(value):
-    """Any stored value as readable JSON text (BSON types as strings)."""
-    return json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False,
-                      default=str)
+class Shown:
+    """What a page shows of a stored value: its JSON text up to a limit.
+
+    The value is formatted only as far as the limit (the encoder's
+    chunks are read until then), so the work and the text are bounded
+    whatever the value holds. ``truncated`` says whether ``text`` is cut,
+    ``size`` how many characters were formatted (the whole text's when
+    not truncated).
+    """
+
+    def __init__(self, value, limit=SHOWN_VALUE, indent=2):
+        self.truncated = False
+        if nestedDeeper(value, MAX_DOCUMENT_DEPTH):
+            # Not stored through the API; never formatted recursively.
+            self.text, self.truncated, self.size = (
+                '(nested too deeply to show)', True, 0)
+            return
+        encoder = json.JSONEncoder(indent=indent, sort_keys=True,
+                                   ensure_ascii=False, default=str)
+        parts, size = [], 0
+        for chunk in encoder.iterencode(value):
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                self.truncated = True
+                break
+        self.size = size
+        self.text = ''.join(parts)[:limit]
+
+    def __str__(self):
+        return self.text
 
 
-def formatValue(value):
-    """A stored value as JSON on one line."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False,
-                      default=str)
+def formatJSON(value, limit=SHOWN_VALUE):
+    """A stored value as readable JSON text (BSON types as strings), cut
+    at ``limit`` characters."""
+    return Shown(value, limit).text
+
+
+def formatValue(value, limit=SHOWN_VALUE):
+    """A stored value as JSON on one line, cut at ``limit`` characters."""
+    return Shown(value, limit, indent=None).text
+
+
+TOO_LONG_AGAIN = 'The text sent was too long to be shown again.'
+
+
+def echoed(values, errors):
+    """Drop from ``values`` (a form shown again) every text longer than
+    a page shows, noting it beside its field in ``errors``: the form's
+    page stays small whatever was sent."""
+    for name, value in values.items():
+        if isinstance(value, str) and len(value) > SHOWN_VALUE:
+            values[name] = ''
+            errors[name] = ('%s %s' % (errors.get(name, ''),
+                                       TOO_LONG_AGAIN)).strip()
+
+
+def jsonDownload(value, filename):
+    """A response streaming the whole ``value`` as a JSON attachment."""
+    encoder = json.JSONEncoder(sort_keys=True, ensure_ascii=False,
+                               default=str)
+
+    def body():
+        parts, size = [], 0
+        for chunk in encoder.iterencode(value):
+            parts.append(chunk)
+            size += len(chunk)
+            if size >= DOWNLOAD_CHUNK:
+                yield ''.join(parts).encode('utf-8')
+                parts, size = [], 0
+        yield ''.join(parts).encode('utf-8')
+
+    if nestedDeeper(value, MAX_DOCUMENT_DEPTH):
+        raise HTTPNotFound('The value is nested too deeply to download.')
+    return Response(app_iter=body(), content_type='application/json',
+                    charset='utf-8',
+                    content_disposition='attachment; filename="%s"'
+                    % filename)
 
 
 def parseJSON(text):
@@ -99,7 +181,7 @@ def parseJSON(text):
     if not text.strip():
         return None
     try:
-        return json.loads(text)
+        return loadJSON(text, 'The JSON text')
     except json.JSONDecodeError as e:
         raise ValueError('Not valid JSON: %s (line %d, column %d)'
                          % (e.msg, e.lineno, e.colno))
@@ -178,6 +260,10 @@ class BaseView:
     formatJSON = staticmethod(formatJSON)
     formatValue = staticmethod(formatValue)
 
+    @staticmethod
+    def shorten(text, limit=SHOWN_ERROR):
+        return shorten(text, limit)
+
     def _session(self):
         # Flash messages need the site's session; without one the pages
         # still work, only the messages after a redirect are lost.
@@ -187,8 +273,17 @@ class BaseView:
 
     def flash(self, message, queue='success'):
         session = self._session()
-        if session is not None:
-            session.flash(message, queue)
+        if session is None:
+            return
+        session.flash(shorten(message, MAX_FLASH), queue)
+        # The oldest unread messages go first when they would not fit.
+        queues = [(name, session.pop_flash(name)) for name in FLASH_QUEUES]
+        while sum(len(json.dumps(text)) for _name, texts in queues
+                  for text in texts) > FLASH_BUDGET:
+            max(queues, key=lambda item: len(item[1]))[1].pop(0)
+        for name, texts in queues:
+            for text in texts:
+                session.flash(text, name)
 
     def flashMessages(self):
         session = self._session()

@@ -7,11 +7,22 @@ from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.containers import SORT_FIELDS
+from m01.remote.containers import SORT_FIELDS, toObjectId
+from m01.remote.limits import (
+    MAX_ERRORS_SHOWN,
+    MAX_NAME,
+    SHOWN_ERROR,
+    SHOWN_TRACEBACK,
+    quote,
+    shorten,
+)
 from m01.remote.views.common import (
     BaseView,
+    Shown,
     choiceParam,
+    echoed,
     intParam,
+    jsonDownload,
     parseJSON,
     remote_view,
     template,
@@ -37,9 +48,16 @@ class JobsView(BaseView):
 
     def filters(self):
         request = self.request
+        name = request.GET.get('name', '')
+        if len(name) > MAX_NAME:
+            # No factory has such a name; the page would repeat it in
+            # every link.
+            raise HTTPBadRequest('name has %d characters; a job factory '
+                                 'name has at most %d' % (len(name),
+                                                          MAX_NAME))
         return {
             'status': choiceParam(request, 'status', STATI, ''),
-            'name': request.GET.get('name', ''),
+            'name': name,
             'sort': choiceParam(request, 'sort', SORT_FIELDS,
                                 DEFAULT_FILTERS['sort']),
             'order': choiceParam(request, 'order', ORDERS,
@@ -142,7 +160,7 @@ class JobsView(BaseView):
         if not name:
             errors['name'] = 'Choose a job factory.'
         elif name not in rp.jobFactories:
-            errors['name'] = 'There is no job factory %r.' % name
+            errors['name'] = 'There is no job factory %s.' % quote(name)
         try:
             input = parseJSON(text)
         except ValueError as e:
@@ -154,7 +172,9 @@ class JobsView(BaseView):
                 errors['input'] = str(e)
         if errors:
             self.invalid()
-            return self._addForm(name, text, errors)
+            values = {'name': name, 'input': text}
+            echoed(values, errors)
+            return self._addForm(values['name'], values['input'], errors)
         self.flash('Job %s added.' % jobid)
         return self.redirect(self.context, jobid)
 
@@ -164,20 +184,51 @@ class JobView(BaseView):
 
     section = 'jobs'
 
+    def _errors(self):
+        job = self.context
+        return list(itertools.zip_longest(
+            job.errors or (), job.tracebacks or (), fillvalue=''))
+
     @remote_view(request_method='GET', renderer=template('job'))
     def detail(self):
         job = self.context
-        errors = itertools.zip_longest(job.errors or (), job.tracebacks or (),
-                                       fillvalue='')
+        errors = self._errors()
+        # The latest errors, each cut: a job retried many times, or one
+        # whose errors are huge, still has a small page.
+        first = max(0, len(errors) - MAX_ERRORS_SHOWN)
+        shown = [(shorten(message, SHOWN_ERROR),
+                  shorten(traceback, SHOWN_TRACEBACK))
+                 for message, traceback in errors[first:]]
         times = [('Created', job.created), ('Queued', job.queued),
                  ('Picked', job.picked), ('Completed', job.completed),
                  ('Retry time', job.retryTime)]
         return {'title': 'Job %s' % job.__name__, 'job': job,
-                'errors': list(errors), 'times': times,
+                'input': Shown(job.input), 'output': Shown(job.output),
+                'errors': shown, 'errorCount': len(errors),
+                'firstError': first + 1, 'times': times,
                 'canCancel': job.status in (interfaces.QUEUED,
                                             interfaces.PROCESSING),
                 'canRetry': job.status in (interfaces.ERROR,
-                                           interfaces.CANCELLED)}
+                                           interfaces.CANCELLED),
+                'canDelete': job.status in REMOVABLE}
+
+    def _download(self, what, value):
+        return jsonDownload(value, 'job-%s-%s.json'
+                            % (self.context.__name__, what))
+
+    @remote_view(name='input.json', request_method='GET')
+    def downloadInput(self):
+        return self._download('input', self.context.input)
+
+    @remote_view(name='output.json', request_method='GET')
+    def downloadOutput(self):
+        return self._download('output', self.context.output)
+
+    @remote_view(name='errors.json', request_method='GET')
+    def downloadErrors(self):
+        return self._download('errors', [
+            {'error': message, 'traceback': traceback}
+            for message, traceback in self._errors()])
 
     def _act(self, action, done):
         try:
@@ -203,6 +254,20 @@ class JobView(BaseView):
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):
-        self.processor.removeJob(self.context.__name__)
-        self.flash('Job %s deleted.' % self.context.__name__)
-        return self.redirect(self.context.__parent__)
+        # As the bulk remove: a processing job belongs to its worker. One
+        # write, conditional on the status, so a job claimed since the
+        # page was shown stays.
+        job = self.context
+        deleted = self.processor.jobsCollection.delete_one({
+            '_id': toObjectId(job.__name__),
+            'status': {'$in': list(REMOVABLE)}}).deleted_count
+        if not deleted:
+            current = self.context.__parent__.get(job.__name__)
+            if current is None:
+                self.flash('Job %s was deleted already.' % job.__name__)
+                return self.redirect(job.__parent__)
+            self.flash('Job %s is %s; cancel it before deleting it.'
+                       % (job.__name__, current.status), 'error')
+            return self.redirect(job)
+        self.flash('Job %s deleted.' % job.__name__)
+        return self.redirect(job.__parent__)

@@ -1,16 +1,27 @@
 """The scheduler pages: every item with its next call time, adding and
 editing Delay and Cron items, and the actions on an item."""
+import functools
 import re
 import zoneinfo
 
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
+from m01.remote.cron import FIELDS
+from m01.remote.limits import (
+    MAX_CRON_TEXT,
+    MAX_NAME,
+    checkText,
+    quote,
+    shorten,
+)
 from m01.remote.scheduler import Cron, Delay
 from m01.remote.views.common import (
     BaseView,
-    formatJSON,
+    Shown,
+    echoed,
     formatTime,
+    jsonDownload,
     parseJSON,
     remote_view,
     template,
@@ -29,6 +40,8 @@ CRON_FORM_FIELDS = (
     ('month', 'Months', '1–12'),
     ('dayOfWeek', 'Weekdays', '0–6, Monday is 0'),
 )
+
+CRON_BOUNDS = {name: (lo, hi) for name, lo, hi in FIELDS}
 
 # The field an item's ValueError is about, found by name in its message;
 # the longer names first ("retryDelay" before "delay").
@@ -97,27 +110,37 @@ def parseSeconds(text):
         raise ValueError('Enter a whole number of seconds.')
 
 
-def parseCronList(text):
-    """'0,15,30-35' as [0, 15, 30, 31, ...]; '' or '*' for any."""
-    text = text.strip()
+def parseCronList(text, name):
+    """'0,15,30-35' as [0, 15, 30, 31, ...]; '' or '*' for any.
+
+    Every number is checked against the field's range before a range is
+    expanded, so a range is never longer than the field.
+    """
+    text = checkText(name, text, MAX_CRON_TEXT).strip()
     if text in ('', '*'):
         return []
-    values = []
+    lo, hi = CRON_BOUNDS[name]
+    values = set()
     for part in text.split(','):
         bounds = part.strip().split('-')
         try:
             numbers = [int(bound) for bound in bounds]
         except ValueError:
             raise ValueError('Use whole numbers separated by commas, and '
-                             'ranges such as 1-5; %r is neither.'
-                             % part.strip())
+                             'ranges such as 1-5; %s is neither.'
+                             % quote(part.strip()))
+        for number in numbers:
+            if not lo <= number <= hi:
+                raise ValueError('%s value %d is out of range %d..%d'
+                                 % (name, number, lo, hi))
         if len(numbers) == 1:
-            values.append(numbers[0])
+            values.add(numbers[0])
         elif len(numbers) == 2 and numbers[0] <= numbers[1]:
-            values.extend(range(numbers[0], numbers[1] + 1))
+            values.update(range(numbers[0], numbers[1] + 1))
         else:
-            raise ValueError('%r is not a range such as 1-5.' % part.strip())
-    return sorted(set(values))
+            raise ValueError('%s is not a range such as 1-5.'
+                             % quote(part.strip()))
+    return sorted(values)
 
 
 def fieldOfError(message, fields):
@@ -129,10 +152,14 @@ def fieldOfError(message, fields):
 
 def itemValues(item):
     """An item's fields as the texts its form shows."""
+    shown = Shown(item.input)
     values = {
         'jobName': item.jobName or '', 'title': item.title or '',
         'description': item.description or '',
-        'input': '' if item.input is None else formatJSON(item.input),
+        # An input too long for the page is kept unless replaced.
+        'input': '' if item.input is None or shown.truncated
+        else shown.text,
+        'keep-input': shown.truncated,
         'active': bool(item.active),
         'retryDelay': '' if item.retryDelay is None
         else str(item.retryDelay),
@@ -156,15 +183,19 @@ class ItemForm:
     ValueError names the bad field and is shown beside it.
     """
 
-    def __init__(self, view, kind):
+    def __init__(self, view, kind, item=None):
         self.view = view
         self.kind = kind
+        self.item = item
         self.values = {}
         self.errors = {}
 
     def submit(self, params):
         data = self._read(params)
-        return None if self.errors else self._make(data)
+        item = None if self.errors else self._make(data)
+        if item is None:
+            echoed(self.values, self.errors)
+        return item
 
     def _read(self, params):
         names = COMMON_FIELDS + (
@@ -172,6 +203,9 @@ class ItemForm:
             else CRON_FIELDS + ('expression',))
         values = {name: params.get(name, '') for name in names}
         values['active'] = bool(params.get('active'))
+        values['keep-input'] = (self.item is not None
+                                and params.get('keep-input') == '1'
+                                and not values['input'].strip())
         self.values = values
         data = {'jobName': values['jobName'].strip(),
                 'title': values['title'].strip(),
@@ -180,9 +214,12 @@ class ItemForm:
         if not data['jobName']:
             self.errors['jobName'] = 'Choose a job factory.'
         elif data['jobName'] not in self.view.processor.jobFactories:
-            self.errors['jobName'] = 'There is no job factory %r.' \
-                % data['jobName']
-        self._parse(data, 'input', parseJSON)
+            self.errors['jobName'] = 'There is no job factory %s.' \
+                % quote(data['jobName'])
+        if values['keep-input']:
+            data['input'] = self.item.input
+        else:
+            self._parse(data, 'input', parseJSON)
         self._parse(data, 'retryDelay', parseSeconds)
         if self.kind == 'delay':
             self._parse(data, 'delay', parseSeconds)
@@ -193,7 +230,8 @@ class ItemForm:
             if timezone:
                 data['timezone'] = timezone
             for name in CRON_LISTS:
-                self._parse(data, name, parseCronList)
+                self._parse(data, name,
+                            functools.partial(parseCronList, name=name))
         return data
 
     def _parse(self, data, name, parse):
@@ -281,8 +319,9 @@ class SchedulerView(SchedulerBase):
 
     def _addForm(self, kind):
         values = {'active': True}
-        if 'jobName' in self.request.GET:
-            values['jobName'] = self.request.GET['jobName']
+        jobName = self.request.GET.get('jobName', '')
+        if jobName and len(jobName) <= MAX_NAME:
+            values['jobName'] = jobName
         return self.form(kind, values, {})
 
     def _add(self, kind):
@@ -292,7 +331,8 @@ class SchedulerView(SchedulerBase):
             self.invalid()
             return self.form(kind, form.values, form.errors)
         itemid = self.processor.addScheduler(item)
-        self.flash('Scheduler item %s added.' % (item.title or itemid))
+        self.flash('Scheduler item %s added.'
+                   % shorten(item.title or itemid))
         return self.redirect(self.context)
 
     @remote_view(name='add-delay', request_method='GET',
@@ -335,15 +375,20 @@ class SchedulerItemView(SchedulerBase):
     def edit(self):
         item = self.context
         kind = kindOf(item)
-        form = ItemForm(self, kind)
+        form = ItemForm(self, kind, item)
         changed = form.submit(self.request.POST)
         if changed is None:
             self.invalid()
             return self.form(kind, form.values, form.errors, item)
         self.scheduler.update(item.__name__, **form.fields(changed))
-        self.flash('Scheduler item %s saved.' % (changed.title or
-                                                 item.__name__))
+        self.flash('Scheduler item %s saved.'
+                   % shorten(changed.title or item.__name__))
         return self.redirect(self.scheduler)
+
+    @remote_view(name='input.json', request_method='GET')
+    def downloadInput(self):
+        return jsonDownload(self.context.input, 'scheduler-%s-input.json'
+                            % self.context.__name__)
 
     @remote_view(name='toggle', request_method='POST', require_csrf=True)
     def toggle(self):
@@ -351,16 +396,16 @@ class SchedulerItemView(SchedulerBase):
         # shown before someone else's change) cannot flip it back.
         active = self.request.POST.get('active') == '1'
         self.scheduler.update(self.context.__name__, active=active)
-        self.flash('%s is now %s.' % (self.context.title or
-                                      self.context.__name__,
-                                      'active' if active else 'inactive'))
+        self.flash('%s is now %s.' % (
+            shorten(self.context.title or self.context.__name__),
+            'active' if active else 'inactive'))
         return self.redirect(self.scheduler)
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):
         self.scheduler.remove(self.context.__name__)
-        self.flash('Scheduler item %s deleted.' % (self.context.title or
-                                                   self.context.__name__))
+        self.flash('Scheduler item %s deleted.' % shorten(
+            self.context.title or self.context.__name__))
         return self.redirect(self.scheduler)
 
     @remote_view(name='run', request_method='POST', require_csrf=True)
@@ -372,5 +417,5 @@ class SchedulerItemView(SchedulerBase):
             self.flash(str(e), 'error')
             return self.redirect(self.scheduler)
         self.flash('Job %s added from %s.' % (
-            jobid, self.context.title or self.context.__name__))
+            jobid, shorten(self.context.title or self.context.__name__)))
         return self.redirect(self.processor.jobs, jobid)

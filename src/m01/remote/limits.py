@@ -1,0 +1,164 @@
+"""Limits on what enters the queue, checked before the work they bound.
+
+Every way in (the Python API, the management pages, the settings) checks
+its input here first. A value that would make the JSON parser, the store
+or a page do unbounded work is refused with a ``ValueError`` naming the
+limit before any of that work starts: JSON nesting is measured without
+recursion before ``json.loads`` (or the store, which copies values
+recursively) could recurse, and a cron range is checked against its
+field's bounds before it is expanded.
+"""
+import itertools
+import json
+import re
+
+#: BSON's document size limit; MongoDB refuses anything larger.
+MAX_BSON_SIZE = 16 * 1024 * 1024
+#: How deeply lists and objects may nest in a stored value (``[]`` is 1).
+#: MongoDB refuses documents nested deeper than 100 levels and a job
+#: document wraps its input; Python's JSON parser and the embedded store
+#: recurse once or more per level.
+MAX_DEPTH = 64
+#: The same for a whole document or a factory's settings, which wrap the
+#: values given in up to two levels (a document's ``data`` holds the
+#: fields a job class declares).
+MAX_DOCUMENT_DEPTH = MAX_DEPTH + 2
+#: The longest JSON text (in characters) a page or a setting parses.
+MAX_JSON_TEXT = MAX_BSON_SIZE
+
+#: The largest request body the pages read: a form holding JSON text of
+#: MAX_JSON_TEXT characters, which URL-encoding may make three times
+#: longer, and the other fields.
+MAX_REQUEST_BODY = 4 * MAX_JSON_TEXT
+
+#: Text fields of scheduler items, in characters.
+MAX_NAME = 200
+MAX_TITLE = 200
+MAX_DESCRIPTION = 2000
+#: A cron expression, and one cron field as typed in a form.
+MAX_CRON_TEXT = 200
+#: The most values a cron field's list holds: the minutes of an hour.
+#: A longer list can only repeat values.
+MAX_CRON_VALUES = 60
+#: IANA time zone names are at most 32 characters long; they are made
+#: of these characters, one name per segment, and never ``.`` or ``..``.
+MAX_TIMEZONE = 64
+TIMEZONE_NAME = re.compile(r'[A-Za-z0-9_+-]+(?:/[A-Za-z0-9_+-]+)*\Z')
+
+#: How much of user text a message quotes.
+QUOTED = 80
+
+#: The longest flash message, in characters, and how many bytes (as the
+#: session stores them, JSON) the unread ones may take together: a
+#: cookie session holds about 4 KB, and unread messages pile up when a
+#: client does not follow the redirects.
+MAX_FLASH = 200
+FLASH_BUDGET = 1500
+
+#: What a page shows of a stored value (input, output), formatted as
+#: JSON, in characters; and of each error message and traceback. A page
+#: shows the latest MAX_ERRORS_SHOWN errors. Whatever a job holds, its
+#: page stays well under 2 MB; the whole values are downloads.
+SHOWN_VALUE = 64 * 1024
+SHOWN_ERROR = 2 * 1024
+SHOWN_TRACEBACK = 8 * 1024
+MAX_ERRORS_SHOWN = 10
+
+_CONTAINERS = (dict, list, tuple)
+# Reading JSON text's brackets in linear time, each step a regular
+# expression of the simplest kind: escapes go first (so a string is then
+# anything between two quotes), then strings, then all but brackets.
+_JSON_ESCAPE = re.compile(r'\\.', re.S)
+_JSON_STRING = re.compile(r'"[^"]*"')
+_JSON_NOT_BRACKET = re.compile(r'[^\[\]{}]+')
+_JSON_DEPTH = {'[': 1, '{': 1, ']': -1, '}': -1}
+
+
+def shorten(text, limit=QUOTED):
+    """``text`` cut to ``limit`` characters, an ellipsis marking a cut."""
+    text = str(text)
+    if len(text) <= limit:
+        return text
+    return text[:limit - 1] + '…'
+
+
+def quote(text, limit=QUOTED):
+    """User text as a message quotes it: ``repr``, shortened."""
+    return shorten(repr(text), limit)
+
+
+def nestedDeeper(value, limit=MAX_DEPTH):
+    """Whether lists, tuples and dicts nest deeper than ``limit`` in
+    ``value``. Walks with a stack of its own, never recursing, and stops
+    at the first container past the limit (so a value containing itself
+    is simply too deep)."""
+    if not isinstance(value, _CONTAINERS):
+        return False
+    stack = [(value, 1)]
+    while stack:
+        value, level = stack.pop()
+        if level > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, level + 1) for child in children
+                     if isinstance(child, _CONTAINERS))
+    return False
+
+
+def checkDepth(value, what='The value', limit=MAX_DEPTH):
+    """Raise ValueError when ``value`` nests deeper than ``limit``."""
+    if nestedDeeper(value, limit):
+        raise ValueError('%s: lists or objects are nested more than %d '
+                         'levels deep.' % (what, limit))
+
+
+def jsonNestedDeeper(text, limit=MAX_DEPTH):
+    """Whether the JSON ``text`` nests deeper than ``limit``, read from
+    its brackets (those inside strings do not count), before any parser
+    recurses into it."""
+    if text.count('[') + text.count('{') <= limit:
+        return False
+    # A backslash outside a string, or a string left open, is a syntax
+    # error where it stands: the parser stops there, and what this reads
+    # differently after it does not matter.
+    if '\\' in text:
+        text = _JSON_ESCAPE.sub('', text)
+    if '"' in text:
+        text = _JSON_STRING.sub('', text)
+    brackets = _JSON_NOT_BRACKET.sub('', text)
+    # The depth the parser would reach: the most brackets open at once.
+    return max(itertools.accumulate(map(_JSON_DEPTH.__getitem__, brackets)),
+               default=0) > limit
+
+
+def loadJSON(text, what='The JSON text'):
+    """Parse JSON ``text`` within the limits; ValueError (a
+    ``json.JSONDecodeError`` for a syntax error) otherwise."""
+    if len(text) > MAX_JSON_TEXT:
+        raise ValueError('%s has %d characters; at most %d (16 MB) are '
+                         'accepted.' % (what, len(text), MAX_JSON_TEXT))
+    if jsonNestedDeeper(text):
+        raise ValueError('%s: lists or objects are nested more than %d '
+                         'levels deep.' % (what, MAX_DEPTH))
+    return json.loads(text)
+
+
+def checkText(name, value, limit):
+    """Raise ValueError when the text ``value`` is longer than ``limit``.
+    """
+    if isinstance(value, str) and len(value) > limit:
+        raise ValueError('%s has %d characters; at most %d are accepted.'
+                         % (name, len(value), limit))
+    return value
+
+
+def checkTimezoneName(name):
+    """Raise ValueError unless ``name`` can be an IANA time zone name,
+    before any file is looked for under it."""
+    if not isinstance(name, str) or not name:
+        raise ValueError('timezone must be an IANA timezone name, got %s'
+                         % quote(name))
+    if len(name) > MAX_TIMEZONE or not TIMEZONE_NAME.match(name):
+        raise ValueError('timezone %s is not a known IANA timezone name'
+                         % quote(name))
+    return name

@@ -1,0 +1,143 @@
+"""What guards the management pages beyond the permission: security
+headers, malformed requests refused early, and error pages of their own.
+
+Everything here applies to requests under the add-on's route prefix
+only; the host site's other responses are left as they are.
+"""
+import urllib.parse
+
+from pyramid.httpexceptions import (
+    HTTPBadRequest,
+    HTTPNotFound,
+    HTTPRequestEntityTooLarge,
+)
+from pyramid.renderers import render_to_response
+from pyramid.tweens import EXCVIEW
+
+from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.limits import MAX_REQUEST_BODY, shorten
+from m01.remote.settings import get_remote_settings
+from m01.remote.views.common import ROUTE_NAME, BaseView, template
+
+#: Sent with every response under the route (unless a view set its own):
+#: no page may be framed (the one-click actions could be), nothing is
+#: sniffed into another type, cached or told where it came from.
+SECURITY_HEADERS = (
+    ('X-Frame-Options', 'DENY'),
+    ('Content-Security-Policy',
+     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    ('X-Content-Type-Options', 'nosniff'),
+    ('Cache-Control', 'no-store'),
+    ('Referrer-Policy', 'no-referrer'),
+)
+
+# The statuses an error page under the route is shown for; a 403 stays
+# the site's (its forbidden view may ask for a login).
+ERROR_PAGES = (HTTPBadRequest, HTTPNotFound, HTTPRequestEntityTooLarge,
+               UnicodeDecodeError)
+
+
+class ErrorView(BaseView):
+    """A 400, 404 or 413 under the route, in the pages' layout."""
+
+    section = None
+
+    def __init__(self, context, request):
+        super().__init__(context, request)
+        self.status = getattr(context, 'code', 400)
+        self.title = getattr(context, 'title', 'Bad Request')
+        if isinstance(context, UnicodeDecodeError):
+            self.detail = 'The request is not valid UTF-8.'
+        else:
+            self.detail = getattr(context, 'detail', None) or ''
+
+    @property
+    def processor(self):
+        # The root may be missing: routing or the root factory failed.
+        return self.request.registry.getUtility(IRemoteProcessor)
+
+    def flashMessages(self):
+        # Kept for the next page that works.
+        return []
+
+    def __call__(self):
+        self.request.response.status = self.status
+        return {'title': '%d %s' % (self.status, self.title),
+                'detail': shorten(self.detail, 1000)}
+
+
+def errorResponse(exception, request):
+    view = ErrorView(exception, request)
+    response = render_to_response(template('error'),
+                                  dict(view(), view=view), request)
+    response.status = view.status
+    return response
+
+
+def _utf8(data):
+    try:
+        data.decode('utf-8')
+    except UnicodeError:
+        return False
+    return True
+
+
+def check_request(request):
+    """The error a request under the route is refused with before any
+    work, or None: a path or query that is not UTF-8 (which no handler
+    could read), a body over MAX_REQUEST_BODY bytes, a form that cannot
+    be parsed."""
+    environ = request.environ
+    # WSGI hands the path decoded from its escapes, as latin-1 text, and
+    # the query as sent.
+    path = environ.get('PATH_INFO', '').encode('latin-1', 'replace')
+    query = urllib.parse.unquote_to_bytes(environ.get('QUERY_STRING', ''))
+    if not (_utf8(path) and _utf8(query)):
+        return HTTPBadRequest('The URL is not valid UTF-8.')
+    if (request.content_length or 0) > MAX_REQUEST_BODY:
+        return HTTPRequestEntityTooLarge(
+            'The request has %d bytes; at most %d are read.'
+            % (request.content_length, MAX_REQUEST_BODY))
+    try:
+        # Read here, as the CSRF check or the view would: a form that
+        # cannot be read (a multipart body without its boundary, say)
+        # is the client's error, not a view's.
+        request.POST  # noqa: B018 (parsed for its errors)
+    except (ValueError, UnicodeDecodeError):
+        return HTTPBadRequest('The form cannot be read.')
+    return None
+
+
+def security_tween_factory(handler, registry):
+    """Check requests under the route and add the security headers to
+    every response there, error pages included."""
+    prefix = get_remote_settings(registry).route_prefix
+
+    def under_route(request):
+        # What the route pattern ('/remote*traverse') matches.
+        path = request.environ.get('PATH_INFO', '')
+        return prefix == '/' or path.startswith(prefix)
+
+    def security_tween(request):
+        if not under_route(request):
+            return handler(request)
+        refusal = check_request(request)
+        if refusal is None:
+            response = handler(request)
+        else:
+            response = errorResponse(refusal, request)
+        for name, value in SECURITY_HEADERS:
+            response.headers.setdefault(name, value)
+        return response
+
+    return security_tween
+
+
+def includeme(config):
+    config.add_tween('m01.remote.views.security.security_tween_factory',
+                     over=EXCVIEW)
+    for context in ERROR_PAGES:
+        config.add_exception_view(
+            ErrorView, context=context, route_name=ROUTE_NAME,
+            renderer=template('error'))
