@@ -69,7 +69,7 @@ def pages_root_factory(request):
     the views' own permission check, which the site's policy then makes
     once, as for any view.
     """
-    processor = get_remote_processor(request)
+    processor = request.remote_processor
     traverse = (request.matchdict or {}).get('traverse') or ()
     if len(traverse) > 1:
         permission = get_remote_settings(request.registry).permission
