@@ -286,7 +286,7 @@ def test_a_running_job_stops_at_its_checkpoint_when_cancelled(
     thread.start()
     testing.waitForJobs(rp, [jobid], stati=('processing',), timeout=10)
     deadline = time.monotonic() + 10
-    while stored(rp, jobid).get('progress') is None:
+    while not stored(rp, jobid).get('log'):   # progress, then a line
         assert time.monotonic() < deadline, 'no progress stored'
         time.sleep(0.01)
     document = stored(rp, jobid)

@@ -71,8 +71,8 @@ def ownServerEnv(request, tmp_path):
         server.close()
 
 
-def run(name, env):
-    result = faults.runScenario(name, env, short=True)
+def run(name, env, **overrides):
+    result = faults.runScenario(name, env, short=True, **overrides)
     print(result.line())
     return result
 
@@ -92,16 +92,18 @@ def assertExactlyOnce(result):
 
 
 @scenario
-def test_load(env):
-    result = run('load', env)
+@pytest.mark.parametrize('batch', [1, 10])
+def test_load(env, batch):
+    result = run('load', env, batch=batch)
     assertExactlyOnce(result)
     assert result.details['produced'] == faults.SIZES['short']['load'][
         'jobs']
 
 
 @scenario
-def test_crash_and_pause(env):
-    result = run('crash', env)
+@pytest.mark.parametrize('batch', [1, 2])
+def test_crash_and_pause(env, batch):
+    result = run('crash', env, batch=batch)
     assertExactlyOnce(result)
     details = result.details
     assert details['killed_held'] >= 1 and details['paused_held'] >= 1

@@ -169,7 +169,8 @@ def test_real_configurator_registers_processor_route_and_request_method():
     assert rp.registry is registry
     assert rp.leaseTime == 20.0
     assert rp.jobWorkerFactory is SimpleJobWorker
-    assert rp.jobWorkerArguments == {'waitTime': 0.25, 'jobQuery': None}
+    assert rp.jobWorkerArguments == {'waitTime': 0.25, 'jobQuery': None,
+                                     'batchSize': 1}
     assert rp.schedulerWorkerArguments == {'waitTime': 0.5}
     assert not rp.isProcessing and not rp.isScheduling
     assert registry.m01_remote_settings == RemoteSettings(
@@ -193,22 +194,26 @@ def test_real_configurator_registers_processor_route_and_request_method():
 
 def test_worker_kinds_get_the_worker_settings():
     app = make_config(worker__wait_time='0.25', worker__max_threads='3',
-                      worker__job_query='{"name": "echo"}').make_wsgi_app()
+                      worker__job_query='{"name": "echo"}',
+                      worker__batch_size='20').make_wsgi_app()
     settings = app.registry.m01_remote_settings
     # Each kind gets the settings it takes; one taking **kw gets them all.
     assert m01.remote.worker_arguments(settings, SimpleJobWorker) == {
-        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}}
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'batchSize': 20}
     assert m01.remote.worker_arguments(settings, MultiJobWorker) == {
-        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3}
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3,
+        'batchSize': 20}
     assert m01.remote.worker_arguments(settings, SiteWorker) == {
-        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3}
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3,
+        'batchSize': 20}
     assert m01.remote.worker_arguments(settings, site_worker) == {}
 
 
 @pytest.mark.parametrize('kind, expected', [
-    ('simple', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'}}),
+    ('simple', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'},
+                'batchSize': 1}),
     ('multi', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'},
-               'maxThreads': 3}),
+               'maxThreads': 3, 'batchSize': 1}),
 ])
 def test_the_processors_worker_is_made_from_the_settings(kind, expected):
     app = make_config(worker=kind, worker__wait_time='0.25',
@@ -247,7 +252,7 @@ def test_a_site_registers_its_own_kind():
     rp.startProcessor()
     try:
         assert rp._jobWorker.worker.arguments == {
-            'waitTime': 1.0, 'jobQuery': None,
+            'waitTime': 1.0, 'jobQuery': None, 'batchSize': 1,
             'maxThreads': rp.registry.m01_remote_settings.worker_max_threads}
     finally:
         rp.stopProcessor()

@@ -122,6 +122,9 @@ BAD_VALUES = [
     ('worker.job_query', '{"name": ', 'expected a JSON object'),
     ('worker.job_query', '["echo"]', 'expected a JSON object'),
     ('worker.job_query', 42, 'expected a JSON object'),
+    ('worker.batch_size', '0', 'from 1 to 1000'),
+    ('worker.batch_size', '1001', 'from 1 to 1000'),
+    ('worker.batch_size', 2.0, 'expected an integer'),
     ('lease_time', '0', '> 0'),
     ('lease_time', '-5', '>= 0'),
     ('lease_time', 'long', 'expected a number'),
@@ -159,7 +162,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 15
+    assert len(valid_keys()) == len(OPTIONS) == 16
 
 
 def test_every_problem_is_reported_at_once():

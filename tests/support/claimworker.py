@@ -7,10 +7,11 @@ from m01.remote.processor import RemoteProcessor
 from support.jobs import startProcessingThreads
 
 
-def main(uri, name, threads):
+def main(uri, name, threads, batchSize=1):
     client = store.connect(uri)
     rp = RemoteProcessor(client[name], name='claimworker')
-    workers, counts = startProcessingThreads(rp, threads)
+    workers, counts = startProcessingThreads(rp, threads,
+                                             batchSize=batchSize)
     for thread in workers:
         thread.join()
     print(sum(counts))
@@ -18,4 +19,5 @@ def main(uri, name, threads):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]),
+         *[int(value) for value in sys.argv[4:5]])

@@ -22,18 +22,30 @@ class RecordingJob(Job):
 
 
 def startProcessingThreads(remoteProcessor, threads, idleRounds=20,
-                           wait=0.05):
+                           wait=0.05, batchSize=1):
     """Start ``threads`` threads that process and commit jobs one by one
-    until they found none ``idleRounds`` times running; the threads and a
-    list each appends its number of jobs to when it ends."""
+    (or ``batchSize`` at once, as a batching worker) until they found none
+    ``idleRounds`` times running; the threads and a list each appends its
+    number of jobs to when it ends."""
     counts = []
+
+    def step():
+        if batchSize == 1:
+            ran = remoteProcessor.processNextJob()
+            transaction.commit()
+            return int(ran)
+        jobs = remoteProcessor.pullNextJobs(batchSize)
+        for job in jobs:
+            remoteProcessor.processJob(job.__name__, job)
+        transaction.commit()
+        return len(jobs)
 
     def run():
         done = idle = 0
         while idle < idleRounds:
-            if remoteProcessor.processNextJob():
-                transaction.commit()
-                done += 1
+            ran = step()
+            if ran:
+                done += ran
                 idle = 0
             else:
                 idle += 1

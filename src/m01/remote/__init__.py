@@ -83,12 +83,13 @@ def pages_root_factory(request):
 
 def worker_arguments(settings, factory):
     """The keyword arguments the worker kind ``factory`` is called with:
-    ``waitTime``, ``jobQuery`` and ``maxThreads`` from the
+    ``waitTime``, ``jobQuery``, ``maxThreads`` and ``batchSize`` from the
     ``m01.remote.worker.*`` settings, those it accepts (all of them when
     it takes ``**kw``)."""
     offered = {'waitTime': settings.worker_wait_time,
                'jobQuery': settings.worker_job_query,
-               'maxThreads': settings.worker_max_threads}
+               'maxThreads': settings.worker_max_threads,
+               'batchSize': settings.worker_batch_size}
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):

@@ -25,6 +25,7 @@ from m01.remote.jobstate import (
     claimFields,
     dueQuery,
     lostWorkerUpdate,
+    orderKey,
     requeueUpdate,
     timedOut,
     timedOutUpdate,
@@ -73,6 +74,25 @@ class AtomicJobWrites:
             versioned({'$set': claimFields(now, worker, leaseTime)}),
             sort=CLAIM_ORDER, return_document=pymongo.ReturnDocument.AFTER)
 
+    def claimMany(self, now, worker, leaseTime, limit, jobQuery=None,
+                  excludedNames=()):
+        # Three commands for up to ``limit`` jobs: the candidates in claim
+        # order, one update restating each one's due state (applied to
+        # each document atomically: a job another worker took meanwhile
+        # is not matched), and what this claim won, read back by its
+        # token. One token for the batch: each outcome restates it.
+        query = dueQuery(now, jobQuery, excludedNames)
+        candidates = [document['_id'] for document in self.jobs.find(
+            query, {'_id': 1}).sort(CLAIM_ORDER).limit(limit)]
+        if not candidates:
+            return []
+        fields = claimFields(now, worker, leaseTime)
+        self.jobs.update_many({'$and': [{'_id': {'$in': candidates}}, query]},
+                              versioned({'$set': fields}))
+        won = self.jobs.find({'_id': {'$in': candidates},
+                              'claim': fields['claim']})
+        return sorted(won, key=orderKey)
+
     def claimJob(self, oid, now, worker, leaseTime):
         return self.jobs.find_one_and_update(
             {'_id': oid, 'status': QUEUED, 'active': True},
@@ -88,6 +108,31 @@ class AtomicJobWrites:
 
     def finish(self, oid, claim, update):
         return self._change(self._owned(oid, claim), update)
+
+    def finishMany(self, outcomes):
+        if not outcomes:
+            return []
+        if len(outcomes) == 1:
+            oid, claim, update = outcomes[0]
+            return [] if self.finish(oid, claim, update) else [oid]
+        result = self.jobs.bulk_write(
+            [pymongo.UpdateOne(self._owned(oid, claim), versioned(update))
+             for oid, claim, update in outcomes], ordered=False)
+        if result.modified_count == len(outcomes):
+            return []
+        # Some were refused: those that are not as their outcome wrote
+        # them (an outcome ends the attempt its claim began).
+        ended = {oid: update['$push']['attempts']['$each'][-1]['ended']
+                 for oid, _, update in outcomes
+                 if '$push' in update and 'attempts' in update['$push']}
+        refused = []
+        for document in self.jobs.find(
+                {'_id': {'$in': [oid for oid, _, _ in outcomes]}},
+                {'attempts': {'$slice': -1}}):
+            attempts = document.get('attempts') or [{}]
+            if attempts[-1].get('ended') != ended.get(document['_id']):
+                refused.append(document['_id'])
+        return refused
 
     def unclaim(self, oid, claim):
         return self._change(self._owned(oid, claim), unclaimUpdate())

@@ -173,6 +173,7 @@ class JobFactoryContainer:
         self.pauseSeconds = pauseSeconds
         self._cache = {}
         self._paused = None     # (monotonic time read, names)
+        self._capped = None
 
     def _located(self, factory):
         factory.__parent__ = self
@@ -191,6 +192,7 @@ class JobFactoryContainer:
         checkStorable(document['data'], 'factory settings')
         self.collection.replace_one({'_id': name}, document, upsert=True)
         self._cache[name] = (time.monotonic(), job)
+        self._capped = None
 
     def remove(self, name):
         """Remove the factory ``name``; whether there was one."""
@@ -253,6 +255,19 @@ class JobFactoryContainer:
 
     def isPaused(self, name):
         return name in self.pausedNames(fresh=True)
+
+    def cappedNames(self):
+        """The names of the factories with a concurrency limit (read at
+        most every ``cacheSeconds``)."""
+        cached = self._capped
+        if cached is None or \
+                time.monotonic() - cached[0] >= self.cacheSeconds:
+            names = frozenset(document['_id'] for document in
+                              self.collection.find(
+                                  {'data.concurrency': {'$gte': 1}},
+                                  {'_id': 1}))
+            cached = self._capped = (time.monotonic(), names)
+        return cached[1]
 
     def _factories(self):
         cursor = self.collection.find().sort('_id', 1)

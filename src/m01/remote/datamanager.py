@@ -22,14 +22,19 @@ class QueueDataManager:
     """The pending writes of one processor in one transaction.
 
     At commit, ``insertJobs(documents)`` stores the jobs added, then the
-    conditional writes run; once committed, ``wakeWorkers()`` is called
-    if there was anything for a worker.
+    conditional writes run, then ``finishOutcomes(outcomes)`` stores the
+    outcomes of the jobs run in the transaction (one command for all,
+    where the server allows) and answers which were refused; once
+    committed, ``wakeWorkers()`` is called if there was anything for a
+    worker.
     """
 
-    def __init__(self, transactionManager, insertJobs, wakeWorkers):
+    def __init__(self, transactionManager, insertJobs, wakeWorkers,
+                 finishOutcomes=None):
         self.transaction_manager = transactionManager
         self._insertJobs = insertJobs
         self._wakeWorkers = wakeWorkers
+        self._finishOutcomes = finishOutcomes
         # Documents of jobs added in this transaction, in order; one
         # insert_many stores them all.
         self.inserts = []
@@ -38,6 +43,9 @@ class QueueDataManager:
         self.updates = {}
         # Conditional writes, each a callable run once at commit.
         self.writes = []
+        # (oid, claim, update, refused): job outcomes, stored together;
+        # ``refused()`` is called for one its claim no longer holds.
+        self.outcomes = []
         self.wakeWorkers = False
 
     def pendingDocument(self, jobid):
@@ -52,6 +60,10 @@ class QueueDataManager:
             self.noteChange(jobid, fields)
         self.wakeWorkers = self.wakeWorkers or wake
 
+    def addOutcome(self, oid, claim, update, refused):
+        self.outcomes.append((oid, claim, update, refused))
+        self.wakeWorkers = True
+
     def noteChange(self, jobid, fields):
         """Show ``fields`` on the job ``jobid`` until the commit."""
         self.updates.setdefault(jobid, {}).update(fields)
@@ -60,6 +72,7 @@ class QueueDataManager:
         self.inserts = []
         self.updates = {}
         self.writes = []
+        self.outcomes = []
         self.wakeWorkers = False
 
     # IDataManager
@@ -78,6 +91,13 @@ class QueueDataManager:
             self._insertJobs(self.inserts)
         for write in self.writes:
             write()
+        if self.outcomes:
+            refused = set(self._finishOutcomes(
+                [(oid, claim, update)
+                 for oid, claim, update, _ in self.outcomes]))
+            for oid, _, _, onRefused in self.outcomes:
+                if oid in refused:
+                    onRefused()
 
     def tpc_finish(self, txn):
         if self.inserts or self.wakeWorkers:
@@ -102,6 +122,7 @@ class QueueSavepoint:
         self.inserts = copy.deepcopy(dataManager.inserts)
         self.updates = copy.deepcopy(dataManager.updates)
         self.writes = list(dataManager.writes)
+        self.outcomes = list(dataManager.outcomes)
         self.wakeWorkers = dataManager.wakeWorkers
 
     def rollback(self):
@@ -109,6 +130,7 @@ class QueueSavepoint:
         dm.inserts = copy.deepcopy(self.inserts)
         dm.updates = copy.deepcopy(self.updates)
         dm.writes = list(self.writes)
+        dm.outcomes = list(self.outcomes)
         dm.wakeWorkers = self.wakeWorkers
 
 
@@ -119,11 +141,13 @@ class QueueTransaction:
     transaction added or changed, which the processor shows before the
     commit."""
 
-    def __init__(self, transactionManager, key, insertJobs, wakeWorkers):
+    def __init__(self, transactionManager, key, insertJobs, wakeWorkers,
+                 finishOutcomes=None):
         self.transactionManager = transactionManager
         self._key = key
         self._insertJobs = insertJobs
         self._wakeWorkers = wakeWorkers
+        self._finishOutcomes = finishOutcomes
 
     def dataManager(self, join=True):
         """The data manager of the current transaction; joined to it when
@@ -135,7 +159,7 @@ class QueueTransaction:
             if not join:
                 return None
         dm = QueueDataManager(self.transactionManager, self._insertJobs,
-                              self._wakeWorkers)
+                              self._wakeWorkers, self._finishOutcomes)
         txn.join(dm)
         txn.set_data(self._key, dm)
         return dm

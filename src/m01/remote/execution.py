@@ -198,14 +198,13 @@ class JobRunner:
         oid = toObjectId(job.__name__)
         final = update['$set']['status'] != QUEUED
 
-        def conditionalWrite():
-            if not self.jobWrites.finish(oid, job.claim, update):
-                logger.warning(
-                    'The outcome of job %s was not stored: the job was '
-                    'cancelled, timed out or taken over after its lease '
-                    'expired.', job.__name__)
-            return True
-        queueTransaction.dataManager().addWrite(conditionalWrite, wake=True)
+        def refused():
+            logger.warning(
+                'The outcome of job %s was not stored: the job was '
+                'cancelled, timed out or taken over after its lease '
+                'expired.', job.__name__)
+        queueTransaction.dataManager().addOutcome(oid, job.claim, update,
+                                                  refused)
         txn = queueTransaction.transactionManager.get()
         # Keep renewing the job's lease until the transaction that stores
         # its outcome ends: a lease that expired while the outcome waits

@@ -248,6 +248,14 @@ class IJobWrites(zope.interface.Interface):
         claim token and a lease of ``leaseTime`` seconds, atomically.
         Return its document as claimed, or None."""
 
+    def claimMany(now, worker, leaseTime, limit, jobQuery=None,
+                  excludedNames=()):
+        """Claim up to ``limit`` due jobs as ``claimNext`` would, in a
+        constant number of commands, under one claim token; their
+        documents as claimed, in claim order (maybe fewer than were due:
+        a job another worker took meanwhile is not claimed again). A
+        strategy that cannot batch claims one."""
+
     def claimJob(oid, now, worker, leaseTime):
         """Claim the job ``oid`` if it is queued and active; its document
         as claimed, or None."""
@@ -255,6 +263,10 @@ class IJobWrites(zope.interface.Interface):
     def finish(oid, claim, update):
         """Apply an outcome ``update`` (``jobstate.completeUpdate``,
         ``failureUpdate``) if the job is processing under ``claim``."""
+
+    def finishMany(outcomes):
+        """``finish`` each ``(oid, claim, update)`` of ``outcomes``, in one
+        command where the server allows; the ids of those refused."""
 
     def unclaim(oid, claim):
         """Give the job claimed under ``claim``, not started, back to the

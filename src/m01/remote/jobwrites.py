@@ -36,6 +36,25 @@ class EmbeddedJobWrites(AtomicJobWrites):
             equal=[('status', QUEUED)])
 
 
+    def claimMany(self, now, worker, leaseTime, limit, jobQuery=None,
+                  excludedNames=()):
+        # One call: the index gives up to ``limit`` jobs under the lock.
+        return self.jobs.claimMany(
+            dueQuery(now, jobQuery, excludedNames), CLAIM_ORDER,
+            versioned({'$set': claimFields(now, worker, leaseTime)}),
+            limit, equal=[('status', QUEUED)])
+
+
+    def finishMany(self, outcomes):
+        # One call for all: mongomock has no bulk write of its own.
+        modified = self.jobs.updateEach(
+            [(self._owned(oid, claim), versioned(update))
+             for oid, claim, update in outcomes])
+        return [oid for (oid, _, _), count in zip(outcomes, modified,
+                                                  strict=True)
+                if count != 1]
+
+
 def isFerretDB(database):
     """Whether the server behind ``database`` is FerretDB."""
     if isEmbedded(database):

@@ -114,7 +114,8 @@ class RemoteProcessor:
         self.transactionManager = transactionManager
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
-            self.insertJobDocuments, self.wakeWorkers)
+            self.insertJobDocuments, self.wakeWorkers,
+            self.jobWrites.finishMany)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites)
 
@@ -379,6 +380,35 @@ class RemoteProcessor:
             excluded.add(document['name'])
         return None
 
+    def pullNextJobs(self, limit, jobQuery=None, callTime=None):
+        """Claim up to ``limit`` due jobs at once (``IJobWrites.claimMany``:
+        a constant number of commands) and return them in claim order.
+
+        Jobs of factories with a concurrency limit are not batched: one of
+        them is claimed singly beside the batch, with its slot. On a
+        server without batches (FerretDB v1) this claims one job."""
+        if limit <= 1:
+            job = self.pullNextJob(jobQuery, callTime)
+            return [job] if job is not None else []
+        now = toBSONTime(callTime) if callTime else self.now()
+        capped = self.jobFactories.cappedNames()
+        excluded = set(self.jobFactories.pausedNames()) | capped
+        documents = self.jobWrites.claimMany(
+            now, self.workerId, self.leaseTime, limit, jobQuery, excluded)
+        jobs = []
+        for document in documents:
+            job = self._loadClaimed(document, now)
+            if job is not None:
+                jobs.append(job)
+        if capped and len(documents) < limit:
+            onlyCapped = {'name': {'$in': sorted(capped)}}
+            job = self.pullNextJob(
+                {'$and': [jobQuery, onlyCapped]} if jobQuery else onlyCapped,
+                callTime)
+            if job is not None:
+                jobs.append(job)
+        return jobs
+
     def _takeSlot(self, document):
         """Whether the claimed job may start: its factory has no
         concurrency limit, or a slot was free (``document['slot']``). If
@@ -406,6 +436,9 @@ class RemoteProcessor:
                 self.slots.release(document['slot'], document['claim'])
             return None
         job.slot = document.get('slot')
+        # Renewed from the claim on: a claimed job may wait for its
+        # thread, or for the jobs before it in its batch.
+        self.leases.add(job.__name__, job.claim)
         return job
 
     def processJob(self, jobid, job=None):

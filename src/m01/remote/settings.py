@@ -47,6 +47,7 @@ class RemoteSettings:
     worker_max_threads: int = dataclasses.field(
         default_factory=default_max_threads)
     worker_job_query: dict = None
+    worker_batch_size: int = 1
     lease_time: float = 60.0
     start_worker: bool = False
     start_scheduler: bool = False
@@ -162,6 +163,15 @@ def _max_threads(value):
     return value
 
 
+def _batch_size(value):
+    if isinstance(value, float):
+        raise ValueError('expected an integer')
+    value = _number(value, int)
+    if not 1 <= value <= 1000:
+        raise ValueError('expected an integer from 1 to 1000')
+    return value
+
+
 def _job_query(value):
     if isinstance(value, str):
         if not value.strip():
@@ -193,6 +203,7 @@ OPTIONS = {
     'worker.wait_time': ('worker_wait_time', _seconds),
     'worker.max_threads': ('worker_max_threads', _max_threads),
     'worker.job_query': ('worker_job_query', _job_query),
+    'worker.batch_size': ('worker_batch_size', _batch_size),
     'lease_time': ('lease_time', _positive_seconds),
     'start_worker': ('start_worker', _boolean),
     'start_scheduler': ('start_scheduler', _boolean),

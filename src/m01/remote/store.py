@@ -133,6 +133,32 @@ class SerializedCollection(_Serialized):
                 self._wrapped, query, order, update, equal)
 
 
+    def claimMany(self, query, order, update, limit, equal=()):
+        """``claimFirst`` up to ``limit`` times under one hold of the lock,
+        all with the same ``update``; the documents claimed, in order."""
+        from mongomock.helpers import patch_datetime_awareness_in_document
+        query = patch_datetime_awareness_in_document(query)
+        claimed = []
+        with self._lock:
+            while len(claimed) < limit:
+                document = embeddedindex.claimFirst(
+                    self._wrapped, query, order, update, equal)
+                if document is None:
+                    break
+                claimed.append(document)
+        return claimed
+
+
+    def updateEach(self, changes):
+        """``update_one(filter, update)`` for each pair of ``changes``,
+        under one hold of the lock; the modified count of each."""
+        from mongomock.helpers import patch_datetime_awareness_in_document
+        with self._lock:
+            return [self._wrapped.update_one(
+                patch_datetime_awareness_in_document(query),
+                update).modified_count for query, update in changes]
+
+
 class SerializedCursor(_Serialized):
     """A cursor whose results are computed under the lock at first use."""
 

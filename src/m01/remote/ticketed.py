@@ -420,6 +420,14 @@ class TicketedJobWrites:
             if document['status'] == PROCESSING else document.get('completed')
         return changedAt is None or changedAt < now - ENTRY_GRACE
 
+    def claimMany(self, now, worker, leaseTime, limit, jobQuery=None,
+                  excludedNames=()):
+        # No batches on FerretDB v1: every claim is won through its own
+        # ticket, so a batch would cost what single claims cost.
+        claimed = self.claimNext(now, worker, leaseTime, jobQuery,
+                                 excludedNames)
+        return [claimed] if claimed is not None else []
+
     def claimJob(self, oid, now, worker, leaseTime):
         for _ in range(self.attempts):
             document = self.jobs.find_one({'_id': oid})
@@ -437,6 +445,11 @@ class TicketedJobWrites:
 
     def finish(self, oid, claim, update):
         return self._outcome(oid, claim, update)
+
+    def finishMany(self, outcomes):
+        # No batches here: each outcome is won on its own.
+        return [oid for oid, claim, update in outcomes
+                if not self._outcome(oid, claim, update)]
 
     def unclaim(self, oid, claim):
         return self._outcome(oid, claim, unclaimUpdate())

@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import threading
+import time
 
 import pymongo.errors
 import transaction
@@ -30,6 +31,18 @@ MAX_OUTAGE_WAIT = 10.0
 #: What a step returns when it only waited, without asking the database:
 #: true (do not idle after it) but no sign that the database is back.
 WAITED = 'waited'
+#: A batch commits the outcomes of the jobs it ran once it has run for
+#: this long, and goes on with the rest in a new transaction: a batch of
+#: slow jobs does not keep every outcome waiting for the last.
+BATCH_SECONDS = 1.0
+
+
+def checkBatchSize(batchSize):
+    if isinstance(batchSize, bool) or not isinstance(batchSize, int) or \
+            not 1 <= batchSize <= 1000:
+        raise ValueError('batchSize must be a whole number from 1 to 1000, '
+                         'not %r' % (batchSize,))
+    return batchSize
 
 
 class OutageTracker:
@@ -75,6 +88,22 @@ class BaseWorker:
     def stop(self, timeout=None):
         self._stopped.set()
         self.remoteProcessor.wakeWorkers()
+
+    def runBatch(self, jobs):
+        """Run claimed ``jobs`` one after another, their outcomes stored
+        by one commit (one command where the server allows) per
+        ``BATCH_SECONDS`` of work."""
+        remaining = list(jobs)
+
+        def work(processor):
+            until = time.monotonic() + BATCH_SECONDS
+            while remaining:
+                job = remaining.pop(0)
+                processor.processJob(job.__name__, job)
+                if time.monotonic() >= until:
+                    return
+        while remaining:
+            self.inUnitOfWork(work)
 
     def inUnitOfWork(self, work):
         """Call ``work(processor)`` with the processor bound to a new
@@ -132,15 +161,24 @@ class BaseWorker:
 
 
 class SimpleJobWorker(BaseWorker):
-    """Processes one job at a time, in the worker's own thread."""
+    """Processes one job at a time, in the worker's own thread; with a
+    ``batchSize`` above 1 it claims up to that many at once and stores
+    their outcomes together (``runBatch``)."""
 
-    def __init__(self, remoteProcessor, waitTime=1.0, jobQuery=None):
+    def __init__(self, remoteProcessor, waitTime=1.0, jobQuery=None,
+                 batchSize=1):
         super().__init__(remoteProcessor, waitTime)
         self.jobQuery = jobQuery
+        self.batchSize = checkBatchSize(batchSize)
 
     def doProcessNextJob(self):
-        """Process the next job and commit; True when one was processed.
-        """
+        """Process the next job (batch) and commit; True when one was
+        processed."""
+        if self.batchSize > 1:
+            jobs = self.remoteProcessor.pullNextJobs(self.batchSize,
+                                                     self.jobQuery)
+            self.runBatch(jobs)
+            return bool(jobs)
         return self.inUnitOfWork(
             lambda processor: processor.processNextJob(self.jobQuery))
 
@@ -159,11 +197,18 @@ _STOP = object()
 
 
 class MultiJobWorker(BaseWorker):
-    """Runs up to ``maxThreads`` jobs at once, each in a pool thread."""
+    """Runs up to ``maxThreads`` jobs at once, each in a pool thread.
+
+    With a ``batchSize`` above 1, the loop claims up to ``batchSize`` jobs
+    for each idle thread at once (``pullNextJobs``: a constant number of
+    commands) and shares them out; each thread runs its share in one
+    unit of work, whose commit stores their outcomes together.
+    """
 
     def __init__(self, remoteProcessor, waitTime=1.0, maxThreads=None,
-                 jobQuery=None):
+                 jobQuery=None, batchSize=1):
         super().__init__(remoteProcessor, waitTime)
+        self.batchSize = checkBatchSize(batchSize)
         if maxThreads is None:
             maxThreads = os.cpu_count() or 1
         if isinstance(maxThreads, bool) or not isinstance(maxThreads, int) \
@@ -203,13 +248,33 @@ class MultiJobWorker(BaseWorker):
             logger.exception('MultiJobWorker: job %s failed to finish',
                              jobid)
 
+    def doProcessJobs(self, jobids):
+        """Run a batch of jobs pulled by this worker, their outcomes
+        committed together (``runBatch``)."""
+        jobs = [self._pulled.pop(jobid) for jobid in jobids]
+        try:
+            self.runBatch(jobs)
+            self.outage.succeeded()
+        except pymongo.errors.ConnectionFailure as error:
+            self.outage.failed(error)
+            logger.warning('MultiJobWorker: the outcomes of %d jobs were '
+                           'not stored (the database cannot be reached); '
+                           'they run again once their leases expire',
+                           len(jobs))
+        except Exception:
+            logger.exception('MultiJobWorker: a batch of %d jobs failed to '
+                             'finish', len(jobs))
+
     def _poolThread(self):
         while True:
-            jobid = self._queue.get()
-            if jobid is _STOP:
+            work = self._queue.get()
+            if work is _STOP:
                 return
             try:
-                self.doProcessJob(jobid)
+                if isinstance(work, list):
+                    self.doProcessJobs(work)
+                else:
+                    self.doProcessJob(work)
             finally:
                 self._slots.release()
 
@@ -217,6 +282,8 @@ class MultiJobWorker(BaseWorker):
         if not self._slots.acquire(timeout=max(self.waitTime,
                                                MIN_IDLE_WAIT)):
             return WAITED  # every thread busy: wait for one, do not poll
+        if self.batchSize > 1:
+            return self._batchStep()
         job = None
         try:
             job = self.doPullNextJob()
@@ -228,6 +295,28 @@ class MultiJobWorker(BaseWorker):
         logger.info('MultiJobWorker: processing job %s', job.__name__)
         self._queue.put(job.__name__)
         return True
+
+    def _batchStep(self):
+        # One thread is ours; take every other idle one too, and claim
+        # for all of them at once.
+        idle = 1
+        while idle < self.maxThreads and self._slots.acquire(blocking=False):
+            idle += 1
+        jobs = []
+        try:
+            jobs = self.remoteProcessor.pullNextJobs(
+                idle * self.batchSize, self.jobQuery)
+        finally:
+            shares = [jobs[number::idle] for number in range(idle)]
+            shares = [share for share in shares if share]
+            for _ in range(idle - len(shares)):
+                self._slots.release()
+        for share in shares:
+            for job in share:
+                self._pulled[job.__name__] = job
+            logger.debug('MultiJobWorker: processing %d jobs', len(share))
+            self._queue.put([job.__name__ for job in share])
+        return bool(jobs)
 
     def loop(self):
         self.threads = [

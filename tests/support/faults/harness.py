@@ -212,6 +212,8 @@ def now():
 def settingsFor(size, **extra):
     settings = {'m01.remote.worker.max_threads': str(size.get('threads', 4)),
                 'm01.remote.lease_time': str(size.get('lease', 60))}
+    if size.get('batch'):
+        settings['m01.remote.worker.batch_size'] = str(size['batch'])
     settings.update({key: str(value) for key, value in extra.items()})
     return settings
 

@@ -37,8 +37,9 @@ def crash(env, size):
         size, **{'faults.retry_delay': size['retryDelay']}))
     # A job of a dead worker waits for its lease to expire, for a lease
     # keeper to notice (every lease/3), for its retry delay, then runs.
+    # With batches, the others first finish the jobs their batch holds.
     bound = size['lease'] * 4 / 3.0 + size['retryDelay'] + size['seconds'] \
-        + LATENCY
+        * (size.get('batch') or 1) + LATENCY
     try:
         processor = run.processor()
         workers = [run.start('worker', label='worker-%d' % number)

@@ -173,6 +173,9 @@ def main(argv=None):
                         'instead (the outage scenario is skipped then)')
     parser.add_argument('--jobs', type=int,
                         help='the load scenario\'s number of jobs')
+    parser.add_argument('--batch', type=int,
+                        help='the workers\' batch size '
+                        '(m01.remote.worker.batch_size; default 1)')
     parser.add_argument('--json', help='also write the results here')
     parser.add_argument('--keep-logs', action='store_true',
                         help='keep the ini files and process logs')
@@ -200,6 +203,8 @@ def main(argv=None):
             overrides = {}
             if name == 'load' and args.jobs:
                 overrides['jobs'] = args.jobs
+            if args.batch:
+                overrides['batch'] = args.batch
             result = runScenario(name, env, args.short, **overrides)
             results.append(result)
             print(result.line(), flush=True)

@@ -1,0 +1,220 @@
+"""Batched claims: up to N jobs claimed in a constant number of commands,
+their outcomes stored together, each job still claimed once, on every
+store."""
+import logging
+import subprocess
+import sys
+
+import bson
+import pymongo.monitoring
+import pytest
+import transaction
+
+from m01.remote import testing
+from m01.remote.processor import RemoteProcessor
+from m01.remote.store import isEmbedded
+from m01.remote.ticketed import TicketedJobWrites
+from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+from support.jobs import RecordingJob, startProcessingThreads
+from support.testserver import unique_database_name
+
+
+@pytest.fixture
+def rp(database):
+    processor = RemoteProcessor(database)
+    processor.ensureIndexes()
+    processor.addJobFactory('echo', testing.EchoJob())
+    processor.addJobFactory('record', RecordingJob())
+    yield processor
+    processor.close()
+
+
+def batches(rp):
+    """Whether the store claims many jobs at once (FerretDB v1 cannot)."""
+    return not isinstance(rp.jobWrites.strategy, TicketedJobWrites)
+
+
+def test_a_batch_takes_due_jobs_in_claim_order_once(rp):
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(7)]
+    urgent = rp.addJob('echo', 'urgent', immediate=True, priority=3)
+    later = rp.addJob('echo', 'later', immediate=True, delay=60)
+    first = rp.pullNextJobs(5)
+    if not batches(rp):
+        assert [job.__name__ for job in first] == [urgent]
+        return
+    assert [job.__name__ for job in first] == [urgent] + ids[:4]
+    assert len({job.claim for job in first}) == 1
+    rest = rp.pullNextJobs(5)
+    assert [job.__name__ for job in rest] == ids[4:]
+    assert rp.pullNextJobs(5) == []
+    assert rp.getJobStatus(later) == 'queued'
+    # Renewed from the claim on, while they wait for their turn.
+    assert first[0].claim in rp.leases.claims
+    assert rest[0].claim in rp.leases.claims
+
+
+def test_a_batch_honours_the_job_query_and_pauses(rp):
+    rp.addJobFactory('mail', testing.EchoJob())
+    rp.addJobFactory('paused', testing.EchoJob())
+    mail = [rp.addJob('mail', n, immediate=True) for n in range(3)]
+    rp.addJob('echo', 'not asked', immediate=True)
+    rp.addJob('paused', 'paused', immediate=True)
+    rp.pauseJobFactory('paused')
+    claimed = rp.pullNextJobs(10, {'name': {'$in': ['mail', 'paused']}})
+    got = [job.__name__ for job in claimed]
+    assert got == (mail if batches(rp) else mail[:1])
+
+
+def test_a_capped_factory_is_claimed_singly_beside_a_batch(rp):
+    rp.addJobFactory('api', testing.EchoJob({'concurrency': 1}))
+    api = [rp.addJob('api', n, immediate=True) for n in range(3)]
+    echo = [rp.addJob('echo', n, immediate=True) for n in range(3)]
+    claimed = [job.__name__ for job in rp.pullNextJobs(10)]
+    if batches(rp):
+        assert claimed == echo + api[:1]
+        assert rp.slots.running('api') == 1
+    assert api[1] not in claimed and api[2] not in claimed
+
+
+def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
+    if isEmbedded(rp.database) or not batches(rp):
+        pytest.skip('counts the commands a server is sent')
+    for n in range(40):
+        rp.addJob('echo', n)
+    transaction.commit()
+    listener = CommandCounter()
+    client = pymongo.MongoClient(store_uri, event_listeners=[listener],
+                                 tz_aware=True)
+    try:
+        counted = RemoteProcessor(client[rp.database.name])
+        counted.addJobFactory('echo', testing.EchoJob())
+        # What claims read now and then (pauses, limits) is cached.
+        counted.jobFactories.pausedNames()
+        counted.jobFactories.cappedNames()
+        listener.reset()
+        jobs = counted.pullNextJobs(40)
+        claims = listener.commands()
+        manager = transaction.TransactionManager()
+        with manager:
+            bound = counted.bind(manager)
+            for job in jobs:
+                bound.processJob(job.__name__, job)
+        outcomes = listener.commands()
+    finally:
+        client.close()
+    assert len(jobs) == 40
+    assert claims.count('find') == 2 and claims.count('update') == 1
+    assert outcomes == ['update']           # one bulk write for all 40
+    assert {rp.getJobStatus(job.__name__) for job in jobs} == {'completed'}
+
+
+class CommandCounter(pymongo.monitoring.CommandListener):
+    def __init__(self):
+        self.names = []
+
+    def reset(self):
+        self.names = []
+
+    def commands(self):
+        names, self.names = self.names, []
+        return [name for name in names
+                if name not in ('ping', 'hello', 'isMaster', 'endSessions')]
+
+    def started(self, event):
+        self.names.append(event.command_name)
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+def test_a_refused_outcome_in_a_batch_leaves_the_others_stored(rp, caplog):
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
+    jobs = rp.pullNextJobs(4) if batches(rp) else [
+        rp.pullNextJob() for _ in ids]
+    cancelled = jobs[1].__name__
+    rp.cancelJob(cancelled, immediate=True)
+    manager = transaction.TransactionManager()
+    with caplog.at_level(logging.WARNING, logger='m01.remote'):
+        with manager:
+            bound = rp.bind(manager)
+            for job in jobs:
+                bound.processJob(job.__name__, job)
+    stati = {job.__name__: rp.getJobStatus(job.__name__) for job in jobs}
+    assert stati[cancelled] == 'cancelled'
+    assert [status for jobid, status in stati.items()
+            if jobid != cancelled] == ['completed'] * (len(jobs) - 1)
+    refused = [record.getMessage() for record in caplog.records
+               if 'was not stored' in record.getMessage()]
+    assert len(refused) == 1 and cancelled in refused[0]
+    assert set(stati) <= set(ids)
+
+
+@pytest.mark.parametrize('kind', ['simple', 'multi'])
+def test_batching_workers_run_every_job_once(rp, kind):
+    ids = [rp.addJob('record', n, immediate=True) for n in range(60)]
+    worker = SimpleJobWorker(rp, waitTime=0, batchSize=7) \
+        if kind == 'simple' else MultiJobWorker(rp, waitTime=0,
+                                                maxThreads=3, batchSize=7)
+    rp.jobWorkerFactory = type(worker)
+    rp.jobWorkerArguments = dict(
+        {'waitTime': 0.01, 'batchSize': 7},
+        **({'maxThreads': 3} if kind == 'multi' else {}))
+    rp.startProcessor()
+    try:
+        testing.waitForJobs(rp, ids, timeout=60)
+    finally:
+        rp.stopProcessor(10)
+    ran = [record['job'] for record in rp.database.executions.find()]
+    assert sorted(ran) == sorted(ids)
+    assert {rp.getJobStatus(jobid) for jobid in ids} == {'completed'}
+
+
+def test_a_batch_left_unrun_returns_to_the_queue_by_its_leases(rp):
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(3)]
+    jobs = rp.pullNextJobs(3)
+    # The worker dies with its batch claimed: its leases expire.
+    later = jobs[0].leaseExpires + (jobs[0].leaseExpires - jobs[0].picked)
+    recovered = rp.recoverExpiredJobs(callTime=later)
+    assert sorted(jobid for jobid, _ in recovered) == sorted(
+        job.__name__ for job in jobs)
+    assert {rp.getJobStatus(jobid) for jobid in ids} == {'queued'}
+
+
+@pytest.mark.slow
+@pytest.mark.mongojava
+def test_batches_in_threads_and_processes_run_each_job_once(mongojava_uri):
+    from m01.remote import store
+    name = unique_database_name()
+    client = store.connect(mongojava_uri)
+    try:
+        rp = RemoteProcessor(client[name])
+        rp.ensureIndexes()
+        rp.addJobFactory('record', RecordingJob())
+        ids = [rp.addJob('record', n) for n in range(2000)]
+        transaction.commit()
+        processes = [subprocess.Popen(
+            [sys.executable, '-m', 'support.claimworker', mongojava_uri,
+             name, '2', '10'], stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+        workers, counts = startProcessingThreads(rp, 2, batchSize=10)
+        for thread in workers:
+            thread.join()
+        outputs = [process.communicate(timeout=600)[0]
+                   for process in processes]
+        assert [process.returncode for process in processes] == [0, 0]
+        elsewhere = [int(output.split()[-1]) for output in outputs]
+        assert sum(counts) + sum(elsewhere) == 2000
+        ran = [record['job'] for record in
+               rp.database.executions.find()]
+        assert len(ran) == len(set(ran)) == 2000
+        assert sorted(ran) == sorted(ids)
+        stati = {document['status'] for document in rp.jobsCollection.find(
+            {'_id': {'$in': [bson.ObjectId(jobid) for jobid in ids]}},
+            {'status': 1})}
+        assert stati == {'completed'}
+    finally:
+        client.drop_database(name)
+        client.close()
