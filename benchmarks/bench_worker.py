@@ -138,10 +138,10 @@ class Tally:
         self.commandsAtLast = None
         self.backgroundAtLast = None
 
-    def jobDone(self):
+    def jobDone(self, count=1):
         now = time.time()
         with self._lock:
-            self.done += 1
+            self.done += count
             self.last = now
             self.commandsAtLast = counter.total
             self.backgroundAtLast = counter.background
@@ -165,11 +165,15 @@ class CountingSimpleWorker(SimpleJobWorker):
 
     def doProcessNextJob(self):
         processed = super().doProcessNextJob()
-        if processed:
+        if processed and self.batchSize == 1:
             self.tally.jobDone()
         return processed
 
     step = doProcessNextJob
+
+    def runBatch(self, jobs):
+        super().runBatch(jobs)
+        self.tally.jobDone(len(jobs))
 
 
 class CountingMultiWorker(MultiJobWorker):
@@ -182,23 +186,30 @@ class CountingMultiWorker(MultiJobWorker):
         super().doProcessJob(jobid)
         self.tally.jobDone()
 
+    def runBatch(self, jobs):
+        super().runBatch(jobs)
+        self.tally.jobDone(len(jobs))
 
-def makeWorker(rp, kind, tally, threads=4, waitTime=1.0):
+
+def makeWorker(rp, kind, tally, threads=4, waitTime=1.0, batch=1):
     if kind == 'simple':
-        return CountingSimpleWorker(rp, tally, waitTime=waitTime)
+        return CountingSimpleWorker(rp, tally, waitTime=waitTime,
+                                    batchSize=batch)
     if kind == 'multi':
         return CountingMultiWorker(rp, tally, waitTime=waitTime,
-                                   maxThreads=threads)
+                                   maxThreads=threads, batchSize=batch)
     raise ValueError('unknown worker kind %r' % (kind,))
 
 
 class RunningWorker:
     """A worker in a thread of its own, counted from its start."""
 
-    def __init__(self, rp, kind, threads=4, waitTime=1.0, name=None):
+    def __init__(self, rp, kind, threads=4, waitTime=1.0, name=None,
+                 batch=1):
         bench_jobs.progress.reset()
         self.tally = Tally()
-        self.worker = makeWorker(rp, kind, self.tally, threads, waitTime)
+        self.worker = makeWorker(rp, kind, self.tally, threads, waitTime,
+                                 batch)
         self.thread = threading.Thread(
             target=self.worker, daemon=True,
             name=name or '%s-worker' % rp.name)
@@ -223,6 +234,8 @@ def main(argv=None):
                         default='simple')
     parser.add_argument('--threads', type=int, default=4)
     parser.add_argument('--wait-time', type=float, default=1.0)
+    parser.add_argument('--batch', type=int, default=1,
+                        help='jobs claimed at once per idle thread')
     parser.add_argument('--name', default='bench-%d' % os.getpid())
     args = parser.parse_args(argv)
 
@@ -233,7 +246,8 @@ def main(argv=None):
 
     client = connect(args.uri)
     rp = RemoteProcessor(client[args.database], name=args.name)
-    running = RunningWorker(rp, args.kind, args.threads, args.wait_time)
+    running = RunningWorker(rp, args.kind, args.threads, args.wait_time,
+                            batch=args.batch)
     deadline = time.monotonic() + MAX_LIFETIME
     try:
         while not stopping.wait(STATUS_INTERVAL):

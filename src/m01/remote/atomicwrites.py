@@ -49,8 +49,9 @@ class AtomicJobWrites:
     """Each change is one conditional write the server applies atomically.
     """
 
-    def __init__(self, database, prefix):
+    def __init__(self, database, prefix, exactKeyIndexes=False):
         self.jobs = database[prefix + 'jobs']
+        self.exactKeyIndexes = exactKeyIndexes
 
     def ensureIndexes(self):
         indexes = self.jobs.index_information()
@@ -62,6 +63,14 @@ class AtomicJobWrites:
         self.jobs.create_index(CLAIM_INDEX, name='m01_remote_claim')
         self.jobs.create_index([('status', 1), ('leaseExpires', 1)],
                                name='m01_remote_lease')
+        if self.exactKeyIndexes:
+            # For a server that uses an index only for a query naming
+            # exactly its keys (mongo-java-server): the claim and outcome
+            # writes name (_id, version) and (_id, claim). MongoDB serves
+            # them from the _id index and needs neither.
+            for field in ('version', 'claim'):
+                self.jobs.create_index([('_id', 1), (field, 1)], unique=True,
+                                       name='m01_remote_id_%s' % field)
 
     def insertJobs(self, documents):
         """Store new job documents (all queued) in one write."""
@@ -77,20 +86,25 @@ class AtomicJobWrites:
     def claimMany(self, now, worker, leaseTime, limit, jobQuery=None,
                   excludedNames=()):
         # Three commands for up to ``limit`` jobs: the candidates in claim
-        # order, one update restating each one's due state (applied to
-        # each document atomically: a job another worker took meanwhile
-        # is not matched), and what this claim won, read back by its
-        # token. One token for the batch: each outcome restates it.
-        query = dueQuery(now, jobQuery, excludedNames)
-        candidates = [document['_id'] for document in self.jobs.find(
-            query, {'_id': 1}).sort(CLAIM_ORDER).limit(limit)]
+        # order with their versions; one bulk write claiming each only at
+        # the version it was due at (a job another worker took, or that
+        # changed, since has another version and is not claimed: each
+        # update is atomic); and the candidates read back by id, this
+        # claim's token telling what it won. One token for the batch:
+        # each outcome restates it.
+        candidates = list(self.jobs.find(
+            dueQuery(now, jobQuery, excludedNames),
+            {'_id': 1, 'version': 1}).sort(CLAIM_ORDER).limit(limit))
         if not candidates:
             return []
         fields = claimFields(now, worker, leaseTime)
-        self.jobs.update_many({'$and': [{'_id': {'$in': candidates}}, query]},
-                              versioned({'$set': fields}))
-        won = self.jobs.find({'_id': {'$in': candidates},
-                              'claim': fields['claim']})
+        update = versioned({'$set': fields})
+        self.jobs.bulk_write([pymongo.UpdateOne(
+            {'_id': document['_id'], 'version': document.get('version', 0)},
+            update) for document in candidates], ordered=False)
+        won = [document for document in self.jobs.find(
+            {'_id': {'$in': [document['_id'] for document in candidates]}})
+            if document.get('claim') == fields['claim']]
         return sorted(won, key=orderKey)
 
     def claimJob(self, oid, now, worker, leaseTime):
@@ -104,7 +118,9 @@ class AtomicJobWrites:
                                     ).modified_count == 1
 
     def _owned(self, oid, claim):
-        return {'_id': oid, 'status': PROCESSING, 'claim': claim}
+        # A claim token is set with status processing and unset by every
+        # change that ends it, so it restates both.
+        return {'_id': oid, 'claim': claim}
 
     def finish(self, oid, claim, update):
         return self._change(self._owned(oid, claim), update)

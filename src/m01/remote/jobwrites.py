@@ -72,7 +72,15 @@ def jobWritesFor(database, prefix, ticketed=None):
         return TicketedJobWrites(database, prefix)
     if isEmbedded(database):
         return EmbeddedJobWrites(database, prefix)
-    return AtomicJobWrites(database, prefix)
+    return AtomicJobWrites(database, prefix,
+                           exactKeyIndexes=not hasQueryPlanner(database))
+
+
+def hasQueryPlanner(database):
+    """Whether the server picks indexes for queries as MongoDB does (its
+    build info names the git commit it was built from); mongo-java-server
+    uses an index only for a query on exactly its keys."""
+    return 'gitVersion' in database.client.server_info()
 
 
 @zope.interface.implementer(IJobWrites)
