@@ -414,6 +414,13 @@ def test_bad_worker_arguments_are_refused(rp, arguments):
         MultiJobWorker(rp, **arguments)
 
 
+def test_the_modules_of_the_known_job_classes():
+    from m01.remote.job import jobClassModules
+    modules = jobClassModules()
+    assert modules == sorted(set(modules))
+    assert {'m01.remote.testing', __name__} <= set(modules)
+
+
 def test_jobs_of_unknown_classes_can_be_listed_not_run(rp):
     jobid = rp.addJob('echo', 1, immediate=True)
     rp.jobsCollection.update_one({'_id': bson.ObjectId(jobid)},
