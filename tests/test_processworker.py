@@ -105,6 +105,31 @@ def test_the_worker_and_its_seams_have_their_interfaces(rp):
     assert ProcessJobWorker(rp).maxProcesses == (os.cpu_count() or 1)
 
 
+def test_the_process_kind_is_made_from_the_settings(rp):
+    from pyramid.config import Configurator
+
+    from m01.remote.interfaces import IRemoteProcessor
+    config = Configurator(settings={
+        'm01.remote.uri': store.uriOf(rp.database),
+        'm01.remote.database': rp.database.name,
+        'm01.remote.worker': 'process',
+        'm01.remote.worker.max_processes': '2',
+        'm01.remote.worker.max_jobs_per_child': '10',
+        'm01.remote.worker.kill_grace': '0.5'})
+    config.include('m01.remote')
+    site = config.make_wsgi_app().registry.getUtility(IRemoteProcessor)
+    try:
+        assert site.jobWorkerFactory is ProcessJobWorker
+        worker = site.jobWorkerFactory(site, **site.jobWorkerArguments)
+        verifyObject(IJobWorker, worker)
+        assert (worker.maxProcesses, worker.maxJobsPerChild,
+                worker.killGrace) == (2, 10, 0.5)
+        # In the application itself there is no ini for the children.
+        assert isinstance(worker.childSetup, StoreChildSetup)
+    finally:
+        site.database.client.close()
+
+
 @pytest.mark.parametrize('arguments, message', [
     ({'maxProcesses': 0}, 'maxProcesses'),
     ({'maxProcesses': 1.5}, 'maxProcesses'),
