@@ -70,11 +70,19 @@ def waitFor(condition, what, timeout=DEADLINE):
 
 
 def alive(pid):
+    """Whether process ``pid`` runs (a zombie waiting for its parent to
+    reap it does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open('/proc/%d/stat' % pid) as stat:
+            return stat.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except FileNotFoundError:
         return False
-    return True
+    except OSError:     # no /proc: ask the process
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
 
 def runsOf(rp, jobid, count=1):
@@ -354,6 +362,25 @@ def test_a_job_running_past_the_stop_timeout_is_left_to_lease_recovery(
     assert rp.recoverExpiredJobs(callTime=later) == [(jobid, 'queued')]
     assert stored(rp, jobid)['attempts'][-1]['outcome'] == 'lost'
     transaction.abort()
+
+
+@pytest.mark.slow
+def test_children_end_with_a_worker_killed_with_sigkill(rp):
+    import subprocess
+    import sys
+    rp.addJobFactory('spin', processjobs.SpinJob())
+    jobid = rp.addJob('spin', immediate=True)
+    worker = subprocess.Popen([sys.executable, '-m',
+                               'support.processworkerrun',
+                               store.uriOf(rp.database), rp.database.name])
+    try:
+        pid, = runsOf(rp, jobid)
+    finally:
+        worker.kill()
+        worker.wait()
+    # The child runs a job that reaches no checkpoint for two minutes.
+    waitFor(lambda: not alive(pid), 'the orphaned child ending',
+            timeout=10)
 
 
 # the embedded store
