@@ -156,6 +156,7 @@ class ProcessJobWorker(BaseWorker):
     def loop(self):
         _running.add(self)
         self._ended.clear()
+        self._abandon.clear()
         self.slots = [ChildSlot(self, number)
                       for number in range(self.maxProcesses)]
         for slot in self.slots:
