@@ -230,6 +230,50 @@ def test_a_child_is_reused_and_retired_after_max_jobs(rp):
     assert len(pids) == 3 and os.getpid() not in pids
 
 
+MAIN_SCRIPT = """
+import sys
+
+from m01.remote import store, testing
+from m01.remote.job import Job
+from m01.remote.processor import RemoteProcessor
+from m01.remote.processworker import ProcessJobWorker
+
+
+class MainJob(Job):
+    def __call__(self, remoteProcessor):
+        return 'ran %s' % self.input
+
+
+if __name__ == '__main__':
+    rp = RemoteProcessor(store.connect(sys.argv[1])[sys.argv[2]],
+                         jobWorkerFactory=ProcessJobWorker,
+                         jobWorkerArguments={'waitTime': 0.05,
+                                             'maxProcesses': 1})
+    rp.addJobFactory('main', MainJob({'maxRetries': 1}))
+    jobid = rp.addJob('main', 'in a child', immediate=True)
+    rp.startProcessor()
+    testing.waitForJobs(rp, [jobid], timeout=60)
+    rp.stopProcessor(10)
+    print(rp.getJobStatus(jobid), rp.getJobResult(jobid))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.mongojava
+def test_the_job_classes_of_the_workers_main_script_load_in_a_child(
+        tmp_path, mongojava_uri):
+    import subprocess
+    import sys
+    script = tmp_path / 'worker_script.py'
+    script.write_text(MAIN_SCRIPT)
+    with scratch_database(mongojava_uri) as database:
+        output = subprocess.run(
+            [sys.executable, str(script), mongojava_uri, database.name],
+            capture_output=True, text=True, timeout=120)
+    assert output.returncode == 0, output.stderr
+    assert output.stdout.split('\n')[-2] == 'completed ran in a child'
+
+
 def test_a_job_of_a_class_a_child_cannot_load_is_a_failed_attempt(rp):
     class LocalJob(Job):     # a child cannot import it from anywhere
         def __call__(self, remoteProcessor):
