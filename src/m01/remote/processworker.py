@@ -4,7 +4,8 @@ can stop.
 Python cannot stop a thread, so the ``simple`` and ``multi`` workers can
 only ask a running job to stop (its checkpoints raise). This worker runs
 up to ``maxProcesses`` jobs at once, each in a child process of its pool
-(``m01.remote.children``), and a thread here watches each running job:
+(``m01.remote.processpool``, ``m01.remote.children``), and a thread here
+watches each running job:
 
 - at the job's deadline (its ``timeout``) the child is terminated
   (SIGTERM, then SIGKILL ``killGrace`` seconds later) and the attempt
@@ -39,18 +40,8 @@ import weakref
 import pymongo.errors
 
 from m01.remote import store
-from m01.remote.children import (
-    ChildProcessDied,
-    ChildStartError,
-    JobChild,
-    runDocument,
-)
 from m01.remote.childsetup import AppChildSetup, StoreChildSetup
-from m01.remote.containers import toObjectId
-from m01.remote.execution import deadlineOf
-from m01.remote.interfaces import CANCELLED, PROCESSING
-from m01.remote.job import JobCancelled, JobInterrupted, JobTimedOut
-from m01.remote.jobstate import TIMED_OUT_MESSAGE
+from m01.remote.processpool import STOP, ChildOptions, ChildSlot
 from m01.remote.threads import DEFAULT_STOP_TIMEOUT
 from m01.remote.worker import MIN_IDLE_WAIT, WAITED, BaseWorker
 
@@ -61,16 +52,6 @@ EMBEDDED_REFUSED = (
     'connection of its own, and the embedded store (mongomock://) lives '
     'in this process only: use a MongoDB server, or the simple or multi '
     'worker.')
-
-#: The longest back-off between two failed starts of a child.
-MAX_START_BACKOFF = 30.0
-
-_STOP = object()
-
-
-class JobAbandoned(JobInterrupted):
-    """The worker stopped before the job ended: its child was terminated
-    and the job is left to lease recovery."""
 
 
 def _count(value, what, optional=False):
@@ -128,6 +109,11 @@ class ProcessJobWorker(BaseWorker):
                     remoteProcessor)
         self.childSetup = childSetup
         self.context = multiprocessing.get_context('spawn')
+        self.options = ChildOptions(
+            childSetup, self.context, killGrace=self.killGrace,
+            watchInterval=self.watchInterval,
+            startTimeout=self.startTimeout,
+            maxJobsPerChild=self.maxJobsPerChild)
         self.slots = []
         self._ready = queue.Queue()
         self._abandon = threading.Event()
@@ -157,8 +143,11 @@ class ProcessJobWorker(BaseWorker):
         _running.add(self)
         self._ended.clear()
         self._abandon.clear()
-        self.slots = [ChildSlot(self, number)
-                      for number in range(self.maxProcesses)]
+        self.slots = [
+            ChildSlot('%s-process-%d' % (self.remoteProcessor.name, number),
+                      self.options, self._ready, self.runJob, self._stopped,
+                      self._abandon)
+            for number in range(self.maxProcesses)]
         for slot in self.slots:
             slot.thread.start()
         leases = self.remoteProcessor.leases
@@ -178,7 +167,7 @@ class ProcessJobWorker(BaseWorker):
         """Let the running jobs finish for the stop timeout, then
         terminate their children."""
         for slot in self.slots:
-            slot.give(_STOP)
+            slot.give(STOP)
         deadline = None if self._stopTimeout is None else \
             time.monotonic() + self._stopTimeout
         for slot in self.slots:
@@ -206,196 +195,23 @@ class ProcessJobWorker(BaseWorker):
     def _threads(self):
         return [slot.thread for slot in self.slots]
 
-
-class ChildSlot:
-    """One place of the worker's pool: a thread here, and the child
-    process it runs its jobs in."""
-
-    def __init__(self, worker, number):
-        self.worker = worker
-        self.number = number
-        self.child = None
-        self.failures = 0
-        self._jobs = queue.Queue()
-        self.label = '%s-process-%d' % (worker.remoteProcessor.name, number)
-        self.thread = threading.Thread(target=self.serve, daemon=True,
-                                       name=self.label)
-
-    @property
-    def pid(self):
-        child = self.child
-        return child.pid if child is not None else None
-
-    def give(self, job):
-        self._jobs.put(job)
-
-    def serve(self):
+    def runJob(self, job, call):
+        """Run the claimed ``job`` by ``call`` (in a child) in a unit of
+        work of its own, which stores its outcome."""
         try:
-            while not self.worker.stopped:
-                if not self._ensureChild():
-                    continue
-                self.worker._ready.put(self)
-                job = self._jobs.get()
-                if job is _STOP:
-                    return
-                self._process(job)
-        finally:
-            self._retire()
-
-    # children
-
-    def _ensureChild(self):
-        """Whether a live child is ready; after a failed start, wait (a
-        back-off) and say no."""
-        if self.child is not None and self.child.alive:
-            return True
-        self._retire()
-        try:
-            self._startChild()
-        except ChildStartError as error:
-            self.failures += 1
-            wait = min(2.0 ** self.failures, MAX_START_BACKOFF)
-            logger.error('%s; trying again in %g s', error, wait)
-            self.worker._stopped.wait(wait)
-            return False
-        self.failures = 0
-        return True
-
-    def _startChild(self):
-        started = time.monotonic()
-        child = JobChild(self.worker.childSetup, self.label,
-                         self.worker.context)
-        child.start(self.worker.startTimeout)
-        self.child = child
-        # Attempts record the thread: say which child it runs jobs in.
-        self.thread.name = '%s:%d' % (self.label, child.pid)
-        logger.info('ProcessJobWorker: job process %d started in %.2f s',
-                    child.pid, time.monotonic() - started)
-
-    def _retire(self, grace=None):
-        child, self.child = self.child, None
-        if child is not None:
-            child.close(self.worker.killGrace if grace is None else grace)
-
-    def _kill(self):
-        child, self.child = self.child, None
-        if child is not None:
-            child.terminate(self.worker.killGrace)
-
-    # jobs
-
-    def _process(self, job):
-        worker = self.worker
-        try:
-            worker.inUnitOfWork(lambda processor: processor.runner.run(
-                job, processor, processor.pending, call=self._call))
-            worker.outage.succeeded()
+            self.inUnitOfWork(lambda processor: processor.runner.run(
+                job, processor, processor.pending, call=call))
+            self.outage.succeeded()
         except pymongo.errors.ConnectionFailure as error:
-            worker.outage.failed(error)
+            # The outage is logged once, with the loop's; the job keeps
+            # its claim and runs again once its lease expires.
+            self.outage.failed(error)
             logger.warning('ProcessJobWorker: the outcome of job %s was not '
                            'stored (the database cannot be reached); it '
                            'runs again once its lease expires', job.__name__)
         except Exception:
             logger.exception('ProcessJobWorker: job %s failed to finish',
                              job.__name__)
-        child = self.child
-        if child is not None and worker.maxJobsPerChild and \
-                child.jobsRun >= worker.maxJobsPerChild:
-            self._retire()
-
-    def _call(self, job, processor):
-        """Run ``job`` in the child and return its output or raise its
-        error, watching its deadline and its state meanwhile."""
-        if self.child is None or not self.child.alive:
-            # It died while idle, or was retired: the job needs another.
-            self._retire()
-            self._startChild()
-        watcher = JobWatcher(self, job, processor)
-        try:
-            self.child.send(runDocument(job))
-            while True:
-                result = self.child.wait(watcher.nextWait())
-                if result is not None:
-                    watcher.refuseIfLate()
-                    return result.value()
-                watcher.check()
-        except ChildProcessDied:
-            self.child = None
-            if self.worker._abandon.is_set():
-                raise JobAbandoned('its worker stopped')
-            raise
-
-
-class JobWatcher:
-    """Watches the job a slot's child runs: its deadline, its state, the
-    worker stopping; terminates the child and raises what ends the run.
-    """
-
-    def __init__(self, slot, job, processor):
-        self.slot = slot
-        self.job = job
-        self.oid = toObjectId(job.__name__)
-        self.deadline = deadlineOf(job)
-        self.processor = processor
-        self.interval = slot.worker.watchInterval
-        self.nextRead = time.monotonic() + self.interval
-
-    def secondsLeft(self):
-        if self.deadline is None:
-            return None
-        return (self.deadline - self.processor.now()).total_seconds()
-
-    def nextWait(self):
-        wait = self.nextRead - time.monotonic()
-        left = self.secondsLeft()
-        if left is not None:
-            wait = min(wait, left)
-        return max(wait, 0.0)
-
-    def timedOut(self):
-        error = JobTimedOut(TIMED_OUT_MESSAGE % ('%g' % self.job.timeout))
-        error.formattedTraceback = ''
-        return error
-
-    def refuseIfLate(self):
-        left = self.secondsLeft()
-        if left is not None and left <= 0:
-            raise self.timedOut()
-
-    def check(self):
-        if self.slot.worker._abandon.is_set():
-            self.slot._kill()
-            raise JobAbandoned('its worker stopped; its process was '
-                               'terminated and lease recovery requeues it')
-        left = self.secondsLeft()
-        if left is not None and left <= 0:
-            logger.warning('Job %s timed out; terminating its process %s',
-                           self.job.__name__, self.slot.pid)
-            self.slot._kill()
-            raise self.timedOut()
-        if time.monotonic() >= self.nextRead:
-            self.nextRead = time.monotonic() + self.interval
-            state = self._state()
-            if state is not None and state != (PROCESSING, self.job.claim):
-                logger.info('Job %s is %s; terminating its process %s',
-                            self.job.__name__, state[0], self.slot.pid)
-                self.slot._kill()
-                if state[0] == CANCELLED:
-                    raise JobCancelled('Job %s was cancelled.'
-                                       % self.job.__name__)
-                raise JobInterrupted('Job %s is no longer this worker\'s '
-                                     '(it is %s).' % (self.job.__name__,
-                                                      state[0]))
-
-    def _state(self):
-        """The job's ``(status, claim)``, ``('removed', None)`` once it is
-        gone, None when the database cannot say (the job runs on)."""
-        try:
-            state = self.processor.jobWrites.state(self.oid)
-        except pymongo.errors.PyMongoError as error:
-            self.slot.worker.outage.failed(error)
-            return None
-        return state if state is not None else ('removed', None)
 
 
 # Stopped at exit before multiprocessing joins its children (atexit runs
