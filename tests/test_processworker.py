@@ -310,6 +310,16 @@ def test_a_job_past_its_timeout_is_killed_and_retried(rp):
     testing.waitForJobs(rp, [echo], timeout=DEADLINE)
 
 
+def test_a_terminated_job_runs_its_finally_blocks(rp):
+    rp.addJobFactory('cleaning', processjobs.CleaningJob({
+        'timeout': 1, 'maxRetries': 1}))
+    jobid = rp.addJob('cleaning', immediate=True)
+    start(rp, killGrace=30)     # SIGTERM ends it, not SIGKILL
+    testing.waitForJobs(rp, [jobid], stati=('error',), timeout=DEADLINE)
+    waitFor(lambda: rp.database.runs.find_one(
+        {'job': jobid, 'cleanedUp': True}), 'the finally block')
+
+
 def test_a_job_ignoring_sigterm_is_killed(rp):
     rp.addJobFactory('stubborn', processjobs.StubbornJob({
         'timeout': 1, 'maxRetries': 1}))

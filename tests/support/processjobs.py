@@ -78,3 +78,15 @@ class SetOutputJob(Job):
 
     def __call__(self, remoteProcessor):
         return {1, 2}
+
+
+class CleaningJob(SpinJob):
+    """Runs without a checkpoint; when it is stopped, its ``finally``
+    block records ``{job, cleanedUp: true}`` in ``runs``."""
+
+    def __call__(self, remoteProcessor):
+        try:
+            return super().__call__(remoteProcessor)
+        finally:
+            remoteProcessor.database.runs.insert_one(
+                {'job': self.__name__, 'cleanedUp': True})
