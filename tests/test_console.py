@@ -218,3 +218,39 @@ def test_scheduler_process_stops_on_sigterm(remote_ini, tmp_path):
     assert status == 0, output
     assert "Scheduler 'root-scheduler' stopped" in output
     assert "Processor 'root-worker'" not in output
+
+
+@pytest.mark.slow
+@pytest.mark.mongojava
+def test_a_process_worker_loads_the_ini_in_its_children(tmp_path,
+                                                        mongojava_uri):
+    import re
+    database = unique_database_name()
+    ini = write_ini(tmp_path / 'process.ini', mongojava_uri, database,
+                    **{'m01.remote.worker': 'process',
+                       'm01.remote.worker.max_processes': '1',
+                       'm01.remote.worker.kill_grace': '1'})
+    env = bootstrap(ini)
+    rp = env['registry'].getUtility(IRemoteProcessor)
+    process, log = start('worker', ini, tmp_path, '--stop-timeout', '20')
+    try:
+        echo = rp.addJob('echo', 'from a child', immediate=True)
+        wait_for(lambda: rp.getJobStatus(echo) == 'completed',
+                 what='the echo job completing')
+        assert rp.getJobResult(echo) == 'from a child'
+        thread = rp.jobs[echo].attempts[-1]['thread']
+        child = int(re.match(r'root-process-0:(\d+)$', thread).group(1))
+        assert child != process.pid
+        # No checkpoint in the demo's SleepJob: its child is killed.
+        sleeper = rp.addJob('sleep', 30, timeout=1, immediate=True)
+        wait_for(lambda: (rp.jobs[sleeper].attempts or [{}])[-1].get(
+            'outcome') == 'timed out', what='the sleep job timing out')
+    finally:
+        status, output = stop(process, log)
+        env['closer']()
+        rp.database.client.drop_database(database)
+    assert status == 0, output
+    # The child loaded the ini's logging, and ran the demo's job there.
+    assert re.search(r'\[MainThread\] EchoJob \w+: .from a child.', output)
+    assert 'terminating its process %d' % child in output
+    assert "Processor 'root-worker' stopped" in output

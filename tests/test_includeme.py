@@ -20,6 +20,7 @@ from m01.remote.interfaces import (
     IRemoteProcessor,
 )
 from m01.remote.processor import RemoteProcessor
+from m01.remote.processworker import ProcessJobWorker
 from m01.remote.settings import RemoteSettings
 from m01.remote.testing import EchoJob
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
@@ -95,7 +96,8 @@ def test_settings_action_adds_route_and_pages():
         ('include', 'm01.remote.views'),
     ]
     assert config.registry.m01_remote_settings.route_prefix == '/queue'
-    assert m01.remote.worker_kinds(config.registry) == ['multi', 'simple']
+    assert m01.remote.worker_kinds(config.registry) == ['multi', 'process',
+                                                       'simple']
 
 
 def test_settings_action_without_pages():
@@ -145,7 +147,7 @@ def test_unknown_worker_kind_names_the_registered_ones():
         m01.remote.get_job_worker_factory(registry, 'turbo')
     assert str(info.value) == (
         'm01.remote.worker = turbo: no worker kind of that name is '
-        'registered; the registered kinds are: multi, simple')
+        'registered; the registered kinds are: multi, process, simple')
 
 
 # A real Configurator
@@ -194,6 +196,7 @@ def test_real_configurator_registers_processor_route_and_request_method():
 
 def test_worker_kinds_get_the_worker_settings():
     app = make_config(worker__wait_time='0.25', worker__max_threads='3',
+                      worker__max_processes='2',
                       worker__job_query='{"name": "echo"}',
                       worker__batch_size='20').make_wsgi_app()
     settings = app.registry.m01_remote_settings
@@ -203,10 +206,20 @@ def test_worker_kinds_get_the_worker_settings():
     assert m01.remote.worker_arguments(settings, MultiJobWorker) == {
         'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3,
         'batchSize': 20}
+    assert m01.remote.worker_arguments(settings, ProcessJobWorker) == {
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxProcesses': 2,
+        'maxJobsPerChild': None, 'killGrace': 5.0}
     assert m01.remote.worker_arguments(settings, SiteWorker) == {
         'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3,
-        'batchSize': 20}
+        'batchSize': 20, 'maxProcesses': 2, 'maxJobsPerChild': None,
+        'killGrace': 5.0}
     assert m01.remote.worker_arguments(settings, site_worker) == {}
+    # m01remote worker offers the ini file too.
+    assert m01.remote.worker_arguments(
+        settings, ProcessJobWorker, configUri='site.ini')['configUri'] == \
+        'site.ini'
+    assert 'configUri' not in m01.remote.worker_arguments(
+        settings, MultiJobWorker, configUri='site.ini')
 
 
 @pytest.mark.parametrize('kind, expected', [
@@ -253,7 +266,10 @@ def test_a_site_registers_its_own_kind():
     try:
         assert rp._jobWorker.worker.arguments == {
             'waitTime': 1.0, 'jobQuery': None, 'batchSize': 1,
-            'maxThreads': rp.registry.m01_remote_settings.worker_max_threads}
+            'maxThreads': rp.registry.m01_remote_settings.worker_max_threads,
+            'maxProcesses':
+                rp.registry.m01_remote_settings.worker_max_processes,
+            'maxJobsPerChild': None, 'killGrace': 5.0}
     finally:
         rp.stopProcessor()
 
@@ -261,7 +277,7 @@ def test_a_site_registers_its_own_kind():
 def test_an_unregistered_kind_fails_at_commit():
     config = make_config(worker='turbo')
     with pytest.raises(ConfigurationError, match='registered kinds are: '
-                       'multi, simple'):
+                       'multi, process, simple'):
         config.commit()
 
 

@@ -193,6 +193,29 @@ def test_unstorable_output_is_an_error(rp):
     assert 'output cannot be stored' in rp.getJobErrors(jobid)[0]
 
 
+def test_a_job_run_elsewhere_has_its_outcome_stored_here(rp):
+    # How the process worker runs a job: a call instead of the job.
+    done = rp.addJob('echo', 'here', immediate=True)
+    rp.runner.run(rp.pullNextJob(), rp, rp.pending,
+                  call=lambda job, processor: 'there: %s' % job.input)
+    transaction.commit()
+    assert rp.getJobResult(done) == 'there: here'
+    failed = rp.addJob('fatal', immediate=True)
+    error = RuntimeError('far away')
+    error.formattedTraceback = 'the traceback from there'
+
+    def fail(job, processor):
+        raise error
+    rp.runner.run(rp.pullNextJob(), rp, rp.pending, call=fail)
+    transaction.commit()
+    document = rp.jobsCollection.find_one({'_id': bson.ObjectId(failed)})
+    assert document['status'] == 'queued'
+    assert document['errors'][0].endswith('] far away')
+    assert document['tracebacks'] == ['the traceback from there']
+    assert document['attempts'][0]['traceback'] == \
+        'the traceback from there'
+
+
 def test_error_message_adapter_can_be_replaced(rp, registry):
     @zope.interface.implementer(interfaces.IJobErrorMessage)
     class ShortMessage:
@@ -389,6 +412,13 @@ def test_workers_provide_their_interfaces(rp):
 def test_bad_worker_arguments_are_refused(rp, arguments):
     with pytest.raises(ValueError):
         MultiJobWorker(rp, **arguments)
+
+
+def test_the_modules_of_the_known_job_classes():
+    from m01.remote.job import jobClassModules
+    modules = jobClassModules()
+    assert modules == sorted(set(modules))
+    assert {'m01.remote.testing', __name__} <= set(modules)
 
 
 def test_jobs_of_unknown_classes_can_be_listed_not_run(rp):

@@ -25,6 +25,8 @@ def test_defaults():
         uri='mongomock://', database='m01remote', collection_prefix='r',
         name='root', worker='simple', worker_wait_time=1.0,
         worker_max_threads=os.cpu_count() or 1, worker_job_query=None,
+        worker_max_processes=os.cpu_count() or 1,
+        worker_max_jobs_per_child=None, worker_kill_grace=5.0,
         lease_time=60.0, start_worker=False, start_scheduler=False,
         scheduler_wait_time=1.0, route_prefix='/remote',
         permission='m01.remote.manage', pages=True)
@@ -79,6 +81,24 @@ def test_typed_values_from_python_are_accepted():
     assert settings.worker_job_query == {'name': 'echo'}
 
 
+def test_the_process_worker_settings():
+    settings = parse(worker='process', uri='mongodb://db/',
+                     worker__max_processes='3',
+                     worker__max_jobs_per_child='100',
+                     worker__kill_grace='0.5')
+    assert (settings.worker_max_processes, settings.worker_max_jobs_per_child,
+            settings.worker_kill_grace) == (3, 100, 0.5)
+    assert parse(worker__max_jobs_per_child=' ').worker_max_jobs_per_child \
+        is None
+
+
+def test_the_process_worker_refuses_the_embedded_store():
+    for uri in ({}, {'uri': 'mongomock://'}):
+        with pytest.raises(SettingsError, match='m01.remote.worker = '
+                           'process: .*cannot see the embedded store'):
+            parse(worker='process', **uri)
+
+
 @pytest.mark.parametrize('prefix, pattern', [
     ('/', '/*traverse'),
     ('/remote', '/remote*traverse'),
@@ -125,6 +145,12 @@ BAD_VALUES = [
     ('worker.batch_size', '0', 'from 1 to 1000'),
     ('worker.batch_size', '1001', 'from 1 to 1000'),
     ('worker.batch_size', 2.0, 'expected an integer'),
+    ('worker.max_processes', '0', '>= 1'),
+    ('worker.max_processes', '1.5', 'expected an integer'),
+    ('worker.max_jobs_per_child', '0', '>= 1'),
+    ('worker.max_jobs_per_child', 'often', 'expected an integer'),
+    ('worker.kill_grace', '-1', '>= 0'),
+    ('worker.kill_grace', 'soon', 'expected a number'),
     ('lease_time', '0', '> 0'),
     ('lease_time', '-5', '>= 0'),
     ('lease_time', 'long', 'expected a number'),
@@ -162,7 +188,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 16
+    assert len(valid_keys()) == len(OPTIONS) == 19
 
 
 def test_every_problem_is_reported_at_once():

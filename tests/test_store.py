@@ -30,6 +30,21 @@ def test_embedded_store_is_recognised(database, store_uri):
     assert store.isEmbedded(database) == (store_uri == 'mongomock://')
 
 
+def test_a_client_remembers_the_uri_it_was_made_from(database,
+                                                     store_uri):
+    if store_uri == 'mongomock://':
+        assert store.uriOf(database) is None    # no other process sees it
+        return
+    assert store.uriOf(database) == store_uri
+    other = pymongo.MongoClient(store_uri, connect=False)
+    try:
+        # A client made otherwise does not say (it would compare equal).
+        assert other == database.client
+        assert store.uriOf(other[database.name]) is None
+    finally:
+        other.close()
+
+
 def test_embedded_clients_share_nothing():
     first = store.connect('mongomock://')
     second = store.connect('mongomock://')

@@ -81,15 +81,22 @@ def pages_root_factory(request):
 
 # worker kinds: named adapters (IRemoteProcessor) -> IJobWorker
 
-def worker_arguments(settings, factory):
+def worker_arguments(settings, factory, **extra):
     """The keyword arguments the worker kind ``factory`` is called with:
-    ``waitTime``, ``jobQuery``, ``maxThreads`` and ``batchSize`` from the
-    ``m01.remote.worker.*`` settings, those it accepts (all of them when
-    it takes ``**kw``)."""
+    ``waitTime``, ``jobQuery``, ``maxThreads``, ``batchSize``,
+    ``maxProcesses``, ``maxJobsPerChild`` and ``killGrace`` from the
+    ``m01.remote.worker.*`` settings, and the ``extra`` ones (``m01remote
+    worker`` gives ``configUri``), those it accepts (all of them when it
+    takes ``**kw``).
+    """
     offered = {'waitTime': settings.worker_wait_time,
                'jobQuery': settings.worker_job_query,
                'maxThreads': settings.worker_max_threads,
-               'batchSize': settings.worker_batch_size}
+               'batchSize': settings.worker_batch_size,
+               'maxProcesses': settings.worker_max_processes,
+               'maxJobsPerChild': settings.worker_max_jobs_per_child,
+               'killGrace': settings.worker_kill_grace}
+    offered.update(extra)
     try:
         parameters = inspect.signature(factory).parameters
     except (TypeError, ValueError):
@@ -122,8 +129,10 @@ def register_defaults(registry):
     """Register the default worker kinds and job error message adapter,
     each only where the site has not registered its own."""
     from m01.remote.errormessage import registerJobErrorMessageAdapter
+    from m01.remote.processworker import ProcessJobWorker
     from m01.remote.worker import MultiJobWorker, SimpleJobWorker
-    kinds = {'simple': SimpleJobWorker, 'multi': MultiJobWorker}
+    kinds = {'simple': SimpleJobWorker, 'multi': MultiJobWorker,
+             'process': ProcessJobWorker}
     for name, factory in kinds.items():
         if registry.adapters.lookup((IRemoteProcessor,), IJobWorker,
                                     name=name) is None:

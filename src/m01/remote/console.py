@@ -26,6 +26,7 @@ from m01.remote import (
     STOP_TIMEOUT,
     make_remote_processor,
     no_in_process_threads,
+    worker_arguments,
 )
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.settings import get_remote_settings, parse_settings
@@ -112,6 +113,9 @@ def load_processor(config_uri, name=None):
         if name and name != processor.name:
             processor = make_remote_processor(
                 registry, settings.replace(name=name))
+        # A kind running jobs in child processes loads the ini there.
+        processor.jobWorkerArguments = worker_arguments(
+            settings, processor.jobWorkerFactory, configUri=config_uri)
     except BaseException:
         env['closer']()
         raise

@@ -121,10 +121,15 @@ class JobRunner:
         self.slots = slots
         self.keys = keys
 
-    def run(self, job, remoteProcessor, queueTransaction, callTime=None):
+    def run(self, job, remoteProcessor, queueTransaction, callTime=None,
+            call=None):
         """Run the claimed ``job`` with ``remoteProcessor`` (what its
         ``__call__`` gets) and add its outcome to the current transaction
-        of ``queueTransaction`` (a ``QueueTransaction``)."""
+        of ``queueTransaction`` (a ``QueueTransaction``).
+
+        ``call(job, remoteProcessor)``, when given, runs the job instead
+        of this thread (the ``process`` worker's child does): it returns
+        the output or raises what the job raised."""
         # Join before the savepoint: a rollback then empties our buffer
         # instead of removing us from the transaction.
         queueTransaction.dataManager()
@@ -139,7 +144,8 @@ class JobRunner:
         stray = _ThreadTransaction(manager)
         try:
             try:
-                output = job(remoteProcessor)
+                output = job(remoteProcessor) if call is None \
+                    else call(job, remoteProcessor)
                 checkStorable(output, 'output')
             except JobTimedOut as error:
                 self._rollback(savepoint, manager)
@@ -187,8 +193,12 @@ class JobRunner:
         # The adapter stamps the message with the time of the failure.
         job.errorTime = now
         message = getJobErrorMessage(self.registry, job, error)
+        # An error raised elsewhere (in a child process) brings its own.
+        text = getattr(error, 'formattedTraceback', None)
+        if text is None:
+            text = traceback.format_exc()
         update = failureUpdate(
-            job, message, traceback.format_exc(), now,
+            job, message, text, now,
             isinstance(error, JobError),
             thread=threading.current_thread().name,
             **({'outcome': outcome} if outcome else {}))

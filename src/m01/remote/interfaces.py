@@ -419,3 +419,56 @@ class IJobWorker(zope.interface.Interface):
 
 class ISchedulerWorker(IJobWorker):
     """The loop that turns due scheduler items into jobs."""
+
+
+class IChildSetup(zope.interface.Interface):
+    """How a child process of the ``process`` worker gets the processor
+    its jobs are called with.
+
+    Made in the worker, pickled to each child it starts and called there,
+    so it holds only what a fresh interpreter needs: never a connection,
+    which a child must open itself.
+    """
+
+    modules = Attribute("The modules the child imports before its first "
+                        "job: those defining the worker's job classes "
+                        "(from its registry of job classes, never from "
+                        "database content).")
+
+    def __call__():
+        """In the child: the ``IRemoteProcessor`` its jobs get, on a
+        connection of the child's own to the worker's database."""
+
+    def close():
+        """In the child, as it ends: close what ``__call__`` opened."""
+
+
+class IJobChild(zope.interface.Interface):
+    """The worker's handle on one child process, which runs one job at a
+    time: the worker sends it a claimed job and receives the job's output
+    or error; the worker alone stores the outcome."""
+
+    pid = Attribute("The child's process id, None before it started.")
+    jobsRun = Attribute("How many jobs were sent to this child.")
+    alive = Attribute("Whether the process runs.")
+
+    def start(timeout):
+        """Start the process and wait up to ``timeout`` seconds until it
+        is ready for a job; raise ``ChildStartError`` (the child's
+        message) if it is not, the process stopped."""
+
+    def send(document):
+        """Hand the child the claimed job's ``document`` to run."""
+
+    def wait(timeout):
+        """Wait up to ``timeout`` seconds for the job's result: None if
+        there is none yet, else a ``ChildResult``. Raise
+        ``ChildProcessDied`` when the process ended meanwhile."""
+
+    def terminate(grace):
+        """End the process now: SIGTERM, then SIGKILL once ``grace``
+        seconds passed; return when it is gone."""
+
+    def close(timeout):
+        """Ask an idle child to exit, and terminate it if it has not
+        within ``timeout`` seconds."""

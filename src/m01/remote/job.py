@@ -92,6 +92,12 @@ def registerJobClass(cls, key=None):
     return key
 
 
+def jobClassModules():
+    """The modules defining the job classes this process registered: what
+    another interpreter imports to load the same jobs."""
+    return sorted({cls.__module__ for cls in _jobClasses.values()})
+
+
 def getJobClass(key):
     try:
         return _jobClasses[key]

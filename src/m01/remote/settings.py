@@ -48,6 +48,10 @@ class RemoteSettings:
         default_factory=default_max_threads)
     worker_job_query: dict = None
     worker_batch_size: int = 1
+    worker_max_processes: int = dataclasses.field(
+        default_factory=default_max_threads)
+    worker_max_jobs_per_child: int = None
+    worker_kill_grace: float = 5.0
     lease_time: float = 60.0
     start_worker: bool = False
     start_scheduler: bool = False
@@ -172,6 +176,12 @@ def _batch_size(value):
     return value
 
 
+def _max_jobs_per_child(value):
+    if value is None or isinstance(value, str) and not value.strip():
+        return None     # no limit
+    return _max_threads(value)
+
+
 def _job_query(value):
     if isinstance(value, str):
         if not value.strip():
@@ -204,6 +214,10 @@ OPTIONS = {
     'worker.max_threads': ('worker_max_threads', _max_threads),
     'worker.job_query': ('worker_job_query', _job_query),
     'worker.batch_size': ('worker_batch_size', _batch_size),
+    'worker.max_processes': ('worker_max_processes', _max_threads),
+    'worker.max_jobs_per_child': ('worker_max_jobs_per_child',
+                                  _max_jobs_per_child),
+    'worker.kill_grace': ('worker_kill_grace', _seconds),
     'lease_time': ('lease_time', _positive_seconds),
     'start_worker': ('start_worker', _boolean),
     'start_scheduler': ('start_scheduler', _boolean),
@@ -244,6 +258,13 @@ def parse_settings(settings, prefix=PREFIX):
             'unknown setting%s %s; the valid settings are: %s' % (
                 's' if len(unknown) > 1 else '', ', '.join(unknown),
                 ', '.join(valid_keys(prefix))))
+    if values.get('worker') == 'process' and urllib.parse.urlsplit(
+            values.get('uri', RemoteSettings.uri)).scheme == 'mongomock':
+        problems.append(
+            'm01.remote.worker = process: the process worker runs jobs in '
+            'child processes, which cannot see the embedded store '
+            '(mongomock://); use a MongoDB server, or the simple or multi '
+            'worker')
     if problems:
         raise SettingsError('Invalid m01.remote settings:\n  '
                             + '\n  '.join(problems))

@@ -19,6 +19,11 @@ UTC = datetime.timezone.utc
 
 EMBEDDED_SCHEME = 'mongomock'
 
+#: The attribute holding the URI a server client ``connect`` made was
+#: given: another process (a process worker's child) connects with it.
+#: (Not a weak mapping: clients of the same hosts compare equal.)
+URI_ATTRIBUTE = '_m01_remote_uri'
+
 
 def connect(uri, **options):
     """Return a client for ``uri``.
@@ -42,7 +47,17 @@ def connect(uri, **options):
         # Fail within seconds when the server is down, not after 30 s;
         # an explicit URI option is left to win.
         options.setdefault('serverSelectionTimeoutMS', 5000)
-    return pymongo.MongoClient(uri, **options)
+    client = pymongo.MongoClient(uri, **options)
+    setattr(client, URI_ATTRIBUTE, uri)
+    return client
+
+
+def uriOf(database):
+    """The URI ``connect`` made the client of ``database`` from; None for
+    the embedded store and for a client made otherwise."""
+    if isEmbedded(database):
+        return None
+    return vars(database.client).get(URI_ATTRIBUTE)
 
 
 def isEmbedded(database):
