@@ -239,7 +239,8 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
     rows = [row for row in findAll(browser, '#scheduler-items tbody tr')
             if 'Quarter-hourly echo' in row.text]
     assert len(rows) == 1
-    nextCall = rows[0].find_element('css selector', '.next-call').text
-    assert TIME.match(nextCall), nextCall
+    nextCall = rows[0].find_element('css selector', '.next-call time')
+    assert TIME.match(nextCall.get_attribute('title')), nextCall
+    assert nextCall.text.startswith('in '), nextCall.text
     assert 'Europe/Zurich' in rows[0].text
     screenshot(browser, artifacts, '08-scheduler')

@@ -16,6 +16,7 @@ from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import testing
 from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.views import formatting
 
 PERMISSION = 'm01.remote.manage'
 JOB_LINK = re.compile(r'/remote/jobs/([0-9a-f]{24})"')
@@ -83,6 +84,13 @@ def text(node):
 
 def flash(page, queue='success'):
     return [text(div) for div in page.html.select('.flash-%s' % queue)]
+
+
+def shownTime(node):
+    """The exact time a time element in ``node`` shows (in its tooltip),
+    or its text when it holds none."""
+    time = node.find('time')
+    return time['title'] if time else text(node)
 
 
 def jobIds(page):
@@ -370,12 +378,18 @@ def test_job_detail_shows_everything(site):
     for label, value in (('Created', job.created), ('Queued', job.queued),
                          ('Picked', job.picked),
                          ('Completed', job.completed)):
-        assert '%s %s' % (label, value.strftime('%Y-%m-%d %H:%M:%S UTC')) \
-            in content
+        assert shownTimes(page)[label] == value.strftime(
+            '%Y-%m-%d %H:%M:%S UTC')
     assert '"to": "a@example.org"' in page.html.find(id='job-input').text
     assert '"to": "a@example.org"' in page.html.find(id='job-output').text
     assert 'cancel' not in page.forms and 'retry' not in page.forms
     assert 'delete' in page.forms
+
+
+def shownTimes(page):
+    """The exact times of a job's page by their labels."""
+    return {text(dt): shownTime(dt.find_next_sibling('dd'))
+            for dt in page.html.select('dl.fields dt')}
 
 
 def test_job_detail_shows_each_error_with_its_traceback(site):
@@ -390,7 +404,9 @@ def test_job_detail_shows_each_error_with_its_traceback(site):
     items = page.html.find(id='job-errors').find_all('li')
     assert len(items) == 2
     for item, message in zip(items, job.errors, strict=True):
+        when, message = formatting.splitStamp(message)
         assert message in item.get_text()
+        assert shownTime(item) == formatting.exact(when)
         assert 'RuntimeError: An error occurred.' in item.find('pre').text
     assert '2 of 2 used' in text(page.html)
     assert 'retry' in page.forms and 'cancel' not in page.forms
@@ -450,10 +466,17 @@ def test_user_content_is_escaped(site):
     page = site.app.get('/remote/jobs/%s' % jobid)
     assert script not in page.text
     assert '&lt;script&gt;alert(' in page.text
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
     page = site.app.get('/remote/jobs', {'name': script})
     assert script not in page.text
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
+
+
+def onlyOurScript(page):
+    """Whether the page's one script is the add-on's own file."""
+    scripts = page.html.find_all('script')
+    return len(scripts) == 1 and not scripts[0].string and \
+        '/remote/m01remote.js?v=' in scripts[0]['src']
 
 
 # adding a job
@@ -516,7 +539,7 @@ def test_typed_input_is_kept_escaped(site):
     text = '</textarea><script>alert(1)</script>'
     page = site.post('/remote/jobs/add', {'name': 'echo', 'input': text},
                      status=400)
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
     assert page.forms['add-job']['input'].value == text
 
 
@@ -542,7 +565,7 @@ def schedulerRows(page):
 
 
 def nextCall(row):
-    return text(row.find(class_='next-call'))
+    return shownTime(row.find(class_='next-call'))
 
 
 def test_add_a_delay_item(site):
@@ -660,7 +683,7 @@ def test_scheduler_lists_every_item_escaped(site):
     rows = schedulerRows(page)
     assert sorted(row['id'] for row in rows) == sorted(
         ['item-' + delay, 'item-' + cron])
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
     assert '&lt;script&gt;x&lt;/script&gt;' in page.text
     for row in rows:
         assert re.match(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$', nextCall(row))
@@ -796,3 +819,34 @@ def test_scheduler_actions_need_the_csrf_token(site):
     item = site.rp.scheduler[delay]
     assert item.active and item.delay == 60
     assert len(site.rp.jobs) == 0
+
+
+# the stylesheet and the script
+
+@pytest.mark.parametrize('name, type', [('m01remote.css', 'text/css'),
+                                        ('m01remote.js', 'text/javascript')])
+def test_the_stylesheet_and_the_script_are_served_to_anyone(site, name,
+                                                            type):
+    page = site.app.get('/remote/')
+    link = page.html.find(href=re.compile(name)) or \
+        page.html.find(src=re.compile(name))
+    url = link.get('href') or link.get('src')
+    response = site.anonymous.get(url)
+    assert response.content_type == type
+    assert response.headers['Cache-Control'].startswith('public')
+    # Without the digest (an older page's link), nothing is cached.
+    response = site.anonymous.get('/remote/' + name)
+    assert response.headers['Cache-Control'] == 'no-store'
+    assert response.body
+    site.anonymous.post('/remote/' + name, status=404)
+
+
+def test_no_page_has_inline_styles_or_scripts(site):
+    jobid, = site.addJobs('echo', [None])
+    for url in PAGES + ('/remote/jobs/%s' % jobid, '/remote/nothing'):
+        page = site.app.get(url, status='*')
+        assert page.html.find(style=True) is None, url
+        assert page.html.find('style') is None, url
+        assert onlyOurScript(page), url
+    csp = page.headers['Content-Security-Policy']
+    assert "script-src 'self'" in csp and 'unsafe-inline' not in csp

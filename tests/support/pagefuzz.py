@@ -48,7 +48,7 @@ PATHS = (
     'jobs/{job}/errors.json', 'scheduler/{item}', 'scheduler/{item}/edit',
     'scheduler/{item}/toggle', 'scheduler/{item}/run',
     'scheduler/{item}/delete', 'scheduler/{item}/input.json',
-    'factories/echo', 'nothing',
+    'factories/echo', 'nothing', 'm01remote.css', 'm01remote.js',
 )
 FIELDS = (
     'name', 'input', 'status', 'page', 'sort', 'order', 'jobName', 'title',

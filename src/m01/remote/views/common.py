@@ -1,10 +1,10 @@
 """What every management page shares: URLs, the layout, flash messages,
 form parsing and the ``remote_view`` decorator."""
-import datetime
 import json
 import urllib.parse
 
 import venusian
+from pyramid.decorator import reify
 from pyramid.httpexceptions import HTTPBadRequest, HTTPNotFound, HTTPSeeOther
 from pyramid.interfaces import ISessionFactory
 from pyramid.renderers import get_renderer
@@ -22,6 +22,8 @@ from m01.remote.limits import (
     shorten,
 )
 from m01.remote.settings import get_remote_settings
+from m01.remote.views import formatting
+from m01.remote.views.assets import asset
 
 ROUTE_NAME = 'm01.remote'
 VIEW_CATEGORY = 'm01.remote'
@@ -84,14 +86,8 @@ def resourceUrl(request, resource, *elements, query=None):
 
 
 def formatTime(value):
-    """A stored (UTC) datetime as text; '' for none."""
-    if value is None:
-        return ''
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc)
-        return value.strftime('%Y-%m-%d %H:%M:%S UTC')
-    return str(value)
+    """A stored (UTC) datetime as text, exactly; '' for none."""
+    return formatting.exact(value)
 
 
 class Shown:
@@ -239,6 +235,27 @@ class BaseView:
         renderer = get_renderer(LAYOUT)
         return renderer.implementation().macros['layout']
 
+    @reify
+    def now(self):
+        """The page's "now", from the processor's clock: relative times
+        are counted from it (and the script counts on from it)."""
+        return self.processor.now()
+
+    def time(self, value):
+        """A time as every page shows one: relative, with the exact UTC
+        time in its tooltip (``formatting.timeTag``)."""
+        return formatting.timeTag(value, self.now)
+
+    def message(self, text, limit=SHOWN_ERROR):
+        """A stored error or log message, cut, its stamp shown as every
+        time is."""
+        return formatting.stampedMessage(text, self.now, limit)
+
+    def asset(self, name):
+        """The URL of the stylesheet or the script."""
+        return resourceUrl(self.request, self.processor, name,
+                           query={'v': asset(name).digest})
+
     def url(self, resource, *elements, **query):
         return resourceUrl(self.request, resource, *elements,
                            query=query or None)
@@ -257,6 +274,7 @@ class BaseView:
                 for key, title, url in items]
 
     formatTime = staticmethod(formatTime)
+    duration = staticmethod(formatting.duration)
     formatJSON = staticmethod(formatJSON)
     formatValue = staticmethod(formatValue)
 
