@@ -417,6 +417,9 @@ def test_a_processing_job_cannot_be_deleted_from_its_page(site):
     assert site.rp.getJobStatus(jobid) == 'processing'
     page = site.app.get('/remote/jobs/%s' % jobid)
     assert 'delete' not in page.forms
+    page = site.app.get('/remote/jobs/%s/delete' % jobid)
+    assert 'cancel it before deleting it' in page.text
+    assert 'confirm-form' not in page.forms
     before = stored(site.rp)
     page = site.post('/remote/jobs/%s/delete' % jobid).follow()
     assert flash(page, 'error') == [

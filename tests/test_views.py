@@ -186,9 +186,55 @@ def test_actions_are_not_done_on_get(site):
     jobid, = site.addJobs('echo', [None])
     site.app.get('/remote/start-processor', status=404)
     site.app.get('/remote/jobs/%s/cancel' % jobid, status=404)
-    site.app.get('/remote/jobs/%s/delete' % jobid, status=404)
+    # These GETs are confirmation pages.
+    site.app.get('/remote/jobs/%s/delete' % jobid, status=200)
+    site.rp.startProcessor()
+    site.app.get('/remote/stop-processor', status=200)
     assert site.rp.getJobStatus(jobid) == 'queued'
-    assert not site.rp.isProcessing
+    assert site.rp.isProcessing
+    site.rp.stopProcessor(5)
+
+
+def confirm(page):
+    """Follow a form asking for a confirmation (a GET form) to its page,
+    check the page, and submit its form."""
+    page = page.form.submit() if hasattr(page, 'form') else page.submit()
+    assert page.status_int == 200
+    assert page.html.find(attrs={'data-confirm-form': True}) is not None
+    cancel = page.html.find(attrs={'data-confirm-cancel': True})
+    assert cancel is not None and cancel['href']
+    return page.forms['confirm-form'].submit()
+
+
+# confirmations
+
+def test_deleting_a_job_asks_first(site):
+    jobid, = site.addJobs('echo', ['x'])
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    form = page.forms['delete']
+    assert form.method.lower() == 'get'
+    assert 'data-confirm' in str(page.html.find(id='delete').attrs)
+    question = form.submit()
+    assert 'Delete job echo (%s) for good?' % jobid in text(question.html)
+    assert jobid in site.rp.jobs
+    # Cancel leads back to the job.
+    assert question.click('Cancel').request.path.endswith(jobid)
+    confirm(form).follow()
+    assert jobid not in site.rp.jobs
+
+
+def test_stopping_a_thread_asks_first(site):
+    site.rp.startProcessor()
+    site.rp.startScheduler()
+    page = site.app.get('/remote/stop-scheduler')
+    assert 'Stop the scheduler thread of this web process?' in \
+        text(page.html)
+    assert site.rp.isScheduling
+    site.rp.stopProcessor(5)
+    site.rp.stopScheduler(5)
+    page = site.app.get('/remote/stop-processor')
+    assert 'is not running' in text(page.html)
+    assert page.html.find(id='confirm-form') is None
 
 
 # overview
@@ -225,10 +271,10 @@ def test_start_and_stop_the_processor_and_the_scheduler(site):
     assert flash(page) == ['The scheduler started.']
     assert site.rp.isScheduling
     assert 'stop-processor' in page.forms and 'stop-scheduler' in page.forms
-    page = page.forms['stop-processor'].submit().follow()
+    page = confirm(page.forms['stop-processor']).follow()
     assert flash(page) == ['The job processor stopped.']
     assert not site.rp.isProcessing
-    page = page.forms['stop-scheduler'].submit().follow()
+    page = confirm(page.forms['stop-scheduler']).follow()
     assert not site.rp.isScheduling
     assert 'start-processor' in page.forms and 'start-scheduler' in page.forms
 
@@ -423,7 +469,7 @@ def test_cancel_retry_and_delete_a_job(site):
     page = page.forms['retry'].submit().follow()
     assert flash(page) == ['Job queued again.']
     assert site.rp.getJobStatus(jobid) == 'queued'
-    page = page.forms['delete'].submit()
+    page = confirm(page.forms['delete'])
     assert page.location.endswith('/remote/jobs')
     assert flash(page.follow()) == ['Job %s deleted.' % jobid]
     assert jobid not in site.rp.jobs
@@ -793,7 +839,11 @@ def test_run_an_item_whose_factory_is_gone(site):
 def test_delete_an_item(site):
     delay, cron = addItems(site)
     page = site.app.get('/remote/scheduler')
-    page = page.forms[_formIndex(page, cron, 'delete')].submit().follow()
+    question = page.forms[_formIndex(page, cron, 'delete')].submit()
+    assert 'Delete the scheduler item Five for good?' in \
+        text(question.html)
+    assert len(site.rp.scheduler.values()) == 2
+    page = confirm(page.forms[_formIndex(page, cron, 'delete')]).follow()
     assert flash(page) == ['Scheduler item Five deleted.']
     assert [item.__name__ for item in site.rp.scheduler.values()] == [delay]
     site.app.get('/remote/scheduler/%s/edit' % cron, status=404)

@@ -215,6 +215,23 @@ def choiceParam(request, name, choices, default):
     return value
 
 
+def confirmation(message, back, action=None, button='Confirm',
+                 danger=True, detail='', fields=(), rows=()):
+    """The view-model of a confirmation page (``confirm.pt``).
+
+    ``message`` asks the question (or, without ``action``, says why the
+    action cannot be done); ``action`` is the URL the form posts to, with
+    the hidden ``fields`` (``(name, value)`` pairs) and the CSRF token;
+    ``button`` labels its button, red when ``danger``; ``rows`` are
+    ``(label, value)`` pairs shown in a table (counts, say); ``back`` is
+    where "Cancel" leads. With the script, the page asking shows the form
+    in a dialog; without it, the page is shown.
+    """
+    return {'message': message, 'back': back, 'action': action,
+            'button': button, 'danger': danger, 'detail': detail,
+            'fields': list(fields), 'rows': list(rows)}
+
+
 FLASH_QUEUES = ('error', 'success', 'info')
 
 

@@ -20,6 +20,7 @@ from m01.remote.views.common import (
     BaseView,
     Shown,
     choiceParam,
+    confirmation,
     echoed,
     intParam,
     jsonDownload,
@@ -251,6 +252,30 @@ class JobView(BaseView):
         return self._act(
             lambda jobid: self.processor.retryJob(jobid, immediate=True),
             'Job queued again.')
+
+    def label(self):
+        """How the pages name the job: its title or factory, and id."""
+        job = self.context
+        return '%s (%s)' % (shorten(job.title or job.name or 'job', 80),
+                            job.__name__)
+
+    @remote_view(name='delete', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmDelete(self):
+        job = self.context
+        back = self.url(job)
+        if job.status not in REMOVABLE:
+            confirm = confirmation(
+                'Job %s is %s: cancel it before deleting it.'
+                % (self.label(), job.status), back,
+                detail='A running job belongs to its worker; a cancel '
+                'stops it at its next checkpoint.')
+        else:
+            confirm = confirmation(
+                'Delete job %s for good?' % self.label(), back,
+                action=self.url(job, 'delete'), button='Delete job',
+                detail='Its input, output, errors and log go with it.')
+        return {'title': 'Delete job', 'confirm': confirm}
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):

@@ -2,7 +2,12 @@
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.views.common import BaseView, remote_view, template
+from m01.remote.views.common import (
+    BaseView,
+    confirmation,
+    remote_view,
+    template,
+)
 
 LATEST_ERRORS = 10
 
@@ -44,6 +49,32 @@ class OverviewView(BaseView):
                  require_csrf=True)
     def startProcessor(self):
         return self._switch('startProcessor', 'The job processor started.')
+
+    def _confirmStop(self, what, action, running):
+        back = self.url(self.context)
+        if not running:
+            confirm = confirmation(
+                'The %s of this web process is not running.' % what, back)
+        else:
+            confirm = confirmation(
+                'Stop the %s of this web process?' % what, back,
+                action=self.url(self.context, action), button='Stop it',
+                detail='What it runs now finishes first (this page waits '
+                'up to %g s; the thread ends once it is done). Workers '
+                'and schedulers in other processes go on.' % STOP_TIMEOUT)
+        return {'title': 'Stop the %s' % what, 'confirm': confirm}
+
+    @remote_view(name='stop-processor', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmStopProcessor(self):
+        return self._confirmStop('job worker thread', 'stop-processor',
+                                 self.context.isProcessing)
+
+    @remote_view(name='stop-scheduler', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmStopScheduler(self):
+        return self._confirmStop('scheduler thread', 'stop-scheduler',
+                                 self.context.isScheduling)
 
     @remote_view(name='stop-processor', request_method='POST',
                  require_csrf=True)

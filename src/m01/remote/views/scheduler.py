@@ -19,6 +19,7 @@ from m01.remote.scheduler import Cron, Delay
 from m01.remote.views.common import (
     BaseView,
     Shown,
+    confirmation,
     echoed,
     formatTime,
     jsonDownload,
@@ -400,6 +401,18 @@ class SchedulerItemView(SchedulerBase):
             shorten(self.context.title or self.context.__name__),
             'active' if active else 'inactive'))
         return self.redirect(self.scheduler)
+
+    @remote_view(name='delete', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmDelete(self):
+        item = self.context
+        name = shorten(item.title or item.__name__)
+        return {'title': 'Delete a scheduler item', 'confirm': confirmation(
+            'Delete the scheduler item %s for good?' % name,
+            self.url(self.scheduler), action=self.itemUrl(item, 'delete'),
+            button='Delete item',
+            detail='No job is added for it any more; the jobs it added '
+            'stay.')}
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):
