@@ -121,6 +121,20 @@ def screenshot(browser, artifacts, name):
         base64.b64decode(shot['data']))
 
 
+#: The window sizes the pages are shown at: a desktop and a phone.
+DESKTOP = (1440, 900)
+PHONE = (390, 844)
+
+
+def viewport(browser, size):
+    """Show pages ``size`` CSS pixels wide and high (a phone: as a
+    phone's browser would, its touch and mobile layout)."""
+    width, height = size
+    browser.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {
+        'width': width, 'height': height, 'deviceScaleFactor': 1,
+        'mobile': size == PHONE})
+
+
 def find(browser, css):
     """The first element ``css`` selects, waiting (at most DEADLINE
     seconds) for it to appear: a click on a submit button returns before

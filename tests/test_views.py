@@ -304,6 +304,44 @@ def _forbidden(*args, **kw):
     raise AssertionError('the jobs page must not load every job')
 
 
+def test_a_row_says_what_the_job_is_and_how_it_went(site):
+    echoid, = site.addJobs('echo', [{'to': 'ann@example.org'}])
+    errorid, = site.addJobs('error', [None])
+    site.process()
+    keyed = site.rp.addJob('echo', 'x' * 500, key='invoice-42', priority=5,
+                           delay=3600)
+    transaction.commit()
+    page = site.app.get('/remote/jobs')
+    rows = {row['id']: row for row in page.html.select('#jobs tbody tr')}
+    echo = rows['job-' + echoid]
+    assert text(echo.find(class_='job-title')) == 'echo'
+    assert text(echo.find(class_='job-id')) == '…' + echoid[-6:]
+    assert echo.find(class_='job-id')['title'] == echoid
+    assert text(echo.find(class_='preview')) == '{"to": "ann@example.org"}'
+    assert echo.find(class_='last-error') is None
+    ran = text(echo.find('td', attrs={'data-label': 'Ran'}))
+    assert ran.endswith(' ms') or ran.endswith(' s'), ran
+    created = echo.find('td', attrs={'data-label': 'Created'})
+    assert shownTime(created) == formatting.exact(
+        site.rp.jobs[echoid].created)
+    error = rows['job-' + errorid]
+    assert 'error' in text(error.find(class_='status'))
+    assert text(error.find(class_='last-error')).endswith(
+        'An error occurred.')
+    assert error.find(class_='last-error').find('time') is not None
+    keyedRow = rows['job-' + keyed]
+    assert [text(tag) for tag in keyedRow.select('.tag')] == [
+        'priority +5', 'key invoice-42']
+    assert len(text(keyedRow.find(class_='preview'))) <= 80
+    assert text(keyedRow.find(class_='status')).startswith('queued')
+    assert 'due in 59 min' in text(keyedRow) or 'due in 1 h' in \
+        text(keyedRow)
+    assert text(keyedRow.find('td', attrs={'data-label': 'Ran'})) == '–'
+    # Sorted by completed time, the column says so.
+    page = site.app.get('/remote/jobs', {'sort': 'completed'})
+    assert page.html.select('#jobs thead th')[2].get_text() == 'Completed'
+
+
 @pytest.mark.parametrize('page, shown', [
     ('-1', 1), ('0', 1), ('2', 2), ('99999999999', 3),
     (str(10 ** 40), 3), ('', 1)])

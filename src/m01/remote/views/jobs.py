@@ -28,6 +28,7 @@ from m01.remote.views.common import (
     remote_view,
     template,
 )
+from m01.remote.views.jobrows import TIME_LABELS, jobRow
 
 PAGE_SIZE = 50
 # Beyond this a page number is surely hand-made; it keeps the skip given
@@ -96,6 +97,9 @@ class JobsView(BaseView):
             else None,
         }
         return {'title': 'Jobs', 'jobs': jobs, 'filters': filters,
+                'rows': [jobRow(job, self.now, filters['sort'])
+                         for job in jobs],
+                'timeLabel': TIME_LABELS[filters['sort']],
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
                 'factoryNames': self.processor.jobFactories.keys(),
                 'removable': REMOVABLE}
