@@ -202,7 +202,7 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
     waitFor(lambda: re.search(r'/remote/jobs/[0-9a-f]{24}$',
                               browser.current_url), 'the job page')
     jobid = browser.current_url.rsplit('/', 1)[1]
-    assert find(browser, 'h1').text == 'Job %s' % jobid
+    assert find(browser, 'h1').text == 'echo\njob %s' % jobid
 
     # The worker thread picks it up; reload until it is done.
     waitFor(lambda: find(browser, '#job-status').text == 'completed',
@@ -258,3 +258,84 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
     assert nextCall.text.startswith('in '), nextCall.text
     assert 'Europe/Zurich' in rows[0].text
     screenshot(browser, artifacts, '08-scheduler')
+
+
+def loggedIn(browser, server):
+    """Log in unless the browser is already."""
+    browser.get(server + '/remote/')
+    if '/login' in browser.current_url:
+        find(browser, 'input[name=login]').send_keys('admin')
+        find(browser, 'input[name=password]').send_keys('secret')
+        find(browser, 'button[type=submit]').click()
+        waitFor(lambda: browser.current_url.rstrip('/').endswith('/remote'),
+                'the overview after logging in')
+
+
+def addJob(browser, server, name, input):
+    browser.get(server + '/remote/jobs/add?name=' + name)
+    find(browser, '#job-input').send_keys(input)
+    find(browser, '#add-job button[type=submit]').click()
+    waitFor(lambda: re.search(r'/remote/jobs/[0-9a-f]{24}$',
+                              browser.current_url), 'the job page')
+    return browser.current_url.rsplit('/', 1)[1]
+
+
+def test_a_running_job_updates_its_page(server, browser, artifacts):
+    loggedIn(browser, server)
+    viewport(browser, DESKTOP)
+    jobid = addJob(browser, server, 'steps', '16')
+    # The page is not reloaded: the script swaps in its parts.
+    marker = browser.execute_script(
+        'document.body.dataset.marker = "kept"; return 1;')
+    assert marker == 1
+    percent = waitFor(lambda: (find(browser, '#job-status').text ==
+                               'processing' and findAll(
+                                   browser, '#progress-percent')),
+                      'the job to report progress')[0].text
+    waitFor(lambda: find(browser, '#progress-percent').text not in (
+        percent, ''), 'the progress to move on')
+    assert browser.execute_script('return document.body.dataset.marker') \
+        == 'kept'
+    running = find(browser, '#attempts li')
+    assert 'running' in running.text and 'Attempt 1' in running.text
+    assert len(findAll(browser, '#log-lines li')) >= 1
+    assert 'Updating every 3 s' in find(browser, '#live-status').text or \
+        'Updated' in find(browser, '#live-status').text
+    assert 'next checkpoint' in find(browser, '#cancel-help').text
+    screenshot(browser, artifacts, '10-job-running')
+    viewport(browser, PHONE)
+    screenshot(browser, artifacts, '10-job-running-phone')
+    viewport(browser, DESKTOP)
+    # It completes: the page says so and stops refreshing itself.
+    waitFor(lambda: find(browser, '#job-status').text == 'completed',
+            'job %s to complete on its page' % jobid)
+    waitFor(lambda: 'no longer running' in find(
+        browser, '#live-status').text, 'the updates to stop')
+    assert browser.execute_script('return document.body.dataset.marker') \
+        == 'kept'
+    assert find(browser, '#attempts li .status').text == 'completed'
+    screenshot(browser, artifacts, '11-job-done-live')
+
+
+def test_a_delete_asks_in_a_dialog(server, browser, artifacts):
+    loggedIn(browser, server)
+    viewport(browser, DESKTOP)
+    jobid = addJob(browser, server, 'echo', '"to delete"')
+    waitFor(lambda: find(browser, '#job-status').text == 'completed',
+            'the echo job to complete', reload=browser.refresh)
+    find(browser, '#delete button').click()
+    dialog = find(browser, 'dialog.confirm[open]')
+    assert 'Delete job echo (%s) for good?' % jobid in dialog.text
+    assert browser.current_url.endswith(jobid)
+    screenshot(browser, artifacts, '12-confirm-dialog')
+    # Cancel closes it; nothing is deleted.
+    dialog.find_element('css selector', '[data-confirm-cancel]').click()
+    waitFor(lambda: not findAll(browser, 'dialog.confirm'),
+            'the dialog to close')
+    browser.refresh()
+    assert find(browser, '#job-status').text == 'completed'
+    find(browser, '#delete button').click()
+    find(browser, 'dialog.confirm[open] button[type=submit]').click()
+    waitFor(lambda: browser.current_url.endswith('/remote/jobs'),
+            'the jobs page after deleting')
+    assert 'Job %s deleted.' % jobid in find(browser, '.flash').text

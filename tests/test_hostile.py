@@ -377,8 +377,13 @@ def test_many_long_errors_have_a_small_page(site):
     assert len(page.body) < 300 * 1024
     items = page.html.find(id='job-errors').find_all('li', recursive=False)
     assert len(items) == 10
-    assert page.html.find(id='job-errors')['start'] == '41'
-    assert '<error 49>' in items[-1].get_text()
+    # Newest first, numbered as stored; the page leads with the latest.
+    assert page.html.find(id='job-errors')['start'] == '50'
+    assert page.html.find(id='job-errors').has_attr('reversed')
+    assert '<error 49>' in items[0].get_text()
+    assert '<error 40>' in items[-1].get_text()
+    assert page.html.find(id='failure-message').get_text().startswith(
+        '<error 49>')
     assert 'The latest 10 of 50 errors are shown.' in ' '.join(
         page.html.find(id='job-errors-download').get_text().split())
     download = site.app.get('/remote/jobs/%s/errors.json' % jobid).json

@@ -188,11 +188,12 @@ def test_actions_are_not_done_on_get(site):
     site.app.get('/remote/jobs/%s/cancel' % jobid, status=404)
     # These GETs are confirmation pages.
     site.app.get('/remote/jobs/%s/delete' % jobid, status=200)
-    site.rp.startProcessor()
-    site.app.get('/remote/stop-processor', status=200)
     assert site.rp.getJobStatus(jobid) == 'queued'
-    assert site.rp.isProcessing
-    site.rp.stopProcessor(5)
+    assert not site.rp.isProcessing
+    site.rp.startScheduler()
+    site.app.get('/remote/stop-scheduler', status=200)
+    assert site.rp.isScheduling
+    site.rp.stopScheduler(5)
 
 
 def confirm(page):
@@ -455,13 +456,15 @@ def test_job_detail_shows_everything(site):
     page = site.app.get('/remote/jobs/%s' % jobid)
     job = site.rp.jobs[jobid]
     content = text(page.html)
-    assert 'Job %s' % jobid in page.html.find('h1').get_text()
+    assert text(page.html.find('h1')) == 'echo job %s' % jobid
+    assert page.html.find('title').get_text().startswith(
+        'echo – job %s' % jobid)
     assert 'Factory echo' in content
     assert 'Status completed' in content
     assert '0 of 3 used' in content
     for label, value in (('Created', job.created), ('Queued', job.queued),
-                         ('Picked', job.picked),
-                         ('Completed', job.completed)):
+                         ('Started', job.picked),
+                         ('Ended', job.completed)):
         assert shownTimes(page)[label] == value.strftime(
             '%Y-%m-%d %H:%M:%S UTC')
     assert '"to": "a@example.org"' in page.html.find(id='job-input').text
@@ -476,7 +479,7 @@ def shownTimes(page):
             for dt in page.html.select('dl.fields dt')}
 
 
-def test_job_detail_shows_each_error_with_its_traceback(site):
+def test_a_failed_job_leads_with_its_latest_failure(site):
     jobid, = site.addJobs('fatal', [None])
     site.process()
     site.rp.jobsCollection.update_one({}, {'$set': {
@@ -485,15 +488,104 @@ def test_job_detail_shows_each_error_with_its_traceback(site):
     job = site.rp.jobs[jobid]
     assert job.status == 'error' and len(job.errors) == 2
     page = site.app.get('/remote/jobs/%s' % jobid)
-    items = page.html.find(id='job-errors').find_all('li')
+    # The failure first, its traceback open.
+    failure = page.html.find(id='job-failure')
+    assert text(failure).startswith('Failed')
+    assert text(failure.find(id='failure-message')) == 'An error occurred.'
+    assert 'Attempt 2, failed after' in text(failure)
+    assert 'Its retries are spent' in text(failure)
+    assert failure.find('details').has_attr('open')
+    assert 'RuntimeError: An error occurred.' in failure.find('pre').text
+    assert page.text.index('id="job-failure"') < \
+        page.text.index('id="job-summary"')
+    # Every error, newest first, numbered as stored; the latest open.
+    items = page.html.find(id='job-errors').find_all('li', recursive=False)
     assert len(items) == 2
-    for item, message in zip(items, job.errors, strict=True):
+    assert page.html.find(id='job-errors')['start'] == '2'
+    for item, message in zip(items, reversed(job.errors), strict=True):
         when, message = formatting.splitStamp(message)
         assert message in item.get_text()
         assert shownTime(item) == formatting.exact(when)
         assert 'RuntimeError: An error occurred.' in item.find('pre').text
+    # The page leads with the latest: it is not open twice.
+    assert [item.find('details').has_attr('open') for item in items] == [
+        False, False]
     assert '2 of 2 used' in text(page.html)
     assert 'retry' in page.forms and 'cancel' not in page.forms
+    # The job ended: the page does not refresh itself.
+    assert page.html.find(attrs={'data-live': True}) is None
+
+
+def test_the_attempts_of_a_job_newest_first(site):
+    jobid, = site.addJobs('fatal', [None])
+    site.process()
+    job = site.rp.jobs[jobid]
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    # Queued again after a failure: the page says when it is retried.
+    assert 'It is retried' in text(page.html.find(id='job-failure'))
+    attempts = page.html.find(id='attempts').find_all('li',
+                                                      recursive=False)
+    assert len(attempts) == 1
+    attempt = attempts[0]
+    assert 'outcome-failed' in attempt['class']
+    summary = text(attempt.find('summary'))
+    assert summary.startswith('failed Attempt 1, started')
+    assert ', took ' in summary
+    record = job.attempts[0]
+    assert record['worker'] in text(attempt)
+    assert record['thread'] is None or record['thread'] in text(attempt)
+    assert 'An error occurred.' in text(attempt)
+    assert attempt.find('details').has_attr('open')
+    # Now it runs: a running attempt on top, the page refreshes itself.
+    site.rp.jobsCollection.update_one({}, {'$set': {
+        'retryTime': datetime.datetime(2000, 1, 1, tzinfo=UTC)}})
+    assert site.rp.pullNextJob().__name__ == jobid
+    transaction.commit()
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    attempts = page.html.find(id='attempts').find_all('li',
+                                                      recursive=False)
+    assert [text(a.find(class_='status')) for a in attempts] == [
+        'running', 'failed']
+    assert 'running for' in text(attempts[0].find('summary'))
+    assert 'Lease until' in text(attempts[0])
+    assert page.html.find(attrs={'data-live': True})['data-live'] == '3'
+    assert 'next checkpoint' in text(page.html.find(id='cancel-help'))
+    assert page.html.find(id='job-failure').find('div') is None
+
+
+def test_a_cancelled_job_after_a_failure_opens_its_latest_error(site):
+    jobid, = site.addJobs('fatal', [None])
+    site.process()
+    site.rp.cancelJob(jobid, immediate=True)
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    assert page.html.find(id='job-failure').find('div') is None
+    item = page.html.find(id='job-errors').find('li')
+    assert item.find('details').has_attr('open')
+
+
+def test_a_running_job_shows_its_progress_and_log(site):
+    jobid, = site.addJobs('echo', [None])
+    site.rp.pullNextJob()
+    transaction.commit()
+    now = site.rp.now()
+    site.rp.jobsCollection.update_one({}, {'$set': {
+        'progress': {'fraction': 0.4, 'message': '4 of <10> files',
+                     'at': now},
+        'log': ['[%s] line %d' % (now.isoformat(timespec='seconds'), i)
+                for i in range(3)] + ['no stamp <b>']}})
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    bar = page.html.find(id='progress-bar')
+    assert (bar.name, bar['value'], bar['max']) == ('progress', '40', '100')
+    assert text(page.html.find(id='progress-message')) == '4 of <10> files'
+    lines = page.html.find(id='log-lines').find_all('li')
+    # The newest last, each with its time as every time is shown.
+    assert [line.find_all('span')[-1].get_text() for line in lines] == [
+        'line 0', 'line 1', 'line 2', 'no stamp <b>']
+    assert [shownTime(line) for line in lines[:3]] == [
+        formatting.exact(now.replace(microsecond=0))] * 3
+    # Every part the script swaps has an id.
+    parts = page.html.find_all(attrs={'data-part': True})
+    assert len(parts) >= 7 and all(part.get('id') for part in parts)
 
 
 def test_cancel_retry_and_delete_a_job(site):

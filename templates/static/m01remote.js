@@ -121,10 +121,14 @@
       .then(function (text) {
         var fresh = new DOMParser().parseFromString(text, 'text/html');
         swap(fresh);
-        if (!fresh.querySelector('[data-live]')) {
+        var again = fresh.querySelector('[data-live]');
+        if (!again) {
           stop('Updated; the job is no longer running, so updates stopped.');
           return;
         }
+        // The page says how often to look again (a queued job that
+        // started is looked at more often).
+        live.setAttribute('data-live', again.getAttribute('data-live'));
         say('Updated ' + new Date().toLocaleTimeString() + '.');
         schedule();
       })

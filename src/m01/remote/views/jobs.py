@@ -1,6 +1,5 @@
 """The job pages: the paged list, removing jobs, adding one, the detail
 page of a job and its actions."""
-import itertools
 import math
 
 from pyramid.httpexceptions import HTTPBadRequest
@@ -8,14 +7,13 @@ from pyramid.view import view_defaults
 
 from m01.remote import interfaces
 from m01.remote.containers import SORT_FIELDS, toObjectId
+from m01.remote.jobstate import MAX_ATTEMPTS
 from m01.remote.limits import (
-    MAX_ERRORS_SHOWN,
     MAX_NAME,
-    SHOWN_ERROR,
-    SHOWN_TRACEBACK,
     quote,
     shorten,
 )
+from m01.remote.views import jobpage
 from m01.remote.views.common import (
     BaseView,
     Shown,
@@ -28,7 +26,7 @@ from m01.remote.views.common import (
     remote_view,
     template,
 )
-from m01.remote.views.jobrows import TIME_LABELS, jobRow
+from m01.remote.views.jobrows import TIME_LABELS, jobRow, label, tags
 
 PAGE_SIZE = 50
 # Beyond this a page number is surely hand-made; it keeps the skip given
@@ -189,28 +187,30 @@ class JobView(BaseView):
 
     section = 'jobs'
 
-    def _errors(self):
-        job = self.context
-        return list(itertools.zip_longest(
-            job.errors or (), job.tracebacks or (), fillvalue=''))
-
     @remote_view(request_method='GET', renderer=template('job'))
     def detail(self):
         job = self.context
-        errors = self._errors()
-        # The latest errors, each cut: a job retried many times, or one
-        # whose errors are huge, still has a small page.
-        first = max(0, len(errors) - MAX_ERRORS_SHOWN)
-        shown = [(shorten(message, SHOWN_ERROR),
-                  shorten(traceback, SHOWN_TRACEBACK))
-                 for message, traceback in errors[first:]]
+        errors, errorCount = jobpage.shownErrors(job)
+        attempts = jobpage.attempts(job, self.now)
         times = [('Created', job.created), ('Queued', job.queued),
-                 ('Picked', job.picked), ('Completed', job.completed),
-                 ('Retry time', job.retryTime)]
-        return {'title': 'Job %s' % job.__name__, 'job': job,
+                 ('Started', job.picked), ('Ended', job.completed)]
+        if job.status == interfaces.QUEUED:
+            times.append(('Due', job.retryTime))
+        if job.status == interfaces.PROCESSING:
+            times.append(('Lease until', job.leaseExpires))
+        return {'title': '%s – job %s' % (shorten(label(job), 80),
+                                          job.__name__),
+                'heading': label(job), 'subtitle': 'job %s' % job.__name__,
+                'job': job,
                 'input': Shown(job.input), 'output': Shown(job.output),
-                'errors': shown, 'errorCount': len(errors),
-                'firstError': first + 1, 'times': times,
+                'failure': jobpage.failure(job, attempts, errors),
+                'progress': jobpage.jobProgress(job),
+                'attempts': attempts, 'maxAttempts': MAX_ATTEMPTS,
+                'log': jobpage.logLines(job),
+                'errors': errors, 'errorCount': errorCount,
+                'times': times, 'live': jobpage.liveSeconds(job, self.now),
+                'tags': tags(job, self.now),
+                'cancelHelp': jobpage.CANCEL_HELP.get(job.status, ''),
                 'canCancel': job.status in (interfaces.QUEUED,
                                             interfaces.PROCESSING),
                 'canRetry': job.status in (interfaces.ERROR,
@@ -233,7 +233,7 @@ class JobView(BaseView):
     def downloadErrors(self):
         return self._download('errors', [
             {'error': message, 'traceback': traceback}
-            for message, traceback in self._errors()])
+            for message, traceback in jobpage.errorPairs(self.context)])
 
     def _act(self, action, done):
         try:
@@ -259,9 +259,8 @@ class JobView(BaseView):
 
     def label(self):
         """How the pages name the job: its title or factory, and id."""
-        job = self.context
-        return '%s (%s)' % (shorten(job.title or job.name or 'job', 80),
-                            job.__name__)
+        return '%s (%s)' % (shorten(label(self.context), 80),
+                            self.context.__name__)
 
     @remote_view(name='delete', request_method='GET',
                  renderer=template('confirm'))
