@@ -248,7 +248,7 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
     find(browser, '#item-input').send_keys('"tick"')
     screenshot(browser, artifacts, '07-add-cron')
     find(browser, '#scheduler-item button[type=submit]').click()
-    waitFor(lambda: browser.current_url.endswith('/remote/scheduler'),
+    waitFor(lambda: '/remote/scheduler?shown=' in browser.current_url,
             'the scheduler page')
     rows = [row for row in findAll(browser, '#scheduler-items tbody tr')
             if 'Quarter-hourly echo' in row.text]

@@ -737,7 +737,8 @@ def test_factories_show_names_classes_and_defaults(site):
 
 def schedulerRows(page):
     table = page.html.find('table', id='scheduler-items')
-    return table.find('tbody').find_all('tr') if table else []
+    return table.find('tbody').find_all('tr', recursive=False) \
+        if table else []
 
 
 def nextCall(row):
@@ -758,7 +759,7 @@ def test_add_a_delay_item(site):
     assert (item.jobName, item.delay, item.input, item.active) == \
         ('echo', 60, {'ping': True}, True)
     row, = schedulerRows(page)
-    assert 'every 60 s' in text(row)
+    assert 'every minute, counted from its last run' in text(row)
     assert nextCall(row) == item.nextCallTime.strftime(
         '%Y-%m-%d %H:%M:%S UTC')
 
@@ -775,7 +776,8 @@ def test_add_a_cron_item_from_fields(site):
     assert (item.minute, item.hour, item.dayOfWeek, item.timezone) == \
         ([0, 30], [8, 9, 10], [0, 1, 2, 3, 4], 'UTC')
     row, = schedulerRows(page)
-    assert 'minute 0,30; hour 8–10; weekday Mon–Fri (UTC)' in text(row)
+    assert 'every 30 minutes from 08:00 to 10:59, Monday to Friday, in UTC' \
+        in text(row)
     assert item.nextCallTime.minute in (0, 30)
     assert nextCall(row).endswith(':00 UTC')
 
@@ -792,7 +794,8 @@ def test_add_a_cron_item_from_an_expression_in_a_time_zone(site):
     assert (item.expression, item.timezone, item.minute, item.hour) == \
         ('30 2 * * *', 'Europe/Zurich', [30], [2])
     row, = schedulerRows(page)
-    assert '30 2 * * * (Europe/Zurich)' in text(row)
+    assert 'every day at 02:30, in Europe/Zurich' in text(row)
+    assert text(row.find(title='Cron expression')) == '30 2 * * *'
     local = item.nextCallTime.astimezone(
         __import__('zoneinfo').ZoneInfo('Europe/Zurich'))
     assert (local.hour, local.minute) == (2, 30)
@@ -939,6 +942,114 @@ def test_edit_errors_are_shown_beside_the_field(site):
     page = form.submit(status=400)
     assert 'delay must be a positive integer' in fieldError(page, 'delay')
     assert site.rp.scheduler[delay].delay == 60
+
+
+def test_the_scheduler_says_when_items_run(site):
+    from m01.remote.scheduler import Cron
+    itemid = site.rp.addScheduler(Cron.fromExpression(
+        '*/15 9-17 * * MON-FRI', jobName='echo', title='Office',
+        timezone='Europe/Zurich'))
+    page = site.app.get('/remote/scheduler')
+    row, = schedulerRows(page)
+    assert 'every 15 minutes from 09:00 to 17:59, Monday to Friday, in ' \
+        'Europe/Zurich' in text(row)
+    runs = row.find(id='runs-' + itemid)
+    assert not runs.has_attr('open')
+    assert len(runs.find('tbody').find_all('tr')) == 5
+    # The item just saved shows its runs.
+    page = site.app.get('/remote/scheduler', {'shown': itemid})
+    assert page.html.find(id='runs-' + itemid).has_attr('open')
+    # Its page too, local and in UTC.
+    page = site.app.get('/remote/scheduler/%s' % itemid)
+    card = page.html.find(id='item-schedule')
+    assert text(card.find(id='item-words')).startswith('every 15 minutes')
+    cells = card.find('tbody').find('tr').find_all('td')
+    item = site.rp.scheduler[itemid]
+    local = item.nextCallTime.astimezone(
+        __import__('zoneinfo').ZoneInfo('Europe/Zurich'))
+    assert text(cells[0]).startswith(local.strftime('%a %-d %b, %H:%M'))
+    assert text(cells[1]) == item.nextCallTime.strftime('%H:%M')
+    assert shownTime(cells[2]) == formatting.exact(item.nextCallTime)
+
+
+def test_a_daylight_saving_day_is_noted(site, monkeypatch):
+    from m01.remote.scheduler import Cron
+    site.rp.clock = lambda: datetime.datetime(2026, 3, 27, 12, tzinfo=UTC)
+    site.rp.scheduler.clock = site.rp.clock
+    itemid = site.rp.addScheduler(Cron.fromExpression(
+        '30 2 * * *', jobName='echo', timezone='Europe/Zurich'))
+    page = site.app.get('/remote/scheduler/%s' % itemid)
+    notes = [text(note) for note in page.html.select('#item-schedule .dst')]
+    assert len(notes) == 1
+    assert notes[0].startswith('The clocks change this day (UTC+01:00 to '
+                               'UTC+02:00). Local times from 02:00 to 02:59 '
+                               'do not exist')
+
+
+def test_the_last_run_links_to_its_job(site):
+    from m01.remote.scheduler import Cron, Delay
+    cron = site.rp.addScheduler(Cron.fromExpression(
+        '*/5 * * * *', jobName='echo', title='Five'))
+    due = site.rp.scheduler[cron].nextCallTime
+    row = site.app.get('/remote/scheduler').html.find(id='item-' + cron)
+    last = row.find('td', attrs={'data-label': 'Last run'})
+    assert 'no job for that run' in text(last)
+    jobid = site.rp.scheduleNextJob(callTime=due)
+    assert jobid is not None
+    transaction.commit()
+    delay = site.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60}))
+    page = site.app.get('/remote/scheduler')
+    last = page.html.find(id='item-' + cron).find(
+        'td', attrs={'data-label': 'Last run'})
+    assert shownTime(last) == formatting.exact(due)
+    assert last.find('a')['href'].endswith('/remote/jobs/' + jobid)
+    assert text(last.find(class_='status')) == 'queued'
+    # A Delay item's runs cannot be told from its schedule: its jobs can.
+    last = page.html.find(id='item-' + delay).find(
+        'td', attrs={'data-label': 'Last run'})
+    assert last.find('a')['href'].endswith('/remote/jobs?name=echo')
+
+
+def test_pause_all_and_resume_all_ask_first(site):
+    delay, cron = addItems(site)
+    page = site.app.get('/remote/scheduler')
+    assert 'resume-all' not in page.forms
+    question = page.forms['pause-all'].submit()
+    assert 'Deactivate all 2 active scheduler items?' in text(question.html)
+    assert all(item.active for item in site.rp.scheduler.values())
+    page = confirm(page.forms['pause-all']).follow()
+    assert flash(page) == ['2 scheduler items deactivated.']
+    assert not any(item.active for item in site.rp.scheduler.values())
+    assert all(item.nextCallTime is None
+               for item in site.rp.scheduler.values())
+    assert 'pause-all' not in page.forms
+    page = site.app.get('/remote/scheduler/pause-all')
+    assert 'No scheduler item is active.' in text(page.html)
+    page = site.app.get('/remote/scheduler')
+    page = confirm(page.forms['resume-all']).follow()
+    assert flash(page) == ['2 scheduler items activated.']
+    assert all(item.active and item.nextCallTime is not None
+               for item in site.rp.scheduler.values())
+    site.post('/remote/scheduler/pause-all', token=False, status=400)
+    site.anonymous.post('/remote/scheduler/pause-all', status=403)
+    assert all(item.active for item in site.rp.scheduler.values())
+
+
+def test_the_cron_form_helps_with_weekdays_and_time_zones(site):
+    page = site.app.get('/remote/scheduler/add-cron')
+    expression = text(page.html.find(id='expression-help'))
+    assert '0 (or 7) is Sunday, 1 Monday' in expression
+    fields = text(page.html.find(id='fields-help'))
+    assert 'weekday field counts from Monday: 0 is Monday … 6 Sunday' in \
+        fields
+    assert 'Monday is 0, Sunday 6' in text(page.html)
+    assert page.html.find(id='item-timezone')['list'] == 'timezones'
+    zones = [option['value'] for option in
+             page.html.find(id='timezones').find_all('option')]
+    assert 'Europe/Zurich' in zones and 'America/New_York' in zones
+    assert not [zone for zone in zones if zone.startswith('posix')]
+    assert site.app.get('/remote/scheduler/add-delay').html.find(
+        id='timezones') is None
 
 
 def test_run_an_item_now(site):

@@ -29,6 +29,7 @@ ROUTE_NAME = 'm01.remote'
 VIEW_CATEGORY = 'm01.remote'
 
 LAYOUT = 'm01.remote.templates:layout.pt'
+MACROS = 'm01.remote.templates:macros.pt'
 # Characters sent at a time by a download.
 DOWNLOAD_CHUNK = 64 * 1024
 
@@ -251,6 +252,11 @@ class BaseView:
     def layout(self):
         renderer = get_renderer(LAYOUT)
         return renderer.implementation().macros['layout']
+
+    @property
+    def macros(self):
+        """The macros of ``macros.pt``, pieces several pages show."""
+        return get_renderer(MACROS).implementation().macros
 
     @reify
     def now(self):
