@@ -180,8 +180,9 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
 
     login(browser, server)
     assert find(browser, 'h1').text == 'Remote processor'
-    running = [span.text for span in findAll(browser, '.card .status')]
-    assert running[:2] == ['running', 'running']
+    running = [span.text for span in findAll(
+        browser, '#this-process .card .status')]
+    assert running == ['running here', 'running here']
     screenshot(browser, artifacts, '01-overview')
 
     # A mistake first: the error is shown beside the field, the text kept.

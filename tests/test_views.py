@@ -112,7 +112,8 @@ def fieldError(page, name):
 
 PAGES = ('/remote/', '/remote/jobs', '/remote/jobs/add',
          '/remote/factories', '/remote/scheduler',
-         '/remote/scheduler/add-delay', '/remote/scheduler/add-cron')
+         '/remote/scheduler/add-delay', '/remote/scheduler/add-cron',
+         '/remote/workers')
 
 
 @pytest.mark.parametrize('url', PAGES)
@@ -253,9 +254,93 @@ def test_overview_counts_jobs_and_lists_latest_errors(site):
     assert counts == {'queued': '1', 'processing': '0', 'completed': '2',
                       'cancelled': '0', 'error': '1'}
     assert '/remote/jobs?status=error' in page.text
-    errors = page.html.find('h2', string='Latest errors').find_next('table')
+    errors = page.html.find(id='latest-errors')
     assert errorid in str(errors)
-    assert 'An error occurred.' in errors.get_text()
+    assert text(errors.find(class_='last-error')).endswith(
+        'An error occurred.')
+    assert errors.find(class_='last-error').find('time') is not None
+
+
+def test_the_overview_says_what_it_does_not_know_yet(site):
+    page = site.app.get('/remote/')
+    for id in ('queue-note', 'workers-note', 'activity-note'):
+        assert text(page.html.find(id=id)).startswith('No data yet'), id
+    assert page.html.find('svg') is None
+    # The threads are this web process's, and say so.
+    local = page.html.find(id='this-process')
+    assert "This web process's threads" in text(local)
+    assert 'not running here' in text(local)
+    assert 'm01remote worker' in text(local)
+    assert 'Start here' in text(local)
+
+
+@pytest.fixture
+def sample(monkeypatch):
+    from m01.remote.views.common import BaseView
+    from support.samplesources import SampleSources
+    sources = SampleSources(quietUrl='/remote/quiet-me')
+    monkeypatch.setattr(BaseView, 'sources', sources)
+    return sources
+
+
+def test_the_overview_with_the_back_ends_data(site, sample):
+    page = site.app.get('/remote/')
+    assert text(page.html.find(id='queue-due')) == '12'
+    assert text(page.html.find(id='queue-latency')) == '1 min 35 s'
+    assert text(page.html.find(id='workers-alive')) == '2'
+    svg = page.html.find(id='activity-chart').find('svg')
+    assert svg['role'] == 'img'
+    assert svg.find('title').get_text() == \
+        'Jobs completed and failed, last hour'
+    assert svg.find('desc').get_text().startswith('Jobs from ')
+    bars = svg.find_all('rect')
+    assert len(bars) > 60 and all(bar.find('title') for bar in bars)
+    assert 'failures' in ' '.join(' '.join(bar['class']) for bar in bars)
+    # Another span, by a link (no script needed).
+    spans = page.html.find(class_='ranges')
+    assert text(spans.find('strong')) == 'Last hour'
+    page = site.app.get(spans.find('a', string='Last week')['href'])
+    assert 'last week' in page.html.find('svg').find('title').get_text()
+    assert len(page.html.find('svg').find_all('rect')) > 168
+    site.app.get('/remote/', {'span': 'year'}, status=400)
+    rows = page.html.find(id='factory-stats').select('tbody tr')
+    assert [text(row.find('td')) for row in rows] == [
+        'echo', 'sleep paused at most 2']
+    assert text(rows[0].find_all('td')[-1]) == '42 ms'
+
+
+def test_the_workers_page_without_heartbeats(site):
+    page = site.app.get('/remote/workers')
+    assert text(page.html.find(id='workers-note')).startswith('No data yet')
+    assert page.html.find(id='processes') is None
+    assert 'Job worker thread: not running' in text(
+        page.html.find(id='local-threads'))
+    assert page.html.find('a', attrs={'aria-current': 'page'}).get_text() \
+        == 'Workers'
+    site.anonymous.get('/remote/workers', status=403)
+
+
+def test_the_workers_page_with_the_back_ends_data(site, sample):
+    page = site.app.get('/remote/workers')
+    rows = page.html.find(id='processes').select('tbody > tr')
+    assert [row['id'] for row in rows] == [
+        'process-web-1:4242:root', 'process-web-2:77:root',
+        'process-web-1:4100:root']
+    running, quiet, gone = rows
+    assert 'gone' in gone['class'] and 'gone' in text(gone)
+    assert text(quiet.find(class_='status')) == 'quiet'
+    assert '1 of 4 busy' in text(running)
+    job = running.find('td', attrs={'data-label': 'Running jobs'})
+    assert job.find('a')['href'].endswith('/remote/jobs/' + sample.jobid)
+    assert 'lease until in 30 s' in text(job)
+    # Buttons only where the back end offers the action, and not for a
+    # process that is gone; each leads to a confirmation first.
+    assert [form['action'] for form in running.find_all('form')] == [
+        '/remote/quiet-me', '/remote/quiet-me']
+    assert all(form.has_attr('data-confirm') and form['method'] == 'get'
+               for form in running.find_all('form'))
+    assert quiet.find('form') is None and gone.find('form') is None
+    assert '2 alive, 1 gone.' in text(page.html)
 
 
 def test_overview_without_errors(site):

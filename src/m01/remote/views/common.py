@@ -24,6 +24,7 @@ from m01.remote.limits import (
 from m01.remote.settings import get_remote_settings
 from m01.remote.views import formatting
 from m01.remote.views.assets import asset
+from m01.remote.views.sources import Placeholders
 
 ROUTE_NAME = 'm01.remote'
 VIEW_CATEGORY = 'm01.remote'
@@ -239,6 +240,12 @@ FLASH_QUEUES = ('error', 'success', 'info')
 class BaseView:
     """The base of every page: the processor, URLs, flash, the layout."""
 
+    #: Where the figures the queue does not record yet come from (the
+    #: overview's charts, the workers, search and bulk actions): the
+    #: view-models of ``m01.remote.views.sources``, none filled in. A
+    #: source with the data takes their place here.
+    sources = Placeholders()
+
     def __init__(self, context, request):
         self.context = context
         self.request = request
@@ -292,7 +299,8 @@ class BaseView:
                  ('jobs', 'Jobs', self.url(rp.jobs)),
                  ('add', 'Add job', self.url(rp.jobs, 'add')),
                  ('factories', 'Factories', self.url(rp.jobFactories)),
-                 ('scheduler', 'Scheduler', self.url(rp.scheduler))]
+                 ('scheduler', 'Scheduler', self.url(rp.scheduler)),
+                 ('workers', 'Workers', self.url(rp, 'workers'))]
         return [{'title': title, 'url': url, 'current': key == self.section}
                 for key, title, url in items]
 
