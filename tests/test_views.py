@@ -428,6 +428,54 @@ def test_a_row_says_what_the_job_is_and_how_it_went(site):
     assert page.html.select('#jobs thead th')[2].get_text() == 'Completed'
 
 
+def test_remove_every_job_a_status_filter_shows(site):
+    site.addJobs('error', [None, None])
+    site.addJobs('echo', [None])
+    site.process()
+    page = site.app.get('/remote/jobs')
+    assert 'remove-matching' not in page.forms
+    assert page.html.find(type='checkbox', attrs={'name': 'job'}) is None
+    assert page.html.find(type='search') is None
+    page = site.app.get('/remote/jobs', {'status': 'error'})
+    form = page.forms['remove-matching']
+    assert 'Remove all 2 error jobs' in text(
+        page.html.find(id='remove-matching'))
+    question = form.submit()
+    assert 'This removes 2 jobs for good' in text(question.html)
+    assert confirm(form).status_int == 303
+    assert site.rp.jobs.countByStatus()['error'] == 0
+    assert site.rp.jobs.countByStatus()['completed'] == 1
+    # Not where the remove would do more (or less) than the filter shows.
+    for params in ({'status': 'processing'}, {'status': 'completed',
+                                              'name': 'echo'}):
+        page = site.app.get('/remote/jobs', params)
+        assert 'remove-matching' not in page.forms
+
+
+def test_search_and_bulk_selection_once_the_back_end_offers_them(
+        site, sample):
+    jobids = site.addJobs('echo', [1, 2, 3])
+    page = site.app.get('/remote/jobs', {'q': 'needle <b>',
+                                         'status': 'queued'})
+    assert page.html.find(id='filter-q')['value'] == 'needle <b>'
+    boxes = page.html.find_all('input', attrs={'name': 'job'})
+    assert sorted(box['value'] for box in boxes) == sorted(jobids)
+    assert all(box['form'] == 'bulk' for box in boxes)
+    form = page.html.find(id='bulk')
+    assert form.find(attrs={'data-select-all': True}).find_parent(
+        'label')['class'] == ['js-only']
+    assert 'All 3 jobs that match this filter' in text(form)
+    hidden = {field['name']: field['value'] for field in
+              form.find_all('input', type='hidden')}
+    assert hidden == {'status': 'queued', 'sort': 'created',
+                      'order': 'desc', 'q': 'needle <b>'}
+    assert [(button['formaction'].rsplit('/', 1)[1], text(button))
+            for button in form.find_all('button')] == [
+        ('bulk-retry', 'Retry…'), ('bulk-delete', 'Delete…')]
+    # A search is not the status filter alone: no remove of them all.
+    assert 'remove-matching' not in page.forms
+
+
 @pytest.mark.parametrize('page, shown', [
     ('-1', 1), ('0', 1), ('2', 2), ('99999999999', 3),
     (str(10 ** 40), 3), ('', 1)])
@@ -513,7 +561,7 @@ def test_remove_jobs_of_chosen_statuses_after_confirmation(site):
     assert confirm.status_int == 200
     assert 'This removes 3 jobs' in confirm.text
     assert len(site.rp.jobs) == 5    # nothing removed before confirming
-    page = confirm.forms['confirm-remove'].submit().follow()
+    page = confirm.forms['confirm-form'].submit().follow()
     assert flash(page) == ['Removed 3 jobs (completed: 2, error: 1).']
     assert sorted(site.rp.jobs.keys()) == sorted(queued)
 

@@ -56,3 +56,14 @@ class SampleSources(Placeholders):
              'started': now - 900 * minute, 'lastSeen': now - 20 * minute,
              'alive': False, 'state': 'running', 'jobs': [],
              'quietUrl': self.quietUrl, 'stopUrl': None}]}
+
+    def jobSearch(self, request):
+        return {'enabled': True, 'q': request.GET.get('q', '')}
+
+    def bulkActions(self, request, filters):
+        base = request.route_url('m01.remote', traverse=('jobs',))
+        return {'enabled': True, 'actions': [
+            {'name': 'retry', 'label': 'Retry', 'danger': False,
+             'url': base + '/bulk-retry'},
+            {'name': 'delete', 'label': 'Delete', 'danger': True,
+             'url': base + '/bulk-delete'}]}

@@ -94,13 +94,28 @@ class JobsView(BaseView):
             'lastUrl': self.pageUrl(filters, pages) if page < pages
             else None,
         }
+        search = self.sources.jobSearch(self.request)
         return {'title': 'Jobs', 'jobs': jobs, 'filters': filters,
                 'rows': [jobRow(job, self.now, filters['sort'])
                          for job in jobs],
                 'timeLabel': TIME_LABELS[filters['sort']],
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
                 'factoryNames': self.processor.jobFactories.keys(),
-                'removable': REMOVABLE}
+                'removable': REMOVABLE, 'search': search,
+                'bulk': self.sources.bulkActions(self.request, filters),
+                'removeMatching': self.removeMatching(filters, total,
+                                                      search)}
+
+    @staticmethod
+    def removeMatching(filters, total, search):
+        """Every job this filter shows removed at once, where the remove
+        by status does just that (a removable status, no other filter):
+        the status and how many jobs have it; None otherwise."""
+        status = filters['status']
+        if status not in REMOVABLE or filters['name'] or not total or \
+                search.get('q'):
+            return None
+        return {'status': status, 'total': total}
 
     def _query(self, filters, page):
         return self.context.query(
@@ -117,7 +132,7 @@ class JobsView(BaseView):
         return [status for status in REMOVABLE if status in stati]
 
     @remote_view(name='remove', request_method='GET',
-                 renderer=template('jobs_remove'))
+                 renderer=template('confirm'))
     def confirmRemove(self):
         stati = self._removeStati(self.request.GET)
         if not stati:
@@ -126,8 +141,15 @@ class JobsView(BaseView):
             return self.redirect(self.context)
         counts = self.context.countByStatus()
         rows = [(status, counts.get(status, 0)) for status in stati]
-        return {'title': 'Remove jobs', 'rows': rows,
-                'total': sum(count for status, count in rows)}
+        total = sum(count for status, count in rows)
+        return {'title': 'Remove jobs', 'confirm': confirmation(
+            'This removes %s jobs for good:' % '{:,}'.format(total),
+            self.url(self.context), action=self.url(self.context, 'remove'),
+            button='Remove %s jobs' % '{:,}'.format(total),
+            fields=[('status', status) for status in stati], rows=rows,
+            detail='The jobs in these statuses when you confirm go (the '
+            'counts may have changed by then); a processing job never '
+            'does.')}
 
     @remote_view(name='remove', request_method='POST', require_csrf=True)
     def remove(self):
