@@ -335,11 +335,12 @@ def test_the_workers_page_with_the_back_ends_data(site, sample):
     assert 'lease until in 30 s' in text(job)
     # Buttons only where the back end offers the action, and not for a
     # process that is gone; each leads to a confirmation first.
-    assert [form['action'] for form in running.find_all('form')] == [
-        '/remote/quiet-me', '/remote/quiet-me']
-    assert all(form.has_attr('data-confirm') and form['method'] == 'get'
-               for form in running.find_all('form'))
-    assert quiet.find('form') is None and gone.find('form') is None
+    links = running.find_all('a', class_='button')
+    assert [(text(a), a['href']) for a in links] == [
+        ('Quiet…', '/remote/quiet-me'), ('Stop…', '/remote/quiet-me')]
+    assert all(a.has_attr('data-confirm') for a in links)
+    assert quiet.find('a', class_='button') is None
+    assert gone.find('a', class_='button') is None
     assert '2 alive, 1 gone.' in text(page.html)
 
 

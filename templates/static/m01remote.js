@@ -6,8 +6,8 @@
    - A page marked data-live (a running job's) fetches itself every few
      seconds and swaps in its parts marked data-part, while the tab is
      visible; it stops once the page no longer asks for it.
-   - A form marked data-confirm, which leads to a confirmation page,
-     shows that page's form in a dialog instead.
+   - A form or link marked data-confirm, which leads to a confirmation
+     page, shows that page's form in a dialog instead.
    - A checkbox marked data-select-all selects every row of its form.
 */
 (function () {
@@ -210,6 +210,14 @@
       });
   }
 
+  document.addEventListener('click', function (event) {
+    var link = event.target.closest && event.target.closest('a[data-confirm]');
+    if (link && !event.ctrlKey && !event.metaKey && !event.shiftKey) {
+      event.preventDefault();
+      showDialog(link, link.href);
+    }
+  });
+
   document.addEventListener('submit', function (event) {
     var form = event.target;
     if (form.hasAttribute('data-confirm') && form.method.toLowerCase() === 'get') {
@@ -218,9 +226,16 @@
     }
   });
 
-  // Selecting rows.
+  // Selecting rows: their checkboxes belong to the form (its elements),
+  // wherever they are on the page.
+  function rows(form) {
+    return Array.prototype.filter.call(form.elements, function (element) {
+      return element.hasAttribute('data-row');
+    });
+  }
+
   function countSelected(form) {
-    var boxes = form.querySelectorAll('input[data-row]');
+    var boxes = rows(form);
     var chosen = 0;
     for (var i = 0; i < boxes.length; i++) {
       chosen += boxes[i].checked ? 1 : 0;
@@ -238,7 +253,7 @@
       return;
     }
     if (box.hasAttribute('data-select-all')) {
-      var boxes = form.querySelectorAll('input[data-row]');
+      var boxes = rows(form);
       for (var i = 0; i < boxes.length; i++) {
         boxes[i].checked = box.checked;
       }

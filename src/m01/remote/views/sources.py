@@ -38,9 +38,10 @@ The view-models:
     'quiet' (takes no new jobs) or 'stopping'; a process that stopped
     sending heartbeats has ``alive`` False (the page greys it); ``jobs``
     are the jobs it runs, each ``{'id', 'name', 'title', 'started',
-    'leaseExpires'}``; ``quietUrl`` and ``stopUrl`` lead to confirmation
-    pages of those actions (``common.confirmation``), None where there
-    is no such action (the page then shows no button).
+    'leaseExpires'}``; ``quietUrl`` and ``stopUrl`` are links to GET
+    confirmation pages of those actions (``confirm.pt`` with
+    ``common.confirmation``, whose form posts the action), None where
+    there is no such action (the page then shows no button).
 
 ``jobSearch(request)`` and ``bulkActions(request, filters)``, the jobs
     page: ``{'enabled', 'q'}`` (the search box is shown once enabled;
