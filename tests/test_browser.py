@@ -413,9 +413,13 @@ def test_every_page_on_a_desktop_and_a_phone(server, browser, artifacts):
     failure = find(browser, '#job-failure .failure')
     assert 'SleepJob input must be a number' in failure.text
     assert find(browser, '#failure-traceback[open] pre').is_displayed()
-    # A job's time shows the exact UTC time in its tooltip.
+    # A job's time shows the exact UTC time in its tooltip, and the
+    # script keeps the relative one up to date without a reload.
     created = find(browser, '#job-summary time')
     assert TIME.match(created.get_attribute('title'))
+    before = created.text
+    waitFor(lambda: find(browser, '#job-summary time').text != before,
+            'the relative time to move on from %r' % before)
 
 
 def test_the_pages_with_a_back_ends_data(server, browser, artifacts,
