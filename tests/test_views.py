@@ -697,6 +697,16 @@ def test_a_cancelled_job_after_a_failure_opens_its_latest_error(site):
     assert item.find('details').has_attr('open')
 
 
+def test_a_page_the_script_fetches_keeps_the_flash_messages(site):
+    jobid, = site.addJobs('echo', [None])
+    site.post('/remote/jobs/%s/cancel' % jobid)
+    fetched = site.app.get('/remote/jobs/%s' % jobid,
+                           headers={'X-Requested-With': 'm01remote'})
+    assert flash(fetched) == []
+    assert flash(site.app.get('/remote/jobs/%s' % jobid)) == [
+        'Job cancelled.']
+
+
 def test_a_running_job_shows_its_progress_and_log(site):
     jobid, = site.addJobs('echo', [None])
     site.rp.pullNextJob()

@@ -14,6 +14,9 @@
   'use strict';
   var root = document.documentElement;
   root.classList.add('js');
+  // What the script's own requests say they are: the pages then keep
+  // their flash messages for the page the reader sees next.
+  var FETCHED = {'Accept': 'text/html', 'X-Requested-With': 'm01remote'};
 
   // Relative times, as m01.remote.views.formatting writes them.
   var UNITS = [[60, 1, 's', 's'], [3600, 60, 'min', 'min'],
@@ -111,7 +114,7 @@
   function refresh() {
     var url = window.location.href;
     fetch(url, {credentials: 'same-origin', cache: 'no-store',
-                headers: {'Accept': 'text/html'}})
+                headers: FETCHED})
       .then(function (response) {
         if (!response.ok || response.url.split('#')[0] !== url.split('#')[0]) {
           throw new Error('status ' + response.status);
@@ -173,7 +176,7 @@
 
   function showDialog(form, url) {
     fetch(url, {credentials: 'same-origin', cache: 'no-store',
-                headers: {'Accept': 'text/html'}})
+                headers: FETCHED})
       .then(function (response) {
         return response.ok ? response.text() : null;
       })

@@ -31,6 +31,8 @@ VIEW_CATEGORY = 'm01.remote'
 
 LAYOUT = 'm01.remote.templates:layout.pt'
 MACROS = 'm01.remote.templates:macros.pt'
+#: What the pages' script sends as X-Requested-With.
+SCRIPT = 'm01remote'
 # Characters sent at a time by a download.
 DOWNLOAD_CHUNK = 64 * 1024
 
@@ -320,6 +322,13 @@ class BaseView:
             return None
         return self.request.session
 
+    @property
+    def fetchedByScript(self):
+        """Whether the pages' script fetched this page (to swap its live
+        parts in, or to show its confirmation in a dialog): its flash
+        messages are then kept for the page the reader sees next."""
+        return self.request.headers.get('X-Requested-With') == SCRIPT
+
     def flash(self, message, queue='success'):
         session = self._session()
         if session is None:
@@ -336,7 +345,7 @@ class BaseView:
 
     def flashMessages(self):
         session = self._session()
-        if session is None:
+        if session is None or self.fetchedByScript:
             return []
         return [(queue, message) for queue in FLASH_QUEUES
                 for message in session.pop_flash(queue)]

@@ -279,7 +279,7 @@ class JobView(BaseView):
             lambda jobid: self.processor.retryJob(jobid, immediate=True),
             'Job queued again.')
 
-    def label(self):
+    def named(self):
         """How the pages name the job: its title or factory, and id."""
         return '%s (%s)' % (shorten(label(self.context), 80),
                             self.context.__name__)
@@ -292,12 +292,12 @@ class JobView(BaseView):
         if job.status not in REMOVABLE:
             confirm = confirmation(
                 'Job %s is %s: cancel it before deleting it.'
-                % (self.label(), job.status), back,
+                % (self.named(), job.status), back,
                 detail='A running job belongs to its worker; a cancel '
                 'stops it at its next checkpoint.')
         else:
             confirm = confirmation(
-                'Delete job %s for good?' % self.label(), back,
+                'Delete job %s for good?' % self.named(), back,
                 action=self.url(job, 'delete'), button='Delete job',
                 detail='Its input, output, errors and log go with it.')
         return {'title': 'Delete job', 'confirm': confirm}
