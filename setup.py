@@ -61,7 +61,8 @@ setup(
         '': 'src',
         'm01.remote.templates': 'templates',
     },
-    package_data={'m01.remote.templates': ['*.pt']},
+    # The pages' stylesheet and script are served from the package.
+    package_data={'m01.remote.templates': ['*.pt', 'static/*']},
     include_package_data=True,
     zip_safe=False,
     python_requires='>=3.10',

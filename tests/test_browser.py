@@ -121,6 +121,20 @@ def screenshot(browser, artifacts, name):
         base64.b64decode(shot['data']))
 
 
+#: The window sizes the pages are shown at: a desktop and a phone.
+DESKTOP = (1440, 900)
+PHONE = (390, 844)
+
+
+def viewport(browser, size):
+    """Show pages ``size`` CSS pixels wide and high (a phone: as a
+    phone's browser would, its touch and mobile layout)."""
+    width, height = size
+    browser.execute_cdp_cmd('Emulation.setDeviceMetricsOverride', {
+        'width': width, 'height': height, 'deviceScaleFactor': 1,
+        'mobile': size == PHONE})
+
+
 def find(browser, css):
     """The first element ``css`` selects, waiting (at most DEADLINE
     seconds) for it to appear: a click on a submit button returns before
@@ -131,16 +145,29 @@ def find(browser, css):
     return elements[0]
 
 
+def textOf(browser, css):
+    """The text of the first element ``css`` selects, read again if the
+    script swapped it meanwhile."""
+    return waitFor(lambda: find(browser, css).text or ' ',
+                   'the text of %r' % css).strip()
+
+
 def findAll(browser, css):
     from selenium.webdriver.common.by import By
     return browser.find_elements(By.CSS_SELECTOR, css)
 
 
 def waitFor(condition, what, reload=None):
-    """Poll ``condition`` until it is true, at most DEADLINE seconds."""
+    """Poll ``condition`` until it is true, at most DEADLINE seconds. An
+    element gone while it was read (a live part swapped by the script)
+    is read again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     deadline = time.monotonic() + DEADLINE
     while True:
-        value = condition()
+        try:
+            value = condition()
+        except StaleElementReferenceException:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:
@@ -164,10 +191,12 @@ def login(browser, server):
 def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
     from selenium.webdriver.support.ui import Select
 
+    viewport(browser, DESKTOP)
     login(browser, server)
     assert find(browser, 'h1').text == 'Remote processor'
-    running = [span.text for span in findAll(browser, '.card .status')]
-    assert running[:2] == ['running', 'running']
+    running = [span.text for span in findAll(
+        browser, '#this-process .card .status')]
+    assert running == ['running here', 'running here']
     screenshot(browser, artifacts, '01-overview')
 
     # A mistake first: the error is shown beside the field, the text kept.
@@ -188,7 +217,7 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
     waitFor(lambda: re.search(r'/remote/jobs/[0-9a-f]{24}$',
                               browser.current_url), 'the job page')
     jobid = browser.current_url.rsplit('/', 1)[1]
-    assert find(browser, 'h1').text == 'Job %s' % jobid
+    assert find(browser, 'h1').text == 'echo\njob %s' % jobid
 
     # The worker thread picks it up; reload until it is done.
     waitFor(lambda: find(browser, '#job-status').text == 'completed',
@@ -234,12 +263,195 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
     find(browser, '#item-input').send_keys('"tick"')
     screenshot(browser, artifacts, '07-add-cron')
     find(browser, '#scheduler-item button[type=submit]').click()
-    waitFor(lambda: browser.current_url.endswith('/remote/scheduler'),
+    waitFor(lambda: '/remote/scheduler?shown=' in browser.current_url,
             'the scheduler page')
     rows = [row for row in findAll(browser, '#scheduler-items tbody tr')
             if 'Quarter-hourly echo' in row.text]
     assert len(rows) == 1
-    nextCall = rows[0].find_element('css selector', '.next-call').text
-    assert TIME.match(nextCall), nextCall
+    nextCall = rows[0].find_element('css selector', '.next-call time')
+    assert TIME.match(nextCall.get_attribute('title')), nextCall
+    assert nextCall.text.startswith('in '), nextCall.text
     assert 'Europe/Zurich' in rows[0].text
     screenshot(browser, artifacts, '08-scheduler')
+
+
+def loggedIn(browser, server):
+    """Log in unless the browser is already."""
+    browser.get(server + '/remote/')
+    if '/login' in browser.current_url:
+        find(browser, 'input[name=login]').send_keys('admin')
+        find(browser, 'input[name=password]').send_keys('secret')
+        find(browser, 'button[type=submit]').click()
+        waitFor(lambda: browser.current_url.rstrip('/').endswith('/remote'),
+                'the overview after logging in')
+
+
+def addJob(browser, server, name, input):
+    browser.get(server + '/remote/jobs/add?name=' + name)
+    find(browser, '#job-input').send_keys(input)
+    find(browser, '#add-job button[type=submit]').click()
+    waitFor(lambda: re.search(r'/remote/jobs/[0-9a-f]{24}$',
+                              browser.current_url), 'the job page')
+    return browser.current_url.rsplit('/', 1)[1]
+
+
+def test_a_running_job_updates_its_page(server, browser, artifacts):
+    loggedIn(browser, server)
+    viewport(browser, DESKTOP)
+    jobid = addJob(browser, server, 'steps', '16')
+    # The page is not reloaded: the script swaps in its parts.
+    marker = browser.execute_script(
+        'document.body.dataset.marker = "kept"; return 1;')
+    assert marker == 1
+    waitFor(lambda: (find(browser, '#job-status').text == 'processing'
+                     and findAll(browser, '#progress-percent')),
+            'the job to report progress')
+    percent = textOf(browser, '#progress-percent')
+    waitFor(lambda: find(browser, '#progress-percent').text not in (
+        percent, ''), 'the progress to move on')
+    assert browser.execute_script('return document.body.dataset.marker') \
+        == 'kept'
+    running = textOf(browser, '#attempts li')
+    assert 'running' in running and 'Attempt 1' in running
+    assert textOf(browser, '#log-lines li').endswith('Step 1 of 16 done.')
+    status = textOf(browser, '#live-status')
+    assert 'Updating every 3 s' in status or 'Updated' in status, status
+    assert 'next checkpoint' in textOf(browser, '#cancel-help')
+    screenshot(browser, artifacts, '10-job-running')
+    viewport(browser, PHONE)
+    screenshot(browser, artifacts, '10-job-running-phone')
+    viewport(browser, DESKTOP)
+    # It completes: the page says so and stops refreshing itself.
+    waitFor(lambda: find(browser, '#job-status').text == 'completed',
+            'job %s to complete on its page' % jobid)
+    waitFor(lambda: 'no longer running' in find(
+        browser, '#live-status').text, 'the updates to stop')
+    assert browser.execute_script('return document.body.dataset.marker') \
+        == 'kept'
+    assert textOf(browser, '#attempts li .status') == 'completed'
+    screenshot(browser, artifacts, '11-job-done-live')
+
+
+def test_a_delete_asks_in_a_dialog(server, browser, artifacts):
+    loggedIn(browser, server)
+    viewport(browser, DESKTOP)
+    jobid = addJob(browser, server, 'echo', '"to delete"')
+    waitFor(lambda: find(browser, '#job-status').text == 'completed',
+            'the echo job to complete', reload=browser.refresh)
+    find(browser, '#delete button').click()
+    dialog = find(browser, 'dialog.confirm[open]')
+    assert 'Delete job echo (%s) for good?' % jobid in dialog.text
+    assert browser.current_url.endswith(jobid)
+    screenshot(browser, artifacts, '12-confirm-dialog')
+    # Cancel closes it; nothing is deleted.
+    dialog.find_element('css selector', '[data-confirm-cancel]').click()
+    waitFor(lambda: not findAll(browser, 'dialog.confirm'),
+            'the dialog to close')
+    browser.refresh()
+    assert find(browser, '#job-status').text == 'completed'
+    find(browser, '#delete button').click()
+    find(browser, 'dialog.confirm[open] button[type=submit]').click()
+    waitFor(lambda: browser.current_url.endswith('/remote/jobs'),
+            'the jobs page after deleting')
+    assert 'Job %s deleted.' % jobid in find(browser, '.flash').text
+
+
+def fitsThePhone(browser):
+    """Whether the page needs no sideways scrolling at the phone's
+    width (the tables stack, the forms wrap)."""
+    return browser.execute_script(
+        'return document.documentElement.scrollWidth') <= PHONE[0]
+
+
+def addCronItem(browser, server, title, expression, timezone):
+    from selenium.webdriver.support.ui import Select
+    browser.get(server + '/remote/scheduler/add-cron')
+    Select(find(browser, '#item-jobName')).select_by_value('echo')
+    find(browser, '#item-title').send_keys(title)
+    find(browser, '#item-expression').send_keys(expression)
+    find(browser, '#item-timezone').send_keys(timezone)
+    find(browser, '#scheduler-item button[type=submit]').click()
+    waitFor(lambda: '/remote/scheduler?shown=' in browser.current_url,
+            'the scheduler page')
+    return browser.current_url.rsplit('=', 1)[1]
+
+
+def test_every_page_on_a_desktop_and_a_phone(server, browser, artifacts):
+    loggedIn(browser, server)
+    viewport(browser, DESKTOP)
+    done = addJob(browser, server, 'echo', '{"to": "ann@example.org"}')
+    failed = addJob(browser, server, 'sleep', '"<i>never</i>"')
+    waitFor(lambda: find(browser, '#job-status').text == 'error',
+            'the sleep job to fail', reload=browser.refresh)
+    itemid = addCronItem(browser, server, 'Office hours',
+                         '*/15 9-17 * * MON-FRI', 'Europe/Zurich')
+    # The item just added shows its next runs, in words too.
+    row = find(browser, '#item-' + itemid)
+    assert 'every 15 minutes from 09:00 to 17:59, Monday to Friday, in ' \
+        'Europe/Zurich' in row.text
+    assert find(browser, '#runs-%s[open]' % itemid)
+    pages = [
+        ('overview', ''), ('jobs', 'jobs'), ('job', 'jobs/' + done),
+        ('job-failed', 'jobs/' + failed), ('job-add', 'jobs/add'),
+        ('factories', 'factories'), ('scheduler', 'scheduler'),
+        ('scheduler-item', 'scheduler/' + itemid),
+        ('scheduler-add-cron', 'scheduler/add-cron'),
+        ('workers', 'workers'), ('confirm-delete', 'jobs/%s/delete' % done),
+        ('not-found', 'nothing/here'),
+    ]
+    for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
+        viewport(browser, size)
+        for number, (name, path) in enumerate(pages, 20):
+            browser.get(server + '/remote/' + path)
+            find(browser, 'h1')
+            screenshot(browser, artifacts, '%d-%s-%s' % (number, name, label))
+            if size == PHONE:
+                assert fitsThePhone(browser), name
+    viewport(browser, DESKTOP)
+    # The failed job leads with its failure, its traceback open.
+    browser.get(server + '/remote/jobs/' + failed)
+    failure = find(browser, '#job-failure .failure')
+    assert 'SleepJob input must be a number' in failure.text
+    assert find(browser, '#failure-traceback[open] pre').is_displayed()
+    # A job's time shows the exact UTC time in its tooltip, and the
+    # script keeps the relative one up to date without a reload.
+    created = find(browser, '#job-summary time')
+    assert TIME.match(created.get_attribute('title'))
+    before = created.text
+    waitFor(lambda: find(browser, '#job-summary time').text != before,
+            'the relative time to move on from %r' % before)
+
+
+def test_the_pages_with_a_back_ends_data(server, browser, artifacts,
+                                         monkeypatch):
+    from m01.remote.views.common import BaseView
+    from support.samplesources import SampleSources
+    monkeypatch.setattr(BaseView, 'sources', SampleSources(
+        quietUrl=server + '/remote/jobs/remove?status=completed'))
+    loggedIn(browser, server)
+    for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
+        viewport(browser, size)
+        for name, path in (('overview', ''), ('overview-week', '?span=week'),
+                           ('workers', 'workers'), ('jobs', 'jobs')):
+            browser.get(server + '/remote/' + path)
+            find(browser, 'h1')
+            screenshot(browser, artifacts, '40-%s-data-%s' % (name, label))
+            if size == PHONE:
+                assert fitsThePhone(browser), name
+    viewport(browser, DESKTOP)
+    browser.get(server + '/remote/')
+    chart = find(browser, '#activity-chart svg')
+    assert chart.get_attribute('role') == 'img'
+    assert len(findAll(browser, '#activity-chart rect')) > 60
+    # The bulk selection: the script selects a page's rows at once.
+    browser.get(server + '/remote/jobs')
+    find(browser, '[data-select-all]').click()
+    boxes = findAll(browser, 'input[data-row]')
+    assert boxes and all(box.is_selected() for box in boxes)
+    assert find(browser, '[data-selected-count]').text == \
+        '%d selected' % len(boxes)
+    # A process's quiet button asks in a dialog first.
+    browser.get(server + '/remote/workers')
+    find(browser, '#processes a[data-confirm]').click()
+    assert find(browser, 'dialog.confirm[open]').is_displayed()
+    screenshot(browser, artifacts, '41-workers-confirm-desktop')

@@ -199,16 +199,19 @@ def test_the_user_is_granted_only_the_management_permission(app):
 
 def test_demo_jobs_and_scheduler_items(app):
     rp = app.app.registry.getUtility(IRemoteProcessor)
-    assert sorted(rp.jobFactories.keys()) == ['echo', 'fail', 'sleep']
+    assert sorted(rp.jobFactories.keys()) == ['echo', 'fail', 'sleep',
+                                              'steps']
     assert sorted(item.title for item in rp.scheduler.values()) == \
         ['echo every minute', 'sleep every five minutes']
     echo = rp.addJob('echo', 'hi', immediate=True)
     sleep = rp.addJob('sleep', 0, immediate=True)
     fail = rp.addJob('fail', immediate=True)
-    assert rp.processJobs() == 3
+    steps = rp.addJob('steps', 2, immediate=True)
+    assert rp.processJobs() == 4
     transaction.commit()
     assert rp.getJobResult(echo) == 'hi'
     assert rp.getJobResult(sleep) == 0
+    assert rp.getJobResult(steps) == 2
     assert rp.getJobStatus(fail) == 'queued'  # to be retried
     assert 'FailingJob always fails' in rp.getJobErrors(fail)[0]
 

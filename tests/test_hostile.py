@@ -128,12 +128,62 @@ def test_a_body_too_large_is_refused_unread(site, monkeypatch):
     assert len(site.rp.jobs) == 0
 
 
-def test_error_pages_keep_the_layout(site):
-    for url, status in (('/remote/nothing', 404), ('/remote/jobs?page=x',
-                                                   400)):
-        page = bounded(site.app.get(url, status=status))
-        assert page.html.find('nav') is not None
-        assert page.html.find('h1').get_text().startswith(str(status))
+def inLayout(page, status):
+    """Whether an error page is in the pages' layout: their navigation,
+    stylesheet and script, its status as the heading."""
+    nav = page.html.find('nav', attrs={'aria-label': 'Sections'})
+    return (nav is not None and len(nav.find_all('a')) >= 6
+            and page.html.find('link', rel='stylesheet') is not None
+            and page.html.find('script', src=True) is not None
+            and page.html.find('h1').get_text().startswith(str(status)))
+
+
+@pytest.mark.parametrize('method, path, status', [
+    ('GET', 'nothing', 404),
+    ('GET', 'jobs/%s' % MISSING, 404),
+    ('GET', 'jobs/not-an-id', 404),
+    ('GET', 'jobs/{job}/nothing', 404),
+    ('GET', 'jobs/{job}/cancel', 404),          # an action is POST only
+    ('GET', 'scheduler/%s' % MISSING, 404),
+    ('GET', 'scheduler/{cron}/nothing/more', 404),
+    ('GET', 'factories/gone', 404),
+    ('GET', 'static/m01remote.css', 404),
+    ('GET', 'jobs?page=x', 400),
+    ('GET', 'jobs?status=bogus', 400),
+    ('GET', 'jobs?name=' + 'n' * 201, 400),
+    ('GET', 'jobs/remove?status=processing', 400),
+    ('GET', '?span=year', 400),
+    ('GET', 'jobs/%ff', 400),                    # not UTF-8
+    ('POST', 'jobs/add', 400),                   # no CSRF token
+    ('POST', 'scheduler/{cron}/delete', 400),    # no CSRF token
+    ('POST', 'scheduler/pause-all', 400),        # no CSRF token
+])
+def test_every_error_page_under_the_route_keeps_the_layout(
+        site, ids, method, path, status):
+    url = '/remote/' + path.format(**ids)
+    if method == 'GET':
+        page = site.app.get(url, status=status)
+    else:
+        page = site.app.post(url, {'name': 'echo'}, status=status)
+    assert inLayout(bounded(page), status), url
+
+
+def test_an_error_page_shown_to_anyone_is_styled(site):
+    page = site.anonymous.get('/remote/jobs/%ff', status=400)
+    assert inLayout(page, 400)
+    # Its stylesheet needs no permission.
+    site.anonymous.get(page.html.find('link', rel='stylesheet')['href'],
+                       status=200)
+
+
+def test_refused_bodies_keep_the_layout(site, monkeypatch):
+    from m01.remote.views import security
+    monkeypatch.setattr(security, 'MAX_REQUEST_BODY', 1000)
+    page = site.post('/remote/jobs/add', {'input': '1' * 2000}, status=413)
+    assert inLayout(page, 413)
+    page = site.app.post('/remote/jobs/add', b'x', status=400,
+                         content_type='multipart/form-data')
+    assert inLayout(page, 400)
 
 
 # permission before lookup
@@ -377,8 +427,13 @@ def test_many_long_errors_have_a_small_page(site):
     assert len(page.body) < 300 * 1024
     items = page.html.find(id='job-errors').find_all('li', recursive=False)
     assert len(items) == 10
-    assert page.html.find(id='job-errors')['start'] == '41'
-    assert '<error 49>' in items[-1].get_text()
+    # Newest first, numbered as stored; the page leads with the latest.
+    assert page.html.find(id='job-errors')['start'] == '50'
+    assert page.html.find(id='job-errors').has_attr('reversed')
+    assert '<error 49>' in items[0].get_text()
+    assert '<error 40>' in items[-1].get_text()
+    assert page.html.find(id='failure-message').get_text().startswith(
+        '<error 49>')
     assert 'The latest 10 of 50 errors are shown.' in ' '.join(
         page.html.find(id='job-errors-download').get_text().split())
     download = site.app.get('/remote/jobs/%s/errors.json' % jobid).json
@@ -417,6 +472,9 @@ def test_a_processing_job_cannot_be_deleted_from_its_page(site):
     assert site.rp.getJobStatus(jobid) == 'processing'
     page = site.app.get('/remote/jobs/%s' % jobid)
     assert 'delete' not in page.forms
+    page = site.app.get('/remote/jobs/%s/delete' % jobid)
+    assert 'cancel it before deleting it' in page.text
+    assert 'confirm-form' not in page.forms
     before = stored(site.rp)
     page = site.post('/remote/jobs/%s/delete' % jobid).follow()
     assert flash(page, 'error') == [

@@ -16,6 +16,7 @@ from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import testing
 from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.views import formatting
 
 PERMISSION = 'm01.remote.manage'
 JOB_LINK = re.compile(r'/remote/jobs/([0-9a-f]{24})"')
@@ -85,6 +86,13 @@ def flash(page, queue='success'):
     return [text(div) for div in page.html.select('.flash-%s' % queue)]
 
 
+def shownTime(node):
+    """The exact time a time element in ``node`` shows (in its tooltip),
+    or its text when it holds none."""
+    time = node.find('time')
+    return time['title'] if time else text(node)
+
+
 def jobIds(page):
     table = page.html.find('table', id='jobs')
     if table is None:
@@ -104,7 +112,8 @@ def fieldError(page, name):
 
 PAGES = ('/remote/', '/remote/jobs', '/remote/jobs/add',
          '/remote/factories', '/remote/scheduler',
-         '/remote/scheduler/add-delay', '/remote/scheduler/add-cron')
+         '/remote/scheduler/add-delay', '/remote/scheduler/add-cron',
+         '/remote/workers')
 
 
 @pytest.mark.parametrize('url', PAGES)
@@ -178,9 +187,56 @@ def test_actions_are_not_done_on_get(site):
     jobid, = site.addJobs('echo', [None])
     site.app.get('/remote/start-processor', status=404)
     site.app.get('/remote/jobs/%s/cancel' % jobid, status=404)
-    site.app.get('/remote/jobs/%s/delete' % jobid, status=404)
+    # These GETs are confirmation pages.
+    site.app.get('/remote/jobs/%s/delete' % jobid, status=200)
     assert site.rp.getJobStatus(jobid) == 'queued'
     assert not site.rp.isProcessing
+    site.rp.startScheduler()
+    site.app.get('/remote/stop-scheduler', status=200)
+    assert site.rp.isScheduling
+    site.rp.stopScheduler(5)
+
+
+def confirm(page):
+    """Follow a form asking for a confirmation (a GET form) to its page,
+    check the page, and submit its form."""
+    page = page.form.submit() if hasattr(page, 'form') else page.submit()
+    assert page.status_int == 200
+    assert page.html.find(attrs={'data-confirm-form': True}) is not None
+    cancel = page.html.find(attrs={'data-confirm-cancel': True})
+    assert cancel is not None and cancel['href']
+    return page.forms['confirm-form'].submit()
+
+
+# confirmations
+
+def test_deleting_a_job_asks_first(site):
+    jobid, = site.addJobs('echo', ['x'])
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    form = page.forms['delete']
+    assert form.method.lower() == 'get'
+    assert 'data-confirm' in str(page.html.find(id='delete').attrs)
+    question = form.submit()
+    assert 'Delete job echo (%s) for good?' % jobid in text(question.html)
+    assert jobid in site.rp.jobs
+    # Cancel leads back to the job.
+    assert question.click('Cancel').request.path.endswith(jobid)
+    confirm(form).follow()
+    assert jobid not in site.rp.jobs
+
+
+def test_stopping_a_thread_asks_first(site):
+    site.rp.startProcessor()
+    site.rp.startScheduler()
+    page = site.app.get('/remote/stop-scheduler')
+    assert 'Stop the scheduler thread of this web process?' in \
+        text(page.html)
+    assert site.rp.isScheduling
+    site.rp.stopProcessor(5)
+    site.rp.stopScheduler(5)
+    page = site.app.get('/remote/stop-processor')
+    assert 'is not running' in text(page.html)
+    assert page.html.find(id='confirm-form') is None
 
 
 # overview
@@ -198,9 +254,94 @@ def test_overview_counts_jobs_and_lists_latest_errors(site):
     assert counts == {'queued': '1', 'processing': '0', 'completed': '2',
                       'cancelled': '0', 'error': '1'}
     assert '/remote/jobs?status=error' in page.text
-    errors = page.html.find('h2', string='Latest errors').find_next('table')
+    errors = page.html.find(id='latest-errors')
     assert errorid in str(errors)
-    assert 'An error occurred.' in errors.get_text()
+    assert text(errors.find(class_='last-error')).endswith(
+        'An error occurred.')
+    assert errors.find(class_='last-error').find('time') is not None
+
+
+def test_the_overview_says_what_it_does_not_know_yet(site):
+    page = site.app.get('/remote/')
+    for id in ('queue-note', 'workers-note', 'activity-note'):
+        assert text(page.html.find(id=id)).startswith('No data yet'), id
+    assert page.html.find('svg') is None
+    # The threads are this web process's, and say so.
+    local = page.html.find(id='this-process')
+    assert "This web process's threads" in text(local)
+    assert 'not running here' in text(local)
+    assert 'm01remote worker' in text(local)
+    assert 'Start here' in text(local)
+
+
+@pytest.fixture
+def sample(monkeypatch):
+    from m01.remote.views.common import BaseView
+    from support.samplesources import SampleSources
+    sources = SampleSources(quietUrl='/remote/quiet-me')
+    monkeypatch.setattr(BaseView, 'sources', sources)
+    return sources
+
+
+def test_the_overview_with_the_back_ends_data(site, sample):
+    page = site.app.get('/remote/')
+    assert text(page.html.find(id='queue-due')) == '12'
+    assert text(page.html.find(id='queue-latency')) == '1 min 35 s'
+    assert text(page.html.find(id='workers-alive')) == '2'
+    svg = page.html.find(id='activity-chart').find('svg')
+    assert svg['role'] == 'img'
+    assert svg.find('title').get_text() == \
+        'Jobs completed and failed, last hour'
+    assert svg.find('desc').get_text().startswith('Jobs from ')
+    bars = svg.find_all('rect')
+    assert len(bars) > 60 and all(bar.find('title') for bar in bars)
+    assert 'failures' in ' '.join(' '.join(bar['class']) for bar in bars)
+    # Another span, by a link (no script needed).
+    spans = page.html.find(class_='ranges')
+    assert text(spans.find('strong')) == 'Last hour'
+    page = site.app.get(spans.find('a', string='Last week')['href'])
+    assert 'last week' in page.html.find('svg').find('title').get_text()
+    assert len(page.html.find('svg').find_all('rect')) > 168
+    site.app.get('/remote/', {'span': 'year'}, status=400)
+    rows = page.html.find(id='factory-stats').select('tbody tr')
+    assert [text(row.find('td')) for row in rows] == [
+        'echo', 'sleep paused at most 2']
+    assert text(rows[0].find_all('td')[-1]) == '42 ms'
+
+
+def test_the_workers_page_without_heartbeats(site):
+    page = site.app.get('/remote/workers')
+    assert text(page.html.find(id='workers-note')).startswith('No data yet')
+    assert page.html.find(id='processes') is None
+    assert 'Job worker thread: not running' in text(
+        page.html.find(id='local-threads'))
+    assert page.html.find('a', attrs={'aria-current': 'page'}).get_text() \
+        == 'Workers'
+    site.anonymous.get('/remote/workers', status=403)
+
+
+def test_the_workers_page_with_the_back_ends_data(site, sample):
+    page = site.app.get('/remote/workers')
+    rows = page.html.find(id='processes').select('tbody > tr')
+    assert [row['id'] for row in rows] == [
+        'process-web-1:4242:root', 'process-web-2:77:root',
+        'process-web-1:4100:root']
+    running, quiet, gone = rows
+    assert 'gone' in gone['class'] and 'gone' in text(gone)
+    assert text(quiet.find(class_='status')) == 'quiet'
+    assert '1 of 4 busy' in text(running)
+    job = running.find('td', attrs={'data-label': 'Running jobs'})
+    assert job.find('a')['href'].endswith('/remote/jobs/' + sample.jobid)
+    assert 'lease until in 30 s' in text(job)
+    # Buttons only where the back end offers the action, and not for a
+    # process that is gone; each leads to a confirmation first.
+    links = running.find_all('a', class_='button')
+    assert [(text(a), a['href']) for a in links] == [
+        ('Quiet…', '/remote/quiet-me'), ('Stop…', '/remote/quiet-me')]
+    assert all(a.has_attr('data-confirm') for a in links)
+    assert quiet.find('a', class_='button') is None
+    assert gone.find('a', class_='button') is None
+    assert '2 alive, 1 gone.' in text(page.html)
 
 
 def test_overview_without_errors(site):
@@ -217,10 +358,10 @@ def test_start_and_stop_the_processor_and_the_scheduler(site):
     assert flash(page) == ['The scheduler started.']
     assert site.rp.isScheduling
     assert 'stop-processor' in page.forms and 'stop-scheduler' in page.forms
-    page = page.forms['stop-processor'].submit().follow()
+    page = confirm(page.forms['stop-processor']).follow()
     assert flash(page) == ['The job processor stopped.']
     assert not site.rp.isProcessing
-    page = page.forms['stop-scheduler'].submit().follow()
+    page = confirm(page.forms['stop-scheduler']).follow()
     assert not site.rp.isScheduling
     assert 'start-processor' in page.forms and 'start-scheduler' in page.forms
 
@@ -248,6 +389,92 @@ def test_jobs_are_paged_on_the_server(site, monkeypatch):
 
 def _forbidden(*args, **kw):
     raise AssertionError('the jobs page must not load every job')
+
+
+def test_a_row_says_what_the_job_is_and_how_it_went(site):
+    echoid, = site.addJobs('echo', [{'to': 'ann@example.org'}])
+    errorid, = site.addJobs('error', [None])
+    site.process()
+    keyed = site.rp.addJob('echo', 'x' * 500, key='invoice-42', priority=5,
+                           delay=3600)
+    transaction.commit()
+    page = site.app.get('/remote/jobs')
+    rows = {row['id']: row for row in page.html.select('#jobs tbody tr')}
+    echo = rows['job-' + echoid]
+    assert text(echo.find(class_='job-title')) == 'echo'
+    assert text(echo.find(class_='job-id')) == '…' + echoid[-6:]
+    assert echo.find(class_='job-id')['title'] == echoid
+    assert text(echo.find(class_='preview')) == '{"to": "ann@example.org"}'
+    assert echo.find(class_='last-error') is None
+    ran = text(echo.find('td', attrs={'data-label': 'Ran'}))
+    assert ran.endswith(' ms') or ran.endswith(' s'), ran
+    created = echo.find('td', attrs={'data-label': 'Created'})
+    assert shownTime(created) == formatting.exact(
+        site.rp.jobs[echoid].created)
+    error = rows['job-' + errorid]
+    assert 'error' in text(error.find(class_='status'))
+    assert text(error.find(class_='last-error')).endswith(
+        'An error occurred.')
+    assert error.find(class_='last-error').find('time') is not None
+    keyedRow = rows['job-' + keyed]
+    assert [text(tag) for tag in keyedRow.select('.tag')] == [
+        'priority +5', 'key invoice-42']
+    assert len(text(keyedRow.find(class_='preview'))) <= 80
+    assert text(keyedRow.find(class_='status')).startswith('queued')
+    assert 'due in 59 min' in text(keyedRow) or 'due in 1 h' in \
+        text(keyedRow)
+    assert text(keyedRow.find('td', attrs={'data-label': 'Ran'})) == '–'
+    # Sorted by completed time, the column says so.
+    page = site.app.get('/remote/jobs', {'sort': 'completed'})
+    assert page.html.select('#jobs thead th')[2].get_text() == 'Completed'
+
+
+def test_remove_every_job_a_status_filter_shows(site):
+    site.addJobs('error', [None, None])
+    site.addJobs('echo', [None])
+    site.process()
+    page = site.app.get('/remote/jobs')
+    assert 'remove-matching' not in page.forms
+    assert page.html.find(type='checkbox', attrs={'name': 'job'}) is None
+    assert page.html.find(type='search') is None
+    page = site.app.get('/remote/jobs', {'status': 'error'})
+    form = page.forms['remove-matching']
+    assert 'Remove all 2 error jobs' in text(
+        page.html.find(id='remove-matching'))
+    question = form.submit()
+    assert 'This removes 2 jobs for good' in text(question.html)
+    assert confirm(form).status_int == 303
+    assert site.rp.jobs.countByStatus()['error'] == 0
+    assert site.rp.jobs.countByStatus()['completed'] == 1
+    # Not where the remove would do more (or less) than the filter shows.
+    for params in ({'status': 'processing'}, {'status': 'completed',
+                                              'name': 'echo'}):
+        page = site.app.get('/remote/jobs', params)
+        assert 'remove-matching' not in page.forms
+
+
+def test_search_and_bulk_selection_once_the_back_end_offers_them(
+        site, sample):
+    jobids = site.addJobs('echo', [1, 2, 3])
+    page = site.app.get('/remote/jobs', {'q': 'needle <b>',
+                                         'status': 'queued'})
+    assert page.html.find(id='filter-q')['value'] == 'needle <b>'
+    boxes = page.html.find_all('input', attrs={'name': 'job'})
+    assert sorted(box['value'] for box in boxes) == sorted(jobids)
+    assert all(box['form'] == 'bulk' for box in boxes)
+    form = page.html.find(id='bulk')
+    assert form.find(attrs={'data-select-all': True}).find_parent(
+        'label')['class'] == ['js-only']
+    assert 'All 3 jobs that match this filter' in text(form)
+    hidden = {field['name']: field['value'] for field in
+              form.find_all('input', type='hidden')}
+    assert hidden == {'status': 'queued', 'sort': 'created',
+                      'order': 'desc', 'q': 'needle <b>'}
+    assert [(button['formaction'].rsplit('/', 1)[1], text(button))
+            for button in form.find_all('button')] == [
+        ('bulk-retry', 'Retry…'), ('bulk-delete', 'Delete…')]
+    # A search is not the status filter alone: no remove of them all.
+    assert 'remove-matching' not in page.forms
 
 
 @pytest.mark.parametrize('page, shown', [
@@ -335,7 +562,7 @@ def test_remove_jobs_of_chosen_statuses_after_confirmation(site):
     assert confirm.status_int == 200
     assert 'This removes 3 jobs' in confirm.text
     assert len(site.rp.jobs) == 5    # nothing removed before confirming
-    page = confirm.forms['confirm-remove'].submit().follow()
+    page = confirm.forms['confirm-form'].submit().follow()
     assert flash(page) == ['Removed 3 jobs (completed: 2, error: 1).']
     assert sorted(site.rp.jobs.keys()) == sorted(queued)
 
@@ -363,22 +590,30 @@ def test_job_detail_shows_everything(site):
     page = site.app.get('/remote/jobs/%s' % jobid)
     job = site.rp.jobs[jobid]
     content = text(page.html)
-    assert 'Job %s' % jobid in page.html.find('h1').get_text()
+    assert text(page.html.find('h1')) == 'echo job %s' % jobid
+    assert page.html.find('title').get_text().startswith(
+        'echo – job %s' % jobid)
     assert 'Factory echo' in content
     assert 'Status completed' in content
     assert '0 of 3 used' in content
     for label, value in (('Created', job.created), ('Queued', job.queued),
-                         ('Picked', job.picked),
-                         ('Completed', job.completed)):
-        assert '%s %s' % (label, value.strftime('%Y-%m-%d %H:%M:%S UTC')) \
-            in content
+                         ('Started', job.picked),
+                         ('Ended', job.completed)):
+        assert shownTimes(page)[label] == value.strftime(
+            '%Y-%m-%d %H:%M:%S UTC')
     assert '"to": "a@example.org"' in page.html.find(id='job-input').text
     assert '"to": "a@example.org"' in page.html.find(id='job-output').text
     assert 'cancel' not in page.forms and 'retry' not in page.forms
     assert 'delete' in page.forms
 
 
-def test_job_detail_shows_each_error_with_its_traceback(site):
+def shownTimes(page):
+    """The exact times of a job's page by their labels."""
+    return {text(dt): shownTime(dt.find_next_sibling('dd'))
+            for dt in page.html.select('dl.fields dt')}
+
+
+def test_a_failed_job_leads_with_its_latest_failure(site):
     jobid, = site.addJobs('fatal', [None])
     site.process()
     site.rp.jobsCollection.update_one({}, {'$set': {
@@ -387,13 +622,114 @@ def test_job_detail_shows_each_error_with_its_traceback(site):
     job = site.rp.jobs[jobid]
     assert job.status == 'error' and len(job.errors) == 2
     page = site.app.get('/remote/jobs/%s' % jobid)
-    items = page.html.find(id='job-errors').find_all('li')
+    # The failure first, its traceback open.
+    failure = page.html.find(id='job-failure')
+    assert text(failure).startswith('Failed')
+    assert text(failure.find(id='failure-message')) == 'An error occurred.'
+    assert 'Attempt 2, failed after' in text(failure)
+    assert 'Its retries are spent' in text(failure)
+    assert failure.find('details').has_attr('open')
+    assert 'RuntimeError: An error occurred.' in failure.find('pre').text
+    assert page.text.index('id="job-failure"') < \
+        page.text.index('id="job-summary"')
+    # Every error, newest first, numbered as stored; the latest open.
+    items = page.html.find(id='job-errors').find_all('li', recursive=False)
     assert len(items) == 2
-    for item, message in zip(items, job.errors, strict=True):
+    assert page.html.find(id='job-errors')['start'] == '2'
+    for item, message in zip(items, reversed(job.errors), strict=True):
+        when, message = formatting.splitStamp(message)
         assert message in item.get_text()
+        assert shownTime(item) == formatting.exact(when)
         assert 'RuntimeError: An error occurred.' in item.find('pre').text
+    # The page leads with the latest: it is not open twice.
+    assert [item.find('details').has_attr('open') for item in items] == [
+        False, False]
     assert '2 of 2 used' in text(page.html)
     assert 'retry' in page.forms and 'cancel' not in page.forms
+    # The job ended: the page does not refresh itself.
+    assert page.html.find(attrs={'data-live': True}) is None
+
+
+def test_the_attempts_of_a_job_newest_first(site):
+    jobid, = site.addJobs('fatal', [None])
+    site.process()
+    job = site.rp.jobs[jobid]
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    # Queued again after a failure: the page says when it is retried.
+    assert 'It is retried' in text(page.html.find(id='job-failure'))
+    attempts = page.html.find(id='attempts').find_all('li',
+                                                      recursive=False)
+    assert len(attempts) == 1
+    attempt = attempts[0]
+    assert 'outcome-failed' in attempt['class']
+    summary = text(attempt.find('summary'))
+    assert summary.startswith('failed Attempt 1, started')
+    assert ', took ' in summary
+    record = job.attempts[0]
+    assert record['worker'] in text(attempt)
+    assert record['thread'] is None or record['thread'] in text(attempt)
+    assert 'An error occurred.' in text(attempt)
+    assert attempt.find('details').has_attr('open')
+    # Now it runs: a running attempt on top, the page refreshes itself.
+    site.rp.jobsCollection.update_one({}, {'$set': {
+        'retryTime': datetime.datetime(2000, 1, 1, tzinfo=UTC)}})
+    assert site.rp.pullNextJob().__name__ == jobid
+    transaction.commit()
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    attempts = page.html.find(id='attempts').find_all('li',
+                                                      recursive=False)
+    assert [text(a.find(class_='status')) for a in attempts] == [
+        'running', 'failed']
+    assert 'running for' in text(attempts[0].find('summary'))
+    assert 'Lease until' in text(attempts[0])
+    assert page.html.find(attrs={'data-live': True})['data-live'] == '3'
+    assert 'next checkpoint' in text(page.html.find(id='cancel-help'))
+    assert page.html.find(id='job-failure').find('div') is None
+
+
+def test_a_cancelled_job_after_a_failure_opens_its_latest_error(site):
+    jobid, = site.addJobs('fatal', [None])
+    site.process()
+    site.rp.cancelJob(jobid, immediate=True)
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    assert page.html.find(id='job-failure').find('div') is None
+    item = page.html.find(id='job-errors').find('li')
+    assert item.find('details').has_attr('open')
+
+
+def test_a_page_the_script_fetches_keeps_the_flash_messages(site):
+    jobid, = site.addJobs('echo', [None])
+    site.post('/remote/jobs/%s/cancel' % jobid)
+    fetched = site.app.get('/remote/jobs/%s' % jobid,
+                           headers={'X-Requested-With': 'm01remote'})
+    assert flash(fetched) == []
+    assert flash(site.app.get('/remote/jobs/%s' % jobid)) == [
+        'Job cancelled.']
+
+
+def test_a_running_job_shows_its_progress_and_log(site):
+    jobid, = site.addJobs('echo', [None])
+    site.rp.pullNextJob()
+    transaction.commit()
+    now = site.rp.now()
+    site.rp.jobsCollection.update_one({}, {'$set': {
+        'progress': {'fraction': 0.4, 'message': '4 of <10> files',
+                     'at': now},
+        'log': ['[%s] line %d' % (now.isoformat(timespec='seconds'), i)
+                for i in range(3)] + ['no stamp <b>']}})
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    bar = page.html.find(id='progress-bar')
+    assert (bar.name, bar['value'], bar['max']) == ('progress', '40', '100')
+    assert text(page.html.find(id='progress-message')) == '4 of <10> files'
+    lines = page.html.find(id='log-lines').find_all('li')
+    # The newest last, each with its time as every time is shown.
+    assert [line.find_all('span')[-1].get_text() for line in lines] == [
+        'line 0', 'line 1', 'line 2', 'no stamp <b>']
+    assert [shownTime(line) for line in lines[:3]] == [
+        formatting.exact(now.replace(microsecond=0))] * 3
+    # Every part the script swaps has an id.
+    parts = page.html.find_all(attrs={'data-part': True})
+    assert len(parts) >= 7 and all(part.get('id') for part in parts)
 
 
 def test_cancel_retry_and_delete_a_job(site):
@@ -407,7 +743,7 @@ def test_cancel_retry_and_delete_a_job(site):
     page = page.forms['retry'].submit().follow()
     assert flash(page) == ['Job queued again.']
     assert site.rp.getJobStatus(jobid) == 'queued'
-    page = page.forms['delete'].submit()
+    page = confirm(page.forms['delete'])
     assert page.location.endswith('/remote/jobs')
     assert flash(page.follow()) == ['Job %s deleted.' % jobid]
     assert jobid not in site.rp.jobs
@@ -450,10 +786,17 @@ def test_user_content_is_escaped(site):
     page = site.app.get('/remote/jobs/%s' % jobid)
     assert script not in page.text
     assert '&lt;script&gt;alert(' in page.text
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
     page = site.app.get('/remote/jobs', {'name': script})
     assert script not in page.text
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
+
+
+def onlyOurScript(page):
+    """Whether the page's one script is the add-on's own file."""
+    scripts = page.html.find_all('script')
+    return len(scripts) == 1 and not scripts[0].string and \
+        '/remote/m01remote.js?v=' in scripts[0]['src']
 
 
 # adding a job
@@ -516,7 +859,7 @@ def test_typed_input_is_kept_escaped(site):
     text = '</textarea><script>alert(1)</script>'
     page = site.post('/remote/jobs/add', {'name': 'echo', 'input': text},
                      status=400)
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
     assert page.forms['add-job']['input'].value == text
 
 
@@ -538,11 +881,12 @@ def test_factories_show_names_classes_and_defaults(site):
 
 def schedulerRows(page):
     table = page.html.find('table', id='scheduler-items')
-    return table.find('tbody').find_all('tr') if table else []
+    return table.find('tbody').find_all('tr', recursive=False) \
+        if table else []
 
 
 def nextCall(row):
-    return text(row.find(class_='next-call'))
+    return shownTime(row.find(class_='next-call'))
 
 
 def test_add_a_delay_item(site):
@@ -559,7 +903,7 @@ def test_add_a_delay_item(site):
     assert (item.jobName, item.delay, item.input, item.active) == \
         ('echo', 60, {'ping': True}, True)
     row, = schedulerRows(page)
-    assert 'every 60 s' in text(row)
+    assert 'every minute, counted from its last run' in text(row)
     assert nextCall(row) == item.nextCallTime.strftime(
         '%Y-%m-%d %H:%M:%S UTC')
 
@@ -576,7 +920,8 @@ def test_add_a_cron_item_from_fields(site):
     assert (item.minute, item.hour, item.dayOfWeek, item.timezone) == \
         ([0, 30], [8, 9, 10], [0, 1, 2, 3, 4], 'UTC')
     row, = schedulerRows(page)
-    assert 'minute 0,30; hour 8–10; weekday Mon–Fri (UTC)' in text(row)
+    assert 'every 30 minutes from 08:00 to 10:59, Monday to Friday, in UTC' \
+        in text(row)
     assert item.nextCallTime.minute in (0, 30)
     assert nextCall(row).endswith(':00 UTC')
 
@@ -593,7 +938,8 @@ def test_add_a_cron_item_from_an_expression_in_a_time_zone(site):
     assert (item.expression, item.timezone, item.minute, item.hour) == \
         ('30 2 * * *', 'Europe/Zurich', [30], [2])
     row, = schedulerRows(page)
-    assert '30 2 * * * (Europe/Zurich)' in text(row)
+    assert 'every day at 02:30, in Europe/Zurich' in text(row)
+    assert text(row.find(title='Cron expression')) == '30 2 * * *'
     local = item.nextCallTime.astimezone(
         __import__('zoneinfo').ZoneInfo('Europe/Zurich'))
     assert (local.hour, local.minute) == (2, 30)
@@ -660,7 +1006,7 @@ def test_scheduler_lists_every_item_escaped(site):
     rows = schedulerRows(page)
     assert sorted(row['id'] for row in rows) == sorted(
         ['item-' + delay, 'item-' + cron])
-    assert page.html.find('script') is None
+    assert onlyOurScript(page)
     assert '&lt;script&gt;x&lt;/script&gt;' in page.text
     for row in rows:
         assert re.match(r'\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$', nextCall(row))
@@ -742,6 +1088,114 @@ def test_edit_errors_are_shown_beside_the_field(site):
     assert site.rp.scheduler[delay].delay == 60
 
 
+def test_the_scheduler_says_when_items_run(site):
+    from m01.remote.scheduler import Cron
+    itemid = site.rp.addScheduler(Cron.fromExpression(
+        '*/15 9-17 * * MON-FRI', jobName='echo', title='Office',
+        timezone='Europe/Zurich'))
+    page = site.app.get('/remote/scheduler')
+    row, = schedulerRows(page)
+    assert 'every 15 minutes from 09:00 to 17:59, Monday to Friday, in ' \
+        'Europe/Zurich' in text(row)
+    runs = row.find(id='runs-' + itemid)
+    assert not runs.has_attr('open')
+    assert len(runs.find('tbody').find_all('tr')) == 5
+    # The item just saved shows its runs.
+    page = site.app.get('/remote/scheduler', {'shown': itemid})
+    assert page.html.find(id='runs-' + itemid).has_attr('open')
+    # Its page too, local and in UTC.
+    page = site.app.get('/remote/scheduler/%s' % itemid)
+    card = page.html.find(id='item-schedule')
+    assert text(card.find(id='item-words')).startswith('every 15 minutes')
+    cells = card.find('tbody').find('tr').find_all('td')
+    item = site.rp.scheduler[itemid]
+    local = item.nextCallTime.astimezone(
+        __import__('zoneinfo').ZoneInfo('Europe/Zurich'))
+    assert text(cells[0]).startswith(local.strftime('%a %-d %b, %H:%M'))
+    assert text(cells[1]) == item.nextCallTime.strftime('%H:%M')
+    assert shownTime(cells[2]) == formatting.exact(item.nextCallTime)
+
+
+def test_a_daylight_saving_day_is_noted(site, monkeypatch):
+    from m01.remote.scheduler import Cron
+    site.rp.clock = lambda: datetime.datetime(2026, 3, 27, 12, tzinfo=UTC)
+    site.rp.scheduler.clock = site.rp.clock
+    itemid = site.rp.addScheduler(Cron.fromExpression(
+        '30 2 * * *', jobName='echo', timezone='Europe/Zurich'))
+    page = site.app.get('/remote/scheduler/%s' % itemid)
+    notes = [text(note) for note in page.html.select('#item-schedule .dst')]
+    assert len(notes) == 1
+    assert notes[0].startswith('The clocks change this day (UTC+01:00 to '
+                               'UTC+02:00). Local times from 02:00 to 02:59 '
+                               'do not exist')
+
+
+def test_the_last_run_links_to_its_job(site):
+    from m01.remote.scheduler import Cron, Delay
+    cron = site.rp.addScheduler(Cron.fromExpression(
+        '*/5 * * * *', jobName='echo', title='Five'))
+    due = site.rp.scheduler[cron].nextCallTime
+    row = site.app.get('/remote/scheduler').html.find(id='item-' + cron)
+    last = row.find('td', attrs={'data-label': 'Last run'})
+    assert 'no job for that run' in text(last)
+    jobid = site.rp.scheduleNextJob(callTime=due)
+    assert jobid is not None
+    transaction.commit()
+    delay = site.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60}))
+    page = site.app.get('/remote/scheduler')
+    last = page.html.find(id='item-' + cron).find(
+        'td', attrs={'data-label': 'Last run'})
+    assert shownTime(last) == formatting.exact(due)
+    assert last.find('a')['href'].endswith('/remote/jobs/' + jobid)
+    assert text(last.find(class_='status')) == 'queued'
+    # A Delay item's runs cannot be told from its schedule: its jobs can.
+    last = page.html.find(id='item-' + delay).find(
+        'td', attrs={'data-label': 'Last run'})
+    assert last.find('a')['href'].endswith('/remote/jobs?name=echo')
+
+
+def test_pause_all_and_resume_all_ask_first(site):
+    delay, cron = addItems(site)
+    page = site.app.get('/remote/scheduler')
+    assert 'resume-all' not in page.forms
+    question = page.forms['pause-all'].submit()
+    assert 'Deactivate all 2 active scheduler items?' in text(question.html)
+    assert all(item.active for item in site.rp.scheduler.values())
+    page = confirm(page.forms['pause-all']).follow()
+    assert flash(page) == ['2 scheduler items deactivated.']
+    assert not any(item.active for item in site.rp.scheduler.values())
+    assert all(item.nextCallTime is None
+               for item in site.rp.scheduler.values())
+    assert 'pause-all' not in page.forms
+    page = site.app.get('/remote/scheduler/pause-all')
+    assert 'No scheduler item is active.' in text(page.html)
+    page = site.app.get('/remote/scheduler')
+    page = confirm(page.forms['resume-all']).follow()
+    assert flash(page) == ['2 scheduler items activated.']
+    assert all(item.active and item.nextCallTime is not None
+               for item in site.rp.scheduler.values())
+    site.post('/remote/scheduler/pause-all', token=False, status=400)
+    site.anonymous.post('/remote/scheduler/pause-all', status=403)
+    assert all(item.active for item in site.rp.scheduler.values())
+
+
+def test_the_cron_form_helps_with_weekdays_and_time_zones(site):
+    page = site.app.get('/remote/scheduler/add-cron')
+    expression = text(page.html.find(id='expression-help'))
+    assert '0 (or 7) is Sunday, 1 Monday' in expression
+    fields = text(page.html.find(id='fields-help'))
+    assert 'weekday field counts from Monday: 0 is Monday … 6 Sunday' in \
+        fields
+    assert 'Monday is 0, Sunday 6' in text(page.html)
+    assert page.html.find(id='item-timezone')['list'] == 'timezones'
+    zones = [option['value'] for option in
+             page.html.find(id='timezones').find_all('option')]
+    assert 'Europe/Zurich' in zones and 'America/New_York' in zones
+    assert not [zone for zone in zones if zone.startswith('posix')]
+    assert site.app.get('/remote/scheduler/add-delay').html.find(
+        id='timezones') is None
+
+
 def test_run_an_item_now(site):
     delay, cron = addItems(site)
     page = site.app.get('/remote/scheduler')
@@ -770,7 +1224,11 @@ def test_run_an_item_whose_factory_is_gone(site):
 def test_delete_an_item(site):
     delay, cron = addItems(site)
     page = site.app.get('/remote/scheduler')
-    page = page.forms[_formIndex(page, cron, 'delete')].submit().follow()
+    question = page.forms[_formIndex(page, cron, 'delete')].submit()
+    assert 'Delete the scheduler item Five for good?' in \
+        text(question.html)
+    assert len(site.rp.scheduler.values()) == 2
+    page = confirm(page.forms[_formIndex(page, cron, 'delete')]).follow()
     assert flash(page) == ['Scheduler item Five deleted.']
     assert [item.__name__ for item in site.rp.scheduler.values()] == [delay]
     site.app.get('/remote/scheduler/%s/edit' % cron, status=404)
@@ -796,3 +1254,34 @@ def test_scheduler_actions_need_the_csrf_token(site):
     item = site.rp.scheduler[delay]
     assert item.active and item.delay == 60
     assert len(site.rp.jobs) == 0
+
+
+# the stylesheet and the script
+
+@pytest.mark.parametrize('name, type', [('m01remote.css', 'text/css'),
+                                        ('m01remote.js', 'text/javascript')])
+def test_the_stylesheet_and_the_script_are_served_to_anyone(site, name,
+                                                            type):
+    page = site.app.get('/remote/')
+    link = page.html.find(href=re.compile(name)) or \
+        page.html.find(src=re.compile(name))
+    url = link.get('href') or link.get('src')
+    response = site.anonymous.get(url)
+    assert response.content_type == type
+    assert response.headers['Cache-Control'].startswith('public')
+    # Without the digest (an older page's link), nothing is cached.
+    response = site.anonymous.get('/remote/' + name)
+    assert response.headers['Cache-Control'] == 'no-store'
+    assert response.body
+    site.anonymous.post('/remote/' + name, status=404)
+
+
+def test_no_page_has_inline_styles_or_scripts(site):
+    jobid, = site.addJobs('echo', [None])
+    for url in PAGES + ('/remote/jobs/%s' % jobid, '/remote/nothing'):
+        page = site.app.get(url, status='*')
+        assert page.html.find(style=True) is None, url
+        assert page.html.find('style') is None, url
+        assert onlyOurScript(page), url
+    csp = page.headers['Content-Security-Policy']
+    assert "script-src 'self'" in csp and 'unsafe-inline' not in csp

@@ -48,13 +48,14 @@ PATHS = (
     'jobs/{job}/errors.json', 'scheduler/{item}', 'scheduler/{item}/edit',
     'scheduler/{item}/toggle', 'scheduler/{item}/run',
     'scheduler/{item}/delete', 'scheduler/{item}/input.json',
-    'factories/echo', 'nothing',
+    'factories/echo', 'nothing', 'm01remote.css', 'm01remote.js',
+    'scheduler/pause-all', 'scheduler/resume-all', 'workers',
 )
 FIELDS = (
     'name', 'input', 'status', 'page', 'sort', 'order', 'jobName', 'title',
     'description', 'delay', 'retryDelay', 'minute', 'hour', 'dayOfMonth',
     'month', 'dayOfWeek', 'timezone', 'expression', 'active', 'keep-input',
-    'came_from', 'csrf_token',
+    'came_from', 'csrf_token', 'shown', 'span',
 )
 NOSQL_FIELDS = ('a[$ne]', 'status[$ne]', 'name[$gt]', '$where', 'input.$',
                 '_id', 'jobName[$regex]', '__proto__', 'page[]')

@@ -31,7 +31,7 @@ from pyramid.session import SignedCookieSessionFactory
 
 from m01.remote import ROUTE_NAME
 from m01.remote.settings import get_remote_settings
-from m01remote_demo.jobs import EchoJob, FailingJob, SleepJob
+from m01remote_demo.jobs import EchoJob, FailingJob, SleepJob, StepsJob
 
 logger = logging.getLogger('m01remote_demo')
 
@@ -247,6 +247,7 @@ def add_demo_jobs(config):
     from m01.remote.scheduler import Cron, Delay
     config.add_remote_job_factory('echo', EchoJob)
     config.add_remote_job_factory('sleep', SleepJob, input=5)
+    config.add_remote_job_factory('steps', StepsJob)
     config.add_remote_job_factory('fail', FailingJob, maxRetries=3,
                                   retryDelay=5)
     config.add_remote_scheduler_item('echo every minute', Delay({

@@ -13,6 +13,8 @@ logger = logging.getLogger('m01remote_demo')
 
 #: The longest a SleepJob sleeps, whatever its input says.
 MAX_SLEEP = 300.0
+#: The most steps a StepsJob takes.
+MAX_STEPS = 600
 
 
 class EchoJob(Job):
@@ -48,3 +50,21 @@ class FailingJob(Job):
     def __call__(self, remoteProcessor):
         raise RuntimeError('FailingJob always fails (input %r)'
                            % (self.input,))
+
+
+class StepsJob(Job):
+    """Works through ``input`` steps (default 10) of half a second each,
+    reporting its progress and logging a line at each: a job to watch on
+    its page, and to cancel half-way (it stops at its next step)."""
+
+    def __call__(self, remoteProcessor):
+        steps = 10 if self.input is None else self.input
+        if isinstance(steps, bool) or not isinstance(steps, int) \
+                or not 1 <= steps <= MAX_STEPS:
+            raise JobError('StepsJob input must be a number of steps '
+                           'from 1 to %d, not %r' % (MAX_STEPS, steps))
+        for step in range(1, steps + 1):
+            time.sleep(0.5)
+            self.log('Step %d of %d done.' % (step, steps))
+            self.progress(step / steps, '%d of %d steps' % (step, steps))
+        return steps

@@ -10,4 +10,5 @@ policy and the session (flash messages and CSRF tokens live there).
 def includeme(config):
     config.include('pyramid_chameleon')
     config.include('m01.remote.views.security')
+    config.include('m01.remote.views.assets')
     config.scan('m01.remote.views', categories=('m01.remote',))

@@ -1,10 +1,10 @@
 """What every management page shares: URLs, the layout, flash messages,
 form parsing and the ``remote_view`` decorator."""
-import datetime
 import json
 import urllib.parse
 
 import venusian
+from pyramid.decorator import reify
 from pyramid.httpexceptions import HTTPBadRequest, HTTPNotFound, HTTPSeeOther
 from pyramid.interfaces import ISessionFactory
 from pyramid.renderers import get_renderer
@@ -22,11 +22,17 @@ from m01.remote.limits import (
     shorten,
 )
 from m01.remote.settings import get_remote_settings
+from m01.remote.views import formatting
+from m01.remote.views.assets import asset
+from m01.remote.views.sources import Placeholders
 
 ROUTE_NAME = 'm01.remote'
 VIEW_CATEGORY = 'm01.remote'
 
 LAYOUT = 'm01.remote.templates:layout.pt'
+MACROS = 'm01.remote.templates:macros.pt'
+#: What the pages' script sends as X-Requested-With.
+SCRIPT = 'm01remote'
 # Characters sent at a time by a download.
 DOWNLOAD_CHUNK = 64 * 1024
 
@@ -84,14 +90,8 @@ def resourceUrl(request, resource, *elements, query=None):
 
 
 def formatTime(value):
-    """A stored (UTC) datetime as text; '' for none."""
-    if value is None:
-        return ''
-    if isinstance(value, datetime.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(datetime.timezone.utc)
-        return value.strftime('%Y-%m-%d %H:%M:%S UTC')
-    return str(value)
+    """A stored (UTC) datetime as text, exactly; '' for none."""
+    return formatting.exact(value)
 
 
 class Shown:
@@ -219,11 +219,34 @@ def choiceParam(request, name, choices, default):
     return value
 
 
+def confirmation(message, back, action=None, button='Confirm',
+                 danger=True, detail='', fields=(), rows=()):
+    """The view-model of a confirmation page (``confirm.pt``).
+
+    ``message`` asks the question (or, without ``action``, says why the
+    action cannot be done); ``action`` is the URL the form posts to, with
+    the hidden ``fields`` (``(name, value)`` pairs) and the CSRF token;
+    ``button`` labels its button, red when ``danger``; ``rows`` are
+    ``(label, value)`` pairs shown in a table (counts, say); ``back`` is
+    where "Cancel" leads. With the script, the page asking shows the form
+    in a dialog; without it, the page is shown.
+    """
+    return {'message': message, 'back': back, 'action': action,
+            'button': button, 'danger': danger, 'detail': detail,
+            'fields': list(fields), 'rows': list(rows)}
+
+
 FLASH_QUEUES = ('error', 'success', 'info')
 
 
 class BaseView:
     """The base of every page: the processor, URLs, flash, the layout."""
+
+    #: Where the figures the queue does not record yet come from (the
+    #: overview's charts, the workers, search and bulk actions): the
+    #: view-models of ``m01.remote.views.sources``, none filled in. A
+    #: source with the data takes their place here.
+    sources = Placeholders()
 
     def __init__(self, context, request):
         self.context = context
@@ -239,6 +262,32 @@ class BaseView:
         renderer = get_renderer(LAYOUT)
         return renderer.implementation().macros['layout']
 
+    @property
+    def macros(self):
+        """The macros of ``macros.pt``, pieces several pages show."""
+        return get_renderer(MACROS).implementation().macros
+
+    @reify
+    def now(self):
+        """The page's "now", from the processor's clock: relative times
+        are counted from it (and the script counts on from it)."""
+        return self.processor.now()
+
+    def time(self, value):
+        """A time as every page shows one: relative, with the exact UTC
+        time in its tooltip (``formatting.timeTag``)."""
+        return formatting.timeTag(value, self.now)
+
+    def message(self, text, limit=SHOWN_ERROR):
+        """A stored error or log message, cut, its stamp shown as every
+        time is."""
+        return formatting.stampedMessage(text, self.now, limit)
+
+    def asset(self, name):
+        """The URL of the stylesheet or the script."""
+        return resourceUrl(self.request, self.processor, name,
+                           query={'v': asset(name).digest})
+
     def url(self, resource, *elements, **query):
         return resourceUrl(self.request, resource, *elements,
                            query=query or None)
@@ -252,11 +301,13 @@ class BaseView:
                  ('jobs', 'Jobs', self.url(rp.jobs)),
                  ('add', 'Add job', self.url(rp.jobs, 'add')),
                  ('factories', 'Factories', self.url(rp.jobFactories)),
-                 ('scheduler', 'Scheduler', self.url(rp.scheduler))]
+                 ('scheduler', 'Scheduler', self.url(rp.scheduler)),
+                 ('workers', 'Workers', self.url(rp, 'workers'))]
         return [{'title': title, 'url': url, 'current': key == self.section}
                 for key, title, url in items]
 
     formatTime = staticmethod(formatTime)
+    duration = staticmethod(formatting.duration)
     formatJSON = staticmethod(formatJSON)
     formatValue = staticmethod(formatValue)
 
@@ -270,6 +321,13 @@ class BaseView:
         if self.request.registry.queryUtility(ISessionFactory) is None:
             return None
         return self.request.session
+
+    @property
+    def fetchedByScript(self):
+        """Whether the pages' script fetched this page (to swap its live
+        parts in, or to show its confirmation in a dialog): its flash
+        messages are then kept for the page the reader sees next."""
+        return self.request.headers.get('X-Requested-With') == SCRIPT
 
     def flash(self, message, queue='success'):
         session = self._session()
@@ -287,7 +345,7 @@ class BaseView:
 
     def flashMessages(self):
         session = self._session()
-        if session is None:
+        if session is None or self.fetchedByScript:
             return []
         return [(queue, message) for queue in FLASH_QUEUES
                 for message in session.pop_flash(queue)]

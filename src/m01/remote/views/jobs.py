@@ -1,6 +1,5 @@
 """The job pages: the paged list, removing jobs, adding one, the detail
 page of a job and its actions."""
-import itertools
 import math
 
 from pyramid.httpexceptions import HTTPBadRequest
@@ -8,18 +7,18 @@ from pyramid.view import view_defaults
 
 from m01.remote import interfaces
 from m01.remote.containers import SORT_FIELDS, toObjectId
+from m01.remote.jobstate import MAX_ATTEMPTS
 from m01.remote.limits import (
-    MAX_ERRORS_SHOWN,
     MAX_NAME,
-    SHOWN_ERROR,
-    SHOWN_TRACEBACK,
     quote,
     shorten,
 )
+from m01.remote.views import jobpage
 from m01.remote.views.common import (
     BaseView,
     Shown,
     choiceParam,
+    confirmation,
     echoed,
     intParam,
     jsonDownload,
@@ -27,6 +26,7 @@ from m01.remote.views.common import (
     remote_view,
     template,
 )
+from m01.remote.views.jobrows import TIME_LABELS, jobRow, label, tags
 
 PAGE_SIZE = 50
 # Beyond this a page number is surely hand-made; it keeps the skip given
@@ -94,10 +94,28 @@ class JobsView(BaseView):
             'lastUrl': self.pageUrl(filters, pages) if page < pages
             else None,
         }
+        search = self.sources.jobSearch(self.request)
         return {'title': 'Jobs', 'jobs': jobs, 'filters': filters,
+                'rows': [jobRow(job, self.now, filters['sort'])
+                         for job in jobs],
+                'timeLabel': TIME_LABELS[filters['sort']],
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
                 'factoryNames': self.processor.jobFactories.keys(),
-                'removable': REMOVABLE}
+                'removable': REMOVABLE, 'search': search,
+                'bulk': self.sources.bulkActions(self.request, filters),
+                'removeMatching': self.removeMatching(filters, total,
+                                                      search)}
+
+    @staticmethod
+    def removeMatching(filters, total, search):
+        """Every job this filter shows removed at once, where the remove
+        by status does just that (a removable status, no other filter):
+        the status and how many jobs have it; None otherwise."""
+        status = filters['status']
+        if status not in REMOVABLE or filters['name'] or not total or \
+                search.get('q'):
+            return None
+        return {'status': status, 'total': total}
 
     def _query(self, filters, page):
         return self.context.query(
@@ -114,7 +132,7 @@ class JobsView(BaseView):
         return [status for status in REMOVABLE if status in stati]
 
     @remote_view(name='remove', request_method='GET',
-                 renderer=template('jobs_remove'))
+                 renderer=template('confirm'))
     def confirmRemove(self):
         stati = self._removeStati(self.request.GET)
         if not stati:
@@ -123,8 +141,15 @@ class JobsView(BaseView):
             return self.redirect(self.context)
         counts = self.context.countByStatus()
         rows = [(status, counts.get(status, 0)) for status in stati]
-        return {'title': 'Remove jobs', 'rows': rows,
-                'total': sum(count for status, count in rows)}
+        total = sum(count for status, count in rows)
+        return {'title': 'Remove jobs', 'confirm': confirmation(
+            'This removes %s jobs for good:' % '{:,}'.format(total),
+            self.url(self.context), action=self.url(self.context, 'remove'),
+            button='Remove %s jobs' % '{:,}'.format(total),
+            fields=[('status', status) for status in stati], rows=rows,
+            detail='The jobs in these statuses when you confirm go (the '
+            'counts may have changed by then); a processing job never '
+            'does.')}
 
     @remote_view(name='remove', request_method='POST', require_csrf=True)
     def remove(self):
@@ -184,28 +209,30 @@ class JobView(BaseView):
 
     section = 'jobs'
 
-    def _errors(self):
-        job = self.context
-        return list(itertools.zip_longest(
-            job.errors or (), job.tracebacks or (), fillvalue=''))
-
     @remote_view(request_method='GET', renderer=template('job'))
     def detail(self):
         job = self.context
-        errors = self._errors()
-        # The latest errors, each cut: a job retried many times, or one
-        # whose errors are huge, still has a small page.
-        first = max(0, len(errors) - MAX_ERRORS_SHOWN)
-        shown = [(shorten(message, SHOWN_ERROR),
-                  shorten(traceback, SHOWN_TRACEBACK))
-                 for message, traceback in errors[first:]]
+        errors, errorCount = jobpage.shownErrors(job)
+        attempts = jobpage.attempts(job, self.now)
         times = [('Created', job.created), ('Queued', job.queued),
-                 ('Picked', job.picked), ('Completed', job.completed),
-                 ('Retry time', job.retryTime)]
-        return {'title': 'Job %s' % job.__name__, 'job': job,
+                 ('Started', job.picked), ('Ended', job.completed)]
+        if job.status == interfaces.QUEUED:
+            times.append(('Due', job.retryTime))
+        if job.status == interfaces.PROCESSING:
+            times.append(('Lease until', job.leaseExpires))
+        return {'title': '%s – job %s' % (shorten(label(job), 80),
+                                          job.__name__),
+                'heading': label(job), 'subtitle': 'job %s' % job.__name__,
+                'job': job,
                 'input': Shown(job.input), 'output': Shown(job.output),
-                'errors': shown, 'errorCount': len(errors),
-                'firstError': first + 1, 'times': times,
+                'failure': jobpage.failure(job, attempts, errors),
+                'progress': jobpage.jobProgress(job),
+                'attempts': attempts, 'maxAttempts': MAX_ATTEMPTS,
+                'log': jobpage.logLines(job),
+                'errors': errors, 'errorCount': errorCount,
+                'times': times, 'live': jobpage.liveSeconds(job, self.now),
+                'tags': tags(job, self.now),
+                'cancelHelp': jobpage.CANCEL_HELP.get(job.status, ''),
                 'canCancel': job.status in (interfaces.QUEUED,
                                             interfaces.PROCESSING),
                 'canRetry': job.status in (interfaces.ERROR,
@@ -228,7 +255,7 @@ class JobView(BaseView):
     def downloadErrors(self):
         return self._download('errors', [
             {'error': message, 'traceback': traceback}
-            for message, traceback in self._errors()])
+            for message, traceback in jobpage.errorPairs(self.context)])
 
     def _act(self, action, done):
         try:
@@ -251,6 +278,29 @@ class JobView(BaseView):
         return self._act(
             lambda jobid: self.processor.retryJob(jobid, immediate=True),
             'Job queued again.')
+
+    def named(self):
+        """How the pages name the job: its title or factory, and id."""
+        return '%s (%s)' % (shorten(label(self.context), 80),
+                            self.context.__name__)
+
+    @remote_view(name='delete', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmDelete(self):
+        job = self.context
+        back = self.url(job)
+        if job.status not in REMOVABLE:
+            confirm = confirmation(
+                'Job %s is %s: cancel it before deleting it.'
+                % (self.named(), job.status), back,
+                detail='A running job belongs to its worker; a cancel '
+                'stops it at its next checkpoint.')
+        else:
+            confirm = confirmation(
+                'Delete job %s for good?' % self.named(), back,
+                action=self.url(job, 'delete'), button='Delete job',
+                detail='Its input, output, errors and log go with it.')
+        return {'title': 'Delete job', 'confirm': confirm}
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):

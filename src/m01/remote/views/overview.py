@@ -1,8 +1,17 @@
-"""The overview: worker threads, job counts and the latest errors."""
+"""The overview: job counts, the queue, activity charts, workers, the
+latest failures, and the threads of the web process serving the page."""
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.views.common import BaseView, remote_view, template
+from m01.remote.views import charts, sources
+from m01.remote.views.common import (
+    BaseView,
+    choiceParam,
+    confirmation,
+    remote_view,
+    template,
+)
+from m01.remote.views.jobrows import jobRow
 
 LATEST_ERRORS = 10
 
@@ -21,19 +30,47 @@ class OverviewView(BaseView):
     def overview(self):
         rp = self.context
         counts = rp.jobs.countByStatus()
+        span = choiceParam(self.request, 'span', tuple(sources.SPANS),
+                           sources.DEFAULT_SPAN)
+        activity = self.sources.activity(rp, self.now, span)
+        workers = self.sources.workers(rp, self.now)
         return {
             'title': 'Remote processor',
             'threads': [
-                {'title': 'Job processor', 'running': rp.isProcessing,
+                {'title': 'Job worker thread', 'running': rp.isProcessing,
                  'start': 'start-processor', 'stop': 'stop-processor'},
-                {'title': 'Scheduler', 'running': rp.isScheduling,
+                {'title': 'Scheduler thread', 'running': rp.isScheduling,
                  'start': 'start-scheduler', 'stop': 'stop-scheduler'},
             ],
+            'process': rp.workerId,
             'counts': [(status.value, counts.get(status.value, 0))
                        for status in interfaces.JobStatus],
             'total': sum(counts.values()),
-            'errors': rp.jobs.latestErrors(limit=LATEST_ERRORS),
+            'queued': counts.get(interfaces.QUEUED, 0),
+            'queue': self.sources.queue(rp, self.now),
+            'activity': activity,
+            'spans': [(name, label, self.url(rp, span=name)
+                       if name != sources.DEFAULT_SPAN else self.url(rp))
+                      for name, (label, _s, _c) in sources.SPANS.items()],
+            'chart': self.chart(activity),
+            'factoryStats': self.sources.factoryStats(rp, self.now),
+            'workers': workers,
+            'alive': sum(1 for p in workers['processes'] if p['alive']),
+            'failures': [jobRow(job, self.now, 'completed') for job in
+                         rp.jobs.latestErrors(limit=LATEST_ERRORS)],
         }
+
+    @staticmethod
+    def chart(activity):
+        """The chart of the activity view-model (None without data)."""
+        if not activity['available']:
+            return None
+        label = sources.SPANS[activity['span']][0]
+        return charts.stackedBars(
+            [('completed', activity['completed'], 'bar'),
+             ('failed', activity['failed'], 'bar failures')],
+            activity['bucketSeconds'], activity['end'],
+            'Jobs completed and failed, %s' % label.lower())
 
     def _switch(self, method, message, **kw):
         getattr(self.context, method)(**kw)
@@ -44,6 +81,32 @@ class OverviewView(BaseView):
                  require_csrf=True)
     def startProcessor(self):
         return self._switch('startProcessor', 'The job processor started.')
+
+    def _confirmStop(self, what, action, running):
+        back = self.url(self.context)
+        if not running:
+            confirm = confirmation(
+                'The %s of this web process is not running.' % what, back)
+        else:
+            confirm = confirmation(
+                'Stop the %s of this web process?' % what, back,
+                action=self.url(self.context, action), button='Stop it',
+                detail='What it runs now finishes first (this page waits '
+                'up to %g s; the thread ends once it is done). Workers '
+                'and schedulers in other processes go on.' % STOP_TIMEOUT)
+        return {'title': 'Stop the %s' % what, 'confirm': confirm}
+
+    @remote_view(name='stop-processor', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmStopProcessor(self):
+        return self._confirmStop('job worker thread', 'stop-processor',
+                                 self.context.isProcessing)
+
+    @remote_view(name='stop-scheduler', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmStopScheduler(self):
+        return self._confirmStop('scheduler thread', 'stop-scheduler',
+                                 self.context.isScheduling)
 
     @remote_view(name='stop-processor', request_method='POST',
                  require_csrf=True)

@@ -1,282 +1,32 @@
-"""The scheduler pages: every item with its next call time, adding and
-editing Delay and Cron items, and the actions on an item."""
-import functools
-import re
-import zoneinfo
-
+"""The scheduler pages: every item with when it runs (in words, its next
+runs, the run before and its job), adding and editing Delay and Cron
+items (their forms are ``itemform``), and the actions on an item or on
+all of them."""
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.cron import FIELDS
-from m01.remote.limits import (
-    MAX_CRON_TEXT,
-    MAX_NAME,
-    checkText,
-    quote,
-    shorten,
-)
-from m01.remote.scheduler import Cron, Delay
+from m01.remote.limits import MAX_NAME, shorten
+from m01.remote.scheduler import jobIdFor
 from m01.remote.views.common import (
     BaseView,
-    Shown,
-    echoed,
+    confirmation,
     formatTime,
     jsonDownload,
-    parseJSON,
     remote_view,
     template,
 )
-
-COMMON_FIELDS = ('jobName', 'title', 'description', 'input', 'active',
-                 'retryDelay')
-DELAY_FIELDS = ('delay',)
-CRON_LISTS = ('minute', 'hour', 'dayOfMonth', 'month', 'dayOfWeek')
-CRON_FIELDS = CRON_LISTS + ('timezone',)
-
-CRON_FORM_FIELDS = (
-    ('minute', 'Minutes', '0–59'),
-    ('hour', 'Hours', '0–23'),
-    ('dayOfMonth', 'Days of month', '1–31'),
-    ('month', 'Months', '1–12'),
-    ('dayOfWeek', 'Weekdays', '0–6, Monday is 0'),
+from m01.remote.views.cronwords import describe
+from m01.remote.views.itemform import (
+    CRON_FORM_FIELDS,
+    ItemForm,
+    itemValues,
+    kindOf,
+    timezoneNames,
 )
+from m01.remote.views.upcoming import nextRuns, previousCall
 
-CRON_BOUNDS = {name: (lo, hi) for name, lo, hi in FIELDS}
-
-# The field an item's ValueError is about, found by name in its message;
-# the longer names first ("retryDelay" before "delay").
-ERROR_FIELDS = sorted(COMMON_FIELDS + DELAY_FIELDS + CRON_FIELDS,
-                      key=len, reverse=True)
-
-
-def kindOf(item):
-    return 'cron' if interfaces.ICron.providedBy(item) else 'delay'
-
-
-WEEKDAYS = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
-MONTHS = ('Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep',
-          'Oct', 'Nov', 'Dec')
-# How a field-based item reads: (field, label, value names or None).
-CRON_WORDS = (('minute', 'minute', None), ('hour', 'hour', None),
-              ('dayOfMonth', 'day', None),
-              ('month', 'month', lambda value: MONTHS[value - 1]),
-              ('dayOfWeek', 'weekday', lambda value: WEEKDAYS[value]))
-
-
-def runs(values, name=None):
-    """[1, 2, 3, 7] as '1–3,7' (names instead of numbers if given)."""
-    name = name or str
-    groups = []
-    for value in sorted(values):
-        if groups and value == groups[-1][1] + 1:
-            groups[-1][1] = value
-        else:
-            groups.append([value, value])
-    return ','.join(name(first) if first == last else
-                    '%s%s%s' % (name(first), ',' if last == first + 1
-                                else '–', name(last))
-                    for first, last in groups)
-
-
-def describe(item):
-    """How often the item runs, in a few words."""
-    if kindOf(item) == 'delay':
-        return 'every %s s' % item.delay
-    if item.expression:
-        when = item.expression
-    else:
-        when = '; '.join('%s %s' % (label, runs(getattr(item, field), name))
-                         for field, label, name in CRON_WORDS
-                         if getattr(item, field)) or 'every minute'
-    return '%s (%s)' % (when, item.timezone or 'UTC')
-
-
-def localTime(item):
-    """A Cron item's next call time in its own time zone, if not UTC."""
-    timezone = getattr(item, 'timezone', None)
-    if item.nextCallTime is None or timezone in (None, 'UTC'):
-        return ''
-    local = item.nextCallTime.astimezone(zoneinfo.ZoneInfo(timezone))
-    return '%s %s' % (local.strftime('%Y-%m-%d %H:%M:%S'), timezone)
-
-
-def parseSeconds(text):
-    text = text.strip()
-    if not text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError('Enter a whole number of seconds.')
-
-
-def parseCronList(text, name):
-    """'0,15,30-35' as [0, 15, 30, 31, ...]; '' or '*' for any.
-
-    Every number is checked against the field's range before a range is
-    expanded, so a range is never longer than the field.
-    """
-    text = checkText(name, text, MAX_CRON_TEXT).strip()
-    if text in ('', '*'):
-        return []
-    lo, hi = CRON_BOUNDS[name]
-    values = set()
-    for part in text.split(','):
-        bounds = part.strip().split('-')
-        try:
-            numbers = [int(bound) for bound in bounds]
-        except ValueError:
-            raise ValueError('Use whole numbers separated by commas, and '
-                             'ranges such as 1-5; %s is neither.'
-                             % quote(part.strip()))
-        for number in numbers:
-            if not lo <= number <= hi:
-                raise ValueError('%s value %d is out of range %d..%d'
-                                 % (name, number, lo, hi))
-        if len(numbers) == 1:
-            values.add(numbers[0])
-        elif len(numbers) == 2 and numbers[0] <= numbers[1]:
-            values.update(range(numbers[0], numbers[1] + 1))
-        else:
-            raise ValueError('%s is not a range such as 1-5.'
-                             % quote(part.strip()))
-    return sorted(values)
-
-
-def fieldOfError(message, fields):
-    for name in ERROR_FIELDS:
-        if name in fields and re.search(r'\b%s\b' % name, message):
-            return name
-    return None
-
-
-def itemValues(item):
-    """An item's fields as the texts its form shows."""
-    shown = Shown(item.input)
-    values = {
-        'jobName': item.jobName or '', 'title': item.title or '',
-        'description': item.description or '',
-        # An input too long for the page is kept unless replaced.
-        'input': '' if item.input is None or shown.truncated
-        else shown.text,
-        'keep-input': shown.truncated,
-        'active': bool(item.active),
-        'retryDelay': '' if item.retryDelay is None
-        else str(item.retryDelay),
-    }
-    if kindOf(item) == 'delay':
-        values['delay'] = str(item.delay)
-    else:
-        values['expression'] = item.expression or ''
-        for name in CRON_LISTS:
-            values[name] = '' if item.expression else ','.join(
-                str(v) for v in getattr(item, name))
-        values['timezone'] = '' if item.timezone == 'UTC' else item.timezone
-    return values
-
-
-class ItemForm:
-    """Reads and checks the form of a Delay or Cron item.
-
-    ``submit(params)`` returns the item the form describes, or None with
-    ``errors`` set: the form's own checks first, then the item's, whose
-    ValueError names the bad field and is shown beside it.
-    """
-
-    def __init__(self, view, kind, item=None):
-        self.view = view
-        self.kind = kind
-        self.item = item
-        self.values = {}
-        self.errors = {}
-
-    def submit(self, params):
-        data = self._read(params)
-        item = None if self.errors else self._make(data)
-        if item is None:
-            echoed(self.values, self.errors)
-        return item
-
-    def _read(self, params):
-        names = COMMON_FIELDS + (
-            DELAY_FIELDS if self.kind == 'delay'
-            else CRON_FIELDS + ('expression',))
-        values = {name: params.get(name, '') for name in names}
-        values['active'] = bool(params.get('active'))
-        values['keep-input'] = (self.item is not None
-                                and params.get('keep-input') == '1'
-                                and not values['input'].strip())
-        self.values = values
-        data = {'jobName': values['jobName'].strip(),
-                'title': values['title'].strip(),
-                'description': values['description'].strip(),
-                'active': values['active']}
-        if not data['jobName']:
-            self.errors['jobName'] = 'Choose a job factory.'
-        elif data['jobName'] not in self.view.processor.jobFactories:
-            self.errors['jobName'] = 'There is no job factory %s.' \
-                % quote(data['jobName'])
-        if values['keep-input']:
-            data['input'] = self.item.input
-        else:
-            self._parse(data, 'input', parseJSON)
-        self._parse(data, 'retryDelay', parseSeconds)
-        if self.kind == 'delay':
-            self._parse(data, 'delay', parseSeconds)
-            if data.get('delay') is None and 'delay' not in self.errors:
-                self.errors['delay'] = 'Enter the seconds between two runs.'
-        else:
-            timezone = values['timezone'].strip()
-            if timezone:
-                data['timezone'] = timezone
-            for name in CRON_LISTS:
-                self._parse(data, name,
-                            functools.partial(parseCronList, name=name))
-        return data
-
-    def _parse(self, data, name, parse):
-        try:
-            value = parse(self.values[name])
-        except ValueError as e:
-            self.errors[name] = str(e)
-        else:
-            if value is not None:
-                data[name] = value
-
-    def _make(self, data):
-        expression = self.values.get('expression', '').strip()
-        try:
-            if self.kind == 'delay':
-                return Delay(data)
-            if expression:
-                # Fields left empty are the expression's; filled ones
-                # must agree with it.
-                for name in CRON_LISTS:
-                    if not data.get(name):
-                        data.pop(name, None)
-                return Cron.fromExpression(expression, **data)
-            return Cron(data)
-        except ValueError as e:
-            message = str(e)
-            field = fieldOfError(message, self.values)
-            if expression and field in (None,) + CRON_LISTS:
-                field = 'expression'
-            self.errors[field or 'form'] = message
-            return None
-
-    @staticmethod
-    def fields(item):
-        """The stored fields of an item, as ``scheduler.update`` takes
-        them."""
-        if kindOf(item) == 'delay':
-            names = COMMON_FIELDS + DELAY_FIELDS
-        else:
-            names = COMMON_FIELDS + CRON_FIELDS + ('expression',)
-        fields = {name: getattr(item, name) for name in names}
-        if fields.get('expression'):
-            # The expression gives the lists.
-            fields.update(dict.fromkeys(CRON_LISTS))
-        return fields
+#: How many items a confirmation page lists by name.
+MAX_LISTED = 20
 
 
 class SchedulerBase(BaseView):
@@ -285,6 +35,27 @@ class SchedulerBase(BaseView):
 
     def itemUrl(self, item, *elements):
         return self.url(self.processor.scheduler, item.__name__, *elements)
+
+    def lastRun(self, item):
+        """The run before the next one of a Cron item and its job, found
+        by the id the scheduler gives it (``jobIdFor``): ``{'due',
+        'jobid', 'job'}`` (``job`` None when there is none: the item was
+        added or changed since, the run was missed while no scheduler
+        ran, or the job was removed); None for a Delay item."""
+        due = previousCall(item)
+        if due is None:
+            return None
+        jobid = jobIdFor(item.__name__, due)
+        return {'due': due, 'jobid': jobid,
+                'job': self.processor.jobs.get(jobid)}
+
+    def itemRow(self, item):
+        """The view-model of an item on the scheduler's pages."""
+        return {'item': item, 'kind': kindOf(item),
+                'words': describe(item),
+                'expression': getattr(item, 'expression', None),
+                'runs': nextRuns(item), 'lastRun': self.lastRun(item),
+                'url': self.itemUrl(item), 'open': False}
 
     def form(self, kind, values, errors, item=None):
         if item is None:
@@ -297,7 +68,9 @@ class SchedulerBase(BaseView):
             action = self.itemUrl(item, 'edit')
         return {'title': title, 'kind': kind, 'values': values,
                 'errors': errors, 'action': action, 'item': item,
+                'row': None if item is None else self.itemRow(item),
                 'factoryNames': self.processor.jobFactories.keys(),
+                'timezones': timezoneNames() if kind == 'cron' else (),
                 'cronFields': CRON_FORM_FIELDS}
 
 
@@ -306,16 +79,73 @@ class SchedulerView(SchedulerBase):
 
     @remote_view(request_method='GET', renderer=template('scheduler'))
     def list(self):
+        # The item just added or saved shows its next runs.
+        shown = self.request.GET.get('shown', '')
         items = []
         for item in self.context.values():
-            items.append({'item': item, 'kind': kindOf(item),
-                          'schedule': describe(item),
-                          'next': formatTime(item.nextCallTime),
-                          'local': localTime(item),
-                          'url': self.itemUrl(item)})
+            row = self.itemRow(item)
+            row['open'] = item.__name__ == shown
+            items.append(row)
         items.sort(key=lambda row: (row['item'].nextCallTime is None,
                                     formatTime(row['item'].nextCallTime)))
-        return {'title': 'Scheduler', 'items': items}
+        active = sum(1 for row in items if row['item'].active)
+        return {'title': 'Scheduler', 'items': items,
+                'pauseAll': {'active': active,
+                             'inactive': len(items) - active}}
+
+    @remote_view(name='pause-all', request_method='GET',
+                 renderer=template('confirm'))
+    @remote_view(name='resume-all', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmAll(self):
+        pause = self.request.view_name == 'pause-all'
+        items = [item for item in self.context.values()
+                 if item.active == pause]
+        back = self.url(self.context)
+        if not items:
+            message = ('No scheduler item is active.' if pause
+                       else 'Every scheduler item is active.')
+            return {'title': 'Pause all' if pause else 'Resume all',
+                    'confirm': confirmation(message, back)}
+        if pause:
+            confirm = confirmation(
+                'Deactivate all %d active scheduler items?' % len(items),
+                back, action=self.url(self.context, 'pause-all'),
+                button='Deactivate %d items' % len(items),
+                detail='No job is added for them until they are activated '
+                'again; jobs added already are not touched. Resume all '
+                'activates every item, those inactive before too.',
+                rows=[(shorten(item.title or item.__name__), 'active')
+                      for item in items[:MAX_LISTED]])
+        else:
+            confirm = confirmation(
+                'Activate all %d inactive scheduler items?' % len(items),
+                back, action=self.url(self.context, 'resume-all'),
+                button='Activate %d items' % len(items), danger=False,
+                detail='Each is scheduled from now on; missed runs are not '
+                'made up.',
+                rows=[(shorten(item.title or item.__name__), 'inactive')
+                      for item in items[:MAX_LISTED]])
+        return {'title': 'Pause all' if pause else 'Resume all',
+                'confirm': confirm}
+
+    @remote_view(name='pause-all', request_method='POST', require_csrf=True)
+    @remote_view(name='resume-all', request_method='POST',
+                 require_csrf=True)
+    def setAll(self):
+        # Each item through the scheduler's own update, as its toggle.
+        active = self.request.view_name == 'resume-all'
+        changed = 0
+        for item in self.context.values():
+            if item.active != active:
+                try:
+                    self.context.update(item.__name__, active=active)
+                except KeyError:
+                    continue  # deleted meanwhile
+                changed += 1
+        self.flash('%d scheduler items %s.' % (
+            changed, 'activated' if active else 'deactivated'))
+        return self.redirect(self.context)
 
     def _addForm(self, kind):
         values = {'active': True}
@@ -333,7 +163,7 @@ class SchedulerView(SchedulerBase):
         itemid = self.processor.addScheduler(item)
         self.flash('Scheduler item %s added.'
                    % shorten(item.title or itemid))
-        return self.redirect(self.context)
+        return self.redirect(self.context, shown=itemid)
 
     @remote_view(name='add-delay', request_method='GET',
                  renderer=template('scheduler_item'))
@@ -383,7 +213,7 @@ class SchedulerItemView(SchedulerBase):
         self.scheduler.update(item.__name__, **form.fields(changed))
         self.flash('Scheduler item %s saved.'
                    % shorten(changed.title or item.__name__))
-        return self.redirect(self.scheduler)
+        return self.redirect(self.scheduler, shown=item.__name__)
 
     @remote_view(name='input.json', request_method='GET')
     def downloadInput(self):
@@ -400,6 +230,18 @@ class SchedulerItemView(SchedulerBase):
             shorten(self.context.title or self.context.__name__),
             'active' if active else 'inactive'))
         return self.redirect(self.scheduler)
+
+    @remote_view(name='delete', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmDelete(self):
+        item = self.context
+        name = shorten(item.title or item.__name__)
+        return {'title': 'Delete a scheduler item', 'confirm': confirmation(
+            'Delete the scheduler item %s for good?' % name,
+            self.url(self.scheduler), action=self.itemUrl(item, 'delete'),
+            button='Delete item',
+            detail='No job is added for it any more; the jobs it added '
+            'stay.')}
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):

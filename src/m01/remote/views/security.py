@@ -20,13 +20,17 @@ from m01.remote.settings import get_remote_settings
 from m01.remote.views.common import ROUTE_NAME, BaseView, template
 
 #: Sent with every response under the route (unless a view set its own):
-#: no page may be framed (the one-click actions could be), nothing is
-#: sniffed into another type, cached or told where it came from.
+#: no page may be framed (its action buttons could be), nothing is
+#: sniffed into another type, cached or told where it came from. Styles
+#: and scripts come from the add-on's own files only (``assets``), never
+#: inline, so text a page shows cannot become either; the script may
+#: fetch the site's pages (live parts, confirmations) and nothing else.
 SECURITY_HEADERS = (
     ('X-Frame-Options', 'DENY'),
     ('Content-Security-Policy',
-     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+     "default-src 'none'; style-src 'self'; script-src 'self'; "
+     "connect-src 'self'; img-src 'self'; form-action 'self'; "
+     "base-uri 'none'; frame-ancestors 'none'"),
     ('X-Content-Type-Options', 'nosniff'),
     ('Cache-Control', 'no-store'),
     ('Referrer-Policy', 'no-referrer'),
