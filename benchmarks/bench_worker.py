@@ -115,6 +115,21 @@ def countEmbeddedCalls():
         counter.count('find_one_and_update')
         return claimFirst(self, *args, **kw)
     store.SerializedCollection.claimFirst = countedClaimFirst
+    # A batch: the three commands of a batched claim on a server, and one
+    # bulk write for the outcomes.
+    claimMany = store.SerializedCollection.claimMany
+    updateEach = store.SerializedCollection.updateEach
+
+    def countedClaimMany(self, *args, **kw):
+        for name in ('find', 'bulk_write', 'find'):
+            counter.count(name)
+        return claimMany(self, *args, **kw)
+
+    def countedUpdateEach(self, *args, **kw):
+        counter.count('bulk_write')
+        return updateEach(self, *args, **kw)
+    store.SerializedCollection.claimMany = countedClaimMany
+    store.SerializedCollection.updateEach = countedUpdateEach
 
 
 def connect(uri):
