@@ -19,7 +19,12 @@ from m01.remote.job import (
     JobCancelled,
 )
 from m01.remote.processor import RemoteProcessor
-from support.jobs import CheckpointJob, OverlapJob, mostAtOnce
+from support.jobs import (
+    CheckpointJob,
+    OverlapJob,
+    drainUntilDone,
+    mostAtOnce,
+)
 
 UTC = datetime.timezone.utc
 SECOND = datetime.timedelta(seconds=1)
@@ -415,7 +420,7 @@ def test_a_capped_factory_never_runs_more_than_its_cap(database):
     threads = []
     for rp in processors:
         for _ in range(4):
-            threads.append(threading.Thread(target=_drain, args=(rp,)))
+            threads.append(threading.Thread(target=drainUntilDone, args=(rp,)))
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -423,21 +428,6 @@ def test_a_capped_factory_never_runs_more_than_its_cap(database):
     runs = list(database.runs.find())
     assert sorted(run['job'] for run in runs) == sorted(ids)
     assert mostAtOnce(runs) == 2
-
-
-def _drain(rp, timeout=120):
-    """Process jobs in this thread until none is queued or running."""
-    manager = transaction.TransactionManager()
-    bound = rp.bind(manager)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with manager:
-            ran = bound.processNextJob()
-        if not ran:
-            if not rp.jobsCollection.count_documents(
-                    {'status': {'$in': ['queued', 'processing']}}):
-                return
-            time.sleep(0.02)
 
 
 def test_the_slot_of_a_lost_job_is_freed(rp):

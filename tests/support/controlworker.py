@@ -11,11 +11,9 @@ import sys
 import threading
 import time
 
-import transaction
-
 from m01.remote import store, testing  # noqa: F401  (job classes)
 from m01.remote.processor import RemoteProcessor
-from support import jobs  # noqa: F401  (its job classes are loadable)
+from support.jobs import drainUntilDone  # its job classes too
 
 
 def add(rp, key, count, start):
@@ -29,19 +27,8 @@ def drain(rp, threads, start, timeout=240):
     while time.time() < start:      # both processes begin together
         time.sleep(0.001)
 
-    def run():
-        manager = transaction.TransactionManager()
-        bound = rp.bind(manager)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with manager:
-                ran = bound.processNextJob()
-            if not ran:
-                if not rp.jobsCollection.count_documents(
-                        {'status': {'$in': ['queued', 'processing']}}):
-                    return      # nothing left for anyone
-                time.sleep(0.02)
-    workers = [threading.Thread(target=run) for _ in range(threads)]
+    workers = [threading.Thread(target=drainUntilDone, args=(rp, timeout))
+               for _ in range(threads)]
     rp.leases.acquire()       # as a worker does: leases renewed, tidied
     try:
         for worker in workers:

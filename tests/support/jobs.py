@@ -97,3 +97,20 @@ class CheckpointJob(Job):
             self.checkpoint()
             time.sleep(0.01)
         return 'not stopped'
+
+
+def drainUntilDone(rp, timeout=120):
+    """Process jobs in this thread, each in a unit of work of its own,
+    until none is queued or running (``timeout`` seconds at most)."""
+    import time
+    manager = transaction.TransactionManager()
+    bound = rp.bind(manager)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with manager:
+            ran = bound.processNextJob()
+        if not ran:
+            if not rp.jobsCollection.count_documents(
+                    {'status': {'$in': ['queued', 'processing']}}):
+                return
+            time.sleep(0.02)
