@@ -8,6 +8,7 @@ permission to any authenticated user (``REMOTE_USER`` here).
 import datetime
 import re
 
+import bson
 import pytest
 import transaction
 import webtest
@@ -322,31 +323,48 @@ class Clock:
 
 # removing jobs
 
-def test_remove_jobs_of_chosen_statuses_after_confirmation(site):
+def test_remove_the_jobs_of_the_filter_after_confirmation(site):
     site.addJobs('echo', [1, 2])
     site.addJobs('error', [None])
     site.process()
     queued = site.addJobs('echo', [3, 4])
-    page = site.app.get('/remote/jobs')
-    form = page.forms['remove']
-    form.get('status', index=0).checked = True    # completed
-    form.get('status', index=2).checked = True    # error
-    confirm = form.submit()
+    page = site.app.get('/remote/jobs', {'status': 'completed'})
+    confirm = page.forms['remove'].submit()
     assert confirm.status_int == 200
-    assert 'This removes 3 jobs' in confirm.text
+    assert 'This removes 2 jobs' in confirm.text
     assert len(site.rp.jobs) == 5    # nothing removed before confirming
     page = confirm.forms['confirm-remove'].submit().follow()
-    assert flash(page) == ['Removed 3 jobs (completed: 2, error: 1).']
-    assert sorted(site.rp.jobs.keys()) == sorted(queued)
+    assert flash(page) == ['Removed 2 jobs.']
+    # Back on the list as it was filtered.
+    assert page.request.GET.get('status') == 'completed'
+    assert site.rp.jobs.countByStatus()['error'] == 1
+    assert sorted(site.rp.jobs.keys()) == sorted(
+        queued + [site.rp.jobs.query(status='error')[1][0].__name__])
 
 
-def test_remove_without_a_status_asks_for_one(site):
-    page = site.app.get('/remote/jobs/remove').follow()
-    assert flash(page, 'error') == [
-        'Choose the statuses of the jobs to remove.']
-    page = site.post('/remote/jobs/remove').follow()
-    assert flash(page, 'error') == [
-        'Choose the statuses of the jobs to remove.']
+def test_remove_honours_the_factory_filter(site):
+    echo = site.addJobs('echo', [1, 2])
+    error = site.addJobs('error', [None])
+    confirm = site.app.get('/remote/jobs', {'name': 'echo'}).forms[
+        'remove'].submit()
+    assert 'This removes 2 jobs' in confirm.text
+    confirm.forms['confirm-remove'].submit().follow()
+    assert sorted(site.rp.jobs.keys()) == error
+    assert not set(echo) & set(site.rp.jobs.keys())
+
+
+def test_remove_without_a_filter_leaves_processing_jobs(site):
+    jobid, = site.addJobs('echo', [1])
+    running, = site.addJobs('echo', [2])
+    site.process()
+    # As a worker's claim leaves it: the page must not remove it.
+    site.rp.jobsCollection.update_one({'_id': bson.ObjectId(running)},
+                                      {'$set': {'status': 'processing'}})
+    confirm = site.app.get('/remote/jobs/remove')
+    assert 'This removes 1 jobs' in confirm.text
+    page = confirm.forms['confirm-remove'].submit().follow()
+    assert flash(page) == ['Removed 1 jobs.']
+    assert site.rp.jobs.keys() == [running]
 
 
 @pytest.mark.parametrize('status', ['processing', 'nonsense'])

@@ -300,6 +300,11 @@ class IJobWrites(zope.interface.Interface):
         """Periodic upkeep besides lease recovery (the ticketed strategy
         purges its old tickets); how many records it removed."""
 
+    def delete(oids, stati):
+        """Remove each job of ``oids`` that is in one of ``stati`` (which
+        never holds ``processing``: a running job is cancelled, not
+        removed), each only while it still is; how many were removed."""
+
 
 class IUpkeep(zope.interface.Interface):
     """Records the queue keeps besides the jobs (key locks, concurrency

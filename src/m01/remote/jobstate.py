@@ -278,3 +278,15 @@ def versioned(update):
     update = dict(update)
     update['$inc'] = dict(update.get('$inc', {}), version=1)
     return update
+
+
+#: The statuses a job may be removed in: not while it runs (it belongs to
+#: its worker then; cancel it first).
+DELETABLE = (QUEUED, COMPLETED, CANCELLED, ERROR)
+
+
+def checkDeletable(stati):
+    """ValueError unless ``stati`` are statuses a job is removed in."""
+    if not stati or not set(stati) <= set(DELETABLE):
+        raise ValueError('Jobs are removed in the statuses %s, not %r'
+                         % (', '.join(DELETABLE), list(stati)))

@@ -175,6 +175,12 @@ class Scheduler:
         return [self._load(doc)
                 for doc in self.collection.find({}, sort=[('_id', 1)])]
 
+    def query(self, sort=(('_id', 1),), skip=0, limit=100):
+        """Items in the order ``sort`` (``(field, direction)`` pairs),
+        ``limit`` of them after the first ``skip``."""
+        cursor = self.collection.find({}, sort=list(sort)).skip(skip)
+        return [self._load(doc) for doc in cursor.limit(limit)]
+
     def __getitem__(self, itemid):
         doc = self.collection.find_one({'_id': self._oid(itemid)})
         if doc is None:

@@ -11,6 +11,7 @@ from pyramid.renderers import get_renderer
 from pyramid.response import Response
 from pyramid.traversal import lineage, quote_path_segment
 
+from m01.remote import operations
 from m01.remote.limits import (
     FLASH_BUDGET,
     MAX_DOCUMENT_DEPTH,
@@ -233,6 +234,16 @@ class BaseView:
     def processor(self):
         # The route's root: scheduler items need not know their parent.
         return self.request.root
+
+    @property
+    def queries(self):
+        """What the page reads (``IQueueQueries``)."""
+        return operations.queries(self.processor)
+
+    @property
+    def actions(self):
+        """What the page changes (``IQueueActions``)."""
+        return operations.actions(self.processor)
 
     @property
     def layout(self):

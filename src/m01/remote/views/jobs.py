@@ -1,21 +1,21 @@
 """The job pages: the paged list, removing jobs, adding one, the detail
 page of a job and its actions."""
 import itertools
-import math
 
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.containers import SORT_FIELDS, toObjectId
+from m01.remote.jobstate import DELETABLE
 from m01.remote.limits import (
     MAX_ERRORS_SHOWN,
-    MAX_NAME,
     SHOWN_ERROR,
     SHOWN_TRACEBACK,
     quote,
     shorten,
 )
+from m01.remote.operations import BULK_LIMITS, SORT_FIELDS, JobFilter
+from m01.remote.operations.filters import MAX_PAGE
 from m01.remote.views.common import (
     BaseView,
     Shown,
@@ -29,16 +29,20 @@ from m01.remote.views.common import (
 )
 
 PAGE_SIZE = 50
-# Beyond this a page number is surely hand-made; it keeps the skip given
-# to the database small (the page is clamped to the last one anyway).
-MAX_PAGE = 10 ** 6
 
 STATI = tuple(status.value for status in interfaces.JobStatus)
 # A processing job belongs to a worker; it is cancelled, not removed.
-REMOVABLE = (interfaces.COMPLETED, interfaces.CANCELLED, interfaces.ERROR,
-             interfaces.QUEUED)
+REMOVABLE = DELETABLE
 ORDERS = ('desc', 'asc')
 DEFAULT_FILTERS = {'sort': 'created', 'order': 'desc'}
+
+
+def jobFilter(params):
+    """The ``JobFilter`` of request parameters; a bad one is a 400."""
+    try:
+        return JobFilter.fromParams(params)
+    except ValueError as e:
+        raise HTTPBadRequest(str(e))
 
 
 @view_defaults(context=interfaces.IJobContainer)
@@ -48,101 +52,85 @@ class JobsView(BaseView):
 
     def filters(self):
         request = self.request
-        name = request.GET.get('name', '')
-        if len(name) > MAX_NAME:
-            # No factory has such a name; the page would repeat it in
-            # every link.
-            raise HTTPBadRequest('name has %d characters; a job factory '
-                                 'name has at most %d' % (len(name),
-                                                          MAX_NAME))
-        return {
-            'status': choiceParam(request, 'status', STATI, ''),
-            'name': name,
+        selected = jobFilter(request.GET)
+        return selected, {
+            'status': selected.statuses[0] if selected.statuses else '',
+            'name': selected.name or '',
             'sort': choiceParam(request, 'sort', SORT_FIELDS,
                                 DEFAULT_FILTERS['sort']),
             'order': choiceParam(request, 'order', ORDERS,
                                  DEFAULT_FILTERS['order']),
         }
 
-    def pageUrl(self, filters, page):
-        query = {key: value for key, value in filters.items()
-                 if value and value != DEFAULT_FILTERS.get(key)}
+    def pageUrl(self, selected, filters, page):
+        query = selected.params()
+        query.update({key: filters[key] for key in DEFAULT_FILTERS
+                      if filters[key] != DEFAULT_FILTERS[key]})
         if page > 1:
             query['page'] = page
         return self.url(self.context, **query)
 
     @remote_view(request_method='GET', renderer=template('jobs'))
     def list(self):
-        filters = self.filters()
+        selected, filters = self.filters()
         page = intParam(self.request, 'page', 1, 1, MAX_PAGE)
-        total, jobs = self._query(filters, page)
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-        if page > pages:
-            # Past the end: show the last page rather than nothing.
-            page = pages
-            total, jobs = self._query(filters, page)
-            pages = max(1, math.ceil(total / PAGE_SIZE))
+        shown = self.queries.jobs(selected, filters['sort'],
+                                  filters['order'] == 'desc', page,
+                                  PAGE_SIZE)
+        page, pages = shown.page, shown.pages
         pager = {
-            'page': page, 'pages': pages, 'total': total,
-            'first': (page - 1) * PAGE_SIZE + 1 if jobs else 0,
-            'last': (page - 1) * PAGE_SIZE + len(jobs),
-            'previous': self.pageUrl(filters, page - 1) if page > 1
+            'page': page, 'pages': pages, 'total': shown.total,
+            'first': shown.first, 'last': shown.last,
+            'previous': self.pageUrl(selected, filters, page - 1)
+            if page > 1 else None,
+            'next': self.pageUrl(selected, filters, page + 1)
+            if page < pages else None,
+            'firstUrl': self.pageUrl(selected, filters, 1) if page > 1
             else None,
-            'next': self.pageUrl(filters, page + 1) if page < pages
-            else None,
-            'firstUrl': self.pageUrl(filters, 1) if page > 1 else None,
-            'lastUrl': self.pageUrl(filters, pages) if page < pages
-            else None,
+            'lastUrl': self.pageUrl(selected, filters, pages)
+            if page < pages else None,
         }
-        return {'title': 'Jobs', 'jobs': jobs, 'filters': filters,
+        return {'title': 'Jobs', 'jobs': shown.jobs, 'filters': filters,
+                'filterParams': sorted(_pairs(selected.params())),
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
-                'factoryNames': self.processor.jobFactories.keys(),
-                'removable': REMOVABLE}
+                'factoryNames': self.queries.factoryNames()}
 
-    def _query(self, filters, page):
-        return self.context.query(
-            status=filters['status'] or None, name=filters['name'] or None,
-            sort=filters['sort'], descending=filters['order'] == 'desc',
-            skip=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-
-    def _removeStati(self, params):
-        stati = params.getall('status')
-        unknown = [status for status in stati if status not in REMOVABLE]
-        if unknown:
-            raise HTTPBadRequest('Cannot remove jobs of status %s'
-                                 % ', '.join(repr(s) for s in unknown))
-        return [status for status in REMOVABLE if status in stati]
+    def _removeFilter(self, params):
+        """The jobs a removal is about: the filter sent, less the
+        processing jobs (a processing job is cancelled, not removed)."""
+        selected = jobFilter(params)
+        if selected.statuses == (interfaces.PROCESSING,):
+            raise HTTPBadRequest('Processing jobs are not removed: cancel '
+                                 'them first.')
+        return selected, selected.without((interfaces.PROCESSING,))[0]
 
     @remote_view(name='remove', request_method='GET',
                  renderer=template('jobs_remove'))
     def confirmRemove(self):
-        stati = self._removeStati(self.request.GET)
-        if not stati:
-            self.flash('Choose the statuses of the jobs to remove.',
-                       'error')
-            return self.redirect(self.context)
-        counts = self.context.countByStatus()
-        rows = [(status, counts.get(status, 0)) for status in stati]
+        selected, removable = self._removeFilter(self.request.GET)
+        counts = self.queries.countByStatus(removable)
+        rows = [(status, counts[status]) for status in removable.statuses
+                if counts.get(status)]
         return {'title': 'Remove jobs', 'rows': rows,
-                'total': sum(count for status, count in rows)}
+                'total': sum(count for status, count in rows),
+                'filterParams': sorted(_pairs(selected.params())),
+                'limit': BULK_LIMITS['delete'],
+                'back': self.url(self.context, **selected.params())}
 
     @remote_view(name='remove', request_method='POST', require_csrf=True)
     def remove(self):
-        stati = self._removeStati(self.request.POST)
-        if not stati:
-            self.flash('Choose the statuses of the jobs to remove.',
-                       'error')
-            return self.redirect(self.context)
-        counts = self.processor.removeJobs(stati)
-        self.flash('Removed %d jobs (%s).' % (
-            sum(counts.values()),
-            ', '.join('%s: %d' % item for item in counts.items())))
-        return self.redirect(self.context)
+        selected, removable = self._removeFilter(self.request.POST)
+        result = self.actions.bulk('delete', removable)
+        message = 'Removed %d jobs.' % result.done
+        if result.more:
+            message += ' More match: remove again to go on.'
+        self.flash(message)
+        return self.redirect(self.context, **selected.params())
 
     def _addForm(self, name='', input='', errors=None):
         self.section = 'add'
         return {'title': 'Add a job',
-                'factoryNames': self.processor.jobFactories.keys(),
+                'factoryNames': self.queries.factoryNames(),
                 'name': name, 'input': input, 'errors': errors or {}}
 
     @remote_view(name='add', request_method='GET',
@@ -153,13 +141,12 @@ class JobsView(BaseView):
     @remote_view(name='add', request_method='POST', require_csrf=True,
                  renderer=template('job_add'))
     def add(self):
-        rp = self.processor
         name = self.request.POST.get('name', '')
         text = self.request.POST.get('input', '')
         errors = {}
         if not name:
             errors['name'] = 'Choose a job factory.'
-        elif name not in rp.jobFactories:
+        elif name not in self.queries.factoryNames():
             errors['name'] = 'There is no job factory %s.' % quote(name)
         try:
             input = parseJSON(text)
@@ -167,7 +154,7 @@ class JobsView(BaseView):
             errors['input'] = str(e)
         if not errors:
             try:
-                jobid = rp.addJob(name, input, immediate=True)
+                jobid = self.actions.addJob(name, input)
             except ValueError as e:
                 errors['input'] = str(e)
         if errors:
@@ -242,32 +229,32 @@ class JobView(BaseView):
 
     @remote_view(name='cancel', request_method='POST', require_csrf=True)
     def cancel(self):
-        return self._act(
-            lambda jobid: self.processor.cancelJob(jobid, immediate=True),
-            'Job cancelled.')
+        return self._act(self.actions.cancelJob, 'Job cancelled.')
 
     @remote_view(name='retry', request_method='POST', require_csrf=True)
     def retry(self):
-        return self._act(
-            lambda jobid: self.processor.retryJob(jobid, immediate=True),
-            'Job queued again.')
+        return self._act(self.actions.retryJob, 'Job queued again.')
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):
         # As the bulk remove: a processing job belongs to its worker. One
-        # write, conditional on the status, so a job claimed since the
-        # page was shown stays.
+        # conditional write, so a job claimed since the page was shown
+        # stays.
         job = self.context
-        deleted = self.processor.jobsCollection.delete_one({
-            '_id': toObjectId(job.__name__),
-            'status': {'$in': list(REMOVABLE)}}).deleted_count
-        if not deleted:
-            current = self.context.__parent__.get(job.__name__)
-            if current is None:
-                self.flash('Job %s was deleted already.' % job.__name__)
-                return self.redirect(job.__parent__)
-            self.flash('Job %s is %s; cancel it before deleting it.'
-                       % (job.__name__, current.status), 'error')
+        try:
+            self.actions.deleteJob(job.__name__)
+        except KeyError:
+            self.flash('Job %s was deleted already.' % job.__name__)
+            return self.redirect(job.__parent__)
+        except ValueError as e:
+            self.flash(str(e), 'error')
             return self.redirect(job)
         self.flash('Job %s deleted.' % job.__name__)
         return self.redirect(job.__parent__)
+
+
+def _pairs(params):
+    """Query parameters as (name, value) pairs, lists spread out."""
+    for name, value in params.items():
+        for one in value if isinstance(value, list) else [value]:
+            yield name, one

@@ -6,10 +6,6 @@ from m01.remote.views.common import BaseView, remote_view, template
 
 LATEST_ERRORS = 10
 
-# Stopping waits for running jobs; a page must not hang on a long job
-# (the worker still ends once its job is done).
-STOP_TIMEOUT = 5.0
-
 
 @view_defaults(context=interfaces.IRemoteProcessor,
                renderer=template('overview'))
@@ -19,45 +15,43 @@ class OverviewView(BaseView):
 
     @remote_view(request_method='GET')
     def overview(self):
-        rp = self.context
-        counts = rp.jobs.countByStatus()
+        data = self.queries.overview(latest=LATEST_ERRORS)
+        counts, threads = data['counts'], data['threads']
         return {
             'title': 'Remote processor',
             'threads': [
-                {'title': 'Job processor', 'running': rp.isProcessing,
+                {'title': 'Job processor', 'running': threads['worker'],
                  'start': 'start-processor', 'stop': 'stop-processor'},
-                {'title': 'Scheduler', 'running': rp.isScheduling,
+                {'title': 'Scheduler', 'running': threads['scheduler'],
                  'start': 'start-scheduler', 'stop': 'stop-scheduler'},
             ],
             'counts': [(status.value, counts.get(status.value, 0))
                        for status in interfaces.JobStatus],
-            'total': sum(counts.values()),
-            'errors': rp.jobs.latestErrors(limit=LATEST_ERRORS),
+            'total': data['total'],
+            'errors': data['latestFailures'],
         }
 
-    def _switch(self, method, message, **kw):
-        getattr(self.context, method)(**kw)
+    def _switch(self, kind, running, message):
+        self.actions.switchThreads(kind, running)
         self.flash(message)
         return self.redirect(self.context)
 
     @remote_view(name='start-processor', request_method='POST',
                  require_csrf=True)
     def startProcessor(self):
-        return self._switch('startProcessor', 'The job processor started.')
+        return self._switch('worker', True, 'The job processor started.')
 
     @remote_view(name='stop-processor', request_method='POST',
                  require_csrf=True)
     def stopProcessor(self):
-        return self._switch('stopProcessor', 'The job processor stopped.',
-                            timeout=STOP_TIMEOUT)
+        return self._switch('worker', False, 'The job processor stopped.')
 
     @remote_view(name='start-scheduler', request_method='POST',
                  require_csrf=True)
     def startScheduler(self):
-        return self._switch('startScheduler', 'The scheduler started.')
+        return self._switch('scheduler', True, 'The scheduler started.')
 
     @remote_view(name='stop-scheduler', request_method='POST',
                  require_csrf=True)
     def stopScheduler(self):
-        return self._switch('stopScheduler', 'The scheduler stopped.',
-                            timeout=STOP_TIMEOUT)
+        return self._switch('scheduler', False, 'The scheduler stopped.')

@@ -15,12 +15,14 @@ from m01.remote.limits import (
     quote,
     shorten,
 )
+from m01.remote.operations.filters import MAX_PAGE
 from m01.remote.scheduler import Cron, Delay
 from m01.remote.views.common import (
     BaseView,
     Shown,
     echoed,
     formatTime,
+    intParam,
     jsonDownload,
     parseJSON,
     remote_view,
@@ -40,6 +42,9 @@ CRON_FORM_FIELDS = (
     ('month', 'Months', '1–12'),
     ('dayOfWeek', 'Weekdays', '0–6, Monday is 0'),
 )
+
+#: Scheduler items a page lists.
+ITEMS_PAGE = 100
 
 CRON_BOUNDS = {name: (lo, hi) for name, lo, hi in FIELDS}
 
@@ -213,7 +218,7 @@ class ItemForm:
                 'active': values['active']}
         if not data['jobName']:
             self.errors['jobName'] = 'Choose a job factory.'
-        elif data['jobName'] not in self.view.processor.jobFactories:
+        elif data['jobName'] not in self.view.queries.factoryNames():
             self.errors['jobName'] = 'There is no job factory %s.' \
                 % quote(data['jobName'])
         if values['keep-input']:
@@ -297,7 +302,7 @@ class SchedulerBase(BaseView):
             action = self.itemUrl(item, 'edit')
         return {'title': title, 'kind': kind, 'values': values,
                 'errors': errors, 'action': action, 'item': item,
-                'factoryNames': self.processor.jobFactories.keys(),
+                'factoryNames': self.queries.factoryNames(),
                 'cronFields': CRON_FORM_FIELDS}
 
 
@@ -306,16 +311,21 @@ class SchedulerView(SchedulerBase):
 
     @remote_view(request_method='GET', renderer=template('scheduler'))
     def list(self):
-        items = []
-        for item in self.context.values():
-            items.append({'item': item, 'kind': kindOf(item),
-                          'schedule': describe(item),
-                          'next': formatTime(item.nextCallTime),
-                          'local': localTime(item),
-                          'url': self.itemUrl(item)})
-        items.sort(key=lambda row: (row['item'].nextCallTime is None,
-                                    formatTime(row['item'].nextCallTime)))
-        return {'title': 'Scheduler', 'items': items}
+        page = intParam(self.request, 'page', 1, 1, MAX_PAGE)
+        total, shown = self.queries.schedulerItems(page, ITEMS_PAGE)
+        items = [{'item': item, 'kind': kindOf(item),
+                  'schedule': describe(item),
+                  'next': formatTime(item.nextCallTime),
+                  'local': localTime(item),
+                  'url': self.itemUrl(item)} for item in shown]
+        pages = max(1, -(-total // ITEMS_PAGE))
+        page = min(page, pages)
+        return {'title': 'Scheduler', 'items': items, 'total': total,
+                'page': page, 'pages': pages,
+                'previous': self.url(self.context, page=page - 1)
+                if page > 1 else None,
+                'next': self.url(self.context, page=page + 1)
+                if page < pages else None}
 
     def _addForm(self, kind):
         values = {'active': True}
@@ -330,7 +340,7 @@ class SchedulerView(SchedulerBase):
         if item is None:
             self.invalid()
             return self.form(kind, form.values, form.errors)
-        itemid = self.processor.addScheduler(item)
+        itemid = self.actions.addSchedulerItem(item)
         self.flash('Scheduler item %s added.'
                    % shorten(item.title or itemid))
         return self.redirect(self.context)
@@ -380,7 +390,8 @@ class SchedulerItemView(SchedulerBase):
         if changed is None:
             self.invalid()
             return self.form(kind, form.values, form.errors, item)
-        self.scheduler.update(item.__name__, **form.fields(changed))
+        self.actions.updateSchedulerItem(item.__name__,
+                                         **form.fields(changed))
         self.flash('Scheduler item %s saved.'
                    % shorten(changed.title or item.__name__))
         return self.redirect(self.scheduler)
@@ -395,7 +406,7 @@ class SchedulerItemView(SchedulerBase):
         # The form says which state it wants: a repeated click (or a page
         # shown before someone else's change) cannot flip it back.
         active = self.request.POST.get('active') == '1'
-        self.scheduler.update(self.context.__name__, active=active)
+        self.actions.setSchedulerItemActive(self.context.__name__, active)
         self.flash('%s is now %s.' % (
             shorten(self.context.title or self.context.__name__),
             'active' if active else 'inactive'))
@@ -403,7 +414,7 @@ class SchedulerItemView(SchedulerBase):
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):
-        self.scheduler.remove(self.context.__name__)
+        self.actions.deleteSchedulerItem(self.context.__name__)
         self.flash('Scheduler item %s deleted.' % shorten(
             self.context.title or self.context.__name__))
         return self.redirect(self.scheduler)
@@ -411,7 +422,7 @@ class SchedulerItemView(SchedulerBase):
     @remote_view(name='run', request_method='POST', require_csrf=True)
     def run(self):
         try:
-            jobid = self.processor.scheduleItemNow(self.context.__name__)
+            jobid = self.actions.runSchedulerItem(self.context.__name__)
         except ValueError as e:
             # Its job factory was removed since the item was added.
             self.flash(str(e), 'error')

@@ -1,0 +1,139 @@
+"""What an operator reads of a queue: counts, pages of jobs, a job, the
+factories, the scheduler items. Every answer is bounded: listings are
+paged (at most ``MAX_PAGE_SIZE`` rows), counts are one aggregation.
+"""
+import dataclasses
+import math
+
+import pymongo
+import zope.interface
+
+from m01.remote.job import jobClassKey
+from m01.remote.operations.filters import (
+    JobFilter,
+    JobPage,
+    checkPage,
+    checkSort,
+)
+from m01.remote.operations.interfaces import IQueueQueries
+
+#: Scheduler items one page lists, at most.
+MAX_ITEMS_PAGE = 500
+
+
+@dataclasses.dataclass
+class FactoryInfo:
+    """A job factory as the pages show it: its name, class, the first
+    paragraph of the class's docstring, the defaults its jobs get, and
+    whether it is paused."""
+
+    name: str
+    className: str
+    doc: str
+    defaults: list
+    paused: bool
+    concurrency: int = None
+
+
+def summary(doc):
+    """The first paragraph of a docstring, on one line."""
+    text = ' '.join((doc or '').strip().split('\n\n')[0].split())
+    # reStructuredText literals read better without their quotes here.
+    return text.replace('``', '')
+
+
+def factoryInfo(name, factory, paused):
+    defaults = factory.dump()
+    # The name and class have fields of their own; the fields a subclass
+    # declares are shown beside the base ones.
+    for key in ('name', 'jobClass'):
+        defaults.pop(key, None)
+    defaults.update(defaults.pop('data', None) or {})
+    return FactoryInfo(name=name, className=jobClassKey(type(factory)),
+                       doc=summary(type(factory).__doc__),
+                       defaults=sorted(defaults.items()), paused=paused,
+                       concurrency=factory.concurrency)
+
+
+@zope.interface.implementer(IQueueQueries)
+class QueueQueries:
+    """The reads of the processor ``processor`` (bound to the unit of
+    work's transaction manager: its pending jobs are seen)."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def countByStatus(self, jobFilter=None):
+        match = jobFilter.query() if jobFilter is not None else None
+        return self.processor.jobs.countByStatus(match)
+
+    def jobs(self, jobFilter=None, sort='created', descending=True, page=1,
+             pageSize=50):
+        jobFilter = jobFilter or JobFilter()
+        checkSort(sort, 'desc' if descending else 'asc')
+        page, pageSize = checkPage(page, pageSize)
+        total, jobs = self._page(jobFilter, sort, descending, page, pageSize)
+        pages = max(1, math.ceil(total / pageSize))
+        if page > pages:
+            # Past the end: the last page rather than nothing.
+            page = pages
+            total, jobs = self._page(jobFilter, sort, descending, page,
+                                     pageSize)
+            pages = max(1, math.ceil(total / pageSize))
+        return JobPage(jobs=jobs, page=page, pages=pages, total=total,
+                       pageSize=pageSize)
+
+    def _page(self, jobFilter, sort, descending, page, pageSize):
+        return self.processor.jobs.query(
+            sort=sort, descending=descending, skip=(page - 1) * pageSize,
+            limit=pageSize, match=jobFilter.query())
+
+    def job(self, jobid):
+        return self.processor.jobs[jobid]
+
+    def latestFailures(self, limit=10):
+        return self.processor.jobs.latestErrors(limit=limit)
+
+    def factories(self):
+        container = self.processor.jobFactories
+        paused = container.pausedNames(fresh=True)
+        return [factoryInfo(name, factory, name in paused)
+                for name, factory in container.items()]
+
+    def factoryNames(self):
+        """The names of the job factories, sorted."""
+        return self.processor.jobFactories.keys()
+
+    def factory(self, name):
+        """The factory ``name`` as a ``FactoryInfo``; KeyError if none."""
+        container = self.processor.jobFactories
+        return factoryInfo(name, container.factory(name),
+                           container.isPaused(name))
+
+    def schedulerItems(self, page=1, pageSize=100):
+        if isinstance(pageSize, bool) or not isinstance(pageSize, int) or \
+                not 1 <= pageSize <= MAX_ITEMS_PAGE:
+            raise ValueError('pageSize must be a whole number from 1 to %d'
+                             % MAX_ITEMS_PAGE)
+        checkPage(page, 1)
+        scheduler = self.processor.scheduler
+        total = len(scheduler)
+        pages = max(1, math.ceil(total / pageSize))
+        page = min(page, pages)
+        items = scheduler.query(
+            sort=[('active', pymongo.DESCENDING),
+                  ('nextCallTime', pymongo.ASCENDING),
+                  ('_id', pymongo.ASCENDING)],
+            skip=(page - 1) * pageSize, limit=pageSize)
+        return total, items
+
+    def threads(self):
+        """Whether this process runs the job worker and the scheduler."""
+        rp = self.processor
+        return {'worker': rp.isProcessing, 'scheduler': rp.isScheduling}
+
+    def overview(self, latest=10):
+        counts = self.countByStatus()
+        return {'counts': counts, 'total': sum(counts.values()),
+                'threads': self.threads(),
+                'latestFailures': self.latestFailures(latest)}
