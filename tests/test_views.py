@@ -552,6 +552,27 @@ def test_factories_show_names_classes_and_defaults(site):
     assert 'input null' in fatal
 
 
+def test_pause_and_resume_a_factory(site):
+    jobid, = site.addJobs('echo', ['waits'])
+    page = site.app.get('/remote/factories')
+    form = [f for f in page.forms.values()
+            if f.action.endswith('/factories/echo/pause')][0]
+    page = form.submit().follow()
+    assert flash(page) == ['Job factory echo paused: its jobs wait.']
+    assert page.html.find(id='paused-echo')
+    assert site.rp.jobFactories.isPaused('echo')
+    assert site.process() == 0
+    form = [f for f in page.forms.values()
+            if f.action.endswith('/factories/echo/resume')][0]
+    page = form.submit().follow()
+    assert flash(page) == ['Job factory echo resumed.']
+    assert not page.html.find(id='paused-echo')
+    assert site.process() == 1
+    site.post('/remote/factories/missing/pause', status=404)
+    site.post('/remote/factories/echo/pause', token=False, status=400)
+    site.anonymous.post('/remote/factories/echo/pause', status=403)
+
+
 # scheduler
 
 def schedulerRows(page):
