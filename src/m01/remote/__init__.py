@@ -153,6 +153,7 @@ def make_remote_processor(registry, settings=None):
                                                         settings.worker)
     processor.jobWorkerArguments = worker_arguments(
         settings, processor.jobWorkerFactory)
+    processor.counters.retentionDays = settings.stats_retention_days
     processor.ensureIndexes()
     return processor
 

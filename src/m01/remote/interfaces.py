@@ -412,3 +412,36 @@ class IJobWorker(zope.interface.Interface):
 
 class ISchedulerWorker(IJobWorker):
     """The loop that turns due scheduler items into jobs."""
+
+
+class IOutcomeCounters(zope.interface.Interface):
+    """How many jobs of each factory ended how, per minute and hour, with
+    the seconds they ran (``m01.remote.counters``). Counting an outcome
+    costs no command: counts are tallied in memory and written by
+    ``flush`` (itself called within seconds), a few upserts for any
+    number of jobs."""
+
+    retentionDays = Attribute("Days minute and hour counts are kept.")
+
+    def count(name, outcome, at=None, seconds=None, final=False):
+        """Count one ``outcome`` (completed, failed, error, cancelled,
+        timedOut, lost) of the factory ``name`` at ``at`` (now), an
+        attempt that ran ``seconds``; ``final``: the job ended in error
+        with it."""
+
+    def countUpdate(name, update):
+        """Count the outcome an outcome update (``jobstate``'s builders)
+        stored."""
+
+    def countEnded(documents):
+        """Count jobs ended elsewhere, from their documents (``name``,
+        ``status``, ``attempts``)."""
+
+    def flush():
+        """Write what was counted; how many documents were written."""
+
+    def read(kind, since, until=None, names=None):
+        """The stored 'minute' or 'hour' documents in a time range."""
+
+    def totals():
+        """``{factory: {counter: amount}}`` since counting began."""

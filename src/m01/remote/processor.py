@@ -15,6 +15,7 @@ from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
 from m01.remote.concurrency import ConcurrencySlots
 from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
+from m01.remote.counters import OutcomeCounters
 from m01.remote.datamanager import QueueTransaction
 from m01.remote.execution import JobRunner
 from m01.remote.interfaces import (
@@ -88,6 +89,9 @@ class RemoteProcessor:
                             self._storedStatus)
         self.slots = ConcurrencySlots(database[prefix + 'slots'], self.now,
                                       self.jobWrites.state)
+        #: How many jobs of each factory ended how (``IOutcomeCounters``).
+        self.counters = OutcomeCounters(database[prefix + 'counters'],
+                                        self.now)
         self.scheduler = self._makeScheduler()
         self.jobWorkerFactory = jobWorkerFactory or worker.SimpleJobWorker
         self.jobWorkerArguments = dict(
@@ -101,10 +105,11 @@ class RemoteProcessor:
         self._wakeup = threading.Event()
         self.leases = LeaseKeeper(
             name, float(leaseTime), self.jobWrites, self.now,
-            recovered=lambda jobids: self.wakeWorkers(),
-            upkeep=(self.slots, self.keys))
+            recovered=self._jobsEnded,
+            upkeep=(self.slots, self.keys, self.counters))
         self.runner = JobRunner(self.jobWrites, self.leases, self.registry,
-                                self.now, slots=self.slots, keys=self.keys)
+                                self.now, slots=self.slots, keys=self.keys,
+                                counters=self.counters)
         self._transactionKey = object()
         self._useTransactionManager(transactionManager or transaction.manager)
         self._jobWorker = WorkerThread(self, 'worker')
@@ -161,10 +166,12 @@ class RemoteProcessor:
         self.jobsCollection.create_index([('created', -1), ('_id', -1)],
                                          name='m01_remote_created')
         self.scheduler.ensureIndexes()
+        self.counters.ensureIndexes()
 
     def close(self):
         self.stopProcessor()
         self.stopScheduler()
+        self.counters.close()
 
     # transaction
 
@@ -185,6 +192,13 @@ class RemoteProcessor:
 
     def wakeWorkers(self):
         self._wakeup.set()
+
+    def _jobsEnded(self, jobids):
+        # Recovered or stopped by the lease keeper: they may run again.
+        self.wakeWorkers()
+        self.counters.countEnded(self.jobsCollection.find(
+            {'_id': {'$in': [toObjectId(jobid) for jobid in jobids]}},
+            {'name': 1, 'status': 1, 'attempts': 1}))
 
     def waitForWork(self, timeout):
         """Block until jobs were committed here, or timeout seconds."""
@@ -319,9 +333,15 @@ class RemoteProcessor:
         oid = document['_id']
 
         def cancel():
-            cancelled = self.jobWrites.cancel(oid, self.now())
+            now = self.now()
+            cancelled = self.jobWrites.cancel(oid, now)
             if cancelled:
                 self._releaseKey(document)
+                picked = document.get('picked')
+                self.counters.count(
+                    document['name'], 'cancelled', now,
+                    (now - picked).total_seconds() if picked and
+                    document['status'] == PROCESSING else None)
             return cancelled
         self._change(jobid, cancel, {'status': CANCELLED}, immediate,
                      'cancelled')
@@ -478,6 +498,7 @@ class RemoteProcessor:
 
     def stopProcessor(self, timeout=None):
         self._jobWorker.stop(timeout)
+        self.counters.flush()
 
     def startScheduler(self):
         self._schedulerWorker.start(self.schedulerWorkerFactory,

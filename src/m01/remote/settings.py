@@ -54,6 +54,7 @@ class RemoteSettings:
     route_prefix: str = '/remote'
     permission: str = 'm01.remote.manage'
     pages: bool = True
+    stats_retention_days: int = 8
 
     @property
     def embedded(self):
@@ -176,6 +177,15 @@ def _job_query(value):
     return value
 
 
+def _days(value):
+    if isinstance(value, float):
+        raise ValueError('expected a whole number of days')
+    value = _number(value, int)
+    if not 1 <= value <= 3660:
+        raise ValueError('expected a whole number of days from 1 to 3660')
+    return value
+
+
 def _route_prefix(value):
     value = _text(value)
     if not value.startswith('/') or '*' in value or '{' in value:
@@ -200,6 +210,7 @@ OPTIONS = {
     'route_prefix': ('route_prefix', _route_prefix),
     'permission': ('permission', _text),
     'pages': ('pages', _boolean),
+    'stats.retention_days': ('stats_retention_days', _days),
 }
 
 
