@@ -104,7 +104,7 @@ def fieldError(page, name):
 # access
 
 PAGES = ('/remote/', '/remote/jobs', '/remote/jobs/add',
-         '/remote/factories', '/remote/scheduler',
+         '/remote/factories', '/remote/workers', '/remote/scheduler',
          '/remote/scheduler/add-delay', '/remote/scheduler/add-cron')
 
 
@@ -571,6 +571,41 @@ def test_pause_and_resume_a_factory(site):
     site.post('/remote/factories/missing/pause', status=404)
     site.post('/remote/factories/echo/pause', token=False, status=400)
     site.anonymous.post('/remote/factories/echo/pause', status=403)
+
+
+# workers
+
+def test_the_workers_page_lists_processes_and_controls_them(site):
+    page = site.app.get('/remote/workers')
+    assert text(page.html.find(id='workers-alive')) == '0 processes alive.'
+    site.rp.monitor.acquire('worker', threads=2)
+    try:
+        site.rp.monitor.beat()
+        page = site.app.get('/remote/workers')
+        row = page.html.find('table', id='workers').find('tbody').find('tr')
+        assert site.rp.monitor.processId in text(row)
+        assert 'running' in text(row) and 'worker (2)' in text(row)
+        assert text(site.app.get('/remote/').html.find(
+            id='workers-summary')).startswith('1 processes alive')
+        form = [f for f in page.forms.values()
+                if f.get('action').value == 'quiet'][0]
+        page = form.submit().follow()
+        assert flash(page)[0].startswith(
+            'Process %s takes no more jobs' % site.rp.monitor.processId)
+        site.rp.monitor.beat()
+        assert site.rp.monitor.quiet
+        site.post('/remote/control-worker',
+                  {'process': site.rp.monitor.processId,
+                   'action': 'explode'}, status=400)
+        page = site.post('/remote/control-worker',
+                         {'process': 'nobody', 'action': 'stop'}).follow()
+        assert flash(page, 'error') == ['There is no process nobody.']
+        site.post('/remote/control-worker',
+                  {'process': site.rp.monitor.processId,
+                   'action': 'stop'}, token=False, status=400)
+        site.anonymous.post('/remote/control-worker', status=403)
+    finally:
+        site.rp.monitor.release('worker')
 
 
 # scheduler

@@ -135,6 +135,9 @@ def run(processor, command, stop_timeout=STOP_TIMEOUT, stop_event=None):
     handled = (signal.SIGTERM, signal.SIGINT)
     previous = {signum: signal.signal(signum, request_stop)
                 for signum in handled}
+    # An operator's stop (the process's control document) is a SIGTERM.
+    processor.monitor.onStop = stop_event.set
+    processor.monitor.origin = 'm01remote %s' % command
     try:
         getattr(processor, start)()
         logger.info('m01remote %s: serving processor %r; SIGTERM or '

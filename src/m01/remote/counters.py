@@ -126,6 +126,7 @@ class OutcomeCounters:
                 self._timer = threading.Timer(self.flushSeconds,
                                               self._flushLater)
                 self._timer.daemon = True
+                self._timer.name = 'm01.remote-counters'
         if arm:
             self._timer.start()
 

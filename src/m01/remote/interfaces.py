@@ -445,3 +445,29 @@ class IOutcomeCounters(zope.interface.Interface):
 
     def totals():
         """``{factory: {counter: amount}}`` since counting began."""
+
+
+class IProcessMonitor(zope.interface.Interface):
+    """The heartbeat of one processor's workers in a process, and an
+    operator's control over them (``m01.remote.heartbeats``)."""
+
+    processId = Attribute("The id of the heartbeat: host, pid, processor "
+                          "name and a token of this monitor.")
+    quiet = Attribute("Whether an operator asked this process to take no "
+                      "more jobs (its loops claim none meanwhile).")
+    onStop = Attribute("Called once, in a thread of its own, when an "
+                       "operator asks the process to stop.")
+    origin = Attribute("What runs the workers: 'threads', or the name of "
+                       "the m01remote command.")
+
+    def acquire(kind, threads=1):
+        """A worker of ``kind`` ('worker', 'scheduler') with ``threads``
+        threads starts: beat while any runs."""
+
+    def release(kind):
+        """The worker of ``kind`` stopped; the last one stops the beat
+        and marks the heartbeat stopped."""
+
+    def beat():
+        """Write the heartbeat, read the process's control and obey it.
+        """

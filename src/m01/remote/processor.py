@@ -18,6 +18,7 @@ from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
 from m01.remote.counters import OutcomeCounters
 from m01.remote.datamanager import QueueTransaction
 from m01.remote.execution import JobRunner
+from m01.remote.heartbeats import ProcessMonitor
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -103,10 +104,16 @@ class RemoteProcessor:
             {'waitTime': 1.0} if schedulerWorkerArguments is None
             else schedulerWorkerArguments)
         self._wakeup = threading.Event()
+        #: The heartbeat of this processor's workers, and an operator's
+        #: say over them (``IProcessMonitor``).
+        self.monitor = ProcessMonitor(
+            database[prefix + 'workers'], database[prefix + 'controls'],
+            self.now, name, running=lambda: self.leases.running(),
+            onStop=self._stopAsAsked)
         self.leases = LeaseKeeper(
             name, float(leaseTime), self.jobWrites, self.now,
             recovered=self._jobsEnded,
-            upkeep=(self.slots, self.keys, self.counters))
+            upkeep=(self.slots, self.keys, self.counters, self.monitor))
         self.runner = JobRunner(self.jobWrites, self.leases, self.registry,
                                 self.now, slots=self.slots, keys=self.keys,
                                 counters=self.counters)
@@ -167,6 +174,7 @@ class RemoteProcessor:
                                          name='m01_remote_created')
         self.scheduler.ensureIndexes()
         self.counters.ensureIndexes()
+        self.monitor.ensureIndexes()
 
     def close(self):
         self.stopProcessor()
@@ -386,6 +394,8 @@ class RemoteProcessor:
     claimRounds = 5
 
     def pullNextJob(self, jobQuery=None, callTime=None):
+        if self.monitor.quiet:
+            return None      # an operator asked this process to take none
         now = toBSONTime(callTime) if callTime else self.now()
         excluded = set(self.jobFactories.pausedNames())
         for _ in range(self.claimRounds):
@@ -475,6 +485,8 @@ class RemoteProcessor:
         return self.scheduler.add(item)
 
     def scheduleNextJob(self, callTime=None):
+        if self.monitor.quiet:
+            return None
         from m01.remote.scheduler import scheduleNextJob
         return scheduleNextJob(self, callTime)
 
@@ -495,14 +507,24 @@ class RemoteProcessor:
     def startProcessor(self):
         self._jobWorker.start(self.jobWorkerFactory,
                               self.jobWorkerArguments)
+        self.monitor.acquire('worker', getattr(self._jobWorker.worker,
+                                               'maxThreads', 1))
 
     def stopProcessor(self, timeout=None):
         self._jobWorker.stop(timeout)
+        self.monitor.release('worker')
         self.counters.flush()
 
     def startScheduler(self):
         self._schedulerWorker.start(self.schedulerWorkerFactory,
                                     self.schedulerWorkerArguments)
+        self.monitor.acquire('scheduler')
 
     def stopScheduler(self, timeout=None):
         self._schedulerWorker.stop(timeout)
+        self.monitor.release('scheduler')
+
+    def _stopAsAsked(self):
+        # An operator asked this process to stop (``IProcessMonitor``).
+        self.stopProcessor()
+        self.stopScheduler()

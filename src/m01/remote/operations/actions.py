@@ -14,6 +14,7 @@ import dataclasses
 import zope.interface
 
 from m01.remote.containers import toObjectId
+from m01.remote.heartbeats import sendControl
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -35,6 +36,8 @@ BULK_LIMITS = {'cancel': 500, 'retry': 500, 'delete': 5000}
 CHUNK = 500
 #: The most job ids a selection names.
 MAX_SELECTED = 500
+#: What an operator asks of a process.
+WORKER_ACTIONS = ('quiet', 'resume', 'stop')
 #: Seconds stopping a thread waits for its running jobs (a request must
 #: not hang on a long job; the thread still ends once its job is done).
 STOP_TIMEOUT = 5.0
@@ -215,6 +218,24 @@ class QueueActions:
 
     def updateSchedulerItem(self, itemid, **fields):
         return self.processor.scheduler.update(itemid, **fields)
+
+    # the processes that work for the queue
+
+    def controlWorker(self, processId, action):
+        """Ask the process ``processId`` (a heartbeat's id) to 'quiet'
+        (take no more jobs), 'stop' (as on SIGTERM), or 'resume' (take
+        jobs again); KeyError for a process that never beat."""
+        if action not in WORKER_ACTIONS:
+            raise ValueError('action must be one of %s, not %r'
+                             % (', '.join(WORKER_ACTIONS), action))
+        if not isinstance(processId, str) or len(processId) > 500:
+            raise KeyError(processId)
+        monitor = self.processor.monitor
+        if monitor.beats.find_one({'_id': processId}, {'_id': 1}) is None:
+            raise KeyError(processId)
+        sendControl(monitor.controls, processId,
+                    None if action == 'resume' else action,
+                    self.processor.now())
 
     # this process's threads
 

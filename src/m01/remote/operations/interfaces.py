@@ -63,6 +63,16 @@ class IQueueQueries(zope.interface.Interface):
         """``(total, items)``: one page of the scheduler items, the
         active ones first, by next call time."""
 
+    def workers(limit=200):
+        """The processes that beat, most recently seen first: each its
+        heartbeat (host, pid, processor, origin, kinds, threads, jobs
+        with their lease expiry, started, seen) with its ``id``, its
+        ``state`` ('running', 'quiet', 'stopping', 'stopped', 'gone') and
+        the ``control`` an operator sent it."""
+
+    def threads():
+        """``{'worker': bool, 'scheduler': bool}``: this process's."""
+
     def overview():
         """The overview page's data: counts per status, the processor's
         threads, the latest failures, the workers."""
@@ -121,6 +131,11 @@ class IQueueActions(zope.interface.Interface):
 
     def updateSchedulerItem(itemid, **fields):
         """Change fields of a scheduler item (validated); the item."""
+
+    def controlWorker(processId, action):
+        """Ask a process (a heartbeat's id) to 'quiet' (claim no more
+        jobs), 'resume' or 'stop' (gracefully, as on SIGTERM); it obeys
+        at its next heartbeat. KeyError for an unknown process."""
 
     def switchThreads(kind, running, timeout=None):
         """Start (``running`` true) or stop this process's ``'worker'``

@@ -8,6 +8,7 @@ import math
 import pymongo
 import zope.interface
 
+from m01.remote.heartbeats import processState
 from m01.remote.job import jobClassKey
 from m01.remote.operations.filters import (
     JobFilter,
@@ -19,6 +20,8 @@ from m01.remote.operations.interfaces import IQueueQueries
 
 #: Scheduler items one page lists, at most.
 MAX_ITEMS_PAGE = 500
+#: Processes a listing shows, at most (the most recently seen).
+MAX_WORKERS = 200
 
 
 @dataclasses.dataclass
@@ -127,6 +130,34 @@ class QueueQueries:
             skip=(page - 1) * pageSize, limit=pageSize)
         return total, items
 
+    def workers(self, limit=MAX_WORKERS):
+        """The processes that beat (``heartbeats``), the most recently
+        seen first, each a dict of its heartbeat with its ``id`` and its
+        ``state`` ('running', 'quiet', 'stopping', 'stopped', 'gone')."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or \
+                not 1 <= limit <= MAX_WORKERS:
+            raise ValueError('limit must be a whole number from 1 to %d'
+                             % MAX_WORKERS)
+        monitor = self.processor.monitor
+        beats = list(monitor.beats.find().sort(
+            [('seen', pymongo.DESCENDING), ('_id', pymongo.ASCENDING)])
+            .limit(limit))
+        controls = {control['_id']: control for control in
+                    monitor.controls.find(
+                        {'_id': {'$in': [b['_id'] for b in beats]}})
+                    } if beats else {}
+        now = self.processor.now()
+        workers = []
+        for beat in beats:
+            control = controls.get(beat['_id'])
+            worker = {key: value for key, value in beat.items()
+                      if key != '_id'}
+            worker.update(id=beat['_id'],
+                          state=processState(beat, control, now),
+                          control=(control or {}).get('action'))
+            workers.append(worker)
+        return workers
+
     def threads(self):
         """Whether this process runs the job worker and the scheduler."""
         rp = self.processor
@@ -134,6 +165,9 @@ class QueueQueries:
 
     def overview(self, latest=10):
         counts = self.countByStatus()
+        workers = self.workers()
+        alive = [w for w in workers if w['state'] not in ('gone', 'stopped')]
         return {'counts': counts, 'total': sum(counts.values()),
                 'threads': self.threads(),
-                'latestFailures': self.latestFailures(latest)}
+                'latestFailures': self.latestFailures(latest),
+                'workers': workers, 'workersAlive': len(alive)}

@@ -263,6 +263,7 @@ class BaseView:
                  ('jobs', 'Jobs', self.url(rp.jobs)),
                  ('add', 'Add job', self.url(rp.jobs, 'add')),
                  ('factories', 'Factories', self.url(rp.jobFactories)),
+                 ('workers', 'Workers', self.url(rp, 'workers')),
                  ('scheduler', 'Scheduler', self.url(rp.scheduler))]
         return [{'title': title, 'url': url, 'current': key == self.section}
                 for key, title, url in items]

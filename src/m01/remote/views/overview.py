@@ -29,6 +29,7 @@ class OverviewView(BaseView):
                        for status in interfaces.JobStatus],
             'total': data['total'],
             'errors': data['latestFailures'],
+            'workersAlive': data['workersAlive'],
         }
 
     def _switch(self, kind, running, message):
