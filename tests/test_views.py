@@ -367,6 +367,82 @@ def test_remove_without_a_filter_leaves_processing_jobs(site):
     assert site.rp.jobs.keys() == [running]
 
 
+def test_search_jobs_by_their_input(site):
+    ann, bob = site.addJobs('echo', [{'to': 'ann@example.com'},
+                                     {'to': 'bob@example.com'}])
+    page = site.app.get('/remote/jobs')
+    form = page.forms['filters']
+    form['q'] = 'ANN'
+    page = form.submit()
+    assert jobIds(page) == [ann]
+    assert page.forms['filters']['q'].value == 'ANN'
+    assert jobIds(site.app.get('/remote/jobs', {'q': bob})) == [bob]
+    assert jobIds(site.app.get('/remote/jobs', {'q': 'example'})) == [bob,
+                                                                      ann]
+    site.app.get('/remote/jobs', {'q': 'x' * 501}, status=400)
+    # The search is kept by the pager and the bulk forms.
+    bulk = site.app.get('/remote/jobs', {'q': 'ann'}).forms['bulk']
+    assert bulk['q'].value == 'ann'
+
+
+def test_bulk_actions_on_selected_jobs_after_confirmation(site):
+    jobids = site.addJobs('echo', [1, 2, 3])
+    page = site.app.get('/remote/jobs')
+    form = page.forms['bulk']
+    form['action'] = 'cancel'
+    for box in form.fields['job']:
+        if box._value in jobids[:2]:
+            box.checked = True
+    confirm = form.submit()
+    assert text(confirm.html.find(id='bulk-count')) == \
+        'This will cancel 2 jobs.'
+    assert site.rp.jobs.countByStatus()['cancelled'] == 0
+    page = confirm.forms['confirm-bulk'].submit().follow()
+    assert flash(page) == ['Cancelled: 2 jobs.']
+    assert [site.rp.getJobStatus(j) for j in jobids] == [
+        'cancelled', 'cancelled', 'queued']
+
+
+def test_bulk_actions_on_all_that_match(site):
+    site.addJobs('echo', [1, 2])
+    fail = site.addJobs('error', [None, None])
+    site.process()
+    form = site.app.get('/remote/jobs', {'status': 'error'}).forms['bulk']
+    form['action'] = 'retry'
+    form['all'] = '1'
+    confirm = form.submit()
+    assert 'This will retry 2 jobs.' in text(confirm.html)
+    page = confirm.forms['confirm-bulk'].submit().follow()
+    assert flash(page) == ['Queued again: 2 jobs.']
+    assert [site.rp.getJobStatus(j) for j in fail] == ['queued', 'queued']
+    # Jobs the action does not fit are not counted.
+    confirm = site.app.get('/remote/jobs/bulk', {'action': 'retry',
+                                                 'all': '1'})
+    assert 'This will retry 0 jobs.' in text(confirm.html)
+    assert 'confirm-bulk' in confirm.forms
+    assert not confirm.html.find('button', class_='danger')
+
+
+@pytest.mark.parametrize('params', [
+    {'action': 'explode', 'all': '1'},
+    {'action': 'cancel', 'job': 'not an id'},
+    {'action': 'cancel', 'all': '1', 'status': 'nonsense'},
+])
+def test_bad_bulk_requests_are_refused(site, params):
+    jobid, = site.addJobs('echo', [1])
+    site.app.get('/remote/jobs/bulk', params, status=400)
+    site.post('/remote/jobs/bulk', params, status=400)
+    assert site.rp.getJobStatus(jobid) == 'queued'
+
+
+def test_bulk_actions_need_the_token_and_the_permission(site):
+    jobid, = site.addJobs('echo', [1])
+    params = {'action': 'cancel', 'job': jobid}
+    site.post('/remote/jobs/bulk', params, token=False, status=400)
+    site.anonymous.post('/remote/jobs/bulk', params, status=403)
+    assert site.rp.getJobStatus(jobid) == 'queued'
+
+
 @pytest.mark.parametrize('status', ['processing', 'nonsense'])
 def test_remove_refuses_other_statuses(site, status):
     site.app.get('/remote/jobs/remove', {'status': status}, status=400)

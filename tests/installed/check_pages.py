@@ -29,7 +29,8 @@ from m01.remote import interfaces  # noqa: E402
 
 USER = {'X-Site-User': 'operator'}
 #: Pages that need parameters to show themselves rather than redirect.
-QUERIES = {(interfaces.IJobContainer, 'remove'): 'status=completed'}
+QUERIES = {(interfaces.IJobContainer, 'remove'): 'status=completed',
+           (interfaces.IJobContainer, 'bulk'): 'action=cancel&all=1'}
 
 
 def site_packages_check():

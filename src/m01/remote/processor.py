@@ -38,6 +38,7 @@ from m01.remote.job import (
 )
 from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
+from m01.remote.searchterms import TERMS_INDEX, addedTerms
 from m01.remote.threads import WorkerThread
 from m01.remote.uniquekeys import JobKeys, checkKey
 
@@ -172,6 +173,8 @@ class RemoteProcessor:
         self.jobWrites.ensureIndexes()
         self.jobsCollection.create_index([('created', -1), ('_id', -1)],
                                          name='m01_remote_created')
+        self.jobsCollection.create_index(TERMS_INDEX,
+                                         name='m01_remote_terms')
         self.scheduler.ensureIndexes()
         self.counters.ensureIndexes()
         self.monitor.ensureIndexes()
@@ -261,6 +264,7 @@ class RemoteProcessor:
         if key is not None:
             checkKey(key)
             document['key'] = key
+        document['terms'] = addedTerms(document['_id'], input)
         checkStorable(document, 'document')
         if key is not None:
             holder = self.keys.reserve(key, document['_id'], self._status)

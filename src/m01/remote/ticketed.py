@@ -132,7 +132,7 @@ def entryQuery(jobQuery):
 
 #: The fields of a job its queue entry does not copy (they only grow).
 ENTRY_LEAVES_OUT = ('output', 'errors', 'tracebacks', 'attempts', 'log',
-                    'progress')
+                    'progress', 'terms')
 
 
 def queueEntry(document):

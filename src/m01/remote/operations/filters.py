@@ -12,6 +12,7 @@ import zope.interface
 from m01.remote.interfaces import STATI
 from m01.remote.limits import MAX_NAME
 from m01.remote.operations.interfaces import IJobFilter
+from m01.remote.searchterms import queryTerms
 
 #: The fields a listing sorts by.
 SORT_FIELDS = ('created', 'queued', 'completed')
@@ -36,10 +37,12 @@ def _getall(params, name):
 @dataclasses.dataclass(frozen=True)
 class JobFilter:
     """Jobs of any of ``statuses`` (all when empty) of the factory
-    ``name`` (any when None)."""
+    ``name`` (any when None) whose search terms hold every word of ``q``
+    (``m01.remote.searchterms``)."""
 
     statuses: tuple = ()
     name: str = None
+    q: str = ''
 
     def __post_init__(self):
         statuses = self.statuses
@@ -60,6 +63,10 @@ class JobFilter:
                                  'has at most %d' % (len(self.name), MAX_NAME))
             if not self.name:
                 object.__setattr__(self, 'name', None)
+        if not isinstance(self.q or '', str):
+            raise ValueError('q must be text, not %r' % (self.q,))
+        object.__setattr__(self, 'q', (self.q or '').strip())
+        self.terms()      # ValueError for a search too long
 
     @classmethod
     def fromParams(cls, params):
@@ -67,7 +74,11 @@ class JobFilter:
         ``status`` may be repeated); ValueError for a bad one."""
         statuses = [s for s in _getall(params, 'status') if s]
         name = params.get('name') or None
-        return cls(tuple(statuses), name)
+        return cls(tuple(statuses), name, params.get('q') or '')
+
+    def terms(self):
+        """The normalised words the search asks for."""
+        return queryTerms(self.q)
 
     def query(self):
         query = {}
@@ -77,6 +88,9 @@ class JobFilter:
             query['status'] = {'$in': list(self.statuses)}
         if self.name is not None:
             query['name'] = self.name
+        terms = self.terms()
+        if terms:
+            query['terms'] = {'$all': terms}
         return query
 
     def params(self):
@@ -85,6 +99,8 @@ class JobFilter:
             params['status'] = list(self.statuses)
         if self.name is not None:
             params['name'] = self.name
+        if self.q:
+            params['q'] = self.q
         return params
 
     def without(self, statuses):

@@ -14,12 +14,17 @@ class IJobFilter(zope.interface.Interface):
     statuses = Attribute("The statuses of the jobs (any of them); empty "
                          "for every status.")
     name = Attribute("The job factory name, or None for every factory.")
+    q = Attribute("The search text ('' for none): words or values of the "
+                  "jobs' input, output and errors, or a job id.")
 
     def query():
         """The MongoDB filter of the jobs."""
 
     def params():
         """The filter as query parameters (only those set)."""
+
+    def terms():
+        """The normalised words ``q`` asks for."""
 
     def without(statuses):
         """``(filter, any)``: this filter less the jobs in ``statuses``,

@@ -14,7 +14,13 @@ from m01.remote.limits import (
     quote,
     shorten,
 )
-from m01.remote.operations import BULK_LIMITS, SORT_FIELDS, JobFilter
+from m01.remote.operations import (
+    ACTIONS,
+    BULK_LIMITS,
+    SORT_FIELDS,
+    JobFilter,
+)
+from m01.remote.operations.actions import selectedIds
 from m01.remote.operations.filters import MAX_PAGE
 from m01.remote.views.common import (
     BaseView,
@@ -35,6 +41,7 @@ STATI = tuple(status.value for status in interfaces.JobStatus)
 REMOVABLE = DELETABLE
 ORDERS = ('desc', 'asc')
 DEFAULT_FILTERS = {'sort': 'created', 'order': 'desc'}
+DONE = {'cancel': 'Cancelled', 'retry': 'Queued again', 'delete': 'Deleted'}
 
 
 def jobFilter(params):
@@ -56,6 +63,7 @@ class JobsView(BaseView):
         return selected, {
             'status': selected.statuses[0] if selected.statuses else '',
             'name': selected.name or '',
+            'q': selected.q,
             'sort': choiceParam(request, 'sort', SORT_FIELDS,
                                 DEFAULT_FILTERS['sort']),
             'order': choiceParam(request, 'order', ORDERS,
@@ -93,6 +101,7 @@ class JobsView(BaseView):
         return {'title': 'Jobs', 'jobs': shown.jobs, 'filters': filters,
                 'filterParams': sorted(_pairs(selected.params())),
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
+                'bulkActions': ACTIONS,
                 'factoryNames': self.queries.factoryNames()}
 
     def _removeFilter(self, params):
@@ -124,6 +133,47 @@ class JobsView(BaseView):
         message = 'Removed %d jobs.' % result.done
         if result.more:
             message += ' More match: remove again to go on.'
+        self.flash(message)
+        return self.redirect(self.context, **selected.params())
+
+    def _bulk(self, params):
+        """``(action, filter, jobids, params)`` of a bulk form: the jobs
+        selected (``job``), or all that match the filter (``all``)."""
+        action = params.get('action', '')
+        if action not in ACTIONS:
+            raise HTTPBadRequest('action must be one of %s'
+                                 % ', '.join(ACTIONS))
+        selected = jobFilter(params)
+        pairs = list(_pairs(selected.params()))
+        if params.get('all'):
+            return action, selected, None, pairs + [('all', '1')]
+        jobids = params.getall('job')
+        try:
+            selectedIds(jobids)
+        except ValueError as e:
+            raise HTTPBadRequest(str(e))
+        return action, selected, jobids, pairs + [('job', jobid)
+                                                   for jobid in jobids]
+
+    @remote_view(name='bulk', request_method='GET',
+                 renderer=template('jobs_bulk'))
+    def confirmBulk(self):
+        action, selected, jobids, params = self._bulk(self.request.GET)
+        return {'title': '%s jobs' % action.capitalize(), 'action': action,
+                'count': self.actions.countBulk(action, selected, jobids),
+                'limit': BULK_LIMITS[action], 'params': params,
+                'back': self.url(self.context, **selected.params())}
+
+    @remote_view(name='bulk', request_method='POST', require_csrf=True)
+    def bulk(self):
+        action, selected, jobids, _ = self._bulk(self.request.POST)
+        result = self.actions.bulk(action, selected, jobids)
+        message = '%s: %d jobs.' % (DONE[action], result.done)
+        if result.refused:
+            message += ' %d had changed meanwhile and were left as they ' \
+                'are.' % result.refused
+        if result.more:
+            message += ' More match: apply again to go on.'
         self.flash(message)
         return self.redirect(self.context, **selected.params())
 
