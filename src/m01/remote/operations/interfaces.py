@@ -75,6 +75,12 @@ class IQueueQueries(zope.interface.Interface):
         ``state`` ('running', 'quiet', 'stopping', 'stopped', 'gone') and
         the ``control`` an operator sent it."""
 
+    def stats(window='hour', latest=10):
+        """The charts' figures: per bucket of the window ('hour', 'day',
+        'week') the outcomes counted (``IOutcomeCounters``), per factory
+        its job counts, due jobs, latency (age of the oldest due job) and
+        mean run time, the workers alive, the latest failures."""
+
     def threads():
         """``{'worker': bool, 'scheduler': bool}``: this process's."""
 

@@ -10,6 +10,7 @@ import zope.interface
 
 from m01.remote.heartbeats import processState
 from m01.remote.job import jobClassKey
+from m01.remote.operations import stats
 from m01.remote.operations.filters import (
     JobFilter,
     JobPage,
@@ -157,6 +158,35 @@ class QueueQueries:
                           control=(control or {}).get('action'))
             workers.append(worker)
         return workers
+
+    def stats(self, window='hour', latest=10):
+        """The figures of the charts: throughput and failures per bucket
+        of the ``window`` ('hour' per minute, 'day' per 15 minutes,
+        'week' per hour), each factory's jobs, backlog, latency and mean
+        run time, the workers alive and the latest failures."""
+        stats.checkWindow(window)
+        now = self.processor.now()
+        buckets, perFactory = stats.series(self.processor.counters, window,
+                                           now)
+        jobs = self.processor.jobsCollection
+        factories = stats.factoryStats(
+            stats.statusCounts(jobs), stats.backlog(jobs, now), perFactory,
+            self.factoryNames(), now)
+        workers = self.workers()
+        states = [worker['state'] for worker in workers]
+        totals = dict.fromkeys(stats.OUTCOMES, 0)
+        for bucket in buckets:
+            for name in totals:
+                totals[name] += bucket[name]
+        return {'window': window, 'now': now,
+                'bucketSeconds': stats.WINDOWS[window][1],
+                'buckets': buckets, 'totals': totals,
+                'factories': factories,
+                'workers': {'alive': sum(1 for s in states
+                                         if s not in ('gone', 'stopped')),
+                            'gone': states.count('gone'),
+                            'listed': len(states)},
+                'latestFailures': self.latestFailures(latest)}
 
     def threads(self):
         """Whether this process runs the job worker and the scheduler."""
