@@ -90,6 +90,9 @@ def test_settings_action_adds_route_and_pages():
     del config.calls[:]
     config.actions[0][1]()
     assert config.calls == [
+        # The API's routes before the traversal route, which would match
+        # their paths too.
+        ('include', 'm01.remote.views.api'),
         ('add_route', 'm01.remote', '/queue*traverse',
          m01.remote.pages_root_factory),
         ('include', 'm01.remote.views'),
