@@ -90,8 +90,9 @@ def test_settings_action_adds_route_and_pages():
     del config.calls[:]
     config.actions[0][1]()
     assert config.calls == [
-        # The API's routes before the traversal route, which would match
-        # their paths too.
+        # The metrics' and the API's routes before the traversal route,
+        # which would match their paths too.
+        ('include', 'm01.remote.views.metrics'),
         ('include', 'm01.remote.views.api'),
         ('add_route', 'm01.remote', '/queue*traverse',
          m01.remote.pages_root_factory),
@@ -106,7 +107,8 @@ def test_settings_action_without_pages():
     m01.remote.includeme(config)
     del config.calls[:]
     config.actions[0][1]()
-    assert config.calls == [('add_route', 'm01.remote', '/remote*traverse',
+    assert config.calls == [('include', 'm01.remote.views.metrics'),
+                            ('add_route', 'm01.remote', '/remote*traverse',
                              m01.remote.root_factory)]
 
 

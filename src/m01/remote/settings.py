@@ -55,6 +55,7 @@ class RemoteSettings:
     permission: str = 'm01.remote.manage'
     pages: bool = True
     stats_retention_days: int = 8
+    metrics: str = 'false'
 
     @property
     def embedded(self):
@@ -186,6 +187,18 @@ def _days(value):
     return value
 
 
+METRICS = ('false', 'pages', 'public')
+
+
+def _metrics(value):
+    if value is False:
+        return 'false'
+    if not isinstance(value, str) or value.strip().lower() not in METRICS:
+        raise ValueError('expected false (no metrics), pages (behind the '
+                         "pages' permission) or public (no permission)")
+    return value.strip().lower()
+
+
 def _route_prefix(value):
     value = _text(value)
     if not value.startswith('/') or '*' in value or '{' in value:
@@ -211,6 +224,7 @@ OPTIONS = {
     'permission': ('permission', _text),
     'pages': ('pages', _boolean),
     'stats.retention_days': ('stats_retention_days', _days),
+    'metrics': ('metrics', _metrics),
 }
 
 
