@@ -200,7 +200,7 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
 
     browser.get(server + '/remote/jobs')
     links = [a.get_attribute('href').rsplit('/', 1)[1]
-             for a in findAll(browser, '#jobs tbody tr td:first-child a')]
+             for a in findAll(browser, '#jobs tbody tr td.mono a')]
     assert jobid in links
     screenshot(browser, artifacts, '04-jobs')
     browser.get(server + '/remote/jobs/' + jobid)
