@@ -27,6 +27,7 @@ from m01.remote.operations import JobFilter
 from m01.remote.operations.actions import ACTIONS, WORKER_ACTIONS
 from m01.remote.settings import get_remote_settings
 from m01.remote.views import apijson
+from m01.remote.views.scheduler import describe, kindOf
 
 #: route name -> (pattern after the prefix, {method: view name})
 ROUTES = {
@@ -50,7 +51,7 @@ ROUTES = {
                      {'POST': 'workerAction'}),
 }
 ROUTE_PREFIX = 'm01.remote.api.'
-#: The answers' statuses, for a bad request and a missing resource.
+#: The methods that change something: they need the CSRF token.
 CHANGES = ('POST', 'DELETE')
 ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key')
 
@@ -174,7 +175,6 @@ class ApiViews:
                               for info in self.queries.factories()]}
 
     def scheduler(self):
-        from m01.remote.views.scheduler import describe, kindOf
         page = intParam(self.request.GET, 'page', 1, 1,
                         operations.filters.MAX_PAGE)
         total, items = self._do(self.queries.schedulerItems, page, 100)
