@@ -6,7 +6,8 @@ Each is bounded: a window reads at most its buckets' counter documents
 (an hour: 60 minute documents per factory; a day: 1,440; a week: 168
 hour documents), the jobs are read by two aggregations (one on
 FerretDB v1, which lacks ``$min``, plus one sorted query per factory
-with due jobs).
+with due jobs; mongo-java-server and FerretDB v1 read every job for
+each, MongoDB the claim index for the backlog).
 """
 import datetime
 
@@ -67,16 +68,34 @@ def series(counters, window, now):
 
 
 def statusCounts(jobs):
-    """``{factory: {status: n}}`` of every job, in one aggregation."""
+    """``{factory: {status: n}}`` of every job, in one aggregation.
+
+    Grouped by one text key, ``<name>|<status>``: mongo-java-server
+    groups by a compound key three times slower (0.55 s against 0.17 s
+    for 100,000 jobs). FerretDB v1 has no ``$concat``: there by the
+    compound key.
+    """
     counts = {}
-    for row in jobs.aggregate([{'$group': {
-            '_id': {'name': '$name', 'status': '$status'},
-            'n': {'$sum': 1}}}]):
-        key = row['_id'] or {}
-        if key.get('name') is None or key.get('status') not in STATI:
-            continue
-        counts.setdefault(key['name'], dict.fromkeys(STATI, 0))[
-            key['status']] = row['n']
+
+    def add(name, status, count):
+        if name is not None and status in STATI:
+            counts.setdefault(name, dict.fromkeys(STATI, 0))[status] = count
+    try:
+        rows = list(jobs.aggregate([{'$group': {
+            '_id': {'$concat': ['$name', '|', '$status']},
+            'n': {'$sum': 1}}}]))
+    except pymongo.errors.OperationFailure:
+        for row in jobs.aggregate([{'$group': {
+                '_id': {'name': '$name', 'status': '$status'},
+                'n': {'$sum': 1}}}]):
+            key = row['_id'] or {}
+            add(key.get('name'), key.get('status'), row['n'])
+        return counts
+    for row in rows:
+        if isinstance(row['_id'], str):
+            # A status never holds '|'; a factory name may.
+            name, _, status = row['_id'].rpartition('|')
+            add(name, status, row['n'])
     return counts
 
 
