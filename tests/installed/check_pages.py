@@ -107,6 +107,11 @@ def check(installed=False):
         if response.content_type == 'text/html':
             assert '</html>' in response.text, path
         rendered.append(path)
+    # The JSON API answers, its OpenAPI document read from the package.
+    document = app.get('/queue/api/openapi.json', headers=USER).json
+    assert document['openapi'].startswith('3.'), document['openapi']
+    assert app.get('/queue/api/overview', headers=USER).json['total'] >= 1
+    rendered += ['/queue/api/openapi.json', '/queue/api/overview']
     # Anonymous visitors are refused, by the site's policy.
     app.get('/queue/jobs', status=403)
     # The job runs, and its page shows its outcome.
