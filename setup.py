@@ -27,6 +27,9 @@ requires = [
 testing_requires = [
     'beautifulsoup4',
     'hypothesis',
+    # Every answer of the JSON API in the tests is checked against its
+    # OpenAPI document.
+    'openapi-core == 0.23.1',
     'pytest',
     'ruff',
     'selenium',
@@ -61,8 +64,10 @@ setup(
         '': 'src',
         'm01.remote.templates': 'templates',
     },
-    # The pages' stylesheet and script are served from the package.
-    package_data={'m01.remote.templates': ['*.pt', 'static/*']},
+    # The pages' stylesheet and script are served from the package, and
+    # so is the JSON API's OpenAPI document.
+    package_data={'m01.remote.templates': ['*.pt', 'static/*'],
+                  'm01.remote': ['openapi.json']},
     include_package_data=True,
     zip_safe=False,
     python_requires='>=3.10',

@@ -1,27 +1,32 @@
-"""How fast the management pages render with a large queue.
+"""How fast the operator's surface answers with a large queue.
 
 Fills a database on a real MongoDB-wire server with 100,000 jobs (most
-completed, some in error, some still queued) and times the pages through
-WebTest: the whole request, from routing to the rendered HTML, against the
-server. Prints the median, fastest and slowest of ``--runs`` renderings of
-each page, and of the median rendering how many database commands it sent
-and how long the server took to answer them (the rest is ours: routing,
-loading the jobs, the template). The target for the jobs page is a median
-under 300 ms.
+completed, some in error, some still queued), eight days of outcome
+counters for two factories and a few heartbeats, then times through
+WebTest the overview, the jobs page (and its filters), a search, the
+JSON API's jobs and stats (hour, day, week) and the metrics: the whole
+request, from routing to the rendered answer, against the server.
+Prints the median, fastest and slowest of ``--runs`` renderings of each,
+and of the median rendering how many database commands it sent and how
+long the server took to answer them (the rest is ours: routing, loading
+the jobs, the template). The target is a median under 300 ms each.
 
 How to run::
 
     pip install -e '.[testing]'
-    python benchmarks/bench_pages.py                 # a throw-away FerretDB
+    python benchmarks/bench_pages.py           # a throw-away mongo-java-server
+    python benchmarks/bench_pages.py --server ferretdb
     python benchmarks/bench_pages.py --uri mongodb://127.0.0.1:27017/
     python benchmarks/bench_pages.py --uri mongomock:// --jobs 10000
     python benchmarks/bench_pages.py --runs 5 --pages jobs,overview
 
-Without ``--uri`` a FerretDB server is started for the run (and built
-first, once, if needed: see ``support.testserver``). The database is
+Without ``--uri`` a mongo-java-server (or, with ``--server ferretdb``, a
+FerretDB) is started for the run (and built first, once, if needed: see
+``support.javaserver`` and ``support.testserver``). The database is
 uniquely named and dropped at the end.
 """
 import argparse
+import contextlib
 import datetime
 import os
 import statistics
@@ -42,7 +47,7 @@ TESTS = os.path.join(os.path.dirname(os.path.dirname(
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
-from support import testserver  # noqa: E402
+from support import javaserver, testserver  # noqa: E402
 
 TARGET_MS = 300.0
 BATCH = 5000
@@ -50,7 +55,8 @@ BATCH = 5000
 
 def makeApp(uri, databaseName):
     config = Configurator(settings={'m01.remote.uri': uri,
-                                    'm01.remote.database': databaseName})
+                                    'm01.remote.database': databaseName,
+                                    'm01.remote.metrics': 'public'})
     config.set_session_factory(SignedCookieSessionFactory('benchmark'))
     config.set_security_policy(testing.RemoteUserPolicy())
     config.include('m01.remote')
@@ -84,7 +90,45 @@ def fill(rp, count):
                 document.update(status='completed', completed=now,
                                 output={'ok': True})
         transaction.commit()
+    fillCounters(rp, now)
+    fillHeartbeats(rp, now)
     return time.perf_counter() - started
+
+
+def fillCounters(rp, now, days=8, factories=('echo', 'error')):
+    """Outcome counters of ``days`` of work, every minute, as workers
+    write them (a minute and an hour document per factory)."""
+    collection = rp.counters.collection
+    start = now.replace(second=0, microsecond=0) - datetime.timedelta(
+        days=days)
+    documents = []
+    for minute in range(days * 1440):
+        at = start + datetime.timedelta(minutes=minute)
+        for name in factories:
+            documents.append({'_id': 'm|%s|%s' % (at.isoformat(), name),
+                              'kind': 'minute', 'at': at, 'factory': name,
+                              'completed': 50, 'failed': 1, 'error': 0,
+                              'cancelled': 0, 'timedOut': 0, 'lost': 0,
+                              'seconds': 12.5, 'runs': 51})
+            if at.minute == 0:
+                documents.append(dict(
+                    documents[-1], _id='h|%s|%s' % (at.isoformat(), name),
+                    kind='hour', completed=3000, failed=60, runs=3060,
+                    seconds=750.0))
+        if len(documents) >= BATCH:
+            collection.insert_many(documents)
+            documents = []
+    if documents:
+        collection.insert_many(documents)
+
+
+def fillHeartbeats(rp, now, count=4):
+    rp.monitor.beats.insert_many([
+        {'_id': 'bench-host:%d:root:x' % number, 'host': 'bench-host',
+         'pid': number, 'processor': 'root', 'origin': 'm01remote worker',
+         'kinds': ['worker'], 'threads': {'worker': 4}, 'jobs': [],
+         'started': now, 'seen': now, 'quiet': False, 'stopping': False,
+         'stopped': None} for number in range(count)])
 
 
 class CommandTimer(pymongo.monitoring.CommandListener):
@@ -125,14 +169,22 @@ def pages(jobs):
     """(key, title, URL) of each page timed."""
     lastPage = (jobs + 49) // 50
     return [
+        ('overview', 'overview', '/remote/'),
         ('jobs', 'jobs page 1 (default)', '/remote/jobs'),
+        ('search', 'jobs, q=job 4242', '/remote/jobs?q=job+4242'),
+        ('stats', 'api/stats?window=hour', '/remote/api/stats'),
+        ('statsday', 'api/stats?window=day',
+         '/remote/api/stats?window=day'),
+        ('statsweek', 'api/stats?window=week',
+         '/remote/api/stats?window=week'),
+        ('apijobs', 'api/jobs (default)', '/remote/api/jobs'),
+        ('metrics', 'metrics', '/remote/metrics'),
         ('page2', 'jobs page 2', '/remote/jobs?page=2'),
         ('error', 'jobs, status=error', '/remote/jobs?status=error'),
         ('echo', 'jobs, factory=echo', '/remote/jobs?name=echo'),
         ('completed', 'jobs, sort=completed', '/remote/jobs?sort=completed'),
         ('last', 'jobs, last page (%d)' % lastPage,
          '/remote/jobs?page=%d' % lastPage),
-        ('overview', 'overview', '/remote/'),
     ]
 
 
@@ -170,18 +222,22 @@ def run(uri, jobs, runs, keys=PAGE_KEYS):
                 title, statistics.median(times), min(times), max(times),
                 '%.1f' % server if commands else '-',
                 commands if commands else '-'), flush=True)
-        if 'jobs' in results:
-            print('jobs page median %.1f ms: %s the %.0f ms target' % (
-                results['jobs'],
-                'within' if results['jobs'] < TARGET_MS else 'OVER',
-                TARGET_MS))
+        for key in ('overview', 'jobs', 'search', 'stats'):
+            if key in results:
+                print('%s median %.1f ms: %s the %.0f ms target' % (
+                    key, results[key],
+                    'within' if results[key] < TARGET_MS else 'OVER',
+                    TARGET_MS))
         return results
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--uri', help='a mongodb:// URI; default: start a '
-                        'throw-away FerretDB')
+    parser.add_argument('--uri', help='a mongodb:// URI (or mongomock://);'
+                        ' default: start a throw-away server')
+    parser.add_argument('--server', choices=('mongojava', 'ferretdb'),
+                        default='mongojava',
+                        help='the throw-away server (default %(default)s)')
     parser.add_argument('--jobs', type=int, default=100000)
     parser.add_argument('--runs', type=int, default=21,
                         help='renderings per page (default 21)')
@@ -193,9 +249,21 @@ def main(argv=None):
     unknown = sorted(set(keys) - set(PAGE_KEYS))
     if unknown:
         parser.error('unknown page(s) %s' % ', '.join(unknown))
-    with testserver.server_uri(args.uri) as uri:
+    with serverUri(args.uri, args.server) as uri:
         run(uri, args.jobs, args.runs, keys)
     return 0
+
+
+@contextlib.contextmanager
+def serverUri(uri, server):
+    if uri or server == 'ferretdb':
+        with testserver.server_uri(uri) as started:
+            yield started
+        return
+    with javaserver.java_server(progress=lambda message: print(
+            message, file=sys.stderr, flush=True)) as started:
+        print('mongo-java-server at %s' % started, flush=True)
+        yield started
 
 
 if __name__ == '__main__':

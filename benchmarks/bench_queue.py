@@ -25,7 +25,9 @@ What is measured (each row in a fresh database, dropped afterwards):
   start to the last job's committed outcome (as ``peers.py`` does from the
   first start to the last end), and commands per processed job from the
   workers' start to that last commit; those of the lease keeper, which
-  depend on time, not on jobs, are counted apart (``lease_commands``). The
+  depend on time, not on jobs, are counted apart (``lease_commands``), and
+  so are the writes of the outcome counters (``counter_commands``, until
+  the workers stopped and wrote what they still counted). The
   embedded store cannot be shared by two processes, so it has no
   2-process rows; its 1-process workers run in the driver's process.
 * Latency, from just before ``addJob`` to the job's start, median and
@@ -285,11 +287,19 @@ def _processingFigures(tallies, jobs):
                    for t in counted)
     background = sum(t['backgroundAtLast'] - t['backgroundAtStart']
                      for t in counted)
+    # The outcome counters' writes until the last job, and all of them
+    # (a stopping worker writes what it still counted).
+    countersUntilLast = sum((t.get('countersAtLast') or 0) -
+                            t.get('countersAtStart', 0) for t in counted)
+    counters = sum(t.get('counters', 0) - t.get('countersAtStart', 0)
+                   for t in counted)
     seconds = max(lasts) - min(firsts) if firsts and lasts else None
     return {'done': done, 'seconds': seconds,
             'per_s': done / seconds if seconds else None,
-            'commands': (commands - background) / done if done else None,
-            'lease_commands': background / done if done else None}
+            'commands': (commands - background - countersUntilLast) / done
+            if done else None,
+            'lease_commands': background / done if done else None,
+            'counter_commands': counters / done if done else None}
 
 
 def benchProcess(store, jobs, kind, processes, threads, timeout, batch=1):
@@ -318,6 +328,7 @@ def benchProcess(store, jobs, kind, processes, threads, timeout, batch=1):
                     time.sleep(0.05)
             finally:
                 running.stop()
+                rp.counters.flush()
             tallies = [running.tally.figures()]
         else:
             workers = WorkerProcesses(store, name, kind, processes,
@@ -338,6 +349,7 @@ def benchProcess(store, jobs, kind, processes, threads, timeout, batch=1):
                  seconds=figures['seconds'], commands=figures['commands'],
                  commands_unit='%s/job' % store.unit,
                  lease_commands=figures['lease_commands'],
+                 counter_commands=figures['counter_commands'],
                  processed=figures['done'], completed=completed)
     if partial:
         result['note'] = 'partial: %d of %d jobs in %.0f s' % (
@@ -610,6 +622,8 @@ def formatTable(rows):
             r['commands_unit']))
         if r.get('lease_commands'):
             commands += ' +%.3f lease' % r['lease_commands']
+        if r.get('counter_commands') is not None:
+            commands += ' +%.4f counters' % r['counter_commands']
         body.append((r['store'], r['what'], _num(r['n']),
                      _num(r['per_s'], 1), commands,
                      _num(latency.get('median'), 1),

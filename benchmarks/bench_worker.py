@@ -46,6 +46,8 @@ DATABASE_METHODS = frozenset((
 
 #: Threads whose commands do not depend on the jobs: the lease keeper.
 BACKGROUND_THREAD = 'm01.remote-leases-'
+#: The collection of the outcome counters (its name, after the prefix).
+COUNTERS = 'counters'
 STATUS_INTERVAL = 0.2
 #: A worker process never outlives this, whatever happens to the driver.
 MAX_LIFETIME = 4 * 3600
@@ -53,25 +55,30 @@ MAX_LIFETIME = 4 * 3600
 
 class CommandCounter(pymongo.monitoring.CommandListener):
     """Commands sent by this process, in total and by thread name;
-    ``background`` counts the lease keeper's."""
+    ``background`` counts the lease keeper's, ``counters`` those writing
+    the outcome counters (their collection's name ends in ``counters``).
+    """
 
     def __init__(self):
         self._lock = threading.Lock()
         self.total = 0
         self.background = 0
+        self.counters = 0
         self.byThread = collections.Counter()
         self.byName = collections.Counter()
 
-    def count(self, name):
+    def count(self, name, collection=None):
         thread = threading.current_thread().name
         with self._lock:
             self.total += 1
             self.background += thread.startswith(BACKGROUND_THREAD)
+            self.counters += str(collection).endswith(COUNTERS)
             self.byThread[thread] += 1
             self.byName[name] += 1
 
     def started(self, event):
-        self.count(event.command_name)
+        self.count(event.command_name,
+                   event.command.get(event.command_name))
 
     def succeeded(self, event):
         pass
@@ -103,7 +110,7 @@ def countEmbeddedCalls():
             return value
 
         def counted(*args, **kw):
-            counter.count(name)
+            counter.count(name, self.name)
             return value(*args, **kw)
         return counted
 
@@ -148,6 +155,8 @@ class Tally:
         self.started = time.time()
         self.commandsAtStart = counter.total
         self.backgroundAtStart = counter.background
+        self.countersAtStart = counter.counters
+        self.countersAtLast = None
         self.done = 0
         self.last = None
         self.commandsAtLast = None
@@ -160,6 +169,7 @@ class Tally:
             self.last = now
             self.commandsAtLast = counter.total
             self.backgroundAtLast = counter.background
+            self.countersAtLast = counter.counters
 
     def figures(self):
         with self._lock:
@@ -169,6 +179,9 @@ class Tally:
                     'commandsAtLast': self.commandsAtLast,
                     'backgroundAtStart': self.backgroundAtStart,
                     'backgroundAtLast': self.backgroundAtLast,
+                    'countersAtStart': self.countersAtStart,
+                    'countersAtLast': self.countersAtLast,
+                    'counters': counter.counters,
                     'commands': counter.total}
 
 
@@ -271,6 +284,8 @@ def main(argv=None):
             _print(running.tally.figures())
     finally:
         stopped = running.stop()
+        # What the outcome counters still hold is written at a stop.
+        rp.counters.flush()
         _print(dict(running.tally.figures(), final=True, stopped=stopped))
         client.close()
     return 0

@@ -229,7 +229,7 @@ def test_manage_jobs_and_the_scheduler(server, browser, artifacts):
 
     browser.get(server + '/remote/jobs')
     links = [a.get_attribute('href').rsplit('/', 1)[1]
-             for a in findAll(browser, '#jobs tbody tr td:first-child a')]
+             for a in findAll(browser, '#jobs tbody tr a.job-title')]
     assert jobid in links
     screenshot(browser, artifacts, '04-jobs')
     browser.get(server + '/remote/jobs/' + jobid)
@@ -422,8 +422,10 @@ def test_every_page_on_a_desktop_and_a_phone(server, browser, artifacts):
             'the relative time to move on from %r' % before)
 
 
-def test_the_pages_with_a_back_ends_data(server, browser, artifacts,
-                                         monkeypatch):
+def test_the_pages_with_sample_data(server, browser, artifacts,
+                                    monkeypatch):
+    # Busy workers, a backlog and a day's charts, which the demo's queue
+    # does not have.
     from m01.remote.views.common import BaseView
     from support.samplesources import SampleSources
     monkeypatch.setattr(BaseView, 'sources', SampleSources(
@@ -455,3 +457,53 @@ def test_the_pages_with_a_back_ends_data(server, browser, artifacts,
     find(browser, '#processes a[data-confirm]').click()
     assert find(browser, 'dialog.confirm[open]').is_displayed()
     screenshot(browser, artifacts, '41-workers-confirm-desktop')
+
+
+def test_bulk_actions_and_a_processs_quiet_ask_in_a_dialog(
+        server, browser, artifacts):
+    loggedIn(browser, server)
+    viewport(browser, DESKTOP)
+    jobids = [addJob(browser, server, 'echo', '"bulk %d"' % number)
+              for number in range(3)]
+    for jobid in jobids:
+        browser.get(server + '/remote/jobs/' + jobid)
+        waitFor(lambda: find(browser, '#job-status').text == 'completed',
+                'job %s to complete' % jobid, reload=browser.refresh)
+    # Two rows chosen, deleted after the dialog says how many.
+    browser.get(server + '/remote/jobs?name=echo&status=completed')
+    for jobid in jobids[:2]:
+        find(browser, '#job-%s input[data-row]' % jobid).click()
+    assert find(browser, '[data-selected-count]').text == '2 selected'
+    find(browser, '#bulk button[value=delete]').click()
+    dialog = find(browser, 'dialog.confirm[open]')
+    assert 'Delete 2 jobs?' in dialog.text
+    screenshot(browser, artifacts, '42-bulk-confirm-desktop')
+    dialog.find_element('css selector', 'button[type=submit]').click()
+    waitFor(lambda: 'Deleted: 2 jobs.' in ' '.join(
+        flash.text for flash in findAll(browser, '.flash')),
+        'the bulk delete to be done')
+    assert 'status=completed' in browser.current_url
+    shown = [a.get_attribute('href').rsplit('/', 1)[1]
+             for a in findAll(browser, '#jobs tbody tr a.job-title')]
+    assert jobids[2] in shown and not set(jobids[:2]) & set(shown)
+    # This web process beats as it runs its worker and scheduler threads:
+    # quieted, and resumed, each after a dialog.
+    browser.get(server + '/remote/workers')
+    row = find(browser, '#processes tbody tr')
+    assert 'worker' in row.text and 'scheduler' in row.text
+    assert row.find_element('css selector', '.status').text == 'running'
+    row.find_element('css selector', 'a[href*="action=quiet"]').click()
+    dialog = find(browser, 'dialog.confirm[open]')
+    assert 'take no more jobs?' in dialog.text
+    screenshot(browser, artifacts, '43-workers-quiet-desktop')
+    dialog.find_element('css selector', 'button[type=submit]').click()
+    waitFor(lambda: 'takes no more jobs' in ' '.join(
+        flash.text for flash in findAll(browser, '.flash')),
+        'the process to be asked to take no jobs')
+    waitFor(lambda: find(browser, '#processes tbody tr .status').text ==
+            'quiet', 'the process to be quiet', reload=browser.refresh)
+    find(browser, '#processes a[href*="action=resume"]').click()
+    find(browser, 'dialog.confirm[open] button[type=submit]').click()
+    waitFor(lambda: find(browser, '#processes tbody tr .status').text ==
+            'running', 'the process to take jobs again',
+            reload=browser.refresh)

@@ -14,7 +14,7 @@ import pytest
 import transaction
 from pyramid.paster import bootstrap
 
-from m01.remote import console
+from m01.remote import console, operations
 from m01.remote.interfaces import IRemoteProcessor
 from support.inifile import pasteIni
 from support.testserver import unique_database_name
@@ -161,6 +161,52 @@ def stop(process, log, signum=signal.SIGTERM, timeout=30):
         raise
     log.seek(0)
     return status, log.read()
+
+
+@pytest.fixture
+def java_ini(tmp_path, mongojava_uri):
+    """As ``remote_ini``, on mongo-java-server."""
+    database = unique_database_name()
+    ini = write_ini(tmp_path / 'java.ini', mongojava_uri, database)
+    env = bootstrap(ini)
+    rp = env['registry'].getUtility(IRemoteProcessor)
+    try:
+        yield ini, rp
+    finally:
+        env['closer']()
+        transaction.abort()
+        rp.database.client.drop_database(database)
+
+
+@pytest.mark.mongojava
+def test_an_operator_quiets_and_stops_a_worker_process(java_ini, tmp_path):
+    ini, rp = java_ini
+    process, log = start('worker', ini, tmp_path)
+    queries, actions = operations.queries(rp), operations.actions(rp)
+    try:
+        worker = wait_for(lambda: [w for w in queries.workers()
+                                   if w['state'] == 'running'],
+                          what='the first heartbeat')[0]
+        assert worker['origin'] == 'm01remote worker'
+        assert worker['pid'] == process.pid
+        actions.controlWorker(worker['id'], 'quiet')
+        wait_for(lambda: queries.workers()[0]['quiet'],
+                 what='the worker saying it is quiet')
+        jobid = rp.addJob('echo', 'waits', immediate=True)
+        actions.controlWorker(worker['id'], 'resume')
+        wait_for(lambda: rp.getJobStatus(jobid) == 'completed',
+                 what='the job completing once resumed')
+        actions.controlWorker(worker['id'], 'stop')
+        status = process.wait(DEADLINE)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    log.seek(0)
+    output = log.read()
+    assert status == 0, output
+    assert 'an operator asked this process to stop' in output
+    assert queries.workers()[0]['state'] == 'stopped'
 
 
 @pytest.mark.slow

@@ -173,6 +173,17 @@ def test_a_key_is_free_again_once_its_job_ended(rp):
         rp.retryJob(second, immediate=True)
 
 
+def test_a_retried_job_releases_its_key_again(rp):
+    first = rp.addJob('echo', 1, key='k', immediate=True)
+    rp.cancelJob(first, immediate=True)
+    rp.retryJob(first, immediate=True)       # holds the key once more
+    rp.cancelJob(first, immediate=True)
+    assert rp.keys.collection.count_documents({'_id': 'key:k'}) == 0
+    rp.removeJob(first)
+    # Free at once, though its job is gone (not held for PENDING_AGE).
+    assert rp.addJob('echo', 2, key='k', immediate=True) != first
+
+
 def test_an_aborted_add_frees_its_key(rp):
     rp.addJob('echo', 1, key='k')
     transaction.abort()

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import types
 
 import pymongo.errors
 import pytest
@@ -281,6 +282,8 @@ class ConsoleProcessor:
     def __init__(self):
         self.leases = StoppedKeeper()
         self.isProcessing = False
+        # What an operator's stop calls, and what runs the workers.
+        self.monitor = types.SimpleNamespace(onStop=None, origin=None)
 
     def startProcessor(self):
         self.isProcessing = True
@@ -295,3 +298,6 @@ def test_a_stopped_worker_command_stops_its_lease_keeper():
     stop.set()
     assert console.run(processor, 'worker', 1.0, stop) == 0
     assert processor.leases.stopped == [console.KEEPER_STOP_TIMEOUT]
+    # An operator's stop is the command's own.
+    assert processor.monitor.onStop == stop.set
+    assert processor.monitor.origin == 'm01remote worker'

@@ -1,5 +1,5 @@
-"""Random and hostile requests to every page and action (hypothesis):
-none may answer 5xx, or more than 2 MB.
+"""Random and hostile requests to every page and action and to the JSON
+API (hypothesis): none may answer 5xx, or more than 2 MB.
 
 Short, derandomized runs on the embedded store, for CI: on the test site
 (logged in by ``REMOTE_USER``) and on the demo site (logged in through

@@ -91,6 +91,10 @@ def test_settings_action_adds_route_and_pages():
     del config.calls[:]
     config.actions[0][1]()
     assert config.calls == [
+        # The metrics' and the API's routes before the traversal route,
+        # which would match their paths too.
+        ('include', 'm01.remote.views.metrics'),
+        ('include', 'm01.remote.views.api'),
         ('add_route', 'm01.remote', '/queue*traverse',
          m01.remote.pages_root_factory),
         ('include', 'm01.remote.views'),
@@ -105,7 +109,8 @@ def test_settings_action_without_pages():
     m01.remote.includeme(config)
     del config.calls[:]
     config.actions[0][1]()
-    assert config.calls == [('add_route', 'm01.remote', '/remote*traverse',
+    assert config.calls == [('include', 'm01.remote.views.metrics'),
+                            ('add_route', 'm01.remote', '/remote*traverse',
                              m01.remote.root_factory)]
 
 

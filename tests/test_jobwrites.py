@@ -186,6 +186,40 @@ def test_maintenance_is_safe_to_run_at_any_time(writes, now):
     assert writes.claimNext(now, 'w', 30) is not None
 
 
+def test_a_delete_restates_the_status(writes, now):
+    queued, done, running = (jobDocument(now), jobDocument(now),
+                             jobDocument(now))
+    writes.insertJobs([queued, done, running])
+    claim = writes.claimJob(done['_id'], now, 'w', 30)['claim']
+    assert complete(writes, done['_id'], claim, 'x', now)
+    writes.claimJob(running['_id'], now, 'w', 30)
+    oids = [queued['_id'], done['_id'], running['_id'], bson.ObjectId()]
+    assert writes.delete(oids, ['completed']) == 1
+    assert stored(writes, done['_id']) is None
+    assert writes.delete(oids, jobstate.DELETABLE) == 1
+    # Never a running job, whatever it is asked.
+    assert stored(writes, running['_id'])['status'] == 'processing'
+    assert writes.claimNext(now, 'w', 30) is None
+    assert writes.delete([], ['queued']) == 0
+    for stati in (['processing'], [], ['queued', 'nonsense']):
+        with pytest.raises(ValueError):
+            writes.delete(oids, stati)
+    assert stored(writes, running['_id'])['status'] == 'processing'
+
+
+def test_a_ticketed_delete_a_client_left_half_done_is_finished(database,
+                                                               now):
+    writes = TicketedJobWrites(database, 'r')
+    document = jobDocument(now)
+    writes.insertJobs([document])
+    # A client won the delete, then stopped before removing the job.
+    writes.tickets.insert_one({'_id': '%s:0' % document['_id'],
+                               'at': now - 60 * SECOND, 'delete': True})
+    assert writes.claimNext(now, 'w', 30) is None
+    assert stored(writes, document['_id']) is None
+    assert writes.queue.count_documents({}) == 0
+
+
 @pytest.mark.parametrize('query, expected', [
     ({'name': 'echo'}, {'job.name': 'echo'}),
     ({'$or': [{'name': 'a'}, {'input.x': {'$gt': 1}}]},

@@ -29,7 +29,8 @@ def test_defaults():
         worker_max_jobs_per_child=None, worker_kill_grace=5.0,
         lease_time=60.0, start_worker=False, start_scheduler=False,
         scheduler_wait_time=1.0, route_prefix='/remote',
-        permission='m01.remote.manage', pages=True)
+        permission='m01.remote.manage', pages=True,
+        stats_retention_days=8, metrics='false')
     assert settings.embedded
     assert settings.route_pattern == '/remote*traverse'
 
@@ -57,6 +58,8 @@ def test_strings_from_an_ini_file_are_typed():
         'm01.remote.route_prefix': '/admin/queue/',
         'm01.remote.permission': 'manage',
         'm01.remote.pages': 'false',
+        'm01.remote.stats.retention_days': '30',
+        'm01.remote.metrics': ' Public',
     })
     assert settings == RemoteSettings(
         uri='mongodb://db.example.com:27017/', database='queue',
@@ -64,7 +67,8 @@ def test_strings_from_an_ini_file_are_typed():
         worker_wait_time=0.5, worker_max_threads=4,
         worker_job_query={'name': {'$in': ['echo']}}, lease_time=30.0,
         start_worker=True, start_scheduler=True, scheduler_wait_time=2.0,
-        route_prefix='/admin/queue', permission='manage', pages=False)
+        route_prefix='/admin/queue', permission='manage', pages=False,
+        stats_retention_days=30, metrics='public')
     assert not settings.embedded
     assert settings.route_pattern == '/admin/queue*traverse'
 
@@ -163,6 +167,11 @@ BAD_VALUES = [
     ('route_prefix', '/{id}', 'URL path'),
     ('permission', ' ', 'must not be empty'),
     ('pages', 'sometimes', 'expected true or false'),
+    ('stats.retention_days', '0', 'from 1 to 3660'),
+    ('stats.retention_days', '1.5', 'expected an integer'),
+    ('stats.retention_days', 7.0, 'whole number of days'),
+    ('metrics', 'yes', 'expected false'),
+    ('metrics', True, 'expected false'),
 ]
 
 
@@ -188,7 +197,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 19
+    assert len(valid_keys()) == len(OPTIONS) == 21
 
 
 def test_every_problem_is_reported_at_once():

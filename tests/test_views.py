@@ -8,6 +8,7 @@ permission to any authenticated user (``REMOTE_USER`` here).
 import datetime
 import re
 
+import bson
 import pytest
 import transaction
 import webtest
@@ -261,7 +262,16 @@ def test_overview_counts_jobs_and_lists_latest_errors(site):
     assert errors.find(class_='last-error').find('time') is not None
 
 
-def test_the_overview_says_what_it_does_not_know_yet(site):
+@pytest.fixture
+def noData(monkeypatch):
+    """The pages with a source that has no data (a site's own may lack
+    some)."""
+    from m01.remote.views.common import BaseView
+    from support.samplesources import NoDataSources
+    monkeypatch.setattr(BaseView, 'sources', NoDataSources())
+
+
+def test_the_overview_says_what_a_source_lacks(site, noData):
     page = site.app.get('/remote/')
     for id in ('queue-note', 'workers-note', 'activity-note'):
         assert text(page.html.find(id=id)).startswith('No data yet'), id
@@ -272,6 +282,47 @@ def test_the_overview_says_what_it_does_not_know_yet(site):
     assert 'not running here' in text(local)
     assert 'm01remote worker' in text(local)
     assert 'Start here' in text(local)
+
+
+def test_the_overview_of_an_idle_queue(site):
+    page = site.app.get('/remote/')
+    assert page.html.find(class_='note') is None
+    assert text(page.html.find(id='queue-due')) == '0'
+    assert text(page.html.find(id='queue-latency')) == '–'
+    assert text(page.html.find(id='workers-alive')) == '0'
+    chart = page.html.find(id='activity-chart')
+    assert chart.find('svg') is not None
+    assert chart.find('svg').find('rect') is None
+    assert 'No job completed or failed then.' in text(chart)
+    rows = page.html.find(id='factory-stats').select('tbody tr')
+    assert [text(row.find('td')) for row in rows] == ['echo', 'error',
+                                                      'fatal']
+
+
+def test_the_overview_with_the_queues_figures(site):
+    site.addJobs('echo', [1, 2])
+    site.addJobs('error', [None])
+    site.process()
+    site.rp.counters.flush()
+    site.addJobs('echo', [3])
+    site.rp.addJob('echo', 4, delay=3600)
+    transaction.commit()
+    site.rp.pauseJobFactory('error')
+    page = site.app.get('/remote/')
+    assert text(page.html.find(id='queue-due')) == '1'
+    assert page.html.find(id='queue-latency').get_text(strip=True) != '–'
+    assert text(page.html.find(id='queue').find_all('dd')[2]) == '1'
+    svg = page.html.find(id='activity-chart').find('svg')
+    assert svg.find('rect') is not None
+    assert ': 2 completed, 1 failed;' in svg.find('desc').get_text()
+    rows = {text(row.find('td')).split()[0]: row for row in
+            page.html.find(id='factory-stats').select('tbody tr')}
+    echo = [text(td) for td in rows['echo'].find_all('td')]
+    assert echo[1:5] == ['2', '0', '2', '0']       # queued .. error
+    assert echo[5] != '–'                          # its mean run time
+    assert 'paused' in text(rows['error'])
+    assert 'last hour' in text(page.html.find(id='factory-stats')
+                               .find('thead'))
 
 
 @pytest.fixture
@@ -309,9 +360,16 @@ def test_the_overview_with_the_back_ends_data(site, sample):
     assert text(rows[0].find_all('td')[-1]) == '42 ms'
 
 
-def test_the_workers_page_without_heartbeats(site):
+def test_the_workers_page_says_what_a_source_lacks(site, noData):
     page = site.app.get('/remote/workers')
     assert text(page.html.find(id='workers-note')).startswith('No data yet')
+    assert page.html.find(id='processes') is None
+
+
+def test_the_workers_page_without_heartbeats(site):
+    page = site.app.get('/remote/workers')
+    assert page.html.find(id='workers-note') is None
+    assert 'No process has reported yet.' in text(page.html)
     assert page.html.find(id='processes') is None
     assert 'Job worker thread: not running' in text(
         page.html.find(id='local-threads'))
@@ -324,12 +382,13 @@ def test_the_workers_page_with_the_back_ends_data(site, sample):
     page = site.app.get('/remote/workers')
     rows = page.html.find(id='processes').select('tbody > tr')
     assert [row['id'] for row in rows] == [
-        'process-web-1:4242:root', 'process-web-2:77:root',
-        'process-web-1:4100:root']
+        'process-web-1:4242:root:1f2e3d4c', 'process-web-2:77:root:5a6b7c8d',
+        'process-web-1:4100:root:9e8f7a6b']
     running, quiet, gone = rows
     assert 'gone' in gone['class'] and 'gone' in text(gone)
     assert text(quiet.find(class_='status')) == 'quiet'
     assert '1 of 4 busy' in text(running)
+    assert 'm01remote worker' in text(running)
     job = running.find('td', attrs={'data-label': 'Running jobs'})
     assert job.find('a')['href'].endswith('/remote/jobs/' + sample.jobid)
     assert 'lease until in 30 s' in text(job)
@@ -426,17 +485,15 @@ def test_a_row_says_what_the_job_is_and_how_it_went(site):
     assert text(keyedRow.find('td', attrs={'data-label': 'Ran'})) == '–'
     # Sorted by completed time, the column says so.
     page = site.app.get('/remote/jobs', {'sort': 'completed'})
-    assert page.html.select('#jobs thead th')[2].get_text() == 'Completed'
+    assert page.html.select('#jobs thead th')[-2].get_text() == 'Completed'
 
 
 def test_remove_every_job_a_status_filter_shows(site):
     site.addJobs('error', [None, None])
-    site.addJobs('echo', [None])
+    site.addJobs('echo', [None, None])
     site.process()
     page = site.app.get('/remote/jobs')
     assert 'remove-matching' not in page.forms
-    assert page.html.find(type='checkbox', attrs={'name': 'job'}) is None
-    assert page.html.find(type='search') is None
     page = site.app.get('/remote/jobs', {'status': 'error'})
     form = page.forms['remove-matching']
     assert 'Remove all 2 error jobs' in text(
@@ -445,20 +502,30 @@ def test_remove_every_job_a_status_filter_shows(site):
     assert 'This removes 2 jobs for good' in text(question.html)
     assert confirm(form).status_int == 303
     assert site.rp.jobs.countByStatus()['error'] == 0
-    assert site.rp.jobs.countByStatus()['completed'] == 1
-    # Not where the remove would do more (or less) than the filter shows.
-    for params in ({'status': 'processing'}, {'status': 'completed',
-                                              'name': 'echo'}):
-        page = site.app.get('/remote/jobs', params)
-        assert 'remove-matching' not in page.forms
+    assert site.rp.jobs.countByStatus()['completed'] == 2
+    # The remove honours the factory and the search too.
+    fatal, = site.addJobs('fatal', [None])
+    site.process()
+    page = site.app.get('/remote/jobs', {'status': 'completed',
+                                         'name': 'echo'})
+    assert 'Remove all 2 completed jobs' in text(
+        page.html.find(id='remove-matching'))
+    question = page.forms['remove-matching'].submit()
+    assert ['Factory', 'echo'] in [
+        [text(cell) for cell in row.find_all(['th', 'td'])]
+        for row in question.html.find(id='confirm').find_all('tr')]
+    # Not where the remove would do less than the filter shows.
+    page = site.app.get('/remote/jobs', {'status': 'processing'})
+    assert 'remove-matching' not in page.forms
 
 
-def test_search_and_bulk_selection_once_the_back_end_offers_them(
-        site, sample):
+def test_search_and_bulk_selection(site):
     jobids = site.addJobs('echo', [1, 2, 3])
     page = site.app.get('/remote/jobs', {'q': 'needle <b>',
                                          'status': 'queued'})
     assert page.html.find(id='filter-q')['value'] == 'needle <b>'
+    assert jobIds(page) == []               # nothing matches the search
+    page = site.app.get('/remote/jobs', {'status': 'queued'})
     boxes = page.html.find_all('input', attrs={'name': 'job'})
     assert sorted(box['value'] for box in boxes) == sorted(jobids)
     assert all(box['form'] == 'bulk' for box in boxes)
@@ -469,12 +536,20 @@ def test_search_and_bulk_selection_once_the_back_end_offers_them(
     hidden = {field['name']: field['value'] for field in
               form.find_all('input', type='hidden')}
     assert hidden == {'status': 'queued', 'sort': 'created',
-                      'order': 'desc', 'q': 'needle <b>'}
-    assert [(button['formaction'].rsplit('/', 1)[1], text(button))
-            for button in form.find_all('button')] == [
-        ('bulk-retry', 'Retry…'), ('bulk-delete', 'Delete…')]
-    # A search is not the status filter alone: no remove of them all.
-    assert 'remove-matching' not in page.forms
+                      'order': 'desc'}
+    assert [(button['formaction'].rsplit('/', 1)[1], button['value'],
+             text(button)) for button in form.find_all('button')] == [
+        ('bulk', 'cancel', 'Cancel…'), ('bulk', 'retry', 'Retry…'),
+        ('bulk', 'delete', 'Delete…')]
+
+
+def test_no_search_or_bulk_selection_where_a_source_offers_none(
+        site, noData):
+    site.addJobs('echo', [1])
+    page = site.app.get('/remote/jobs', {'status': 'queued'})
+    assert page.html.find(type='checkbox', attrs={'name': 'job'}) is None
+    assert page.html.find(type='search') is None
+    assert 'bulk' not in page.forms
 
 
 @pytest.mark.parametrize('page, shown', [
@@ -549,31 +624,156 @@ class Clock:
 
 # removing jobs
 
-def test_remove_jobs_of_chosen_statuses_after_confirmation(site):
+def test_remove_the_jobs_of_the_filter_after_confirmation(site):
     site.addJobs('echo', [1, 2])
     site.addJobs('error', [None])
     site.process()
     queued = site.addJobs('echo', [3, 4])
-    page = site.app.get('/remote/jobs')
+    page = site.app.get('/remote/jobs', {'status': 'completed'})
     form = page.forms['remove']
-    form.get('status', index=0).checked = True    # completed
-    form.get('status', index=2).checked = True    # error
-    confirm = form.submit()
-    assert confirm.status_int == 200
-    assert 'This removes 3 jobs' in confirm.text
+    # The filter's status is chosen already.
+    assert [box.value for box in form.fields['status'] if box.checked] \
+        == ['completed']
+    question = form.submit()
+    assert question.status_int == 200
+    assert 'This removes 2 jobs' in question.text
     assert len(site.rp.jobs) == 5    # nothing removed before confirming
-    page = confirm.forms['confirm-form'].submit().follow()
-    assert flash(page) == ['Removed 3 jobs (completed: 2, error: 1).']
+    page = question.forms['confirm-form'].submit().follow()
+    assert flash(page) == ['Removed 2 jobs.']
+    # Back on the list as it was filtered.
+    assert page.request.GET.get('status') == 'completed'
+    assert site.rp.jobs.countByStatus()['error'] == 1
+    assert sorted(site.rp.jobs.keys()) == sorted(
+        queued + [site.rp.jobs.query(status='error')[1][0].__name__])
+
+
+def test_remove_jobs_of_chosen_statuses(site):
+    site.addJobs('echo', [1, 2])
+    site.addJobs('error', [None])
+    site.process()
+    queued = site.addJobs('echo', [3, 4])
+    form = site.app.get('/remote/jobs').forms['remove']
+    for box in form.fields['status']:
+        box.checked = box._value in ('completed', 'error')
+    question = form.submit()
+    counts = [[text(cell) for cell in row.find_all(['th', 'td'])]
+              for row in question.html.find(id='confirm').find_all('tr')]
+    assert counts == [['completed', '2'], ['error', '1']]
+    assert 'This removes 3 jobs' in text(question.html)
+    page = question.forms['confirm-form'].submit().follow()
+    assert flash(page) == ['Removed 3 jobs.']
     assert sorted(site.rp.jobs.keys()) == sorted(queued)
 
 
-def test_remove_without_a_status_asks_for_one(site):
-    page = site.app.get('/remote/jobs/remove').follow()
-    assert flash(page, 'error') == [
-        'Choose the statuses of the jobs to remove.']
-    page = site.post('/remote/jobs/remove').follow()
-    assert flash(page, 'error') == [
-        'Choose the statuses of the jobs to remove.']
+def test_remove_honours_the_factory_filter(site):
+    echo = site.addJobs('echo', [1, 2])
+    error = site.addJobs('error', [None])
+    question = site.app.get('/remote/jobs', {'name': 'echo'}).forms[
+        'remove'].submit()
+    assert 'This removes 2 jobs' in question.text
+    question.forms['confirm-form'].submit().follow()
+    assert sorted(site.rp.jobs.keys()) == error
+    assert not set(echo) & set(site.rp.jobs.keys())
+
+
+def test_remove_without_a_filter_leaves_processing_jobs(site):
+    jobid, = site.addJobs('echo', [1])
+    running, = site.addJobs('echo', [2])
+    site.process()
+    # As a worker's claim leaves it: the page must not remove it.
+    site.rp.jobsCollection.update_one({'_id': bson.ObjectId(running)},
+                                      {'$set': {'status': 'processing'}})
+    question = site.app.get('/remote/jobs/remove')
+    assert 'This removes 1 jobs' in question.text
+    page = question.forms['confirm-form'].submit().follow()
+    assert flash(page) == ['Removed 1 jobs.']
+    assert site.rp.jobs.keys() == [running]
+    # Nothing left to remove: the page says so and asks nothing.
+    question = site.app.get('/remote/jobs/remove')
+    assert 'nothing to remove' in text(question.html.find(id='confirm'))
+    assert 'confirm-form' not in question.forms
+
+
+def test_search_jobs_by_their_input(site):
+    ann, bob = site.addJobs('echo', [{'to': 'ann@example.com'},
+                                     {'to': 'bob@example.com'}])
+    page = site.app.get('/remote/jobs')
+    form = page.forms['filters']
+    form['q'] = 'ANN'
+    page = form.submit()
+    assert jobIds(page) == [ann]
+    assert page.forms['filters']['q'].value == 'ANN'
+    assert jobIds(site.app.get('/remote/jobs', {'q': bob})) == [bob]
+    assert jobIds(site.app.get('/remote/jobs', {'q': 'example'})) == [bob,
+                                                                      ann]
+    site.app.get('/remote/jobs', {'q': 'x' * 501}, status=400)
+    # The search is kept by the pager and the bulk and remove forms.
+    page = site.app.get('/remote/jobs', {'q': 'ann'})
+    assert page.forms['bulk']['q'].value == 'ann'
+    assert page.forms['remove']['q'].value == 'ann'
+
+
+def bulkRequest(site, page, action, jobids=(), all=False):
+    """What the jobs page's bulk form sends with the button of
+    ``action``: its hidden fields, the rows ``jobids`` checked (they are
+    outside the form, joined to it by their ``form`` attribute, which
+    WebTest does not follow) or its "all" box."""
+    form = page.html.find(id='bulk')
+    button = form.find('button', attrs={'value': action})
+    params = [(field['name'], field['value'])
+              for field in form.find_all('input', type='hidden')]
+    boxes = [box['value'] for box in page.html.find_all(
+        'input', attrs={'name': 'job', 'form': 'bulk'})]
+    assert set(jobids) <= set(boxes)
+    params += [('job', jobid) for jobid in jobids]
+    if all:
+        params.append(('all', form.find('input', attrs={'name': 'all'})
+                       ['value']))
+    params.append((button['name'], button['value']))
+    return site.app.get(button['formaction'], params)
+
+
+def test_bulk_actions_on_selected_jobs_after_confirmation(site):
+    jobids = site.addJobs('echo', [1, 2, 3])
+    page = site.app.get('/remote/jobs')
+    question = bulkRequest(site, page, 'cancel', jobids[:2])
+    assert text(question.html.find(id='confirm').find('p')) == \
+        'Cancel 2 jobs?'
+    assert site.rp.jobs.countByStatus()['cancelled'] == 0
+    page = question.forms['confirm-form'].submit().follow()
+    assert flash(page) == ['Cancelled: 2 jobs.']
+    assert [site.rp.getJobStatus(j) for j in jobids] == [
+        'cancelled', 'cancelled', 'queued']
+    # Nothing chosen: the page asks for a choice and does nothing.
+    question = bulkRequest(site, page, 'cancel')
+    assert 'Choose the jobs to cancel' in text(question.html)
+    assert 'confirm-form' not in question.forms
+
+
+def test_bulk_actions_on_all_that_match(site):
+    site.addJobs('echo', [1, 2])
+    fail = site.addJobs('error', [None, None])
+    site.process()
+    page = site.app.get('/remote/jobs', {'status': 'error'})
+    question = bulkRequest(site, page, 'retry', all=True)
+    assert 'Retry 2 jobs?' in text(question.html)
+    rows = [[text(cell) for cell in row.find_all(['th', 'td'])]
+            for row in question.html.find(id='confirm').find_all('tr')]
+    assert rows == [['Jobs', 'all that match'], ['Status', 'error']]
+    page = question.forms['confirm-form'].submit().follow()
+    assert flash(page) == ['Queued again: 2 jobs.']
+    assert [site.rp.getJobStatus(j) for j in fail] == ['queued', 'queued']
+    # Jobs the action does not fit are not counted: nothing to confirm.
+    question = site.app.get('/remote/jobs/bulk', {'action': 'retry',
+                                                  'all': '1'})
+    assert 'None of the jobs chosen (all that match) can be queued ' \
+        'again' in text(question.html)
+    assert 'confirm-form' not in question.forms
+    # A delete is red, the others are not.
+    question = site.app.get('/remote/jobs/bulk', {'action': 'delete',
+                                                  'all': '1'})
+    assert 'Delete 4 jobs?' in text(question.html)
+    assert question.html.find('button', class_='danger')
 
 
 @pytest.mark.parametrize('status', ['processing', 'nonsense'])
@@ -875,6 +1075,97 @@ def test_factories_show_names_classes_and_defaults(site):
     assert 'Fails with an unexpected error, so it is retried.' in fatal
     assert 'maxRetries 2' in fatal and 'retryDelay 0' in fatal
     assert 'input null' in fatal
+
+
+def test_pause_and_resume_a_factory(site):
+    jobid, = site.addJobs('echo', ['waits'])
+    page = site.app.get('/remote/factories')
+    form = [f for f in page.forms.values()
+            if f.action.endswith('/factories/echo/pause')][0]
+    page = form.submit().follow()
+    assert flash(page) == ['Job factory echo paused: its jobs wait.']
+    assert page.html.find(id='paused-echo')
+    assert site.rp.jobFactories.isPaused('echo')
+    assert site.process() == 0
+    form = [f for f in page.forms.values()
+            if f.action.endswith('/factories/echo/resume')][0]
+    page = form.submit().follow()
+    assert flash(page) == ['Job factory echo resumed.']
+    assert not page.html.find(id='paused-echo')
+    assert site.process() == 1
+    site.post('/remote/factories/missing/pause', status=404)
+    site.post('/remote/factories/echo/pause', token=False, status=400)
+    site.anonymous.post('/remote/factories/echo/pause', status=403)
+
+
+# workers
+
+def buttonLinks(node):
+    return {text(a): a['href'] for a in node.find_all('a', class_='button')}
+
+
+def test_the_workers_page_lists_processes_and_controls_them(site):
+    monitor = site.rp.monitor
+    page = site.app.get('/remote/workers')
+    assert page.html.find(id='processes') is None
+    monitor.acquire('worker', threads=2)
+    try:
+        monitor.beat()
+        page = site.app.get('/remote/workers')
+        row = page.html.find(id='process-' + monitor.processId)
+        assert text(row.find(class_='tag')) == 'worker'
+        assert 'running' in text(row.find(class_='status'))
+        assert '0 of 2 busy' in text(row)
+        assert 'threads started in the process' in text(row)
+        assert text(site.app.get('/remote/').html.find(
+            id='workers-alive')) == '1'
+        # Quiet, after a confirmation.
+        links = buttonLinks(row)
+        assert sorted(links) == ['Quiet…', 'Stop…']
+        question = site.app.get(links['Quiet…'])
+        assert 'Let process %s take no more jobs?' % monitor.processId in \
+            text(question.html)
+        assert not monitor.quiet
+        page = question.forms['confirm-form'].submit().follow()
+        assert flash(page)[0].startswith(
+            'Process %s takes no more jobs' % monitor.processId)
+        monitor.beat()
+        assert monitor.quiet
+        # A quiet process is resumed, not quieted again.
+        row = site.app.get('/remote/workers').html.find(
+            id='process-' + monitor.processId)
+        assert text(row.find(class_='status')) == 'quiet'
+        links = buttonLinks(row)
+        assert sorted(links) == ['Resume…', 'Stop…']
+        question = site.app.get(links['Resume…'].replace('resume', 'quiet'))
+        assert 'there is nothing to quiet' in text(question.html)
+        assert 'confirm-form' not in question.forms
+        site.app.get(links['Resume…']).forms['confirm-form'].submit()
+        monitor.beat()
+        assert not monitor.quiet
+        # Bad or unknown requests.
+        for method in (site.app.get, site.post):
+            method('/remote/control-worker',
+                   {'process': monitor.processId, 'action': 'explode'},
+                   status=400)
+        question = site.app.get('/remote/control-worker',
+                                {'process': 'nobody', 'action': 'stop'})
+        assert 'There is no process nobody.' in text(question.html)
+        page = site.post('/remote/control-worker',
+                         {'process': 'nobody', 'action': 'stop'}).follow()
+        assert flash(page, 'error') == ['There is no process nobody.']
+        site.post('/remote/control-worker',
+                  {'process': monitor.processId,
+                   'action': 'stop'}, token=False, status=400)
+        site.anonymous.post('/remote/control-worker', status=403)
+        site.anonymous.get('/remote/control-worker', status=403)
+    finally:
+        monitor.release('worker')
+    # Stopped, it is greyed and offers nothing.
+    row = site.app.get('/remote/workers').html.find(
+        id='process-' + monitor.processId)
+    assert 'gone' in row['class'] and 'stopped' in text(row)
+    assert row.find('a', class_='button') is None
 
 
 # scheduler

@@ -168,10 +168,19 @@
     schedule();
   }
 
-  // Confirmations in a dialog: the confirmation page's own form.
-  function confirmUrl(form) {
-    var query = new URLSearchParams(new FormData(form)).toString();
-    return form.action + (query ? '?' + query : '');
+  // Confirmations in a dialog: the confirmation page's own form. The
+  // button pressed may name the page (formaction) and add its value.
+  function confirmUrl(form, button) {
+    var data = new FormData(form);
+    var action = form.action;
+    if (button && button.name) {
+      data.append(button.name, button.value);
+    }
+    if (button && button.hasAttribute('formaction')) {
+      action = button.formAction;
+    }
+    var query = new URLSearchParams(data).toString();
+    return action + (query ? '?' + query : '');
   }
 
   function showDialog(form, url) {
@@ -225,7 +234,7 @@
     var form = event.target;
     if (form.hasAttribute('data-confirm') && form.method.toLowerCase() === 'get') {
       event.preventDefault();
-      showDialog(form, confirmUrl(form));
+      showDialog(form, confirmUrl(form, event.submitter));
     }
   });
 

@@ -29,7 +29,10 @@ from m01.remote import interfaces  # noqa: E402
 
 USER = {'X-Site-User': 'operator'}
 #: Pages that need parameters to show themselves rather than redirect.
-QUERIES = {(interfaces.IJobContainer, 'remove'): 'status=completed'}
+QUERIES = {(interfaces.IJobContainer, 'remove'): 'status=completed',
+           (interfaces.IJobContainer, 'bulk'): 'action=cancel&all=1',
+           (interfaces.IRemoteProcessor, 'control-worker'):
+           'process=nobody&action=quiet'}
 
 
 def site_packages_check():
@@ -106,6 +109,11 @@ def check(installed=False):
         if response.content_type == 'text/html':
             assert '</html>' in response.text, path
         rendered.append(path)
+    # The JSON API answers, its OpenAPI document read from the package.
+    document = app.get('/queue/api/openapi.json', headers=USER).json
+    assert document['openapi'].startswith('3.'), document['openapi']
+    assert app.get('/queue/api/overview', headers=USER).json['total'] >= 1
+    rendered += ['/queue/api/openapi.json', '/queue/api/overview']
     # Anonymous visitors are refused, by the site's policy.
     app.get('/queue/jobs', status=403)
     # The job runs, and its page shows its outcome.

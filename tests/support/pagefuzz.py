@@ -5,12 +5,13 @@ to send them to.
 session, ``RemoteUserPolicy``), seeded with jobs in every status and a
 Delay and a Cron item; ``DemoFuzzSite`` is the demo site, logged in
 through its form. ``requests()`` is a hypothesis strategy drawing
-``FuzzRequest`` objects: a path of every page and action (with ids of
-jobs and items that exist, ids that do not, random text, bytes and
-percent-escapes), a query string and a form (known field names and
-NoSQL-shaped ones, with huge numbers, deep JSON, long strings, control
-characters and invalid UTF-8), sent logged in or anonymous, POSTs mostly
-with the session's valid CSRF token so that the handlers are reached.
+``FuzzRequest`` objects: a path of every page and action and of the
+JSON API (with ids of jobs and items that exist, ids that do not, random
+text, bytes and percent-escapes), a query string and a form (known field
+names and NoSQL-shaped ones, with huge numbers, deep JSON, long strings,
+control characters and invalid UTF-8), sent logged in or anonymous,
+POSTs mostly with the session's valid CSRF token so that the handlers
+are reached.
 
 ``FuzzSite.send`` sends one through the WSGI application directly (no
 client-side URL handling, so any byte reaches the server), keeps the
@@ -50,12 +51,22 @@ PATHS = (
     'scheduler/{item}/delete', 'scheduler/{item}/input.json',
     'factories/echo', 'nothing', 'm01remote.css', 'm01remote.js',
     'scheduler/pause-all', 'scheduler/resume-all', 'workers',
+    'jobs/bulk', 'control-worker', 'factories/echo/pause',
+    'factories/echo/resume',
+    # The JSON API.
+    'api/overview', 'api/stats', 'api/csrf', 'api/openapi.json', 'api/jobs',
+    'api/jobs/bulk', 'api/jobs/{job}', 'api/jobs/{job}/cancel',
+    'api/jobs/{job}/retry', 'api/factories', 'api/factories/echo/pause',
+    'api/factories/echo/resume', 'api/scheduler', 'api/scheduler/{item}',
+    'api/scheduler/{item}/run', 'api/scheduler/{item}/deactivate',
+    'api/workers', 'api/workers/{job}/quiet', 'api/workers/{job}/stop',
 )
 FIELDS = (
     'name', 'input', 'status', 'page', 'sort', 'order', 'jobName', 'title',
     'description', 'delay', 'retryDelay', 'minute', 'hour', 'dayOfMonth',
     'month', 'dayOfWeek', 'timezone', 'expression', 'active', 'keep-input',
-    'came_from', 'csrf_token', 'shown', 'span',
+    'came_from', 'csrf_token', 'shown', 'span', 'q', 'job', 'all',
+    'action', 'process', 'window', 'pageSize',
 )
 NOSQL_FIELDS = ('a[$ne]', 'status[$ne]', 'name[$gt]', '$where', 'input.$',
                 '_id', 'jobName[$regex]', '__proto__', 'page[]')
@@ -101,7 +112,9 @@ _names = st.one_of(st.sampled_from(FIELDS), st.sampled_from(FIELDS),
                    st.text(min_size=1, max_size=12))
 # The actions take a POST, the pages a GET; other methods now and then.
 ACTIONS = ('add', 'remove', 'processor', 'scheduler', 'cancel', 'retry',
-           'delete', 'edit', 'toggle', 'run', 'add-delay', 'add-cron')
+           'delete', 'edit', 'toggle', 'run', 'add-delay', 'add-cron',
+           'bulk', 'control-worker', 'pause', 'resume', 'deactivate',
+           'quiet', 'stop')
 SITE_ACTIONS = ('login', 'logout')
 
 

@@ -163,6 +163,7 @@ def make_remote_processor(registry, settings=None):
                                                         settings.worker)
     processor.jobWorkerArguments = worker_arguments(
         settings, processor.jobWorkerFactory)
+    processor.counters.retentionDays = settings.stats_retention_days
     processor.ensureIndexes()
     return processor
 
@@ -350,6 +351,10 @@ def _configure_route_and_pages(config):
     settings = parse_settings(config.registry.settings or {})
     config.registry.m01_remote_settings = settings
     register_defaults(config.registry)
+    # Their routes first: the pages' traversal route matches them too.
+    config.include('m01.remote.views.metrics')
+    if settings.pages:
+        config.include('m01.remote.views.api')
     config.add_route(ROUTE_NAME, settings.route_pattern,
                      factory=pages_root_factory if settings.pages
                      else root_factory)

@@ -22,6 +22,7 @@ from m01.remote.jobstate import (
     CLAIM_ORDER,
     cancelCondition,
     cancelUpdate,
+    checkDeletable,
     claimFields,
     dueQuery,
     lostWorkerUpdate,
@@ -220,3 +221,12 @@ class AtomicJobWrites:
 
     def maintain(self, now):
         return 0   # nothing kept besides the jobs
+
+    def delete(self, oids, stati):
+        checkDeletable(stati)
+        if not oids:
+            return 0
+        return self.jobs.delete_many(
+            {'_id': {'$in': list(oids)},
+             'status': {'$in': list(stati)}}).deleted_count
+

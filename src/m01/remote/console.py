@@ -26,6 +26,7 @@ from m01.remote import (
     STOP_TIMEOUT,
     make_remote_processor,
     no_in_process_threads,
+    opscommands,
     worker_arguments,
 )
 from m01.remote.interfaces import IRemoteProcessor
@@ -55,7 +56,10 @@ def build_parser():
         prog='m01remote',
         description='Run an m01.remote job worker or scheduler in the '
                     'foreground, for the application of a Pyramid ini '
-                    'file. SIGTERM or SIGINT stops it gracefully.')
+                    'file (SIGTERM or SIGINT stops it gracefully), or '
+                    'look at and change its queue. Exit status: 0 done, '
+                    '1 nothing to do (no job matched, an unknown id), 2 '
+                    'a usage or configuration error.')
     commands = parser.add_subparsers(dest='command', metavar='COMMAND',
                                      required=True)
     for name, (description, *_) in COMMANDS.items():
@@ -75,7 +79,20 @@ def build_parser():
             metavar='SECONDS',
             help='how long to wait for running jobs when stopping '
                  '(default %(default)s)')
+    opscommands.addCommands(commands, add_common)
     return parser
+
+
+def add_common(command):
+    """The arguments of every operator's command."""
+    command.add_argument(
+        'config_uri', metavar='INI',
+        help='the application ini file, optionally with #app-name '
+             '(default #main)')
+    command.add_argument(
+        '--processor', default=None, metavar='NAME',
+        help='the processor name (default: m01.remote.name of the '
+             'application)')
 
 
 def refuse_embedded(settings):
@@ -139,6 +156,9 @@ def run(processor, command, stop_timeout=STOP_TIMEOUT, stop_event=None):
     handled = (signal.SIGTERM, signal.SIGINT)
     previous = {signum: signal.signal(signum, request_stop)
                 for signum in handled}
+    # An operator's stop (the process's control document) is a SIGTERM.
+    processor.monitor.onStop = stop_event.set
+    processor.monitor.origin = 'm01remote %s' % command
     try:
         getattr(processor, start)()
         logger.info('m01remote %s: serving processor %r; SIGTERM or '
@@ -162,6 +182,8 @@ def run(processor, command, stop_timeout=STOP_TIMEOUT, stop_event=None):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.command not in COMMANDS:
+        return operator_command(args)
     if args.stop_timeout < 0:
         print('m01remote: --stop-timeout must be >= 0', file=sys.stderr)
         return 2
@@ -173,6 +195,22 @@ def main(argv=None):
         return 2
     try:
         return run(processor, args.command, args.stop_timeout)
+    finally:
+        closer()
+
+
+def operator_command(args):
+    try:
+        setup_logging(args.config_uri)
+        processor, closer = load_processor(args.config_uri, args.processor)
+    except (CommandError, FileNotFoundError, LookupError) as e:
+        print('m01remote: %s' % e, file=sys.stderr)
+        return 2
+    try:
+        return opscommands.run(processor, args)
+    except opscommands.Usage as e:
+        print('m01remote %s: %s' % (args.command, e), file=sys.stderr)
+        return 2
     finally:
         closer()
 

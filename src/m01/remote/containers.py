@@ -110,8 +110,9 @@ class JobContainer:
         return self.collection.count_documents({}) + added
 
     def query(self, status=None, name=None, sort='created', descending=True,
-              skip=0, limit=50):
-        """One page of stored jobs and the total matching count."""
+              skip=0, limit=50, match=None):
+        """One page of stored jobs and the total matching count; ``match``
+        is a further MongoDB filter the jobs must match."""
         if sort not in SORT_FIELDS:
             raise ValueError('Cannot sort jobs by %r; choose one of %s'
                              % (sort, ', '.join(SORT_FIELDS)))
@@ -125,6 +126,8 @@ class JobContainer:
             query['status'] = status
         if name is not None:
             query['name'] = name
+        if match:
+            query = {'$and': [query, match]} if query else dict(match)
         direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
         cursor = self.collection.find(query).sort(
             [(sort, direction), ('_id', direction)]).skip(skip).limit(limit)
@@ -132,11 +135,21 @@ class JobContainer:
                 for document in cursor]
         return self.collection.count_documents(query), jobs
 
-    def countByStatus(self):
+    def withIds(self, oids):
+        """The stored jobs of the ObjectIds ``oids`` that exist, in one
+        query."""
+        cursor = self.collection.find({'_id': {'$in': list(oids)}})
+        return [self._located(loadJob(document, strict=False))
+                for document in cursor]
+
+    def countByStatus(self, match=None):
+        """``{status: count}`` of the stored jobs (matching ``match``)."""
         # One pass over the jobs, not one count per status.
         counts = dict.fromkeys(interfaces.STATI, 0)
-        for row in self.collection.aggregate(
-                [{'$group': {'_id': '$status', 'n': {'$sum': 1}}}]):
+        pipeline = [{'$group': {'_id': '$status', 'n': {'$sum': 1}}}]
+        if match:
+            pipeline.insert(0, {'$match': match})
+        for row in self.collection.aggregate(pipeline):
             if row['_id'] in counts:
                 counts[row['_id']] = row['n']
         return counts

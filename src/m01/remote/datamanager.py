@@ -24,7 +24,8 @@ class QueueDataManager:
     At commit, ``insertJobs(documents)`` stores the jobs added, then the
     conditional writes run, then ``finishOutcomes(outcomes)`` stores the
     outcomes of the jobs run in the transaction (one command for all,
-    where the server allows) and answers which were refused; once
+    where the server allows) and answers which were refused (each
+    outcome's ``refused`` or ``stored`` callback is called); once
     committed, ``wakeWorkers()`` is called if there was anything for a
     worker.
     """
@@ -43,8 +44,9 @@ class QueueDataManager:
         self.updates = {}
         # Conditional writes, each a callable run once at commit.
         self.writes = []
-        # (oid, claim, update, refused): job outcomes, stored together;
-        # ``refused()`` is called for one its claim no longer holds.
+        # (oid, claim, update, refused, stored): job outcomes, stored
+        # together; ``refused()`` is called for one its claim no longer
+        # holds, ``stored()`` (when given) for the others.
         self.outcomes = []
         self.wakeWorkers = False
 
@@ -60,8 +62,8 @@ class QueueDataManager:
             self.noteChange(jobid, fields)
         self.wakeWorkers = self.wakeWorkers or wake
 
-    def addOutcome(self, oid, claim, update, refused):
-        self.outcomes.append((oid, claim, update, refused))
+    def addOutcome(self, oid, claim, update, refused, stored=None):
+        self.outcomes.append((oid, claim, update, refused, stored))
         self.wakeWorkers = True
 
     def noteChange(self, jobid, fields):
@@ -94,10 +96,12 @@ class QueueDataManager:
         if self.outcomes:
             refused = set(self._finishOutcomes(
                 [(oid, claim, update)
-                 for oid, claim, update, _ in self.outcomes]))
-            for oid, _, _, onRefused in self.outcomes:
+                 for oid, claim, update, _, _ in self.outcomes]))
+            for oid, _, _, onRefused, onStored in self.outcomes:
                 if oid in refused:
                     onRefused()
+                elif onStored is not None:
+                    onStored()
 
     def tpc_finish(self, txn):
         if self.inserts or self.wakeWorkers:

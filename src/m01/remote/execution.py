@@ -110,16 +110,25 @@ class JobRunner:
     (a ``LeaseKeeper``) renews their leases meanwhile, ``registry`` adapts
     their error messages, ``now`` tells the time; ``slots``
     (``ConcurrencySlots``) and ``keys`` (``JobKeys``) are released when a
-    job is done with them."""
+    job is done with them; ``counters`` (``IOutcomeCounters``) count each
+    outcome stored."""
 
     def __init__(self, jobWrites, leases, registry, now, slots=None,
-                 keys=None):
+                 keys=None, counters=None):
         self.jobWrites = jobWrites
         self.leases = leases
         self.registry = registry
         self.now = now
         self.slots = slots
         self.keys = keys
+        self.counters = counters
+
+    def _finish(self, name, oid, claim, update):
+        """Store an outcome under ``claim``, counted when it was."""
+        stored = self.jobWrites.finish(oid, claim, update)
+        if stored and self.counters is not None:
+            self.counters.countUpdate(name, update)
+        return stored
 
     def run(self, job, remoteProcessor, queueTransaction, callTime=None,
             call=None):
@@ -174,9 +183,9 @@ class JobRunner:
         attempt, at once: a deployment mistake, not the job's (another
         worker may have the class)."""
         logger.error('Job %s cannot run here: %s', document['_id'], error)
-        self.jobWrites.finish(document['_id'], document['claim'],
-                              failureUpdate(document, stamp(error, now), '',
-                                            now, final=False))
+        self._finish(document['name'], document['_id'], document['claim'],
+                     failureUpdate(document, stamp(error, now), '', now,
+                                   final=False))
 
     @staticmethod
     def _rollback(savepoint, manager):
@@ -213,8 +222,12 @@ class JobRunner:
                 'The outcome of job %s was not stored: the job was '
                 'cancelled, timed out or taken over after its lease '
                 'expired.', job.__name__)
+
+        def stored():
+            if self.counters is not None:
+                self.counters.countUpdate(job.name, update)
         queueTransaction.dataManager().addOutcome(oid, job.claim, update,
-                                                  refused)
+                                                  refused, stored)
         txn = queueTransaction.transactionManager.get()
         # Keep renewing the job's lease until the transaction that stores
         # its outcome ends: a lease that expired while the outcome waits

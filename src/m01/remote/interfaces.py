@@ -312,6 +312,11 @@ class IJobWrites(zope.interface.Interface):
         """Periodic upkeep besides lease recovery (the ticketed strategy
         purges its old tickets); how many records it removed."""
 
+    def delete(oids, stati):
+        """Remove each job of ``oids`` that is in one of ``stati`` (which
+        never holds ``processing``: a running job is cancelled, not
+        removed), each only while it still is; how many were removed."""
+
 
 class IUpkeep(zope.interface.Interface):
     """Records the queue keeps besides the jobs (key locks, concurrency
@@ -472,3 +477,62 @@ class IJobChild(zope.interface.Interface):
     def close(timeout):
         """Ask an idle child to exit, and terminate it if it has not
         within ``timeout`` seconds."""
+
+
+class IOutcomeCounters(zope.interface.Interface):
+    """How many jobs of each factory ended how, per minute and hour, with
+    the seconds they ran (``m01.remote.counters``). Counting an outcome
+    costs no command: counts are tallied in memory and written by
+    ``flush`` (itself called within seconds), a few upserts for any
+    number of jobs."""
+
+    retentionDays = Attribute("Days minute and hour counts are kept.")
+
+    def count(name, outcome, at=None, seconds=None, final=False):
+        """Count one ``outcome`` (completed, failed, error, cancelled,
+        timedOut, lost) of the factory ``name`` at ``at`` (now), an
+        attempt that ran ``seconds``; ``final``: the job ended in error
+        with it."""
+
+    def countUpdate(name, update):
+        """Count the outcome an outcome update (``jobstate``'s builders)
+        stored."""
+
+    def countEnded(documents):
+        """Count jobs ended elsewhere, from their documents (``name``,
+        ``status``, ``attempts``)."""
+
+    def flush():
+        """Write what was counted; how many documents were written."""
+
+    def read(kind, since, until=None, names=None):
+        """The stored 'minute' or 'hour' documents in a time range."""
+
+    def totals():
+        """``{factory: {counter: amount}}`` since counting began."""
+
+
+class IProcessMonitor(zope.interface.Interface):
+    """The heartbeat of one processor's workers in a process, and an
+    operator's control over them (``m01.remote.heartbeats``)."""
+
+    processId = Attribute("The id of the heartbeat: host, pid, processor "
+                          "name and a token of this monitor.")
+    quiet = Attribute("Whether an operator asked this process to take no "
+                      "more jobs (its loops claim none meanwhile).")
+    onStop = Attribute("Called once, in a thread of its own, when an "
+                       "operator asks the process to stop.")
+    origin = Attribute("What runs the workers: 'threads', or the name of "
+                       "the m01remote command.")
+
+    def acquire(kind, threads=1):
+        """A worker of ``kind`` ('worker', 'scheduler') with ``threads``
+        threads starts: beat while any runs."""
+
+    def release(kind):
+        """The worker of ``kind`` stopped; the last one stops the beat
+        and marks the heartbeat stopped."""
+
+    def beat():
+        """Write the heartbeat, read the process's control and obey it.
+        """

@@ -22,6 +22,7 @@ from m01.remote.interfaces import (
     PROCESSING,
     QUEUED,
 )
+from m01.remote.searchterms import errorTerms, outputTerms, pushTerms
 
 #: Claims take the highest priority first, then the longest queued.
 CLAIM_ORDER = [('priority', pymongo.DESCENDING),
@@ -194,6 +195,7 @@ def failureUpdate(source, message, traceback, now, final,
               '$inc': {'retryCounter': 1},
               '$push': {'errors': message, 'tracebacks': traceback},
               '$unset': dict(_CLAIM_FIELDS)}
+    pushTerms(update, errorTerms(message, source))
     return _pushAttempt(update, attemptRecord(
         source, now, outcome, message, traceback, thread))
 
@@ -223,6 +225,7 @@ def completeUpdate(source, output, now, thread=None):
     update = {'$set': {'status': COMPLETED, 'output': output,
                        'completed': now},
               '$unset': dict(_CLAIM_FIELDS)}
+    pushTerms(update, outputTerms(output, source))
     return _pushAttempt(update, attemptRecord(source, now,
                                               COMPLETED_OUTCOME,
                                               thread=thread))
@@ -278,3 +281,15 @@ def versioned(update):
     update = dict(update)
     update['$inc'] = dict(update.get('$inc', {}), version=1)
     return update
+
+
+#: The statuses a job may be removed in: not while it runs (it belongs to
+#: its worker then; cancel it first).
+DELETABLE = (QUEUED, COMPLETED, CANCELLED, ERROR)
+
+
+def checkDeletable(stati):
+    """ValueError unless ``stati`` are statuses a job is removed in."""
+    if not stati or not set(stati) <= set(DELETABLE):
+        raise ValueError('Jobs are removed in the statuses %s, not %r'
+                         % (', '.join(DELETABLE), list(stati)))

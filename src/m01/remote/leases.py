@@ -36,6 +36,7 @@ class LeaseKeeper:
         self.upkeep = list(upkeep)
         self._claims = {}
         self._deadlines = {}
+        self._expires = {}
         self._lock = threading.Lock()
         self._users = 0
         self._stop = threading.Event()
@@ -52,6 +53,8 @@ class LeaseKeeper:
         discarded; end it as timed out at ``deadline``."""
         with self._lock:
             self._claims[jobid] = claim
+            self._expires[jobid] = self.now() + datetime.timedelta(
+                seconds=self.leaseTime)
             if deadline is not None:
                 self._deadlines[jobid] = deadline
             else:
@@ -66,6 +69,7 @@ class LeaseKeeper:
             if claim is None or self._claims.get(jobid) == claim:
                 self._claims.pop(jobid, None)
                 self._deadlines.pop(jobid, None)
+                self._expires.pop(jobid, None)
 
     @property
     def claims(self):
@@ -114,9 +118,22 @@ class LeaseKeeper:
                 logger.warning('The lease keeper did not stop within '
                                '%.1f s', timeout)
 
+    def running(self):
+        """``[(jobid, leaseExpires)]`` of the jobs this process runs, the
+        expiry as this keeper last set it."""
+        with self._lock:
+            return sorted(self._expires.items())
+
     def renew(self):
         until = self.now() + datetime.timedelta(seconds=self.leaseTime)
-        return self.jobWrites.extendLeases(self.claims, until)
+        with self._lock:
+            claims = list(self._claims.items())
+        extended = self.jobWrites.extendLeases([c for _, c in claims], until)
+        with self._lock:
+            for jobid, claim in claims:
+                if self._claims.get(jobid) == claim:
+                    self._expires[jobid] = until
+        return extended
 
     def recover(self, now=None):
         """Requeue (or fail) the jobs whose worker stopped renewing their

@@ -15,8 +15,10 @@ from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
 from m01.remote.concurrency import ConcurrencySlots
 from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
+from m01.remote.counters import OutcomeCounters
 from m01.remote.datamanager import QueueTransaction
 from m01.remote.execution import JobRunner
+from m01.remote.heartbeats import ProcessMonitor
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -36,6 +38,7 @@ from m01.remote.job import (
 )
 from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
+from m01.remote.searchterms import TERMS_INDEX, addedTerms
 from m01.remote.threads import WorkerThread
 from m01.remote.uniquekeys import JobKeys, checkKey
 
@@ -88,6 +91,9 @@ class RemoteProcessor:
                             self._storedStatus)
         self.slots = ConcurrencySlots(database[prefix + 'slots'], self.now,
                                       self.jobWrites.state)
+        #: How many jobs of each factory ended how (``IOutcomeCounters``).
+        self.counters = OutcomeCounters(database[prefix + 'counters'],
+                                        self.now)
         self.scheduler = self._makeScheduler()
         self.jobWorkerFactory = jobWorkerFactory or worker.SimpleJobWorker
         self.jobWorkerArguments = dict(
@@ -99,12 +105,19 @@ class RemoteProcessor:
             {'waitTime': 1.0} if schedulerWorkerArguments is None
             else schedulerWorkerArguments)
         self._wakeup = threading.Event()
+        #: The heartbeat of this processor's workers, and an operator's
+        #: say over them (``IProcessMonitor``).
+        self.monitor = ProcessMonitor(
+            database[prefix + 'workers'], database[prefix + 'controls'],
+            self.now, name, running=lambda: self.leases.running(),
+            onStop=self._stopAsAsked)
         self.leases = LeaseKeeper(
             name, float(leaseTime), self.jobWrites, self.now,
-            recovered=lambda jobids: self.wakeWorkers(),
-            upkeep=(self.slots, self.keys))
+            recovered=self._jobsEnded,
+            upkeep=(self.slots, self.keys, self.counters, self.monitor))
         self.runner = JobRunner(self.jobWrites, self.leases, self.registry,
-                                self.now, slots=self.slots, keys=self.keys)
+                                self.now, slots=self.slots, keys=self.keys,
+                                counters=self.counters)
         self._transactionKey = object()
         self._useTransactionManager(transactionManager or transaction.manager)
         self._jobWorker = WorkerThread(self, 'worker')
@@ -161,11 +174,16 @@ class RemoteProcessor:
         self.jobWrites.ensureIndexes()
         self.jobsCollection.create_index([('created', -1), ('_id', -1)],
                                          name='m01_remote_created')
+        self.jobsCollection.create_index(TERMS_INDEX,
+                                         name='m01_remote_terms')
         self.scheduler.ensureIndexes()
+        self.counters.ensureIndexes()
+        self.monitor.ensureIndexes()
 
     def close(self):
         self.stopProcessor()
         self.stopScheduler()
+        self.counters.close()
 
     # transaction
 
@@ -186,6 +204,13 @@ class RemoteProcessor:
 
     def wakeWorkers(self):
         self._wakeup.set()
+
+    def _jobsEnded(self, jobids):
+        # Recovered or stopped by the lease keeper: they may run again.
+        self.wakeWorkers()
+        self.counters.countEnded(self.jobsCollection.find(
+            {'_id': {'$in': [toObjectId(jobid) for jobid in jobids]}},
+            {'name': 1, 'status': 1, 'attempts': 1}))
 
     def waitForWork(self, timeout):
         """Block until jobs were committed here, or timeout seconds."""
@@ -240,6 +265,7 @@ class RemoteProcessor:
         if key is not None:
             checkKey(key)
             document['key'] = key
+        document['terms'] = addedTerms(document['_id'], input)
         checkStorable(document, 'document')
         if key is not None:
             holder = self.keys.reserve(key, document['_id'], self._status)
@@ -320,9 +346,15 @@ class RemoteProcessor:
         oid = document['_id']
 
         def cancel():
-            cancelled = self.jobWrites.cancel(oid, self.now())
+            now = self.now()
+            cancelled = self.jobWrites.cancel(oid, now)
             if cancelled:
                 self._releaseKey(document)
+                picked = document.get('picked')
+                self.counters.count(
+                    document['name'], 'cancelled', now,
+                    (now - picked).total_seconds() if picked and
+                    document['status'] == PROCESSING else None)
             return cancelled
         self._change(jobid, cancel, {'status': CANCELLED}, immediate,
                      'cancelled')
@@ -367,6 +399,8 @@ class RemoteProcessor:
     claimRounds = 5
 
     def pullNextJob(self, jobQuery=None, callTime=None):
+        if self.monitor.quiet:
+            return None      # an operator asked this process to take none
         now = toBSONTime(callTime) if callTime else self.now()
         excluded = set(self.jobFactories.pausedNames())
         for _ in range(self.claimRounds):
@@ -387,6 +421,8 @@ class RemoteProcessor:
         Jobs of factories with a concurrency limit are not batched: one of
         them is claimed singly beside the batch, with its slot. On a
         server without batches (FerretDB v1) this claims one job."""
+        if self.monitor.quiet:
+            return []        # an operator asked this process to take none
         if limit <= 1:
             job = self.pullNextJob(jobQuery, callTime)
             return [job] if job is not None else []
@@ -488,6 +524,8 @@ class RemoteProcessor:
         return self.scheduler.add(item)
 
     def scheduleNextJob(self, callTime=None):
+        if self.monitor.quiet:
+            return None
         from m01.remote.scheduler import scheduleNextJob
         return scheduleNextJob(self, callTime)
 
@@ -508,13 +546,24 @@ class RemoteProcessor:
     def startProcessor(self):
         self._jobWorker.start(self.jobWorkerFactory,
                               self.jobWorkerArguments)
+        self.monitor.acquire('worker', getattr(self._jobWorker.worker,
+                                               'maxThreads', 1))
 
     def stopProcessor(self, timeout=None):
         self._jobWorker.stop(timeout)
+        self.monitor.release('worker')
+        self.counters.flush()
 
     def startScheduler(self):
         self._schedulerWorker.start(self.schedulerWorkerFactory,
                                     self.schedulerWorkerArguments)
+        self.monitor.acquire('scheduler')
 
     def stopScheduler(self, timeout=None):
         self._schedulerWorker.stop(timeout)
+        self.monitor.release('scheduler')
+
+    def _stopAsAsked(self):
+        # An operator asked this process to stop (``IProcessMonitor``).
+        self.stopProcessor()
+        self.stopScheduler()

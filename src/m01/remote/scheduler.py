@@ -175,6 +175,17 @@ class Scheduler:
         return [self._load(doc)
                 for doc in self.collection.find({}, sort=[('_id', 1)])]
 
+    def query(self, sort=(('_id', 1),), skip=0, limit=100, match=None):
+        """Items (those matching the filter ``match``, all by default) in
+        the order ``sort`` (``(field, direction)`` pairs), ``limit`` of
+        them after the first ``skip``."""
+        cursor = self.collection.find(match or {}, sort=list(sort))
+        return [self._load(doc) for doc in cursor.skip(skip).limit(limit)]
+
+    def count(self, match=None):
+        """How many items match the filter ``match`` (all by default)."""
+        return self.collection.count_documents(match or {})
+
     def __getitem__(self, itemid):
         doc = self.collection.find_one({'_id': self._oid(itemid)})
         if doc is None:

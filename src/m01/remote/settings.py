@@ -59,6 +59,8 @@ class RemoteSettings:
     route_prefix: str = '/remote'
     permission: str = 'm01.remote.manage'
     pages: bool = True
+    stats_retention_days: int = 8
+    metrics: str = 'false'
 
     @property
     def embedded(self):
@@ -196,6 +198,27 @@ def _job_query(value):
     return value
 
 
+def _days(value):
+    if isinstance(value, float):
+        raise ValueError('expected a whole number of days')
+    value = _number(value, int)
+    if not 1 <= value <= 3660:
+        raise ValueError('expected a whole number of days from 1 to 3660')
+    return value
+
+
+METRICS = ('false', 'pages', 'public')
+
+
+def _metrics(value):
+    if value is False:
+        return 'false'
+    if not isinstance(value, str) or value.strip().lower() not in METRICS:
+        raise ValueError('expected false (no metrics), pages (behind the '
+                         "pages' permission) or public (no permission)")
+    return value.strip().lower()
+
+
 def _route_prefix(value):
     value = _text(value)
     if not value.startswith('/') or '*' in value or '{' in value:
@@ -225,6 +248,8 @@ OPTIONS = {
     'route_prefix': ('route_prefix', _route_prefix),
     'permission': ('permission', _text),
     'pages': ('pages', _boolean),
+    'stats.retention_days': ('stats_retention_days', _days),
+    'metrics': ('metrics', _metrics),
 }
 
 

@@ -67,6 +67,7 @@ from m01.remote.interfaces import (
 )
 from m01.remote.jobstate import (
     cancelUpdate,
+    checkDeletable,
     claimFields,
     lostWorkerUpdate,
     orderKey,
@@ -131,7 +132,7 @@ def entryQuery(jobQuery):
 
 #: The fields of a job its queue entry does not copy (they only grow).
 ENTRY_LEAVES_OUT = ('output', 'errors', 'tracebacks', 'attempts', 'log',
-                    'progress')
+                    'progress', 'terms')
 
 
 def queueEntry(document):
@@ -268,9 +269,12 @@ class TicketedJobWrites:
         """Write the change of the ticket held on the document's version
         when its client stopped before writing it; True when written."""
         ticket = self.tickets.find_one({'_id': self._ticketId(document)})
-        if ticket is None or 'set' not in ticket or \
+        if ticket is None or ('set' not in ticket and
+                              not ticket.get('delete')) or \
                 ticket['at'] > now - STALE_TICKET:
             return False   # purged, or its client may still be writing
+        if ticket.get('delete'):
+            return self._remove(document)
         return self._write(document, ticket['set'],
                            ticket['unset']) is not None
 
@@ -557,6 +561,33 @@ class TicketedJobWrites:
         # happen; or the job has ended: the entry says what the job does.
         self._writeEntry(document)
         return None
+
+    def delete(self, oids, stati):
+        checkDeletable(stati)
+        deleted = 0
+        for oid in oids:
+            document = self.jobs.find_one({'_id': oid})
+            if document is None or document['status'] not in stati:
+                continue
+            # Won like any change, so no claim can take the job meanwhile;
+            # the ticket says "delete", for whoever finds it stale.
+            try:
+                self.tickets.insert_one({'_id': self._ticketId(document),
+                                         'at': utcnow(), 'delete': True})
+            except pymongo.errors.DuplicateKeyError:
+                continue        # changed meanwhile: as it is now, it stays
+            if self._remove(document):
+                deleted += 1
+        return deleted
+
+    def _remove(self, document):
+        """Remove a job whose delete was won at its version, then its
+        entry."""
+        removed = self.jobs.delete_one(
+            {'_id': document['_id'],
+             'version': document.get('version', 0)}).deleted_count
+        self.queue.delete_one({'_id': document['_id']})
+        return bool(removed)
 
     def maintain(self, now):
         return self._purgeTickets(now)

@@ -10,11 +10,12 @@ A lock outlives its job when the release was missed (a process died
 between the job's end and the release): the next reservation that meets
 a lock whose job has ended (or never appeared) takes it over. A lock is
 removed only by the client that inserted the end ticket
-``end:<key>:<job>`` (unique like the lock), so a release and a takeover
-racing for one lock never remove a newer lock in its place, even on a
-server whose deletes are a read followed by a write.
+``end:<key>:<job>:<reservation>`` (unique like the lock), so a release
+and a takeover racing for one lock never remove a newer lock in its
+place, even on a server whose deletes are a read followed by a write.
 """
 import datetime
+import uuid
 
 import pymongo.errors
 import zope.interface
@@ -71,7 +72,8 @@ class JobKeys:
             now = self.now()
             try:
                 self.collection.insert_one({'_id': lockId, 'job': oid,
-                                            'key': key, 'at': now})
+                                            'key': key, 'at': now,
+                                            'token': uuid.uuid4().hex})
                 return None
             except pymongo.errors.DuplicateKeyError:
                 pass
@@ -101,7 +103,10 @@ class JobKeys:
         """Remove ``lock``, if this client wins its end ticket."""
         try:
             self.collection.insert_one({
-                '_id': 'end:%s:%s' % (lock['key'], lock['job']),
+                # The reservation too: a job retried holds its key
+                # again, and that lock must be removable as well.
+                '_id': 'end:%s:%s:%s' % (lock['key'], lock['job'],
+                                         lock.get('token', '')),
                 'at': self.now()})
         except pymongo.errors.DuplicateKeyError:
             return False                        # another client ends it

@@ -11,6 +11,7 @@ from pyramid.renderers import get_renderer
 from pyramid.response import Response
 from pyramid.traversal import lineage, quote_path_segment
 
+from m01.remote import operations
 from m01.remote.limits import (
     FLASH_BUDGET,
     MAX_DOCUMENT_DEPTH,
@@ -24,7 +25,6 @@ from m01.remote.limits import (
 from m01.remote.settings import get_remote_settings
 from m01.remote.views import formatting
 from m01.remote.views.assets import asset
-from m01.remote.views.sources import Placeholders
 
 ROUTE_NAME = 'm01.remote'
 VIEW_CATEGORY = 'm01.remote'
@@ -242,12 +242,6 @@ FLASH_QUEUES = ('error', 'success', 'info')
 class BaseView:
     """The base of every page: the processor, URLs, flash, the layout."""
 
-    #: Where the figures the queue does not record yet come from (the
-    #: overview's charts, the workers, search and bulk actions): the
-    #: view-models of ``m01.remote.views.sources``, none filled in. A
-    #: source with the data takes their place here.
-    sources = Placeholders()
-
     def __init__(self, context, request):
         self.context = context
         self.request = request
@@ -256,6 +250,27 @@ class BaseView:
     def processor(self):
         # The route's root: scheduler items need not know their parent.
         return self.request.root
+
+    @property
+    def queries(self):
+        """What the page reads (``IQueueQueries``)."""
+        return operations.queries(self.processor)
+
+    @property
+    def actions(self):
+        """What the page changes (``IQueueActions``)."""
+        return operations.actions(self.processor)
+
+    @reify
+    def sources(self):
+        """Where the overview's figures, the workers, the search and the
+        bulk actions come from: the view-models of
+        ``m01.remote.views.sources``, read through the operator's layer
+        once per page. A source set here in its place
+        (``BaseView.sources = ...``) serves every page instead."""
+        # Imported here: the sources build their URLs with this module.
+        from m01.remote.views.sources import QueueSources
+        return QueueSources(self.request)
 
     @property
     def layout(self):

@@ -1,9 +1,10 @@
-"""The job factories page: names, classes and the defaults each job gets.
-"""
+"""The job factories page: names, classes, the defaults each job gets,
+and pausing or resuming a factory."""
+import dataclasses
+
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.job import jobClassKey
 from m01.remote.views.common import BaseView, remote_view, template
 
 
@@ -15,23 +16,35 @@ class FactoriesView(BaseView):
 
     @remote_view(request_method='GET')
     def list(self):
-        factories = []
-        for name, factory in self.context.items():
-            defaults = factory.dump()
-            # The name and class have columns of their own; the fields a
-            # subclass declares are shown beside the base ones.
-            for key in ('name', 'jobClass'):
-                defaults.pop(key, None)
-            defaults.update(defaults.pop('data', None) or {})
-            factories.append({'name': name,
-                              'className': jobClassKey(type(factory)),
-                              'doc': _summary(type(factory).__doc__),
-                              'defaults': sorted(defaults.items())})
+        factories = [dict(dataclasses.asdict(info),
+                          url=self.url(self.context, info.name))
+                     for info in self.queries.factories()]
         return {'title': 'Job factories', 'factories': factories}
 
 
-def _summary(doc):
-    """The first paragraph of a docstring."""
-    text = ' '.join((doc or '').strip().split('\n\n')[0].split())
-    # reStructuredText literals read better without their quotes here.
-    return text.replace('``', '')
+@view_defaults(context=interfaces.IJob,
+               containment=interfaces.IJobFactoryContainer)
+class FactoryView(BaseView):
+
+    section = 'factories'
+
+    def _switch(self, change, message):
+        name = self.context.__name__
+        try:
+            change(name)
+        except KeyError:
+            self.flash('There is no job factory %s any more.' % name,
+                       'error')
+        else:
+            self.flash(message % name)
+        return self.redirect(self.context.__parent__)
+
+    @remote_view(name='pause', request_method='POST', require_csrf=True)
+    def pause(self):
+        return self._switch(self.actions.pauseFactory,
+                            'Job factory %s paused: its jobs wait.')
+
+    @remote_view(name='resume', request_method='POST', require_csrf=True)
+    def resume(self):
+        return self._switch(self.actions.resumeFactory,
+                            'Job factory %s resumed.')

@@ -162,7 +162,7 @@ class ItemForm:
                 'active': values['active']}
         if not data['jobName']:
             self.errors['jobName'] = 'Choose a job factory.'
-        elif data['jobName'] not in self.view.processor.jobFactories:
+        elif data['jobName'] not in self.view.queries.factoryNames():
             self.errors['jobName'] = 'There is no job factory %s.' \
                 % quote(data['jobName'])
         if values['keep-input']:

@@ -1,18 +1,20 @@
-"""The job pages: the paged list, removing jobs, adding one, the detail
-page of a job and its actions."""
-import math
-
+"""The job pages: the paged list with its search, removing jobs and the
+bulk actions (each after a confirmation), adding a job, the detail page
+of a job and its actions."""
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.containers import SORT_FIELDS, toObjectId
-from m01.remote.jobstate import MAX_ATTEMPTS
-from m01.remote.limits import (
-    MAX_NAME,
-    quote,
-    shorten,
+from m01.remote.jobstate import DELETABLE, MAX_ATTEMPTS
+from m01.remote.limits import quote, shorten
+from m01.remote.operations import (
+    ACTIONS,
+    BULK_LIMITS,
+    SORT_FIELDS,
+    JobFilter,
 )
+from m01.remote.operations.actions import selectedIds
+from m01.remote.operations.filters import MAX_PAGE
 from m01.remote.views import jobpage
 from m01.remote.views.common import (
     BaseView,
@@ -27,18 +29,54 @@ from m01.remote.views.common import (
     template,
 )
 from m01.remote.views.jobrows import TIME_LABELS, jobRow, label, tags
+from m01.remote.views.sources import BULK_ACTIONS
 
 PAGE_SIZE = 50
-# Beyond this a page number is surely hand-made; it keeps the skip given
-# to the database small (the page is clamped to the last one anyway).
-MAX_PAGE = 10 ** 6
 
 STATI = tuple(status.value for status in interfaces.JobStatus)
 # A processing job belongs to a worker; it is cancelled, not removed.
-REMOVABLE = (interfaces.COMPLETED, interfaces.CANCELLED, interfaces.ERROR,
-             interfaces.QUEUED)
+REMOVABLE = DELETABLE
 ORDERS = ('desc', 'asc')
 DEFAULT_FILTERS = {'sort': 'created', 'order': 'desc'}
+DONE = {'cancel': 'Cancelled', 'retry': 'Queued again', 'delete': 'Deleted'}
+#: What a bulk action does, said on its confirmation.
+BULK_HELP = {
+    'cancel': 'Queued jobs are cancelled at once; a running job stops at '
+              'its next checkpoint (in a process worker, at once).',
+    'retry': 'Jobs in error or cancelled are queued again, due now.',
+    'delete': 'Their input, output, errors and log go with them. A '
+              'processing job is never deleted: cancel it first.',
+}
+#: What a bulk action changes, said when it changes none of the jobs.
+BULK_FITS = {'cancel': 'queued or processing', 'retry': 'in error or '
+             'cancelled', 'delete': 'not processing'}
+
+
+def jobFilter(params):
+    """The ``JobFilter`` of request parameters; a bad one is a 400."""
+    try:
+        return JobFilter.fromParams(params)
+    except ValueError as e:
+        raise HTTPBadRequest(str(e))
+
+
+def _pairs(params):
+    """Query parameters as (name, value) pairs, lists spread out."""
+    for name, value in params.items():
+        for one in value if isinstance(value, list) else [value]:
+            yield name, one
+
+
+def filterRows(selected):
+    """The filter of a confirmation, as rows of its table."""
+    rows = []
+    if selected.statuses:
+        rows.append(('Status', ', '.join(selected.statuses)))
+    if selected.name:
+        rows.append(('Factory', selected.name))
+    if selected.q:
+        rows.append(('Search', selected.q))
+    return rows
 
 
 @view_defaults(context=interfaces.IJobContainer)
@@ -47,127 +85,182 @@ class JobsView(BaseView):
     section = 'jobs'
 
     def filters(self):
+        """The list's ``JobFilter`` and its parameters as the page shows
+        them."""
         request = self.request
-        name = request.GET.get('name', '')
-        if len(name) > MAX_NAME:
-            # No factory has such a name; the page would repeat it in
-            # every link.
-            raise HTTPBadRequest('name has %d characters; a job factory '
-                                 'name has at most %d' % (len(name),
-                                                          MAX_NAME))
-        return {
-            'status': choiceParam(request, 'status', STATI, ''),
-            'name': name,
+        selected = jobFilter(request.GET)
+        return selected, {
+            'status': selected.statuses[0] if selected.statuses else '',
+            'name': selected.name or '',
+            'q': selected.q,
             'sort': choiceParam(request, 'sort', SORT_FIELDS,
                                 DEFAULT_FILTERS['sort']),
             'order': choiceParam(request, 'order', ORDERS,
                                  DEFAULT_FILTERS['order']),
         }
 
-    def pageUrl(self, filters, page):
-        query = {key: value for key, value in filters.items()
-                 if value and value != DEFAULT_FILTERS.get(key)}
+    def pageUrl(self, selected, filters, page):
+        query = selected.params()
+        query.update({key: filters[key] for key in DEFAULT_FILTERS
+                      if filters[key] != DEFAULT_FILTERS[key]})
         if page > 1:
             query['page'] = page
         return self.url(self.context, **query)
 
     @remote_view(request_method='GET', renderer=template('jobs'))
     def list(self):
-        filters = self.filters()
+        selected, filters = self.filters()
         page = intParam(self.request, 'page', 1, 1, MAX_PAGE)
-        total, jobs = self._query(filters, page)
-        pages = max(1, math.ceil(total / PAGE_SIZE))
-        if page > pages:
-            # Past the end: show the last page rather than nothing.
-            page = pages
-            total, jobs = self._query(filters, page)
-            pages = max(1, math.ceil(total / PAGE_SIZE))
+        shown = self.queries.jobs(selected, filters['sort'],
+                                  filters['order'] == 'desc', page,
+                                  PAGE_SIZE)
+        page, pages = shown.page, shown.pages
         pager = {
-            'page': page, 'pages': pages, 'total': total,
-            'first': (page - 1) * PAGE_SIZE + 1 if jobs else 0,
-            'last': (page - 1) * PAGE_SIZE + len(jobs),
-            'previous': self.pageUrl(filters, page - 1) if page > 1
+            'page': page, 'pages': pages, 'total': shown.total,
+            'first': shown.first, 'last': shown.last,
+            'previous': self.pageUrl(selected, filters, page - 1)
+            if page > 1 else None,
+            'next': self.pageUrl(selected, filters, page + 1)
+            if page < pages else None,
+            'firstUrl': self.pageUrl(selected, filters, 1) if page > 1
             else None,
-            'next': self.pageUrl(filters, page + 1) if page < pages
-            else None,
-            'firstUrl': self.pageUrl(filters, 1) if page > 1 else None,
-            'lastUrl': self.pageUrl(filters, pages) if page < pages
-            else None,
+            'lastUrl': self.pageUrl(selected, filters, pages)
+            if page < pages else None,
         }
-        search = self.sources.jobSearch(self.request)
-        return {'title': 'Jobs', 'jobs': jobs, 'filters': filters,
+        return {'title': 'Jobs', 'jobs': shown.jobs, 'filters': filters,
                 'rows': [jobRow(job, self.now, filters['sort'])
-                         for job in jobs],
+                         for job in shown.jobs],
                 'timeLabel': TIME_LABELS[filters['sort']],
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
-                'factoryNames': self.processor.jobFactories.keys(),
-                'removable': REMOVABLE, 'search': search,
+                'factoryNames': self.queries.factoryNames(),
+                'removable': REMOVABLE,
+                'search': self.sources.jobSearch(self.request),
                 'bulk': self.sources.bulkActions(self.request, filters),
-                'removeMatching': self.removeMatching(filters, total,
-                                                      search)}
+                'removeMatching': self.removeMatching(selected,
+                                                      shown.total)}
 
     @staticmethod
-    def removeMatching(filters, total, search):
+    def removeMatching(selected, total):
         """Every job this filter shows removed at once, where the remove
-        by status does just that (a removable status, no other filter):
-        the status and how many jobs have it; None otherwise."""
-        status = filters['status']
-        if status not in REMOVABLE or filters['name'] or not total or \
-                search.get('q'):
+        does just that (one removable status, whatever the factory and
+        the search): the status and how many jobs match; None
+        otherwise."""
+        if len(selected.statuses) != 1 or not total or \
+                selected.statuses[0] not in REMOVABLE:
             return None
-        return {'status': status, 'total': total}
+        return {'status': selected.statuses[0], 'total': total}
 
-    def _query(self, filters, page):
-        return self.context.query(
-            status=filters['status'] or None, name=filters['name'] or None,
-            sort=filters['sort'], descending=filters['order'] == 'desc',
-            skip=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
-
-    def _removeStati(self, params):
-        stati = params.getall('status')
-        unknown = [status for status in stati if status not in REMOVABLE]
-        if unknown:
-            raise HTTPBadRequest('Cannot remove jobs of status %s'
-                                 % ', '.join(repr(s) for s in unknown))
-        return [status for status in REMOVABLE if status in stati]
+    def _removeFilter(self, params):
+        """The jobs a removal is about: the filter sent, less the
+        processing jobs (a processing job is cancelled, not removed)."""
+        selected = jobFilter(params)
+        if selected.statuses == (interfaces.PROCESSING,):
+            raise HTTPBadRequest('Processing jobs are not removed: cancel '
+                                 'them first.')
+        return selected, selected.without((interfaces.PROCESSING,))[0]
 
     @remote_view(name='remove', request_method='GET',
                  renderer=template('confirm'))
     def confirmRemove(self):
-        stati = self._removeStati(self.request.GET)
-        if not stati:
-            self.flash('Choose the statuses of the jobs to remove.',
-                       'error')
-            return self.redirect(self.context)
-        counts = self.context.countByStatus()
-        rows = [(status, counts.get(status, 0)) for status in stati]
-        total = sum(count for status, count in rows)
+        selected, removable = self._removeFilter(self.request.GET)
+        counts = self.queries.countByStatus(removable)
+        rows = [(status, '{:,}'.format(counts[status]))
+                for status in removable.statuses if counts.get(status)]
+        total = sum(counts.get(status, 0) for status in removable.statuses)
+        back = self.url(self.context, **selected.params())
+        if not total:
+            return {'title': 'Remove jobs', 'confirm': confirmation(
+                'No job matches: there is nothing to remove.', back)}
+        detail = ('The jobs that match when you confirm go (the counts may '
+                  'have changed by then); a processing job never does.')
+        if total > BULK_LIMITS['delete']:
+            detail += (' A removal takes at most %s jobs: remove again for '
+                       'the rest.' % '{:,}'.format(BULK_LIMITS['delete']))
         return {'title': 'Remove jobs', 'confirm': confirmation(
-            'This removes %s jobs for good:' % '{:,}'.format(total),
-            self.url(self.context), action=self.url(self.context, 'remove'),
+            'This removes %s jobs for good:' % '{:,}'.format(total), back,
+            action=self.url(self.context, 'remove'),
             button='Remove %s jobs' % '{:,}'.format(total),
-            fields=[('status', status) for status in stati], rows=rows,
-            detail='The jobs in these statuses when you confirm go (the '
-            'counts may have changed by then); a processing job never '
-            'does.')}
+            fields=sorted(_pairs(selected.params())),
+            rows=[(name, value) for name, value in filterRows(selected)
+                  if name != 'Status'] + rows, detail=detail)}
 
     @remote_view(name='remove', request_method='POST', require_csrf=True)
     def remove(self):
-        stati = self._removeStati(self.request.POST)
-        if not stati:
-            self.flash('Choose the statuses of the jobs to remove.',
-                       'error')
-            return self.redirect(self.context)
-        counts = self.processor.removeJobs(stati)
-        self.flash('Removed %d jobs (%s).' % (
-            sum(counts.values()),
-            ', '.join('%s: %d' % item for item in counts.items())))
-        return self.redirect(self.context)
+        selected, removable = self._removeFilter(self.request.POST)
+        result = self.actions.bulk('delete', removable)
+        message = 'Removed %d jobs.' % result.done
+        if result.more:
+            message += ' More match: remove again to go on.'
+        self.flash(message)
+        return self.redirect(self.context, **selected.params())
+
+    def _bulk(self, params):
+        """``(action, filter, jobids, fields)`` of a bulk form: the jobs
+        selected (``job``), or all that match the filter (``all``)."""
+        action = params.get('action', '')
+        if action not in ACTIONS:
+            raise HTTPBadRequest('action must be one of %s'
+                                 % ', '.join(ACTIONS))
+        selected = jobFilter(params)
+        fields = [('action', action)] + list(_pairs(selected.params()))
+        if params.get('all'):
+            return action, selected, None, fields + [('all', '1')]
+        jobids = params.getall('job')
+        try:
+            selectedIds(jobids)
+        except ValueError as e:
+            raise HTTPBadRequest(str(e))
+        return action, selected, jobids, fields + [('job', jobid)
+                                                   for jobid in jobids]
+
+    @remote_view(name='bulk', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmBulk(self):
+        action, selected, jobids, fields = self._bulk(self.request.GET)
+        name, danger = BULK_ACTIONS[action]
+        title = '%s jobs' % name
+        back = self.url(self.context, **selected.params())
+        if jobids is not None and not jobids:
+            return {'title': title, 'confirm': confirmation(
+                'Choose the jobs to %s, or all that match the filter.'
+                % action, back)}
+        count = self.actions.countBulk(action, selected, jobids)
+        chosen = ('%d jobs selected' % len(jobids)) if jobids is not None \
+            else 'all that match'
+        if not count:
+            return {'title': title, 'confirm': confirmation(
+                'None of the jobs chosen (%s) can be %s: the action takes '
+                'jobs %s.' % (chosen, DONE[action].lower(),
+                              BULK_FITS[action]), back)}
+        detail = BULK_HELP[action]
+        if count > BULK_LIMITS[action]:
+            detail += (' Each time at most %s jobs: apply again for the '
+                       'rest.' % '{:,}'.format(BULK_LIMITS[action]))
+        rows = [('Jobs', chosen)] + (filterRows(selected) if jobids is None
+                                     else [])
+        return {'title': title, 'confirm': confirmation(
+            '%s %s jobs?' % (name, '{:,}'.format(count)), back,
+            action=self.url(self.context, 'bulk'),
+            button='%s %s jobs' % (name, '{:,}'.format(count)),
+            danger=danger, detail=detail, fields=fields, rows=rows)}
+
+    @remote_view(name='bulk', request_method='POST', require_csrf=True)
+    def bulk(self):
+        action, selected, jobids, _ = self._bulk(self.request.POST)
+        result = self.actions.bulk(action, selected, jobids)
+        message = '%s: %d jobs.' % (DONE[action], result.done)
+        if result.refused:
+            message += ' %d had changed meanwhile and were left as they ' \
+                'are.' % result.refused
+        if result.more:
+            message += ' More match: apply again to go on.'
+        self.flash(message)
+        return self.redirect(self.context, **selected.params())
 
     def _addForm(self, name='', input='', errors=None):
         self.section = 'add'
         return {'title': 'Add a job',
-                'factoryNames': self.processor.jobFactories.keys(),
+                'factoryNames': self.queries.factoryNames(),
                 'name': name, 'input': input, 'errors': errors or {}}
 
     @remote_view(name='add', request_method='GET',
@@ -178,13 +271,12 @@ class JobsView(BaseView):
     @remote_view(name='add', request_method='POST', require_csrf=True,
                  renderer=template('job_add'))
     def add(self):
-        rp = self.processor
         name = self.request.POST.get('name', '')
         text = self.request.POST.get('input', '')
         errors = {}
         if not name:
             errors['name'] = 'Choose a job factory.'
-        elif name not in rp.jobFactories:
+        elif name not in self.queries.factoryNames():
             errors['name'] = 'There is no job factory %s.' % quote(name)
         try:
             input = parseJSON(text)
@@ -192,7 +284,7 @@ class JobsView(BaseView):
             errors['input'] = str(e)
         if not errors:
             try:
-                jobid = rp.addJob(name, input, immediate=True)
+                jobid = self.actions.addJob(name, input)
             except ValueError as e:
                 errors['input'] = str(e)
         if errors:
@@ -269,15 +361,11 @@ class JobView(BaseView):
 
     @remote_view(name='cancel', request_method='POST', require_csrf=True)
     def cancel(self):
-        return self._act(
-            lambda jobid: self.processor.cancelJob(jobid, immediate=True),
-            'Job cancelled.')
+        return self._act(self.actions.cancelJob, 'Job cancelled.')
 
     @remote_view(name='retry', request_method='POST', require_csrf=True)
     def retry(self):
-        return self._act(
-            lambda jobid: self.processor.retryJob(jobid, immediate=True),
-            'Job queued again.')
+        return self._act(self.actions.retryJob, 'Job queued again.')
 
     def named(self):
         """How the pages name the job: its title or factory, and id."""
@@ -305,19 +393,17 @@ class JobView(BaseView):
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):
         # As the bulk remove: a processing job belongs to its worker. One
-        # write, conditional on the status, so a job claimed since the
-        # page was shown stays.
+        # conditional write, so a job claimed since the page was shown
+        # stays.
         job = self.context
-        deleted = self.processor.jobsCollection.delete_one({
-            '_id': toObjectId(job.__name__),
-            'status': {'$in': list(REMOVABLE)}}).deleted_count
-        if not deleted:
-            current = self.context.__parent__.get(job.__name__)
-            if current is None:
-                self.flash('Job %s was deleted already.' % job.__name__)
-                return self.redirect(job.__parent__)
-            self.flash('Job %s is %s; cancel it before deleting it.'
-                       % (job.__name__, current.status), 'error')
+        try:
+            self.actions.deleteJob(job.__name__)
+        except KeyError:
+            self.flash('Job %s was deleted already.' % job.__name__)
+            return self.redirect(job.__parent__)
+        except ValueError as e:
+            self.flash(str(e), 'error')
             return self.redirect(job)
         self.flash('Job %s deleted.' % job.__name__)
         return self.redirect(job.__parent__)
+

@@ -3,6 +3,7 @@ latest failures, and the threads of the web process serving the page."""
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
+from m01.remote.operations.actions import STOP_TIMEOUT
 from m01.remote.views import charts, sources
 from m01.remote.views.common import (
     BaseView,
@@ -15,10 +16,6 @@ from m01.remote.views.jobrows import jobRow
 
 LATEST_ERRORS = 10
 
-# Stopping waits for running jobs; a page must not hang on a long job
-# (the worker still ends once its job is done).
-STOP_TIMEOUT = 5.0
-
 
 @view_defaults(context=interfaces.IRemoteProcessor,
                renderer=template('overview'))
@@ -29,7 +26,9 @@ class OverviewView(BaseView):
     @remote_view(request_method='GET')
     def overview(self):
         rp = self.context
-        counts = rp.jobs.countByStatus()
+        queries = self.queries
+        counts = queries.countByStatus()
+        threads = queries.threads()
         span = choiceParam(self.request, 'span', tuple(sources.SPANS),
                            sources.DEFAULT_SPAN)
         activity = self.sources.activity(rp, self.now, span)
@@ -37,9 +36,10 @@ class OverviewView(BaseView):
         return {
             'title': 'Remote processor',
             'threads': [
-                {'title': 'Job worker thread', 'running': rp.isProcessing,
+                {'title': 'Job worker thread', 'running': threads['worker'],
                  'start': 'start-processor', 'stop': 'stop-processor'},
-                {'title': 'Scheduler thread', 'running': rp.isScheduling,
+                {'title': 'Scheduler thread',
+                 'running': threads['scheduler'],
                  'start': 'start-scheduler', 'stop': 'stop-scheduler'},
             ],
             'process': rp.workerId,
@@ -52,12 +52,13 @@ class OverviewView(BaseView):
             'spans': [(name, label, self.url(rp, span=name)
                        if name != sources.DEFAULT_SPAN else self.url(rp))
                       for name, (label, _s, _c) in sources.SPANS.items()],
+            'spanLabel': sources.SPANS[span][0].lower(),
             'chart': self.chart(activity),
-            'factoryStats': self.sources.factoryStats(rp, self.now),
+            'factoryStats': self.sources.factoryStats(rp, self.now, span),
             'workers': workers,
             'alive': sum(1 for p in workers['processes'] if p['alive']),
             'failures': [jobRow(job, self.now, 'completed') for job in
-                         rp.jobs.latestErrors(limit=LATEST_ERRORS)],
+                         queries.latestFailures(LATEST_ERRORS)],
         }
 
     @staticmethod
@@ -72,15 +73,15 @@ class OverviewView(BaseView):
             activity['bucketSeconds'], activity['end'],
             'Jobs completed and failed, %s' % label.lower())
 
-    def _switch(self, method, message, **kw):
-        getattr(self.context, method)(**kw)
+    def _switch(self, kind, running, message):
+        self.actions.switchThreads(kind, running)
         self.flash(message)
         return self.redirect(self.context)
 
     @remote_view(name='start-processor', request_method='POST',
                  require_csrf=True)
     def startProcessor(self):
-        return self._switch('startProcessor', 'The job processor started.')
+        return self._switch('worker', True, 'The job processor started.')
 
     def _confirmStop(self, what, action, running):
         back = self.url(self.context)
@@ -100,27 +101,25 @@ class OverviewView(BaseView):
                  renderer=template('confirm'))
     def confirmStopProcessor(self):
         return self._confirmStop('job worker thread', 'stop-processor',
-                                 self.context.isProcessing)
+                                 self.queries.threads()['worker'])
 
     @remote_view(name='stop-scheduler', request_method='GET',
                  renderer=template('confirm'))
     def confirmStopScheduler(self):
         return self._confirmStop('scheduler thread', 'stop-scheduler',
-                                 self.context.isScheduling)
+                                 self.queries.threads()['scheduler'])
 
     @remote_view(name='stop-processor', request_method='POST',
                  require_csrf=True)
     def stopProcessor(self):
-        return self._switch('stopProcessor', 'The job processor stopped.',
-                            timeout=STOP_TIMEOUT)
+        return self._switch('worker', False, 'The job processor stopped.')
 
     @remote_view(name='start-scheduler', request_method='POST',
                  require_csrf=True)
     def startScheduler(self):
-        return self._switch('startScheduler', 'The scheduler started.')
+        return self._switch('scheduler', True, 'The scheduler started.')
 
     @remote_view(name='stop-scheduler', request_method='POST',
                  require_csrf=True)
     def stopScheduler(self):
-        return self._switch('stopScheduler', 'The scheduler stopped.',
-                            timeout=STOP_TIMEOUT)
+        return self._switch('scheduler', False, 'The scheduler stopped.')

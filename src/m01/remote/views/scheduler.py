@@ -6,11 +6,12 @@ from pyramid.view import view_defaults
 
 from m01.remote import interfaces
 from m01.remote.limits import MAX_NAME, shorten
+from m01.remote.operations.filters import MAX_PAGE
 from m01.remote.scheduler import jobIdFor
 from m01.remote.views.common import (
     BaseView,
     confirmation,
-    formatTime,
+    intParam,
     jsonDownload,
     remote_view,
     template,
@@ -27,6 +28,8 @@ from m01.remote.views.upcoming import nextRuns, previousCall
 
 #: How many items a confirmation page lists by name.
 MAX_LISTED = 20
+#: Scheduler items a page lists.
+ITEMS_PAGE = 100
 
 
 class SchedulerBase(BaseView):
@@ -36,26 +39,32 @@ class SchedulerBase(BaseView):
     def itemUrl(self, item, *elements):
         return self.url(self.processor.scheduler, item.__name__, *elements)
 
-    def lastRun(self, item):
-        """The run before the next one of a Cron item and its job, found
-        by the id the scheduler gives it (``jobIdFor``): ``{'due',
+    def itemRows(self, items):
+        """The view-models of items on the scheduler's pages.
+
+        A Cron item's ``lastRun`` is the run before its next one and the
+        job of that run, found by the id the scheduler gives it
+        (``jobIdFor``), the jobs of all the items in one query: ``{'due',
         'jobid', 'job'}`` (``job`` None when there is none: the item was
         added or changed since, the run was missed while no scheduler
         ran, or the job was removed); None for a Delay item."""
-        due = previousCall(item)
-        if due is None:
-            return None
-        jobid = jobIdFor(item.__name__, due)
-        return {'due': due, 'jobid': jobid,
-                'job': self.processor.jobs.get(jobid)}
-
-    def itemRow(self, item):
-        """The view-model of an item on the scheduler's pages."""
-        return {'item': item, 'kind': kindOf(item),
-                'words': describe(item),
-                'expression': getattr(item, 'expression', None),
-                'runs': nextRuns(item), 'lastRun': self.lastRun(item),
-                'url': self.itemUrl(item), 'open': False}
+        lastRuns = {}
+        for item in items:
+            due = previousCall(item)
+            if due is not None:
+                lastRuns[item.__name__] = {
+                    'due': due, 'jobid': jobIdFor(item.__name__, due)}
+        jobs = self.queries.jobsById(
+            [run['jobid'] for run in lastRuns.values()])
+        for run in lastRuns.values():
+            run['job'] = jobs.get(run['jobid'])
+        return [{'item': item, 'kind': kindOf(item),
+                 'words': describe(item),
+                 'expression': getattr(item, 'expression', None),
+                 'runs': nextRuns(item),
+                 'lastRun': lastRuns.get(item.__name__),
+                 'url': self.itemUrl(item), 'open': False}
+                for item in items]
 
     def form(self, kind, values, errors, item=None):
         if item is None:
@@ -68,8 +77,8 @@ class SchedulerBase(BaseView):
             action = self.itemUrl(item, 'edit')
         return {'title': title, 'kind': kind, 'values': values,
                 'errors': errors, 'action': action, 'item': item,
-                'row': None if item is None else self.itemRow(item),
-                'factoryNames': self.processor.jobFactories.keys(),
+                'row': None if item is None else self.itemRows([item])[0],
+                'factoryNames': self.queries.factoryNames(),
                 'timezones': timezoneNames() if kind == 'cron' else (),
                 'cronFields': CRON_FORM_FIELDS}
 
@@ -79,19 +88,25 @@ class SchedulerView(SchedulerBase):
 
     @remote_view(request_method='GET', renderer=template('scheduler'))
     def list(self):
+        queries = self.queries
+        page = intParam(self.request, 'page', 1, 1, MAX_PAGE)
+        total, shown = queries.schedulerItems(page, ITEMS_PAGE)
+        pages = max(1, -(-total // ITEMS_PAGE))
+        page = min(page, pages)
+        items = self.itemRows(shown)
         # The item just added or saved shows its next runs.
-        shown = self.request.GET.get('shown', '')
-        items = []
-        for item in self.context.values():
-            row = self.itemRow(item)
-            row['open'] = item.__name__ == shown
-            items.append(row)
-        items.sort(key=lambda row: (row['item'].nextCallTime is None,
-                                    formatTime(row['item'].nextCallTime)))
-        active = sum(1 for row in items if row['item'].active)
-        return {'title': 'Scheduler', 'items': items,
-                'pauseAll': {'active': active,
-                             'inactive': len(items) - active}}
+        for row in items:
+            row['open'] = row['item'].__name__ == self.request.GET.get(
+                'shown', '')
+        active = queries.schedulerItems(1, 1, active=True)[0] if total \
+            else 0
+        return {'title': 'Scheduler', 'items': items, 'total': total,
+                'pauseAll': {'active': active, 'inactive': total - active},
+                'page': page, 'pages': pages,
+                'previous': self.url(self.context, page=page - 1)
+                if page > 1 else None,
+                'next': self.url(self.context, page=page + 1)
+                if page < pages else None}
 
     @remote_view(name='pause-all', request_method='GET',
                  renderer=template('confirm'))
@@ -99,33 +114,33 @@ class SchedulerView(SchedulerBase):
                  renderer=template('confirm'))
     def confirmAll(self):
         pause = self.request.view_name == 'pause-all'
-        items = [item for item in self.context.values()
-                 if item.active == pause]
+        count, items = self.queries.schedulerItems(1, MAX_LISTED,
+                                                   active=pause)
         back = self.url(self.context)
-        if not items:
+        if not count:
             message = ('No scheduler item is active.' if pause
                        else 'Every scheduler item is active.')
             return {'title': 'Pause all' if pause else 'Resume all',
                     'confirm': confirmation(message, back)}
         if pause:
             confirm = confirmation(
-                'Deactivate all %d active scheduler items?' % len(items),
+                'Deactivate all %d active scheduler items?' % count,
                 back, action=self.url(self.context, 'pause-all'),
-                button='Deactivate %d items' % len(items),
+                button='Deactivate %d items' % count,
                 detail='No job is added for them until they are activated '
                 'again; jobs added already are not touched. Resume all '
                 'activates every item, those inactive before too.',
                 rows=[(shorten(item.title or item.__name__), 'active')
-                      for item in items[:MAX_LISTED]])
+                      for item in items])
         else:
             confirm = confirmation(
-                'Activate all %d inactive scheduler items?' % len(items),
+                'Activate all %d inactive scheduler items?' % count,
                 back, action=self.url(self.context, 'resume-all'),
-                button='Activate %d items' % len(items), danger=False,
+                button='Activate %d items' % count, danger=False,
                 detail='Each is scheduled from now on; missed runs are not '
                 'made up.',
                 rows=[(shorten(item.title or item.__name__), 'inactive')
-                      for item in items[:MAX_LISTED]])
+                      for item in items])
         return {'title': 'Pause all' if pause else 'Resume all',
                 'confirm': confirm}
 
@@ -133,16 +148,8 @@ class SchedulerView(SchedulerBase):
     @remote_view(name='resume-all', request_method='POST',
                  require_csrf=True)
     def setAll(self):
-        # Each item through the scheduler's own update, as its toggle.
         active = self.request.view_name == 'resume-all'
-        changed = 0
-        for item in self.context.values():
-            if item.active != active:
-                try:
-                    self.context.update(item.__name__, active=active)
-                except KeyError:
-                    continue  # deleted meanwhile
-                changed += 1
+        changed = self.actions.setAllSchedulerItemsActive(active)
         self.flash('%d scheduler items %s.' % (
             changed, 'activated' if active else 'deactivated'))
         return self.redirect(self.context)
@@ -160,7 +167,7 @@ class SchedulerView(SchedulerBase):
         if item is None:
             self.invalid()
             return self.form(kind, form.values, form.errors)
-        itemid = self.processor.addScheduler(item)
+        itemid = self.actions.addSchedulerItem(item)
         self.flash('Scheduler item %s added.'
                    % shorten(item.title or itemid))
         return self.redirect(self.context, shown=itemid)
@@ -210,7 +217,8 @@ class SchedulerItemView(SchedulerBase):
         if changed is None:
             self.invalid()
             return self.form(kind, form.values, form.errors, item)
-        self.scheduler.update(item.__name__, **form.fields(changed))
+        self.actions.updateSchedulerItem(item.__name__,
+                                         **form.fields(changed))
         self.flash('Scheduler item %s saved.'
                    % shorten(changed.title or item.__name__))
         return self.redirect(self.scheduler, shown=item.__name__)
@@ -225,7 +233,7 @@ class SchedulerItemView(SchedulerBase):
         # The form says which state it wants: a repeated click (or a page
         # shown before someone else's change) cannot flip it back.
         active = self.request.POST.get('active') == '1'
-        self.scheduler.update(self.context.__name__, active=active)
+        self.actions.setSchedulerItemActive(self.context.__name__, active)
         self.flash('%s is now %s.' % (
             shorten(self.context.title or self.context.__name__),
             'active' if active else 'inactive'))
@@ -245,7 +253,7 @@ class SchedulerItemView(SchedulerBase):
 
     @remote_view(name='delete', request_method='POST', require_csrf=True)
     def delete(self):
-        self.scheduler.remove(self.context.__name__)
+        self.actions.deleteSchedulerItem(self.context.__name__)
         self.flash('Scheduler item %s deleted.' % shorten(
             self.context.title or self.context.__name__))
         return self.redirect(self.scheduler)
@@ -253,7 +261,7 @@ class SchedulerItemView(SchedulerBase):
     @remote_view(name='run', request_method='POST', require_csrf=True)
     def run(self):
         try:
-            jobid = self.processor.scheduleItemNow(self.context.__name__)
+            jobid = self.actions.runSchedulerItem(self.context.__name__)
         except ValueError as e:
             # Its job factory was removed since the item was added.
             self.flash(str(e), 'error')

@@ -17,6 +17,7 @@ from pyramid.tweens import EXCVIEW
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.limits import MAX_REQUEST_BODY, shorten
 from m01.remote.settings import get_remote_settings
+from m01.remote.views.api import errorView
 from m01.remote.views.common import ROUTE_NAME, BaseView, template
 
 #: Sent with every response under the route (unless a view set its own):
@@ -117,6 +118,7 @@ def security_tween_factory(handler, registry):
     """Check requests under the route and add the security headers to
     every response there, error pages included."""
     prefix = get_remote_settings(registry).route_prefix
+    api = ('' if prefix == '/' else prefix) + '/api/'
 
     def under_route(request):
         # What the route pattern ('/remote*traverse') matches.
@@ -129,6 +131,8 @@ def security_tween_factory(handler, registry):
         refusal = check_request(request)
         if refusal is None:
             response = handler(request)
+        elif request.environ.get('PATH_INFO', '').startswith(api):
+            response = errorView(refusal, request)   # JSON, as the API's
         else:
             response = errorResponse(refusal, request)
         for name, value in SECURITY_HEADERS:

@@ -1,0 +1,40 @@
+"""The operator's layer: the one place the management pages, the JSON
+API, the ``m01remote`` commands and the metrics read and change the
+queue through.
+
+``queries(processor)`` gives the reads (``IQueueQueries``),
+``actions(processor)`` the changes (``IQueueActions``), of a processor
+bound to the unit of work's transaction manager (a request's
+``request.remote_processor``). ``JobFilter`` says which jobs a listing,
+a count or a bulk action is about.
+"""
+from m01.remote.operations.actions import (  # noqa: F401
+    ACTIONS,
+    BULK_LIMITS,
+    MAX_SELECTED,
+    BulkResult,
+    QueueActions,
+)
+from m01.remote.operations.filters import (  # noqa: F401
+    MAX_PAGE_SIZE,
+    SORT_FIELDS,
+    JobFilter,
+    JobPage,
+    checkPage,
+    checkSort,
+)
+from m01.remote.operations.queries import (  # noqa: F401
+    MAX_LOOKUP,
+    FactoryInfo,
+    QueueQueries,
+)
+
+
+def queries(processor):
+    """The reads of ``processor`` (``IQueueQueries``)."""
+    return QueueQueries(processor)
+
+
+def actions(processor):
+    """The changes made through ``processor`` (``IQueueActions``)."""
+    return QueueActions(processor)

@@ -1,0 +1,250 @@
+"""What an operator reads of a queue: counts, pages of jobs, a job, the
+factories, the scheduler items, the workers and the figures of the
+charts. Every answer is bounded: listings are paged (at most
+``MAX_PAGE_SIZE`` rows), counts are one aggregation, jobs looked up by
+id at most ``MAX_LOOKUP`` in one query.
+"""
+import dataclasses
+import math
+
+import pymongo
+import zope.interface
+
+from m01.remote.containers import toObjectId
+from m01.remote.heartbeats import processState
+from m01.remote.job import jobClassKey
+from m01.remote.operations import stats
+from m01.remote.operations.filters import (
+    JobFilter,
+    JobPage,
+    checkPage,
+    checkSort,
+)
+from m01.remote.operations.interfaces import IQueueQueries
+
+#: Scheduler items one page lists, at most.
+MAX_ITEMS_PAGE = 500
+#: Processes a listing shows, at most (the most recently seen).
+MAX_WORKERS = 200
+#: Jobs looked up by id at once, at most.
+MAX_LOOKUP = 500
+
+
+@dataclasses.dataclass
+class FactoryInfo:
+    """A job factory as the pages show it: its name, class, the first
+    paragraph of the class's docstring, the defaults its jobs get, and
+    whether it is paused."""
+
+    name: str
+    className: str
+    doc: str
+    defaults: list
+    paused: bool
+    concurrency: int = None
+
+
+def summary(doc):
+    """The first paragraph of a docstring, on one line."""
+    text = ' '.join((doc or '').strip().split('\n\n')[0].split())
+    # reStructuredText literals read better without their quotes here.
+    return text.replace('``', '')
+
+
+def factoryInfo(name, factory, paused):
+    defaults = factory.dump()
+    # The name and class have fields of their own; the fields a subclass
+    # declares are shown beside the base ones.
+    for key in ('name', 'jobClass'):
+        defaults.pop(key, None)
+    defaults.update(defaults.pop('data', None) or {})
+    return FactoryInfo(name=name, className=jobClassKey(type(factory)),
+                       doc=summary(type(factory).__doc__),
+                       defaults=sorted(defaults.items()), paused=paused,
+                       concurrency=factory.concurrency)
+
+
+@zope.interface.implementer(IQueueQueries)
+class QueueQueries:
+    """The reads of the processor ``processor`` (bound to the unit of
+    work's transaction manager: its pending jobs are seen)."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def countByStatus(self, jobFilter=None):
+        match = jobFilter.query() if jobFilter is not None else None
+        return self.processor.jobs.countByStatus(match)
+
+    def jobs(self, jobFilter=None, sort='created', descending=True, page=1,
+             pageSize=50):
+        jobFilter = jobFilter or JobFilter()
+        checkSort(sort, 'desc' if descending else 'asc')
+        page, pageSize = checkPage(page, pageSize)
+        total, jobs = self._page(jobFilter, sort, descending, page, pageSize)
+        pages = max(1, math.ceil(total / pageSize))
+        if page > pages:
+            # Past the end: the last page rather than nothing.
+            page = pages
+            total, jobs = self._page(jobFilter, sort, descending, page,
+                                     pageSize)
+            pages = max(1, math.ceil(total / pageSize))
+        return JobPage(jobs=jobs, page=page, pages=pages, total=total,
+                       pageSize=pageSize)
+
+    def _page(self, jobFilter, sort, descending, page, pageSize):
+        return self.processor.jobs.query(
+            sort=sort, descending=descending, skip=(page - 1) * pageSize,
+            limit=pageSize, match=jobFilter.query())
+
+    def job(self, jobid):
+        return self.processor.jobs[jobid]
+
+    def jobsById(self, jobids):
+        jobids = list(jobids)
+        if len(jobids) > MAX_LOOKUP:
+            raise ValueError('At most %d jobs are looked up at once, not %d'
+                             % (MAX_LOOKUP, len(jobids)))
+        oids = []
+        for jobid in jobids:
+            try:
+                oids.append(toObjectId(jobid))
+            except KeyError:
+                continue          # malformed: there is no such job
+        if not oids:
+            return {}
+        return {job.__name__: job
+                for job in self.processor.jobs.withIds(oids)}
+
+    def latestFailures(self, limit=10):
+        return self.processor.jobs.latestErrors(limit=limit)
+
+    def factories(self):
+        container = self.processor.jobFactories
+        paused = container.pausedNames(fresh=True)
+        return [factoryInfo(name, factory, name in paused)
+                for name, factory in container.items()]
+
+    def factoryNames(self):
+        """The names of the job factories, sorted."""
+        return self.processor.jobFactories.keys()
+
+    def factory(self, name):
+        """The factory ``name`` as a ``FactoryInfo``; KeyError if none."""
+        container = self.processor.jobFactories
+        return factoryInfo(name, container.factory(name),
+                           container.isPaused(name))
+
+    def schedulerItems(self, page=1, pageSize=100, active=None):
+        if isinstance(pageSize, bool) or not isinstance(pageSize, int) or \
+                not 1 <= pageSize <= MAX_ITEMS_PAGE:
+            raise ValueError('pageSize must be a whole number from 1 to %d'
+                             % MAX_ITEMS_PAGE)
+        if active not in (None, True, False):
+            raise ValueError('active is true, false or None, not %r'
+                             % (active,))
+        checkPage(page, 1)
+        scheduler = self.processor.scheduler
+        match = {} if active is None else {'active': active}
+        total = scheduler.count(match)
+        pages = max(1, math.ceil(total / pageSize))
+        page = min(page, pages)
+        items = scheduler.query(
+            sort=[('active', pymongo.DESCENDING),
+                  ('nextCallTime', pymongo.ASCENDING),
+                  ('_id', pymongo.ASCENDING)],
+            skip=(page - 1) * pageSize, limit=pageSize, match=match)
+        return total, items
+
+    def workers(self, limit=MAX_WORKERS):
+        """The processes that beat (``heartbeats``), the most recently
+        seen first, each a dict of its heartbeat with its ``id`` and its
+        ``state`` ('running', 'quiet', 'stopping', 'stopped', 'gone')."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or \
+                not 1 <= limit <= MAX_WORKERS:
+            raise ValueError('limit must be a whole number from 1 to %d'
+                             % MAX_WORKERS)
+        monitor = self.processor.monitor
+        beats = list(monitor.beats.find().sort(
+            [('seen', pymongo.DESCENDING), ('_id', pymongo.ASCENDING)])
+            .limit(limit))
+        controls = {control['_id']: control for control in
+                    monitor.controls.find(
+                        {'_id': {'$in': [b['_id'] for b in beats]}})
+                    } if beats else {}
+        now = self.processor.now()
+        return [self._worker(beat, controls.get(beat['_id']), now)
+                for beat in beats]
+
+    def worker(self, processId):
+        if not isinstance(processId, str) or len(processId) > 500:
+            raise KeyError(processId)
+        monitor = self.processor.monitor
+        beat = monitor.beats.find_one({'_id': processId})
+        if beat is None:
+            raise KeyError(processId)
+        return self._worker(beat, monitor.controls.find_one(
+            {'_id': processId}), self.processor.now())
+
+    @staticmethod
+    def _worker(beat, control, now):
+        worker = {key: value for key, value in beat.items() if key != '_id'}
+        worker.update(id=beat['_id'],
+                      state=processState(beat, control, now),
+                      control=(control or {}).get('action'))
+        return worker
+
+    def countsByFactory(self):
+        return stats.statusCounts(self.processor.jobsCollection)
+
+    def backlog(self):
+        return stats.backlog(self.processor.jobsCollection,
+                             self.processor.now())
+
+    def outcomes(self, window='hour'):
+        return stats.series(self.processor.counters, window,
+                            self.processor.now())
+
+    def outcomeTotals(self):
+        return self.processor.counters.totals()
+
+    def stats(self, window='hour', latest=10):
+        """The figures of the charts: throughput and failures per bucket
+        of the ``window`` ('hour' per minute, 'day' per 15 minutes,
+        'week' per hour), each factory's jobs, backlog, latency and mean
+        run time, the workers alive and the latest failures."""
+        stats.checkWindow(window)
+        now = self.processor.now()
+        buckets, perFactory = self.outcomes(window)
+        factories = stats.factoryStats(
+            self.countsByFactory(), self.backlog(), perFactory,
+            self.factoryNames(), now)
+        workers = self.workers()
+        states = [worker['state'] for worker in workers]
+        totals = dict.fromkeys(stats.OUTCOMES, 0)
+        for bucket in buckets:
+            for name in totals:
+                totals[name] += bucket[name]
+        return {'window': window, 'now': now,
+                'bucketSeconds': stats.WINDOWS[window][1],
+                'buckets': buckets, 'totals': totals,
+                'factories': factories,
+                'workers': {'alive': sum(1 for s in states
+                                         if s not in ('gone', 'stopped')),
+                            'gone': states.count('gone'),
+                            'listed': len(states)},
+                'latestFailures': self.latestFailures(latest)}
+
+    def threads(self):
+        """Whether this process runs the job worker and the scheduler."""
+        rp = self.processor
+        return {'worker': rp.isProcessing, 'scheduler': rp.isScheduling}
+
+    def overview(self, latest=10):
+        counts = self.countByStatus()
+        workers = self.workers()
+        alive = [w for w in workers if w['state'] not in ('gone', 'stopped')]
+        return {'counts': counts, 'total': sum(counts.values()),
+                'threads': self.threads(),
+                'latestFailures': self.latestFailures(latest),
+                'workers': workers, 'workersAlive': len(alive)}

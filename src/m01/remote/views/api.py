@@ -1,0 +1,340 @@
+"""The JSON API under the route prefix (``/remote/api/...``): every
+listing, detail, action and the stats of the pages, through the same
+layer (``m01.remote.operations``) and with the same permission.
+
+A state change (POST, DELETE) needs the CSRF token in the
+``X-CSRF-Token`` header (``GET /remote/api/csrf`` gives it); a bad
+request is a 4xx whose body is ``{"error": {"status", "title",
+"detail"}}``. ``openapi.json`` in this package documents it all, and is
+served as ``/remote/api/openapi.json``.
+"""
+import importlib.resources
+import json
+
+from pyramid.csrf import check_csrf_origin, check_csrf_token, get_csrf_token
+from pyramid.httpexceptions import (
+    HTTPBadRequest,
+    HTTPException,
+    HTTPForbidden,
+    HTTPNotFound,
+    HTTPRequestEntityTooLarge,
+)
+from pyramid.response import Response
+
+from m01.remote import operations
+from m01.remote.limits import MAX_JSON_TEXT, loadJSON
+from m01.remote.operations import JobFilter
+from m01.remote.operations.actions import ACTIONS, WORKER_ACTIONS
+from m01.remote.settings import get_remote_settings
+from m01.remote.views import apijson
+from m01.remote.views.cronwords import describe
+from m01.remote.views.itemform import kindOf
+
+#: route name -> (pattern after the prefix, {method: view name})
+ROUTES = {
+    'overview': ('/api/overview', {'GET': 'overview'}),
+    'stats': ('/api/stats', {'GET': 'stats'}),
+    'csrf': ('/api/csrf', {'GET': 'csrf'}),
+    'openapi': ('/api/openapi.json', {'GET': 'openapi'}),
+    'jobs': ('/api/jobs', {'GET': 'jobs', 'POST': 'addJob'}),
+    'bulk': ('/api/jobs/bulk', {'GET': 'countBulk', 'POST': 'bulk'}),
+    'job': ('/api/jobs/{jobid}', {'GET': 'job', 'DELETE': 'deleteJob'}),
+    'jobAction': ('/api/jobs/{jobid}/{action}', {'POST': 'jobAction'}),
+    'factories': ('/api/factories', {'GET': 'factories'}),
+    'factoryAction': ('/api/factories/{name}/{action}',
+                      {'POST': 'factoryAction'}),
+    'scheduler': ('/api/scheduler', {'GET': 'scheduler'}),
+    'item': ('/api/scheduler/{itemid}', {'DELETE': 'deleteItem'}),
+    'itemAction': ('/api/scheduler/{itemid}/{action}',
+                   {'POST': 'itemAction'}),
+    'workers': ('/api/workers', {'GET': 'workers'}),
+    'workerAction': ('/api/workers/{processId}/{action}',
+                     {'POST': 'workerAction'}),
+}
+ROUTE_PREFIX = 'm01.remote.api.'
+#: The methods that change something: they need the CSRF token.
+CHANGES = ('POST', 'DELETE')
+ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key')
+
+
+def routeName(key):
+    return ROUTE_PREFIX + key
+
+
+def bad(message):
+    return HTTPBadRequest(str(message))
+
+
+def intParam(params, name, default, low, high):
+    raw = params.get(name, '')
+    if not str(raw).strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad('%s must be a whole number, not %r' % (name, raw))
+    if not low <= value <= high:
+        raise bad('%s must be from %d to %d, not %d' % (name, low, high,
+                                                        value))
+    return value
+
+
+def jobFilter(params):
+    try:
+        return JobFilter.fromParams(params)
+    except ValueError as e:
+        raise bad(e)
+
+
+def jsonBody(request):
+    """The request's JSON object; 400 for anything else."""
+    if request.content_length and request.content_length > MAX_JSON_TEXT:
+        raise HTTPRequestEntityTooLarge('The body has more than %d bytes'
+                                        % MAX_JSON_TEXT)
+    try:
+        body = loadJSON(request.body.decode('utf-8') or '{}', 'The body')
+    except (ValueError, UnicodeDecodeError) as e:
+        raise bad(e)
+    if not isinstance(body, dict):
+        raise bad('The body must be a JSON object')
+    return body
+
+
+class ApiViews:
+    """The views of the API routes; the context is the processor bound
+    to the request's transaction manager."""
+
+    def __init__(self, context, request):
+        self.request = request
+        self.processor = request.remote_processor
+        self.queries = operations.queries(self.processor)
+        self.actions = operations.actions(self.processor)
+        if request.method in CHANGES:
+            # The token in the header, as the pages' forms post it.
+            check_csrf_origin(request)
+            check_csrf_token(request, token='csrf_token',
+                             header='X-CSRF-Token')
+
+    def _do(self, change, *args, **kw):
+        try:
+            return change(*args, **kw)
+        except KeyError as e:
+            raise HTTPNotFound('Not found: %s' % (e.args[0] if e.args
+                                                  else e))
+        except ValueError as e:
+            raise bad(e)
+
+    # reads
+
+    def overview(self):
+        data = self.queries.overview()
+        return {'counts': data['counts'], 'total': data['total'],
+                'threads': data['threads'],
+                'workersAlive': data['workersAlive'],
+                'latestFailures': [apijson.jobSummary(job)
+                                   for job in data['latestFailures']]}
+
+    def stats(self):
+        window = self.request.GET.get('window', 'hour')
+        data = self._do(self.queries.stats, window)
+        data['latestFailures'] = [apijson.jobSummary(job)
+                                  for job in data['latestFailures']]
+        return data
+
+    def csrf(self):
+        return {'token': get_csrf_token(self.request),
+                'header': 'X-CSRF-Token'}
+
+    def openapi(self):
+        return Response(body=specText().encode('utf-8'),
+                        content_type='application/json', charset='utf-8')
+
+    def jobs(self):
+        params = self.request.GET
+        selected = jobFilter(params)
+        sort = params.get('sort', 'created')
+        order = params.get('order', 'desc')
+        try:
+            sort, descending = operations.checkSort(sort, order)
+        except ValueError as e:
+            raise bad(e)
+        page = intParam(params, 'page', 1, 1, operations.filters.MAX_PAGE)
+        size = intParam(params, 'pageSize', 50, 1, operations.MAX_PAGE_SIZE)
+        shown = self._do(self.queries.jobs, selected, sort, descending,
+                         page, size)
+        return {'jobs': [apijson.jobSummary(job) for job in shown.jobs],
+                'page': shown.page, 'pages': shown.pages,
+                'total': shown.total, 'pageSize': shown.pageSize,
+                'filter': selected.params(), 'sort': sort, 'order': order}
+
+    def job(self):
+        job = self._do(self.queries.job, self.request.matchdict['jobid'])
+        return apijson.jobDetail(job)
+
+    def factories(self):
+        return {'factories': [apijson.factoryJSON(info)
+                              for info in self.queries.factories()]}
+
+    def scheduler(self):
+        page = intParam(self.request.GET, 'page', 1, 1,
+                        operations.filters.MAX_PAGE)
+        total, items = self._do(self.queries.schedulerItems, page, 100)
+        return {'total': total, 'page': page,
+                'items': [apijson.schedulerItemJSON(item, kindOf(item),
+                                                    describe(item))
+                          for item in items]}
+
+    def workers(self):
+        return {'workers': [apijson.workerJSON(worker)
+                            for worker in self.queries.workers()]}
+
+    # changes
+
+    def addJob(self):
+        body = jsonBody(self.request)
+        unknown = sorted(set(body) - {'name', 'input'} - set(ADD_OPTIONS))
+        if unknown:
+            raise bad('Unknown field%s %s; a job takes name, input, %s' % (
+                's' if len(unknown) > 1 else '', ', '.join(unknown),
+                ', '.join(ADD_OPTIONS)))
+        if not isinstance(body.get('name'), str):
+            raise bad('name must be the name of a job factory')
+        options = {key: body[key] for key in ADD_OPTIONS if key in body}
+        jobid = self._do(self.actions.addJob, body['name'],
+                         body.get('input'), **options)
+        self.request.response.status = 201
+        return {'id': jobid, 'status': 'queued'}
+
+    def jobAction(self):
+        action = self.request.matchdict['action']
+        changes = {'cancel': self.actions.cancelJob,
+                   'retry': self.actions.retryJob}
+        if action not in changes:
+            raise HTTPNotFound('A job is cancelled or retried, not %r'
+                               % action)
+        jobid = self.request.matchdict['jobid']
+        self._do(changes[action], jobid)
+        return {'id': jobid, 'status': self.processor.getJobStatus(jobid)}
+
+    def deleteJob(self):
+        jobid = self.request.matchdict['jobid']
+        self._do(self.actions.deleteJob, jobid)
+        return {'id': jobid, 'deleted': True}
+
+    def countBulk(self):
+        params = self.request.GET
+        jobids = params.getall('job') or None
+        action = params.get('action')
+        if action not in ACTIONS:
+            raise bad('action must be one of %s' % ', '.join(ACTIONS))
+        selected = jobFilter(params)
+        count = self._do(self.actions.countBulk, action,
+                         None if jobids else selected, jobids)
+        return {'action': action, 'count': count,
+                'limit': operations.BULK_LIMITS[action]}
+
+    def bulk(self):
+        body = jsonBody(self.request)
+        unknown = sorted(set(body) - {'action', 'jobids', 'filter'})
+        if unknown:
+            raise bad('Unknown field %s; a bulk action takes action and '
+                      'jobids or filter' % ', '.join(unknown))
+        action, jobids = body.get('action'), body.get('jobids')
+        if action not in ACTIONS:
+            raise bad('action must be one of %s' % ', '.join(ACTIONS))
+        if jobids is not None and not isinstance(jobids, list):
+            raise bad('jobids must be a list of job ids')
+        if not isinstance(body.get('filter', {}), dict):
+            raise bad('filter must be an object (status, name, q)')
+        selected = jobFilter(body.get('filter', {}))
+        result = self._do(self.actions.bulk, action,
+                          None if jobids is not None else selected, jobids)
+        return {'action': result.action, 'done': result.done,
+                'refused': result.refused, 'more': result.more}
+
+    def factoryAction(self):
+        action = self.request.matchdict['action']
+        changes = {'pause': self.actions.pauseFactory,
+                   'resume': self.actions.resumeFactory}
+        if action not in changes:
+            raise HTTPNotFound('A factory is paused or resumed, not %r'
+                               % action)
+        name = self.request.matchdict['name']
+        self._do(changes[action], name)
+        return {'name': name, 'paused': action == 'pause'}
+
+    def itemAction(self):
+        action = self.request.matchdict['action']
+        itemid = self.request.matchdict['itemid']
+        if action in ('activate', 'deactivate'):
+            self._do(self.actions.setSchedulerItemActive, itemid,
+                     action == 'activate')
+            return {'id': itemid, 'active': action == 'activate'}
+        if action == 'run':
+            jobid = self._do(self.actions.runSchedulerItem, itemid)
+            return {'id': itemid, 'job': jobid}
+        raise HTTPNotFound('A scheduler item is activated, deactivated or '
+                           'run, not %r' % action)
+
+    def deleteItem(self):
+        itemid = self.request.matchdict['itemid']
+        self._do(self.actions.deleteSchedulerItem, itemid)
+        return {'id': itemid, 'deleted': True}
+
+    def workerAction(self):
+        action = self.request.matchdict['action']
+        if action not in WORKER_ACTIONS:
+            raise HTTPNotFound('A process is asked to %s, not %r'
+                               % (', '.join(WORKER_ACTIONS), action))
+        processId = self.request.matchdict['processId']
+        self._do(self.actions.controlWorker, processId, action)
+        return {'id': processId, 'control': action}
+
+
+def errorView(context, request):
+    """A 4xx of an API route as a JSON body."""
+    status = getattr(context, 'code', 400)
+    title = getattr(context, 'title', 'Bad Request')
+    detail = getattr(context, 'detail', None) or (
+        'Permission denied' if isinstance(context, HTTPForbidden) else '')
+    response = Response(
+        body=apijson.dumps(apijson.errorBody(status, title,
+                                             str(detail))).encode('utf-8'),
+        status=status, content_type='application/json', charset='utf-8')
+    return response
+
+
+_spec = None
+
+
+def specText():
+    """The OpenAPI document shipped with the package."""
+    global _spec
+    if _spec is None:
+        _spec = importlib.resources.files('m01.remote').joinpath(
+            'openapi.json').read_text(encoding='utf-8')
+    return _spec
+
+
+def spec():
+    return json.loads(specText())
+
+
+def includeme(config):
+    """Add the API's routes (before the pages' traversal route, which
+    would match their paths too) and views."""
+    from m01.remote import root_factory
+    settings = get_remote_settings(config.registry)
+    prefix = '' if settings.route_prefix == '/' else settings.route_prefix
+    config.add_renderer(apijson.RENDERER, apijson.rendererFactory)
+    for key, (pattern, methods) in ROUTES.items():
+        config.add_route(routeName(key), prefix + pattern,
+                         factory=root_factory)
+        for method, attr in methods.items():
+            config.add_view(ApiViews, attr=attr, route_name=routeName(key),
+                            request_method=method,
+                            renderer=apijson.RENDERER,
+                            permission=settings.permission)
+        for error in (HTTPException, UnicodeDecodeError):
+            config.add_exception_view(errorView, context=error,
+                                      route_name=routeName(key))

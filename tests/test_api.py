@@ -1,0 +1,270 @@
+"""The JSON API (``m01.remote.views.api``) on every store, every answer
+checked against the OpenAPI document shipped with the package."""
+import datetime
+
+import bson
+import pytest
+import transaction
+from openapi_spec_validator import validate
+from pyramid.config import Configurator
+from pyramid.session import SignedCookieSessionFactory
+
+from m01.remote import testing
+from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.scheduler import Delay
+from m01.remote.views.api import spec
+from support.openapicheck import CheckedApp, body
+
+PERMISSION = 'm01.remote.manage'
+
+
+def makeApp(uri, databaseName, **settings):
+    config = Configurator(settings=dict({
+        'm01.remote.uri': uri, 'm01.remote.database': databaseName},
+        **settings))
+    config.set_session_factory(SignedCookieSessionFactory('not secret'))
+    config.set_security_policy(testing.RemoteUserPolicy(PERMISSION))
+    config.include('m01.remote')
+    config.add_remote_job_factory('echo', testing.EchoJob)
+    config.add_remote_job_factory('fail', testing.FatalErrorJob,
+                                  maxRetries=1)
+    return config.make_wsgi_app()
+
+
+class Api:
+
+    def __init__(self, wsgi):
+        self.app = CheckedApp(wsgi, extra_environ={'REMOTE_USER': 'admin'})
+        self.anonymous = CheckedApp(wsgi)
+        self.rp = wsgi.registry.getUtility(IRemoteProcessor)
+        self._token = None
+
+    def token(self):
+        if self._token is None:
+            self._token = body(self.app.get('/remote/api/csrf'))['token']
+        return self._token
+
+    def get(self, path, params=None, status=200):
+        return body(self.app.get('/remote/api' + path, params or {},
+                                 status=status))
+
+    def post(self, path, json=None, status=200, token=True):
+        headers = {'X-CSRF-Token': self.token()} if token else {}
+        return body(self.app.post_json('/remote/api' + path, json or {},
+                                       headers=headers, status=status))
+
+    def delete(self, path, status=200, token=True):
+        headers = {'X-CSRF-Token': self.token()} if token else {}
+        return body(self.app.delete('/remote/api' + path, headers=headers,
+                                    status=status))
+
+    def addJobs(self, name, inputs):
+        jobids = [self.rp.addJob(name, value) for value in inputs]
+        transaction.commit()
+        return jobids
+
+
+@pytest.fixture
+def api(store_uri, database):
+    wsgi = makeApp(store_uri, database.name)
+    api = Api(wsgi)
+    yield api
+    api.rp.close()
+    # Every test's answers were checked.
+    assert api.app.checked or api.anonymous.checked
+
+
+def test_the_document_is_valid_openapi():
+    validate(spec())
+
+
+def test_overview_and_stats(api):
+    api.addJobs('echo', [1, 2])
+    overview = api.get('/overview')
+    assert overview['counts']['queued'] == 2 and overview['total'] == 2
+    assert overview['threads'] == {'worker': False, 'scheduler': False}
+    assert api.rp.processJobs() == 2
+    transaction.commit()
+    api.rp.counters.flush()
+    stats = api.get('/stats', {'window': 'hour'})
+    assert stats['totals']['completed'] == 2
+    assert len(stats['buckets']) == 60
+    assert api.get('/stats', {'window': 'week'})['bucketSeconds'] == 3600
+    assert api.get('/stats', {'window': 'year'}, status=400)['error'][
+        'status'] == 400
+
+
+def test_jobs_are_listed_filtered_searched_and_shown(api):
+    ann, bob = api.addJobs('echo', [{'to': 'ann'}, {'to': 'bob'}])
+    fail, = api.addJobs('fail', [None])
+    page = api.get('/jobs', {'pageSize': '2', 'order': 'asc'})
+    assert [job['id'] for job in page['jobs']] == [ann, bob]
+    assert (page['total'], page['pages']) == (3, 2)
+    assert [j['id'] for j in api.get('/jobs', {'q': 'ann'})['jobs']] == \
+        [ann]
+    assert [j['id'] for j in api.get('/jobs', {'name': 'fail'})['jobs']] \
+        == [fail]
+    job = api.get('/jobs/' + ann)
+    assert job['input'] == {'to': 'ann'} and not job['inputOmitted']
+    assert job['status'] == 'queued'
+    api.get('/jobs/' + str(bson.ObjectId()), status=404)
+    api.get('/jobs/nonsense', status=404)
+    for params in ({'status': 'nonsense'}, {'sort': 'input'},
+                   {'page': 'x'}, {'pageSize': '201'}, {'q': 'x' * 501}):
+        assert api.get('/jobs', params, status=400)['error']['detail']
+
+
+def test_a_large_input_is_left_out(api):
+    jobid, = api.addJobs('echo', ['x' * 70000])
+    job = api.get('/jobs/' + jobid)
+    assert job['input'] is None and job['inputOmitted']
+
+
+def test_add_cancel_retry_and_delete_a_job(api):
+    added = api.post('/jobs', {'name': 'echo', 'input': {'a': 1},
+                               'priority': 5}, status=201)
+    jobid = added['id']
+    assert api.rp.getJobStatus(jobid) == 'queued'
+    assert api.post('/jobs/%s/cancel' % jobid)['status'] == 'cancelled'
+    assert api.post('/jobs/%s/cancel' % jobid, status=400)['error'][
+        'detail'].startswith('Job %s is cancelled' % jobid)
+    assert api.post('/jobs/%s/retry' % jobid)['status'] == 'queued'
+    api.post('/jobs/%s/explode' % jobid, status=404)
+    assert api.delete('/jobs/' + jobid) == {'id': jobid, 'deleted': True}
+    api.delete('/jobs/' + jobid, status=404)
+
+
+@pytest.mark.parametrize('json', [
+    {'name': 'missing'}, {'input': 1}, {'name': 'echo', 'bogus': 1},
+    {'name': 'echo', 'priority': 'high'}, {'name': 'echo', 'delay': -1},
+])
+def test_a_bad_job_is_refused(api, json):
+    assert api.post('/jobs', json, status=400)['error']['status'] == 400
+    assert api.rp.jobsCollection.count_documents({}) == 0
+
+
+def test_changes_need_the_token_in_the_header(api):
+    jobid, = api.addJobs('echo', [1])
+    api.post('/jobs/%s/cancel' % jobid, token=False, status=400)
+    api.delete('/jobs/' + jobid, token=False, status=400)
+    api.post('/jobs', {'name': 'echo'}, token=False, status=400)
+    assert api.rp.getJobStatus(jobid) == 'queued'
+    assert api.rp.jobsCollection.count_documents({}) == 1
+
+
+def test_the_permission_is_required(api):
+    for path in ('/overview', '/jobs', '/stats', '/factories', '/workers'):
+        answer = body(api.anonymous.get('/remote/api' + path, status=403))
+        assert answer['error']['status'] == 403
+    jobid, = api.addJobs('echo', [1])
+    api.anonymous.delete('/remote/api/jobs/' + jobid, status=403)
+    assert api.rp.getJobStatus(jobid) == 'queued'
+
+
+def test_bulk_actions_count_then_change(api):
+    jobids = api.addJobs('echo', [1, 2, 3])
+    counted = api.get('/jobs/bulk', {'action': 'cancel', 'status': 'queued'})
+    assert counted == {'action': 'cancel', 'count': 3, 'limit': 500}
+    assert api.get('/jobs/bulk', {'action': 'cancel',
+                                  'job': jobids[:2]})['count'] == 2
+    result = api.post('/jobs/bulk', {'action': 'cancel',
+                                     'jobids': jobids[:2]})
+    assert result == {'action': 'cancel', 'done': 2, 'refused': 0,
+                      'more': False}
+    result = api.post('/jobs/bulk', {'action': 'delete',
+                                     'filter': {'status': 'cancelled'}})
+    assert result['done'] == 2
+    assert api.rp.jobs.keys() == jobids[2:]
+    for bad in ({'action': 'explode'}, {'action': 'cancel', 'jobids': 'x'},
+                {'action': 'cancel', 'filter': []},
+                {'action': 'cancel', 'jobids': ['nonsense']},
+                {'action': 'cancel', 'other': 1}):
+        api.post('/jobs/bulk', bad, status=400)
+    api.get('/jobs/bulk', {'action': 'explode'}, status=400)
+    assert api.rp.getJobStatus(jobids[2]) == 'queued'
+
+
+def test_a_body_that_is_not_a_json_object_is_refused(api):
+    headers = {'X-CSRF-Token': api.token(), 'Content-Type':
+               'application/json'}
+    for text in (b'[1]', b'{', b'\xff'):
+        answer = api.app.post('/remote/api/jobs/bulk', text,
+                              headers=headers, status=400)
+        assert body(answer)['error']['status'] == 400
+
+
+def test_factories_are_listed_paused_and_resumed(api):
+    factories = api.get('/factories')['factories']
+    assert [f['name'] for f in factories] == ['echo', 'fail']
+    assert api.post('/factories/echo/pause') == {'name': 'echo',
+                                                 'paused': True}
+    assert [f['paused'] for f in api.get('/factories')['factories']] == [
+        True, False]
+    api.post('/factories/echo/resume')
+    api.post('/factories/missing/pause', status=404)
+    api.post('/factories/echo/explode', status=404)
+
+
+def test_scheduler_items_are_listed_and_changed(api):
+    itemid = api.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60}))
+    items = api.get('/scheduler')
+    assert items['total'] == 1 and items['items'][0]['id'] == itemid
+    assert items['items'][0]['schedule'] == \
+        'every minute, counted from its last run'
+    assert api.post('/scheduler/%s/deactivate' % itemid)['active'] is False
+    jobid = api.post('/scheduler/%s/run' % itemid)['job']
+    assert api.rp.getJobStatus(jobid) == 'queued'
+    api.post('/scheduler/%s/explode' % itemid, status=404)
+    api.delete('/scheduler/' + itemid)
+    api.delete('/scheduler/' + itemid, status=404)
+    api.post('/scheduler/nonsense/run', status=404)
+
+
+def test_workers_are_listed_and_controlled(api):
+    assert api.get('/workers') == {'workers': []}
+    monitor = api.rp.monitor
+    monitor.acquire('worker')
+    try:
+        monitor.beat()
+        worker, = api.get('/workers')['workers']
+        assert worker['id'] == monitor.processId
+        assert worker['state'] == 'running'
+        assert api.post('/workers/%s/quiet' % monitor.processId) == {
+            'id': monitor.processId, 'control': 'quiet'}
+        monitor.beat()
+        assert api.get('/workers')['workers'][0]['state'] == 'quiet'
+        api.post('/workers/nobody/stop', status=404)
+        api.post('/workers/%s/explode' % monitor.processId, status=404)
+    finally:
+        monitor.release('worker')
+
+
+def test_a_body_too_large_is_a_json_413(api, monkeypatch):
+    from m01.remote.views import security
+    monkeypatch.setattr(security, 'MAX_REQUEST_BODY', 10)
+    answer = api.app.post('/remote/api/jobs', b'{"name": "echo", "x": 1}',
+                          headers={'X-CSRF-Token': api.token(),
+                                   'Content-Type': 'application/json'},
+                          status=413)
+    assert body(answer)['error']['status'] == 413
+
+
+def test_the_api_under_the_root_prefix(store_uri, database):
+    wsgi = makeApp(store_uri, database.name,
+                   **{'m01.remote.route_prefix': '/'})
+    app = CheckedApp(wsgi, extra_environ={'REMOTE_USER': 'admin'})
+    assert body(app.get('/api/overview'))['total'] == 0
+    assert app.get('/jobs').content_type == 'text/html'
+
+
+def test_the_document_is_served(api):
+    served = api.get('/openapi.json')
+    assert served == spec()
+    assert served['paths']['/api/jobs']['get']
+
+
+def test_times_are_iso_8601_in_utc(api):
+    jobid, = api.addJobs('echo', [1])
+    created = api.get('/jobs/' + jobid)['created']
+    moment = datetime.datetime.fromisoformat(created)
+    assert moment.utcoffset() == datetime.timedelta(0)

@@ -1,0 +1,227 @@
+"""The operator's layer (``m01.remote.operations``) on every store: the
+reads and the changes the pages, the API and the commands share."""
+import bson
+import pytest
+import transaction
+from zope.interface.verify import verifyObject
+
+from m01.remote import operations, testing
+from m01.remote.operations import JobFilter
+from m01.remote.operations.interfaces import (
+    IJobFilter,
+    IQueueActions,
+    IQueueQueries,
+)
+from m01.remote.processor import RemoteProcessor
+from m01.remote.scheduler import Delay
+
+
+@pytest.fixture
+def rp(database):
+    processor = RemoteProcessor(database, leaseTime=30)
+    processor.ensureIndexes()
+    processor.addJobFactory('echo', testing.EchoJob())
+    processor.addJobFactory('fail', testing.FatalErrorJob(
+        {'maxRetries': 1}))
+    yield processor
+    processor.close()
+
+
+def add(rp, name, inputs, **options):
+    jobids = [rp.addJob(name, value, **options) for value in inputs]
+    transaction.commit()
+    return jobids
+
+
+def claim(rp, jobid):
+    """Leave the job ``jobid`` as a worker's claim does."""
+    document = rp.jobWrites.claimJob(bson.ObjectId(jobid), rp.now(), 'w', 30)
+    assert document is not None
+
+
+def test_the_layer_provides_its_interfaces(rp):
+    verifyObject(IQueueQueries, operations.queries(rp))
+    verifyObject(IQueueActions, operations.actions(rp))
+    verifyObject(IJobFilter, JobFilter())
+
+
+# filters
+
+def test_a_filter_reads_request_parameters():
+    selected = JobFilter.fromParams({'status': ['error', 'queued'],
+                                     'name': 'echo'})
+    assert selected.statuses == ('queued', 'error')     # life-cycle order
+    assert selected.query() == {'status': {'$in': ['queued', 'error']},
+                                'name': 'echo'}
+    assert selected.params() == {'status': ['queued', 'error'],
+                                 'name': 'echo'}
+    assert JobFilter.fromParams({}).query() == {}
+    assert JobFilter.fromParams({'status': '', 'name': ''}) == JobFilter()
+    assert JobFilter('queued').query() == {'status': 'queued'}
+
+
+@pytest.mark.parametrize('params', [{'status': 'nonsense'},
+                                    {'name': 'x' * 201},
+                                    {'status': ['queued', {'$ne': 1}]}])
+def test_a_bad_filter_is_a_value_error(params):
+    with pytest.raises(ValueError):
+        JobFilter.fromParams(params)
+
+
+# reads
+
+def test_jobs_are_filtered_sorted_and_paged(rp):
+    echo = add(rp, 'echo', range(5))
+    fail = add(rp, 'fail', [None])
+    queries = operations.queries(rp)
+    page = queries.jobs(JobFilter(name='echo'), 'created', False, 2, 2)
+    assert [job.__name__ for job in page.jobs] == echo[2:4]
+    assert (page.page, page.pages, page.total) == (2, 3, 5)
+    assert (page.first, page.last) == (3, 4)
+    last = queries.jobs(JobFilter(name='echo'), page=9, pageSize=2)
+    assert last.page == 3 and [j.__name__ for j in last.jobs] == echo[:1]
+    assert [j.__name__ for j in queries.jobs(
+        JobFilter(name='fail')).jobs] == fail
+    assert queries.countByStatus(JobFilter(name='fail'))['queued'] == 1
+    for bad in ({'sort': 'input'}, {'page': 0}, {'pageSize': 201},
+                {'pageSize': True}):
+        with pytest.raises(ValueError):
+            queries.jobs(**bad)
+
+
+def test_a_job_and_unknown_ids(rp):
+    jobid, = add(rp, 'echo', ['x'])
+    queries = operations.queries(rp)
+    assert queries.job(jobid).input == 'x'
+    for bad in ('0123456789abcdef01234567', 'zzz'):
+        with pytest.raises(KeyError):
+            queries.job(bad)
+
+
+def test_factories_say_which_are_paused(rp):
+    actions = operations.actions(rp)
+    actions.pauseFactory('fail')
+    infos = {info.name: info for info in operations.queries(rp).factories()}
+    assert sorted(infos) == ['echo', 'fail']
+    assert infos['fail'].paused and not infos['echo'].paused
+    assert infos['fail'].className == 'm01.remote.testing.FatalErrorJob'
+    assert ('maxRetries', 1) in infos['fail'].defaults
+    actions.resumeFactory('fail')
+    assert not operations.queries(rp).factory('fail').paused
+    with pytest.raises(KeyError):
+        actions.pauseFactory('missing')
+    with pytest.raises(KeyError):
+        actions.resumeFactory('missing')
+
+
+def test_scheduler_items_are_paged_active_first(rp):
+    actions = operations.actions(rp)
+    ids = [actions.addSchedulerItem(Delay({'jobName': 'echo',
+                                           'delay': 60 * (n + 1)}))
+           for n in range(3)]
+    actions.setSchedulerItemActive(ids[0], False)
+    total, items = operations.queries(rp).schedulerItems(1, 2)
+    assert total == 3
+    assert [item.__name__ for item in items] == ids[1:]
+    total, items = operations.queries(rp).schedulerItems(2, 2)
+    assert [item.__name__ for item in items] == ids[:1]
+    jobid = actions.runSchedulerItem(ids[1])
+    assert rp.getJobStatus(jobid) == 'queued'
+    actions.deleteSchedulerItem(ids[1])
+    assert len(rp.scheduler) == 2
+    with pytest.raises(ValueError):
+        operations.queries(rp).schedulerItems(1, 501)
+
+
+# changes
+
+def test_a_job_is_added_in_the_transaction(rp):
+    jobid = operations.actions(rp).addJob('echo', 'later')
+    assert rp.getJobStatus(jobid) == 'queued'     # seen before the commit
+    assert rp.jobsCollection.count_documents({}) == 0
+    transaction.commit()
+    assert rp.jobsCollection.count_documents({}) == 1
+    with pytest.raises(ValueError):
+        operations.actions(rp).addJob('missing')
+
+
+def test_one_job_is_cancelled_retried_and_deleted(rp):
+    jobid, = add(rp, 'echo', ['x'], key='only')
+    actions = operations.actions(rp)
+    with pytest.raises(ValueError):
+        actions.retryJob(jobid)
+    actions.cancelJob(jobid)
+    assert rp.getJobStatus(jobid) == 'cancelled'
+    actions.retryJob(jobid)
+    claim(rp, jobid)
+    with pytest.raises(ValueError, match='processing; cancel it'):
+        actions.deleteJob(jobid)
+    assert rp.getJobStatus(jobid) == 'processing'
+    actions.cancelJob(jobid)
+    actions.deleteJob(jobid)
+    with pytest.raises(KeyError):
+        actions.deleteJob(jobid)
+    # Its key is free again at once.
+    again = rp.addJob('echo', 'y', key='only', immediate=True)
+    assert again != jobid
+
+
+def test_a_bulk_delete_honours_the_filter_and_leaves_running_jobs(rp):
+    echo = add(rp, 'echo', range(4))
+    fail = add(rp, 'fail', [None])
+    claim(rp, echo[0])
+    actions = operations.actions(rp)
+    assert actions.countBulk('delete', JobFilter(name='echo')) == 3
+    result = actions.bulk('delete', JobFilter(name='echo'))
+    assert (result.done, result.refused, result.more) == (3, 0, False)
+    assert sorted(rp.jobs.keys()) == sorted([echo[0]] + fail)
+    assert actions.bulk('delete', JobFilter('processing')).done == 0
+
+
+def test_a_bulk_action_is_bounded_and_says_more_are_left(rp):
+    jobids = add(rp, 'echo', range(7))
+    actions = operations.actions(rp)
+    result = actions.bulk('cancel', JobFilter('queued'), limit=3)
+    assert (result.done, result.more) == (3, True)
+    assert rp.jobs.countByStatus()['cancelled'] == 3
+    result = actions.bulk('cancel', JobFilter(), limit=10)
+    assert (result.done, result.more) == (4, False)
+    result = actions.bulk('retry', jobids=jobids[:2])
+    assert result.done == 2
+    assert [rp.getJobStatus(j) for j in jobids[:3]] == [
+        'queued', 'queued', 'cancelled']
+
+
+def test_a_bulk_action_counts_the_jobs_that_changed_meanwhile(rp):
+    jobids = add(rp, 'echo', range(3))
+    actions = operations.actions(rp)
+    claim(rp, jobids[1])
+    # A selection names any job; only those the action fits change.
+    result = actions.bulk('retry', jobids=jobids)
+    assert (result.done, result.refused) == (0, 0)
+    result = actions.bulk('delete', jobids=jobids)
+    assert (result.done, result.refused) == (2, 0)
+    assert rp.jobs.keys() == [jobids[1]]
+
+
+@pytest.mark.parametrize('arguments', [
+    {'action': 'explode'},
+    {'action': 'cancel', 'jobids': ['not an id']},
+    {'action': 'cancel', 'jobids': [str(bson.ObjectId())] * 501},
+])
+def test_a_bad_bulk_action_changes_nothing(rp, arguments):
+    add(rp, 'echo', [1])
+    with pytest.raises(ValueError):
+        operations.actions(rp).bulk(**arguments)
+    assert rp.jobs.countByStatus()['queued'] == 1
+
+
+def test_threads_are_switched(rp):
+    actions = operations.actions(rp)
+    actions.switchThreads('worker', True)
+    assert operations.queries(rp).threads() == {'worker': True,
+                                                'scheduler': False}
+    actions.switchThreads('worker', False)
+    assert not rp.isProcessing
+    with pytest.raises(ValueError):
+        actions.switchThreads('everything', True)

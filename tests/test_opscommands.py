@@ -1,0 +1,124 @@
+"""The operator's commands of ``m01remote`` (``m01.remote.opscommands``):
+tables and JSON over the operator's layer, and their exit statuses."""
+import io
+import json
+
+import pytest
+import transaction
+
+from m01.remote import console, opscommands, testing
+from m01.remote.processor import RemoteProcessor
+from support.testserver import unique_database_name
+from test_console import write_ini
+
+
+@pytest.fixture
+def rp(database):
+    processor = RemoteProcessor(database, leaseTime=30)
+    processor.ensureIndexes()
+    processor.addJobFactory('echo', testing.EchoJob())
+    processor.addJobFactory('fail', testing.FatalErrorJob(
+        {'maxRetries': 1}))
+    yield processor
+    processor.close()
+
+
+def command(rp, *argv):
+    """``(status, out, err)`` of ``m01remote <argv>`` on ``rp``."""
+    args = console.build_parser().parse_args(
+        [argv[0], 'unused.ini'] + list(argv[1:]))
+    out, err = io.StringIO(), io.StringIO()
+    status = opscommands.run(rp, args, out, err)
+    return status, out.getvalue(), err.getvalue()
+
+
+def add(rp, name, inputs):
+    jobids = [rp.addJob(name, value) for value in inputs]
+    transaction.commit()
+    return jobids
+
+
+def test_status_shows_counts_factories_and_workers(rp):
+    add(rp, 'echo', [1, 2])
+    status, out, _ = command(rp, 'status')
+    assert status == 0
+    assert out.startswith('Jobs: queued 2, processing 0')
+    assert 'factory' in out and 'echo' in out
+    status, out, _ = command(rp, 'status', '--json')
+    data = json.loads(out)
+    assert data['counts']['queued'] == 2
+    assert [f['name'] for f in data['factories']] == ['echo', 'fail']
+
+
+def test_jobs_are_listed_filtered_and_searched(rp):
+    ann, bob = add(rp, 'echo', [{'to': 'ann'}, {'to': 'bob'}])
+    status, out, _ = command(rp, 'jobs')
+    assert status == 0 and ann in out and bob in out
+    assert out.rstrip().endswith('2 jobs, page 1 of 1')
+    status, out, _ = command(rp, 'jobs', '--q', 'ann', '--json')
+    assert [job['id'] for job in json.loads(out)['jobs']] == [ann]
+    status, out, _ = command(rp, 'jobs', '--status', 'error')
+    assert status == 1 and '0 jobs' in out
+    with pytest.raises(opscommands.Usage):
+        command(rp, 'jobs', '--status', 'nonsense')
+    with pytest.raises(opscommands.Usage):
+        command(rp, 'jobs', '--page-size', '1000')
+
+
+def test_one_job(rp):
+    jobid, = add(rp, 'echo', [{'to': 'ann'}])
+    status, out, _ = command(rp, 'job', jobid)
+    assert status == 0 and 'queued' in out and '{"to": "ann"}' in out
+    assert json.loads(command(rp, 'job', jobid, '--json')[1])['id'] == jobid
+    status, _, err = command(rp, 'job', '0123456789abcdef01234567')
+    assert status == 1 and 'there is no job' in err
+
+
+def test_cancel_retry_and_remove(rp):
+    jobids = add(rp, 'echo', [1, 2, 3])
+    status, out, _ = command(rp, 'cancel', jobids[0], jobids[1])
+    assert (status, out) == (0, 'cancel: 2 jobs\n')
+    status, out, _ = command(rp, 'cancel', jobids[0])
+    assert status == 1       # cancelled already: nothing to do
+    status, out, _ = command(rp, 'retry', '--all', '--status', 'cancelled',
+                             '--json')
+    assert json.loads(out) == {'action': 'retry', 'done': 2, 'refused': 0}
+    status, out, _ = command(rp, 'remove', '--all', '--name', 'echo')
+    assert (status, out) == (0, 'delete: 3 jobs\n')
+    assert len(rp.jobs) == 0
+    for bad in (('cancel',), ('cancel', jobids[0], '--all'),
+                ('cancel', 'nonsense')):
+        with pytest.raises(opscommands.Usage):
+            command(rp, *bad)
+
+
+def test_pause_and_resume(rp):
+    assert command(rp, 'pause', 'echo') == (0, 'echo paused\n', '')
+    assert rp.jobFactories.isPaused('echo')
+    assert command(rp, 'resume', 'echo', '--json')[1].strip() == \
+        json.dumps({'factory': 'echo', 'paused': False}, indent=1)
+    status, _, err = command(rp, 'pause', 'missing')
+    assert status == 1 and 'there is no job factory missing' in err
+
+
+@pytest.mark.mongojava
+def test_the_commands_through_m01remote(tmp_path, mongojava_uri, capsys):
+    database = unique_database_name()
+    ini = write_ini(tmp_path / 'ops.ini', mongojava_uri, database)
+    try:
+        assert console.main(['status', ini]) == 0
+        assert 'Jobs: queued 0' in capsys.readouterr().out
+        assert console.main(['jobs', ini, '--status', 'bogus']) == 2
+        assert 'status must be one of' in capsys.readouterr().err
+        assert console.main(['job', ini, 'nonsense']) == 1
+        assert console.main(['pause', ini, 'echo', '--json']) == 0
+        assert json.loads(capsys.readouterr().out)['paused'] is True
+    finally:
+        from m01.remote import store
+        store.connect(mongojava_uri).drop_database(database)
+
+
+def test_the_embedded_store_is_refused(tmp_path, capsys):
+    ini = write_ini(tmp_path / 'embedded.ini', 'mongomock://', 'm01test')
+    assert console.main(['status', ini]) == 2
+    assert 'embedded in-memory store' in capsys.readouterr().err
