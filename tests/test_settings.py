@@ -27,7 +27,7 @@ def test_defaults():
         worker_max_threads=os.cpu_count() or 1, worker_job_query=None,
         lease_time=60.0, start_worker=False, start_scheduler=False,
         scheduler_wait_time=1.0, route_prefix='/remote',
-        permission='m01.remote.manage', pages=True)
+        permission='m01.remote.manage', pages=True, wakeup='auto')
     assert settings.embedded
     assert settings.route_pattern == '/remote*traverse'
 
@@ -134,6 +134,8 @@ BAD_VALUES = [
     ('route_prefix', '/{id}', 'URL path'),
     ('permission', ' ', 'must not be empty'),
     ('pages', 'sometimes', 'expected true or false'),
+    ('wakeup', 'streams', 'expected one of auto, changestream, poll'),
+    ('wakeup', '', 'must not be empty'),
 ]
 
 
@@ -159,7 +161,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 15
+    assert len(valid_keys()) == len(OPTIONS) == 16
 
 
 def test_every_problem_is_reported_at_once():
@@ -172,6 +174,20 @@ def test_every_problem_is_reported_at_once():
     assert lines[0] == 'Invalid m01.remote settings:'
     assert len(lines) == 4
     assert 'unknown settings m01.remote.colour, m01.remote.size;' in lines[3]
+
+
+@pytest.mark.parametrize('wakeup', ['auto', 'changestream', 'poll'])
+def test_wakeup(wakeup):
+    assert parse(uri='mongodb://db/', wakeup=' %s ' % wakeup).wakeup == \
+        wakeup
+
+
+def test_the_embedded_store_cannot_insist_on_change_streams():
+    with pytest.raises(SettingsError) as info:
+        parse(wakeup='changestream')
+    assert 'm01.remote.wakeup = changestream: the embedded store has no ' \
+        'change streams' in str(info.value)
+    assert parse(wakeup='auto').wakeup == 'auto'
 
 
 def test_another_prefix():

@@ -148,6 +148,7 @@ def make_remote_processor(registry, settings=None):
     processor = RemoteProcessor(
         database, name=settings.name, registry=registry,
         prefix=settings.collection_prefix, leaseTime=settings.lease_time,
+        wakeup=settings.wakeup,
         schedulerWorkerArguments={'waitTime': settings.scheduler_wait_time})
     processor.jobWorkerFactory = get_job_worker_factory(registry,
                                                         settings.worker)

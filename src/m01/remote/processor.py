@@ -3,7 +3,6 @@ import copy
 import logging
 import os
 import socket
-import threading
 
 import bson
 import pymongo.errors
@@ -38,6 +37,8 @@ from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
 from m01.remote.threads import WorkerThread
 from m01.remote.uniquekeys import JobKeys, checkKey
+from m01.remote.wakeevents import watchJobs, watchScheduler
+from m01.remote.wakeup import Wakeup
 
 logger = logging.getLogger('m01.remote')
 
@@ -55,6 +56,11 @@ class RemoteProcessor:
     ``transactionManager`` (default: the thread's, ``transaction.manager``).
     ``bind(manager)`` gives the same processor working in the transactions
     of another manager: a request's ``request.tm``, a worker loop's own.
+
+    ``wakeup`` says how idle loops learn of jobs (and scheduler items)
+    committed by other processes: ``'auto'``, through change streams
+    where the server offers them, else by polling; ``'changestream'``;
+    ``'poll'`` (``m01.remote.wakeevents``).
     """
 
     __name__ = None
@@ -62,7 +68,7 @@ class RemoteProcessor:
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
-                 ticketed=None,
+                 ticketed=None, wakeup='auto',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
         from m01.remote import worker
@@ -98,7 +104,14 @@ class RemoteProcessor:
         self.schedulerWorkerArguments = dict(
             {'waitTime': 1.0} if schedulerWorkerArguments is None
             else schedulerWorkerArguments)
-        self._wakeup = threading.Event()
+        #: What the idle loops wait on, and what wakes them for other
+        #: processes' commits.
+        self.jobWakeup = Wakeup(self.now)
+        self.schedulerWakeup = Wakeup(self.now)
+        self.jobChanges = watchJobs(self.jobsCollection, self.jobWakeup,
+                                    name, wakeup)
+        self.schedulerChanges = watchScheduler(
+            self.schedulerCollection, self.schedulerWakeup, name, wakeup)
         self.leases = LeaseKeeper(
             name, float(leaseTime), self.jobWrites, self.now,
             recovered=lambda jobids: self.wakeWorkers(),
@@ -184,14 +197,21 @@ class RemoteProcessor:
             raise
 
     def wakeWorkers(self):
-        self._wakeup.set()
+        self.jobWakeup.set()
 
     def waitForWork(self, timeout):
-        """Block until jobs were committed here, or timeout seconds."""
-        if self._wakeup.wait(timeout):
-            self._wakeup.clear()
-            return True
-        return False
+        """Block until jobs were committed (here, or elsewhere as a change
+        stream tells), one came due, or timeout seconds."""
+        return self.jobWakeup.wait(timeout)
+
+    def wakeScheduler(self):
+        self.schedulerWakeup.set()
+
+    def waitForSchedule(self, timeout):
+        """Block until a scheduler item was added or changed (here, or
+        elsewhere as a change stream tells), one came due, or timeout
+        seconds."""
+        return self.schedulerWakeup.wait(timeout)
 
     # job factories
 
@@ -452,7 +472,9 @@ class RemoteProcessor:
     # scheduler
 
     def addScheduler(self, item):
-        return self.scheduler.add(item)
+        itemid = self.scheduler.add(item)
+        self.wakeScheduler()
+        return itemid
 
     def scheduleNextJob(self, callTime=None):
         from m01.remote.scheduler import scheduleNextJob

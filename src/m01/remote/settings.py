@@ -54,6 +54,7 @@ class RemoteSettings:
     route_prefix: str = '/remote'
     permission: str = 'm01.remote.manage'
     pages: bool = True
+    wakeup: str = 'auto'
 
     @property
     def embedded(self):
@@ -176,6 +177,16 @@ def _job_query(value):
     return value
 
 
+WAKEUPS = ('auto', 'changestream', 'poll')
+
+
+def _wakeup(value):
+    value = _text(value)
+    if value not in WAKEUPS:
+        raise ValueError('expected one of %s' % ', '.join(WAKEUPS))
+    return value
+
+
 def _route_prefix(value):
     value = _text(value)
     if not value.startswith('/') or '*' in value or '{' in value:
@@ -200,7 +211,19 @@ OPTIONS = {
     'route_prefix': ('route_prefix', _route_prefix),
     'permission': ('permission', _text),
     'pages': ('pages', _boolean),
+    'wakeup': ('wakeup', _wakeup),
 }
+
+
+def _combination_problems(values, prefix):
+    """What is wrong with values that are right one by one."""
+    problems = []
+    embedded = urllib.parse.urlsplit(
+        values.get('uri', RemoteSettings.uri)).scheme == 'mongomock'
+    if values.get('wakeup') == 'changestream' and embedded:
+        problems.append('%swakeup = changestream: the embedded store has '
+                        'no change streams (use auto or poll)' % prefix)
+    return problems
 
 
 def valid_keys(prefix=PREFIX):
@@ -228,6 +251,7 @@ def parse_settings(settings, prefix=PREFIX):
             values[field] = parse(raw)
         except ValueError as e:
             problems.append('%s = %r: %s' % (key, raw, e))
+    problems += _combination_problems(values, prefix)
     if unknown:
         problems.append(
             'unknown setting%s %s; the valid settings are: %s' % (
