@@ -286,8 +286,9 @@ def test_a_running_job_stops_at_its_checkpoint_when_cancelled(
     thread.start()
     testing.waitForJobs(rp, [jobid], stati=('processing',), timeout=10)
     deadline = time.monotonic() + 10
-    while stored(rp, jobid).get('progress') is None:
-        assert time.monotonic() < deadline, 'no progress stored'
+    # The job reports its progress, then its log line: wait for both.
+    while stored(rp, jobid).get('log') is None:
+        assert time.monotonic() < deadline, 'no progress and log stored'
         time.sleep(0.01)
     document = stored(rp, jobid)
     assert document['progress']['fraction'] == 0.5
