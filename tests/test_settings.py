@@ -27,7 +27,8 @@ def test_defaults():
         worker_max_threads=os.cpu_count() or 1, worker_job_query=None,
         lease_time=60.0, start_worker=False, start_scheduler=False,
         scheduler_wait_time=1.0, route_prefix='/remote',
-        permission='m01.remote.manage', pages=True, wakeup='auto')
+        permission='m01.remote.manage', pages=True, wakeup='auto',
+        write_concern='majority', read_preference='primary')
     assert settings.embedded
     assert settings.route_pattern == '/remote*traverse'
 
@@ -136,6 +137,12 @@ BAD_VALUES = [
     ('pages', 'sometimes', 'expected true or false'),
     ('wakeup', 'streams', 'expected one of auto, changestream, poll'),
     ('wakeup', '', 'must not be empty'),
+    ('write_concern', '0', 'majority or a number of members >= 1'),
+    ('write_concern', 'all', 'majority or a number of members >= 1'),
+    ('write_concern', 2.0, 'majority or a number of members >= 1'),
+    ('write_concern', True, 'majority or a number of members >= 1'),
+    ('read_preference', 'secondaryFirst', 'expected one of primary, '
+     'primaryPreferred, secondary, secondaryPreferred, nearest'),
 ]
 
 
@@ -161,7 +168,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 16
+    assert len(valid_keys()) == len(OPTIONS) == 18
 
 
 def test_every_problem_is_reported_at_once():
@@ -180,6 +187,26 @@ def test_every_problem_is_reported_at_once():
 def test_wakeup(wakeup):
     assert parse(uri='mongodb://db/', wakeup=' %s ' % wakeup).wakeup == \
         wakeup
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('majority', 'majority'), (' majority ', 'majority'), ('1', 1),
+    ('3', 3), (2, 2)])
+def test_write_concern(value, expected):
+    assert parse(write_concern=value).write_concern == expected
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('primary', 'primary'), ('secondaryPreferred', 'secondaryPreferred'),
+    (' SECONDARYPREFERRED ', 'secondaryPreferred'), ('nearest', 'nearest')])
+def test_read_preference(value, expected):
+    assert parse(read_preference=value).read_preference == expected
+
+
+def test_the_read_preferences_are_the_clusters():
+    from m01.remote import cluster
+    from m01.remote.settings import READ_PREFERENCES
+    assert READ_PREFERENCES == tuple(cluster.READ_PREFERENCES)
 
 
 def test_the_embedded_store_cannot_insist_on_change_streams():

@@ -12,6 +12,7 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
+from m01.remote.cluster import forPages, queueDatabase
 from m01.remote.concurrency import ConcurrencySlots
 from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
 from m01.remote.datamanager import QueueTransaction
@@ -35,6 +36,7 @@ from m01.remote.job import (
 )
 from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
+from m01.remote.stepdown import RetriedOutcomes
 from m01.remote.threads import WorkerThread
 from m01.remote.uniquekeys import JobKeys, checkKey
 from m01.remote.wakeevents import watchJobs, watchScheduler
@@ -61,6 +63,10 @@ class RemoteProcessor:
     committed by other processes: ``'auto'``, through change streams
     where the server offers them, else by polling; ``'changestream'``;
     ``'poll'`` (``m01.remote.wakeevents``).
+
+    The queue's own collections are written with ``writeConcern``
+    (``'majority'`` or a number of members); the pages' read-only
+    queries read with ``readPreference`` (``m01.remote.cluster``).
     """
 
     __name__ = None
@@ -68,7 +74,8 @@ class RemoteProcessor:
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
-                 ticketed=None, wakeup='auto',
+                 ticketed=None, wakeup='auto', writeConcern='majority',
+                 readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
         from m01.remote import worker
@@ -78,16 +85,20 @@ class RemoteProcessor:
             raise ValueError('leaseTime must be positive, not %r'
                              % (leaseTime,))
         self.database = database
+        database = queueDatabase(database, writeConcern)
         self.name = name
         self.registry = registry or zope.component.getGlobalSiteManager()
         self.clock = clock or utcnow
         self.factoriesCollection = database[prefix + 'factories']
         self.jobsCollection = database[prefix + 'jobs']
         self.schedulerCollection = database[prefix + 'scheduler']
+        self.pageJobsCollection = forPages(self.jobsCollection,
+                                           readPreference)
         self.prefix = prefix
         #: How job changes are made safe on this server (``IJobWrites``),
         #: decided at first use: a processor is made without its server.
-        self.jobWrites = ServerJobWrites(database, prefix, ticketed)
+        self.jobWrites = RetriedOutcomes(
+            ServerJobWrites(database, prefix, ticketed), self.jobsCollection)
         self.jobFactories = JobFactoryContainer(
             self, self.factoriesCollection, database[prefix + 'pauses'])
         self.keys = JobKeys(database[prefix + 'keys'], self.now,
@@ -129,7 +140,8 @@ class RemoteProcessor:
             transactionManager, self._transactionKey,
             self.insertJobDocuments, self.wakeWorkers)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
-                                 self.jobWrites)
+                                 self.jobWrites,
+                                 pages=self.pageJobsCollection)
 
     def bind(self, transactionManager):
         """This processor, its jobs joining the transactions of

@@ -55,6 +55,8 @@ class RemoteSettings:
     permission: str = 'm01.remote.manage'
     pages: bool = True
     wakeup: str = 'auto'
+    write_concern: object = 'majority'
+    read_preference: str = 'primary'
 
     @property
     def embedded(self):
@@ -187,6 +189,33 @@ def _wakeup(value):
     return value
 
 
+def _write_concern(value):
+    if isinstance(value, str) and value.strip() == 'majority':
+        return 'majority'
+    if isinstance(value, float):
+        value = 'not an integer'
+    try:
+        members = _number(value, int)
+    except ValueError:
+        members = 0
+    if members < 1:
+        raise ValueError('expected majority or a number of members >= 1')
+    return members
+
+
+#: As MongoDB spells them (``m01.remote.cluster`` has the objects).
+READ_PREFERENCES = ('primary', 'primaryPreferred', 'secondary',
+                    'secondaryPreferred', 'nearest')
+
+
+def _read_preference(value):
+    value = _text(value)
+    for name in READ_PREFERENCES:
+        if value.lower() == name.lower():
+            return name
+    raise ValueError('expected one of %s' % ', '.join(READ_PREFERENCES))
+
+
 def _route_prefix(value):
     value = _text(value)
     if not value.startswith('/') or '*' in value or '{' in value:
@@ -212,6 +241,8 @@ OPTIONS = {
     'permission': ('permission', _text),
     'pages': ('pages', _boolean),
     'wakeup': ('wakeup', _wakeup),
+    'write_concern': ('write_concern', _write_concern),
+    'read_preference': ('read_preference', _read_preference),
 }
 
 
