@@ -416,3 +416,19 @@ def test_the_interval_before_a_due_time_is_bounded_by_the_poll(
     worker.startProcessor()
     jobid = producer.addJob('echo', 'x', immediate=True)
     until(completed(producer, jobid), what='the job run by polling')
+
+
+def test_closing_the_processor_ends_its_watchers_quietly(stream_uri,
+                                                         streamdb, caplog):
+    caplog.set_level(logging.INFO, 'm01.remote')
+    client = store.connect(stream_uri)
+    worker = RemoteProcessor(client[streamdb.name], name='closing',
+                             jobWorkerArguments={'waitTime': LONG_WAIT})
+    worker.startProcessor()
+    until(lambda: worker.jobChanges.watching)
+    worker.close()
+    client.close()
+    assert not [thread for thread in threading.enumerate()
+                if thread.name.startswith('m01.remote-changes-closing')]
+    assert not any('broke' in record.getMessage()
+                   for record in caplog.records)

@@ -222,3 +222,9 @@ def test_the_pipelines_name_only_waking_writes():
     (stage,) = wakeevents.schedulerPipeline()
     assert {'updateDescription.updatedFields.nextCallTime':
             {'$exists': True}} in stage['$match']['$or']
+
+
+def test_times_read_naive_are_taken_as_utc():
+    naive = T0.replace(tzinfo=None)
+    assert jobDueTime(insert(dict(JOB, retryTime=naive))) == T0
+    assert itemDueTime(insert(dict(ITEM, nextCallTime=naive))) == T0

@@ -30,6 +30,7 @@ stream costs one command a second. mongo-java-server answers at once
 (and reads its whole oplog for each answer): such a server is asked
 again only after ``PACE`` seconds.
 """
+import contextlib
 import logging
 import threading
 import time
@@ -146,6 +147,7 @@ class ChangeWatcher:
         self._users = 0
         self._thread = None
         self._stop = None
+        self._ending = []
 
     def __repr__(self):
         return '<%s %s>' % (type(self).__name__, self.label)
@@ -172,18 +174,24 @@ class ChangeWatcher:
 
     def _stopThread(self):
         # Not joined: the thread ends within AWAIT_MS, and a loop stopping
-        # should not wait for it. A new one may start meanwhile.
+        # should not wait for it (``stop`` does). A new one may start
+        # meanwhile.
         thread, self._thread = self._thread, None
         if thread is not None:
             self._stop.set()
-        return thread
+            self._ending = [ending for ending in self._ending
+                            if ending.is_alive()] + [thread]
 
     def stop(self, timeout=None):
         with self._lock:
             self._users = 0
-            thread = self._stopThread()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(STOP_TIMEOUT if timeout is None else timeout)
+            self._stopThread()
+            ending, self._ending = self._ending, []
+        deadline = time.monotonic() + (
+            STOP_TIMEOUT if timeout is None else timeout)
+        for thread in ending:
+            if thread is not threading.current_thread():
+                thread.join(max(deadline - time.monotonic(), 0))
 
     def _refuse(self, reason):
         self.refused = reason
@@ -208,6 +216,8 @@ class ChangeWatcher:
             try:
                 stream = self._open(token)
             except pymongo.errors.PyMongoError as error:
+                if stop.is_set():
+                    return
                 if token is not None and \
                         getattr(error, 'code', None) in HISTORY_LOST_CODES:
                     token = None          # start from the server's time
@@ -222,12 +232,18 @@ class ChangeWatcher:
             try:
                 token = self._follow(stream, token is not None, stop,
                                      outage)
-            except pymongo.errors.PyMongoError as error:
+            except Exception as error:
+                if stop.is_set():
+                    return        # stopped: the client may be closed
+                if not isinstance(error, pymongo.errors.PyMongoError):
+                    logger.exception('%s: following the change stream '
+                                     'failed', self.label)
                 token = stream.resume_token or token
                 stop.wait(outage.failed(error))
             finally:
                 self.watching = False
-                stream.close()
+                with contextlib.suppress(Exception):
+                    stream.close()
 
     def _follow(self, stream, resumed, stop, outage):
         """Hand on the stream's changes until ``stop``; its resume token.

@@ -190,6 +190,9 @@ class RemoteProcessor:
     def close(self):
         self.stopProcessor()
         self.stopScheduler()
+        # No thread of ours goes on using the client after this.
+        self.jobChanges.stop()
+        self.schedulerChanges.stop()
 
     # transaction
 

@@ -55,7 +55,7 @@ class RemoteSettings:
     permission: str = 'm01.remote.manage'
     pages: bool = True
     wakeup: str = 'auto'
-    write_concern: object = 'majority'
+    write_concern: str | int = 'majority'
     read_preference: str = 'primary'
 
     @property

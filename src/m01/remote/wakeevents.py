@@ -62,7 +62,13 @@ def changedFields(change):
 
 
 def _time(value):
-    return value if isinstance(value, datetime.datetime) else None
+    """A datetime of a change, in UTC (a client that is not timezone-aware
+    reads them naive)."""
+    if not isinstance(value, datetime.datetime):
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=datetime.timezone.utc)
+    return value
 
 
 #: A change that wakes nobody.
