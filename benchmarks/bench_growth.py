@@ -31,8 +31,10 @@ serves them from the queue's indexes. ``embedded`` is the in-memory
 store, the worker a thread of this process, whose memory then holds
 every stored job as well.
 
-``--tracemalloc`` makes the worker print the 15 lines of code whose
-allocations grew most between the first window and the end.
+``--tracemalloc`` makes the worker process (``mongojava``) print the 15
+lines of code whose allocations grew most between the first window and
+the end; tracing slows it down and adds to its memory, so its figures
+are then not the ones to compare.
 """
 import argparse
 import contextlib
@@ -403,8 +405,6 @@ def main(argv=None):
     args = parseArgs(argv)
     if args.worker:
         return workerMain(args)
-    if args.tracemalloc:
-        tracemalloc.start(5)
     load = os.getloadavg()
     results = []
     for key in args.stores:
