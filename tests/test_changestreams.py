@@ -300,6 +300,25 @@ def test_an_item_added_elsewhere_wakes_the_scheduler(
     until(lambda: scheduler.schedulerWakeup.dueTimes)
 
 
+def test_an_item_made_due_sooner_elsewhere_wakes_the_scheduler(
+        streamdb, streamdb_elsewhere, processors):
+    producer = producerOf(streamdb, processors)
+    item = Delay({'jobName': 'echo', 'delay': 3600,
+                  'nextCallTime': utcnow() + datetime.timedelta(hours=1)})
+    itemid = producer.addScheduler(item)
+    scheduler = RemoteProcessor(streamdb_elsewhere, name='far',
+                                schedulerWorkerArguments={
+                                    'waitTime': LONG_WAIT})
+    processors.append(scheduler)
+    scheduler.startScheduler()
+    until(lambda: scheduler.schedulerChanges.opened >= 1 and
+          scheduler.schedulerWakeup.idle, what='the scheduler idle')
+    producer.scheduler.update(itemid, nextCallTime=utcnow())
+    until(lambda: producer.jobsCollection.count_documents({}) == 1,
+          what='the job of the item')
+    assert scheduler.schedulerChanges.wakes >= 1
+
+
 # broken streams
 
 class BreakingCollection:
