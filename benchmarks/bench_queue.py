@@ -29,20 +29,25 @@ What is measured (each row in a fresh database, dropped afterwards):
   so are the writes of the outcome counters (``counter_commands``, until
   the workers stopped and wrote what they still counted). The
   embedded store cannot be shared by two processes, so it has no
-  2-process rows; its 1-process workers run in the driver's process.
+  2-process rows; its 1-process workers run in the driver's process. The
+  change stream watchers' commands, which also depend on time, are
+  counted with the lease keeper's.
 * Latency, from just before ``addJob`` to the job's start, median and
   99th percentile of ``--latency-samples`` single jobs, each added 50 ms
   after the previous one started: a worker in the same process, woken by
-  the commit at once; and a worker that is not woken and polls every
-  ``waitTime`` (1 s, the default): in another process on a server, in
+  the commit at once; a worker in another process woken by its change
+  stream (``m01.remote.wakeup = changestream``; servers that offer them
+  only); and a worker that is not woken and polls every ``waitTime`` (1
+  s, the default; ``wakeup = poll``): in another process on a server, in
   another processor of the same process on the embedded store. For the
-  polling worker a random 0 to ``waitTime`` s is added to the pause, or
-  every job would arrive at the same moment of its poll cycle.
+  other-process workers a random 0 to ``waitTime`` s is added to the
+  pause, or every job would arrive at the same moment of a poll cycle.
 * Scheduler: ``--cron-items`` Cron items, all due, turned into jobs by a
   processor that did not add them: occurrences per second and commands per
   occurrence.
 * Idle cost: commands per second of an idle worker (its lease keeper
-  included) and of an idle scheduler, over ``--idle-seconds``.
+  and its change stream watcher included) and of an idle scheduler (its
+  watcher included), over ``--idle-seconds``.
 
 Commands are counted with pymongo's command monitoring. The embedded store
 sends none: there the collection method calls are counted (``calls``),
@@ -82,6 +87,7 @@ import peers  # noqa: E402
 import transaction  # noqa: E402
 from bench_worker import counter  # noqa: E402
 
+from m01.remote.jobwrites import isFerretDB  # noqa: E402
 from m01.remote.processor import RemoteProcessor  # noqa: E402
 from m01.remote.scheduler import Cron  # noqa: E402
 from m01.remote.worker import SchedulerWorker, SimpleJobWorker  # noqa: E402
@@ -226,7 +232,7 @@ class WorkerProcesses:
     """Worker processes (``bench_worker.py``) and their latest figures."""
 
     def __init__(self, store, database, kind, count, threads, waitTime,
-                 batch=1):
+                 batch=1, wakeup='auto'):
         env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=os.pathsep
                    .join(p for p in (str(HERE), os.environ.get(
                        'PYTHONPATH', '')) if p))
@@ -238,7 +244,7 @@ class WorkerProcesses:
                        store.uri, database, '--kind', kind,
                        '--threads', str(threads), '--batch', str(batch),
                        '--wait-time', str(waitTime),
-                       '--name', 'bench-%d' % number]
+                       '--name', 'bench-%d' % number, '--wakeup', wakeup]
             proc = subprocess.Popen(command, stdout=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, env=env,
                                     text=True)
@@ -256,6 +262,16 @@ class WorkerProcesses:
 
     def done(self):
         return sum(figures.get('done', 0) for figures in self.latest)
+
+    def waitReady(self, timeout):
+        """Until every process said something (its worker runs; with
+        ``--wakeup changestream``, its stream is open)."""
+        deadline = time.monotonic() + timeout
+        while not all(self.latest):
+            self.check()
+            if time.monotonic() > deadline:
+                raise RowTimeout('the worker processes did not start')
+            time.sleep(POLL)
 
     def check(self):
         for proc in self.procs:
@@ -426,13 +442,27 @@ def benchLatencySameProcess(store, samples, timeout):
 
 
 def benchLatencyPolling(store, samples, timeout):
+    return _latencyElsewhere(store, samples, timeout, 'poll')
+
+
+def benchLatencyStreams(store, samples, timeout):
+    return _latencyElsewhere(store, samples, timeout, 'changestream')
+
+
+def _latencyElsewhere(store, samples, timeout, wakeup):
+    key = {'poll': 'latency_polling', 'changestream': 'latency_streams'}[
+        wakeup]
     with store.fresh() as (name, db):
         rp = processor(db, factories=('stamp',))
         _drainStarts()
+        if wakeup == 'changestream' and (store.embedded or isFerretDB(db)):
+            return row(store, key, 'latency, another process, change '
+                       'streams', samples, note='not possible: the store '
+                       'has no change streams')
         if store.embedded:
             what = ('latency, another processor polling every %g s '
                     '(same process: embedded store)' % WAIT_TIME)
-            other = RemoteProcessor(db, name='bench-other')
+            other = RemoteProcessor(db, name='bench-other', wakeup='poll')
             running = bench_worker.RunningWorker(other, 'simple',
                                                  waitTime=WAIT_TIME)
             try:
@@ -442,9 +472,12 @@ def benchLatencyPolling(store, samples, timeout):
                 running.stop()
         else:
             what = ('latency, another process polling every %g s'
-                    % WAIT_TIME)
+                    % WAIT_TIME) if wakeup == 'poll' else (
+                'latency, another process, change streams (polling '
+                'every %g s too)' % WAIT_TIME)
             workers = WorkerProcesses(store, name, 'simple', 1, 1,
-                                      WAIT_TIME)
+                                      WAIT_TIME, wakeup)
+            workers.waitReady(timeout)
 
             def startedThere(jobid, deadline):
                 oid = bson.ObjectId(jobid)
@@ -461,7 +494,7 @@ def benchLatencyPolling(store, samples, timeout):
                                  WAIT_TIME)
             finally:
                 workers.stop()
-    return row(store, 'latency_polling', what, samples,
+    return row(store, key, what, samples,
                latency_ms=_latencyFigures(values))
 
 
@@ -523,15 +556,18 @@ def benchIdle(store, seconds):
                 thread.join(30)
     diff = after - before
     workerCommands = diff['idle-worker'] + diff[
-        'm01.remote-leases-bench-idle']
+        'm01.remote-leases-bench-idle'] + diff[
+        'm01.remote-changes-bench-idle-%s' % rp.jobsCollection.name]
+    schedulerCommands = diff['idle-scheduler'] + diff[
+        'm01.remote-changes-bench-idle-%s' % rp.schedulerCollection.name]
     return [
         row(store, 'idle_worker', 'idle worker (waitTime %g s, lease '
-            'keeper included)' % WAIT_TIME, None, seconds=seconds,
-            commands=workerCommands / seconds,
+            'keeper and change stream included)' % WAIT_TIME, None,
+            seconds=seconds, commands=workerCommands / seconds,
             commands_unit='%s/s' % store.unit),
-        row(store, 'idle_scheduler', 'idle scheduler (waitTime %g s)'
-            % WAIT_TIME, None, seconds=seconds,
-            commands=diff['idle-scheduler'] / seconds,
+        row(store, 'idle_scheduler', 'idle scheduler (waitTime %g s, '
+            'change stream included)' % WAIT_TIME, None, seconds=seconds,
+            commands=schedulerCommands / seconds,
             commands_unit='%s/s' % store.unit),
     ]
 
@@ -579,6 +615,9 @@ def runStore(store, args, processJobs):
                 args.row_timeout, batch))
     add(guarded(benchLatencySameProcess, store, 'latency_same_process',
                 'latency, same process', args.latency_samples,
+                args.latency_samples, args.row_timeout))
+    add(guarded(benchLatencyStreams, store, 'latency_streams',
+                'latency, change streams', args.latency_samples,
                 args.latency_samples, args.row_timeout))
     add(guarded(benchLatencyPolling, store, 'latency_polling',
                 'latency, polling', args.latency_samples,
@@ -666,12 +705,16 @@ def comparison(rows, peerRows, stores):
         for store in stores:
             ours = _fastestMulti(rows, store) or {}
             polling = _find(rows, store, 'latency_polling') or {}
+            streams = _find(rows, store, 'latency_streams') or {}
             same = _find(rows, store, 'latency_same_process') or {}
             entry[store] = {
                 'throughput_ratio': _ratio(ours.get('per_s'),
                                            peer['process_per_s']),
                 'latency_polling_ratio': _ratio(
                     (polling.get('latency_ms') or {}).get('median'),
+                    entry['latency_median_ms']),
+                'latency_streams_ratio': _ratio(
+                    (streams.get('latency_ms') or {}).get('median'),
                     entry['latency_median_ms']),
                 'latency_same_process_ratio': _ratio(
                     (same.get('latency_ms') or {}).get('median'),
@@ -703,8 +746,9 @@ def formatComparison(entries, stores):
                  _num(e['latency_median_ms'], 1)]
         for store in stores:
             cells += [_num(e[store]['throughput_ratio'], 3),
-                      '%s / %s' % (
+                      '%s / %s / %s' % (
                           _num(e[store]['latency_same_process_ratio'], 2),
+                          _num(e[store]['latency_streams_ratio'], 1),
                           _num(e[store]['latency_polling_ratio'], 1))]
         body.append(cells)
     return _render(header, body, numeric=set(range(2, len(header))))
@@ -714,8 +758,8 @@ def targets(rows, peerRows, stores):
     """Each target, per store, with the measured value and whether met."""
     result = []
     rq = [p for p in peerRows if p['name'] == 'RQ' and p['process_per_s']]
-    huey = [p for p in peerRows if p['name'] == 'Huey'
-            and p['process_per_s']]
+    huey = [p for p in peerRows
+            if p['name'] == 'Huey' and p['process_per_s']]
     for store in stores:
         for r in rows:
             if r['store'] == store and r['key'].startswith('process_') \
@@ -751,6 +795,14 @@ def targets(rows, peerRows, stores):
                     '(%s jobs/s)' % (peer['variant'],
                                      _num(peer['process_per_s'])),
                     multi['per_s'], multi['per_s'] >= peer['process_per_s']))
+        for peer in huey:
+            if multi and multi['per_s']:
+                ratio = multi['per_s'] / peer['process_per_s']
+                result.append(_target(
+                    store, 'multi-thread worker at least as fast as Huey '
+                    '%s (%s jobs/s; ours %s): ratio' % (
+                        peer['variant'], _num(peer['process_per_s']),
+                        _num(multi['per_s'])), ratio, ratio >= 1.0))
         same = _find(rows, store, 'latency_same_process')
         if same and same['latency_ms']:
             median = same['latency_ms']['median']
@@ -899,7 +951,8 @@ def main(argv=None):
         print(peers.format_table(peerRows))
         print('\nOurs divided by theirs: throughput of our multi-thread '
               'worker (x%d, 1 process); latency median same process / '
-              'polling (above 1: we are slower):\n' % args.threads)
+              'change streams / polling (above 1: we are slower):\n'
+              % args.threads)
         print(formatComparison(compared, stores))
     print('\nTargets:\n')
     print(formatTargets(checked))

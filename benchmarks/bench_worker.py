@@ -16,9 +16,11 @@ As a process (the driver starts it, ``PYTHONPATH`` holding this
 directory)::
 
     python bench_worker.py URI DATABASE --kind simple|multi [--threads 4]
+        [--wakeup auto|changestream|poll]
 
 it runs one worker until SIGTERM and prints a JSON line with its figures
-every 0.2 s, and a last one (``"final": true``) once the worker stopped.
+every 0.2 s, and a last one (``"final": true``) once the worker stopped;
+with ``--wakeup changestream``, only once its change stream is open.
 """
 import argparse
 import collections
@@ -44,19 +46,23 @@ DATABASE_METHODS = frozenset((
     'find_one_and_update', 'insert_many', 'insert_one', 'replace_one',
     'update_many', 'update_one'))
 
-#: Threads whose commands do not depend on the jobs: the lease keeper.
-BACKGROUND_THREAD = 'm01.remote-leases-'
+#: Threads whose commands do not depend on the jobs: the lease keeper
+#: and the change stream watchers.
+BACKGROUND_THREADS = ('m01.remote-leases-', 'm01.remote-changes-')
 #: The collection of the outcome counters (its name, after the prefix).
 COUNTERS = 'counters'
 STATUS_INTERVAL = 0.2
 #: A worker process never outlives this, whatever happens to the driver.
 MAX_LIFETIME = 4 * 3600
+#: Seconds a worker with --wakeup changestream waits for its stream.
+STREAM_BOUND = 60
 
 
 class CommandCounter(pymongo.monitoring.CommandListener):
     """Commands sent by this process, in total and by thread name;
-    ``background`` counts the lease keeper's, ``counters`` those writing
-    the outcome counters (their collection's name ends in ``counters``).
+    ``background`` counts the lease keeper's and the watchers',
+    ``counters`` those writing the outcome counters (their collection's
+    name ends in ``counters``).
     """
 
     def __init__(self):
@@ -71,7 +77,7 @@ class CommandCounter(pymongo.monitoring.CommandListener):
         thread = threading.current_thread().name
         with self._lock:
             self.total += 1
-            self.background += thread.startswith(BACKGROUND_THREAD)
+            self.background += thread.startswith(BACKGROUND_THREADS)
             self.counters += str(collection).endswith(COUNTERS)
             self.byThread[thread] += 1
             self.byName[name] += 1
@@ -265,6 +271,8 @@ def main(argv=None):
     parser.add_argument('--batch', type=int, default=1,
                         help='jobs claimed at once per idle thread')
     parser.add_argument('--name', default='bench-%d' % os.getpid())
+    parser.add_argument('--wakeup', default='auto',
+                        choices=('auto', 'changestream', 'poll'))
     args = parser.parse_args(argv)
 
     stopping = threading.Event()
@@ -273,9 +281,23 @@ def main(argv=None):
     parent = os.getppid()
 
     client = connect(args.uri)
-    rp = RemoteProcessor(client[args.database], name=args.name)
+    rp = RemoteProcessor(client[args.database], name=args.name,
+                         wakeup=args.wakeup)
     running = RunningWorker(rp, args.kind, args.threads, args.wait_time,
                             batch=args.batch)
+    if args.wakeup == 'changestream':
+        # Say nothing until the stream is open: a job committed before
+        # would be found by the claim round that follows the opening,
+        # and timed as if the stream had announced it.
+        ready = time.monotonic() + STREAM_BOUND
+        while not (rp.jobChanges.opened and rp.jobWakeup.idle):
+            if time.monotonic() > ready:
+                running.stop()
+                client.close()
+                print('bench_worker: no change stream within %d s'
+                      % STREAM_BOUND, file=sys.stderr)
+                return 1
+            time.sleep(0.01)
     deadline = time.monotonic() + MAX_LIFETIME
     try:
         while not stopping.wait(STATUS_INTERVAL):

@@ -227,6 +227,13 @@ def test_worker_kinds_get_the_worker_settings():
         settings, MultiJobWorker, configUri='site.ini')
 
 
+@pytest.mark.parametrize('wakeup', ['auto', 'poll'])
+def test_the_processors_wakeup_is_made_from_the_settings(wakeup):
+    app = make_config(wakeup=wakeup).make_wsgi_app()
+    rp = app.registry.getUtility(IRemoteProcessor)
+    assert rp.jobChanges.mode == rp.schedulerChanges.mode == wakeup
+
+
 @pytest.mark.parametrize('kind, expected', [
     ('simple', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'},
                 'batchSize': 1}),

@@ -30,7 +30,8 @@ def test_defaults():
         lease_time=60.0, start_worker=False, start_scheduler=False,
         scheduler_wait_time=1.0, route_prefix='/remote',
         permission='m01.remote.manage', pages=True,
-        stats_retention_days=8, metrics='false')
+        stats_retention_days=8, metrics='false', wakeup='auto',
+        write_concern='majority', read_preference='primary')
     assert settings.embedded
     assert settings.route_pattern == '/remote*traverse'
 
@@ -172,6 +173,14 @@ BAD_VALUES = [
     ('stats.retention_days', 7.0, 'whole number of days'),
     ('metrics', 'yes', 'expected false'),
     ('metrics', True, 'expected false'),
+    ('wakeup', 'streams', 'expected one of auto, changestream, poll'),
+    ('wakeup', '', 'must not be empty'),
+    ('write_concern', '0', 'majority or a number of members >= 1'),
+    ('write_concern', 'all', 'majority or a number of members >= 1'),
+    ('write_concern', 2.0, 'majority or a number of members >= 1'),
+    ('write_concern', True, 'majority or a number of members >= 1'),
+    ('read_preference', 'secondaryFirst', 'expected one of primary, '
+     'primaryPreferred, secondary, secondaryPreferred, nearest'),
 ]
 
 
@@ -197,7 +206,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 21
+    assert len(valid_keys()) == len(OPTIONS) == 24
 
 
 def test_every_problem_is_reported_at_once():
@@ -210,6 +219,40 @@ def test_every_problem_is_reported_at_once():
     assert lines[0] == 'Invalid m01.remote settings:'
     assert len(lines) == 4
     assert 'unknown settings m01.remote.colour, m01.remote.size;' in lines[3]
+
+
+@pytest.mark.parametrize('wakeup', ['auto', 'changestream', 'poll'])
+def test_wakeup(wakeup):
+    assert parse(uri='mongodb://db/', wakeup=' %s ' % wakeup).wakeup == \
+        wakeup
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('majority', 'majority'), (' majority ', 'majority'), ('1', 1),
+    ('3', 3), (2, 2)])
+def test_write_concern(value, expected):
+    assert parse(write_concern=value).write_concern == expected
+
+
+@pytest.mark.parametrize('value, expected', [
+    ('primary', 'primary'), ('secondaryPreferred', 'secondaryPreferred'),
+    (' SECONDARYPREFERRED ', 'secondaryPreferred'), ('nearest', 'nearest')])
+def test_read_preference(value, expected):
+    assert parse(read_preference=value).read_preference == expected
+
+
+def test_the_read_preferences_are_the_clusters():
+    from m01.remote import cluster
+    from m01.remote.settings import READ_PREFERENCES
+    assert READ_PREFERENCES == tuple(cluster.READ_PREFERENCES)
+
+
+def test_the_embedded_store_cannot_insist_on_change_streams():
+    with pytest.raises(SettingsError) as info:
+        parse(wakeup='changestream')
+    assert 'm01.remote.wakeup = changestream: the embedded store has no ' \
+        'change streams' in str(info.value)
+    assert parse(wakeup='auto').wakeup == 'auto'
 
 
 def test_another_prefix():

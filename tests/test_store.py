@@ -311,3 +311,63 @@ def test_embedded_store_claims_in_place(mongomock_database):
     from m01.remote.jobwrites import EmbeddedJobWrites, jobWritesFor
     assert isinstance(jobWritesFor(mongomock_database, 'r'),
                       EmbeddedJobWrites)
+
+
+def test_embedded_status_lookups_follow_every_kind_of_change(
+        mongomock_database):
+    # Once the collection is claimed from, a query naming one status
+    # tests only the documents of that status, found through an index
+    # kept up to date from the changes: after any mix of writes it must
+    # find what a test of every document finds.
+    import random
+    jobs = mongomock_database.jobs
+    randomly = random.Random(11)
+    statuses = ['queued', 'processing', 'done']
+    newIds = itertools.count(1000)
+
+    def document(n):
+        return {'_id': n, 'status': randomly.choice(statuses),
+                'rank': randomly.randrange(10)}
+
+    def some():
+        return {'_id': randomly.randrange(60)}
+
+    def replace():
+        n = randomly.randrange(60)
+        jobs.replace_one({'_id': n}, document(n))
+
+    changes = [
+        lambda: jobs.insert_one(document(next(newIds))),
+        lambda: jobs.update_one(some(), {'$set': {
+            'status': randomly.choice(statuses)}}),
+        lambda: jobs.update_many({'rank': randomly.randrange(10)},
+                                 {'$set': {'status': 'processing'}}),
+        lambda: jobs.update_many({'status': 'processing',
+                                  'rank': {'$lt': 3}},
+                                 {'$set': {'status': 'done'}}),
+        replace,
+        lambda: jobs.find_one_and_update({'status': 'queued'},
+                                         {'$set': {'status': 'done'}}),
+        lambda: jobs.update_one(some(), {'$unset': {'status': ''}}),
+        lambda: jobs.delete_one(some()),
+        lambda: jobs.delete_many({'status': 'done', 'rank': 9}),
+    ]
+    jobs.insert_many([document(n) for n in range(60)])
+    order = [('rank', pymongo.ASCENDING), ('_id', pymongo.ASCENDING)]
+    jobs.claimFirst({'status': 'queued'}, order,
+                    {'$set': {'status': 'processing'}},
+                    equal=[('status', 'queued')])
+    for _ in range(300):
+        for change in randomly.sample(changes, 3):
+            change()
+        every = list(jobs.find({}))     # no status named: every document
+        for status in statuses:
+            rank = randomly.randrange(10)
+            expected = sorted(d['_id'] for d in every
+                              if d.get('status') == status)
+            assert sorted(d['_id'] for d in jobs.find(
+                {'status': status})) == expected
+            assert jobs.count_documents(
+                {'status': status, 'rank': {'$gte': rank}}) == len(
+                [d for d in every if d.get('status') == status
+                 and d['rank'] >= rank])

@@ -210,3 +210,21 @@ class LosesUpdates:
 
     def __getattr__(self, name):
         return getattr(self.collection, name)
+
+
+def test_claims_whose_outcome_never_comes_are_forgotten(mongomock_database):
+    # A job cancelled or taken over while it ran sends no outcome: its
+    # remembered claim goes once its lease has expired, not at the cap.
+    writes = TicketedJobWrites(mongomock_database, 'r')
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def remember(number, lease):
+        writes._remember({'_id': number, 'claim': 'c%d' % number,
+                          'leaseExpires': now + lease * SECOND})
+    for number in range(ticketed.PRUNE_AT):
+        remember(number, -1)            # expired
+    running = [ticketed.PRUNE_AT + n for n in range(5)]
+    for number in running:
+        remember(number, LEASE)
+    assert sorted(document['_id'] for document
+                  in writes._claimed.values()) == running

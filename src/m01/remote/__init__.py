@@ -158,6 +158,8 @@ def make_remote_processor(registry, settings=None):
     processor = RemoteProcessor(
         database, name=settings.name, registry=registry,
         prefix=settings.collection_prefix, leaseTime=settings.lease_time,
+        wakeup=settings.wakeup, writeConcern=settings.write_concern,
+        readPreference=settings.read_preference,
         schedulerWorkerArguments={'waitTime': settings.scheduler_wait_time})
     processor.jobWorkerFactory = get_job_worker_factory(registry,
                                                         settings.worker)

@@ -38,13 +38,17 @@ class JobContainer:
     transaction, as that transaction sees them.
 
     A stored job read here writes the fields set on it at commit,
-    through ``jobWrites`` (``m01.remote.jobchanges``)."""
+    through ``jobWrites`` (``m01.remote.jobchanges``). The pages'
+    read-only queries (``query``, ``countByStatus``, ``latestErrors``)
+    read ``pages`` (``collection`` with the pages' read preference)."""
 
     __name__ = 'jobs'
 
-    def __init__(self, parent, collection, pending, jobWrites=None):
+    def __init__(self, parent, collection, pending, jobWrites=None,
+                 pages=None):
         self.__parent__ = parent
         self.collection = collection
+        self.pages = collection if pages is None else pages
         self.pending = pending
         self.jobWrites = jobWrites
 
@@ -129,11 +133,11 @@ class JobContainer:
         if match:
             query = {'$and': [query, match]} if query else dict(match)
         direction = pymongo.DESCENDING if descending else pymongo.ASCENDING
-        cursor = self.collection.find(query).sort(
+        cursor = self.pages.find(query).sort(
             [(sort, direction), ('_id', direction)]).skip(skip).limit(limit)
         jobs = [self._located(loadJob(document, strict=False))
                 for document in cursor]
-        return self.collection.count_documents(query), jobs
+        return self.pages.count_documents(query), jobs
 
     def withIds(self, oids):
         """The stored jobs of the ObjectIds ``oids`` that exist, in one
@@ -149,13 +153,13 @@ class JobContainer:
         pipeline = [{'$group': {'_id': '$status', 'n': {'$sum': 1}}}]
         if match:
             pipeline.insert(0, {'$match': match})
-        for row in self.collection.aggregate(pipeline):
+        for row in self.pages.aggregate(pipeline):
             if row['_id'] in counts:
                 counts[row['_id']] = row['n']
         return counts
 
     def latestErrors(self, limit=10):
-        cursor = self.collection.find(
+        cursor = self.pages.find(
             {'errors.0': {'$exists': True}}).sort(
             [('queued', pymongo.DESCENDING), ('_id', pymongo.DESCENDING)]
         ).limit(limit)

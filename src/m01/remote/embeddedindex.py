@@ -9,7 +9,12 @@ cannot afford that with thousands of jobs stored:
   dictionary (``instrument``);
 - a claim (the oldest due job) reads an ordered index of the queued jobs
   (``claimFirst``) that is kept up to date from the ids of the documents
-  changed since the last claim.
+  changed since the last claim;
+- a query naming one ``status`` (a lease renewal, lease recovery, the
+  timeouts, a page of one status) tests only the documents of that
+  status, found through an index of the ``status`` values kept up to
+  date the same way: the lease keeper's queries would otherwise test
+  every completed job, a few times a minute, holding the store's lock.
 
 The index learns of every change: the documents dictionary of the
 collection is replaced by one that notes the ids set and deleted
@@ -47,12 +52,19 @@ def instrument(collection):
 
     def lookUp(filter):
         oid = filter.get('_id') if type(filter) is dict else None
-        if not isinstance(oid, (bson.ObjectId, str)):
+        if isinstance(oid, (bson.ObjectId, str)):
+            document = collection._store._documents.get(oid)
+            if document is None or not filter_applies(filter, document):
+                return iter(())
+            return iter((document,))
+        status = filter.get('status') if type(filter) is dict else None
+        state = _liveClaimState(collection._store)
+        if not isinstance(status, str) or state is None:
             return scan(filter)
-        document = collection._store._documents.get(oid)
-        if document is None or not filter_applies(filter, document):
-            return iter(())
-        return iter((document,))
+        # Read before the caller changes any of them.
+        documents = state.documents
+        return iter([documents[oid] for oid in state.statusIds(status)
+                     if filter_applies(filter, documents[oid])])
 
     def iterDocuments(filter):
         state = _liveClaimState(collection._store)
@@ -126,6 +138,7 @@ class _ClaimState:
     def __init__(self, documents):
         self.documents = documents
         self.indexes = {}
+        self.statuses = None
         self.updating = 0
 
     def noteEach(self, documents):
@@ -133,10 +146,23 @@ class _ClaimState:
             self.documents.changed.add(document['_id'])
             yield document
 
-    def index(self, equal, order):
+    def _catchUp(self):
         changed, self.documents.changed = self.documents.changed, set()
         for index in self.indexes.values():
             index.note(changed, self.documents)
+        if self.statuses is not None:
+            self.statuses.note(changed, self.documents)
+
+    def statusIds(self, status):
+        """The ids of the documents whose ``status`` is ``status``."""
+        self._catchUp()
+        if self.statuses is None:
+            self.statuses = _ValueIndex('status')
+            self.statuses.note(list(self.documents), self.documents)
+        return list(self.statuses.ids.get(status, ()))
+
+    def index(self, equal, order):
+        self._catchUp()
         index = self.indexes.get((equal, order))
         if index is None:
             index = self.indexes[equal, order] = _OrderedIndex(equal, order)
@@ -192,3 +218,27 @@ class _OrderedIndex:
             self.heap = [(key, next(self._counter), oid)
                          for oid, key in keys.items()]
             heapq.heapify(self.heap)
+
+
+class _ValueIndex:
+    """The ids of the documents by their value of ``field``, for the
+    documents where it is a string."""
+
+    def __init__(self, field):
+        self.field = field
+        self.ids = {}        # value -> {id: None}, in the order noted
+        self.values = {}     # id -> value
+
+    def note(self, ids, documents):
+        for oid in ids:
+            old = self.values.pop(oid, None)
+            if old is not None:
+                members = self.ids[old]
+                del members[oid]
+                if not members:
+                    del self.ids[old]
+            document = documents.get(oid)
+            value = None if document is None else document.get(self.field)
+            if isinstance(value, str):
+                self.values[oid] = value
+                self.ids.setdefault(value, {})[oid] = None

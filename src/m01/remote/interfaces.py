@@ -342,6 +342,13 @@ class IRemoteProcessor(zope.interface.Interface):
     schedulerWorkerFactory = Attribute("The scheduler worker class.")
     schedulerWorkerArguments = Attribute("Keyword arguments of the "
                                          "scheduler worker.")
+    jobWakeup = Attribute("The IWakeup the idle job workers wait on.")
+    schedulerWakeup = Attribute("The IWakeup the idle scheduler waits on.")
+    jobChanges = Attribute("The IChangeWatcher waking idle job workers "
+                           "for jobs other processes commit.")
+    schedulerChanges = Attribute("The IChangeWatcher waking the idle "
+                                 "scheduler for items other processes "
+                                 "add or change.")
 
     def addJobFactory(name, job):
         """Store a job factory under name (immediately, for all processes).
@@ -403,6 +410,20 @@ class IRemoteProcessor(zope.interface.Interface):
 
     def stopScheduler(timeout=None):
         """Stop the scheduler worker gracefully."""
+
+    def wakeWorkers():
+        """Wake the idle job workers of this processor."""
+
+    def waitForWork(timeout):
+        """Block until job workers are woken (jobs committed, one came
+        due), or ``timeout`` seconds; whether they were."""
+
+    def wakeScheduler():
+        """Wake the idle scheduler of this processor."""
+
+    def waitForSchedule(timeout):
+        """Block until the scheduler is woken (an item added, changed or
+        due), or ``timeout`` seconds; whether it was."""
 
 
 class IJobWorker(zope.interface.Interface):
@@ -536,3 +557,59 @@ class IProcessMonitor(zope.interface.Interface):
     def beat():
         """Write the heartbeat, read the process's control and obey it.
         """
+
+
+class IWakeup(zope.interface.Interface):
+    """What the idle loops of a processor wait on (``m01.remote.wakeup``):
+    woken now, or at a due time, or after their timeout."""
+
+    waiting = Attribute("How many loops wait on it now.")
+    idle = Attribute("Whether a loop waits on it and nothing woke it yet.")
+    dueTimes = Attribute("The due times it will wake the loops at, "
+                         "earliest first (a bounded number of them).")
+
+    def set():
+        """Wake every loop waiting now, or the next one to wait."""
+
+    def setAt(when):
+        """Wake them at ``when`` (a UTC datetime), at once if it has come.
+        """
+
+    def wait(timeout):
+        """Block until woken, or ``timeout`` seconds; whether woken."""
+
+
+class IChangeWatcher(zope.interface.Interface):
+    """Wakes the idle loops of this process for changes that other
+    processes commit, through a change stream of one collection.
+
+    It runs in a thread of its own while a loop needs it (``acquire`` /
+    ``release``, counted). Where the server has no change streams it
+    gives up and the loops poll; when the stream breaks it is reopened
+    with back-off, resumed after the last change it saw where the server
+    can, and the loops make one claim round after each opening, so no
+    change committed in between is missed.
+    """
+
+    mode = Attribute("'auto' (change streams where the server offers "
+                     "them), 'changestream' (insist: a refusal is an "
+                     "error, retried) or 'poll' (never open one).")
+    watching = Attribute("Whether its change stream is open now.")
+    refused = Attribute("Why change streams are not used (the server "
+                        "refused them, the store has none, the mode is "
+                        "'poll'), or None.")
+    opened = Attribute("How often its stream was opened from a time.")
+    resumed = Attribute("How often it was reopened after its last change."
+                        )
+    changes = Attribute("How many changes it has received.")
+    wakes = Attribute("How many changes woke the loops at once (a change "
+                      "due later wakes them at its due time).")
+
+    def acquire():
+        """A loop starts: make sure the watcher runs."""
+
+    def release():
+        """A loop ended: stop the watcher when it was the last."""
+
+    def stop(timeout=None):
+        """Stop watching whoever still uses it; wait for the thread."""

@@ -3,7 +3,6 @@ import copy
 import logging
 import os
 import socket
-import threading
 
 import bson
 import pymongo.errors
@@ -13,6 +12,7 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
+from m01.remote.cluster import forPages, queueDatabase
 from m01.remote.concurrency import ConcurrencySlots
 from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
 from m01.remote.counters import OutcomeCounters
@@ -39,8 +39,11 @@ from m01.remote.job import (
 from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
 from m01.remote.searchterms import TERMS_INDEX, addedTerms
+from m01.remote.stepdown import RetriedOutcomes
 from m01.remote.threads import WorkerThread
 from m01.remote.uniquekeys import JobKeys, checkKey
+from m01.remote.wakeevents import watchJobs, watchScheduler
+from m01.remote.wakeup import Wakeup
 
 logger = logging.getLogger('m01.remote')
 
@@ -58,6 +61,15 @@ class RemoteProcessor:
     ``transactionManager`` (default: the thread's, ``transaction.manager``).
     ``bind(manager)`` gives the same processor working in the transactions
     of another manager: a request's ``request.tm``, a worker loop's own.
+
+    ``wakeup`` says how idle loops learn of jobs (and scheduler items)
+    committed by other processes: ``'auto'``, through change streams
+    where the server offers them, else by polling; ``'changestream'``;
+    ``'poll'`` (``m01.remote.wakeevents``).
+
+    The queue's own collections are written with ``writeConcern``
+    (``'majority'`` or a number of members); the pages' read-only
+    queries read with ``readPreference`` (``m01.remote.cluster``).
     """
 
     __name__ = None
@@ -65,7 +77,8 @@ class RemoteProcessor:
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
-                 ticketed=None,
+                 ticketed=None, wakeup='auto', writeConcern='majority',
+                 readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
         from m01.remote import worker
@@ -75,16 +88,20 @@ class RemoteProcessor:
             raise ValueError('leaseTime must be positive, not %r'
                              % (leaseTime,))
         self.database = database
+        database = queueDatabase(database, writeConcern)
         self.name = name
         self.registry = registry or zope.component.getGlobalSiteManager()
         self.clock = clock or utcnow
         self.factoriesCollection = database[prefix + 'factories']
         self.jobsCollection = database[prefix + 'jobs']
         self.schedulerCollection = database[prefix + 'scheduler']
+        self.pageJobsCollection = forPages(self.jobsCollection,
+                                           readPreference)
         self.prefix = prefix
         #: How job changes are made safe on this server (``IJobWrites``),
         #: decided at first use: a processor is made without its server.
-        self.jobWrites = ServerJobWrites(database, prefix, ticketed)
+        self.jobWrites = RetriedOutcomes(
+            ServerJobWrites(database, prefix, ticketed), self.jobsCollection)
         self.jobFactories = JobFactoryContainer(
             self, self.factoriesCollection, database[prefix + 'pauses'])
         self.keys = JobKeys(database[prefix + 'keys'], self.now,
@@ -104,13 +121,20 @@ class RemoteProcessor:
         self.schedulerWorkerArguments = dict(
             {'waitTime': 1.0} if schedulerWorkerArguments is None
             else schedulerWorkerArguments)
-        self._wakeup = threading.Event()
         #: The heartbeat of this processor's workers, and an operator's
         #: say over them (``IProcessMonitor``).
         self.monitor = ProcessMonitor(
             database[prefix + 'workers'], database[prefix + 'controls'],
             self.now, name, running=lambda: self.leases.running(),
             onStop=self._stopAsAsked)
+        #: What the idle loops wait on, and what wakes them for other
+        #: processes' commits.
+        self.jobWakeup = Wakeup(self.now)
+        self.schedulerWakeup = Wakeup(self.now)
+        self.jobChanges = watchJobs(self.jobsCollection, self.jobWakeup,
+                                    name, wakeup)
+        self.schedulerChanges = watchScheduler(
+            self.schedulerCollection, self.schedulerWakeup, name, wakeup)
         self.leases = LeaseKeeper(
             name, float(leaseTime), self.jobWrites, self.now,
             recovered=self._jobsEnded,
@@ -130,7 +154,8 @@ class RemoteProcessor:
             self.insertJobDocuments, self.wakeWorkers,
             self.jobWrites.finishMany)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
-                                 self.jobWrites)
+                                 self.jobWrites,
+                                 pages=self.pageJobsCollection)
 
     def bind(self, transactionManager):
         """This processor, its jobs joining the transactions of
@@ -183,6 +208,9 @@ class RemoteProcessor:
     def close(self):
         self.stopProcessor()
         self.stopScheduler()
+        # No thread of ours goes on using the client after this.
+        self.jobChanges.stop()
+        self.schedulerChanges.stop()
         self.counters.close()
 
     # transaction
@@ -203,7 +231,7 @@ class RemoteProcessor:
             raise
 
     def wakeWorkers(self):
-        self._wakeup.set()
+        self.jobWakeup.set()
 
     def _jobsEnded(self, jobids):
         # Recovered or stopped by the lease keeper: they may run again.
@@ -213,11 +241,18 @@ class RemoteProcessor:
             {'name': 1, 'status': 1, 'attempts': 1}))
 
     def waitForWork(self, timeout):
-        """Block until jobs were committed here, or timeout seconds."""
-        if self._wakeup.wait(timeout):
-            self._wakeup.clear()
-            return True
-        return False
+        """Block until jobs were committed (here, or elsewhere as a change
+        stream tells), one came due, or timeout seconds."""
+        return self.jobWakeup.wait(timeout)
+
+    def wakeScheduler(self):
+        self.schedulerWakeup.set()
+
+    def waitForSchedule(self, timeout):
+        """Block until a scheduler item was added or changed (here, or
+        elsewhere as a change stream tells), one came due, or timeout
+        seconds."""
+        return self.schedulerWakeup.wait(timeout)
 
     # job factories
 
@@ -521,7 +556,9 @@ class RemoteProcessor:
     # scheduler
 
     def addScheduler(self, item):
-        return self.scheduler.add(item)
+        itemid = self.scheduler.add(item)
+        self.wakeScheduler()
+        return itemid
 
     def scheduleNextJob(self, callTime=None):
         if self.monitor.quiet:

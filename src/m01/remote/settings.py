@@ -61,6 +61,9 @@ class RemoteSettings:
     pages: bool = True
     stats_retention_days: int = 8
     metrics: str = 'false'
+    wakeup: str = 'auto'
+    write_concern: str | int = 'majority'
+    read_preference: str = 'primary'
 
     @property
     def embedded(self):
@@ -219,6 +222,43 @@ def _metrics(value):
     return value.strip().lower()
 
 
+WAKEUPS = ('auto', 'changestream', 'poll')
+
+
+def _wakeup(value):
+    value = _text(value)
+    if value not in WAKEUPS:
+        raise ValueError('expected one of %s' % ', '.join(WAKEUPS))
+    return value
+
+
+def _write_concern(value):
+    if isinstance(value, str) and value.strip() == 'majority':
+        return 'majority'
+    if isinstance(value, float):
+        value = 'not an integer'
+    try:
+        members = _number(value, int)
+    except ValueError:
+        members = 0
+    if members < 1:
+        raise ValueError('expected majority or a number of members >= 1')
+    return members
+
+
+#: As MongoDB spells them (``m01.remote.cluster`` has the objects).
+READ_PREFERENCES = ('primary', 'primaryPreferred', 'secondary',
+                    'secondaryPreferred', 'nearest')
+
+
+def _read_preference(value):
+    value = _text(value)
+    for name in READ_PREFERENCES:
+        if value.lower() == name.lower():
+            return name
+    raise ValueError('expected one of %s' % ', '.join(READ_PREFERENCES))
+
+
 def _route_prefix(value):
     value = _text(value)
     if not value.startswith('/') or '*' in value or '{' in value:
@@ -250,7 +290,21 @@ OPTIONS = {
     'pages': ('pages', _boolean),
     'stats.retention_days': ('stats_retention_days', _days),
     'metrics': ('metrics', _metrics),
+    'wakeup': ('wakeup', _wakeup),
+    'write_concern': ('write_concern', _write_concern),
+    'read_preference': ('read_preference', _read_preference),
 }
+
+
+def _combination_problems(values, prefix):
+    """What is wrong with values that are right one by one."""
+    problems = []
+    embedded = urllib.parse.urlsplit(
+        values.get('uri', RemoteSettings.uri)).scheme == 'mongomock'
+    if values.get('wakeup') == 'changestream' and embedded:
+        problems.append('%swakeup = changestream: the embedded store has '
+                        'no change streams (use auto or poll)' % prefix)
+    return problems
 
 
 def valid_keys(prefix=PREFIX):
@@ -278,6 +332,7 @@ def parse_settings(settings, prefix=PREFIX):
             values[field] = parse(raw)
         except ValueError as e:
             problems.append('%s = %r: %s' % (key, raw, e))
+    problems += _combination_problems(values, prefix)
     if unknown:
         problems.append(
             'unknown setting%s %s; the valid settings are: %s' % (

@@ -8,12 +8,15 @@ embedded store hands out proxies that serialise every call on one lock
 and read cursors to the end while holding it.
 """
 import datetime
+import logging
 import threading
 import urllib.parse
 
 import pymongo
 
 from m01.remote import embeddedindex
+
+logger = logging.getLogger('m01.remote')
 
 UTC = datetime.timezone.utc
 
@@ -47,8 +50,17 @@ def connect(uri, **options):
         # Fail within seconds when the server is down, not after 30 s;
         # an explicit URI option is left to win.
         options.setdefault('serverSelectionTimeoutMS', 5000)
+    if 'retrywrites' not in uri.lower():
+        # pymongo's default, kept whatever it becomes: a claim or an
+        # outcome cut off by a step-down is retried once by the driver
+        # and applied once by the server (m01.remote.stepdown).
+        options.setdefault('retryWrites', True)
     client = pymongo.MongoClient(uri, **options)
     setattr(client, URI_ATTRIBUTE, uri)
+    if not client.options.retry_writes:
+        logger.warning('%s turns retryable writes off: a claim or an '
+                       'outcome cut off by a primary stepping down then '
+                       'waits for its lease to expire', _redacted(uri))
     return client
 
 
@@ -58,6 +70,15 @@ def uriOf(database):
     if isEmbedded(database):
         return None
     return vars(database.client).get(URI_ATTRIBUTE)
+
+
+def _redacted(uri):
+    """``uri`` without its password."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = parts.netloc.replace(':%s@' % parts.password, ':***@', 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def isEmbedded(database):

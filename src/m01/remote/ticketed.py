@@ -102,6 +102,9 @@ ENTRY_GRACE = datetime.timedelta(seconds=10)
 ORPHAN_AGE = datetime.timedelta(minutes=10)
 #: Claimed jobs remembered for their outcome, at most.
 REMEMBERED = 10000
+#: Past this many, those whose lease has expired are forgotten: a job
+#: cancelled or taken over while it ran never sends its outcome.
+PRUNE_AT = 100
 
 
 #: Logical operators whose operands are queries themselves.
@@ -297,6 +300,13 @@ class TicketedJobWrites:
     def _remember(self, written):
         with self._claimedLock:
             self._claimed[written['claim']] = written
+            if len(self._claimed) > PRUNE_AT:
+                now = utcnow()
+                for claim in [claim for claim, document
+                              in self._claimed.items()
+                              if document.get('leaseExpires') is not None
+                              and document['leaseExpires'] < now]:
+                    del self._claimed[claim]
             while len(self._claimed) > REMEMBERED:
                 self._claimed.popitem(last=False)
 

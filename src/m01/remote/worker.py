@@ -147,11 +147,19 @@ class BaseWorker:
             self.outage.succeeded()
         return bool(worked)
 
+    def changes(self):
+        """What wakes this loop for other processes' commits
+        (``IChangeWatcher``); it runs while a loop uses it."""
+        return self.remoteProcessor.jobChanges
+
     def __call__(self):
         self.running = True
+        changes = self.changes()
+        changes.acquire()
         try:
             self.loop()
         finally:
+            changes.release()
             self.running = False
 
     def loop(self):
@@ -353,7 +361,16 @@ class SchedulerWorker(BaseWorker):
         return self.inUnitOfWork(
             lambda processor: processor.scheduleNextJob()) is not None
 
+    def changes(self):
+        return self.remoteProcessor.schedulerChanges
+
     def idle(self, seconds=None):
-        # Scheduled items are not announced: just wait, unless stopped.
+        # Woken by items added or changed, or coming due; else it polls.
         seconds = self.waitTime if seconds is None else seconds
-        self._stopped.wait(max(seconds, MIN_IDLE_WAIT))
+        if not self.stopped:
+            self.remoteProcessor.waitForSchedule(
+                max(seconds, MIN_IDLE_WAIT))
+
+    def stop(self, timeout=None):
+        self._stopped.set()
+        self.remoteProcessor.wakeScheduler()
