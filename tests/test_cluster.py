@@ -154,6 +154,9 @@ class SteppingDown:
     the first write ``isTarget`` picks: applied (``applied``) or not."""
 
     WRITES = {'find_one_and_update': 1, 'update_one': 1, 'claimFirst': 2}
+    #: Writes of many documents: how to find their updates.
+    BATCHES = {'updateEach': lambda changes: [u for _f, u in changes],
+               'bulk_write': lambda requests: [r._doc for r in requests]}
 
     def __init__(self, collection, isTarget, applied=True):
         self.wrapped = collection
@@ -163,12 +166,16 @@ class SteppingDown:
 
     def __getattr__(self, name):
         value = getattr(self.wrapped, name)
-        if name not in self.WRITES:
+        if name not in self.WRITES and name not in self.BATCHES:
             return value
 
+        def targeted(args):
+            if name in self.BATCHES:
+                return any(map(self.isTarget, self.BATCHES[name](args[0])))
+            return self.isTarget(args[self.WRITES[name]])
+
         def write(*args, **kw):
-            target = not self.struck and self.isTarget(
-                args[self.WRITES[name]])
+            target = not self.struck and targeted(args)
             if target and not self.applied:
                 self.struck += 1
                 raise pymongo.errors.NotPrimaryError('not primary')

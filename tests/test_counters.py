@@ -3,6 +3,7 @@ as a few upserts for any number of jobs, on every store."""
 import datetime
 
 import bson
+import pymongo.errors
 import pytest
 import transaction
 from zope.interface.verify import verifyObject
@@ -193,3 +194,31 @@ def test_a_lost_worker_is_counted_where_it_is_recovered(rp):
     assert rp.getJobStatus(jobid) == 'queued'
     counted = totals(rp)['echo']
     assert (counted['lost'], counted['runs']) == (1, 1)
+
+
+class Unreachable:
+    """A collection on a server that cannot be reached."""
+
+    def __getattr__(self, name):
+        def fail(*args, **kw):
+            raise pymongo.errors.ServerSelectionTimeoutError('no server')
+        return fail
+
+
+def test_stopping_with_the_server_gone_logs_and_keeps_the_counts(
+        mongomock_database, caplog):
+    rp = RemoteProcessor(mongomock_database, name='gone')
+    rp.counters.count('echo', 'completed', at=T0, seconds=1.0)
+    rp.counters.collection = Unreachable()
+    rp.stopProcessor()
+    rp.close()
+    warnings = [r.getMessage() for r in caplog.records
+                if 'could not be written' in r.getMessage()]
+    # close() stops the worker again, then closes.
+    assert len(warnings) == 3
+    assert all('its job worker stopped' in w for w in warnings[:2])
+    assert 'it closed' in warnings[2]
+    # Still counted, for a flush once the server is back.
+    rp.counters.collection = mongomock_database['rcounters']
+    assert rp.counters.flush() > 0
+    assert rp.counters.totals()['echo']['completed'] == 1

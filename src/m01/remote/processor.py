@@ -106,8 +106,11 @@ class RemoteProcessor:
             self, self.factoriesCollection, database[prefix + 'pauses'])
         self.keys = JobKeys(database[prefix + 'keys'], self.now,
                             self._storedStatus)
-        self.slots = ConcurrencySlots(database[prefix + 'slots'], self.now,
-                                      self.jobWrites.state)
+        # Not ``self.jobWrites.state``: that would choose the strategy,
+        # asking the server, now.
+        self.slots = ConcurrencySlots(
+            database[prefix + 'slots'], self.now,
+            lambda oid: self.jobWrites.state(oid))
         #: How many jobs of each factory ended how (``IOutcomeCounters``).
         self.counters = OutcomeCounters(database[prefix + 'counters'],
                                         self.now)
@@ -152,7 +155,7 @@ class RemoteProcessor:
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
             self.insertJobDocuments, self.wakeWorkers,
-            self.jobWrites.finishMany)
+            lambda *args: self.jobWrites.finishMany(*args))
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)
@@ -211,7 +214,7 @@ class RemoteProcessor:
         # No thread of ours goes on using the client after this.
         self.jobChanges.stop()
         self.schedulerChanges.stop()
-        self.counters.close()
+        self._writeCounters(self.counters.close, 'it closed')
 
     # transaction
 
@@ -589,7 +592,15 @@ class RemoteProcessor:
     def stopProcessor(self, timeout=None):
         self._jobWorker.stop(timeout)
         self.monitor.release('worker')
-        self.counters.flush()
+        self._writeCounters(self.counters.flush, 'its job worker stopped')
+
+    def _writeCounters(self, write, when):
+        # Stopping or closing must not fail with the server gone.
+        try:
+            write()
+        except pymongo.errors.PyMongoError as error:
+            logger.warning('The outcome counters of %s could not be written '
+                           'as %s: %s', self.name, when, error)
 
     def startScheduler(self):
         self._schedulerWorker.start(self.schedulerWorkerFactory,

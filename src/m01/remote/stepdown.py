@@ -76,29 +76,47 @@ class RetriedOutcomes:
             raise AttributeError(name)
         return getattr(self.writes, name)
 
-    def _retried(self, change, applied):
-        """Make ``change()``; after a lost answer, ``applied()`` tells
-        whether a change that now matches nothing had been made."""
+    def _answered(self, change):
+        """``change()``'s answer, retried across connection failures for
+        up to ``retrySeconds``, and whether an earlier try may have been
+        applied (its answer was lost)."""
         deadline = time.monotonic() + self.retrySeconds
         pause = FIRST_PAUSE
         uncertain = False
         while True:
             try:
-                done = change()
+                return change(), uncertain
             except pymongo.errors.ConnectionFailure:
                 if time.monotonic() + pause > deadline:
                     raise
                 uncertain = True
                 self.sleep(pause)
                 pause = min(pause * 2, MAX_PAUSE)
-                continue
-            return done or (uncertain and applied())
+
+    def _retried(self, change, applied):
+        """Make ``change()``; after a lost answer, ``applied()`` tells
+        whether a change that now matches nothing had been made."""
+        done, uncertain = self._answered(change)
+        return done or (uncertain and applied())
 
     def finish(self, oid, claim, update):
         attempt = recordedAttempt(update)
         return self._retried(
             lambda: self.writes.finish(oid, claim, update),
             lambda: self._newestAttemptIs(oid, attempt))
+
+    def finishMany(self, outcomes):
+        # The batch is retried whole: an outcome applied before an answer
+        # was lost is refused the second time, and told from one refused
+        # for good by the attempt it recorded.
+        refused, uncertain = self._answered(
+            lambda: self.writes.finishMany(outcomes))
+        if not (uncertain and refused):
+            return refused
+        attempts = {oid: recordedAttempt(update)
+                    for oid, _claim, update in outcomes}
+        return [oid for oid in refused
+                if not self._newestAttemptIs(oid, attempts.get(oid))]
 
     def unclaim(self, oid, claim):
         return self._retried(lambda: self.writes.unclaim(oid, claim),
