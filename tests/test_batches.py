@@ -88,7 +88,9 @@ def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
     try:
         counted = RemoteProcessor(client[rp.database.name])
         counted.addJobFactory('echo', testing.EchoJob())
-        # What claims read now and then (pauses, limits) is cached.
+        # What claims read now and then (pauses, limits, the server's
+        # kind) is cached.
+        counted.jobWrites.strategy
         counted.jobFactories.pausedNames()
         counted.jobFactories.cappedNames()
         listener.reset()
@@ -103,9 +105,51 @@ def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
     finally:
         client.close()
     assert len(jobs) == 40
-    assert claims.count('find') == 2 and claims.count('update') == 1
+    # The candidates, the bulk claim, the claimed jobs read back.
+    assert claims == ['find', 'update', 'find']
     assert outcomes == ['update']           # one bulk write for all 40
     assert {rp.getJobStatus(job.__name__) for job in jobs} == {'completed'}
+
+
+class Interfering:
+    """A jobs collection where another writer changes ``oid`` between the
+    claim's read of the candidates and its bulk write."""
+
+    def __init__(self, collection, oid):
+        self.collection = collection
+        self.oid = oid
+
+    def bulk_write(self, requests, **kw):
+        self.collection.update_one({'_id': self.oid},
+                                   {'$inc': {'version': 1}})
+        return self.collection.bulk_write(requests, **kw)
+
+    def __getattr__(self, name):
+        return getattr(self.collection, name)
+
+
+@pytest.mark.parametrize('interfered', [False, True],
+                         ids=['all-won', 'one-lost'])
+def test_a_batch_returns_the_jobs_as_stored(rp, interfered):
+    if isEmbedded(rp.database) or not batches(rp):
+        pytest.skip('the server strategy')
+    ids = [bson.ObjectId(rp.addJob('echo', n, immediate=True))
+           for n in range(4)]
+    writes = rp.jobWrites.strategy
+    real = writes.jobs
+    if interfered:
+        writes.jobs = Interfering(real, ids[1])
+    try:
+        documents = writes.claimMany(rp.now(), 'here', 60, 10)
+    finally:
+        writes.jobs = real
+    won = ids[:1] + ids[2:] if interfered else ids
+    assert [document['_id'] for document in documents] == won
+    for document in documents:
+        assert document == real.find_one({'_id': document['_id']})
+    assert len({document['claim'] for document in documents}) == 1
+    if interfered:
+        assert rp.getJobStatus(str(ids[1])) == 'queued'
 
 
 class CommandCounter(pymongo.monitoring.CommandListener):

@@ -451,3 +451,66 @@ def test_closing_the_processor_ends_its_watchers_quietly(stream_uri,
                 if thread.name.startswith('m01.remote-changes-closing')]
     assert not any('broke' in record.getMessage()
                    for record in caplog.records)
+
+
+class CountedStreams:
+    """A collection whose change streams count their ``try_next`` calls."""
+
+    def __init__(self, collection):
+        self.collection = collection
+        self.asked = 0
+
+    def watch(self, *args, **kw):
+        stream = self.collection.watch(*args, **kw)
+        counted = self
+
+        class Counted:
+            def try_next(self):
+                counted.asked += 1
+                return stream.try_next()
+
+            def __getattr__(self, name):
+                return getattr(stream, name)
+        return Counted()
+
+    def __getattr__(self, name):
+        return getattr(self.collection, name)
+
+
+@pytest.mark.mongojava
+def test_a_server_answering_at_once_is_asked_only_while_a_loop_waits(
+        mongojava_uri):
+    # mongo-java-server answers a getMore at once, reading its whole
+    # oplog: while every loop is busy the watcher asks it nothing, and
+    # what was committed meanwhile comes with its next answer.
+    from m01.remote.changestreams import ChangeWatcher
+    client = store.connect(mongojava_uri)
+    collection = client.m01pause.events
+    waiting = threading.Event()
+    waiting.set()
+    pausedRounds = []
+
+    def needed():
+        if not waiting.is_set():
+            pausedRounds.append(streams.asked)
+        return waiting.is_set()
+    streams = CountedStreams(collection)
+    woken = threading.Event()
+    watcher = ChangeWatcher(streams, [], lambda change: True, woken.set,
+                            'pause test', needed=needed)
+    try:
+        watcher.acquire()
+        until(lambda: watcher.watching, what='the stream open')
+        waiting.clear()
+        until(lambda: len(pausedRounds) >= 5, what='five paused rounds')
+        collection.insert_one({'during': 'the pause'})
+        until(lambda: len(pausedRounds) >= 10, what='ten paused rounds')
+        # Not one getMore from the first paused round to the tenth.
+        assert len(set(pausedRounds)) == 1
+        assert watcher.changes == 0
+        waiting.set()
+        until(lambda: watcher.changes == 1, what='the change delivered')
+    finally:
+        watcher.stop()
+        client.drop_database('m01pause')
+        client.close()

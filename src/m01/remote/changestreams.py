@@ -28,7 +28,9 @@ clock that ran ahead of the server's) costs a wait of at most one poll.
 An empty ``getMore`` is held by MongoDB for ``AWAIT_MS``, so an idle
 stream costs one command a second. mongo-java-server answers at once
 (and reads its whole oplog for each answer): such a server is asked
-again only after ``PACE`` seconds.
+again only after ``PACE`` seconds, and only while a loop waits for a
+change (``needed``): the changes committed while every loop was busy
+come with the first answer after.
 """
 import contextlib
 import logging
@@ -126,7 +128,7 @@ class ChangeWatcher:
     is ``m01.remote.wakeup``."""
 
     def __init__(self, collection, pipeline, onChange, onOpen, label,
-                 mode='auto'):
+                 mode='auto', needed=None):
         if mode not in MODES:
             raise ValueError('mode is one of %s, not %r'
                              % (', '.join(MODES), mode))
@@ -134,6 +136,8 @@ class ChangeWatcher:
         self.pipeline = list(pipeline)
         self.onChange = onChange
         self.onOpen = onOpen
+        #: Whether a loop waits for a change now (default: always).
+        self.needed = needed or (lambda: True)
         self.label = label
         self.mode = mode
         self.refused = 'm01.remote.wakeup = poll' if mode == 'poll' \
@@ -268,6 +272,11 @@ class ChangeWatcher:
             answered = time.monotonic() - asked
             if answered < AWAIT_MS / 2000.0:
                 stop.wait(PACE - answered)   # it does not hold a getMore
+                # Nor is a getMore cheap there: while every loop is busy
+                # (a busy loop claims again before it waits), ask nothing;
+                # the changes meanwhile come with the next answer.
+                while not self.needed() and not stop.wait(PACE):
+                    pass
         return stream.resume_token
 
     def _call(self, function, *args):

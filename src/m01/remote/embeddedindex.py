@@ -28,12 +28,14 @@ Every function here runs under the embedded store's lock (see
 ``m01.remote.store``).
 """
 import collections
+import copy
 import heapq
 import itertools
 
 import bson
 import pymongo
 
+from m01.remote.embeddedupdates import updateInPlace
 from m01.remote.jobstate import orderKey
 
 #: The index keeps at most this many outdated heap entries per current one
@@ -103,14 +105,44 @@ def claimFirst(collection, query, order, update, equal):
                 heapq.heappop(heap)           # outdated entry
                 continue
             if filter_applies(query, documents[oid]):
-                return collection.find_one_and_update(
-                    {'_id': oid}, update,
-                    return_document=pymongo.ReturnDocument.AFTER)
+                return updateOne(collection, {'_id': oid}, update,
+                                 returnDocument=True)
             skipped.append(heapq.heappop(heap))   # not due, or not asked
         return None
     finally:
         for entry in skipped:
             heapq.heappush(heap, entry)
+
+
+def updateOne(collection, query, update, returnDocument=False):
+    """``update_one(query, update)`` on the mongomock ``collection``: its
+    modified count, or with ``returnDocument`` the document as updated
+    (None when none matched), as ``find_one_and_update`` returns it. The
+    queue's updates of one job are applied in place
+    (``m01.remote.embeddedupdates``), others by mongomock."""
+    from mongomock.helpers import make_datetime_timezone_aware_in_document
+    modified = updateInPlace(collection, query, update,
+                             lambda oid: _noteChanged(collection._store, oid))
+    if modified is None:
+        if returnDocument:
+            return collection.find_one_and_update(
+                query, update, return_document=pymongo.ReturnDocument.AFTER)
+        return collection.update_one(query, update).modified_count
+    if not returnDocument:
+        return modified
+    if not modified:
+        return None
+    document = collection._store._documents[query['_id']]
+    if collection.codec_options.tz_aware:
+        # A copy, its times aware, as mongomock's reads return them.
+        return make_datetime_timezone_aware_in_document(document)
+    return copy.deepcopy(document)
+
+
+def _noteChanged(store, oid):
+    state = _liveClaimState(store)
+    if state is not None:
+        state.documents.changed.add(oid)
 
 
 class _NotingDocuments(collections.OrderedDict):

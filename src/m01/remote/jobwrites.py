@@ -45,6 +45,10 @@ class EmbeddedJobWrites(AtomicJobWrites):
             limit, equal=[('status', QUEUED)])
 
 
+    def _change(self, query, update):
+        # Applied in place where it can be (``updateEach``).
+        return self.jobs.updateEach([(query, versioned(update))]) == [1]
+
     def finishMany(self, outcomes):
         # One call for all: mongomock has no bulk write of its own.
         modified = self.jobs.updateEach(

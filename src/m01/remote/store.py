@@ -188,11 +188,9 @@ class SerializedCollection(_Serialized):
     def updateEach(self, changes):
         """``update_one(filter, update)`` for each pair of ``changes``,
         under one hold of the lock; the modified count of each."""
-        from mongomock.helpers import patch_datetime_awareness_in_document
         with self._lock:
-            return [self._wrapped.update_one(
-                patch_datetime_awareness_in_document(query),
-                update).modified_count for query, update in changes]
+            return [embeddedindex.updateOne(self._wrapped, query, update)
+                    for query, update in changes]
 
 
 class SerializedCursor(_Serialized):

@@ -129,7 +129,8 @@ def watchJobs(collection, wakeup, name, mode):
     ``name`` through ``wakeup`` for the changes of ``collection``."""
     return ChangeWatcher(collection, jobPipeline(),
                          Waker(wakeup, jobDueTime), wakeup.set,
-                         '%s %s' % (name, collection.name), mode)
+                         '%s %s' % (name, collection.name), mode,
+                         needed=lambda: wakeup.waiting > 0)
 
 
 def watchScheduler(collection, wakeup, name, mode):
@@ -137,4 +138,5 @@ def watchScheduler(collection, wakeup, name, mode):
     through ``wakeup`` for the changes of ``collection``."""
     return ChangeWatcher(collection, schedulerPipeline(),
                          Waker(wakeup, itemDueTime), wakeup.set,
-                         '%s %s' % (name, collection.name), mode)
+                         '%s %s' % (name, collection.name), mode,
+                         needed=lambda: wakeup.waiting > 0)
