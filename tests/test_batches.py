@@ -90,7 +90,7 @@ def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
         counted.addJobFactory('echo', testing.EchoJob())
         # What claims read now and then (pauses, limits, the server's
         # kind) is cached.
-        counted.jobWrites.strategy
+        assert counted.jobWrites.strategy is not None
         counted.jobFactories.pausedNames()
         counted.jobFactories.cappedNames()
         listener.reset()
