@@ -27,12 +27,17 @@ class OverviewView(BaseView):
     def overview(self):
         rp = self.context
         queries = self.queries
-        counts = queries.countByStatus()
         threads = queries.threads()
         span = choiceParam(self.request, 'span', tuple(sources.SPANS),
                            sources.DEFAULT_SPAN)
         activity = self.sources.activity(rp, self.now, span)
         workers = self.sources.workers(rp, self.now)
+        queue = self.sources.queue(rp, self.now)
+        # The queue's source counts the jobs with its figures; one that
+        # does not leaves it to the page.
+        counts = queue.get('counts')
+        if counts is None:
+            counts = queries.countByStatus()
         return {
             'title': 'Remote processor',
             'threads': [
@@ -47,7 +52,7 @@ class OverviewView(BaseView):
                        for status in interfaces.JobStatus],
             'total': sum(counts.values()),
             'queued': counts.get(interfaces.QUEUED, 0),
-            'queue': self.sources.queue(rp, self.now),
+            'queue': queue,
             'activity': activity,
             'spans': [(name, label, self.url(rp, span=name)
                        if name != sources.DEFAULT_SPAN else self.url(rp))
