@@ -15,6 +15,8 @@ from m01.remote.views.common import (
 from m01.remote.views.jobrows import jobRow
 
 LATEST_ERRORS = 10
+#: Seconds between two refreshes of the page by the script.
+LIVE_OVERVIEW = 10
 
 
 @view_defaults(context=interfaces.IRemoteProcessor,
@@ -39,7 +41,7 @@ class OverviewView(BaseView):
         if counts is None:
             counts = queries.countByStatus()
         return {
-            'title': 'Remote processor',
+            'title': 'Remote processor', 'live': LIVE_OVERVIEW,
             'threads': [
                 {'title': 'Job worker thread', 'running': threads['worker'],
                  'start': 'start-processor', 'stop': 'stop-processor'},

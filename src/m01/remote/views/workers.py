@@ -43,6 +43,10 @@ def _order(process):
     return (not process['alive'], str(process['host']), process['pid'] or 0)
 
 
+#: Seconds between two refreshes of the page by the script: a heartbeat's.
+LIVE_WORKERS = 5
+
+
 @view_defaults(context=interfaces.IRemoteProcessor)
 class WorkersView(BaseView):
 
@@ -56,7 +60,7 @@ class WorkersView(BaseView):
         processes = sorted(workers['processes'], key=_order)
         threads = self.queries.threads()
         return {'title': 'Workers', 'workers': workers,
-                'processes': processes,
+                'processes': processes, 'live': LIVE_WORKERS,
                 'alive': sum(1 for p in processes if p['alive']),
                 'gone': sum(1 for p in processes if not p['alive']),
                 'localThreads': [('Job worker thread', threads['worker']),
