@@ -334,7 +334,7 @@ def liveParts(page):
     parts = page.html.find_all(attrs={'data-part': True})
     ids = [part.get('id') for part in parts]
     assert ids and all(ids) and len(set(ids)) == len(ids), ids
-    return dict(zip(ids, parts))
+    return dict(zip(ids, parts, strict=True))
 
 
 def liveSeconds(page):
