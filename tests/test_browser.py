@@ -608,6 +608,7 @@ def rowState(browser, pid):
     return row.find_element('css selector', '.status').text if row else None
 
 
+@pytest.mark.mongojava
 def test_live_pages_search_bulk_retry_and_two_worker_processes(
         workerSite, browser, artifacts):
     url, rp, start = workerSite
@@ -715,4 +716,5 @@ def test_live_pages_search_bulk_retry_and_two_worker_processes(
     assert pageKept(browser)
     assert second.poll() is None
     assert rowState(browser, second.pid) == 'running'
+    assert textOf(browser, '#processes-summary') == '1 alive, 1 stopped.'
     screenshot(browser, artifacts, '58-workers-one-stopped')

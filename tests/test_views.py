@@ -1296,11 +1296,14 @@ def test_the_workers_page_lists_processes_and_controls_them(site):
         site.anonymous.get('/remote/control-worker', status=403)
     finally:
         monitor.release('worker')
-    # Stopped, it is greyed and offers nothing.
-    row = site.app.get('/remote/workers').html.find(
-        id='process-' + monitor.processId)
+    # Stopped, it is greyed and offers nothing; counted as stopped, not
+    # as gone (it said goodbye).
+    page = site.app.get('/remote/workers')
+    row = page.html.find(id='process-' + monitor.processId)
     assert 'gone' in row['class'] and 'stopped' in text(row)
     assert row.find('a', class_='button') is None
+    assert text(page.html.find(id='processes-summary')) == \
+        '0 alive, 1 stopped.'
 
 
 # scheduler

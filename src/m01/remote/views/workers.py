@@ -62,7 +62,10 @@ class WorkersView(BaseView):
         return {'title': 'Workers', 'workers': workers,
                 'processes': processes, 'live': LIVE_WORKERS,
                 'alive': sum(1 for p in processes if p['alive']),
-                'gone': sum(1 for p in processes if not p['alive']),
+                'stopped': sum(1 for p in processes
+                               if p['state'] == 'stopped'),
+                'gone': sum(1 for p in processes
+                            if not p['alive'] and p['state'] != 'stopped'),
                 'localThreads': [('Job worker thread', threads['worker']),
                                  ('Scheduler thread',
                                   threads['scheduler'])]}
