@@ -157,12 +157,12 @@ def findAll(browser, css):
     return browser.find_elements(By.CSS_SELECTOR, css)
 
 
-def waitFor(condition, what, reload=None):
-    """Poll ``condition`` until it is true, at most DEADLINE seconds. An
+def waitFor(condition, what, reload=None, seconds=DEADLINE):
+    """Poll ``condition`` until it is true, at most ``seconds``. An
     element gone while it was read (a live part swapped by the script)
     is read again."""
     from selenium.common.exceptions import StaleElementReferenceException
-    deadline = time.monotonic() + DEADLINE
+    deadline = time.monotonic() + seconds
     while True:
         try:
             value = condition()
@@ -172,7 +172,7 @@ def waitFor(condition, what, reload=None):
             return value
         if time.monotonic() > deadline:
             raise AssertionError('after %.0f s still waiting for %s'
-                                 % (DEADLINE, what))
+                                 % (seconds, what))
         time.sleep(0.25)
         if reload is not None:
             reload()
@@ -507,3 +507,214 @@ def test_bulk_actions_and_a_processs_quiet_ask_in_a_dialog(
     waitFor(lambda: find(browser, '#processes tbody tr .status').text ==
             'running', 'the process to take jobs again',
             reload=browser.refresh)
+
+
+# Live pages with worker processes of their own, on a real server.
+
+@pytest.fixture
+def workerSite(tmp_path, mongojava_uri):
+    """The demo site on mongo-java-server, running no threads of its own,
+    on a free loopback port; ``start()`` starts an ``m01remote worker``
+    process on its database (stopped, or killed, at the end)."""
+    _require_browser()
+    import subprocess
+    import sys
+
+    import transaction
+    from pyramid.paster import get_app
+    from webtest.http import StopableWSGIServer
+
+    from m01.remote.interfaces import IRemoteProcessor
+    from support.inifile import pasteIni
+    from support.testserver import unique_database_name
+    database = unique_database_name()
+    ini = tmp_path / 'site.ini'
+    # The first server's secret: the browser's login holds for both.
+    ini.write_text(pasteIni('call:m01remote_demo:main', {
+        'm01.remote.uri': mongojava_uri, 'm01.remote.database': database,
+        'm01.remote.worker.wait_time': '0.2', 'demo.user': 'admin',
+        'demo.password': 'secret', 'demo.secret': 'browser-test'}))
+    app = get_app(str(ini))
+    rp = app.registry.getUtility(IRemoteProcessor)
+    httpd = StopableWSGIServer(app, host='127.0.0.1', port=0)
+    httpd.runner = threading.Thread(target=httpd.run, daemon=True)
+    httpd.runner.start()
+    processes = []
+
+    def start():
+        log = open(tmp_path / ('worker-%d.log' % len(processes)), 'w+')
+        process = subprocess.Popen(
+            [sys.executable, '-m', 'm01.remote.console', 'worker', str(ini)],
+            stdout=log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONUNBUFFERED='1'))
+        processes.append((process, log))
+        return process
+    try:
+        yield 'http://127.0.0.1:%s' % httpd.effective_port, rp, start
+    finally:
+        for process, log in processes:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            log.close()
+        httpd.shutdown()
+        transaction.abort()
+        rp.database.client.drop_database(database)
+
+
+def addJobs(rp, name, inputs, maxRetries=None):
+    """Jobs stored at once (``maxRetries`` set on them: a failing job
+    ends in error after its first attempt with 0)."""
+    import transaction
+    jobids = [rp.addJob(name, input) for input in inputs]
+    if maxRetries is not None:
+        for document in rp.pendingJobDocuments():
+            document['maxRetries'] = maxRetries
+    transaction.commit()
+    return jobids
+
+
+def statusCount(browser, status):
+    for row in findAll(browser, '#job-counts tr'):
+        cells = row.find_elements('css selector', 'td')
+        if cells and cells[0].text == status:
+            return cells[1].text
+    raise AssertionError('no count of %s on the overview' % status)
+
+
+def markPage(browser):
+    """Mark the page: the mark goes if the page is loaded again."""
+    browser.execute_script('document.body.dataset.marker = "kept";')
+
+
+def pageKept(browser):
+    return browser.execute_script(
+        'return document.body.dataset.marker') == 'kept'
+
+
+def processRow(browser, pid):
+    for row in findAll(browser, '#processes tbody tr'):
+        if ':%d' % pid in row.find_element('css selector', 'strong').text:
+            return row
+    return None
+
+
+def rowState(browser, pid):
+    row = processRow(browser, pid)
+    return row.find_element('css selector', '.status').text if row else None
+
+
+@pytest.mark.mongojava
+def test_live_pages_search_bulk_retry_and_two_worker_processes(
+        workerSite, browser, artifacts):
+    url, rp, start = workerSite
+    # Failed jobs to retry later: two about "alpha", one about "beta".
+    alpha = addJobs(rp, 'fail', ['alpha one', 'alpha two'], maxRetries=0)
+    beta, = addJobs(rp, 'fail', ['beta one'], maxRetries=0)
+    first, second = start(), start()
+    loggedIn(browser, url)
+    viewport(browser, DESKTOP)
+
+    # The overview counts the jobs as the workers end them, and its chart
+    # shows them once their counters are written (every 10 s), without
+    # the page being loaded again.
+    browser.get(url + '/remote/')
+    waitFor(lambda: statusCount(browser, 'error') == '3',
+            'the failed jobs counted on the overview', reload=browser.refresh)
+    markPage(browser)
+    completed = statusCount(browser, 'completed')
+    chart = find(browser, '#activity-chart').text
+    screenshot(browser, artifacts, '50-overview-live-before')
+    addJobs(rp, 'echo', ['finch %d' % number for number in range(20)])
+    waitFor(lambda: statusCount(browser, 'completed') != completed,
+            'the completed count to change on its own')
+
+    def chartSays():
+        return browser.execute_script(
+            'var desc = document.querySelector("#activity-chart desc");'
+            'return desc ? desc.textContent : "";')
+    # Each process writes its own counters (10 s after its first outcome
+    # at most), the page refreshes every 10 s: the chart adds them up.
+    waitFor(lambda: ': 20 completed, 3 failed;' in chartSays(),
+            'the chart to show every job completed and failed', seconds=60)
+    assert find(browser, '#activity-chart').text != chart
+    assert statusCount(browser, 'completed') == '20'
+    assert pageKept(browser)
+    assert 'Updated' in textOf(browser, '#live-status')
+    screenshot(browser, artifacts, '51-overview-live-after')
+
+    # Search by a word of a job's input.
+    wanted, = addJobs(rp, 'echo', [{'customer': 'Zebrafinch-42'}])
+    waitFor(lambda: rp.getJobStatus(wanted) == 'completed',
+            'the job searched for to complete')
+    browser.get(url + '/remote/jobs')
+    find(browser, '#filter-q').send_keys('zebrafinch')
+    find(browser, '#filters button[type=submit]').click()
+    waitFor(lambda: 'q=zebrafinch' in browser.current_url, 'the search')
+    shown = [a.get_attribute('href').rsplit('/', 1)[1]
+             for a in findAll(browser, '#jobs tbody tr a.job-title')]
+    assert shown == [wanted]
+    assert 'Zebrafinch-42' in textOf(browser, '#jobs .preview')
+    screenshot(browser, artifacts, '52-search')
+
+    # Every failed job about alpha retried at once, after a dialog that
+    # counts them; the list waits meanwhile instead of undoing the tick.
+    browser.get(url + '/remote/jobs?status=error&q=alpha')
+    assert len(findAll(browser, '#jobs tbody tr')) == 2
+    browser.execute_script(
+        'document.getElementById("jobs-list").dataset.marker = "kept";')
+    find(browser, '#bulk input[name=all]').click()
+    browser.execute_script('document.activeElement.blur();')
+    waitFor(lambda: 'Waiting while you select' in find(
+        browser, '#live-status').text, 'the list to wait while ticked')
+    assert browser.execute_script(
+        'return document.getElementById("jobs-list").dataset.marker') \
+        == 'kept'
+    assert find(browser, '#bulk input[name=all]').is_selected()
+    screenshot(browser, artifacts, '53-bulk-retry-waiting')
+    find(browser, '#bulk button[value=retry]').click()
+    dialog = find(browser, 'dialog.confirm[open]')
+    assert 'Retry 2 jobs?' in dialog.text
+    assert 'alpha' in dialog.text
+    screenshot(browser, artifacts, '54-bulk-retry-confirm')
+    dialog.find_element('css selector', 'button[type=submit]').click()
+    waitFor(lambda: 'Queued again: 2 jobs.' in ' '.join(
+        flash.text for flash in findAll(browser, '.flash')),
+        'the bulk retry to be done')
+    screenshot(browser, artifacts, '55-bulk-retry-done')
+    # Each alpha job ran again (and failed again); beta was left alone.
+    waitFor(lambda: all(len(rp.getJobErrors(jobid)) == 2 and
+                        rp.getJobStatus(jobid) == 'error'
+                        for jobid in alpha), 'the alpha jobs to run again')
+    assert len(rp.getJobErrors(beta)) == 1
+    browser.refresh()
+    screenshot(browser, artifacts, '56-bulk-retried-ran-again')
+
+    # The workers page lists both processes as they beat, and one stops
+    # when told to, the page showing it without being loaded again.
+    browser.get(url + '/remote/workers')
+    markPage(browser)
+    waitFor(lambda: [rowState(browser, process.pid)
+                     for process in (first, second)] == ['running'] * 2,
+            'both processes running on the workers page')
+    assert len(findAll(browser, '#processes tbody tr')) == 2
+    assert 'm01remote worker' in processRow(browser, first.pid).text
+    screenshot(browser, artifacts, '57-workers-two-processes')
+    processRow(browser, first.pid).find_element(
+        'css selector', 'a[href*="action=stop"]').click()
+    dialog = find(browser, 'dialog.confirm[open]')
+    assert 'Stop process' in dialog.text
+    dialog.find_element('css selector', 'button[type=submit]').click()
+    assert first.wait(DEADLINE) == 0
+    markPage(browser)
+    waitFor(lambda: rowState(browser, first.pid) == 'stopped',
+            'the stopped process shown as stopped')
+    assert pageKept(browser)
+    assert second.poll() is None
+    assert rowState(browser, second.pid) == 'running'
+    assert textOf(browser, '#processes-summary') == '1 alive, 1 stopped.'
+    screenshot(browser, artifacts, '58-workers-one-stopped')

@@ -89,6 +89,23 @@ def test_jobs_are_filtered_sorted_and_paged(rp):
             queries.jobs(**bad)
 
 
+
+@pytest.mark.parametrize('page, size, rows, total', [
+    (1, 10, 5, 5),      # one page, not full: its rows are the total
+    (3, 2, 1, 5),       # the last page, short: those before and its own
+    (2, 2, 2, 5),       # a full page: counted
+    (1, 5, 5, 5),       # full to the last row: counted
+    (9, 2, 1, 5),       # past the end: the last page
+])
+def test_a_pages_total_is_exact_whether_counted_or_not(rp, page, size,
+                                                       rows, total):
+    add(rp, 'echo', range(5))
+    add(rp, 'fail', range(3))
+    shown = operations.queries(rp).jobs(JobFilter(name='echo'), page=page,
+                                        pageSize=size)
+    assert (len(shown.jobs), shown.total) == (rows, total)
+    assert shown.pages == -(-total // size)
+
 def test_a_job_and_unknown_ids(rp):
     jobid, = add(rp, 'echo', ['x'])
     queries = operations.queries(rp)

@@ -325,6 +325,141 @@ def test_the_overview_with_the_queues_figures(site):
                                .find('thead'))
 
 
+
+# live pages: the markers the script (m01remote.js) relies on
+
+def liveParts(page):
+    """``{id: element}`` of the parts the script swaps in: each has an
+    id, found once on the page, by which it finds its old self."""
+    parts = page.html.find_all(attrs={'data-part': True})
+    ids = [part.get('id') for part in parts]
+    assert ids and all(ids) and len(set(ids)) == len(ids), ids
+    return dict(zip(ids, parts, strict=True))
+
+
+def liveSeconds(page):
+    marker = page.html.find(attrs={'data-live': True})
+    return marker['data-live'] if marker is not None else None
+
+
+def insidePart(node):
+    return node.find_parent(attrs={'data-part': True}) is not None
+
+
+def fetched(site, path):
+    """The page as the script fetches it."""
+    return site.app.get(path, headers={'X-Requested-With': 'm01remote'})
+
+
+def statusCounts(page):
+    return {text(row.find('span')): text(row.find(class_='num'))
+            for row in page.html.find(id='job-counts').find_all('tr')[:-1]}
+
+
+def test_the_overview_refreshes_its_figures(site):
+    site.addJobs('echo', [1, 2])
+    site.process()
+    page = site.app.get('/remote/')
+    assert liveSeconds(page) == '10'
+    assert page.html.find(id='live-status') is not None
+    assert page.html.find(id='live-toggle') is not None
+    parts = liveParts(page)
+    for part, inner in (('jobs-card', 'job-counts'), ('queue', 'queue-due'),
+                        ('workers-summary', 'workers-alive'),
+                        ('activity', 'activity-chart'),
+                        ('factory-stats', None), ('latest-failures', None),
+                        ('this-process', 'thread-processor')):
+        assert part in parts, part
+        assert inner is None or parts[part].find(id=inner) is not None, \
+            inner
+    # The jobs are counted once, per factory: the status counts add up.
+    assert statusCounts(page)['completed'] == '2'
+    site.addJobs('echo', [3, 4, 5])
+    site.addJobs('error', [None])
+    site.process()
+    site.rp.counters.flush()
+    again = fetched(site, '/remote/')
+    assert set(liveParts(again)) == set(parts)
+    counts = statusCounts(again)
+    assert (counts['completed'], counts['error']) == ('5', '1')
+    assert text(again.html.find(id='job-counts').find_all('tr')[-1]) \
+        == 'all 6'
+    assert ': 5 completed, 1 failed;' in again.html.find(
+        id='activity-chart').find('desc').get_text()
+
+
+def test_the_overview_counts_the_jobs_itself_for_a_source_without_counts(
+        site, sample):
+    site.addJobs('echo', [1, 2, 3])
+    page = site.app.get('/remote/')
+    assert 'counts' not in sample.queue(site.rp, site.rp.now())
+    assert statusCounts(page)['queued'] == '3'
+
+
+def test_the_jobs_list_refreshes_its_rows_but_not_its_filters(site):
+    page = site.app.get('/remote/jobs')
+    assert liveSeconds(page) == '10'
+    # Empty, the list has its part all the same: the rows a refresh
+    # brings have a place to go.
+    assert 'No jobs match.' in text(liveParts(page)['jobs-list'])
+    jobids = site.addJobs('echo', ['one', 'two'])
+    page = fetched(site, '/remote/jobs')
+    parts = liveParts(page)
+    assert set(parts) == {'jobs-list'}
+    assert sorted(jobIds(page)) == sorted(jobids)
+    listed = parts['jobs-list']
+    # The counts, the row checkboxes and "all that match" are swapped;
+    # the script waits while one of them is ticked (a changed field of a
+    # part) or a form field has the focus.
+    assert 'of 2' in text(listed.find(class_='pager'))
+    boxes = listed.find_all('input', attrs={'data-row': True})
+    assert sorted(box['value'] for box in boxes) == sorted(jobids)
+    assert all(box['form'] == 'bulk' for box in boxes)
+    assert listed.find('input', attrs={'data-select-all': True})
+    assert listed.find('input', attrs={'name': 'all'})
+    # What the reader types or picks in the filters is never replaced.
+    assert not insidePart(page.html.find(id='filters'))
+    assert not insidePart(page.html.find(id='remove'))
+
+
+def test_the_workers_page_refreshes_its_processes(site):
+    page = site.app.get('/remote/workers')
+    assert liveSeconds(page) == '5'
+    assert 'No process has reported yet.' in text(
+        liveParts(page)['workers-part'])
+    monitor = site.rp.monitor
+    monitor.acquire('worker', threads=2)
+    try:
+        monitor.beat()
+        page = fetched(site, '/remote/workers')
+    finally:
+        monitor.release('worker')
+    parts = liveParts(page)
+    assert set(parts) == {'workers-part', 'local-threads'}
+    assert parts['workers-part'].find(
+        id='process-' + monitor.processId) is not None
+
+
+def test_a_job_page_says_why_its_updates_stopped(site):
+    jobid, = site.addJobs('echo', [None])
+    page = site.app.get('/remote/jobs/%s' % jobid)
+    marker = page.html.find(attrs={'data-live': True})
+    assert marker['data-live-stopped'] == \
+        'Updated; the job is no longer running, so updates stopped.'
+
+
+def test_the_script_knows_the_markers_of_the_pages(site):
+    jobid, = site.addJobs('echo', [None])
+    page = site.app.get('/remote/jobs')
+    pages = page.text + site.app.get('/remote/jobs/%s' % jobid).text
+    script = site.app.get(page.html.find('script')['src']).text
+    for marker in ('data-live', 'data-live-stopped', 'data-part',
+                   'live-status', 'live-toggle', 'data-row',
+                   'data-select-all', 'data-selected-count',
+                   'data-confirm'):
+        assert marker in script, marker
+        assert marker in pages, marker
+
 @pytest.fixture
 def sample(monkeypatch):
     from m01.remote.views.common import BaseView
@@ -1161,11 +1296,14 @@ def test_the_workers_page_lists_processes_and_controls_them(site):
         site.anonymous.get('/remote/control-worker', status=403)
     finally:
         monitor.release('worker')
-    # Stopped, it is greyed and offers nothing.
-    row = site.app.get('/remote/workers').html.find(
-        id='process-' + monitor.processId)
+    # Stopped, it is greyed and offers nothing; counted as stopped, not
+    # as gone (it said goodbye).
+    page = site.app.get('/remote/workers')
+    row = page.html.find(id='process-' + monitor.processId)
     assert 'gone' in row['class'] and 'stopped' in text(row)
     assert row.find('a', class_='button') is None
+    assert text(page.html.find(id='processes-summary')) == \
+        '0 alive, 1 stopped.'
 
 
 # scheduler

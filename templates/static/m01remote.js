@@ -3,9 +3,12 @@
 
    - Relative times ("3 min ago") are kept up to date, counted from the
      server's clock (the page says what time it was made at).
-   - A page marked data-live (a running job's) fetches itself every few
-     seconds and swaps in its parts marked data-part, while the tab is
-     visible; it stops once the page no longer asks for it.
+   - A page marked data-live (the overview, the jobs list, the workers,
+     a running job's page) fetches itself every few seconds and swaps in
+     its parts marked data-part, while the tab is visible and the reader
+     is not in the middle of something there (a dialog open, a form
+     field focused, rows ticked or a field changed in a part); it stops
+     once the page no longer asks for it.
    - A form or link marked data-confirm, which leads to a confirmation
      page, shows that page's form in a dialog instead.
    - A checkbox marked data-select-all selects every row of its form.
@@ -92,6 +95,32 @@
     updateTimes();
   }
 
+  // Whether an update would undo what the reader is doing.
+  function changed(element) {
+    if (element.type === 'checkbox' || element.type === 'radio') {
+      return element.checked !== element.defaultChecked;
+    }
+    if (element.tagName === 'SELECT') {
+      return Array.prototype.some.call(element.options, function (option) {
+        return option.selected !== option.defaultSelected;
+      });
+    }
+    return element.value !== element.defaultValue;
+  }
+
+  function held() {
+    if (document.querySelector('dialog[open]')) {
+      return true;
+    }
+    var active = document.activeElement;
+    if (active && (active.form || /^(INPUT|SELECT|TEXTAREA)$/.test(active.tagName))) {
+      return true;
+    }
+    var fields = document.querySelectorAll(
+      '[data-part] input, [data-part] select, [data-part] textarea');
+    return Array.prototype.some.call(fields, changed);
+  }
+
   function schedule() {
     window.clearTimeout(timer);
     timer = null;
@@ -111,7 +140,20 @@
     }
   }
 
+  function wait() {
+    say('Waiting while you select or fill in something here; updates go '
+        + 'on once you are done.');
+    schedule();
+  }
+
   function refresh() {
+    if (!live) {
+      return;
+    }
+    if (held()) {
+      wait();
+      return;
+    }
     var url = window.location.href;
     fetch(url, {credentials: 'same-origin', cache: 'no-store',
                 headers: FETCHED})
@@ -122,11 +164,20 @@
         return response.text();
       })
       .then(function (text) {
+        if (!live || paused || document.hidden) {
+          return;
+        }
+        if (held()) {
+          // Ticked or focused while the page was fetched.
+          wait();
+          return;
+        }
         var fresh = new DOMParser().parseFromString(text, 'text/html');
         swap(fresh);
         var again = fresh.querySelector('[data-live]');
         if (!again) {
-          stop('Updated; the job is no longer running, so updates stopped.');
+          stop(live.getAttribute('data-live-stopped')
+               || 'Updated; this page no longer changes, so updates stopped.');
           return;
         }
         // The page says how often to look again (a queued job that

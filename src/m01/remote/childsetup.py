@@ -45,6 +45,15 @@ def importModules(modules):
     registerSpawnedMain()
 
 
+def reachable(processor):
+    """``processor`` once its server answered: a processor asks its
+    server nothing when it is made, so a child that cannot reach the
+    database would otherwise say it is ready and fail every job. Raises
+    the client's error (a set-up failure, reported by the worker)."""
+    processor.database.command('ping')
+    return processor
+
+
 def registerSpawnedMain():
     """Job classes of the worker's main script are known there as
     ``__main__.<class>``; a spawned child ran that script as
@@ -95,8 +104,9 @@ class StoreChildSetup:
         from m01.remote.processor import RemoteProcessor
         importModules(self.modules)
         self._client = store.connect(self.uri)
-        return RemoteProcessor(self._client[self.database], name=self.name,
-                               prefix=self.prefix, leaseTime=self.leaseTime)
+        return reachable(RemoteProcessor(
+            self._client[self.database], name=self.name, prefix=self.prefix,
+            leaseTime=self.leaseTime))
 
     def close(self):
         if self._client is not None:
@@ -138,7 +148,7 @@ class AppChildSetup:
             processor = make_remote_processor(
                 registry, get_remote_settings(registry).replace(
                     name=self.name))
-        return processor
+        return reachable(processor)
 
     def close(self):
         if self._env is not None:

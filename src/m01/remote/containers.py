@@ -137,6 +137,11 @@ class JobContainer:
             [(sort, direction), ('_id', direction)]).skip(skip).limit(limit)
         jobs = [self._located(loadJob(document, strict=False))
                 for document in cursor]
+        if len(jobs) < limit and (jobs or not skip):
+            # A page that is not full is the last: the jobs before it and
+            # its own are all there are, counted without a second pass
+            # (a search's page 1, mostly).
+            return skip + len(jobs), jobs
         return self.pages.count_documents(query), jobs
 
     def withIds(self, oids):

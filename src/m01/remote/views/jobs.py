@@ -32,6 +32,8 @@ from m01.remote.views.jobrows import TIME_LABELS, jobRow, label, tags
 from m01.remote.views.sources import BULK_ACTIONS
 
 PAGE_SIZE = 50
+#: Seconds between two refreshes of the list by the script.
+LIVE_LIST = 10
 
 STATI = tuple(status.value for status in interfaces.JobStatus)
 # A processing job belongs to a worker; it is cancelled, not removed.
@@ -127,7 +129,8 @@ class JobsView(BaseView):
             'lastUrl': self.pageUrl(selected, filters, pages)
             if page < pages else None,
         }
-        return {'title': 'Jobs', 'jobs': shown.jobs, 'filters': filters,
+        return {'title': 'Jobs', 'live': LIVE_LIST,
+                'jobs': shown.jobs, 'filters': filters,
                 'rows': [jobRow(job, self.now, filters['sort'])
                          for job in shown.jobs],
                 'timeLabel': TIME_LABELS[filters['sort']],

@@ -15,6 +15,8 @@ from m01.remote.views.common import (
 from m01.remote.views.jobrows import jobRow
 
 LATEST_ERRORS = 10
+#: Seconds between two refreshes of the page by the script.
+LIVE_OVERVIEW = 10
 
 
 @view_defaults(context=interfaces.IRemoteProcessor,
@@ -27,14 +29,19 @@ class OverviewView(BaseView):
     def overview(self):
         rp = self.context
         queries = self.queries
-        counts = queries.countByStatus()
         threads = queries.threads()
         span = choiceParam(self.request, 'span', tuple(sources.SPANS),
                            sources.DEFAULT_SPAN)
         activity = self.sources.activity(rp, self.now, span)
         workers = self.sources.workers(rp, self.now)
+        queue = self.sources.queue(rp, self.now)
+        # The queue's source counts the jobs with its figures; one that
+        # does not leaves it to the page.
+        counts = queue.get('counts')
+        if counts is None:
+            counts = queries.countByStatus()
         return {
-            'title': 'Remote processor',
+            'title': 'Remote processor', 'live': LIVE_OVERVIEW,
             'threads': [
                 {'title': 'Job worker thread', 'running': threads['worker'],
                  'start': 'start-processor', 'stop': 'stop-processor'},
@@ -47,7 +54,7 @@ class OverviewView(BaseView):
                        for status in interfaces.JobStatus],
             'total': sum(counts.values()),
             'queued': counts.get(interfaces.QUEUED, 0),
-            'queue': self.sources.queue(rp, self.now),
+            'queue': queue,
             'activity': activity,
             'spans': [(name, label, self.url(rp, span=name)
                        if name != sources.DEFAULT_SPAN else self.url(rp))

@@ -20,11 +20,12 @@ The view-models:
     oldest first, the last ending at ``end``; ``failed`` counts attempts
     that failed, timed out or lost their worker (retried or not).
 
-``queue(processor, now)``, the backlog and its latency
-    ``{'available', 'due', 'later', 'oldestDue', 'note'}``: queued jobs
-    due now and the others queued (due later), and the queued time of
-    the oldest due job (its age is the queue's latency; None when none
-    is due).
+``queue(processor, now)``, the jobs, the backlog and its latency
+    ``{'available', 'counts', 'due', 'later', 'oldestDue', 'note'}``:
+    ``counts`` is ``{status: n}`` of every job (the overview counts them
+    itself when a source gives none), then queued jobs due now and the
+    others queued (due later), and the queued time of the oldest due job
+    (its age is the queue's latency; None when none is due).
 
 ``factoryStats(processor, now, span)``, per factory
     ``{'available', 'rows', 'note'}``, each row ``{'name', 'queued',
@@ -60,6 +61,7 @@ The view-models:
 import datetime
 
 from m01.remote import operations
+from m01.remote.interfaces import QUEUED, STATI
 from m01.remote.operations.stats import WINDOWS
 from m01.remote.views.common import resourceUrl
 
@@ -107,9 +109,14 @@ class QueueSources:
     def queue(self, processor, now):
         backlog = self._once(processor, 'backlog')
         due = sum(count for count, _oldest in backlog.values())
-        queued = sum(counts.get('queued', 0) for counts in
-                     self._once(processor, 'countsByFactory').values())
-        return {'available': True, 'due': due,
+        # The counts per status are those per factory added up: the jobs
+        # are counted once a page.
+        counts = dict.fromkeys(STATI, 0)
+        for perStatus in self._once(processor, 'countsByFactory').values():
+            for status, count in perStatus.items():
+                counts[status] = counts.get(status, 0) + count
+        queued = counts.get(QUEUED, 0)
+        return {'available': True, 'counts': counts, 'due': due,
                 'later': max(queued - due, 0),
                 'oldestDue': min((oldest for _count, oldest in
                                   backlog.values() if oldest is not None),

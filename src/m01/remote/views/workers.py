@@ -43,6 +43,10 @@ def _order(process):
     return (not process['alive'], str(process['host']), process['pid'] or 0)
 
 
+#: Seconds between two refreshes of the page by the script: a heartbeat's.
+LIVE_WORKERS = 5
+
+
 @view_defaults(context=interfaces.IRemoteProcessor)
 class WorkersView(BaseView):
 
@@ -56,9 +60,12 @@ class WorkersView(BaseView):
         processes = sorted(workers['processes'], key=_order)
         threads = self.queries.threads()
         return {'title': 'Workers', 'workers': workers,
-                'processes': processes,
+                'processes': processes, 'live': LIVE_WORKERS,
                 'alive': sum(1 for p in processes if p['alive']),
-                'gone': sum(1 for p in processes if not p['alive']),
+                'stopped': sum(1 for p in processes
+                               if p['state'] == 'stopped'),
+                'gone': sum(1 for p in processes
+                            if not p['alive'] and p['state'] != 'stopped'),
                 'localThreads': [('Job worker thread', threads['worker']),
                                  ('Scheduler thread',
                                   threads['scheduler'])]}
