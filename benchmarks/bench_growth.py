@@ -24,10 +24,11 @@ Stores: ``mongojava`` is a throw-away mongo-java-server, the worker a
 process of its own (``bench_growth.py --worker``, ``SimpleJobWorker`` or
 ``MultiJobWorker``). It runs without its oplog unless ``--oplog``: with
 one, every change stream answer reads the whole oplog, which grows by a
-few entries per job. mongo-java-server builds no index but the unique
-``_id`` one, so its claims (a sorted query), outcomes and renewals read
-the whole jobs collection: they slow down as it grows, where MongoDB
-serves them from the queue's indexes. ``embedded`` is the in-memory
+few entries per job. mongo-java-server builds unique indexes only: its
+outcomes are served by the queue's unique index of ``_id`` and claim
+token, but its claims (a sorted query) and renewals read the whole jobs
+collection: they slow down as it grows, where MongoDB serves them from
+the queue's indexes. ``embedded`` is the in-memory
 store, the worker a thread of this process, whose memory then holds
 every stored job as well.
 
