@@ -14,8 +14,8 @@ removed). Printed per store:
   1,000, 10,000 and 100,000 jobs (and after the first job, as the
   baseline);
 * per window of ``--window`` jobs, the median time of a claim
-  (``IJobWrites.claimNext``), of an outcome (``finish``, inside the
-  commit) and of a lease renewal (``extendLeases``, the lease keeper's
+  (``IJobWrites.claimNext``), of an outcome (``finishMany`` of one
+  job, inside the commit) and of a lease renewal (``extendLeases``, the lease keeper's
   update; the no-op jobs end before a keeper's tick would see them, so a
   thread of the worker times the same update every 0.5 s with a claim
   no job holds).
@@ -130,18 +130,24 @@ def instrument(rp, timings):
     """Time the claims, outcomes and renewals of ``rp``'s job writes."""
     writes = rp.jobWrites
 
-    def timed(kind, method, counts=False):
+    def timed(kind, method, stored=None):
         def call(*args, **kw):
             started = time.perf_counter()
             result = method(*args, **kw)
             timings.add(kind, time.perf_counter() - started)
-            if counts and result:
+            for _ in range(stored(args, result) if stored else 0):
                 timings.finished()
             return result
         return call
-    # Instance attributes: every binding of the processor shares them.
+    # Instance attributes: every binding of the processor shares them. A
+    # commit stores its outcomes with finishMany (one, unbatched); finish
+    # is what a direct call uses.
     writes.claimNext = timed('claim', writes.claimNext)
-    writes.finish = timed('outcome', writes.finish, counts=True)
+    writes.finish = timed('outcome', writes.finish,
+                          stored=lambda args, done: int(bool(done)))
+    writes.finishMany = timed(
+        'outcome', writes.finishMany,
+        stored=lambda args, refused: len(args[0]) - len(refused))
     writes.extendLeases = timed('renewal', writes.extendLeases)
 
 
