@@ -14,11 +14,11 @@ removed). Printed per store:
   1,000, 10,000 and 100,000 jobs (and after the first job, as the
   baseline);
 * per window of ``--window`` jobs, the median time of a claim
-  (``IJobWrites.claimNext``), of an outcome (``finishMany`` of one
-  job, inside the commit) and of a lease renewal (``extendLeases``, the lease keeper's
-  update; the no-op jobs end before a keeper's tick would see them, so a
-  thread of the worker times the same update every 0.5 s with a claim
-  no job holds).
+  (``IJobWrites.claimNext``), of an outcome (``finishMany`` of one job,
+  inside the commit) and of a lease renewal (``extendLeases``, the lease
+  keeper's update; the no-op jobs end before a keeper's tick would see
+  them, so a thread of the worker times the same update every 0.5 s
+  with a claim no job holds).
 
 Stores: ``mongojava`` is a throw-away mongo-java-server, the worker a
 process of its own (``bench_growth.py --worker``, ``SimpleJobWorker`` or
