@@ -14,20 +14,21 @@ removed). Printed per store:
   1,000, 10,000 and 100,000 jobs (and after the first job, as the
   baseline);
 * per window of ``--window`` jobs, the median time of a claim
-  (``IJobWrites.claimNext``), of an outcome (``finish``, inside the
-  commit) and of a lease renewal (``extendLeases``, the lease keeper's
-  update; the no-op jobs end before a keeper's tick would see them, so a
-  thread of the worker times the same update every 0.5 s with a claim
-  no job holds).
+  (``IJobWrites.claimNext``), of an outcome (``finishMany`` of one job,
+  inside the commit) and of a lease renewal (``extendLeases``, the lease
+  keeper's update; the no-op jobs end before a keeper's tick would see
+  them, so a thread of the worker times the same update every 0.5 s
+  with a claim no job holds).
 
 Stores: ``mongojava`` is a throw-away mongo-java-server, the worker a
 process of its own (``bench_growth.py --worker``, ``SimpleJobWorker`` or
 ``MultiJobWorker``). It runs without its oplog unless ``--oplog``: with
 one, every change stream answer reads the whole oplog, which grows by a
-few entries per job. mongo-java-server builds no index but the unique
-``_id`` one, so its claims (a sorted query), outcomes and renewals read
-the whole jobs collection: they slow down as it grows, where MongoDB
-serves them from the queue's indexes. ``embedded`` is the in-memory
+few entries per job. mongo-java-server builds unique indexes only: its
+outcomes are served by the queue's unique index of ``_id`` and claim
+token, but its claims (a sorted query) and renewals read the whole jobs
+collection: they slow down as it grows, where MongoDB serves them from
+the queue's indexes. ``embedded`` is the in-memory
 store, the worker a thread of this process, whose memory then holds
 every stored job as well.
 
@@ -129,18 +130,24 @@ def instrument(rp, timings):
     """Time the claims, outcomes and renewals of ``rp``'s job writes."""
     writes = rp.jobWrites
 
-    def timed(kind, method, counts=False):
+    def timed(kind, method, stored=None):
         def call(*args, **kw):
             started = time.perf_counter()
             result = method(*args, **kw)
             timings.add(kind, time.perf_counter() - started)
-            if counts and result:
+            for _ in range(stored(args, result) if stored else 0):
                 timings.finished()
             return result
         return call
-    # Instance attributes: every binding of the processor shares them.
+    # Instance attributes: every binding of the processor shares them. A
+    # commit stores its outcomes with finishMany (one, unbatched); finish
+    # is what a direct call uses.
     writes.claimNext = timed('claim', writes.claimNext)
-    writes.finish = timed('outcome', writes.finish, counts=True)
+    writes.finish = timed('outcome', writes.finish,
+                          stored=lambda args, done: int(bool(done)))
+    writes.finishMany = timed(
+        'outcome', writes.finishMany,
+        stored=lambda args, refused: len(args[0]) - len(refused))
     writes.extendLeases = timed('renewal', writes.extendLeases)
 
 

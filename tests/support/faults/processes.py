@@ -207,6 +207,12 @@ def outage(env, size):
         result.recovery = time.monotonic() - restarted
         dead = [p.label for p in workers + schedulers if not p.alive]
         result.check(not dead, 'did not survive the outage: %s' % dead)
+        # A scheduler's next try may be seconds away (its back-off): let
+        # each one reach the database again before it is stopped.
+        reached = OUTAGE_LINES['scheduler'][0][1]
+        waitFor(lambda: all(reached in p.output() for p in schedulers),
+                size['timeout'], 'the schedulers reaching the database',
+                interval=0.2)
         stopAll(result, schedulers, 'scheduler')
         scheduled = list(audit(run.database).jobs.keys() - set(jobids))
         expected = jobids + scheduled
