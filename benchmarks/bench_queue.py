@@ -24,10 +24,12 @@ What is measured (each row in a fresh database, dropped afterwards):
   process, in 1 and in 2 processes: jobs per second from the first job's
   start to the last job's committed outcome (as ``peers.py`` does from the
   first start to the last end), and commands per processed job from the
-  workers' start to that last commit; those of the lease keeper, which
-  depend on time, not on jobs, are counted apart (``lease_commands``), and
-  so are the writes of the outcome counters (``counter_commands``, until
-  the workers stopped and wrote what they still counted). The
+  workers' start to that last commit; those of the lease keeper and the
+  heartbeat, which depend on time, not on jobs, are counted apart
+  (``lease_commands``), as are those of claims that found no job while
+  the last jobs ran (``idle_commands``) and the writes of the outcome
+  counters (``counter_commands``, until the workers stopped and wrote
+  what they still counted). The
   embedded store cannot be shared by two processes, so it has no
   2-process rows; its 1-process workers run in the driver's process. The
   change stream watchers' commands, which also depend on time, are
@@ -311,12 +313,15 @@ def _processingFigures(tallies, jobs):
                             t.get('countersAtStart', 0) for t in counted)
     counters = sum(t.get('counters', 0) - t.get('countersAtStart', 0)
                    for t in counted)
+    idle = sum((t.get('idleAtLast') or 0) - t.get('idleAtStart', 0)
+               for t in counted)
     seconds = max(lasts) - min(firsts) if firsts and lasts else None
     return {'done': done, 'seconds': seconds,
             'per_s': done / seconds if seconds else None,
-            'commands': (commands - background - countersUntilLast) / done
-            if done else None,
+            'commands': (commands - background - countersUntilLast - idle)
+            / done if done else None,
             'lease_commands': background / done if done else None,
+            'idle_commands': idle / done if done else None,
             'counter_commands': counters / done if done else None}
 
 
@@ -367,6 +372,7 @@ def benchProcess(store, jobs, kind, processes, threads, timeout, batch=1):
                  seconds=figures['seconds'], commands=figures['commands'],
                  commands_unit='%s/job' % store.unit,
                  lease_commands=figures['lease_commands'],
+                 idle_commands=figures['idle_commands'],
                  counter_commands=figures['counter_commands'],
                  processed=figures['done'], completed=completed)
     if partial:
@@ -663,6 +669,8 @@ def formatTable(rows):
             r['commands_unit']))
         if r.get('lease_commands'):
             commands += ' +%.3f lease' % r['lease_commands']
+        if r.get('idle_commands'):
+            commands += ' +%.3f idle' % r['idle_commands']
         if r.get('counter_commands') is not None:
             commands += ' +%.4f counters' % r['counter_commands']
         body.append((r['store'], r['what'], _num(r['n']),

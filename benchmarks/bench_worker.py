@@ -46,9 +46,10 @@ DATABASE_METHODS = frozenset((
     'find_one_and_update', 'insert_many', 'insert_one', 'replace_one',
     'update_many', 'update_one'))
 
-#: Threads whose commands do not depend on the jobs: the lease keeper
-#: and the change stream watchers.
-BACKGROUND_THREADS = ('m01.remote-leases-', 'm01.remote-changes-')
+#: Threads whose commands do not depend on the jobs: the lease keeper,
+#: the change stream watchers and the heartbeat.
+BACKGROUND_THREADS = ('m01.remote-leases-', 'm01.remote-changes-',
+                      'm01.remote-heartbeat-')
 #: The collection of the outcome counters (its name, after the prefix).
 COUNTERS = 'counters'
 STATUS_INTERVAL = 0.2
@@ -60,9 +61,10 @@ STREAM_BOUND = 60
 
 class CommandCounter(pymongo.monitoring.CommandListener):
     """Commands sent by this process, in total and by thread name;
-    ``background`` counts the lease keeper's and the watchers',
-    ``counters`` those writing the outcome counters (their collection's
-    name ends in ``counters``).
+    ``background`` counts the lease keeper's, the watchers' and the
+    heartbeat's, ``counters`` those writing the outcome counters (their
+    collection's name ends in ``counters``), ``idle`` those of claims that
+    found no job (``countApart``).
     """
 
     def __init__(self):
@@ -70,6 +72,7 @@ class CommandCounter(pymongo.monitoring.CommandListener):
         self.total = 0
         self.background = 0
         self.counters = 0
+        self.idle = 0
         self.byThread = collections.Counter()
         self.byName = collections.Counter()
 
@@ -91,6 +94,18 @@ class CommandCounter(pymongo.monitoring.CommandListener):
 
     def failed(self, event):
         pass
+
+    def sentBy(self, thread):
+        with self._lock:
+            return self.byThread[thread]
+
+    def addIdle(self, commands):
+        with self._lock:
+            self.idle += commands
+
+    def addBackground(self, commands):
+        with self._lock:
+            self.background += commands
 
     def snapshot(self):
         with self._lock:
@@ -145,6 +160,36 @@ def countEmbeddedCalls():
     store.SerializedCollection.updateEach = countedUpdateEach
 
 
+def countApart(rp):
+    """Count apart the commands of ``rp``'s that are no cost of a job:
+    its claims that find no job (a worker's threads poll while the last
+    jobs run) as ``idle``, and its reads of the paused and the capped
+    factories (once every few seconds, whatever the number of jobs) with
+    the ``background``. (Instance attributes: every binding of ``rp``
+    shares them.)"""
+    if vars(rp).get('_countedApart'):
+        return
+    rp._countedApart = True
+
+    def counted(method, add, apart=lambda result: True):
+        def call(*args, **kw):
+            thread = threading.current_thread().name
+            before = counter.sentBy(thread)
+            result = method(*args, **kw)
+            if apart(result):
+                add(counter.sentBy(thread) - before)
+            return result
+        return call
+    empty = lambda pulled: not pulled  # noqa: E731
+    rp.pullNextJob = counted(rp.pullNextJob, counter.addIdle, empty)
+    rp.pullNextJobs = counted(rp.pullNextJobs, counter.addIdle, empty)
+    factories = rp.jobFactories
+    factories.pausedNames = counted(factories.pausedNames,
+                                    counter.addBackground)
+    factories.cappedNames = counted(factories.cappedNames,
+                                    counter.addBackground)
+
+
 def connect(uri):
     """A client whose commands ``counter`` counts."""
     if uri.startswith(store.EMBEDDED_SCHEME + ':'):
@@ -163,6 +208,8 @@ class Tally:
         self.backgroundAtStart = counter.background
         self.countersAtStart = counter.counters
         self.countersAtLast = None
+        self.idleAtStart = counter.idle
+        self.idleAtLast = None
         self.done = 0
         self.last = None
         self.commandsAtLast = None
@@ -176,6 +223,7 @@ class Tally:
             self.commandsAtLast = counter.total
             self.backgroundAtLast = counter.background
             self.countersAtLast = counter.counters
+            self.idleAtLast = counter.idle
 
     def figures(self):
         with self._lock:
@@ -187,6 +235,8 @@ class Tally:
                     'backgroundAtLast': self.backgroundAtLast,
                     'countersAtStart': self.countersAtStart,
                     'countersAtLast': self.countersAtLast,
+                    'idleAtStart': self.idleAtStart,
+                    'idleAtLast': self.idleAtLast,
                     'counters': counter.counters,
                     'commands': counter.total}
 
@@ -241,6 +291,7 @@ class RunningWorker:
     def __init__(self, rp, kind, threads=4, waitTime=1.0, name=None,
                  batch=1):
         bench_jobs.progress.reset()
+        countApart(rp)
         self.tally = Tally()
         self.worker = makeWorker(rp, kind, self.tally, threads, waitTime,
                                  batch)
@@ -283,6 +334,9 @@ def main(argv=None):
     client = connect(args.uri)
     rp = RemoteProcessor(client[args.database], name=args.name,
                          wakeup=args.wakeup)
+    # What a process asks once as it starts (which kind of server this
+    # is) is no cost of a job: asked before the counting starts.
+    assert rp.jobWrites.strategy is not None
     running = RunningWorker(rp, args.kind, args.threads, args.wait_time,
                             batch=args.batch)
     if args.wakeup == 'changestream':
