@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import pymongo.errors
 import pytest
@@ -26,22 +25,14 @@ from m01.remote.jobwrites import isFerretDB
 from m01.remote.processor import RemoteProcessor
 from m01.remote.scheduler import Delay
 from support import javaserver, testserver
+from support.waiting import BOUND, until
 
 #: Longer than any bound below: only a wake-up runs a job in time.
 LONG_WAIT = 60.0
-#: How long a condition that must come true may take.
-BOUND = 20.0
 SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                        'support')
 
 
-def until(condition, bound=BOUND, what='the condition'):
-    deadline = time.monotonic() + bound
-    pause = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError('%s not met within %s s' % (what, bound))
-        pause.wait(0.01)
 
 
 def offersStreams(database):

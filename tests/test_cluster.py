@@ -2,8 +2,6 @@
 pages' read preference, retryable writes, and a primary stepping down
 mid-claim and mid-outcome (``m01.remote.cluster``, ``stepdown``)."""
 import logging
-import threading
-import time
 
 import pymongo
 import pymongo.errors
@@ -21,19 +19,14 @@ from m01.remote.jobwrites import isFerretDB
 from m01.remote.processor import RemoteProcessor
 from m01.remote.stepdown import RetriedOutcomes
 from m01.remote.worker import SimpleJobWorker
-from support import testserver
+from support import testserver, waiting
 from support.jobs import RecordingJob
 
 BOUND = 60.0
 
 
 def until(condition, bound=BOUND, what='the condition'):
-    deadline = time.monotonic() + bound
-    pause = threading.Event()
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError('%s not met within %s s' % (what, bound))
-        pause.wait(0.01)
+    return waiting.until(condition, bound, what)
 
 
 # write concern and read preference

@@ -187,25 +187,33 @@ def main(argv=None):
     if args.stop_timeout < 0:
         print('m01remote: --stop-timeout must be >= 0', file=sys.stderr)
         return 2
-    try:
-        setup_logging(args.config_uri)
-        processor, closer = load_processor(args.config_uri, args.name)
-    except (CommandError, FileNotFoundError, LookupError) as e:
-        print('m01remote: %s' % e, file=sys.stderr)
+    loaded = load_for_command(args.config_uri, args.name)
+    if loaded is None:
         return 2
+    processor, closer = loaded
     try:
         return run(processor, args.command, args.stop_timeout)
     finally:
         closer()
 
 
-def operator_command(args):
+def load_for_command(config_uri, name):
+    """The processor ``name`` of the application of ``config_uri``, its
+    logging set up, and what closes it; None when it cannot be loaded
+    (said on stderr)."""
     try:
-        setup_logging(args.config_uri)
-        processor, closer = load_processor(args.config_uri, args.processor)
+        setup_logging(config_uri)
+        return load_processor(config_uri, name)
     except (CommandError, FileNotFoundError, LookupError) as e:
         print('m01remote: %s' % e, file=sys.stderr)
+        return None
+
+
+def operator_command(args):
+    loaded = load_for_command(args.config_uri, args.processor)
+    if loaded is None:
         return 2
+    processor, closer = loaded
     try:
         return opscommands.run(processor, args)
     except opscommands.Usage as e:
