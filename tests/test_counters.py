@@ -8,10 +8,10 @@ import pytest
 import transaction
 from zope.interface.verify import verifyObject
 
-from m01.remote import testing
 from m01.remote.counters import FIELDS, OutcomeCounters
 from m01.remote.interfaces import IOutcomeCounters, IUpkeep
 from m01.remote.processor import RemoteProcessor
+from support.jobs import echoAndFailProcessor
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -141,13 +141,9 @@ def test_a_bad_outcome_is_refused(counters):
 
 @pytest.fixture
 def rp(database):
-    processor = RemoteProcessor(database, leaseTime=10)
-    processor.ensureIndexes()
-    processor.addJobFactory('echo', testing.EchoJob())
-    processor.addJobFactory('fail', testing.FatalErrorJob(
-        {'maxRetries': 2, 'retryDelay': 0}))
-    yield processor
-    processor.close()
+    with echoAndFailProcessor(
+            database, 10, {'maxRetries': 2, 'retryDelay': 0}) as processor:
+        yield processor
 
 
 def totals(rp):

@@ -5,26 +5,21 @@ import pytest
 import transaction
 from zope.interface.verify import verifyObject
 
-from m01.remote import operations, testing
+from m01.remote import operations
 from m01.remote.operations import JobFilter
 from m01.remote.operations.interfaces import (
     IJobFilter,
     IQueueActions,
     IQueueQueries,
 )
-from m01.remote.processor import RemoteProcessor
 from m01.remote.scheduler import Delay
+from support.jobs import echoAndFailProcessor
 
 
 @pytest.fixture
 def rp(database):
-    processor = RemoteProcessor(database, leaseTime=30)
-    processor.ensureIndexes()
-    processor.addJobFactory('echo', testing.EchoJob())
-    processor.addJobFactory('fail', testing.FatalErrorJob(
-        {'maxRetries': 1}))
-    yield processor
-    processor.close()
+    with echoAndFailProcessor(database, 30, {'maxRetries': 1}) as processor:
+        yield processor
 
 
 def add(rp, name, inputs, **options):

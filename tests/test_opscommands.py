@@ -6,21 +6,16 @@ import json
 import pytest
 import transaction
 
-from m01.remote import console, opscommands, testing
-from m01.remote.processor import RemoteProcessor
+from m01.remote import console, opscommands
+from support.jobs import echoAndFailProcessor
 from support.testserver import unique_database_name
 from test_console import write_ini
 
 
 @pytest.fixture
 def rp(database):
-    processor = RemoteProcessor(database, leaseTime=30)
-    processor.ensureIndexes()
-    processor.addJobFactory('echo', testing.EchoJob())
-    processor.addJobFactory('fail', testing.FatalErrorJob(
-        {'maxRetries': 1}))
-    yield processor
-    processor.close()
+    with echoAndFailProcessor(database, 30, {'maxRetries': 1}) as processor:
+        yield processor
 
 
 def command(rp, *argv):

@@ -5,18 +5,14 @@ import transaction
 
 from m01.remote import operations, searchterms, testing
 from m01.remote.operations import JobFilter
-from m01.remote.processor import RemoteProcessor
+from support.jobs import echoAndFailProcessor
 
 
 @pytest.fixture
 def rp(database):
-    processor = RemoteProcessor(database, leaseTime=30)
-    processor.ensureIndexes()
-    processor.addJobFactory('echo', testing.EchoJob())
-    processor.addJobFactory('fail', testing.FatalErrorJob(
-        {'maxRetries': 2, 'retryDelay': 0}))
-    yield processor
-    processor.close()
+    with echoAndFailProcessor(
+            database, 30, {'maxRetries': 2, 'retryDelay': 0}) as processor:
+        yield processor
 
 
 def found(rp, q, **filters):

@@ -4,11 +4,14 @@ benchmarks.
 Importing this module registers its job classes, so their stored jobs
 can be loaded back in any process that imports it.
 """
+import contextlib
 import threading
 
 import transaction
 
+from m01.remote import testing
 from m01.remote.job import Job
+from m01.remote.processor import RemoteProcessor
 
 
 class RecordingJob(Job):
@@ -114,3 +117,17 @@ def drainUntilDone(rp, timeout=120):
                     {'status': {'$in': ['queued', 'processing']}}):
                 return
             time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def echoAndFailProcessor(database, leaseTime, failSettings):
+    """A processor of ``database`` with its indexes, an ``echo`` factory
+    and a ``fail`` one (``failSettings``), closed at the end."""
+    processor = RemoteProcessor(database, leaseTime=leaseTime)
+    processor.ensureIndexes()
+    processor.addJobFactory('echo', testing.EchoJob())
+    processor.addJobFactory('fail', testing.FatalErrorJob(failSettings))
+    try:
+        yield processor
+    finally:
+        processor.close()
