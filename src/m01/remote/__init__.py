@@ -154,7 +154,7 @@ def make_remote_processor(registry, settings=None):
     from m01.remote.processor import RemoteProcessor
     from m01.remote.store import connect
     settings = settings or get_remote_settings(registry)
-    database = connect(settings.uri)[settings.database]
+    database = connect(settings.uri, **settings.timeouts)[settings.database]
     processor = RemoteProcessor(
         database, name=settings.name, registry=registry,
         prefix=settings.collection_prefix, leaseTime=settings.lease_time,
