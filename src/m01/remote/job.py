@@ -37,7 +37,7 @@ BACKOFFS = ('fixed', 'exponential')
 #: set and the transaction commits (``edit``).
 EDITABLE = ('retryTime', 'maxRetries', 'retryDelay', 'priority', 'title',
             'timeout', 'active', 'retryBackoff', 'retryDelayMax',
-            'retryJitter')
+            'retryJitter', 'input')
 
 
 class JobError(Exception):

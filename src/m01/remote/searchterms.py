@@ -103,6 +103,18 @@ def addedTerms(jobid, input):
     return termsOf(str(jobid), input, limit=MAX_ADDED_TERMS)
 
 
+def editedTerms(jobid, terms, oldInput, newInput):
+    """The terms of the job ``jobid`` holding ``terms`` once its input is
+    ``newInput`` instead of ``oldInput``: its id's and the new input's,
+    then those its outcomes added (which never repeat its input's)."""
+    old = set(addedTerms(jobid, oldInput))
+    added = addedTerms(jobid, newInput)
+    new = set(added)
+    kept = [term for term in terms or () if term not in old and
+            term not in new]
+    return (added + kept)[:MAX_TERMS]
+
+
 def errorTerms(message, source=None):
     """The terms an error adds to a job, leaving out the time stamp and
     the words its input and earlier errors gave already."""
