@@ -11,7 +11,7 @@ import pytest
 import transaction
 import transaction.interfaces
 
-from m01.remote import execution, jobstate, testing
+from m01.remote import execution, jobstate, limits, testing
 from m01.remote.job import (
     ConflictError,
     DuplicateJobKeyError,
@@ -524,11 +524,11 @@ def test_an_input_that_cannot_be_stored_is_refused_when_set(rp):
         job.input = object()
     with pytest.raises(ValueError, match='nested'):
         job.input = _nested(100)
-    with pytest.raises(ValueError, match='The job input is .*16 MB'):
-        job.input = 'x' * (16 * 1024 * 1024)
-    # An input BSON could store alone, which the document could not hold.
-    with pytest.raises(ValueError, match='The job document is .*16 MB'):
-        job.input = 'x' * (16 * 1024 * 1024 - 100)
+    with pytest.raises(ValueError, match='The job input is .*8 MB'):
+        job.input = 'x' * limits.MAX_JOB_DOCUMENT
+    # An input within its limit, which the document could not hold.
+    with pytest.raises(ValueError, match='The job document is .*8 MB'):
+        job.input = 'x' * (limits.MAX_JOB_DOCUMENT - 100)
     transaction.commit()
     assert stored(rp, job.__name__)['input'] == 1
     assert job.input == 1

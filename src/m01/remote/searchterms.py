@@ -19,13 +19,13 @@ import re
 
 import pymongo
 
-#: Terms a job keeps, at most; and those its id and input give it.
-MAX_TERMS = 100
+from m01.remote.limits import MAX_TERM_LENGTH, MAX_TERMS
+
+#: Terms a job keeps, at most (``m01.remote.limits``); and those its id
+#: and input give it.
 MAX_ADDED_TERMS = 60
 #: Terms one outcome (an output, an error) adds, at most.
 MAX_OUTCOME_TERMS = 20
-#: A word longer than this is kept (and searched) as its first characters.
-MAX_TERM_LENGTH = 40
 #: Characters of text and values read from one value, at most.
 MAX_SCANNED = 64 * 1024
 MAX_VALUES = 10000
