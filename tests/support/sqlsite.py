@@ -36,19 +36,17 @@ that did not commit::
     site.close()
 """
 import collections
-import concurrent.futures
-import threading
 
 import psycopg
 import sqlalchemy
 import sqlalchemy.orm
-import webtest
 import zope.sqlalchemy
 from pyramid.config import Configurator
 from pyramid_retry import IBeforeRetry
 
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.job import Job
+from support import hostrequests
 
 #: The order items of the orders a rival transaction inserts, which are
 #: not the site's and add no job.
@@ -113,32 +111,6 @@ def get_tm_session(session_factory, transaction_manager):
     return dbsession
 
 
-class Counts:
-    """What happened to the requests, counted across threads.
-
-    ``viewed``: view calls that returned; ``committed``: their
-    transactions that committed; ``refused``: those that did not (the
-    view had returned, so a participant refused at commit);
-    ``retries``: attempts pyramid_retry ran again.
-    """
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._counts = collections.Counter()
-
-    def add(self, name, n=1):
-        with self._lock:
-            self._counts[name] += n
-
-    def __getitem__(self, name):
-        with self._lock:
-            return self._counts[name]
-
-    def asdict(self):
-        with self._lock:
-            return dict(self._counts)
-
-
 def place_order(request):
     order_id = int(request.params['id'])
     customer = int(request.params['customer'])
@@ -154,20 +126,12 @@ def place_order(request):
     dbsession.flush()
     jobid = request.remote_processor.addJob('ship', {'order': order_id})
     registry = request.registry
-    counts = registry.order_counts
     txn = request.tm.get()
     for hook in registry.before_commit:
         txn.addBeforeCommitHook(hook)
     registry.before_commit[:] = []
-    txn.addAfterCommitHook(
-        lambda committed: counts.add('committed' if committed
-                                     else 'refused'))
-    counts.add('viewed')
+    registry.counts.watch(txn)
     return {'order': order_id, 'job': jobid}
-
-
-def count_retry(event):
-    event.request.registry.order_counts.add('retries')
 
 
 def make_app(session_factory, store_uri, store_database, attempts=3,
@@ -190,8 +154,8 @@ def make_app(session_factory, store_uri, store_database, attempts=3,
     config.add_route('orders', '/orders')
     config.add_view(place_order, route_name='orders', request_method='POST',
                     renderer='json', require_csrf=False)
-    config.add_subscriber(count_retry, IBeforeRetry)
-    config.registry.order_counts = Counts()
+    config.add_subscriber(hostrequests.count_retry, IBeforeRetry)
+    config.registry.counts = hostrequests.Counts()
     # Callables run (once) before the commit of the next order.
     config.registry.before_commit = []
     return config.make_wsgi_app()
@@ -210,7 +174,7 @@ class OrderSite:
         self.app = make_app(get_session_factory(self.engine, twophase),
                             store_uri, store_database, attempts=attempts)
         self.processor = self.app.registry.getUtility(IRemoteProcessor)
-        self.counts = self.app.registry.order_counts
+        self.counts = self.app.registry.counts
 
     def close(self):
         self.processor.close()
@@ -222,32 +186,20 @@ class OrderSite:
                 {'id': i, 'name': 'customer %d' % i}
                 for i in range(1, n + 1)])
 
-    def placeOrder(self, order_id, customer, testapp=None):
-        """POST one order; the response, or the exception that ended it
-        (the site renders none: it propagates out of the application)."""
-        testapp = testapp or webtest.TestApp(self.app)
-        try:
-            return testapp.post('/orders', {'id': str(order_id),
-                                            'customer': str(customer)})
-        except Exception as e:  # what the request ended with
-            return e
+    def placeOrder(self, order_id, customer):
+        """POST one order; the response, or the exception that ended it.
+        """
+        return hostrequests.post(self.app, '/orders',
+                                 {'id': order_id, 'customer': customer})
 
     def placeOrders(self, orders, threads=4):
         """POST ``orders`` (``(id, customer)`` pairs) from ``threads``
-        threads, each with its own client; a Counter of the outcomes
-        (``'ok'`` or the exception's class name)."""
-        local = threading.local()
-
-        def place(order):
-            if not hasattr(local, 'testapp'):
-                local.testapp = webtest.TestApp(self.app)
-            outcome = self.placeOrder(*order, testapp=local.testapp)
-            if isinstance(outcome, Exception):
-                return type(outcome).__name__
-            return 'ok'
-
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            return collections.Counter(pool.map(place, orders))
+        threads; a Counter of the outcomes (``'ok'`` or the exception's
+        class name)."""
+        return hostrequests.post_all(
+            self.app, '/orders',
+            [{'id': order_id, 'customer': customer}
+             for order_id, customer in orders], threads=threads)
 
     def interleaveRival(self, customer, order_id):
         """Have a rival transaction read ``customer``'s orders and insert
