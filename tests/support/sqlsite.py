@@ -13,9 +13,10 @@ PostgreSQL, and ``config.include('m01.remote')`` with its store at
 COMMIT PREPARED in ``tpc_finish``).
 
 Its one view, ``POST /orders`` with ``id`` and ``customer``, reads the
-customer's orders, inserts an order numbered ``id`` (the client's order
-number, so a retried request inserts the same one) and adds a ``ship``
-job whose input names it. What PostgreSQL refuses at COMMIT:
+customer's orders (unless ``read=0``), inserts an order numbered ``id``
+(the client's order number, so a retried request inserts the same one)
+and adds a ``ship`` job whose input names it. What PostgreSQL refuses at
+COMMIT:
 
 - two concurrent orders of one customer, each reading the customer's
   orders then inserting one (write skew), under SERIALIZABLE;
@@ -115,14 +116,15 @@ def place_order(request):
     order_id = int(request.params['id'])
     customer = int(request.params['customer'])
     dbsession = request.dbsession
-    # What makes two orders of one customer a write skew: each reads the
-    # customer's orders, then inserts one the other did not see.
-    count = dbsession.scalar(
-        sqlalchemy.select(sqlalchemy.func.count()).select_from(Order)
-        .where(Order.customer_id == customer))
-    dbsession.add(Order(id=order_id, customer_id=customer,
-                        item='order %d of customer %d' % (count + 1,
-                                                          customer)))
+    item = 'order of customer %d' % customer
+    if request.params.get('read', '1') != '0':
+        # What makes two orders of one customer a write skew: each reads
+        # the customer's orders, then inserts one the other did not see.
+        count = dbsession.scalar(
+            sqlalchemy.select(sqlalchemy.func.count()).select_from(Order)
+            .where(Order.customer_id == customer))
+        item = 'order %d of customer %d' % (count + 1, customer)
+    dbsession.add(Order(id=order_id, customer_id=customer, item=item))
     dbsession.flush()
     jobid = request.remote_processor.addJob('ship', {'order': order_id})
     registry = request.registry
@@ -186,19 +188,19 @@ class OrderSite:
                 {'id': i, 'name': 'customer %d' % i}
                 for i in range(1, n + 1)])
 
-    def placeOrder(self, order_id, customer):
-        """POST one order; the response, or the exception that ended it.
-        """
-        return hostrequests.post(self.app, '/orders',
-                                 {'id': order_id, 'customer': customer})
+    def placeOrder(self, order_id, customer, read=True):
+        """POST one order (``read``: reading the customer's orders
+        first); the response, or the exception that ended it."""
+        return hostrequests.post(self.app, '/orders', {
+            'id': order_id, 'customer': customer, 'read': int(read)})
 
-    def placeOrders(self, orders, threads=4):
+    def placeOrders(self, orders, threads=4, read=True):
         """POST ``orders`` (``(id, customer)`` pairs) from ``threads``
         threads; a Counter of the outcomes (``'ok'`` or the exception's
         class name)."""
         return hostrequests.post_all(
             self.app, '/orders',
-            [{'id': order_id, 'customer': customer}
+            [{'id': order_id, 'customer': customer, 'read': int(read)}
              for order_id, customer in orders], threads=threads)
 
     def interleaveRival(self, customer, order_id):

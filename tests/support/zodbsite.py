@@ -68,12 +68,14 @@ def add_change(request):
     return {'change': change, 'job': jobid}
 
 
-def make_app(path, store_uri, store_database, attempts=3):
-    """The site's WSGI application on the FileStorage at ``path``."""
+def make_app(path, store_uri, store_database, attempts=3, pool_size=7):
+    """The site's WSGI application on the FileStorage at ``path``, with
+    ``pool_size`` connections kept open."""
     config = Configurator(settings={
         'tm.manager_hook': 'pyramid_tm.explicit_manager',
         'retry.attempts': str(attempts),
-        'zodbconn.uri': 'file://%s' % path,
+        'zodbconn.uri': 'file://%s?connection_pool_size=%d' % (path,
+                                                               pool_size),
         'm01.remote.uri': store_uri,
         'm01.remote.database': store_database,
         'm01.remote.pages': 'false',
@@ -96,7 +98,8 @@ class LedgerSite:
     """The site with its FileStorage in ``directory`` and the queue's
     store at ``store_uri`` (database ``store_database``)."""
 
-    def __init__(self, directory, store_uri, store_database, attempts=3):
+    def __init__(self, directory, store_uri, store_database, attempts=3,
+                 pool_size=7):
         self.path = os.path.join(str(directory), 'Data.fs')
         # The ledger exists before the first request (the storage is
         # closed again: pyramid_zodbconn opens it).
@@ -105,7 +108,7 @@ class LedgerSite:
             connection.root()['ledger'] = Ledger()
         db.close()
         self.app = make_app(self.path, store_uri, store_database,
-                            attempts=attempts)
+                            attempts=attempts, pool_size=pool_size)
         self.processor = self.app.registry.getUtility(IRemoteProcessor)
         self.counts = self.app.registry.counts
         # A connection of the site's database, outside the requests.
