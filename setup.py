@@ -47,6 +47,13 @@ testing_requires = [
     'build',
 ]
 
+# The Sphinx documentation in docs/: its build and its doctests.
+docs_requires = [
+    'sphinx',
+    # autodoc for zope.interface interfaces (the API reference).
+    'sphinxcontrib-zopeext',
+]
+
 setup(
     name='m01.remote',
     version='1.0.0.dev0',
@@ -81,7 +88,7 @@ setup(
     zip_safe=False,
     python_requires='>=3.10',
     install_requires=requires,
-    extras_require={'testing': testing_requires},
+    extras_require={'testing': testing_requires, 'docs': docs_requires},
     entry_points={
         'console_scripts': [
             'm01remote = m01.remote.console:main',
