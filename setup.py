@@ -30,12 +30,28 @@ testing_requires = [
     # Every answer of the JSON API in the tests is checked against its
     # OpenAPI document.
     'openapi-core == 0.23.1',
+    # A host site on the site's own database beside the queue: SQLAlchemy
+    # on PostgreSQL (one-phase and two-phase zope.sqlalchemy) and ZODB,
+    # with pyramid_retry retrying what their COMMIT refused.
+    'psycopg[binary] >= 3.1',
+    'pyramid_retry',
+    'pyramid_zodbconn',
     'pytest',
     'ruff',
     'selenium',
+    'SQLAlchemy >= 2.0',
     'waitress',
     'WebTest',
+    'ZODB',
+    'zope.sqlalchemy >= 2.0',
     'build',
+]
+
+# The Sphinx documentation in docs/: its build and its doctests.
+docs_requires = [
+    'sphinx',
+    # autodoc for zope.interface interfaces (the API reference).
+    'sphinxcontrib-zopeext',
 ]
 
 setup(
@@ -72,7 +88,7 @@ setup(
     zip_safe=False,
     python_requires='>=3.10',
     install_requires=requires,
-    extras_require={'testing': testing_requires},
+    extras_require={'testing': testing_requires, 'docs': docs_requires},
     entry_points={
         'console_scripts': [
             'm01remote = m01.remote.console:main',
