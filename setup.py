@@ -24,7 +24,14 @@ requires = [
     'zope.interface',
 ]
 
-testing_requires = [
+#: The outbox (m01.remote.outbox): jobs committed with the site's own SQL
+#: rows.
+sqlalchemy_requires = [
+    'SQLAlchemy >= 2.0',
+    'zope.sqlalchemy',
+]
+
+testing_requires = sqlalchemy_requires + [
     'beautifulsoup4',
     'hypothesis',
     # Every answer of the JSON API in the tests is checked against its
@@ -72,7 +79,8 @@ setup(
     zip_safe=False,
     python_requires='>=3.10',
     install_requires=requires,
-    extras_require={'testing': testing_requires},
+    extras_require={'testing': testing_requires,
+                    'sqlalchemy': sqlalchemy_requires},
     entry_points={
         'console_scripts': [
             'm01remote = m01.remote.console:main',
