@@ -37,11 +37,20 @@ testing_requires = sqlalchemy_requires + [
     # Every answer of the JSON API in the tests is checked against its
     # OpenAPI document.
     'openapi-core == 0.23.1',
+    # A host site on the site's own database beside the queue: SQLAlchemy
+    # on PostgreSQL (one-phase and two-phase zope.sqlalchemy) and ZODB,
+    # with pyramid_retry retrying what their COMMIT refused.
+    'psycopg[binary] >= 3.1',
+    'pyramid_retry',
+    'pyramid_zodbconn',
     'pytest',
     'ruff',
     'selenium',
+    'SQLAlchemy >= 2.0',
     'waitress',
     'WebTest',
+    'ZODB',
+    'zope.sqlalchemy >= 2.0',
     'build',
 ]
 

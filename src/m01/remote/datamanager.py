@@ -1,9 +1,11 @@
 """Joining the ``transaction``: queue writes are buffered until commit.
 
 MongoDB (and FerretDB v1 in particular) gives us no two-phase commit, so
-the buffered writes run in ``tpc_vote`` and the data manager sorts last:
-every other participant has voted by then, and a failed write still
-aborts the whole transaction.
+the buffered writes run in ``tpc_vote`` of a data manager that votes
+after every other participant (the last-resource order, see
+``QueueDataManager.sortKey``): a participant that refuses (a one-phase
+SQL COMMIT) does so before anything is written, and a failed write still
+aborts the participants that only prepared.
 
 Which transaction: the current one of the transaction manager of the
 unit of work. A request's is pyramid_tm's ``request.tm`` (the thread's
@@ -15,6 +17,10 @@ import copy
 
 import transaction.interfaces
 import zope.interface
+
+#: The first character of the queue's sort key: U+10FFFF, the greatest
+#: code point, a noncharacter that no name or path begins with.
+LAST = '\U0010ffff'
 
 
 @zope.interface.implementer(transaction.interfaces.IDataManager)
@@ -120,7 +126,28 @@ class QueueDataManager:
         self._clear()
 
     def sortKey(self):
-        return '~m01.remote:%d' % id(self)
+        """Sort after every other participant, so vote after them.
+
+        ``transaction`` calls the participants' ``tpc_vote`` in the order
+        of their sort keys, compared as strings. zope.sqlalchemy's
+        one-phase data manager (``'~sqlalchemy:<n>'``) runs the SQL
+        COMMIT in its ``tpc_vote``, which PostgreSQL may refuse (a
+        serialization failure, a deferred constraint): our writes must
+        come after it, or a refused COMMIT leaves jobs behind (the
+        ``'~m01.remote:<n>'`` of earlier releases sorted before it). Its
+        two-phase data manager (``'sqlalchemy.twophase:<n>'``) and a ZODB
+        connection (its storage's key, a file name for a FileStorage)
+        prepare in ``tpc_vote`` and commit in ``tpc_finish``: writing
+        after they prepared, a failed write still aborts them.
+
+        ``'~'`` is the greatest printable ASCII character, and other
+        packages begin keys with one or more of it to vote late; the
+        queue's key begins with ``LAST`` (U+10FFFF), above every
+        character, so it sorts after any key that does not begin with
+        that same noncharacter. Only one participant that cannot prepare
+        can be last; with a one-phase SQL session, it is the queue.
+        """
+        return '%sm01.remote:%d' % (LAST, id(self))
 
     def savepoint(self):
         return QueueSavepoint(self)
