@@ -69,6 +69,17 @@ def sqlTime(value):
     return value
 
 
+def ownEngine(engine):
+    """``engine`` for the outbox's own statements (the moves' deletes,
+    the sweep): at READ COMMITTED where the database has it. They need
+    row locks, not a serializable view of the site's tables, and under
+    SERIALIZABLE a sweep reading the table would make the site's own
+    transactions fail more often."""
+    if engine.dialect.name == 'sqlite':
+        return engine       # serializable, and no other level but dirty
+    return engine.execution_options(isolation_level='READ COMMITTED')
+
+
 def dbsession(request):
     """The request's session as the Pyramid starter projects name it
     (``request.dbsession``)."""
@@ -79,7 +90,7 @@ def dbsession(request):
 class JobOutbox:
     """The outbox of one queue: rows of ``table`` in the site's database,
     reached through ``engine`` (an SQLAlchemy ``Engine``) outside the
-    requests.
+    requests (``ownEngine``).
 
     ``jobWrites`` (``IJobWrites``) stores the jobs moved, ``wakeup``
     (``IWakeup``) wakes this process's idle workers for them, ``now``
@@ -90,7 +101,7 @@ class JobOutbox:
     def __init__(self, engine, table, jobWrites, wakeup, now,
                  sessionOf=dbsession, batchSize=BATCH_SIZE, grace=GRACE,
                  sweepInterval=SWEEP_INTERVAL):
-        self.engine = engine
+        self.engine = ownEngine(engine)
         self.table = table
         self.jobWrites = jobWrites
         self.wakeup = wakeup
