@@ -5,6 +5,8 @@ commit; the sweep moves what a failed move or a crash left behind, and a
 repeated move stores nothing twice."""
 import datetime
 import logging
+import subprocess
+import sys
 
 import bson
 import pymongo.errors
@@ -20,7 +22,7 @@ from pyramid.exceptions import ConfigurationError, ConfigurationExecutionError
 from webtest import TestApp
 from zope.interface.verify import verifyObject
 
-from m01.remote import interfaces, testing
+from m01.remote import interfaces, make_remote_processor, testing
 from m01.remote.interfaces import CANCELLED, QUEUED
 from m01.remote.outbox import (
     JobOutbox,
@@ -31,6 +33,7 @@ from m01.remote.outbox import (
 from m01.remote.outbox import jobs as outboxjobs
 from m01.remote.outbox.config import OutboxFactory
 from m01.remote.processor import RemoteProcessor
+from m01.remote.settings import get_remote_settings
 from m01.remote.uniquekeys import PENDING_AGE
 
 UTC = datetime.timezone.utc
@@ -512,8 +515,27 @@ def test_the_directive_sends_a_requests_jobs_through_the_outbox(
         assert processor.getJob(answer['jobid']).input == {
             'order': answer['order']}
         assert outboxRows(site) == set()
+        # A worker command serving another name makes a processor of its
+        # own: it sweeps the same table.
+        other = make_remote_processor(app.registry, get_remote_settings(
+            app.registry).replace(name='other'))
+        try:
+            assert other.outbox.table is site.outbox
+            assert other.outbox in other.leases.upkeep
+        finally:
+            other.close()
     finally:
         processor.close()
+
+
+def test_the_queue_imports_no_sqlalchemy_without_the_outbox():
+    # The outbox is an extra: a site without SQLAlchemy runs the queue.
+    code = ('import sys, m01.remote, m01.remote.processor, '
+            'm01.remote.console, m01.remote.views; '
+            'print(sorted(m for m in sys.modules if "sqlalchemy" in m))')
+    output = subprocess.run([sys.executable, '-c', code], check=True,
+                            capture_output=True, text=True).stdout
+    assert output.strip() == '[]'
 
 
 def test_the_outbox_table_can_be_created(tmp_path):
