@@ -303,9 +303,11 @@ class RemoteProcessor:
                onDuplicateKey='return'):
         # A job for the outbox needs no MongoDB (unless it has a key):
         # the factory last read serves while the store is away.
-        outbox = self.outboxSession is not None and not immediate
         try:
-            factory = self.jobFactories.factory(name, lastKnown=outbox)
+            if self.outboxSession is not None and not immediate:
+                factory = self.jobFactories.factory(name, lastKnown=True)
+            else:
+                factory = self.getJobFactory(name)
         except KeyError:
             known = ', '.join(repr(n) for n in self.jobFactories.keys())
             raise ValueError('Unknown job factory %r; known factories: %s'
