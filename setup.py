@@ -28,7 +28,7 @@ requires = [
 #: rows.
 sqlalchemy_requires = [
     'SQLAlchemy >= 2.0',
-    'zope.sqlalchemy',
+    'zope.sqlalchemy >= 2.0',
 ]
 
 testing_requires = sqlalchemy_requires + [
@@ -39,18 +39,17 @@ testing_requires = sqlalchemy_requires + [
     'openapi-core == 0.23.1',
     # A host site on the site's own database beside the queue: SQLAlchemy
     # on PostgreSQL (one-phase and two-phase zope.sqlalchemy) and ZODB,
-    # with pyramid_retry retrying what their COMMIT refused.
+    # with pyramid_retry retrying what their COMMIT refused (SQLAlchemy
+    # and zope.sqlalchemy come with the sqlalchemy extra, above).
     'psycopg[binary] >= 3.1',
     'pyramid_retry',
     'pyramid_zodbconn',
     'pytest',
     'ruff',
     'selenium',
-    'SQLAlchemy >= 2.0',
     'waitress',
     'WebTest',
     'ZODB',
-    'zope.sqlalchemy >= 2.0',
     'build',
 ]
 
