@@ -538,6 +538,18 @@ def test_the_queue_imports_no_sqlalchemy_without_the_outbox():
     assert output.strip() == '[]'
 
 
+def test_a_request_without_a_session_is_refused(site, mongomock_database):
+    app = make_app(site, mongomock_database, table=site.outbox,
+                   session=lambda request: None)
+    processor = app.registry.getUtility(interfaces.IRemoteProcessor)
+    try:
+        with pytest.raises(ValueError, match='found no SQL session'):
+            TestApp(app).post('/order')
+        assert site.ids(site.orders) == set()
+    finally:
+        processor.close()
+
+
 def test_the_outbox_table_can_be_created(tmp_path):
     engine = sa.create_engine('sqlite:///%s' % (tmp_path / 'x.db'))
     create_outbox_table(engine)

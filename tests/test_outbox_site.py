@@ -163,6 +163,37 @@ def test_mongodb_stopped_across_the_commit(outbox_site, twophase):
         server.close()
 
 
+class LostAnswers:
+    """The outbox's ``IJobWrites``: each insert is applied, and its
+    answer lost (as when the process dies before it deletes the rows)."""
+
+    def __init__(self, writes):
+        self.writes = writes
+
+    def insertJobs(self, documents):
+        self.writes.insertJobs(documents)
+        raise pymongo.errors.AutoReconnect('connection closed')
+
+
+def test_a_repeated_move_stores_nothing_twice(outbox_site):
+    site = outbox_site(False)
+    outbox = site.processor.outbox
+    site.addCustomers(4)
+    outbox.jobWrites = LostAnswers(site.processor.jobWrites)
+    outcomes = site.placeOrders([(n, n % 4 + 1) for n in range(1, 41)],
+                                threads=4)
+    committed = site.committedOrders()
+    assert len(committed) == outcomes['ok'] > 0
+    # The jobs of the first moves are stored (the ones after them were
+    # left to the sweep), and every row is still there.
+    moved = site.storedJobs()
+    assert moved and set(moved) <= committed
+    assert outbox.backlog() == len(committed)
+    outbox.jobWrites = site.processor.jobWrites
+    assert outbox.sweep(grace=0) == len(committed) - len(moved)
+    assert_exactly_once(site)
+
+
 def outboxIds(site):
     table = site.processor.outbox.table
     with site.engine.connect() as connection:

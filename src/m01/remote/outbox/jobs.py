@@ -118,7 +118,13 @@ class JobOutbox:
         return '<%s %s>' % (type(self).__name__, self.table.name)
 
     def sessionOf(self, request):
-        return self._sessionOf(request)
+        session = self._sessionOf(request)
+        if session is None:
+            # Else the request's jobs would bypass the outbox unseen.
+            raise ValueError('The outbox found no SQL session for the '
+                             'request (%r returned None)'
+                             % (self._sessionOf,))
+        return session
 
     # in the request's transaction
 
