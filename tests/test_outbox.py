@@ -296,6 +296,22 @@ def test_a_transaction_without_sql_of_its_own_commits_its_rows(
     assert outboxRows(site) == {jobid}
 
 
+def test_a_scoped_session_commits_its_rows(rp, outbox, site, manager,
+                                           writes):
+    # The older layout: one scoped_session registered once.
+    writes.failing = AWAY
+    scoped = sa.orm.scoped_session(site.sessions)
+    zope.sqlalchemy.register(scoped, transaction_manager=manager)
+    try:
+        bound = rp.bind(manager, session=scoped)
+        manager.begin()
+        jobid = bound.addJob('echo', 'scoped')
+        manager.commit()
+        assert outboxRows(site) == {jobid}
+    finally:
+        scoped.remove()
+
+
 def test_immediate_jobs_and_other_bindings_go_to_the_store_directly(
         rp, outbox, site, manager, writes):
     writes.failing = AWAY

@@ -23,6 +23,7 @@ import bson
 import pymongo.errors
 import sqlalchemy as sa
 import sqlalchemy.exc
+import sqlalchemy.orm
 import zope.interface
 import zope.sqlalchemy
 
@@ -138,6 +139,8 @@ class JobOutbox:
         documents = dataManager.takeInserts()
         if not documents:
             return
+        if isinstance(session, sa.orm.scoped_session):
+            session = session()    # zope.sqlalchemy knows the session
         self.write(session, documents)
         # zope.sqlalchemy commits a session it was told changed; a Core
         # statement, unlike the ORM's, does not tell it.
