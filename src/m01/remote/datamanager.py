@@ -55,12 +55,20 @@ class QueueDataManager:
         # holds, ``stored()`` (when given) for the others.
         self.outcomes = []
         self.wakeWorkers = False
+        # Whether an outbox takes the jobs added at commit.
+        self.followed = False
 
     def pendingDocument(self, jobid):
         for document in self.inserts:
             if str(document['_id']) == jobid:
                 return document
         return None
+
+    def takeInserts(self):
+        """The documents of the jobs added, handed over to be stored
+        another way (the outbox); the commit inserts none of them."""
+        documents, self.inserts = self.inserts, []
+        return documents
 
     def addWrite(self, write, jobid=None, fields=None, wake=False):
         self.writes.append(write)
@@ -170,15 +178,20 @@ class QueueTransaction:
     ``transactionManager``: the data manager joined to it (``key``, shared
     by every binding of one processor, finds it again), and the jobs the
     transaction added or changed, which the processor shows before the
-    commit."""
+    commit.
+
+    ``follow(transaction, dataManager)``, when given, is called once per
+    transaction, as the first job is added: the outbox takes the jobs
+    added from the data manager at commit (``IJobOutbox.follow``)."""
 
     def __init__(self, transactionManager, key, insertJobs, wakeWorkers,
-                 finishOutcomes=None):
+                 finishOutcomes=None, follow=None):
         self.transactionManager = transactionManager
         self._key = key
         self._insertJobs = insertJobs
         self._wakeWorkers = wakeWorkers
         self._finishOutcomes = finishOutcomes
+        self._follow = follow
 
     def dataManager(self, join=True):
         """The data manager of the current transaction; joined to it when
@@ -194,6 +207,15 @@ class QueueTransaction:
         txn.join(dm)
         txn.set_data(self._key, dm)
         return dm
+
+    def add(self, document):
+        """Add a job's document to the current transaction: stored when
+        it commits (by the outbox, when this follows one)."""
+        dm = self.dataManager()
+        dm.inserts.append(document)
+        if self._follow is not None and not dm.followed:
+            dm.followed = True
+            self._follow(self.transactionManager.get(), dm)
 
     def addedDocuments(self):
         """The documents of the jobs added in this transaction."""
