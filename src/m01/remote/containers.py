@@ -57,8 +57,7 @@ class JobContainer:
         if self.jobWrites is not None and document is not None and \
                 self.pending.addedDocument(str(document['_id'])) is None:
             job._changes = JobChanges(self.pending, self.jobWrites,
-                                      document['_id'],
-                                      document.get('version', 0))
+                                      document)
         return job
 
     def document(self, jobid):

@@ -30,7 +30,7 @@ from m01.remote.job import (
     JobError,
     JobInterrupted,
     JobTimedOut,
-    checkStorable,
+    checkOutput,
 )
 from m01.remote.jobstate import (
     TIMED_OUT_MESSAGE,
@@ -155,7 +155,7 @@ class JobRunner:
             try:
                 output = job(remoteProcessor) if call is None \
                     else call(job, remoteProcessor)
-                checkStorable(output, 'output')
+                checkOutput(output)
             except JobTimedOut as error:
                 self._rollback(savepoint, manager)
                 self._recordFailure(job, error, queueTransaction, callTime,
@@ -164,7 +164,8 @@ class JobRunner:
                 self._rollback(savepoint, manager)
                 logger.info('Job %s stopped: %s', job.__name__, error)
                 self._endRun(job, final=False)
-            except Exception as error:
+            except (Exception, SystemExit) as error:
+                # A job calling sys.exit() fails; its worker goes on.
                 self._rollback(savepoint, manager)
                 self._recordFailure(job, error, queueTransaction, callTime)
             else:

@@ -49,8 +49,11 @@ class IJob(zope.interface.Interface):
     status = Attribute("One of the JobStatus values.")
     input = Attribute("The job input, anything BSON can store.")
     output = Attribute("The value returned by __call__, once completed.")
-    errors = Attribute("The list of stored error messages (text).")
-    tracebacks = Attribute("The formatted tracebacks, one per error.")
+    errors = Attribute("The stored error messages (text), the newest "
+                       "limits.MAX_ERRORS, each cut at "
+                       "limits.MAX_ERROR_TEXT characters.")
+    tracebacks = Attribute("The formatted tracebacks, one per error, each "
+                           "cut at limits.MAX_TRACEBACK_TEXT characters.")
     retryCounter = Attribute("How many attempts failed so far.")
     maxRetries = Attribute("Attempts allowed before the job ends in error.")
     retryDelay = Attribute("Seconds to wait before a failed job is retried.")
@@ -81,7 +84,9 @@ class IJobErrorMessage(zope.interface.Interface):
     pair) to change how error messages are written.
     """
 
-    message = Attribute("The text stored in the job's errors list.")
+    message = Attribute("The text stored in the job's errors list (cut "
+                        "at limits.MAX_ERROR_TEXT characters; anything "
+                        "else is stored as its str()).")
 
 
 class IJobContainer(zope.interface.Interface):
@@ -374,7 +379,8 @@ class IRemoteProcessor(zope.interface.Interface):
         """Return the job output (None until completed)."""
 
     def getJobErrors(jobid):
-        """Return the list of error messages."""
+        """Return the list of error messages (the newest
+        ``limits.MAX_ERRORS``)."""
 
     def removeJobs(stati=None):
         """Remove jobs in the given statuses; return counts per status."""

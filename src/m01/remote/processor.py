@@ -41,6 +41,7 @@ from m01.remote.jobwrites import ServerJobWrites
 from m01.remote.leases import LeaseKeeper
 from m01.remote.searchterms import TERMS_INDEX, addedTerms
 from m01.remote.stepdown import RetriedOutcomes
+from m01.remote.store import storeDatabase
 from m01.remote.threads import WorkerThread
 from m01.remote.uniquekeys import JobKeys, checkKey
 from m01.remote.wakeevents import watchJobs, watchScheduler
@@ -53,7 +54,9 @@ logger = logging.getLogger('m01.remote')
 class RemoteProcessor:
     """A job queue and scheduler stored in a MongoDB database.
 
-    ``database`` is a pymongo ``Database`` (or the embedded store's).
+    ``database`` is a pymongo ``Database``, the embedded store's, or a
+    plain mongomock one, which becomes the embedded store's
+    (``store.storeDatabase``).
     ``registry`` is the component registry used to adapt error messages
     and to find worker kinds; it defaults to the global one. Worker
     threads get it from here, never from thread-locals.
@@ -93,6 +96,8 @@ class RemoteProcessor:
         if leaseTime <= 0:
             raise ValueError('leaseTime must be positive, not %r'
                              % (leaseTime,))
+        # A plain mongomock database becomes the embedded store's.
+        database = storeDatabase(database)
         self.database = database
         database = queueDatabase(database, writeConcern)
         self.name = name

@@ -22,6 +22,10 @@ UTC = datetime.timezone.utc
 
 EMBEDDED_SCHEME = 'mongomock'
 
+#: The attribute of a mongomock client holding the lock its calls are
+#: serialised on.
+LOCK_ATTRIBUTE = '_m01_remote_lock'
+
 #: The attribute holding the URI a server client ``connect`` made was
 #: given: another process (a process worker's child) connects with it.
 #: (Not a weak mapping: clients of the same hosts compare equal.)
@@ -86,6 +90,41 @@ def isEmbedded(database):
     return isinstance(database, SerializedDatabase)
 
 
+def _isMongomock(value, name):
+    return (type(value).__module__ or '').startswith('mongomock') and \
+        type(value).__name__ == name
+
+
+def storeDatabase(database):
+    """``database`` as the queue uses it.
+
+    A mongomock database handed in as it is (``mongomock.MongoClient().db``,
+    what a site's own tests make) becomes the embedded store's: its
+    datetimes read back timezone-aware in UTC, as ``connect`` makes them,
+    and every call serialised on the lock of its client (the lock of every
+    processor on that client). Calls made through the site's own handle
+    bypass that lock: they must not run while the queue's threads work.
+    Anything else is returned as it is.
+    """
+    if not _isMongomock(database, 'Database'):
+        return database
+    if not database.codec_options.tz_aware:
+        # mongomock stores datetimes naive in UTC whatever reads them:
+        # this view of the same store only reads them back aware.
+        database = type(database)(
+            database.client, database.name, database._store,
+            read_preference=database.read_preference,
+            codec_options=database.codec_options._replace(tz_aware=True),
+            read_concern=database.read_concern)
+    return SerializedDatabase(database, _clientLock(database.client))
+
+
+def _clientLock(client):
+    # Kept in the client's own attributes (mongomock's client answers any
+    # other attribute name with a database of that name).
+    return vars(client).setdefault(LOCK_ATTRIBUTE, threading.RLock())
+
+
 class _Serialized:
     """Forward attribute access to a mongomock object under a lock."""
 
@@ -121,7 +160,7 @@ class _Serialized:
 class SerializedClient(_Serialized):
 
     def __init__(self, client, lock=None):
-        super().__init__(client, lock or threading.RLock())
+        super().__init__(client, lock or _clientLock(client))
 
     def __getitem__(self, name):
         return self.get_database(name)
