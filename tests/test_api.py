@@ -184,6 +184,25 @@ def test_bulk_actions_count_then_change(api):
     assert api.rp.getJobStatus(jobids[2]) == 'queued'
 
 
+def test_a_second_job_with_a_key_is_the_existing_one(api):
+    first = api.post('/jobs', {'name': 'echo', 'input': 1, 'key': 'k'},
+                     status=201)
+    assert first['existing'] is False and first['status'] == 'queued'
+    again = api.post('/jobs', {'name': 'echo', 'input': 2, 'key': 'k'},
+                     status=200)
+    assert again == {'id': first['id'], 'status': 'queued',
+                     'existing': True}
+    assert api.rp.jobsCollection.count_documents({}) == 1
+    api.rp.jobWrites.claimJob(bson.ObjectId(first['id']), api.rp.now(),
+                              'w', 30)
+    assert api.post('/jobs', {'name': 'echo', 'key': 'k'})['status'] == \
+        'processing'
+    # Once the job has ended, the key makes a new job.
+    api.post('/jobs/%s/cancel' % first['id'])
+    other = api.post('/jobs', {'name': 'echo', 'key': 'k'}, status=201)
+    assert other['id'] != first['id'] and other['existing'] is False
+
+
 def test_a_body_that_is_not_a_json_object_is_refused(api):
     headers = {'X-CSRF-Token': api.token(), 'Content-Type':
                'application/json'}

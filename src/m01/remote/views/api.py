@@ -22,6 +22,8 @@ from pyramid.httpexceptions import (
 from pyramid.response import Response
 
 from m01.remote import operations
+from m01.remote.interfaces import QUEUED
+from m01.remote.job import DuplicateJobKeyError
 from m01.remote.limits import MAX_JSON_TEXT, loadJSON
 from m01.remote.operations import JobFilter
 from m01.remote.operations.actions import ACTIONS, WORKER_ACTIONS
@@ -200,10 +202,19 @@ class ApiViews:
         if not isinstance(body.get('name'), str):
             raise bad('name must be the name of a job factory')
         options = {key: body[key] for key in ADD_OPTIONS if key in body}
-        jobid = self._do(self.actions.addJob, body['name'],
-                         body.get('input'), **options)
+        try:
+            jobid = self.actions.addJob(body['name'], body.get('input'),
+                                        onDuplicateKey='raise', **options)
+        except DuplicateJobKeyError as e:
+            # A live job holds the key: it is the job asked for, not a new
+            # one (queued while the request adding it has not committed).
+            return {'id': e.jobid, 'existing': True,
+                    'status': self.processor.getJobStatus(e.jobid) or
+                    QUEUED}
+        except ValueError as e:
+            raise bad(e)
         self.request.response.status = 201
-        return {'id': jobid, 'status': 'queued'}
+        return {'id': jobid, 'status': QUEUED, 'existing': False}
 
     def jobAction(self):
         action = self.request.matchdict['action']
