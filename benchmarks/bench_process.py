@@ -94,7 +94,7 @@ def throughput(database, worker, arguments, jobs, timeout):
         '_id': None, 'first': {'$min': '$picked'},
         'last': {'$max': '$completed'}}}]))[0]
     for suffix in ('jobs', 'factories', 'scheduler', 'pauses', 'keys',
-                   'slots', 'queue', 'tickets'):
+                   'slots'):
         database.drop_collection(name + suffix)
     elapsed = (times['last'] - times['first']).total_seconds()
     return elapsed, jobs / elapsed

@@ -21,7 +21,6 @@ from zope.interface.verify import verifyObject
 
 from m01.remote import interfaces, store, testing
 from m01.remote.clock import utcnow
-from m01.remote.jobwrites import isFerretDB
 from m01.remote.processor import RemoteProcessor
 from m01.remote.scheduler import Delay
 from support import javaserver, testserver
@@ -36,7 +35,7 @@ SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 
 def offersStreams(database):
-    return not store.isEmbedded(database) and not isFerretDB(database)
+    return not store.isEmbedded(database)
 
 
 @pytest.fixture

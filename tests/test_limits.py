@@ -121,7 +121,6 @@ def test_add_job_refuses_input_nested_too_deep(rp, depth):
 
 
 def nestedObjects(depth):
-    # FerretDB v1 stores no arrays in arrays; objects in objects it does.
     value = 0
     for _level in range(depth):
         value = {'a': value}

@@ -29,8 +29,7 @@ from support.testserver import scratch_database
 #: Seconds any awaited condition may take on a busy machine.
 DEADLINE = 60.0
 
-SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava),
-           pytest.param('ferretdb', marks=pytest.mark.ferretdb)]
+SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava)]
 
 
 @pytest.fixture(params=SERVERS)

@@ -8,7 +8,6 @@ import pymongo
 import pytest
 
 from m01.remote import store
-from support import testserver
 
 THREADS = 4
 
@@ -126,14 +125,9 @@ def _claim_concurrently(collection, count):
     return claims, errors
 
 
-def test_concurrent_claims_take_each_document_once(database, request):
+def test_concurrent_claims_take_each_document_once(database):
     # 200 documents are enough for unserialised mongomock to fail.
     count = 200
-    if testserver.is_ferretdb(database):
-        request.applymarker(pytest.mark.xfail(
-            reason='FerretDB v1 runs findAndModify as a read, then a write '
-                   'by _id: concurrent claims take a document twice'))
-        count = 100  # each claim scans the collection there
     claims, errors = _claim_concurrently(database.jobs, count)
 
     assert errors == []

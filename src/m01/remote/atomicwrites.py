@@ -219,9 +219,6 @@ class AtomicJobWrites:
             [document for document in running if timedOut(document, now)],
             now, {}, timedOutUpdate)
 
-    def maintain(self, now):
-        return 0   # nothing kept besides the jobs
-
     def delete(self, oids, stati):
         checkDeletable(stati)
         if not oids:

@@ -15,8 +15,8 @@ and a stream it is not given one to start at fails; there the stream
 starts at this machine's clock, ``START_SLACK`` seconds back (changes
 of those seconds are delivered again: a needless wake-up at most).
 
-Where the server has no change streams (a standalone mongod, FerretDB
-v1, mongo-java-server without its oplog, the embedded store) the watcher
+Where the server has no change streams (a standalone mongod,
+mongo-java-server without its oplog, the embedded store) the watcher
 says so once and stops: the loops poll every ``waitTime``, as they do
 anyway between changes. A stream that breaks is reopened with back-off,
 logged once per outage: after the last change it delivered

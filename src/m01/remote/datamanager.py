@@ -1,6 +1,6 @@
 """Joining the ``transaction``: queue writes are buffered until commit.
 
-MongoDB (and FerretDB v1 in particular) gives us no two-phase commit, so
+MongoDB gives us no two-phase commit, so
 the buffered writes run in ``tpc_vote`` and the data manager sorts last:
 every other participant has voted by then, and a failed write still
 aborts the whole transaction.

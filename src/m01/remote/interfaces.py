@@ -225,12 +225,12 @@ class IJobWrites(zope.interface.Interface):
     (lease expired, job cancelled) cannot overwrite the newer state. A
     method returning a bool answers whether the change happened.
 
-    Three strategies implement it (``m01.remote.jobwrites`` picks one):
-    on MongoDB each change is one conditional atomic write
-    (``atomicwrites``); on the embedded store the same writes, a claim
-    found through an index of its own; on FerretDB v1, whose updates are a
-    read followed by a write, each change first wins a ticket
-    (``ticketed``). Times are the caller's "now" (UTC, milliseconds).
+    Two strategies implement it (``m01.remote.jobwrites`` picks one): on
+    MongoDB, and on any server whose single-document conditional updates
+    and ``findAndModify`` are atomic, each change is one conditional
+    atomic write (``atomicwrites``); on the embedded store the same
+    writes, a claim found through an index of its own. Times are the
+    caller's "now" (UTC, milliseconds).
     """
 
     def ensureIndexes():
@@ -253,8 +253,7 @@ class IJobWrites(zope.interface.Interface):
         """Claim up to ``limit`` due jobs as ``claimNext`` would, in a
         constant number of commands, under one claim token; their
         documents as claimed, in claim order (maybe fewer than were due:
-        a job another worker took meanwhile is not claimed again). A
-        strategy that cannot batch claims one."""
+        a job another worker took meanwhile is not claimed again)."""
 
     def claimJob(oid, now, worker, leaseTime):
         """Claim the job ``oid`` if it is queued and active; its document
@@ -307,10 +306,6 @@ class IJobWrites(zope.interface.Interface):
         """End as failed attempts (retried by their rules) up to ``limit``
         processing jobs that ran past their ``timeout``, each only under
         the claim it had; ``[(jobid, newStatus)]``."""
-
-    def maintain(now):
-        """Periodic upkeep besides lease recovery (the ticketed strategy
-        purges its old tickets); how many records it removed."""
 
     def delete(oids, stati):
         """Remove each job of ``oids`` that is in one of ``stati`` (which

@@ -77,7 +77,7 @@ class RemoteProcessor:
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
-                 ticketed=None, wakeup='auto', writeConcern='majority',
+                 wakeup='auto', writeConcern='majority',
                  readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
@@ -101,7 +101,7 @@ class RemoteProcessor:
         #: How job changes are made safe on this server (``IJobWrites``),
         #: decided at first use: a processor is made without its server.
         self.jobWrites = RetriedOutcomes(
-            ServerJobWrites(database, prefix, ticketed), self.jobsCollection)
+            ServerJobWrites(database, prefix), self.jobsCollection)
         self.jobFactories = JobFactoryContainer(
             self, self.factoriesCollection, database[prefix + 'pauses'])
         self.keys = JobKeys(database[prefix + 'keys'], self.now,
@@ -457,8 +457,7 @@ class RemoteProcessor:
         a constant number of commands) and return them in claim order.
 
         Jobs of factories with a concurrency limit are not batched: one of
-        them is claimed singly beside the batch, with its slot. On a
-        server without batches (FerretDB v1) this claims one job."""
+        them is claimed singly beside the batch, with its slot."""
         if self.monitor.quiet:
             return []        # an operator asked this process to take none
         if limit <= 1:

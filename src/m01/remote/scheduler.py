@@ -13,9 +13,7 @@ Exactly once across processes: an item due at ``due`` becomes one job.
 3. ``advanceItem`` stores the next call time with one write conditional on
    ``nextCallTime == due`` and clears the lock.
 
-The job id is the guarantee; the lock saves the work of doing it twice.
-FerretDB v1 evaluates a write's filter and writes in two steps, so there two
-schedulers may both take a lock and then meet at the job's unique id
+The job id is the guarantee; the lock saves the work of doing it twice
 (inserting a given ``_id`` is atomic on every store).
 """
 import datetime
