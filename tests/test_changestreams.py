@@ -473,7 +473,7 @@ def test_a_server_answering_at_once_is_asked_only_while_a_loop_waits(
     # mongo-java-server answers a getMore at once, reading its whole
     # oplog: while every loop is busy the watcher asks it nothing, and
     # what was committed meanwhile comes with its next answer.
-    from m01.remote.changestreams import ChangeWatcher
+    from m01.remote.worker.changestreams import ChangeWatcher
     client = store.connect(mongojava_uri)
     collection = client.m01pause.events
     waiting = threading.Event()

@@ -13,10 +13,11 @@ import zope.interface
 from pymongo import read_preferences
 from zope.interface.verify import verifyObject
 
-from m01.remote import cluster, interfaces, store, testing
+from m01.remote import interfaces, store, testing
 from m01.remote.job import Job
 from m01.remote.processor import RemoteProcessor
-from m01.remote.stepdown import RetriedOutcomes
+from m01.remote.store import cluster
+from m01.remote.store.retried import RetriedOutcomes
 from m01.remote.worker import SimpleJobWorker
 from support import testserver, waiting
 from support.jobs import RecordingJob

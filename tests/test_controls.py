@@ -11,8 +11,7 @@ import pytest
 import transaction
 import transaction.interfaces
 
-from m01.remote import clock, execution, jobstate, testing
-from m01.remote.concurrency import ConcurrencySlots
+from m01.remote import clock, testing
 from m01.remote.job import (
     ConflictError,
     DuplicateJobKeyError,
@@ -20,7 +19,9 @@ from m01.remote.job import (
     JobCancelled,
 )
 from m01.remote.processor import RemoteProcessor
-from m01.remote.uniquekeys import JobKeys
+from m01.remote.queue import runner, updates
+from m01.remote.queue.keys import JobKeys
+from m01.remote.queue.slots import ConcurrencySlots
 from support.jobs import (
     CheckpointJob,
     OverlapJob,
@@ -130,10 +131,10 @@ def test_exponential_backoff_with_a_cap_is_visible_on_the_job(rp):
 
 def test_jitter_moves_the_delay_within_its_bounds():
     document = {'retryDelay': 100, 'retryJitter': 0.25}
-    low = jobstate.retryDelayFor(document, 1, lambda: 0.0)
-    high = jobstate.retryDelayFor(document, 1, lambda: 1.0)
+    low = updates.retryDelayFor(document, 1, lambda: 0.0)
+    high = updates.retryDelayFor(document, 1, lambda: 1.0)
     assert (low, high) == (75, 125)
-    delays = {jobstate.retryDelayFor(document, 1) for _ in range(50)}
+    delays = {updates.retryDelayFor(document, 1) for _ in range(50)}
     assert len(delays) > 1 and all(75 <= d <= 125 for d in delays)
 
 
@@ -289,7 +290,7 @@ def test_the_lease_keeper_stops_a_thread_job_at_its_deadline(rp):
 
 def test_a_running_job_stops_at_its_checkpoint_when_cancelled(
         rp, monkeypatch):
-    monkeypatch.setattr(execution, 'CHECK_INTERVAL', 0.05)
+    monkeypatch.setattr(runner, 'CHECK_INTERVAL', 0.05)
     rp.addJobFactory('checkpoint', CheckpointJob())
     jobid = rp.addJob('checkpoint', 30, immediate=True)
     ended = []
@@ -322,7 +323,7 @@ def test_a_running_job_stops_at_its_checkpoint_when_cancelled(
 def test_progress_and_log_are_bounded(rp):
     class Chatty(Job):
         def __call__(self, remoteProcessor):
-            for number in range(jobstate.MAX_LOG_LINES + 20):
+            for number in range(updates.MAX_LOG_LINES + 20):
                 self.log('line %d %s' % (number, 'x' * 2000))
             self.progress(1, 'm' * 5000)
             return 'done'
@@ -331,12 +332,12 @@ def test_progress_and_log_are_bounded(rp):
     assert rp.processNextJob()
     transaction.commit()
     document = stored(rp, jobid)
-    assert len(document['log']) == jobstate.MAX_LOG_LINES
-    assert 'line %d ' % (jobstate.MAX_LOG_LINES + 19) in document['log'][-1]
+    assert len(document['log']) == updates.MAX_LOG_LINES
+    assert 'line %d ' % (updates.MAX_LOG_LINES + 19) in document['log'][-1]
     assert max(len(line) for line in document['log']) < \
-        jobstate.MAX_LOG_LINE_CHARS + 40
+        updates.MAX_LOG_LINE_CHARS + 40
     assert len(document['progress']['message']) == \
-        jobstate.MAX_PROGRESS_MESSAGE_CHARS
+        updates.MAX_PROGRESS_MESSAGE_CHARS
 
 
 def test_outside_a_worker_the_controls_do_nothing():

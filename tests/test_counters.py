@@ -8,9 +8,9 @@ import pytest
 import transaction
 from zope.interface.verify import verifyObject
 
-from m01.remote.counters import FIELDS, OutcomeCounters
 from m01.remote.interfaces import IOutcomeCounters, IUpkeep
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.counters import FIELDS, OutcomeCounters
 from support.jobs import echoAndFailProcessor
 
 UTC = datetime.timezone.utc

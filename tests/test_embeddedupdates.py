@@ -7,7 +7,7 @@ import bson
 import pytest
 
 from m01.remote import store
-from m01.remote.embeddedupdates import updateInPlace
+from m01.remote.store.embedded.updates import updateInPlace
 
 UTC = datetime.timezone.utc
 WHEN = datetime.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)

@@ -24,8 +24,8 @@ import pymongo.errors
 import pytest
 
 from m01.remote import console
-from m01.remote.leases import LeaseKeeper
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.leases import LeaseKeeper
 from m01.remote.worker import MultiJobWorker
 from support import testserver
 from support.faults import scenarios as faults

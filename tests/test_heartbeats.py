@@ -7,9 +7,9 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from m01.remote import operations, testing
-from m01.remote.heartbeats import ProcessMonitor, processState
 from m01.remote.interfaces import IProcessMonitor, IUpkeep
 from m01.remote.processor import RemoteProcessor
+from m01.remote.worker.heartbeats import ProcessMonitor, processState
 
 UTC = datetime.timezone.utc
 SECOND = datetime.timedelta(seconds=1)

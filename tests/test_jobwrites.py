@@ -15,17 +15,18 @@ import pymongo.errors
 import pytest
 from zope.interface.verify import verifyObject
 
-from m01.remote import clock, jobstate
-from m01.remote.atomicwrites import AtomicJobWrites
+from m01.remote import clock
 from m01.remote.interfaces import IJobWrites
-from m01.remote.jobwrites import (
+from m01.remote.processor import RemoteProcessor
+from m01.remote.queue import updates
+from m01.remote.store import isEmbedded
+from m01.remote.store.atomic import AtomicJobWrites
+from m01.remote.store.strategy import (
     EmbeddedJobWrites,
     ServerJobWrites,
     UnsupportedServer,
     jobWritesFor,
 )
-from m01.remote.processor import RemoteProcessor
-from m01.remote.store import isEmbedded
 
 SECOND = datetime.timedelta(seconds=1)
 STRATEGIES = {'atomic': AtomicJobWrites, 'embedded': EmbeddedJobWrites}
@@ -56,7 +57,7 @@ def jobDocument(now, **fields):
 
 
 def complete(writes, oid, claim, output, now):
-    return writes.finish(oid, claim, jobstate.completeUpdate(
+    return writes.finish(oid, claim, updates.completeUpdate(
         stored(writes, oid), output, now))
 
 
@@ -160,7 +161,7 @@ def test_outcomes_need_the_claim(writes, now):
     assert 'claim' not in job and 'leaseExpires' not in job
     assert not complete(writes, first['_id'], claim, 'twice', now)
     claim = writes.claimJob(second['_id'], now, 'w', 30)['claim']
-    update = jobstate.failureUpdate(
+    update = updates.failureUpdate(
         dict(second, retryDelay=5), 'boom', 'tb', now, False)
     assert not writes.finish(second['_id'], 'another claim', update)
     assert writes.finish(second['_id'], claim, update)
@@ -231,7 +232,7 @@ def test_a_delete_restates_the_status(writes, now):
     oids = [queued['_id'], done['_id'], running['_id'], bson.ObjectId()]
     assert writes.delete(oids, ['completed']) == 1
     assert stored(writes, done['_id']) is None
-    assert writes.delete(oids, jobstate.DELETABLE) == 1
+    assert writes.delete(oids, updates.DELETABLE) == 1
     # Never a running job, whatever it is asked.
     assert stored(writes, running['_id'])['status'] == 'processing'
     assert writes.claimNext(now, 'w', 30) is None

@@ -6,7 +6,8 @@ import json
 import pytest
 import transaction
 
-from m01.remote import console, opscommands
+from m01.remote import console
+from m01.remote.operations import commands
 from support.jobs import echoAndFailProcessor
 from support.testserver import unique_database_name
 from test_console import write_ini
@@ -23,7 +24,7 @@ def command(rp, *argv):
     args = console.build_parser().parse_args(
         [argv[0], 'unused.ini'] + list(argv[1:]))
     out, err = io.StringIO(), io.StringIO()
-    status = opscommands.run(rp, args, out, err)
+    status = commands.run(rp, args, out, err)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -54,9 +55,9 @@ def test_jobs_are_listed_filtered_and_searched(rp):
     assert [job['id'] for job in json.loads(out)['jobs']] == [ann]
     status, out, _ = command(rp, 'jobs', '--status', 'error')
     assert status == 1 and '0 jobs' in out
-    with pytest.raises(opscommands.Usage):
+    with pytest.raises(commands.Usage):
         command(rp, 'jobs', '--status', 'nonsense')
-    with pytest.raises(opscommands.Usage):
+    with pytest.raises(commands.Usage):
         command(rp, 'jobs', '--page-size', '1000')
 
 
@@ -83,7 +84,7 @@ def test_cancel_retry_and_remove(rp):
     assert len(rp.jobs) == 0
     for bad in (('cancel',), ('cancel', jobids[0], '--all'),
                 ('cancel', 'nonsense')):
-        with pytest.raises(opscommands.Usage):
+        with pytest.raises(commands.Usage):
             command(rp, *bad)
 
 

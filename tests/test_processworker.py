@@ -16,12 +16,12 @@ import transaction
 from zope.interface.verify import verifyObject
 
 from m01.remote import store, testing
-from m01.remote.children import ChildStartError, JobChild, exitReason
-from m01.remote.childsetup import AppChildSetup, StoreChildSetup
 from m01.remote.interfaces import IChildSetup, IJobChild, IJobWorker
 from m01.remote.job import Job
+from m01.remote.processes.children import ChildStartError, JobChild, exitReason
+from m01.remote.processes.childsetup import AppChildSetup, StoreChildSetup
+from m01.remote.processes.worker import EMBEDDED_REFUSED, ProcessJobWorker
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import EMBEDDED_REFUSED, ProcessJobWorker
 from support import processjobs
 from support.jobs import CheckpointJob
 from support.testserver import scratch_database
@@ -235,7 +235,7 @@ import sys
 from m01.remote import store, testing
 from m01.remote.job import Job
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import ProcessJobWorker
+from m01.remote.processes.worker import ProcessJobWorker
 
 
 class MainJob(Job):

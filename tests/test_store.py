@@ -279,7 +279,7 @@ def test_embedded_change_notes_start_with_the_first_claim(
         mongomock_database):
     # A collection nobody claims from (scheduler items, or jobs in a web
     # process without a worker) keeps no notes of its changes.
-    from m01.remote import embeddedindex
+    from m01.remote.store.embedded import index as embeddedindex
     jobs = mongomock_database.jobs
     for n in range(50):
         jobs.insert_one({'_id': n, 'status': 'queued', 'at': n})
@@ -302,7 +302,7 @@ def test_embedded_change_notes_start_with_the_first_claim(
 
 
 def test_embedded_store_claims_in_place(mongomock_database):
-    from m01.remote.jobwrites import EmbeddedJobWrites, jobWritesFor
+    from m01.remote.store.strategy import EmbeddedJobWrites, jobWritesFor
     assert isinstance(jobWritesFor(mongomock_database, 'r'),
                       EmbeddedJobWrites)
 

@@ -12,13 +12,6 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
-from m01.remote.cluster import forPages, queueDatabase
-from m01.remote.concurrency import ConcurrencySlots
-from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
-from m01.remote.counters import OutcomeCounters
-from m01.remote.datamanager import QueueTransaction
-from m01.remote.execution import JobRunner
-from m01.remote.heartbeats import ProcessMonitor
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -36,14 +29,25 @@ from m01.remote.job import (
     dueTime,
     loadJob,
 )
-from m01.remote.jobwrites import ServerJobWrites
-from m01.remote.leases import LeaseKeeper
-from m01.remote.searchterms import TERMS_INDEX, addedTerms
-from m01.remote.stepdown import RetriedOutcomes
-from m01.remote.threads import WorkerThread
-from m01.remote.uniquekeys import JobKeys, checkKey
-from m01.remote.wakeevents import watchJobs, watchScheduler
-from m01.remote.wakeup import Wakeup
+from m01.remote.queue.containers import (
+    JobContainer,
+    JobFactoryContainer,
+    toObjectId,
+)
+from m01.remote.queue.counters import OutcomeCounters
+from m01.remote.queue.keys import JobKeys, checkKey
+from m01.remote.queue.leases import LeaseKeeper
+from m01.remote.queue.runner import JobRunner
+from m01.remote.queue.search import TERMS_INDEX, addedTerms
+from m01.remote.queue.slots import ConcurrencySlots
+from m01.remote.queue.transaction import QueueTransaction
+from m01.remote.store.cluster import forPages, queueDatabase
+from m01.remote.store.retried import RetriedOutcomes
+from m01.remote.store.strategy import ServerJobWrites
+from m01.remote.worker.heartbeats import ProcessMonitor
+from m01.remote.worker.threads import WorkerThread
+from m01.remote.worker.wakeevents import watchJobs, watchScheduler
+from m01.remote.worker.wakeup import Wakeup
 
 logger = logging.getLogger('m01.remote')
 

@@ -10,7 +10,7 @@ import dataclasses
 from bson import ObjectId
 
 from m01.remote.clock import utcnow
-from m01.remote.jobstate import LOST_WORKER_MESSAGE
+from m01.remote.queue.updates import LOST_WORKER_MESSAGE
 
 #: The prefix of the lost-worker message; the worker id follows it.
 LOST_WORKER_PREFIX = LOST_WORKER_MESSAGE.split('%s')[0]

@@ -14,17 +14,17 @@ import dataclasses
 import zope.interface
 from bson import ObjectId
 
-from m01.remote.containers import toObjectId
-from m01.remote.heartbeats import sendControl
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
     PROCESSING,
     QUEUED,
 )
-from m01.remote.jobstate import DELETABLE
 from m01.remote.operations.filters import JobFilter
 from m01.remote.operations.interfaces import IQueueActions
+from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.updates import DELETABLE
+from m01.remote.worker.heartbeats import sendControl
 
 #: The statuses each bulk action changes.
 ACTION_STATI = {'cancel': (QUEUED, PROCESSING), 'retry': (ERROR, CANCELLED),

@@ -12,7 +12,7 @@ import zope.interface
 from m01.remote.interfaces import STATI
 from m01.remote.limits import MAX_NAME
 from m01.remote.operations.interfaces import IJobFilter
-from m01.remote.searchterms import queryTerms
+from m01.remote.queue.search import queryTerms
 
 #: The fields a listing sorts by.
 SORT_FIELDS = ('created', 'queued', 'completed')

@@ -10,8 +10,8 @@ the backlog).
 """
 import datetime
 
-from m01.remote.counters import FIELDS, HOUR, MINUTE, OUTCOMES
 from m01.remote.interfaces import QUEUED, STATI
+from m01.remote.queue.counters import FIELDS, HOUR, MINUTE, OUTCOMES
 
 #: window -> (seconds, bucket seconds, counter documents read)
 WINDOWS = {'hour': (3600, 60, MINUTE),

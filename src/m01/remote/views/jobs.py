@@ -5,7 +5,6 @@ from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.jobstate import DELETABLE, MAX_ATTEMPTS
 from m01.remote.limits import quote, shorten
 from m01.remote.operations import (
     ACTIONS,
@@ -15,6 +14,7 @@ from m01.remote.operations import (
 )
 from m01.remote.operations.actions import selectedIds
 from m01.remote.operations.filters import MAX_PAGE
+from m01.remote.queue.updates import DELETABLE, MAX_ATTEMPTS
 from m01.remote.views import jobpage
 from m01.remote.views.common import (
     BaseView,

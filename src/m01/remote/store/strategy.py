@@ -12,15 +12,15 @@ import threading
 
 import zope.interface
 
-from m01.remote.atomicwrites import AtomicJobWrites
 from m01.remote.interfaces import QUEUED, IJobWrites
-from m01.remote.jobstate import (
+from m01.remote.queue.updates import (
     CLAIM_ORDER,
     claimFields,
     dueQuery,
     versioned,
 )
 from m01.remote.store import isEmbedded
+from m01.remote.store.atomic import AtomicJobWrites
 
 
 class EmbeddedJobWrites(AtomicJobWrites):

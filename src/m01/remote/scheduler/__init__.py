@@ -30,8 +30,8 @@ from bson import ObjectId
 
 from m01.remote import interfaces
 from m01.remote.clock import utcnow
-from m01.remote.cron import FIELD_NAMES, to_utc
-from m01.remote.scheduleritems import (  # noqa: F401  (public here)
+from m01.remote.scheduler.cron import FIELD_NAMES, to_utc
+from m01.remote.scheduler.items import (  # noqa: F401  (public here)
     _READ_ONLY,
     _SCHEDULE_FIELDS,
     DEFAULT_RETRY_DELAY,

@@ -20,8 +20,8 @@ update's ``$set`` and ``$unset`` values in ``fullDocument`` instead
 """
 import datetime
 
-from m01.remote.changestreams import ChangeWatcher
 from m01.remote.interfaces import QUEUED
+from m01.remote.worker.changestreams import ChangeWatcher
 
 WRITES = ('insert', 'update', 'replace')
 

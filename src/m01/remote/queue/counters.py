@@ -27,7 +27,7 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import ERROR, IOutcomeCounters, IUpkeep
-from m01.remote.jobstate import (
+from m01.remote.queue.updates import (
     CANCELLED_OUTCOME,
     COMPLETED_OUTCOME,
     FAILED_OUTCOME,

@@ -40,10 +40,10 @@ import weakref
 import pymongo.errors
 
 from m01.remote import store
-from m01.remote.childsetup import AppChildSetup, StoreChildSetup
-from m01.remote.processpool import STOP, ChildOptions, ChildSlot
-from m01.remote.threads import DEFAULT_STOP_TIMEOUT
+from m01.remote.processes.childsetup import AppChildSetup, StoreChildSetup
+from m01.remote.processes.pool import STOP, ChildOptions, ChildSlot
 from m01.remote.worker import MIN_IDLE_WAIT, WAITED, BaseWorker
+from m01.remote.worker.threads import DEFAULT_STOP_TIMEOUT
 
 logger = logging.getLogger('m01.remote')
 

@@ -22,8 +22,8 @@ How the expression maps onto the item's rules (see ``m01.remote.cron``):
   unrestricted for that choice, as in Vixie cron, and both fields must then
   match.
 """
-from m01.remote.cron import FIELD_NAMES, check_field
 from m01.remote.limits import MAX_CRON_TEXT, checkText, quote
+from m01.remote.scheduler.cron import FIELD_NAMES, check_field
 
 MONTH_NAMES = ('JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP',
                'OCT', 'NOV', 'DEC')

@@ -22,7 +22,7 @@ from m01.remote.interfaces import (
     PROCESSING,
     QUEUED,
 )
-from m01.remote.searchterms import errorTerms, outputTerms, pushTerms
+from m01.remote.queue.search import errorTerms, outputTerms, pushTerms
 
 #: Claims take the highest priority first, then the longest queued.
 CLAIM_ORDER = [('priority', pymongo.DESCENDING),

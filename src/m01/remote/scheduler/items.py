@@ -9,8 +9,6 @@ import zope.interface
 from bson import ObjectId
 
 from m01.remote import interfaces
-from m01.remote.cron import FIELD_NAMES, CronSchedule, to_utc
-from m01.remote.cronexpr import scheduleFields
 from m01.remote.job import checkStorable
 from m01.remote.limits import (
     MAX_DESCRIPTION,
@@ -19,6 +17,8 @@ from m01.remote.limits import (
     checkText,
     quote,
 )
+from m01.remote.scheduler.cron import FIELD_NAMES, CronSchedule, to_utc
+from m01.remote.scheduler.expression import scheduleFields
 
 DEFAULT_RETRY_DELAY = 300
 _BASE_FIELDS = ('jobName', 'title', 'description', 'input', 'active',

@@ -17,7 +17,7 @@ from m01.remote.interfaces import (
     QUEUED,
     IJobWrites,
 )
-from m01.remote.jobstate import (
+from m01.remote.queue.updates import (
     CLAIM_INDEX,
     CLAIM_ORDER,
     cancelCondition,

@@ -15,7 +15,7 @@ from m01.remote.job import (
     loadFactory,
     loadJob,
 )
-from m01.remote.jobchanges import JobChanges
+from m01.remote.queue.persistent import JobChanges
 
 SORT_FIELDS = ('created', 'queued', 'completed')
 

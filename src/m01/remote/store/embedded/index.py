@@ -35,8 +35,8 @@ import itertools
 import bson
 import pymongo
 
-from m01.remote.embeddedupdates import updateInPlace
-from m01.remote.jobstate import orderKey
+from m01.remote.queue.updates import orderKey
+from m01.remote.store.embedded.updates import updateInPlace
 
 #: The index keeps at most this many outdated heap entries per current one
 #: before it rebuilds its heap.

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pymongo
 
-from m01.remote import embeddedindex
+from m01.remote.store.embedded import index as embeddedindex
 
 logger = logging.getLogger('m01.remote')
 
