@@ -1,6 +1,6 @@
 """What a replica set needs: the write concern of the queue's writes, the
 pages' read preference, retryable writes, and a primary stepping down
-mid-claim and mid-outcome (``m01.remote.cluster``, ``stepdown``)."""
+mid-claim and mid-outcome (``m01.remote.store.cluster``, ``store.retried``)."""
 import logging
 
 import pymongo

@@ -1,4 +1,4 @@
-"""Outcome counters (``m01.remote.counters``): tallied in memory, written
+"""Outcome counters (``m01.remote.queue.counters``): tallied in memory, written
 as a few upserts for any number of jobs, on every store."""
 import datetime
 

@@ -1,5 +1,5 @@
 """The embedded store's in-place updates of one job
-(``m01.remote.embeddedupdates``) leave the document as mongomock's own
+(``m01.remote.store.embedded.updates``) leave the document as mongomock's own
 update would, and leave to mongomock what they do not apply."""
 import datetime
 

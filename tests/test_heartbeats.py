@@ -1,5 +1,5 @@
 """Heartbeats and an operator's control over the processes that work for
-the queue (``m01.remote.heartbeats``), on every store."""
+the queue (``m01.remote.worker.heartbeats``), on every store."""
 import datetime
 import threading
 

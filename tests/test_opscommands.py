@@ -1,5 +1,6 @@
-"""The operator's commands of ``m01remote`` (``m01.remote.opscommands``):
-tables and JSON over the operator's layer, and their exit statuses."""
+"""The operator's commands of ``m01remote``
+(``m01.remote.operations.commands``): tables and JSON over the
+operator's layer, and their exit statuses."""
 import io
 import json
 

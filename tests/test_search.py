@@ -1,5 +1,5 @@
 """Search: the terms a job is found by, written with it, and searched on
-every store (``m01.remote.searchterms``)."""
+every store (``m01.remote.queue.search``)."""
 import pytest
 import transaction
 

@@ -225,10 +225,10 @@ class IJobWrites(zope.interface.Interface):
     (lease expired, job cancelled) cannot overwrite the newer state. A
     method returning a bool answers whether the change happened.
 
-    Two strategies implement it (``m01.remote.jobwrites`` picks one): on
+    Two strategies implement it (``m01.remote.store.strategy`` picks one): on
     MongoDB, and on any server whose single-document conditional updates
     and ``findAndModify`` are atomic, each change is one conditional
-    atomic write (``atomicwrites``); on the embedded store the same
+    atomic write (``store.atomic``); on the embedded store the same
     writes, a claim found through an index of its own. Times are the
     caller's "now" (UTC, milliseconds).
     """
@@ -260,7 +260,7 @@ class IJobWrites(zope.interface.Interface):
         as claimed, or None."""
 
     def finish(oid, claim, update):
-        """Apply an outcome ``update`` (``jobstate.completeUpdate``,
+        """Apply an outcome ``update`` (``queue.updates.completeUpdate``,
         ``failureUpdate``) if the job is processing under ``claim``."""
 
     def finishMany(outcomes):
@@ -497,7 +497,7 @@ class IJobChild(zope.interface.Interface):
 
 class IOutcomeCounters(zope.interface.Interface):
     """How many jobs of each factory ended how, per minute and hour, with
-    the seconds they ran (``m01.remote.counters``). Counting an outcome
+    the seconds they ran (``m01.remote.queue.counters``). Counting an outcome
     costs no command: counts are tallied in memory and written by
     ``flush`` (itself called within seconds), a few upserts for any
     number of jobs."""
@@ -511,7 +511,7 @@ class IOutcomeCounters(zope.interface.Interface):
         with it."""
 
     def countUpdate(name, update):
-        """Count the outcome an outcome update (``jobstate``'s builders)
+        """Count the outcome an outcome update (``queue.updates``' builders)
         stored."""
 
     def countEnded(documents):
@@ -530,7 +530,7 @@ class IOutcomeCounters(zope.interface.Interface):
 
 class IProcessMonitor(zope.interface.Interface):
     """The heartbeat of one processor's workers in a process, and an
-    operator's control over them (``m01.remote.heartbeats``)."""
+    operator's control over them (``m01.remote.worker.heartbeats``)."""
 
     processId = Attribute("The id of the heartbeat: host, pid, processor "
                           "name and a token of this monitor.")
@@ -555,8 +555,9 @@ class IProcessMonitor(zope.interface.Interface):
 
 
 class IWakeup(zope.interface.Interface):
-    """What the idle loops of a processor wait on (``m01.remote.wakeup``):
-    woken now, or at a due time, or after their timeout."""
+    """What the idle loops of a processor wait on
+    (``m01.remote.worker.wakeup``): woken now, or at a due time, or after
+    their timeout."""
 
     waiting = Attribute("How many loops wait on it now.")
     idle = Attribute("Whether a loop waits on it and nothing woke it yet.")

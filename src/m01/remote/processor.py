@@ -69,11 +69,11 @@ class RemoteProcessor:
     ``wakeup`` says how idle loops learn of jobs (and scheduler items)
     committed by other processes: ``'auto'``, through change streams
     where the server offers them, else by polling; ``'changestream'``;
-    ``'poll'`` (``m01.remote.wakeevents``).
+    ``'poll'`` (``m01.remote.worker.wakeevents``).
 
     The queue's own collections are written with ``writeConcern``
     (``'majority'`` or a number of members); the pages' read-only
-    queries read with ``readPreference`` (``m01.remote.cluster``).
+    queries read with ``readPreference`` (``m01.remote.store.cluster``).
     """
 
     __name__ = None

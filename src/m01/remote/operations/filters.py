@@ -38,7 +38,7 @@ def _getall(params, name):
 class JobFilter:
     """Jobs of any of ``statuses`` (all when empty) of the factory
     ``name`` (any when None) whose search terms hold every word of ``q``
-    (``m01.remote.searchterms``)."""
+    (``m01.remote.queue.search``)."""
 
     statuses: tuple = ()
     name: str = None

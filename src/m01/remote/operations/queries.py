@@ -157,7 +157,7 @@ class QueueQueries:
         return total, items
 
     def workers(self, limit=MAX_WORKERS):
-        """The processes that beat (``heartbeats``), the most recently
+        """The processes that beat (``worker.heartbeats``), the most recently
         seen first, each a dict of its heartbeat with its ``id`` and its
         ``state`` ('running', 'quiet', 'stopping', 'stopped', 'gone')."""
         if isinstance(limit, bool) or not isinstance(limit, int) or \

@@ -38,7 +38,7 @@ class JobContainer:
     transaction, as that transaction sees them.
 
     A stored job read here writes the fields set on it at commit,
-    through ``jobWrites`` (``m01.remote.jobchanges``). The pages'
+    through ``jobWrites`` (``m01.remote.queue.persistent``). The pages'
     read-only queries (``query``, ``countByStatus``, ``latestErrors``)
     read ``pages`` (``collection`` with the pages' read preference)."""
 

@@ -3,8 +3,8 @@
 Pure functions: what a claim sets, which jobs are due and in which order
 they are claimed, what a failed attempt, a completion, a cancel, a
 requeue, a timeout or a lost worker writes, and the attempt each records.
-The write strategies (``IJobWrites``: ``atomicwrites``, ``jobwrites``)
-apply each as one conditional write.
+The write strategies (``IJobWrites``: ``store.atomic``, the embedded
+one) apply each as one conditional write.
 """
 import datetime
 import functools

@@ -8,7 +8,8 @@ names ``JAN``..``DEC`` and ``SUN``..``SAT`` in any case, and the shortcuts
 ``@yearly`` (``@annually``), ``@monthly``, ``@weekly``, ``@daily``
 (``@midnight``) and ``@hourly``.
 
-How the expression maps onto the item's rules (see ``m01.remote.cron``):
+How the expression maps onto the item's rules (see
+``m01.remote.scheduler.cron``):
 
 * The minute field is always stored as an explicit list (``*`` becomes
   0..59), so the item follows standard cron: ``* 9 * * *`` fires every

@@ -159,7 +159,8 @@ class Delay(SchedulerItem):
 
 @zope.interface.implementer(interfaces.ICron)
 class Cron(SchedulerItem):
-    """Runs at the times given by cron fields (see m01.remote.cron)."""
+    """Runs at the times given by cron fields (see
+    ``m01.remote.scheduler.cron``)."""
 
     _type = 'Cron'
     _fields = _BASE_FIELDS + _CRON_FIELDS
@@ -191,7 +192,7 @@ class Cron(SchedulerItem):
 
 def adjustCallTime(item, dt):
     """Reset dt to the start of the cron item's period (see the rules in
-    m01.remote.cron): minute items start at second 0."""
+    m01.remote.scheduler.cron): minute items start at second 0."""
     return item.schedule.adjust(dt)
 
 

@@ -26,7 +26,7 @@ a primary stepping down, under the same transaction number, and the
 server applies it once and answers the retry with the first result.
 ``store.connect`` keeps them on (``retryWrites=true``) unless the URI
 turns them off. How a claim or an outcome cut off by a step-down that
-the retry does not cover either is handled: ``m01.remote.stepdown``.
+the retry does not cover either is handled: ``m01.remote.store.retried``.
 
 The embedded store has no replicas: it ignores both.
 """

@@ -1,7 +1,7 @@
 """Which ``IJobWrites`` strategy a server gets, and the embedded one.
 
 - MongoDB, and any server whose single-document conditional updates and
-  ``findAndModify`` are atomic, takes ``atomicwrites.AtomicJobWrites``.
+  ``findAndModify`` are atomic, takes ``store.atomic.AtomicJobWrites``.
 - The embedded store (mongomock) serialises its calls, so the same writes
   are safe there; only its claim differs (``EmbeddedJobWrites``).
 - FerretDB v1 applies an update as a read followed by a write, so two

@@ -1,4 +1,5 @@
-"""Which committed changes wake which idle loops (``m01.remote.wakeup``).
+"""Which committed changes wake which idle loops
+(``m01.remote.worker.wakeup``).
 
 Job workers wake for a job that became claimable: one inserted queued,
 one updated to ``status: 'queued'`` (queued again by hand, retried after
