@@ -21,7 +21,6 @@ from zope.interface.verify import verifyObject
 
 from m01.remote import interfaces, store, testing
 from m01.remote.clock import utcnow
-from m01.remote.jobwrites import isFerretDB
 from m01.remote.processor import RemoteProcessor
 from m01.remote.scheduler import Delay
 from support import javaserver, testserver
@@ -36,7 +35,7 @@ SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 
 
 def offersStreams(database):
-    return not store.isEmbedded(database) and not isFerretDB(database)
+    return not store.isEmbedded(database)
 
 
 @pytest.fixture
@@ -476,7 +475,7 @@ def test_a_server_answering_at_once_is_asked_only_while_a_loop_waits(
     # mongo-java-server answers a getMore at once, reading its whole
     # oplog: while every loop is busy the watcher asks it nothing, and
     # what was committed meanwhile comes with its next answer.
-    from m01.remote.changestreams import ChangeWatcher
+    from m01.remote.worker.changestreams import ChangeWatcher
     client = store.connect(mongojava_uri)
     collection = client.m01pause.events
     waiting = threading.Event()

@@ -1,8 +1,8 @@
 """``m01remote worker|scheduler <ini>``: a worker in another process.
 
-The multi-process tests need the real server (a separate process cannot
-see the embedded store); they are skipped, like every ``ferretdb`` test,
-when there is none.
+The multi-process tests need a real server (a separate process cannot
+see the embedded store); they are skipped, like every ``mongojava``
+test, when there is none.
 """
 import os
 import signal
@@ -186,11 +186,11 @@ def test_run_serves_until_stopped():
 
 
 @pytest.fixture
-def remote_ini(tmp_path, ferretdb_uri):
+def remote_ini(tmp_path, mongojava_uri):
     """An ini of the demo site on the real server, and the processor the
     test uses to queue jobs (this process, the same database)."""
     database = unique_database_name()
-    ini = write_ini(tmp_path / 'remote.ini', ferretdb_uri, database)
+    ini = write_ini(tmp_path / 'remote.ini', mongojava_uri, database)
     env = bootstrap(ini)
     rp = env['registry'].getUtility(IRemoteProcessor)
     try:
@@ -269,7 +269,7 @@ def test_an_operator_quiets_and_stops_a_worker_process(java_ini, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.ferretdb
+@pytest.mark.mongojava
 def test_worker_process_runs_jobs_and_stops_on_sigterm(remote_ini, tmp_path):
     ini, rp = remote_ini
     echo = rp.addJob('echo', 'hello', immediate=True)
@@ -293,7 +293,7 @@ def test_worker_process_runs_jobs_and_stops_on_sigterm(remote_ini, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.ferretdb
+@pytest.mark.mongojava
 def test_worker_process_with_another_name_stops_on_sigint(remote_ini,
                                                          tmp_path):
     ini, rp = remote_ini
@@ -310,7 +310,7 @@ def test_worker_process_with_another_name_stops_on_sigint(remote_ini,
 
 
 @pytest.mark.slow
-@pytest.mark.ferretdb
+@pytest.mark.mongojava
 def test_scheduler_process_stops_on_sigterm(remote_ini, tmp_path):
     ini, rp = remote_ini
     process, log = start('scheduler', ini, tmp_path)

@@ -223,7 +223,6 @@ def deepText(depth):
 
 
 def nestedObjects(depth, leaf=0):
-    # FerretDB v1 stores no arrays in arrays; objects in objects it does.
     for _level in range(depth):
         leaf = {'a': leaf}
     return leaf

@@ -12,15 +12,15 @@ from zope.interface import Interface, implementer
 from zope.interface.verify import verifyObject
 
 import m01.remote
-from m01.remote import errormessage
 from m01.remote.interfaces import (
     IJob,
     IJobErrorMessage,
     IJobWorker,
     IRemoteProcessor,
 )
+from m01.remote.processes.worker import ProcessJobWorker
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import ProcessJobWorker
+from m01.remote.queue import errormessage
 from m01.remote.settings import RemoteSettings
 from m01.remote.testing import EchoJob
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
@@ -451,7 +451,7 @@ def test_root_factory_for_a_whole_site():
                 'context': type(request.context).__name__}
 
     config.add_view(view, context=IRemoteProcessor, renderer='json')
-    config.add_view(view, name='', context='m01.remote.containers'
+    config.add_view(view, name='', context='m01.remote.queue.containers'
                     '.JobContainer', renderer='json')
     app = TestApp(config.make_wsgi_app())
     assert app.get('/').json == {'root': True, 'context': 'RemoteProcessor'}

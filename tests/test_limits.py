@@ -9,9 +9,10 @@ import bson
 import pytest
 import transaction
 
-from m01.remote import jobstate, limits
+from m01.remote import limits
 from m01.remote.job import checkStorable
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue import updates as jobstate
 from m01.remote.scheduler import Cron, Delay
 from m01.remote.settings import SettingsError, parse_settings
 from m01.remote.testing import EchoJob
@@ -124,7 +125,6 @@ def test_add_job_refuses_input_nested_too_deep(rp, depth):
 
 
 def nestedObjects(depth):
-    # FerretDB v1 stores no arrays in arrays; objects in objects it does.
     value = 0
     for _level in range(depth):
         value = {'a': value}

@@ -16,12 +16,12 @@ import transaction
 from zope.interface.verify import verifyObject
 
 from m01.remote import store, testing
-from m01.remote.children import ChildStartError, JobChild, exitReason
-from m01.remote.childsetup import AppChildSetup, StoreChildSetup
 from m01.remote.interfaces import IChildSetup, IJobChild, IJobWorker
 from m01.remote.job import Job
+from m01.remote.processes.children import ChildStartError, JobChild, exitReason
+from m01.remote.processes.childsetup import AppChildSetup, StoreChildSetup
+from m01.remote.processes.worker import EMBEDDED_REFUSED, ProcessJobWorker
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import EMBEDDED_REFUSED, ProcessJobWorker
 from support import processjobs
 from support.jobs import CheckpointJob
 from support.testserver import scratch_database
@@ -29,8 +29,7 @@ from support.testserver import scratch_database
 #: Seconds any awaited condition may take on a busy machine.
 DEADLINE = 60.0
 
-SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava),
-           pytest.param('ferretdb', marks=pytest.mark.ferretdb)]
+SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava)]
 
 
 @pytest.fixture(params=SERVERS)
@@ -239,7 +238,7 @@ import sys
 from m01.remote import store, testing
 from m01.remote.job import Job
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import ProcessJobWorker
+from m01.remote.processes.worker import ProcessJobWorker
 
 
 class MainJob(Job):

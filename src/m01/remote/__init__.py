@@ -177,8 +177,8 @@ def get_job_worker_factory(registry, kind):
 def register_defaults(registry):
     """Register the default worker kinds and job error message adapter,
     each only where the site has not registered its own."""
-    from m01.remote.errormessage import registerJobErrorMessageAdapter
-    from m01.remote.processworker import ProcessJobWorker
+    from m01.remote.processes.worker import ProcessJobWorker
+    from m01.remote.queue.errormessage import registerJobErrorMessageAdapter
     from m01.remote.worker import MultiJobWorker, SimpleJobWorker
     kinds = {'simple': SimpleJobWorker, 'multi': MultiJobWorker,
              'process': ProcessJobWorker}

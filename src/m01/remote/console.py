@@ -29,10 +29,10 @@ from m01.remote import (
     STOP_TIMEOUT,
     make_remote_processor,
     no_in_process_threads,
-    opscommands,
     worker_arguments,
 )
 from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.operations import commands as opscommands
 from m01.remote.settings import get_remote_settings, parse_settings
 
 logger = logging.getLogger('m01.remote')

@@ -210,7 +210,7 @@ class Job:
     version = 0
     #: The stored ``progress`` (fraction, message, at) and ``log`` lines.
     reportedProgress = None
-    #: Set while the job runs (``m01.remote.execution.JobControl``).
+    #: Set while the job runs (``m01.remote.queue.runner.JobControl``).
     _control = None
     #: Set on a job loaded through the processor (``EDITABLE`` fields).
     _changes = None

@@ -91,7 +91,7 @@ MAX_ATTEMPTS = 25
 MAX_LOG_LINES = 200
 MAX_LOG_LINE = 1000
 MAX_PROGRESS_MESSAGE = 500
-#: Search terms a job keeps, and their length (``m01.remote.searchterms``).
+#: Search terms a job keeps, and their length (``m01.remote.queue.search``).
 MAX_TERMS = 100
 MAX_TERM_LENGTH = 40
 #: Bytes (as BSON) of an output stored.

@@ -13,13 +13,6 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
-from m01.remote.cluster import forPages, queueDatabase
-from m01.remote.concurrency import ConcurrencySlots
-from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
-from m01.remote.counters import OutcomeCounters
-from m01.remote.datamanager import QueueTransaction
-from m01.remote.execution import JobRunner
-from m01.remote.heartbeats import ProcessMonitor
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -37,15 +30,26 @@ from m01.remote.job import (
     dueTime,
     loadJob,
 )
-from m01.remote.jobwrites import ServerJobWrites
-from m01.remote.leases import LeaseKeeper
-from m01.remote.searchterms import TERMS_INDEX, addedTerms
-from m01.remote.stepdown import RetriedOutcomes
+from m01.remote.queue.containers import (
+    JobContainer,
+    JobFactoryContainer,
+    toObjectId,
+)
+from m01.remote.queue.counters import OutcomeCounters
+from m01.remote.queue.keys import JobKeys, checkKey
+from m01.remote.queue.leases import LeaseKeeper
+from m01.remote.queue.runner import JobRunner
+from m01.remote.queue.search import TERMS_INDEX, addedTerms
+from m01.remote.queue.slots import ConcurrencySlots
+from m01.remote.queue.transaction import QueueTransaction
 from m01.remote.store import storeDatabase
-from m01.remote.threads import WorkerThread
-from m01.remote.uniquekeys import JobKeys, checkKey
-from m01.remote.wakeevents import watchJobs, watchScheduler
-from m01.remote.wakeup import Wakeup
+from m01.remote.store.cluster import forPages, queueDatabase
+from m01.remote.store.retried import RetriedOutcomes
+from m01.remote.store.strategy import ServerJobWrites
+from m01.remote.worker.heartbeats import ProcessMonitor
+from m01.remote.worker.threads import WorkerThread
+from m01.remote.worker.wakeevents import watchJobs, watchScheduler
+from m01.remote.worker.wakeup import Wakeup
 
 logger = logging.getLogger('m01.remote')
 
@@ -69,11 +73,11 @@ class RemoteProcessor:
     ``wakeup`` says how idle loops learn of jobs (and scheduler items)
     committed by other processes: ``'auto'``, through change streams
     where the server offers them, else by polling; ``'changestream'``;
-    ``'poll'`` (``m01.remote.wakeevents``).
+    ``'poll'`` (``m01.remote.worker.wakeevents``).
 
     The queue's own collections are written with ``writeConcern``
     (``'majority'`` or a number of members); the pages' read-only
-    queries read with ``readPreference`` (``m01.remote.cluster``).
+    queries read with ``readPreference`` (``m01.remote.store.cluster``).
     """
 
     __name__ = None
@@ -86,7 +90,7 @@ class RemoteProcessor:
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
-                 ticketed=None, wakeup='auto', writeConcern='majority',
+                 wakeup='auto', writeConcern='majority',
                  readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
@@ -112,7 +116,7 @@ class RemoteProcessor:
         #: How job changes are made safe on this server (``IJobWrites``),
         #: decided at first use: a processor is made without its server.
         self.jobWrites = RetriedOutcomes(
-            ServerJobWrites(database, prefix, ticketed), self.jobsCollection)
+            ServerJobWrites(database, prefix), self.jobsCollection)
         self.jobFactories = JobFactoryContainer(
             self, self.factoriesCollection, database[prefix + 'pauses'])
         self.keys = JobKeys(database[prefix + 'keys'], self.now,
@@ -498,8 +502,7 @@ class RemoteProcessor:
         a constant number of commands) and return them in claim order.
 
         Jobs of factories with a concurrency limit are not batched: one of
-        them is claimed singly beside the batch, with its slot. On a
-        server without batches (FerretDB v1) this claims one job."""
+        them is claimed singly beside the batch, with its slot."""
         if self.monitor.quiet:
             return []        # an operator asked this process to take none
         if limit <= 1:

@@ -16,8 +16,6 @@ import dataclasses
 import zope.interface
 from bson import ObjectId
 
-from m01.remote.heartbeats import sendControl
-from m01.remote.jobstate import DELETABLE
 from m01.remote.operations.bulkrequest import (  # noqa: F401
     ACTION_STATI,
     ACTIONS,
@@ -27,6 +25,8 @@ from m01.remote.operations.bulkrequest import (  # noqa: F401
     selectedIds,
 )
 from m01.remote.operations.interfaces import IQueueActions
+from m01.remote.queue.updates import DELETABLE
+from m01.remote.worker.heartbeats import sendControl
 
 #: The most jobs one call changes: a cancel or a retry is two or three
 #: commands per job, a delete one command per chunk.

@@ -13,7 +13,6 @@ import dataclasses
 from bson import ObjectId
 
 from m01.remote.interfaces import CANCELLED, ERROR, PROCESSING, QUEUED
-from m01.remote.jobstate import DELETABLE
 from m01.remote.limits import quote
 from m01.remote.operations.filters import (
     JobFilter,
@@ -21,6 +20,7 @@ from m01.remote.operations.filters import (
     flagParam,
     textParam,
 )
+from m01.remote.queue.updates import DELETABLE
 
 #: The statuses each bulk action changes.
 ACTION_STATI = {'cancel': (QUEUED, PROCESSING), 'retry': (ERROR, CANCELLED),

@@ -16,7 +16,7 @@ import zope.interface
 from m01.remote.interfaces import STATI
 from m01.remote.limits import MAX_NAME, quote
 from m01.remote.operations.interfaces import IJobFilter
-from m01.remote.searchterms import queryTerms
+from m01.remote.queue.search import queryTerms
 
 #: The parameters of a filter (in query strings, forms and JSON).
 FILTER_KEYS = ('status', 'name', 'q')
@@ -109,7 +109,7 @@ def checkText(value, name):
 class JobFilter:
     """Jobs of any of ``statuses`` (all when empty) of the factory
     ``name`` (any when None) whose search terms hold every word of ``q``
-    (``m01.remote.searchterms``)."""
+    (``m01.remote.queue.search``)."""
 
     statuses: tuple = ()
     name: str = None

@@ -25,10 +25,9 @@ from m01.remote import operations
 from m01.remote.interfaces import QUEUED
 from m01.remote.job import DuplicateJobKeyError
 from m01.remote.limits import MAX_JSON_TEXT, loadJSON
-from m01.remote.operations import BulkRequest, JobFilter
+from m01.remote.operations import BulkRequest, JobFilter, shapes
 from m01.remote.operations.actions import WORKER_ACTIONS
 from m01.remote.settings import get_remote_settings
-from m01.remote.views import apijson
 from m01.remote.views.cronwords import describe
 from m01.remote.views.itemform import kindOf
 
@@ -136,13 +135,13 @@ class ApiViews:
         return {'counts': data['counts'], 'total': data['total'],
                 'threads': data['threads'],
                 'workersAlive': data['workersAlive'],
-                'latestFailures': [apijson.jobSummary(job)
+                'latestFailures': [shapes.jobSummary(job)
                                    for job in data['latestFailures']]}
 
     def stats(self):
         window = self.request.GET.get('window', 'hour')
         data = self._do(self.queries.stats, window)
-        data['latestFailures'] = [apijson.jobSummary(job)
+        data['latestFailures'] = [shapes.jobSummary(job)
                                   for job in data['latestFailures']]
         return data
 
@@ -167,17 +166,17 @@ class ApiViews:
         size = intParam(params, 'pageSize', 50, 1, operations.MAX_PAGE_SIZE)
         shown = self._do(self.queries.jobs, selected, sort, descending,
                          page, size)
-        return {'jobs': [apijson.jobSummary(job) for job in shown.jobs],
+        return {'jobs': [shapes.jobSummary(job) for job in shown.jobs],
                 'page': shown.page, 'pages': shown.pages,
                 'total': shown.total, 'pageSize': shown.pageSize,
                 'filter': selected.params(), 'sort': sort, 'order': order}
 
     def job(self):
         job = self._do(self.queries.job, self.request.matchdict['jobid'])
-        return apijson.jobDetail(job)
+        return shapes.jobDetail(job)
 
     def factories(self):
-        return {'factories': [apijson.factoryJSON(info)
+        return {'factories': [shapes.factoryJSON(info)
                               for info in self.queries.factories()]}
 
     def scheduler(self):
@@ -185,12 +184,12 @@ class ApiViews:
                         operations.filters.MAX_PAGE)
         total, items = self._do(self.queries.schedulerItems, page, 100)
         return {'total': total, 'page': page,
-                'items': [apijson.schedulerItemJSON(item, kindOf(item),
+                'items': [shapes.schedulerItemJSON(item, kindOf(item),
                                                     describe(item))
                           for item in items]}
 
     def workers(self):
-        return {'workers': [apijson.workerJSON(worker)
+        return {'workers': [shapes.workerJSON(worker)
                             for worker in self.queries.workers()]}
 
     # changes
@@ -295,7 +294,7 @@ def errorView(context, request):
     detail = getattr(context, 'detail', None) or (
         'Permission denied' if isinstance(context, HTTPForbidden) else '')
     response = Response(
-        body=apijson.dumps(apijson.errorBody(status, title,
+        body=shapes.dumps(shapes.errorBody(status, title,
                                              str(detail))).encode('utf-8'),
         status=status, content_type='application/json', charset='utf-8')
     return response
@@ -323,14 +322,14 @@ def includeme(config):
     from m01.remote import root_factory
     settings = get_remote_settings(config.registry)
     prefix = '' if settings.route_prefix == '/' else settings.route_prefix
-    config.add_renderer(apijson.RENDERER, apijson.rendererFactory)
+    config.add_renderer(shapes.RENDERER, shapes.rendererFactory)
     for key, (pattern, methods) in ROUTES.items():
         config.add_route(routeName(key), prefix + pattern,
                          factory=root_factory)
         for method, attr in methods.items():
             config.add_view(ApiViews, attr=attr, route_name=routeName(key),
                             request_method=method,
-                            renderer=apijson.RENDERER,
+                            renderer=shapes.RENDERER,
                             permission=settings.permission)
         for error in (HTTPException, UnicodeDecodeError):
             config.add_exception_view(errorView, context=error,

@@ -14,7 +14,6 @@ from pyramid.view import view_defaults
 from webob.multidict import MultiDict
 
 from m01.remote import interfaces
-from m01.remote.jobstate import DELETABLE, MAX_ATTEMPTS
 from m01.remote.limits import quote, shorten
 from m01.remote.operations import (
     BULK_LIMITS,
@@ -23,6 +22,7 @@ from m01.remote.operations import (
     JobFilter,
 )
 from m01.remote.operations.filters import MAX_PAGE, flagParam
+from m01.remote.queue.updates import DELETABLE, MAX_ATTEMPTS
 from m01.remote.views import jobpage
 from m01.remote.views.common import (
     BaseView,

@@ -14,7 +14,7 @@ import urllib.parse
 
 import pymongo
 
-from m01.remote import embeddedindex
+from m01.remote.store.embedded import index as embeddedindex
 
 logger = logging.getLogger('m01.remote')
 
@@ -57,7 +57,7 @@ def connect(uri, **options):
     if 'retrywrites' not in uri.lower():
         # pymongo's default, kept whatever it becomes: a claim or an
         # outcome cut off by a step-down is retried once by the driver
-        # and applied once by the server (m01.remote.stepdown).
+        # and applied once by the server (m01.remote.store.retried).
         options.setdefault('retryWrites', True)
     client = pymongo.MongoClient(uri, **options)
     setattr(client, URI_ATTRIBUTE, uri)
@@ -195,11 +195,11 @@ class SerializedCollection(_Serialized):
 
     def claimFirst(self, query, order, update, equal=()):
         """``find_one_and_update(query, update, sort=order)`` returning the
-        document as updated (None when none matches), among the documents
-        with the ``equal`` (field, value) pairs. mongomock has no indexes
-        and copies and sorts every document a sorted query matches: this
-        reads an ordered index of those documents instead
-        (``m01.remote.embeddedindex``), and the search and the write are one
+        document as updated (None when none matches), among the documents with
+        the ``equal`` (field, value) pairs. mongomock has no indexes and copies
+        and sorts every document a sorted query matches: this reads an ordered
+        index of those documents instead (``m01.remote.store.embedded.index``),
+        and the search and the write are one
         step under the lock."""
         from mongomock.helpers import patch_datetime_awareness_in_document
         query = patch_datetime_awareness_in_document(query)

@@ -10,17 +10,17 @@ import time
 
 import pymongo.errors
 
-from m01.remote.children import (
+from m01.remote.interfaces import CANCELLED, PROCESSING
+from m01.remote.job import JobCancelled, JobInterrupted, JobTimedOut
+from m01.remote.processes.children import (
     ChildProcessDied,
     ChildStartError,
     JobChild,
     runDocument,
 )
-from m01.remote.containers import toObjectId
-from m01.remote.execution import deadlineOf
-from m01.remote.interfaces import CANCELLED, PROCESSING
-from m01.remote.job import JobCancelled, JobInterrupted, JobTimedOut
-from m01.remote.jobstate import TIMED_OUT_MESSAGE
+from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.runner import deadlineOf
+from m01.remote.queue.updates import TIMED_OUT_MESSAGE
 
 logger = logging.getLogger('m01.remote')
 

@@ -15,7 +15,7 @@ from m01.remote.job import (
     loadFactory,
     loadJob,
 )
-from m01.remote.jobchanges import JobChanges
+from m01.remote.queue.persistent import JobChanges
 
 SORT_FIELDS = ('created', 'queued', 'completed')
 
@@ -38,7 +38,7 @@ class JobContainer:
     transaction, as that transaction sees them.
 
     A stored job read here writes the fields set on it at commit,
-    through ``jobWrites`` (``m01.remote.jobchanges``). The pages'
+    through ``jobWrites`` (``m01.remote.queue.persistent``). The pages'
     read-only queries (``query``, ``countByStatus``, ``latestErrors``)
     read ``pages`` (``collection`` with the pages' read preference)."""
 

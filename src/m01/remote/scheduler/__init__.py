@@ -13,9 +13,7 @@ Exactly once across processes: an item due at ``due`` becomes one job.
 3. ``advanceItem`` stores the next call time with one write conditional on
    ``nextCallTime == due`` and clears the lock.
 
-The job id is the guarantee; the lock saves the work of doing it twice.
-FerretDB v1 evaluates a write's filter and writes in two steps, so there two
-schedulers may both take a lock and then meet at the job's unique id
+The job id is the guarantee; the lock saves the work of doing it twice
 (inserting a given ``_id`` is atomic on every store).
 """
 import datetime
@@ -32,8 +30,8 @@ from bson import ObjectId
 
 from m01.remote import interfaces
 from m01.remote.clock import utcnow
-from m01.remote.cron import FIELD_NAMES, to_utc
-from m01.remote.scheduleritems import (  # noqa: F401  (public here)
+from m01.remote.scheduler.cron import FIELD_NAMES, to_utc
+from m01.remote.scheduler.items import (  # noqa: F401  (public here)
     _READ_ONLY,
     _SCHEDULE_FIELDS,
     DEFAULT_RETRY_DELAY,

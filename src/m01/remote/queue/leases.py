@@ -166,7 +166,6 @@ class LeaseKeeper:
             self.recover()
             self.stopTimedOut()
             now = self.now()
-            self.jobWrites.maintain(now)
             for upkeep in self.upkeep:
                 upkeep.tidy(now)
         except Exception:

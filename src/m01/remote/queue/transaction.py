@@ -1,11 +1,11 @@
 """Joining the ``transaction``: queue writes are buffered until commit.
 
-MongoDB (and FerretDB v1 in particular) gives us no two-phase commit, so
-the buffered writes run in ``tpc_vote`` of a data manager that votes
-after every other participant (the last-resource order, see
-``QueueDataManager.sortKey``): a participant that refuses (a one-phase
-SQL COMMIT) does so before anything is written, and a failed write still
-aborts the participants that only prepared.
+MongoDB gives us no two-phase commit, so the buffered writes run in
+``tpc_vote`` of a data manager that votes after every other participant
+(the last-resource order, see ``QueueDataManager.sortKey``): a
+participant that refuses (a one-phase SQL COMMIT) does so before
+anything is written, and a failed write still aborts the participants
+that only prepared.
 
 Which transaction: the current one of the transaction manager of the
 unit of work. A request's is pyramid_tm's ``request.tm`` (the thread's

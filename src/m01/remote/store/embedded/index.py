@@ -35,8 +35,8 @@ import itertools
 import bson
 import pymongo
 
-from m01.remote.embeddedupdates import updateInPlace
-from m01.remote.jobstate import orderKey
+from m01.remote.queue.updates import orderKey
+from m01.remote.store.embedded.updates import updateInPlace
 
 #: The index keeps at most this many outdated heap entries per current one
 #: before it rebuilds its heap.
@@ -119,7 +119,7 @@ def updateOne(collection, query, update, returnDocument=False):
     modified count, or with ``returnDocument`` the document as updated
     (None when none matched), as ``find_one_and_update`` returns it. The
     queue's updates of one job are applied in place
-    (``m01.remote.embeddedupdates``), others by mongomock."""
+    (``m01.remote.store.embedded.updates``), others by mongomock."""
     from mongomock.helpers import make_datetime_timezone_aware_in_document
     modified = updateInPlace(collection, query, update,
                              lambda oid: _noteChanged(collection._store, oid))

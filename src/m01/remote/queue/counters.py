@@ -12,15 +12,10 @@ counts are at most ``flushSeconds`` behind, and those of a process that
 is killed in between are lost.
 
 Documents (``_id`` ``m|<minute>|<factory>``, ``h|<hour>|<factory>``,
-``t|<factory>``) are shared by every process: on MongoDB an ``$inc`` is
-atomic and the counts exact. FerretDB v1 applies an update as a read
-followed by a write, so two processes writing one document at once can
-lose one of the increments: there the counts are approximate (each
-process writes a document at most every ``flushSeconds``, so a loss
-needs two writes of one minute and factory within the same moment).
-Minute and hour documents older than ``retentionDays`` are removed by
-the lease keeper's upkeep (``IUpkeep``), at most every hour; totals
-stay.
+``t|<factory>``) are shared by every process: an ``$inc`` is atomic and
+the counts exact. Minute and hour documents older than ``retentionDays``
+are removed by the lease keeper's upkeep (``IUpkeep``), at most every
+hour; totals stay.
 """
 import datetime
 import logging
@@ -32,7 +27,7 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import ERROR, IOutcomeCounters, IUpkeep
-from m01.remote.jobstate import (
+from m01.remote.queue.updates import (
     CANCELLED_OUTCOME,
     COMPLETED_OUTCOME,
     FAILED_OUTCOME,

@@ -8,7 +8,8 @@ names ``JAN``..``DEC`` and ``SUN``..``SAT`` in any case, and the shortcuts
 ``@yearly`` (``@annually``), ``@monthly``, ``@weekly``, ``@daily``
 (``@midnight``) and ``@hourly``.
 
-How the expression maps onto the item's rules (see ``m01.remote.cron``):
+How the expression maps onto the item's rules (see
+``m01.remote.scheduler.cron``):
 
 * The minute field is always stored as an explicit list (``*`` becomes
   0..59), so the item follows standard cron: ``* 9 * * *`` fires every
@@ -22,8 +23,8 @@ How the expression maps onto the item's rules (see ``m01.remote.cron``):
   unrestricted for that choice, as in Vixie cron, and both fields must then
   match.
 """
-from m01.remote.cron import FIELD_NAMES, check_field
 from m01.remote.limits import MAX_CRON_TEXT, checkText, quote
+from m01.remote.scheduler.cron import FIELD_NAMES, check_field
 
 MONTH_NAMES = ('JAN', 'FEB', 'MAR', 'APR', 'MAY', 'JUN', 'JUL', 'AUG', 'SEP',
                'OCT', 'NOV', 'DEC')

@@ -1,25 +1,26 @@
-"""Which ``IJobWrites`` strategy a server needs, and the embedded one.
+"""Which ``IJobWrites`` strategy a server gets, and the embedded one.
 
-- MongoDB applies a conditional write atomically:
-  ``atomicwrites.AtomicJobWrites``.
+- MongoDB, and any server whose single-document conditional updates and
+  ``findAndModify`` are atomic, takes ``store.atomic.AtomicJobWrites``.
 - The embedded store (mongomock) serialises its calls, so the same writes
   are safe there; only its claim differs (``EmbeddedJobWrites``).
-- FerretDB v1 applies an update as a read followed by a write:
-  ``ticketed.TicketedJobWrites``.
+- FerretDB v1 applies an update as a read followed by a write, so two
+  workers can both claim one job there: it is refused at first use
+  (``UnsupportedServer``).
 """
 import threading
 
 import zope.interface
 
-from m01.remote.atomicwrites import AtomicJobWrites
 from m01.remote.interfaces import QUEUED, IJobWrites
-from m01.remote.jobstate import (
+from m01.remote.queue.updates import (
     CLAIM_ORDER,
     claimFields,
     dueQuery,
     versioned,
 )
 from m01.remote.store import isEmbedded
+from m01.remote.store.atomic import AtomicJobWrites
 
 
 class EmbeddedJobWrites(AtomicJobWrites):
@@ -59,32 +60,50 @@ class EmbeddedJobWrites(AtomicJobWrites):
                 if count != 1]
 
 
-def isFerretDB(database):
-    """Whether the server behind ``database`` is FerretDB."""
-    if isEmbedded(database):
-        return False
-    return 'ferretdbVersion' in database.client.server_info()
+#: What the queue needs of a server, said where one is refused.
+SUPPORTED_SERVERS = (
+    'm01.remote supports MongoDB and servers whose single-document '
+    'conditional updates and findAndModify are atomic (tested on '
+    'mongo-java-server)')
 
 
-def jobWritesFor(database, prefix, ticketed=None):
-    """The strategy the server behind ``database`` needs; ``ticketed``
-    true or false forces the ticketed strategy or the others."""
-    if ticketed is None:
-        ticketed = isFerretDB(database)
-    if ticketed:
-        from m01.remote.ticketed import TicketedJobWrites
-        return TicketedJobWrites(database, prefix)
+class UnsupportedServer(RuntimeError):
+    """The server cannot keep the queue's promise: a job claimed once."""
+
+
+def checkSupported(buildInfo):
+    """Refuse a server, from its ``buildInfo`` answer, whose conditional
+    writes are not atomic: FerretDB v1."""
+    version = str(buildInfo.get('ferretdbVersion') or '')
+    if version.lstrip('v').startswith('1.'):
+        raise UnsupportedServer(
+            'FerretDB %s applies an update as a read followed by a write, '
+            'so two workers may both claim one job: %s.'
+            % (version, SUPPORTED_SERVERS))
+
+
+def needsExactKeyIndexes(buildInfo):
+    """Whether the outcome writes need indexes of exactly the keys they
+    name, ``(_id, version)`` and ``(_id, claim)``.
+
+    MongoDB (its ``buildInfo`` names the git commit it was built from)
+    serves them from the ``_id`` index. Another server may use an index
+    only for a query naming exactly its keys (mongo-java-server does), and
+    would read every job for each outcome without them.
+    """
+    return 'gitVersion' not in buildInfo or 'ferretdbVersion' in buildInfo
+
+
+def jobWritesFor(database, prefix):
+    """The strategy the server behind ``database`` gets; its
+    ``buildInfo`` is asked once, and a server that cannot keep the
+    queue's promise is refused (``UnsupportedServer``)."""
     if isEmbedded(database):
         return EmbeddedJobWrites(database, prefix)
+    buildInfo = database.client.server_info()
+    checkSupported(buildInfo)
     return AtomicJobWrites(database, prefix,
-                           exactKeyIndexes=not hasQueryPlanner(database))
-
-
-def hasQueryPlanner(database):
-    """Whether the server picks indexes for queries as MongoDB does (its
-    build info names the git commit it was built from); mongo-java-server
-    uses an index only for a query on exactly its keys."""
-    return 'gitVersion' in database.client.server_info()
+                           exactKeyIndexes=needsExactKeyIndexes(buildInfo))
 
 
 @zope.interface.implementer(IJobWrites)
@@ -93,8 +112,9 @@ class ServerJobWrites:
     creating a processor must not need its server to be up. Every
     ``IJobWrites`` method is the chosen strategy's."""
 
-    def __init__(self, database, prefix, ticketed=None):
-        self._choose = lambda: jobWritesFor(database, prefix, ticketed)
+    def __init__(self, database, prefix):
+        self._database = database
+        self._prefix = prefix
         self._strategy = None
         self._lock = threading.Lock()
 
@@ -103,7 +123,8 @@ class ServerJobWrites:
         if self._strategy is None:
             with self._lock:
                 if self._strategy is None:
-                    self._strategy = self._choose()
+                    self._strategy = jobWritesFor(self._database,
+                                                  self._prefix)
         return self._strategy
 
     def __getattr__(self, name):

@@ -12,12 +12,10 @@ process's claims for a moment.
 
 A slot is released when its job's outcome is stored, or when the job
 ends otherwise (a lost worker, a timeout): the lease keeper of any
-process removes a slot whose job no longer runs under its claim. A slot
-is removed only by the client that inserted its end ticket
-``end:<slot>:<claim>``, so a release and a tidy racing for one slot never
-remove a newer one, even where a delete is a read followed by a write.
+process removes a slot whose job no longer runs under its claim. Either
+is one delete conditional on the slot's claim, so a release and a tidy
+racing for one slot never remove a newer one.
 """
-import datetime
 import re
 import threading
 import time
@@ -30,8 +28,6 @@ from m01.remote.interfaces import PROCESSING, IUpkeep
 #: Seconds a factory found at its limit is left out of this process's
 #: claims (a local release ends it earlier).
 FULL_SECONDS = 0.5
-#: End tickets older than this are purged.
-TICKET_LIFETIME = datetime.timedelta(days=1)
 
 
 @zope.interface.implementer(IUpkeep)
@@ -79,13 +75,8 @@ class ConcurrencySlots:
         return self._end(slot, claim)
 
     def _end(self, slot, claim):
-        try:
-            self.collection.insert_one({'_id': 'end:%s:%s' % (slot, claim),
-                                        'at': self.now()})
-        except pymongo.errors.DuplicateKeyError:
-            return False      # another client ends it
-        self.collection.delete_one({'_id': slot, 'claim': claim})
-        return True
+        return self.collection.delete_one(
+            {'_id': slot, 'claim': claim}).deleted_count == 1
 
     def running(self, name):
         """How many slots of factory ``name`` are held."""
@@ -96,10 +87,8 @@ class ConcurrencySlots:
 
     def tidy(self, now):
         freed = 0
-        for slot in self.collection.find({'claim': {'$exists': True}}):
+        for slot in self.collection.find():
             if self.stateOf(slot['job']) != (PROCESSING, slot['claim']) \
                     and self._end(slot['_id'], slot['claim']):
                 freed += 1
-        self.collection.delete_many({'claim': {'$exists': False},
-                                     'at': {'$lt': now - TICKET_LIFETIME}})
         return freed

@@ -1,4 +1,5 @@
-"""Which committed changes wake which idle loops (``m01.remote.wakeup``).
+"""Which committed changes wake which idle loops
+(``m01.remote.worker.wakeup``).
 
 Job workers wake for a job that became claimable: one inserted queued,
 one updated to ``status: 'queued'`` (queued again by hand, retried after
@@ -20,8 +21,8 @@ update's ``$set`` and ``$unset`` values in ``fullDocument`` instead
 """
 import datetime
 
-from m01.remote.changestreams import ChangeWatcher
 from m01.remote.interfaces import QUEUED
+from m01.remote.worker.changestreams import ChangeWatcher
 
 WRITES = ('insert', 'update', 'replace')
 

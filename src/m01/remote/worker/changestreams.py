@@ -3,7 +3,7 @@
 A ``ChangeWatcher`` runs one thread per processor and collection while a
 loop needs it (``acquire`` / ``release``, as the lease keeper does). It
 opens a change stream of the collection, hands each change to its
-``onChange`` (``m01.remote.wakeevents`` decides whom a change wakes) and
+``onChange`` (``m01.remote.worker.wakeevents`` decides whom a change wakes) and
 calls ``onOpen`` once the stream is open: the loops then make one claim
 round, which finds whatever was committed before the stream began, while
 the stream delivers everything committed after.
@@ -15,8 +15,8 @@ and a stream it is not given one to start at fails; there the stream
 starts at this machine's clock, ``START_SLACK`` seconds back (changes
 of those seconds are delivered again: a needless wake-up at most).
 
-Where the server has no change streams (a standalone mongod, FerretDB
-v1, mongo-java-server without its oplog, the embedded store) the watcher
+Where the server has no change streams (a standalone mongod,
+mongo-java-server without its oplog, the embedded store) the watcher
 says so once (at DEBUG level) and stops: the loops poll every
 ``waitTime``, as they do anyway between changes. A stream that breaks
 is reopened with back-off, logged once per outage: after the last

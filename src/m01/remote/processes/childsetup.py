@@ -95,7 +95,7 @@ class StoreChildSetup:
                 'The process worker cannot tell its children how to '
                 'connect to the database of %r: connect with '
                 'm01.remote.store.connect(uri), or give the worker a '
-                'childSetup (m01.remote.childsetup.StoreChildSetup).'
+                'childSetup (m01.remote.processes.childsetup.StoreChildSetup).'
                 % (processor,))
         return cls(uri, processor.database.name, processor.prefix,
                    processor.name, processor.leaseTime)

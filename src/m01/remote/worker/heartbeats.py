@@ -16,8 +16,7 @@ with the process's id, which the monitor reads with each beat:
 ``quiet`` stops its loops claiming (running jobs finish; the scheduler
 makes no more jobs) until the document is removed; ``stop`` stops the
 process gracefully, as SIGTERM does. Only operators write controls and
-only the process its heartbeat: on a server whose updates are a read
-followed by a write (FerretDB v1) neither can undo the other's write.
+only the process its heartbeat, so neither can undo the other's write.
 A beat costs two commands: the heartbeat's upsert and the control's
 read.
 """
@@ -181,7 +180,8 @@ class ProcessMonitor:
         try:
             self.beats.update_one({'_id': processId}, update, upsert=True)
         except pymongo.errors.DuplicateKeyError:
-            # A beat of another thread inserted it first (FerretDB).
+            # A beat of another thread inserted it first: two upserts of
+            # one new _id may race.
             self.beats.update_one({'_id': processId}, update)
         control = self.controls.find_one({'_id': processId})
         self._obey((control or {}).get('action'))

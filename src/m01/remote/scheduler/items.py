@@ -9,8 +9,6 @@ import zope.interface
 from bson import ObjectId
 
 from m01.remote import interfaces
-from m01.remote.cron import FIELD_NAMES, CronSchedule, to_utc
-from m01.remote.cronexpr import scheduleFields
 from m01.remote.job import checkStorable
 from m01.remote.limits import (
     MAX_DESCRIPTION,
@@ -19,6 +17,8 @@ from m01.remote.limits import (
     checkText,
     quote,
 )
+from m01.remote.scheduler.cron import FIELD_NAMES, CronSchedule, to_utc
+from m01.remote.scheduler.expression import scheduleFields
 
 DEFAULT_RETRY_DELAY = 300
 _BASE_FIELDS = ('jobName', 'title', 'description', 'input', 'active',
@@ -159,7 +159,8 @@ class Delay(SchedulerItem):
 
 @zope.interface.implementer(interfaces.ICron)
 class Cron(SchedulerItem):
-    """Runs at the times given by cron fields (see m01.remote.cron)."""
+    """Runs at the times given by cron fields (see
+    ``m01.remote.scheduler.cron``)."""
 
     _type = 'Cron'
     _fields = _BASE_FIELDS + _CRON_FIELDS
@@ -191,7 +192,7 @@ class Cron(SchedulerItem):
 
 def adjustCallTime(item, dt):
     """Reset dt to the start of the cron item's period (see the rules in
-    m01.remote.cron): minute items start at second 0."""
+    m01.remote.scheduler.cron): minute items start at second 0."""
     return item.schedule.adjust(dt)
 
 

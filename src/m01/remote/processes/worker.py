@@ -4,8 +4,8 @@ can stop.
 Python cannot stop a thread, so the ``simple`` and ``multi`` workers can
 only ask a running job to stop (its checkpoints raise). This worker runs
 up to ``maxProcesses`` jobs at once, each in a child process of its pool
-(``m01.remote.processpool``, ``m01.remote.children``), and a thread here
-watches each running job:
+(``m01.remote.processes.pool``, ``m01.remote.processes.children``), and
+a thread here watches each running job:
 
 - at the job's deadline (its ``timeout``) the child is terminated
   (SIGTERM, then SIGKILL ``killGrace`` seconds later) and the attempt
@@ -40,10 +40,10 @@ import weakref
 import pymongo.errors
 
 from m01.remote import store
-from m01.remote.childsetup import AppChildSetup, StoreChildSetup
-from m01.remote.processpool import STOP, ChildOptions, ChildSlot
-from m01.remote.threads import DEFAULT_STOP_TIMEOUT
+from m01.remote.processes.childsetup import AppChildSetup, StoreChildSetup
+from m01.remote.processes.pool import STOP, ChildOptions, ChildSlot
 from m01.remote.worker import MIN_IDLE_WAIT, WAITED, BaseWorker
+from m01.remote.worker.threads import DEFAULT_STOP_TIMEOUT
 
 logger = logging.getLogger('m01.remote')
 

@@ -25,8 +25,6 @@ import traceback
 import transaction
 import zope.interface
 
-from m01.remote.containers import toObjectId
-from m01.remote.execution import JobControl, deadlineOf
 from m01.remote.interfaces import IJobChild
 from m01.remote.job import (
     RENAMED_ATTRIBUTES,
@@ -39,7 +37,9 @@ from m01.remote.job import (
     jobClassKey,
     loadJob,
 )
-from m01.remote.jobstate import TIMED_OUT_MESSAGE
+from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.runner import JobControl, deadlineOf
+from m01.remote.queue.updates import TIMED_OUT_MESSAGE
 
 logger = logging.getLogger('m01.remote')
 

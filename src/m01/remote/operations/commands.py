@@ -22,7 +22,7 @@ import transaction
 
 from m01.remote import operations
 from m01.remote.operations import ACTIONS, JobFilter
-from m01.remote.views.apijson import jobDetail, jobSummary, jsonDefault
+from m01.remote.operations.shapes import jobDetail, jobSummary, jsonDefault
 
 #: command -> (help, bulk action or None)
 COMMANDS = {

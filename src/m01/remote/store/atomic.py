@@ -17,7 +17,7 @@ from m01.remote.interfaces import (
     QUEUED,
     IJobWrites,
 )
-from m01.remote.jobstate import (
+from m01.remote.queue.updates import (
     CLAIM_INDEX,
     CLAIM_ORDER,
     cancelCondition,
@@ -218,9 +218,6 @@ class AtomicJobWrites:
         return self._endRunning(
             [document for document in running if timedOut(document, now)],
             now, {}, timedOutUpdate)
-
-    def maintain(self, now):
-        return 0   # nothing kept besides the jobs
 
     def delete(self, oids, stati):
         checkDeletable(stati)

@@ -26,7 +26,7 @@ from m01.remote.job import (
     checkSeconds,
     checkStorable,
 )
-from m01.remote.searchterms import editedTerms
+from m01.remote.queue.search import editedTerms
 
 
 def checkedValue(name, value):

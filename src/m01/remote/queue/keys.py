@@ -2,17 +2,17 @@
 
 ``addJob(..., key='invoice-42')`` reserves the key before the job is
 stored, by inserting a lock ``{_id: 'key:invoice-42', job: <id>}``. The
-insert of a given ``_id`` is atomic on every store (MongoDB, the embedded
-store, FerretDB v1), so of two processes adding the same key one wins;
-the other finds the lock and answers with the job it names.
+insert of a given ``_id`` is atomic on every store, so of two processes
+adding the same key one wins; the other finds the lock and answers with
+the job it names.
 
-A lock outlives its job when the release was missed (a process died
-between the job's end and the release): the next reservation that meets
-a lock whose job has ended (or never appeared) takes it over. A lock is
-removed only by the client that inserted the end ticket
-``end:<key>:<job>:<reservation>`` (unique like the lock), so a release
-and a takeover racing for one lock never remove a newer lock in its
-place, even on a server whose deletes are a read followed by a write.
+A job's end releases its key with one conditional delete, of the lock
+only while it names that job. A lock outlives its job when the release
+was missed (a process died between the job's end and the release): the
+next reservation that meets a lock whose job has ended (or never
+appeared) takes it over, deleting it only while it is the reservation it
+read (its ``token``), so a release and a takeover racing for one lock
+never remove a newer lock in its place.
 """
 import datetime
 import uuid
@@ -25,8 +25,6 @@ from m01.remote.interfaces import PROCESSING, QUEUED, IUpkeep
 #: A lock whose job does not exist is left alone this long: its job may
 #: be in a transaction not committed yet.
 PENDING_AGE = datetime.timedelta(minutes=10)
-#: End tickets older than this are purged.
-TICKET_LIFETIME = datetime.timedelta(days=1)
 #: Seconds between two tidy passes (each reads every lock).
 TIDY_INTERVAL = 60.0
 #: A reservation tries this often before it gives up to its racers.
@@ -95,38 +93,27 @@ class JobKeys:
 
     def release(self, key, oid):
         """The job ``oid`` ended: free its key, if it still holds it."""
-        lock = self.collection.find_one({'_id': self._lockId(key)})
-        if lock is not None and lock['job'] == oid:
-            self._end(lock)
+        self.collection.delete_one({'_id': self._lockId(key), 'job': oid})
 
     def _end(self, lock):
-        """Remove ``lock``, if this client wins its end ticket."""
-        try:
-            self.collection.insert_one({
-                # The reservation too: a job retried holds its key
-                # again, and that lock must be removable as well.
-                '_id': 'end:%s:%s:%s' % (lock['key'], lock['job'],
-                                         lock.get('token', '')),
-                'at': self.now()})
-        except pymongo.errors.DuplicateKeyError:
-            return False                        # another client ends it
-        self.collection.delete_one({'_id': lock['_id'], 'job': lock['job']})
-        return True
+        """Remove ``lock`` if it is still the reservation read; whether
+        it was."""
+        return self.collection.delete_one(
+            {'_id': lock['_id'], 'job': lock['job'],
+             'token': lock.get('token')}).deleted_count == 1
 
     # IUpkeep
 
     def tidy(self, now):
-        """Free the keys of jobs that ended without releasing them and
-        purge old end tickets, at most every ``TIDY_INTERVAL`` seconds."""
+        """Free the keys of jobs that ended without releasing them, at
+        most every ``TIDY_INTERVAL`` seconds."""
         if self._lastTidy is not None and \
                 (now - self._lastTidy).total_seconds() < TIDY_INTERVAL:
             return 0
         self._lastTidy = now
         freed = 0
-        for lock in self.collection.find({'job': {'$exists': True}}):
+        for lock in self.collection.find():
             if not self._holds(lock, self.statusOf, now) and \
                     self._end(lock):
                 freed += 1
-        self.collection.delete_many({'job': {'$exists': False},
-                                     'at': {'$lt': now - TICKET_LIFETIME}})
         return freed

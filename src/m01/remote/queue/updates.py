@@ -3,8 +3,8 @@
 Pure functions: what a claim sets, which jobs are due and in which order
 they are claimed, what a failed attempt, a completion, a cancel, a
 requeue, a timeout or a lost worker writes, and the attempt each records.
-The write strategies (``IJobWrites``: ``atomicwrites``, ``ticketed``)
-decide how each update is applied safely on their server.
+The write strategies (``IJobWrites``: ``store.atomic``, the embedded
+one) apply each as one conditional write.
 """
 import datetime
 import functools
@@ -33,7 +33,7 @@ from m01.remote.limits import (
     cutText,
     cutTraceback,
 )
-from m01.remote.searchterms import errorTerms, outputTerms, pushTerms
+from m01.remote.queue.search import errorTerms, outputTerms, pushTerms
 
 #: Claims take the highest priority first, then the longest queued.
 CLAIM_ORDER = [('priority', pymongo.DESCENDING),

@@ -2,17 +2,16 @@
 
 Write concern (``m01.remote.write_concern``, ``majority`` by default).
 Every change of the queue's state (a job's claim and outcome, its key
-lock, its concurrency slot, a scheduler item's lock, a ticket on
-FerretDB) is acknowledged only once a majority of the replica set holds
-it. A write acknowledged by the primary alone is lost when that primary
-fails before a secondary copied it (the new primary never saw it, and
-the old one rolls it back when it rejoins), which is what Jepsen found
-of MongoDB at ``w: 1``: a claim lost that way lets another worker run
-the job too, an outcome lost runs it again. With ``majority``, an
-acknowledged change survives any failover. The URI's ``wtimeoutMS`` and
-``journal`` still apply. A job's own writes through
-``remoteProcessor.database`` keep the client's write concern: the
-processor applies this one to the queue's collections only.
+lock, its concurrency slot, a scheduler item's lock) is acknowledged
+only once a majority of the replica set holds it. A write acknowledged
+by the primary alone is lost when that primary fails before a secondary
+copied it (the new primary never saw it, and the old one rolls it back
+when it rejoins), which is what Jepsen found of MongoDB at ``w: 1``: a
+claim lost that way lets another worker run the job too, an outcome lost
+runs it again. With ``majority``, an acknowledged change survives any
+failover. The URI's ``wtimeoutMS`` and ``journal`` still apply. A job's
+own writes through ``remoteProcessor.database`` keep the client's write
+concern: the processor applies this one to the queue's collections only.
 
 Read preference (``m01.remote.read_preference``, ``primary`` by
 default). Only the management pages' read-only queries follow it (the
@@ -27,7 +26,7 @@ a primary stepping down, under the same transaction number, and the
 server applies it once and answers the retry with the first result.
 ``store.connect`` keeps them on (``retryWrites=true``) unless the URI
 turns them off. How a claim or an outcome cut off by a step-down that
-the retry does not cover either is handled: ``m01.remote.stepdown``.
+the retry does not cover either is handled: ``m01.remote.store.retried``.
 
 The embedded store has no replicas: it ignores both.
 """

@@ -10,7 +10,7 @@ top-level fields, and ``$push`` of values (or ``$each`` with an optional
 ``$slice``) onto a top-level list. ``updateInPlace`` applies those to the
 stored document directly, with mongomock's conversions of the values
 (times as naive UTC at millisecond precision, containers copied), and
-notes the change for the claim indexes (``m01.remote.embeddedindex``).
+notes the change for the claim indexes (``m01.remote.store.embedded.index``).
 Anything else (another operator, a dotted field, a unique index to
 check, a value of an unexpected type) is left to mongomock: the function
 answers None before it changed anything.

@@ -22,8 +22,6 @@ import traceback
 import transaction
 
 from m01.remote.clock import stamp, toBSONTime
-from m01.remote.containers import toObjectId
-from m01.remote.errormessage import getJobErrorMessage
 from m01.remote.interfaces import CANCELLED, PROCESSING, QUEUED
 from m01.remote.job import (
     JobCancelled,
@@ -32,7 +30,9 @@ from m01.remote.job import (
     JobTimedOut,
     checkOutput,
 )
-from m01.remote.jobstate import (
+from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.errormessage import getJobErrorMessage
+from m01.remote.queue.updates import (
     TIMED_OUT_MESSAGE,
     TIMED_OUT_OUTCOME,
     completeUpdate,
