@@ -364,7 +364,7 @@ def test_no_in_process_threads():
         app = config.make_wsgi_app()
     rp = app.registry.getUtility(IRemoteProcessor)
     assert not rp.isProcessing
-    assert m01.remote._in_process_threads
+    assert m01.remote.in_process_threads()
 
 
 def test_request_remote_processor_in_a_view():

@@ -12,7 +12,7 @@ import bson
 import transaction.interfaces
 import zope.interface
 
-from m01.remote import interfaces
+from m01.remote import interfaces, limits
 from m01.remote.clock import toBSONTime
 
 #: BSON's document size limit; MongoDB refuses anything larger.
@@ -111,7 +111,6 @@ def checkStorable(value, what='input'):
     """Raise ValueError unless BSON can store ``value`` within 16 MB and
     the nesting limit (checked first, without recursion): MAX_DEPTH
     levels for a value given, more for the documents wrapping values."""
-    from m01.remote import limits
     limits.checkDepth(value, 'The job %s' % what,
                       limits.MAX_DEPTH if what in ('input', 'output')
                       else limits.MAX_DOCUMENT_DEPTH)

@@ -41,10 +41,15 @@ from m01.remote.queue.runner import JobRunner
 from m01.remote.queue.search import TERMS_INDEX, addedTerms
 from m01.remote.queue.slots import ConcurrencySlots
 from m01.remote.queue.transaction import QueueTransaction
+from m01.remote.scheduler import Scheduler, scheduleNextJob
+from m01.remote.settings import get_remote_settings
+from m01.remote.store import connect
 from m01.remote.store.cluster import forPages, queueDatabase
 from m01.remote.store.retried import RetriedOutcomes
 from m01.remote.store.strategy import ServerJobWrites
+from m01.remote.worker import SchedulerWorker, SimpleJobWorker
 from m01.remote.worker.heartbeats import ProcessMonitor
+from m01.remote.worker.kinds import get_job_worker_factory, worker_arguments
 from m01.remote.worker.threads import WorkerThread
 from m01.remote.worker.wakeevents import watchJobs, watchScheduler
 from m01.remote.worker.wakeup import Wakeup
@@ -85,7 +90,6 @@ class RemoteProcessor:
                  readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
-        from m01.remote import worker
         if not name or not isinstance(name, str):
             raise ValueError('A processor needs a name, not %r' % (name,))
         if leaseTime <= 0:
@@ -119,12 +123,12 @@ class RemoteProcessor:
         self.counters = OutcomeCounters(database[prefix + 'counters'],
                                         self.now)
         self.scheduler = self._makeScheduler()
-        self.jobWorkerFactory = jobWorkerFactory or worker.SimpleJobWorker
+        self.jobWorkerFactory = jobWorkerFactory or SimpleJobWorker
         self.jobWorkerArguments = dict(
             {'waitTime': 1.0} if jobWorkerArguments is None
             else jobWorkerArguments)
         self.schedulerWorkerFactory = (schedulerWorkerFactory or
-                                       worker.SchedulerWorker)
+                                       SchedulerWorker)
         self.schedulerWorkerArguments = dict(
             {'waitTime': 1.0} if schedulerWorkerArguments is None
             else schedulerWorkerArguments)
@@ -173,7 +177,6 @@ class RemoteProcessor:
         return bound
 
     def _makeScheduler(self):
-        from m01.remote.scheduler import Scheduler
         scheduler = Scheduler(self.schedulerCollection, clock=self.clock)
         scheduler.__parent__ = self
         scheduler.__name__ = 'scheduler'
@@ -569,7 +572,6 @@ class RemoteProcessor:
     def scheduleNextJob(self, callTime=None):
         if self.monitor.quiet:
             return None
-        from m01.remote.scheduler import scheduleNextJob
         return scheduleNextJob(self, callTime)
 
     def scheduleItemNow(self, itemid):
@@ -618,3 +620,28 @@ class RemoteProcessor:
         # An operator asked this process to stop (``IProcessMonitor``).
         self.stopProcessor()
         self.stopScheduler()
+
+
+def make_remote_processor(registry, settings=None):
+    """Connect to the store and return a processor set up from
+    ``settings`` (default: the registry's), its indexes ensured; its job
+    worker kind is the one ``m01.remote.worker`` names in ``registry``.
+
+    This is how the application, the ``m01remote`` commands and a process
+    worker's children make their processor.
+    """
+    settings = settings or get_remote_settings(registry)
+    database = connect(settings.uri)[settings.database]
+    processor = RemoteProcessor(
+        database, name=settings.name, registry=registry,
+        prefix=settings.collection_prefix, leaseTime=settings.lease_time,
+        wakeup=settings.wakeup, writeConcern=settings.write_concern,
+        readPreference=settings.read_preference,
+        schedulerWorkerArguments={'waitTime': settings.scheduler_wait_time})
+    processor.jobWorkerFactory = get_job_worker_factory(registry,
+                                                        settings.worker)
+    processor.jobWorkerArguments = worker_arguments(
+        settings, processor.jobWorkerFactory)
+    processor.counters.retentionDays = settings.stats_retention_days
+    processor.ensureIndexes()
+    return processor
