@@ -21,8 +21,8 @@ from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import updates
 from m01.remote.store import isEmbedded
 from m01.remote.store.atomic import AtomicJobWrites
+from m01.remote.store.embedded.writes import EmbeddedJobWrites
 from m01.remote.store.strategy import (
-    EmbeddedJobWrites,
     ServerJobWrites,
     UnsupportedServer,
     jobWritesFor,
