@@ -276,7 +276,7 @@ def test_a_site_registers_its_own_kind():
     # A kind registered as README says gets the worker settings too.
     rp.startProcessor()
     try:
-        assert rp._jobWorker.worker.arguments == {
+        assert rp.threads.worker.worker.arguments == {
             'waitTime': 1.0, 'jobQuery': None, 'batchSize': 1,
             'maxThreads': rp.registry.m01_remote_settings.worker_max_threads,
             'maxProcesses':

@@ -1,5 +1,6 @@
 """The processor's contract, on both stores."""
 import datetime
+import inspect
 
 import bson
 import pytest
@@ -50,6 +51,20 @@ def test_interfaces_are_provided(rp):
     jobid = rp.addJob('echo', 1, immediate=True)
     verifyObject(interfaces.IJob, rp.jobs[jobid])
     verifyObject(interfaces.IJob, rp.getJobFactory('echo'))
+
+
+def test_every_public_member_of_the_processor_is_in_its_interface(rp):
+    documented = set(interfaces.IRemoteProcessor.names(all=True))
+    public = {name for name in dir(rp) if not name.startswith('_')}
+    assert public - documented == set()
+    # addJob's parameters are all in its contract.
+    signature = interfaces.IRemoteProcessor['addJob'].getSignatureInfo()
+    assert signature['positional'] + tuple(signature['kwargs'] or ()) == \
+        tuple(inspect.signature(rp.addJob).parameters)
+    for parameter in inspect.signature(rp.addJob).parameters:
+        if parameter not in ('name', 'input'):
+            assert '``%s``' % parameter in \
+                interfaces.IRemoteProcessor['addJob'].__doc__
 
 
 def test_unknown_factory_names_the_known_ones(rp):

@@ -69,7 +69,9 @@ def jobWritesFor(database, prefix):
 class ServerJobWrites:
     """The strategy of ``jobWritesFor``, chosen when it is first used:
     creating a processor must not need its server to be up. Every
-    ``IJobWrites`` method is the chosen strategy's."""
+    ``IJobWrites`` method is the chosen strategy's, looked up when it is
+    called: a collaborator may be handed a method before the server is
+    asked."""
 
     def __init__(self, database, prefix):
         self._database = database
@@ -87,6 +89,10 @@ class ServerJobWrites:
         return self._strategy
 
     def __getattr__(self, name):
-        if name in IJobWrites:
-            return getattr(self.strategy, name)
-        raise AttributeError(name)
+        if name not in IJobWrites:
+            raise AttributeError(name)
+
+        def deferred(*args, **kw):
+            return getattr(self.strategy, name)(*args, **kw)
+        deferred.__name__ = name
+        return deferred

@@ -13,6 +13,8 @@ import logging
 import threading
 import weakref
 
+import pymongo.errors
+
 logger = logging.getLogger('m01.remote')
 
 #: Seconds a stopping worker waits for its running jobs unless told
@@ -80,6 +82,51 @@ class WorkerThread:
         else:
             logger.info("%s '%s' stopped", self.labels[self.kind],
                         self.threadName)
+
+
+class ProcessorThreads:
+    """The job worker and the scheduler thread of ``processor``: what
+    runs is announced to ``monitor`` (``IProcessMonitor``), and the
+    outcome counters (``counters``) are written as the job worker stops.
+    """
+
+    def __init__(self, processor, monitor, counters):
+        self.name = processor.name
+        self.monitor = monitor
+        self.counters = counters
+        self.worker = WorkerThread(processor, 'worker')
+        self.scheduler = WorkerThread(processor, 'scheduler')
+
+    def startWorker(self, factory, arguments):
+        self.worker.start(factory, arguments)
+        self.monitor.acquire('worker', getattr(self.worker.worker,
+                                               'maxThreads', 1))
+
+    def stopWorker(self, timeout=None):
+        self.worker.stop(timeout)
+        self.monitor.release('worker')
+        self.writeCounters(self.counters.flush, 'its job worker stopped')
+
+    def startScheduler(self, factory, arguments):
+        self.scheduler.start(factory, arguments)
+        self.monitor.acquire('scheduler')
+
+    def stopScheduler(self, timeout=None):
+        self.scheduler.stop(timeout)
+        self.monitor.release('scheduler')
+
+    def stop(self):
+        """Stop both (an operator asked this process to stop)."""
+        self.stopWorker()
+        self.stopScheduler()
+
+    def writeCounters(self, write, when):
+        # Stopping or closing must not fail with the server gone.
+        try:
+            write()
+        except pymongo.errors.PyMongoError as error:
+            logger.warning('The outcome counters of %s could not be written '
+                           'as %s: %s', self.name, when, error)
 
 
 def start_threads(processor, worker=False, scheduler=False):
