@@ -483,6 +483,36 @@ def test_worker_steps_leave_the_threads_transaction_alone(rp, kind):
     assert rp.jobsCollection.count_documents({'input': 'mine'}) == 0
 
 
+class StrayJob(Job):
+    """Uses the thread's default transaction, not its worker's: begins
+    one (``input`` 'begin') or adds a hook to the one open ('hook')."""
+
+    def __call__(self, remoteProcessor):
+        if self.input == 'hook':
+            transaction.get().addAfterCommitHook(lambda committed: None)
+        elif self.input == 'begin':
+            transaction.get()
+
+
+@pytest.mark.parametrize('use, opened, warned', [
+    ('begin', False, True), ('hook', True, True), ('none', False, False),
+    ('none', True, False)])
+def test_a_job_using_the_threads_transaction_is_warned_of(
+        rp, caplog, use, opened, warned):
+    rp.addJobFactory('stray', StrayJob())
+    rp.addJob('stray', use, immediate=True)
+    transaction.abort()
+    if opened:
+        transaction.get()            # the caller's, open before the job
+    with caplog.at_level('WARNING', logger='m01.remote'):
+        assert SimpleJobWorker(rp, waitTime=0).doProcessNextJob()
+    stray = [record for record in caplog.records
+             if "joined the thread's default transaction" in
+             record.getMessage()]
+    assert len(stray) == (1 if warned else 0)
+    transaction.abort()
+
+
 def test_a_bound_processor_shares_everything_but_its_transactions(rp):
     manager = transaction.TransactionManager(explicit=True)
     bound = rp.bind(manager)
