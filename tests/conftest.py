@@ -8,14 +8,16 @@ store, with its id:
 - ``mongojava``: mongo-java-server, a MongoDB-wire server whose
   conditional writes are atomic, so the queue takes the path a MongoDB
   deployment takes there (started once per session);
-- ``ferretdb``: FerretDB v1 with its SQLite backend, whose updates are a
-  read followed by a write, so the queue takes its ticketed path (started
-  once per session);
 - ``mongodb``: the server named by ``M01_REMOTE_TEST_MONGODB_URI``, only
   when that is set (a real MongoDB, for those who have one).
 
 When a server cannot be had its runs are skipped with the reason, except
 under ``CI=true``, where they fail: CI must never go green without them.
+
+``postgres_uri`` is a throw-away PostgreSQL server (the site's own SQL
+database beside the queue), started once per session, and
+``postgres_database`` a fresh database on it per test; the same rule
+holds for them.
 """
 import os
 
@@ -25,7 +27,7 @@ import zope.component
 import zope.component.testing
 
 from m01.remote import store
-from support import javaserver, testserver
+from support import javaserver, postgres, testserver
 
 URI_VARIABLE = 'M01_REMOTE_TEST_MONGODB_URI'
 
@@ -42,8 +44,12 @@ def _on_ci():
     return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 
 
-def _unavailable(reason, store='ferretdb'):
-    reason = 'no MongoDB-wire server for the %s tests: %s' % (store, reason)
+def _unavailable(reason, store):
+    _missing('no MongoDB-wire server for the %s tests: %s' % (store, reason))
+
+
+def _missing(reason):
+    """Skip with ``reason``; under CI fail instead."""
     if _on_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
@@ -63,40 +69,16 @@ def _terminal_progress(config):
 
 
 @pytest.fixture(scope='session')
-def _ferretdb_server(request):
-    """Start FerretDB at most once per session, and only when needed.
-
-    pytest keeps a session fixture's failure, so a missing Go costs one
-    attempt, not one per test.
-    """
-    server = testserver.FerretDBServer(
-        progress=_terminal_progress(request.config))
-    try:
-        server.start()
-    except testserver.FerretDBUnavailable as e:
-        server.close()
-        _unavailable(str(e))
-    try:
-        yield server.uri
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope='session')
-def ferretdb_uri(request):
-    """The URI of the FerretDB server, for tests that start processes.
-
-    Give each process the same database name (``database.name`` or
-    ``testserver.unique_database_name()``) and drop it at the end.
-    """
-    return request.getfixturevalue('_ferretdb_server')
-
-
-@pytest.fixture(scope='session')
 def mongojava_uri(request):
     """The URI of the mongo-java-server (its oplog on, so change streams
     work), started at most once per session, for tests that start
-    processes as for the ``mongojava`` store."""
+    processes as for the ``mongojava`` store.
+
+    pytest keeps a session fixture's failure, so a missing Java costs one
+    attempt, not one per test. Give each process the same database name
+    (``database.name`` or ``testserver.unique_database_name()``) and drop
+    it at the end.
+    """
     server = javaserver.JavaServer(
         oplog=True, progress=_terminal_progress(request.config))
     try:
@@ -126,11 +108,32 @@ def mongodb_uri():
     return uri
 
 
+@pytest.fixture(scope='session')
+def postgres_uri(request):
+    """The URI of a throw-away PostgreSQL server (its ``postgres``
+    database), started at most once per session."""
+    server = postgres.PostgresServer()
+    try:
+        server.start()
+    except postgres.PostgresUnavailable as e:
+        server.close()
+        _missing('no PostgreSQL server for the SQL tests: %s' % e)
+    request.addfinalizer(server.close)
+    return server.uri
+
+
+@pytest.fixture
+def postgres_database(postgres_uri):
+    """The URI of a fresh, uniquely named PostgreSQL database, dropped
+    after the test."""
+    with postgres.scratch_database(postgres_uri) as uri:
+        yield uri
+
+
 #: The stores every storage test runs on, in this order.
 STORES = [
     pytest.param('mongomock', id='mongomock'),
     pytest.param('mongojava', id='mongojava', marks=pytest.mark.mongojava),
-    pytest.param('ferretdb', id='ferretdb', marks=pytest.mark.ferretdb),
 ] + ([pytest.param('mongodb', id='mongodb', marks=pytest.mark.mongodb)]
      if os.environ.get(URI_VARIABLE) else [])
 

@@ -9,11 +9,10 @@ SIGSTOP/SIGCONT, a server outage, SIGTERM, bad input, a poison job) and
 counts what became of every job. Every wait is bounded; the scenario
 stops its processes and drops its database whatever happens.
 
-Each scenario runs on mongo-java-server (the atomic path) and on FerretDB
-(the ticketed path). The outage scenario stops and restarts its server,
-so it runs on a server of its own rather than the session's. The network
-scenarios (a fault proxy between each worker and the server) run on
-mongo-java-server.
+Each scenario runs on mongo-java-server. The outage scenario stops and
+restarts its server, so it runs on a server of its own rather than the
+session's. In the network scenarios each worker reaches the server
+through a fault proxy of its own.
 """
 import datetime
 import logging
@@ -26,8 +25,8 @@ import pymongo.errors
 import pytest
 
 from m01.remote import console
-from m01.remote.leases import LeaseKeeper
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.leases import LeaseKeeper
 from m01.remote.worker import MultiJobWorker
 from support import testserver
 from support.faults import scenarios as faults
@@ -38,9 +37,8 @@ def scenario(test):
     return pytest.mark.slow(test)
 
 
-#: The servers the scenarios run on: the atomic path and the ticketed one.
-SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava),
-           pytest.param('ferretdb', marks=pytest.mark.ferretdb)]
+#: The servers the scenarios run on.
+SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava)]
 
 
 def _onCI():
@@ -57,7 +55,7 @@ def env(request, tmp_path):
 def ownServerEnv(request, tmp_path):
     """An environment with a server of its own, to stop and start: one
     that keeps its data across a restart (mongo-java-server's H2
-    backend, FerretDB's SQLite)."""
+    backend)."""
     request.getfixturevalue('%s_uri' % request.param)  # it can be had
     server = faults.restartableServer(request.param)
     try:
@@ -182,7 +180,6 @@ def network(name, batch, reason=None):
 
 
 @scenario
-@pytest.mark.mongojava
 @pytest.mark.parametrize('name, batch', [
     # Batched where a fault can meet a batch half run; one size each
     # elsewhere (benchmarks/faults.py runs every scenario both ways).
@@ -196,8 +193,7 @@ def network(name, batch, reason=None):
     network('silent', 10),
     network('slowlink', 10),
 ])
-def test_network(mongojava_uri, tmp_path, name, batch):
-    env = faults.Environment(mongojava_uri, str(tmp_path))
+def test_network(env, name, batch):
     result = run(name, env, batch=batch)
     size = faults.SIZES['short'][name]
     assert result.problems == [], result.line()
@@ -302,9 +298,6 @@ class SlowRenewals:
 
     def recoverExpired(self, now, limit=100):
         return []
-
-    def maintain(self, now):
-        return 0
 
 
 def test_the_lease_keeper_stops_between_two_renewals():

@@ -13,12 +13,12 @@ from bson import ObjectId
 from pyramid.config import Configurator
 
 from m01.remote import store
-from m01.remote.changestreams import AWAIT_MS, ChangeWatcher
-from m01.remote.heartbeats import ProcessMonitor
 from m01.remote.interfaces import IRemoteProcessor
-from m01.remote.leases import LeaseKeeper
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.leases import LeaseKeeper
 from m01.remote.worker import MultiJobWorker, OutageTracker, SimpleJobWorker
+from m01.remote.worker.changestreams import AWAIT_MS, ChangeWatcher
+from m01.remote.worker.heartbeats import ProcessMonitor
 from support import jobs as support_jobs
 from support.faultproxy import FaultProxy
 from support.testserver import scratch_database, unique_database_name

@@ -49,8 +49,11 @@ class IJob(zope.interface.Interface):
     status = Attribute("One of the JobStatus values.")
     input = Attribute("The job input, anything BSON can store.")
     output = Attribute("The value returned by __call__, once completed.")
-    errors = Attribute("The list of stored error messages (text).")
-    tracebacks = Attribute("The formatted tracebacks, one per error.")
+    errors = Attribute("The stored error messages (text), the newest "
+                       "limits.MAX_ERRORS, each cut at "
+                       "limits.MAX_ERROR_TEXT characters.")
+    tracebacks = Attribute("The formatted tracebacks, one per error, each "
+                           "cut at limits.MAX_TRACEBACK_TEXT characters.")
     retryCounter = Attribute("How many attempts failed so far.")
     maxRetries = Attribute("Attempts allowed before the job ends in error.")
     retryDelay = Attribute("Seconds to wait before a failed job is retried.")
@@ -81,7 +84,9 @@ class IJobErrorMessage(zope.interface.Interface):
     pair) to change how error messages are written.
     """
 
-    message = Attribute("The text stored in the job's errors list.")
+    message = Attribute("The text stored in the job's errors list (cut "
+                        "at limits.MAX_ERROR_TEXT characters; anything "
+                        "else is stored as its str()).")
 
 
 class IJobContainer(zope.interface.Interface):
@@ -225,20 +230,20 @@ class IJobWrites(zope.interface.Interface):
     (lease expired, job cancelled) cannot overwrite the newer state. A
     method returning a bool answers whether the change happened.
 
-    Three strategies implement it (``m01.remote.jobwrites`` picks one):
-    on MongoDB each change is one conditional atomic write
-    (``atomicwrites``); on the embedded store the same writes, a claim
-    found through an index of its own; on FerretDB v1, whose updates are a
-    read followed by a write, each change first wins a ticket
-    (``ticketed``). Times are the caller's "now" (UTC, milliseconds).
+    Two strategies implement it (``m01.remote.store.strategy`` picks one): on
+    MongoDB, and on any server whose single-document conditional updates
+    and ``findAndModify`` are atomic, each change is one conditional
+    atomic write (``store.atomic``); on the embedded store the same
+    writes, a claim found through an index of its own. Times are the
+    caller's "now" (UTC, milliseconds).
     """
 
     def ensureIndexes():
         """Create what the strategy's queries need; idempotent."""
 
     def insertJobs(documents):
-        """Store new queued job documents, all of them or (on a duplicate
-        ``_id``) raise ``pymongo.errors.BulkWriteError``."""
+        """Store new queued job documents in one write; where one of their
+        ids exists already, raise ``m01.remote.job.DuplicateJobError``."""
 
     def claimNext(now, worker, leaseTime, jobQuery=None, excludedNames=()):
         """Claim the first due queued job in the claim order (highest
@@ -253,15 +258,14 @@ class IJobWrites(zope.interface.Interface):
         """Claim up to ``limit`` due jobs as ``claimNext`` would, in a
         constant number of commands, under one claim token; their
         documents as claimed, in claim order (maybe fewer than were due:
-        a job another worker took meanwhile is not claimed again). A
-        strategy that cannot batch claims one."""
+        a job another worker took meanwhile is not claimed again)."""
 
     def claimJob(oid, now, worker, leaseTime):
         """Claim the job ``oid`` if it is queued and active; its document
         as claimed, or None."""
 
     def finish(oid, claim, update):
-        """Apply an outcome ``update`` (``jobstate.completeUpdate``,
+        """Apply an outcome ``update`` (``queue.updates.completeUpdate``,
         ``failureUpdate``) if the job is processing under ``claim``."""
 
     def finishMany(outcomes):
@@ -308,10 +312,6 @@ class IJobWrites(zope.interface.Interface):
         processing jobs that ran past their ``timeout``, each only under
         the claim it had; ``[(jobid, newStatus)]``."""
 
-    def maintain(now):
-        """Periodic upkeep besides lease recovery (the ticketed strategy
-        purges its old tickets); how many records it removed."""
-
     def delete(oids, stati):
         """Remove each job of ``oids`` that is in one of ``stati`` (which
         never holds ``processing``: a running job is cancelled, not
@@ -329,12 +329,61 @@ class IUpkeep(zope.interface.Interface):
 
 
 class IRemoteProcessor(zope.interface.Interface):
-    """The remote processor: job factories, jobs, scheduler and threads."""
+    """The remote processor: job factories, jobs, scheduler and threads,
+    in one MongoDB database (``m01.remote.processor.RemoteProcessor``).
 
-    __name__ = Attribute("The processor name, used in thread names.")
+    Jobs added, cancelled or retried join the current transaction of
+    ``transactionManager`` unless a call says ``immediate``; their writes
+    happen at the commit, after every other participant voted.
+    """
+
+    __name__ = Attribute("The processor's name in traversal (None: the "
+                         "root).")
+    name = Attribute("The processor name, used in thread names, worker ids "
+                     "and heartbeats.")
+    database = Attribute("The pymongo Database (or the embedded store's) "
+                         "the queue lives in, as given: a job's own "
+                         "writes use it with the client's write concern.")
+    prefix = Attribute("The prefix of the queue's collection names.")
+    registry = Attribute("The component registry: error message adapters "
+                         "and worker kinds are looked up in it.")
+    clock = Attribute("A function returning the time, timezone-aware.")
+    now = Attribute("A callable returning the time as the queue stores "
+                    "it: UTC, milliseconds (``m01.remote.clock``).")
+    transactionManager = Attribute(
+        "The transaction manager whose current transaction the jobs "
+        "added, cancelled or retried join (``bind`` gives another).")
+    pending = Attribute("This processor's share of the transactions of "
+                        "``transactionManager`` (``QueueTransaction``).")
     jobs = Attribute("The IJobContainer of this processor.")
     jobFactories = Attribute("The IJobFactoryContainer of this processor.")
     scheduler = Attribute("The IScheduler of this processor.")
+    jobsCollection = Attribute("The collection of the jobs.")
+    factoriesCollection = Attribute("The collection of the job factories.")
+    schedulerCollection = Attribute("The collection of the scheduler "
+                                    "items.")
+    pageJobsCollection = Attribute("The jobs collection as the pages read "
+                                   "it (their read preference).")
+    jobWrites = Attribute("The IJobWrites making every change of a job's "
+                          "status safe on this server.")
+    keys = Attribute("The jobs' key locks (``queue.keys.JobKeys``).")
+    slots = Attribute("The factories' concurrency slots "
+                      "(``queue.slots.ConcurrencySlots``).")
+    counters = Attribute("The IOutcomeCounters of this processor.")
+    leases = Attribute("The lease keeper renewing the leases of the jobs "
+                       "this process runs (``queue.leases.LeaseKeeper``).")
+    leaseTime = Attribute("Seconds a claim lasts (renewed while the job "
+                          "runs).")
+    monitor = Attribute("The IProcessMonitor: this process's heartbeat, "
+                        "and an operator's say over it.")
+    claims = Attribute("What claims jobs for this process's workers "
+                       "(``queue.claims.Claims``).")
+    runner = Attribute("What runs a claimed job and stores its outcome "
+                       "(``queue.runner.JobRunner``).")
+    threads = Attribute("The job worker and scheduler threads "
+                        "(``worker.threads.ProcessorThreads``).")
+    workerId = Attribute("What this process's claims name as their "
+                         "worker: host, pid and processor name.")
     isProcessing = Attribute("Whether the job worker thread runs.")
     isScheduling = Attribute("Whether the scheduler worker thread runs.")
     jobWorkerFactory = Attribute("The job worker class.")
@@ -350,6 +399,26 @@ class IRemoteProcessor(zope.interface.Interface):
                                  "scheduler for items other processes "
                                  "add or change.")
 
+    def bind(transactionManager, session=None):
+        """This processor with its jobs joining the transactions of
+        ``transactionManager`` (a request's ``request.tm``, a worker
+        loop's own); everything else (threads, leases, caches) is shared.
+        The whole transaction design rests on it: a request's jobs are
+        stored when its transaction commits, and not when it aborts.
+        With ``session`` (an SQLAlchemy session that manager commits),
+        the jobs it adds go through the outbox, as rows of that
+        session."""
+
+    def ensureIndexes():
+        """Create the indexes the queue needs; safe to call repeatedly."""
+
+    def close():
+        """Stop both threads and the change watchers and write the
+        outcome counters: nothing of this processor uses the client
+        afterwards."""
+
+    # job factories
+
     def addJobFactory(name, job):
         """Store a job factory under name (immediately, for all processes).
         """
@@ -357,15 +426,70 @@ class IRemoteProcessor(zope.interface.Interface):
     def getJobFactory(name):
         """Return the factory or raise KeyError."""
 
-    def addJob(name, input=None, immediate=False):
-        """Queue a job made by the named factory and return its id.
+    def removeJobFactory(name):
+        """Remove the factory ``name``; whether there was one."""
 
-        The job joins the current transaction unless immediate is true.
-        Raises ValueError for an unknown name or input BSON cannot store.
+    def pauseJobFactory(name):
+        """Stop every process from claiming jobs of the factory ``name``
+        until it is resumed."""
+
+    def resumeJobFactory(name):
+        """Let the jobs of the factory ``name`` be claimed again."""
+
+    # jobs
+
+    def addJob(name, input=None, immediate=False, jobid=None, delay=None,
+               at=None, priority=None, timeout=None, key=None,
+               onDuplicateKey='return'):
+        """Queue a job made by the factory ``name`` from ``input`` and
+        return its id.
+
+        - ``immediate``: store it now instead of when the current
+          transaction commits (and not remove it if that aborts).
+        - ``jobid``: the job's id (an ObjectId or its text), for a caller
+          that must know it beforehand; ``DuplicateJobError`` when a job
+          has it already.
+        - ``delay`` (seconds) or ``at`` (a timezone-aware datetime): when
+          the job becomes due, not both; default now.
+        - ``priority``: a whole number from -1,000,000 to 1,000,000
+          (default the factory's, 0): higher is claimed first, then the
+          longest queued.
+        - ``timeout``: seconds a run may take; past them the attempt
+          fails (retried by the job's rules). Default the factory's.
+        - ``key``: at most one live (queued or processing) job holds a
+          key; a second ``addJob`` with it returns the live job's id
+          (``onDuplicateKey``: ``'return'``) or raises
+          ``DuplicateJobKeyError`` (``'raise'``).
+
+        Raises ValueError (before anything is stored) for an unknown
+        factory, input BSON cannot store, or a bad argument.
         """
 
+    def getJob(jobid):
+        """The job object (changes set on it are written at commit);
+        KeyError for an unknown id."""
+
+    def getJobDocument(jobid):
+        """The job's document as this transaction sees it, or None."""
+
+    def pendingJobDocuments():
+        """The documents of the jobs added in the current transaction."""
+
+    def insertJobDocuments(documents):
+        """Store new job documents now (``IJobWrites.insertJobs``)."""
+
     def cancelJob(jobid, immediate=False):
-        """Cancel a queued or processing job."""
+        """Cancel a queued or processing job (at commit unless
+        ``immediate``); ValueError for a job in another status."""
+
+    def retryJob(jobid, immediate=False):
+        """Queue a job in error or cancelled again, its retries reset (at
+        commit unless ``immediate``); ValueError for another status,
+        ``DuplicateJobKeyError`` when another live job holds its key."""
+
+    def removeJob(jobid):
+        """Remove the job at once, whatever its status, and free its key;
+        whether it was there."""
 
     def getJobStatus(jobid):
         """Return the job status; KeyError for an unknown id."""
@@ -374,13 +498,21 @@ class IRemoteProcessor(zope.interface.Interface):
         """Return the job output (None until completed)."""
 
     def getJobErrors(jobid):
-        """Return the list of error messages."""
+        """Return the list of error messages (the newest
+        ``limits.MAX_ERRORS``)."""
 
     def removeJobs(stati=None):
         """Remove jobs in the given statuses; return counts per status."""
 
+    # processing
+
     def pullNextJob(jobQuery=None, callTime=None):
         """Claim the next due job atomically and return it, or None."""
+
+    def pullNextJobs(limit, jobQuery=None, callTime=None):
+        """Claim up to ``limit`` due jobs in a constant number of commands
+        and return them in claim order (jobs of a factory with a
+        concurrency limit one at a time beside the batch)."""
 
     def processJob(jobid, job=None):
         """Run one job: a queued one is claimed first, a claimed one is
@@ -392,12 +524,24 @@ class IRemoteProcessor(zope.interface.Interface):
     def processJobs(jobQuery=None, callTime=None):
         """Run jobs until none is due; return how many ran."""
 
+    def recoverExpiredJobs(callTime=None):
+        """Requeue (or fail) the jobs whose worker stopped renewing their
+        lease; ``[(jobid, newStatus)]``."""
+
+    # scheduler
+
     def addScheduler(item):
         """Add a scheduler item; return its id."""
 
     def scheduleNextJob(callTime=None):
         """Turn the next due scheduler item into a job; return the job id
         or None."""
+
+    def scheduleItemNow(itemid):
+        """Add a job of the scheduler item ``itemid`` now, besides its
+        schedule; return the job id."""
+
+    # threads
 
     def startProcessor():
         """Start the job worker thread."""
@@ -424,6 +568,14 @@ class IRemoteProcessor(zope.interface.Interface):
     def waitForSchedule(timeout):
         """Block until the scheduler is woken (an item added, changed or
         due), or ``timeout`` seconds; whether it was."""
+
+    outbox = Attribute("The IJobOutbox the jobs added in a request go "
+                       "through (``bind(manager, session)``), or None: "
+                       "they are stored in MongoDB at commit.")
+
+    def useOutbox(outbox):
+        """Send the jobs added through a binding with a session through
+        ``outbox`` (an IJobOutbox), and sweep it as upkeep."""
 
 
 class IJobWorker(zope.interface.Interface):
@@ -502,7 +654,7 @@ class IJobChild(zope.interface.Interface):
 
 class IOutcomeCounters(zope.interface.Interface):
     """How many jobs of each factory ended how, per minute and hour, with
-    the seconds they ran (``m01.remote.counters``). Counting an outcome
+    the seconds they ran (``m01.remote.queue.counters``). Counting an outcome
     costs no command: counts are tallied in memory and written by
     ``flush`` (itself called within seconds), a few upserts for any
     number of jobs."""
@@ -516,7 +668,7 @@ class IOutcomeCounters(zope.interface.Interface):
         with it."""
 
     def countUpdate(name, update):
-        """Count the outcome an outcome update (``jobstate``'s builders)
+        """Count the outcome an outcome update (``queue.updates``' builders)
         stored."""
 
     def countEnded(documents):
@@ -535,7 +687,7 @@ class IOutcomeCounters(zope.interface.Interface):
 
 class IProcessMonitor(zope.interface.Interface):
     """The heartbeat of one processor's workers in a process, and an
-    operator's control over them (``m01.remote.heartbeats``)."""
+    operator's control over them (``m01.remote.worker.heartbeats``)."""
 
     processId = Attribute("The id of the heartbeat: host, pid, processor "
                           "name and a token of this monitor.")
@@ -560,8 +712,9 @@ class IProcessMonitor(zope.interface.Interface):
 
 
 class IWakeup(zope.interface.Interface):
-    """What the idle loops of a processor wait on (``m01.remote.wakeup``):
-    woken now, or at a due time, or after their timeout."""
+    """What the idle loops of a processor wait on
+    (``m01.remote.worker.wakeup``): woken now, or at a due time, or after
+    their timeout."""
 
     waiting = Attribute("How many loops wait on it now.")
     idle = Attribute("Whether a loop waits on it and nothing woke it yet.")
@@ -613,3 +766,63 @@ class IChangeWatcher(zope.interface.Interface):
 
     def stop(timeout=None):
         """Stop watching whoever still uses it; wait for the thread."""
+
+
+class IJobOutbox(IUpkeep):
+    """Jobs added in a request, kept as rows of the site's own SQL
+    database until they are in the queue (``m01.remote.outbox``).
+
+    The rows are written in the request's SQL session, so they commit
+    or roll back with the site's own rows. Once the transaction has
+    committed they are moved into the queue under the job ids fixed when
+    the jobs were added, and deleted; what a crash or an unreachable
+    MongoDB left behind is moved by ``sweep``, which every process's
+    lease keeper runs as its upkeep (``tidy``). Moving a row again
+    stores nothing twice: the job keeps its id, and an id the queue has
+    already counts as moved.
+    """
+
+    table = Attribute("The SQLAlchemy ``Table`` of the rows.")
+    batchSize = Attribute("How many rows one sweep transaction moves.")
+    grace = Attribute("Seconds a committed row is left to its request's "
+                      "own move before a sweep takes it.")
+
+    def sessionOf(request):
+        """The SQLAlchemy session of ``request``, which the request's
+        transaction manager (``request.tm``) commits."""
+
+    def follow(session, transaction, dataManager):
+        """Make the jobs added in ``transaction`` (those the queue's
+        ``dataManager`` holds when the commit begins) rows of
+        ``session``, and move them into the queue once the transaction
+        has committed."""
+
+    def write(session, documents):
+        """Write the job ``documents`` as rows of ``session`` (in its
+        transaction, not committed here)."""
+
+    def move(documents):
+        """Store committed job ``documents`` in the queue under their
+        ids, those stored already skipped, and delete their rows; how
+        many were stored."""
+
+    def sweep(grace=None):
+        """Move the rows committed at least ``grace`` seconds ago
+        (default: ``grace``), in transactions of up to ``batchSize`` rows
+        that other sweepers skip; how many jobs were stored."""
+
+    def status(oid):
+        """The status of the job ``oid`` if it waits in the outbox (as it
+        was added), else None."""
+
+    def backlog():
+        """How many rows wait to be moved."""
+
+
+class IJobOutboxFactory(zope.interface.Interface):
+    """Makes the outbox of a processor: what ``config.set_remote_outbox``
+    registers, and what ``make_remote_processor`` hands its processors
+    to (``IRemoteProcessor.useOutbox``)."""
+
+    def __call__(processor):
+        """The ``IJobOutbox`` of ``processor``."""
