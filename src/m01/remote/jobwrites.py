@@ -58,6 +58,14 @@ class EmbeddedJobWrites(AtomicJobWrites):
                                                   strict=True)
                 if count != 1]
 
+    def holdClaims(self, claims, until):
+        # One write per job, each under the lock (a renewal is matched,
+        # not necessarily modified, so not ``updateEach``).
+        renew = {'$set': {'leaseExpires': until}}
+        return [oid for oid, claim in claims
+                if not self.jobs.update_one(self._owned(oid, claim),
+                                            renew).matched_count]
+
 
 def isFerretDB(database):
     """Whether the server behind ``database`` is FerretDB."""

@@ -527,6 +527,17 @@ class TicketedJobWrites:
                 extended += 1
         return extended
 
+    def holdClaims(self, claims, until):
+        lost = []
+        for oid, claim in claims:
+            written = self._changeIf(oid, self._owns(claim),
+                                     {'$set': {'leaseExpires': until}})
+            if written is None:
+                lost.append(oid)
+            else:
+                self._renewed(claim, written)
+        return lost
+
     def _endRunning(self, now, limit, entryEnds, jobEnds, updateFor):
         ended = []
         for entry in self._running():
