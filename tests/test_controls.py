@@ -13,6 +13,7 @@ import transaction.interfaces
 
 from m01.remote import execution, jobstate, testing
 from m01.remote.job import (
+    AttemptRefused,
     ConflictError,
     DuplicateJobKeyError,
     Job,
@@ -232,9 +233,12 @@ def test_a_job_past_its_timeout_is_a_failed_attempt_and_its_late_outcome_refused
     document = stored(rp, jobid)
     assert 'timed out after 5 s' in document['errors'][0]
     assert document['attempts'][-1]['outcome'] == 'timed out'
-    # The thread that ran it ends later: its outcome is refused.
+    # The thread that ran it ends later: its outcome is refused, and its
+    # transaction aborted.
     rp.processJob(jobid, job)
-    transaction.commit()
+    with pytest.raises(AttemptRefused, match=jobid):
+        transaction.commit()
+    transaction.abort()
     assert stored(rp, jobid)['status'] == 'queued'
     assert stored(rp, jobid)['output'] is None
 

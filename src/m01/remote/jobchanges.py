@@ -64,33 +64,26 @@ def checkedValue(name, value):
 class JobChanges:
     """The fields set on one loaded job (``oid`` at ``version``), written
     through ``jobWrites`` when the current transaction of ``pending`` (a
-    ``QueueTransaction``) commits."""
+    ``QueueTransaction``) commits.
+
+    The fields are kept by the transaction's data manager, so an abort or
+    a savepoint rolled back (a failed or refused attempt of the job that
+    set them) drops them too."""
 
     def __init__(self, pending, jobWrites, oid, version):
         self.pending = pending
         self.jobWrites = jobWrites
         self.oid = oid
         self.version = version
-        self._fields = {}
-        self._dataManager = None
 
     def set(self, job, name, value):
         value = checkedValue(name, value)
-        dm = self.pending.dataManager()
-        if dm is not self._dataManager:
-            # A new transaction: what an aborted one set is gone.
-            self._dataManager = dm
-            self._fields = {}
-            dm.addWrite(self._write)
-        self._fields[name] = value
-        dm.noteChange(str(self.oid), {name: value})
+        self.pending.dataManager().addEdit(self, str(self.oid),
+                                           {name: value})
         return value
 
-    def _write(self):
-        fields, self._fields = self._fields, {}
-        self._dataManager = None
-        if not fields:
-            return
+    def write(self, fields):
+        """Set ``fields`` on the job if it is still at our version."""
         if not self.jobWrites.edit(self.oid, self.version, fields):
             raise ConflictError(
                 'Job %s changed since it was read (at version %d): %s not '

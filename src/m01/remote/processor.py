@@ -1,5 +1,6 @@
 """The remote processor: job factories, the job queue and its threads."""
 import copy
+import datetime
 import logging
 import os
 import socket
@@ -155,10 +156,17 @@ class RemoteProcessor:
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
             self.insertJobDocuments, self.wakeWorkers,
-            lambda *args: self.jobWrites.finishMany(*args))
+            lambda *args: self.jobWrites.finishMany(*args),
+            self._holdClaims)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)
+
+    def _holdClaims(self, claims):
+        """Fence the attempts of a unit of work (``IJobWrites.holdClaims``)
+        and renew their leases; the ids of those whose claim was lost."""
+        until = self.now() + datetime.timedelta(seconds=self.leaseTime)
+        return self.jobWrites.holdClaims(claims, until)
 
     def bind(self, transactionManager):
         """This processor, its jobs joining the transactions of
