@@ -273,7 +273,8 @@ def test_a_site_registers_its_own_kind():
                                     IJobWorker, 'site')
     rp = config.make_wsgi_app().registry.getUtility(IRemoteProcessor)
     assert rp.jobWorkerFactory is SiteWorker
-    # A kind registered as README says gets the worker settings too.
+    # A kind registered as the documentation says gets the worker
+    # settings too.
     rp.startProcessor()
     try:
         assert rp._jobWorker.worker.arguments == {

@@ -20,6 +20,7 @@ from zope.interface import Interface
 from m01.remote.interfaces import (
     IJob,
     IJobErrorMessage,
+    IJobOutboxFactory,
     IJobWorker,
     IRemoteProcessor,
 )
@@ -46,8 +47,15 @@ def get_remote_processor(request):
     transaction manager, ``request.tm`` (``request.remote_processor``):
     jobs added through it are stored when pyramid_tm commits the request,
     whether pyramid_tm uses the thread's manager or an explicit one.
+
+    With an outbox (``m01.remote.outbox``), they are rows of the
+    request's SQL session, moved into the queue once committed.
     """
-    return request.registry.getUtility(IRemoteProcessor).bind(request.tm)
+    processor = request.registry.getUtility(IRemoteProcessor)
+    if processor.outbox is None:
+        return processor.bind(request.tm)
+    return processor.bind(request.tm,
+                          session=processor.outbox.sessionOf(request))
 
 
 def root_factory(request):
@@ -166,6 +174,9 @@ def make_remote_processor(registry, settings=None):
     processor.jobWorkerArguments = worker_arguments(
         settings, processor.jobWorkerFactory)
     processor.counters.retentionDays = settings.stats_retention_days
+    outbox = registry.queryUtility(IJobOutboxFactory)
+    if outbox is not None:
+        processor.useOutbox(outbox(processor))
     processor.ensureIndexes()
     return processor
 

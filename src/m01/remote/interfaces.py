@@ -433,6 +433,20 @@ class IRemoteProcessor(zope.interface.Interface):
         """Block until the scheduler is woken (an item added, changed or
         due), or ``timeout`` seconds; whether it was."""
 
+    outbox = Attribute("The IJobOutbox the jobs added in a request go "
+                       "through (``bind(manager, session)``), or None: "
+                       "they are stored in MongoDB at commit.")
+
+    def useOutbox(outbox):
+        """Send the jobs added through a binding with a session through
+        ``outbox`` (an IJobOutbox), and sweep it as upkeep."""
+
+    def bind(transactionManager, session=None):
+        """This processor working in the transactions of
+        ``transactionManager``; with ``session`` (an SQLAlchemy session
+        that manager commits), the jobs it adds go through the outbox,
+        as rows of that session."""
+
 
 class IJobWorker(zope.interface.Interface):
     """A job worker main loop, run in its own thread.
@@ -621,3 +635,63 @@ class IChangeWatcher(zope.interface.Interface):
 
     def stop(timeout=None):
         """Stop watching whoever still uses it; wait for the thread."""
+
+
+class IJobOutbox(IUpkeep):
+    """Jobs added in a request, kept as rows of the site's own SQL
+    database until they are in the queue (``m01.remote.outbox``).
+
+    The rows are written in the request's SQL session, so they commit
+    or roll back with the site's own rows. Once the transaction has
+    committed they are moved into the queue under the job ids fixed when
+    the jobs were added, and deleted; what a crash or an unreachable
+    MongoDB left behind is moved by ``sweep``, which every process's
+    lease keeper runs as its upkeep (``tidy``). Moving a row again
+    stores nothing twice: the job keeps its id, and an id the queue has
+    already counts as moved.
+    """
+
+    table = Attribute("The SQLAlchemy ``Table`` of the rows.")
+    batchSize = Attribute("How many rows one sweep transaction moves.")
+    grace = Attribute("Seconds a committed row is left to its request's "
+                      "own move before a sweep takes it.")
+
+    def sessionOf(request):
+        """The SQLAlchemy session of ``request``, which the request's
+        transaction manager (``request.tm``) commits."""
+
+    def follow(session, transaction, dataManager):
+        """Make the jobs added in ``transaction`` (those the queue's
+        ``dataManager`` holds when the commit begins) rows of
+        ``session``, and move them into the queue once the transaction
+        has committed."""
+
+    def write(session, documents):
+        """Write the job ``documents`` as rows of ``session`` (in its
+        transaction, not committed here)."""
+
+    def move(documents):
+        """Store committed job ``documents`` in the queue under their
+        ids, those stored already skipped, and delete their rows; how
+        many were stored."""
+
+    def sweep(grace=None):
+        """Move the rows committed at least ``grace`` seconds ago
+        (default: ``grace``), in transactions of up to ``batchSize`` rows
+        that other sweepers skip; how many jobs were stored."""
+
+    def status(oid):
+        """The status of the job ``oid`` if it waits in the outbox (as it
+        was added), else None."""
+
+    def backlog():
+        """How many rows wait to be moved."""
+
+
+class IJobOutboxFactory(zope.interface.Interface):
+    """Makes the outbox of a processor: what ``config.set_remote_outbox``
+    registers, and what ``make_remote_processor`` hands its processors
+    to (``IRemoteProcessor.useOutbox``)."""
+
+    def __call__(processor):
+        """The ``IJobOutbox`` of ``processor``."""

@@ -30,6 +30,10 @@ MAX_JSON_TEXT = MAX_BSON_SIZE
 #: MAX_JSON_TEXT characters, which URL-encoding may make three times
 #: longer, and the other fields.
 MAX_REQUEST_BODY = 4 * MAX_JSON_TEXT
+#: The most fields a form of the pages may hold, counted before it is
+#: parsed: the bulk forms send one per job of a page (at most 200) and a
+#: few more. Parsing costs time and memory per field, whatever its size.
+MAX_FORM_FIELDS = 1000
 
 #: Text fields of scheduler items, in characters.
 MAX_NAME = 200
@@ -131,8 +135,31 @@ def jsonNestedDeeper(text, limit=MAX_DEPTH):
                default=0) > limit
 
 
+def _refuseConstant(name):
+    # Python's parser takes NaN, Infinity and -Infinity, which are not
+    # JSON: a value holding one could not be answered as JSON again.
+    raise ValueError('%s is not a JSON number' % name)
+
+
+def _objectOf(what):
+    def refuseDuplicates(pairs):
+        # Python's parser keeps the last of duplicate names silently; a
+        # client sending two means one of them is a mistake.
+        value = dict(pairs)
+        if len(value) != len(pairs):
+            seen = set()
+            for name, _ in pairs:
+                if name in seen:
+                    raise ValueError('%s names %s twice in one object.'
+                                     % (what, quote(name)))
+                seen.add(name)
+        return value
+    return refuseDuplicates
+
+
 def loadJSON(text, what='The JSON text'):
-    """Parse JSON ``text`` within the limits; ValueError (a
+    """Parse JSON ``text`` within the limits, strictly: no ``NaN`` or
+    ``Infinity``, no name twice in one object. ValueError (a
     ``json.JSONDecodeError`` for a syntax error) otherwise."""
     if len(text) > MAX_JSON_TEXT:
         raise ValueError('%s has %d characters; at most %d (16 MB) are '
@@ -140,7 +167,8 @@ def loadJSON(text, what='The JSON text'):
     if jsonNestedDeeper(text):
         raise ValueError('%s: lists or objects are nested more than %d '
                          'levels deep.' % (what, MAX_DEPTH))
-    return json.loads(text)
+    return json.loads(text, parse_constant=_refuseConstant,
+                      object_pairs_hook=_objectOf(what))
 
 
 def checkText(name, value, limit):

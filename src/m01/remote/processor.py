@@ -1,6 +1,7 @@
 """The remote processor: job factories, the job queue and its threads."""
 import copy
 import datetime
+import functools
 import logging
 import os
 import socket
@@ -75,6 +76,11 @@ class RemoteProcessor:
 
     __name__ = None
     __parent__ = None
+    #: The outbox of the jobs added through a binding with a session
+    #: (``useOutbox``), or None.
+    outbox = None
+    #: The SQL session whose rows the jobs added here become, or None.
+    outboxSession = None
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
@@ -151,13 +157,22 @@ class RemoteProcessor:
         self._jobWorker = WorkerThread(self, 'worker')
         self._schedulerWorker = WorkerThread(self, 'scheduler')
 
-    def _useTransactionManager(self, transactionManager):
+    def _useTransactionManager(self, transactionManager, session=None):
+        follow = None
+        if session is not None:
+            if self.outbox is None:
+                raise ValueError(
+                    'Processor %r has no outbox for the jobs of an SQL '
+                    'session: set one up with config.set_remote_outbox() '
+                    '(m01.remote.outbox)' % (self.name,))
+            follow = functools.partial(self.outbox.follow, session)
         self.transactionManager = transactionManager
+        self.outboxSession = session
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
             self.insertJobDocuments, self.wakeWorkers,
-            lambda *args: self.jobWrites.finishMany(*args),
-            self._holdClaims)
+            lambda *args: self.jobWrites.finishMany(*args), follow,
+            holdClaims=self._holdClaims)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)
@@ -168,13 +183,25 @@ class RemoteProcessor:
         until = self.now() + datetime.timedelta(seconds=self.leaseTime)
         return self.jobWrites.holdClaims(claims, until)
 
-    def bind(self, transactionManager):
+    def bind(self, transactionManager, session=None):
         """This processor, its jobs joining the transactions of
         ``transactionManager``. Everything else (threads, leases, caches)
-        is shared with this one."""
+        is shared with this one.
+
+        With ``session`` (an SQLAlchemy session that ``transactionManager``
+        commits, through zope.sqlalchemy), the jobs added become rows of
+        that session in the outbox (``useOutbox``), committed or rolled
+        back with the session's own, and are moved into the queue once
+        committed."""
         bound = copy.copy(self)
-        bound._useTransactionManager(transactionManager)
+        bound._useTransactionManager(transactionManager, session)
         return bound
+
+    def useOutbox(self, outbox):
+        """Send the jobs added through a binding with a session through
+        ``outbox`` (``IJobOutbox``); the lease keeper sweeps it."""
+        self.outbox = outbox
+        self.leases.upkeep.append(outbox)
 
     def _makeScheduler(self):
         from m01.remote.scheduler import Scheduler
@@ -282,8 +309,13 @@ class RemoteProcessor:
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
                onDuplicateKey='return'):
+        # A job for the outbox needs no MongoDB (unless it has a key):
+        # the factory last read serves while the store is away.
         try:
-            factory = self.getJobFactory(name)
+            if self.outboxSession is not None and not immediate:
+                factory = self.jobFactories.factory(name, lastKnown=True)
+            else:
+                factory = self.getJobFactory(name)
         except KeyError:
             known = ', '.join(repr(n) for n in self.jobFactories.keys())
             raise ValueError('Unknown job factory %r; known factories: %s'
@@ -329,7 +361,7 @@ class RemoteProcessor:
                 raise
             self.wakeWorkers()
         else:
-            self.pending.dataManager().inserts.append(document)
+            self.pending.add(document)
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
                     lambda *ignored: self._releaseKey(document))
@@ -341,12 +373,16 @@ class RemoteProcessor:
 
     def _storedStatus(self, oid):
         state = self.jobWrites.state(oid)
-        return state[0] if state else None
+        return state[0] if state else self._outboxStatus(oid)
 
     def _status(self, oid):
         """A job's status as this transaction sees it, or None."""
         document = self.getJobDocument(oid)
-        return document['status'] if document else None
+        return document['status'] if document else self._outboxStatus(oid)
+
+    def _outboxStatus(self, oid):
+        # A job committed to the outbox and not moved yet holds its key.
+        return self.outbox.status(oid) if self.outbox is not None else None
 
     def getJobDocument(self, jobid):
         """The job's document as this transaction sees it, or None."""
