@@ -345,6 +345,43 @@ def test_one_refused_job_of_a_batch_leaves_the_others_stored_once(
                for message in messages) == len(given)
 
 
+class LateJob(ParentJob):
+    """Writes as a parent does once its deadline has passed."""
+
+    def __call__(self, remoteProcessor):
+        deadline = self.picked + datetime.timedelta(seconds=self.timeout)
+        until(lambda: remoteProcessor.now() > deadline, what='the deadline')
+        return super().__call__(remoteProcessor)
+
+
+def test_a_job_of_a_batch_returning_past_its_deadline_times_out_alone(
+        rp, caplog):
+    if not batches(rp):
+        pytest.skip('the store claims one job at a time')
+    rp.addJobFactory('late', LateJob({'timeout': 0.2, 'retryDelay': 60}))
+    first = addParent(rp)
+    target = rp.addJob('note', None, immediate=True)
+    late = rp.addJob('late', {'target': target}, immediate=True)
+    last = addParent(rp)
+    jobs = rp.pullNextJobs(3)
+    assert [job.__name__ for job in jobs] == [first[0], late, last[0]]
+    with caplog.at_level(logging.INFO, logger='m01.remote'):
+        SimpleJobWorker(rp, waitTime=0).runBatch(jobs)
+    document = rp.jobsCollection.find_one({'_id': bson.ObjectId(late)})
+    assert document['status'] == 'queued'
+    assert document['attempts'][-1]['outcome'] == 'timed out'
+    assert children(rp, late) == 0 and title(rp, target) is None
+    # The others were stored by the same commit, not given back.
+    assert [status(rp, jobid) for jobid in (first[0], last[0])] == [
+        'completed', 'completed']
+    assert [children(rp, jobid) for jobid in (first[0], last[0])] == [1, 1]
+    assert len(LEDGER.committed) == 2
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any('went back to the queue' in message
+                   for message in messages)
+    assert 'Job %s timed out; it is now queued.' % late in messages
+
+
 def test_an_outcome_refused_while_the_others_vote_aborts_them(rp):
     jobid, target = addParent(rp)
     # Cancelled after the claims were checked, while the other

@@ -19,15 +19,17 @@ a job may run on and return; three fences keep its writes out:
 
 1. When the job has returned (or failed), its runner checks the claim,
    unless the database confirmed it less than ``CHECK_INTERVAL`` ago
-   (at the claim, a checkpoint, a progress or log call), and always for
-   a job that timed out: one conditional write renewing the job's lease
-   while it is processing under its claim (``IJobWrites.holdClaims``).
-   A job that ran past its deadline is timed out here, whatever the
-   lease keeper has done yet. If the claim no longer holds, the
-   transaction is rolled back to the job's savepoint, in every
-   participant (ours drops the jobs it added and the changes it made; a
-   resource that joined during the run is aborted), before the next job
-   of a batch runs: the others are not touched.
+   (when the job started, at a checkpoint, a progress or log call): one
+   conditional write renewing the job's lease while it is processing
+   under its claim (``IJobWrites.holdClaims``). If the claim no longer
+   holds, the transaction is rolled back to the job's savepoint, in
+   every participant (ours drops the jobs it added and the changes it
+   made; a resource that joined during the run is aborted), before the
+   next job of a batch runs: the others are not touched. A job that
+   returned past its deadline has timed out, whatever the lease keeper
+   has done yet: rolled back the same way, its timed-out attempt is
+   stored at once, conditional on its claim (the keeper may have stored
+   it first), and adds nothing to the unit.
 2. At commit, before any participant votes, the data manager fences
    every attempt of the unit at once (one command). A claim lost since
    its job's own check (a short job is checked only here; a job of a
@@ -201,8 +203,7 @@ class JobRunner:
         deadline = deadlineOf(job)
         self.leases.add(job.__name__, job.claim, deadline)
         control = job._control = JobControl(
-            self.jobWrites, oid, job.claim, deadline, job.timeout, self.now,
-            confirmed=self._claimedAt(job))
+            self.jobWrites, oid, job.claim, deadline, job.timeout, self.now)
         recorded = False
         stray = _ThreadTransaction(manager)
         try:
@@ -214,10 +215,7 @@ class JobRunner:
                 control.checkDeadline()
             except JobTimedOut as error:
                 self._rollback(savepoint, manager, dataManager)
-                if self._holds(job, control, always=True):
-                    self._recordFailure(job, error, queueTransaction,
-                                        start, callTime,
-                                        outcome=TIMED_OUT_OUTCOME)
+                self._recordTimeout(job, error, callTime)
             except JobInterrupted as error:
                 self._rollback(savepoint, manager, dataManager)
                 logger.info('Job %s stopped: %s', job.__name__, error)
@@ -242,20 +240,12 @@ class JobRunner:
             if not recorded:
                 self._endRun(job, final=False)
 
-    def _claimedAt(self, job):
-        """When (``time.monotonic``) the claim of ``job`` was made: the
-        database confirmed it then."""
-        if job.picked is None:
-            return None
-        age = (self.now() - toBSONTime(job.picked)).total_seconds()
-        return time.monotonic() - max(age, 0.0)
-
-    def _holds(self, job, control, always=False):
+    def _holds(self, job, control):
         """Whether the claim of ``job``, which has just run, still holds:
         asked of the database (renewing the job's lease) unless it
-        confirmed the claim within the check interval, or ``always``. If
-        not, the run is over and the caller discards what it wrote."""
-        if not always and control.confirmedRecently():
+        confirmed the claim within the check interval. If not, the run is
+        over and the caller discards what it wrote."""
+        if control.confirmedRecently():
             return True
         until = self.now() + datetime.timedelta(
             seconds=self.leases.leaseTime)
@@ -288,8 +278,27 @@ class JobRunner:
             dataManager.withdraw()
             manager.abort()
 
+    def _recordTimeout(self, job, error, callTime):
+        """Store at once that ``job`` timed out, if it is still under its
+        claim: its attempt, rolled back, adds nothing to the transaction,
+        and the lease keeper may be storing the same (the first wins)."""
+        update = self._failureUpdate(job, error, callTime,
+                                     outcome=TIMED_OUT_OUTCOME)
+        stored = self._finish(job.name, toObjectId(job.__name__), job.claim,
+                              update)
+        if stored:
+            logger.warning('Job %s timed out; it is now %s.', job.__name__,
+                           update['$set']['status'])
+        else:
+            logger.warning(REFUSED, job.__name__, 'its writes were discarded')
+        self._endRun(job, stored and update['$set']['status'] != QUEUED)
+
     def _recordFailure(self, job, error, queueTransaction, start,
-                       callTime, outcome=None):
+                       callTime):
+        update = self._failureUpdate(job, error, callTime)
+        self._recordOutcome(job, queueTransaction, start, update)
+
+    def _failureUpdate(self, job, error, callTime, outcome=None):
         now = toBSONTime(callTime) if callTime else self.now()
         # The adapter stamps the message with the time of the failure.
         job.errorTime = now
@@ -303,7 +312,7 @@ class JobRunner:
             isinstance(error, JobError),
             thread=threading.current_thread().name,
             **({'outcome': outcome} if outcome else {}))
-        self._recordOutcome(job, queueTransaction, start, update)
+        return update
 
     def _recordOutcome(self, job, queueTransaction, start, update):
         oid = toObjectId(job.__name__)

@@ -59,12 +59,14 @@ class EmbeddedJobWrites(AtomicJobWrites):
                 if count != 1]
 
     def holdClaims(self, claims, until):
-        # One write per job, each under the lock (a renewal is matched,
-        # not necessarily modified, so not ``updateEach``).
+        # One call for all, each renewal applied in place; a renewal
+        # counts as held when it matched (its lease may be unchanged).
         renew = {'$set': {'leaseExpires': until}}
-        return [oid for oid, claim in claims
-                if not self.jobs.update_one(self._owned(oid, claim),
-                                            renew).matched_count]
+        matched = self.jobs.updateEach(
+            [(self._owned(oid, claim), renew) for oid, claim in claims],
+            matched=True)
+        return [oid for (oid, _), count in zip(claims, matched, strict=True)
+                if count != 1]
 
 
 def isFerretDB(database):

@@ -185,11 +185,13 @@ class SerializedCollection(_Serialized):
         return claimed
 
 
-    def updateEach(self, changes):
+    def updateEach(self, changes, matched=False):
         """``update_one(filter, update)`` for each pair of ``changes``,
-        under one hold of the lock; the modified count of each."""
+        under one hold of the lock; the modified count of each (with
+        ``matched``, the matched count)."""
         with self._lock:
-            return [embeddedindex.updateOne(self._wrapped, query, update)
+            return [embeddedindex.updateOne(self._wrapped, query, update,
+                                            matched=matched)
                     for query, update in changes]
 
 
