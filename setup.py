@@ -13,6 +13,8 @@ def read(name):
 requires = [
     'chameleon',
     'mongomock',
+    # m01remote tells a configuration it cannot load by its errors.
+    'plaster',
     'pymongo',
     'pyramid >= 2.0',
     'pyramid_chameleon',

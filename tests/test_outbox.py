@@ -33,8 +33,8 @@ from m01.remote.outbox import (
 from m01.remote.outbox import jobs as outboxjobs
 from m01.remote.outbox.config import OutboxFactory
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.keys import PENDING_AGE
 from m01.remote.settings import get_remote_settings
-from m01.remote.uniquekeys import PENDING_AGE
 
 UTC = datetime.timezone.utc
 

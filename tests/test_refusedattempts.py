@@ -18,11 +18,11 @@ import transaction
 import transaction.interfaces
 import zope.interface
 
-from m01.remote import execution, testing
-from m01.remote.datamanager import QueueDataManager
+from m01.remote import testing
 from m01.remote.job import AttemptRefused, Job
 from m01.remote.processor import RemoteProcessor
-from m01.remote.ticketed import TicketedJobWrites
+from m01.remote.queue import runner
+from m01.remote.queue.transaction import QueueDataManager
 from m01.remote.worker import SimpleJobWorker
 from support.waiting import until
 
@@ -156,7 +156,7 @@ def rp(database):
 def checks(request, monkeypatch):
     """Where a refused attempt is found: right after it ran (its claim
     checked then, every time), or at its unit's commit."""
-    monkeypatch.setattr(execution, 'CHECK_INTERVAL',
+    monkeypatch.setattr(runner, 'CHECK_INTERVAL',
                         0 if request.param == 'after the run' else 3600)
     return request.param
 
@@ -294,16 +294,10 @@ def test_two_refused_attempts_store_no_child_and_the_third_one(rp):
     assert len(LEDGER.committed) == 1
 
 
-def batches(rp):
-    return not isinstance(rp.jobWrites.strategy, TicketedJobWrites)
-
-
 @pytest.mark.parametrize('savepoints', [True, False],
                          ids=['savepoints', 'no savepoints'])
 def test_one_refused_job_of_a_batch_leaves_the_others_stored_once(
         rp, checks, savepoints, caplog):
-    if not batches(rp):
-        pytest.skip('the store claims one job at a time')
     LEDGER.savepoints = savepoints
     parents = [addParent(rp) for _ in range(3)]
     ids = [jobid for jobid, _ in parents]
@@ -356,8 +350,6 @@ class LateJob(ParentJob):
 
 def test_a_job_of_a_batch_returning_past_its_deadline_times_out_alone(
         rp, caplog):
-    if not batches(rp):
-        pytest.skip('the store claims one job at a time')
     rp.addJobFactory('late', LateJob({'timeout': 0.2, 'retryDelay': 60}))
     first = addParent(rp)
     target = rp.addJob('note', None, immediate=True)
@@ -407,8 +399,6 @@ def test_an_outcome_refused_while_the_others_vote_aborts_them(rp):
 
 def test_an_outcome_refused_while_its_batch_votes_drops_its_own_writes(
         rp, caplog):
-    if not batches(rp):
-        pytest.skip('the store claims one job at a time')
     parents = [addParent(rp) for _ in range(2)]
     ids = [jobid for jobid, _ in parents]
     jobs = rp.pullNextJobs(2)

@@ -49,8 +49,11 @@ class IJob(zope.interface.Interface):
     status = Attribute("One of the JobStatus values.")
     input = Attribute("The job input, anything BSON can store.")
     output = Attribute("The value returned by __call__, once completed.")
-    errors = Attribute("The list of stored error messages (text).")
-    tracebacks = Attribute("The formatted tracebacks, one per error.")
+    errors = Attribute("The stored error messages (text), the newest "
+                       "limits.MAX_ERRORS, each cut at "
+                       "limits.MAX_ERROR_TEXT characters.")
+    tracebacks = Attribute("The formatted tracebacks, one per error, each "
+                           "cut at limits.MAX_TRACEBACK_TEXT characters.")
     retryCounter = Attribute("How many attempts failed so far.")
     maxRetries = Attribute("Attempts allowed before the job ends in error.")
     retryDelay = Attribute("Seconds to wait before a failed job is retried.")
@@ -81,7 +84,9 @@ class IJobErrorMessage(zope.interface.Interface):
     pair) to change how error messages are written.
     """
 
-    message = Attribute("The text stored in the job's errors list.")
+    message = Attribute("The text stored in the job's errors list (cut "
+                        "at limits.MAX_ERROR_TEXT characters; anything "
+                        "else is stored as its str()).")
 
 
 class IJobContainer(zope.interface.Interface):
@@ -225,12 +230,12 @@ class IJobWrites(zope.interface.Interface):
     (lease expired, job cancelled) cannot overwrite the newer state. A
     method returning a bool answers whether the change happened.
 
-    Three strategies implement it (``m01.remote.jobwrites`` picks one):
-    on MongoDB each change is one conditional atomic write
-    (``atomicwrites``); on the embedded store the same writes, a claim
-    found through an index of its own; on FerretDB v1, whose updates are a
-    read followed by a write, each change first wins a ticket
-    (``ticketed``). Times are the caller's "now" (UTC, milliseconds).
+    Two strategies implement it (``m01.remote.store.strategy`` picks one): on
+    MongoDB, and on any server whose single-document conditional updates
+    and ``findAndModify`` are atomic, each change is one conditional
+    atomic write (``store.atomic``); on the embedded store the same
+    writes, a claim found through an index of its own. Times are the
+    caller's "now" (UTC, milliseconds).
     """
 
     def ensureIndexes():
@@ -253,15 +258,14 @@ class IJobWrites(zope.interface.Interface):
         """Claim up to ``limit`` due jobs as ``claimNext`` would, in a
         constant number of commands, under one claim token; their
         documents as claimed, in claim order (maybe fewer than were due:
-        a job another worker took meanwhile is not claimed again). A
-        strategy that cannot batch claims one."""
+        a job another worker took meanwhile is not claimed again)."""
 
     def claimJob(oid, now, worker, leaseTime):
         """Claim the job ``oid`` if it is queued and active; its document
         as claimed, or None."""
 
     def finish(oid, claim, update):
-        """Apply an outcome ``update`` (``jobstate.completeUpdate``,
+        """Apply an outcome ``update`` (``queue.updates.completeUpdate``,
         ``failureUpdate``) if the job is processing under ``claim``."""
 
     def finishMany(outcomes):
@@ -315,10 +319,6 @@ class IJobWrites(zope.interface.Interface):
         """End as failed attempts (retried by their rules) up to ``limit``
         processing jobs that ran past their ``timeout``, each only under
         the claim it had; ``[(jobid, newStatus)]``."""
-
-    def maintain(now):
-        """Periodic upkeep besides lease recovery (the ticketed strategy
-        purges its old tickets); how many records it removed."""
 
     def delete(oids, stati):
         """Remove each job of ``oids`` that is in one of ``stati`` (which
@@ -382,7 +382,8 @@ class IRemoteProcessor(zope.interface.Interface):
         """Return the job output (None until completed)."""
 
     def getJobErrors(jobid):
-        """Return the list of error messages."""
+        """Return the list of error messages (the newest
+        ``limits.MAX_ERRORS``)."""
 
     def removeJobs(stati=None):
         """Remove jobs in the given statuses; return counts per status."""
@@ -524,7 +525,7 @@ class IJobChild(zope.interface.Interface):
 
 class IOutcomeCounters(zope.interface.Interface):
     """How many jobs of each factory ended how, per minute and hour, with
-    the seconds they ran (``m01.remote.counters``). Counting an outcome
+    the seconds they ran (``m01.remote.queue.counters``). Counting an outcome
     costs no command: counts are tallied in memory and written by
     ``flush`` (itself called within seconds), a few upserts for any
     number of jobs."""
@@ -538,7 +539,7 @@ class IOutcomeCounters(zope.interface.Interface):
         with it."""
 
     def countUpdate(name, update):
-        """Count the outcome an outcome update (``jobstate``'s builders)
+        """Count the outcome an outcome update (``queue.updates``' builders)
         stored."""
 
     def countEnded(documents):
@@ -557,7 +558,7 @@ class IOutcomeCounters(zope.interface.Interface):
 
 class IProcessMonitor(zope.interface.Interface):
     """The heartbeat of one processor's workers in a process, and an
-    operator's control over them (``m01.remote.heartbeats``)."""
+    operator's control over them (``m01.remote.worker.heartbeats``)."""
 
     processId = Attribute("The id of the heartbeat: host, pid, processor "
                           "name and a token of this monitor.")
@@ -582,8 +583,9 @@ class IProcessMonitor(zope.interface.Interface):
 
 
 class IWakeup(zope.interface.Interface):
-    """What the idle loops of a processor wait on (``m01.remote.wakeup``):
-    woken now, or at a due time, or after their timeout."""
+    """What the idle loops of a processor wait on
+    (``m01.remote.worker.wakeup``): woken now, or at a due time, or after
+    their timeout."""
 
     waiting = Attribute("How many loops wait on it now.")
     idle = Attribute("Whether a loop waits on it and nothing woke it yet.")

@@ -14,13 +14,6 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
-from m01.remote.cluster import forPages, queueDatabase
-from m01.remote.concurrency import ConcurrencySlots
-from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
-from m01.remote.counters import OutcomeCounters
-from m01.remote.datamanager import QueueTransaction
-from m01.remote.execution import JobRunner
-from m01.remote.heartbeats import ProcessMonitor
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -38,14 +31,26 @@ from m01.remote.job import (
     dueTime,
     loadJob,
 )
-from m01.remote.jobwrites import ServerJobWrites
-from m01.remote.leases import LeaseKeeper
-from m01.remote.searchterms import TERMS_INDEX, addedTerms
-from m01.remote.stepdown import RetriedOutcomes
-from m01.remote.threads import WorkerThread
-from m01.remote.uniquekeys import JobKeys, checkKey
-from m01.remote.wakeevents import watchJobs, watchScheduler
-from m01.remote.wakeup import Wakeup
+from m01.remote.queue.containers import (
+    JobContainer,
+    JobFactoryContainer,
+    toObjectId,
+)
+from m01.remote.queue.counters import OutcomeCounters
+from m01.remote.queue.keys import JobKeys, checkKey
+from m01.remote.queue.leases import LeaseKeeper
+from m01.remote.queue.runner import JobRunner
+from m01.remote.queue.search import TERMS_INDEX, addedTerms
+from m01.remote.queue.slots import ConcurrencySlots
+from m01.remote.queue.transaction import QueueTransaction
+from m01.remote.store import storeDatabase
+from m01.remote.store.cluster import forPages, queueDatabase
+from m01.remote.store.retried import RetriedOutcomes
+from m01.remote.store.strategy import ServerJobWrites
+from m01.remote.worker.heartbeats import ProcessMonitor
+from m01.remote.worker.threads import WorkerThread
+from m01.remote.worker.wakeevents import watchJobs, watchScheduler
+from m01.remote.worker.wakeup import Wakeup
 
 logger = logging.getLogger('m01.remote')
 
@@ -54,7 +59,9 @@ logger = logging.getLogger('m01.remote')
 class RemoteProcessor:
     """A job queue and scheduler stored in a MongoDB database.
 
-    ``database`` is a pymongo ``Database`` (or the embedded store's).
+    ``database`` is a pymongo ``Database``, the embedded store's, or a
+    plain mongomock one, which becomes the embedded store's
+    (``store.storeDatabase``).
     ``registry`` is the component registry used to adapt error messages
     and to find worker kinds; it defaults to the global one. Worker
     threads get it from here, never from thread-locals.
@@ -67,11 +74,11 @@ class RemoteProcessor:
     ``wakeup`` says how idle loops learn of jobs (and scheduler items)
     committed by other processes: ``'auto'``, through change streams
     where the server offers them, else by polling; ``'changestream'``;
-    ``'poll'`` (``m01.remote.wakeevents``).
+    ``'poll'`` (``m01.remote.worker.wakeevents``).
 
     The queue's own collections are written with ``writeConcern``
     (``'majority'`` or a number of members); the pages' read-only
-    queries read with ``readPreference`` (``m01.remote.cluster``).
+    queries read with ``readPreference`` (``m01.remote.store.cluster``).
     """
 
     __name__ = None
@@ -84,7 +91,7 @@ class RemoteProcessor:
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
-                 ticketed=None, wakeup='auto', writeConcern='majority',
+                 wakeup='auto', writeConcern='majority',
                  readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
@@ -94,6 +101,8 @@ class RemoteProcessor:
         if leaseTime <= 0:
             raise ValueError('leaseTime must be positive, not %r'
                              % (leaseTime,))
+        # A plain mongomock database becomes the embedded store's.
+        database = storeDatabase(database)
         self.database = database
         database = queueDatabase(database, writeConcern)
         self.name = name
@@ -108,7 +117,7 @@ class RemoteProcessor:
         #: How job changes are made safe on this server (``IJobWrites``),
         #: decided at first use: a processor is made without its server.
         self.jobWrites = RetriedOutcomes(
-            ServerJobWrites(database, prefix, ticketed), self.jobsCollection)
+            ServerJobWrites(database, prefix), self.jobsCollection)
         self.jobFactories = JobFactoryContainer(
             self, self.factoriesCollection, database[prefix + 'pauses'])
         self.keys = JobKeys(database[prefix + 'keys'], self.now,
@@ -501,8 +510,7 @@ class RemoteProcessor:
         a constant number of commands) and return them in claim order.
 
         Jobs of factories with a concurrency limit are not batched: one of
-        them is claimed singly beside the batch, with its slot. On a
-        server without batches (FerretDB v1) this claims one job."""
+        them is claimed singly beside the batch, with its slot."""
         if self.monitor.quiet:
             return []        # an operator asked this process to take none
         if limit <= 1:
