@@ -22,6 +22,7 @@ from m01.remote import testing
 from m01.remote.job import AttemptRefused, Job
 from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import runner
+from m01.remote.queue import transaction as transactionmodule
 from m01.remote.queue.transaction import QueueDataManager
 from m01.remote.worker import SimpleJobWorker
 from support.waiting import until
@@ -425,7 +426,9 @@ def test_an_outcome_refused_while_its_batch_votes_drops_its_own_writes(
 
 # The data manager's order, and savepoints of job changes
 
-def test_the_claims_are_fenced_then_the_outcomes_stored_first():
+@pytest.mark.parametrize('alone', [True, False],
+                         ids=['alone', 'beside another resource'])
+def test_the_claims_are_fenced_then_the_outcomes_stored_first(alone):
     calls = []
     manager = transaction.TransactionManager()
     dm = QueueDataManager(
@@ -434,6 +437,8 @@ def test_the_claims_are_fenced_then_the_outcomes_stored_first():
         lambda outcomes: calls.append(('finish', outcomes)) or [],
         lambda claims: calls.append(('hold', claims)) or [])
     manager.get().join(dm)
+    if not alone:
+        Ledger().write(manager, 'an entry')
     start = dm.mark()
     dm.inserts.append({'_id': 'child'})
     dm.addWrite(lambda: calls.append('write'))
@@ -441,10 +446,29 @@ def test_the_claims_are_fenced_then_the_outcomes_stored_first():
                   lambda consequence: calls.append('refused'),
                   lambda: calls.append('stored'))
     manager.commit()
-    assert calls == [('hold', [('job', 'claim')]),
-                     ('finish', [('job', 'claim', {'$set': {}})]),
-                     'stored', ('insert', [{'_id': 'child'}]), 'write',
-                     'wake']
+    # Alone, the outcome written first is the fence: no command more.
+    assert calls == ([] if alone else [('hold', [('job', 'claim')])]) + [
+        ('finish', [('job', 'claim', {'$set': {}})]), 'stored',
+        ('insert', [{'_id': 'child'}]), 'write', 'wake']
+
+
+def test_a_batch_is_fenced_whole_even_alone():
+    calls = []
+    manager = transaction.TransactionManager()
+    dm = QueueDataManager(
+        manager, lambda documents: None, lambda: None,
+        lambda outcomes: calls.append('finish') or [],
+        lambda claims: calls.append(('hold', claims)) or ['second'])
+    manager.get().join(dm)
+    for oid in ('first', 'second'):
+        dm.addOutcome(oid, 'claim', {'$set': {}}, dm.mark(),
+                      lambda consequence: calls.append(consequence),
+                      withdrawn=lambda: calls.append('withdrawn'))
+    with pytest.raises(AttemptRefused, match='second'):
+        manager.commit()
+    manager.abort()
+    assert calls == [('hold', [('first', 'claim'), ('second', 'claim')]),
+                     'withdrawn', transactionmodule.ABORTED_AT_FENCE]
 
 
 def test_a_savepoint_rolls_back_the_fields_set_on_a_loaded_job(

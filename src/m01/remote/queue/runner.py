@@ -31,7 +31,9 @@ a job may run on and return; three fences keep its writes out:
    stored at once, conditional on its claim (the keeper may have stored
    it first), and adds nothing to the unit.
 2. At commit, before any participant votes, the data manager fences
-   every attempt of the unit at once (one command). A claim lost since
+   every attempt of the unit at once (one command; not for a single
+   attempt with nothing else in its transaction, which the third fence
+   covers alone). A claim lost since
    its job's own check (a short job is checked only here; a job of a
    batch may be cancelled while the later ones run) aborts the whole
    unit, nothing written anywhere; its other jobs, whose claims still
@@ -39,7 +41,7 @@ a job may run on and return; three fences keep its writes out:
    each, ``unclaim``), not counted as attempts, and run again.
 3. At the vote, the outcomes are stored first, each conditional on its
    claim, and only then the jobs added and the other writes
-   (``m01.remote.datamanager``): an outcome refused in the moment
+   (``m01.remote.queue.transaction``): an outcome refused in the moment
    between the fence and its write aborts the transaction, or, in a
    batch whose other outcomes were stored, drops the refused attempt's
    own writes to the queue.

@@ -15,16 +15,18 @@ transactions.
 
 The attempts of jobs run in the transaction (a worker's unit of work:
 one job, or a batch) are stored with what they wrote, or not at all
-(``m01.remote.execution`` tells the whole story):
+(``m01.remote.queue.runner`` tells the whole story):
 
 - ``commit`` (called on every participant before any votes, so before a
   one-phase SQL session commits) fences the unit: one conditional write
   per attempt, renewing its lease while the job is still processing
-  under the attempt's claim (``holdClaims``). If one claim no longer
-  holds (the job was cancelled, timed out or taken over since it ran)
-  it raises ``AttemptRefused``: the transaction aborts and nothing is
-  written anywhere; the attempts whose claims held are told
-  (``withdrawn``) so their worker gives their jobs back to the queue.
+  under the attempt's claim (``holdClaims``; skipped for one attempt
+  with no other participant, whose outcome, written first, is fence
+  enough). If one claim no longer holds (the job was cancelled, timed
+  out or taken over since it ran) it raises ``AttemptRefused``: the
+  transaction aborts and nothing is written anywhere; the attempts whose
+  claims held are told (``withdrawn``) so their worker gives their jobs
+  back to the queue.
 - ``tpc_vote`` stores the outcomes first, each conditional on its claim,
   then inserts the jobs added and runs the conditional writes. An
   outcome refused there (a cancel or a timeout that came between the
@@ -203,6 +205,13 @@ class QueueDataManager:
         self.outcomes = []
         self.wakeWorkers = False
 
+    def _alone(self, txn):
+        """Whether no other resource takes part in ``txn`` (as its list of
+        them, ``_resources``, tells; when it cannot be told, not)."""
+        resources = getattr(txn, '_resources', None)
+        return resources is not None and all(
+            resource is self for resource in resources)
+
     def _without(self, attempts):
         """The inserts and writes of this transaction but those of
         ``attempts``."""
@@ -225,6 +234,10 @@ class QueueDataManager:
 
     def commit(self, txn):
         if not self.outcomes or self._holdClaims is None:
+            return
+        if len(self.outcomes) == 1 and self._alone(txn):
+            # One attempt and nothing else to commit: its outcome, stored
+            # first at the vote and conditional on its claim, is the fence.
             return
         lost = set(self._holdClaims(
             [(attempt.oid, attempt.claim) for attempt in self.outcomes]))
