@@ -33,12 +33,12 @@ a job may run on and return; three fences keep its writes out:
 2. At commit, before any participant votes, the data manager fences
    every attempt of the unit at once (one command; not for a single
    attempt with nothing else in its transaction, which the third fence
-   covers alone). A claim lost since
-   its job's own check (a short job is checked only here; a job of a
-   batch may be cancelled while the later ones run) aborts the whole
-   unit, nothing written anywhere; its other jobs, whose claims still
-   hold, go back to the queue in their place (one conditional write
-   each, ``unclaim``), not counted as attempts, and run again.
+   covers alone). A claim lost since its job's own check (a short job
+   is checked only here; a job of a batch may be cancelled while the
+   later ones run) aborts the whole unit, nothing written anywhere; its
+   other jobs, whose claims still hold, go back to the queue in their
+   place (one conditional write each, ``unclaim``), not counted as
+   attempts, and run again.
 3. At the vote, the outcomes are stored first, each conditional on its
    claim, and only then the jobs added and the other writes
    (``m01.remote.queue.transaction``): an outcome refused in the moment
@@ -108,7 +108,7 @@ class JobControl:
     ``jobWrites``."""
 
     def __init__(self, jobWrites, oid, claim, deadline, timeout, now,
-                 checkInterval=None, confirmed=None):
+                 checkInterval=None):
         self.jobWrites = jobWrites
         self.oid = oid
         self.claim = claim
@@ -117,8 +117,9 @@ class JobControl:
         self.now = now
         self.checkInterval = CHECK_INTERVAL if checkInterval is None \
             else checkInterval
-        # When the database last confirmed the claim (``time.monotonic``).
-        self._checked = time.monotonic() if confirmed is None else confirmed
+        # When the database last confirmed the claim (``time.monotonic``):
+        # the job starts under it.
+        self._checked = time.monotonic()
 
     def _checkDeadline(self):
         if self.deadline is not None and self.now() >= self.deadline:

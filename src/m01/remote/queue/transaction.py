@@ -70,7 +70,7 @@ class PendingOutcome:
     positions). ``refused(consequence)`` is called if its claim no longer
     holds (``consequence`` says what became of its writes), ``stored()``
     once its outcome was stored, ``withdrawn()`` if its claim held but
-    the transaction was aborted for another attempt of it."""
+    the transaction was aborted for another attempt in it."""
 
     __slots__ = ('oid', 'claim', 'update', 'start', 'end', 'refused',
                  'stored', 'withdrawn')
