@@ -68,6 +68,14 @@ class LeaseKeeper:
     def interval(self):
         return max(self.leaseTime / 3.0, 0.05)
 
+    def holdClaims(self, claims):
+        """Fence the attempts ``claims`` (``(oid, claim)`` pairs) of a
+        unit of work and renew their leases for another ``leaseTime``
+        (``IJobWrites.holdClaims``): the ids of those whose claim was
+        lost."""
+        until = self.now() + datetime.timedelta(seconds=self.leaseTime)
+        return self.jobWrites.holdClaims(claims, until)
+
     def add(self, jobid, claim, deadline=None):
         """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
         discarded; end it as timed out at ``deadline``."""
