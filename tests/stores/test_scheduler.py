@@ -112,7 +112,8 @@ def stored(scheduler, item):
 def test_specification(database):
     root = FakeProcessor(Scheduler(database['rscheduler']))
     failed, attempted = doctest.testfile(
-        os.path.join(HERE, 'scheduler.txt'), module_relative=False,
+        os.path.join(HERE, os.pardir, 'spec', 'spec_scheduler.txt'),
+        module_relative=False,
         globs={'root': root}, report=True, verbose=False,
         optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert attempted > 120
