@@ -15,6 +15,8 @@ requires = [
     # The embedded store's index relies on mongomock's internals: the
     # releases it was tested with (m01.remote.store.embedded.compat).
     'mongomock >= 4.3, < 4.4',
+    # m01remote tells a configuration it cannot load by its errors.
+    'plaster',
     'pymongo',
     'pyramid >= 2.0',
     'pyramid_chameleon',
@@ -26,18 +28,40 @@ requires = [
     'zope.interface',
 ]
 
-testing_requires = [
+#: The outbox (m01.remote.outbox): jobs committed with the site's own SQL
+#: rows.
+sqlalchemy_requires = [
+    'SQLAlchemy >= 2.0',
+    'zope.sqlalchemy >= 2.0',
+]
+
+testing_requires = sqlalchemy_requires + [
     'beautifulsoup4',
     'hypothesis',
     # Every answer of the JSON API in the tests is checked against its
     # OpenAPI document.
     'openapi-core == 0.23.1',
+    # A host site on the site's own database beside the queue: SQLAlchemy
+    # on PostgreSQL (one-phase and two-phase zope.sqlalchemy) and ZODB,
+    # with pyramid_retry retrying what their COMMIT refused (SQLAlchemy
+    # and zope.sqlalchemy come with the sqlalchemy extra, above).
+    'psycopg[binary] >= 3.1',
+    'pyramid_retry',
+    'pyramid_zodbconn',
     'pytest',
     'ruff',
     'selenium',
     'waitress',
     'WebTest',
+    'ZODB',
     'build',
+]
+
+# The Sphinx documentation in docs/: its build and its doctests.
+docs_requires = [
+    'sphinx',
+    # autodoc for zope.interface interfaces (the API reference).
+    'sphinxcontrib-zopeext',
 ]
 
 setup(
@@ -74,7 +98,8 @@ setup(
     zip_safe=False,
     python_requires='>=3.10',
     install_requires=requires,
-    extras_require={'testing': testing_requires},
+    extras_require={'testing': testing_requires, 'docs': docs_requires,
+                    'sqlalchemy': sqlalchemy_requires},
     entry_points={
         'console_scripts': [
             'm01remote = m01.remote.console:main',

@@ -1,5 +1,5 @@
-"""The hostile requests of issue 15, sent to the demo site: what each now
-answers, how long it took and how large the answer was.
+"""The hostile requests of issues 15 and 24, sent to the demo site: what
+each now answers, how long it took and how large the answer was.
 
 Every case is sent through WebTest to the demo application (the embedded
 store, logged in as its user unless the case says otherwise) and prints
@@ -78,6 +78,66 @@ def nestedObjects(depth, leaf):
     for _level in range(depth):
         leaf = {'a': leaf}
     return leaf
+
+
+def formOf(fields):
+    return b'&'.join([b'a='] * fields)
+
+
+def networkCases(site):
+    """The cases of issue 24: bodies, strict JSON, the demo's login."""
+    form = 'application/x-www-form-urlencoded'
+    for megabytes in (4, 16):
+        # Built before the clock starts.
+        body = formOf(megabytes * 1024 * 1024 // 3)
+        anonymous = webtest.TestApp(site.wsgi)
+        site.case('anonymous %d MB form of empty fields' % megabytes,
+                  lambda body=body, anonymous=anonymous: anonymous.post(
+                      '/remote/jobs/add', body, status='*',
+                      content_type=form), 303)
+    body = formOf(100000)
+    site.case('signed-in form of 100,000 empty fields',
+              lambda: site.app.post('/remote/jobs/add', body, status='*',
+                                    content_type=form), 413)
+    body = formOf(16 * 1024 * 1024 // 3)
+    site.case('16 MB body to the demo\'s /login',
+              lambda: webtest.TestApp(site.wsgi).post(
+                  '/login', body, status='*', content_type=form), 413)
+    headers = {'X-CSRF-Token': site.app.get('/remote/api/csrf').json[
+        'token'], 'Content-Type': 'application/json'}
+    for label, text in (('NaN', b'{"name": "echo", "input": NaN}'),
+                        ('Infinity', b'{"name": "echo", "input": Infinity}'),
+                        ('a duplicate key',
+                         b'{"name": "echo", "name": "fail", "input": 1}')):
+        site.case('API job input with %s' % label,
+                  lambda text=text: site.app.post(
+                      '/remote/api/jobs', text, headers=headers,
+                      status='*'), 400)
+    thrower = webtest.TestApp(site.wsgi, extra_environ={
+        'REMOTE_ADDR': '192.0.2.50'})
+    for _attempt in range(demo.FAILURES_PER_ADDRESS):
+        thrower.get('/login')
+        thrower.post('/login', {'login': 'admin', 'password': 'wrong',
+                                'csrf_token': thrower.cookies['csrf_token']},
+                     status=400)
+    site.case('login after %d wrong passwords' % demo.FAILURES_PER_ADDRESS,
+              lambda: thrower.post(
+                  '/login', {'login': 'admin', 'password': 'admin',
+                             'csrf_token': thrower.cookies['csrf_token']},
+                  status='*'), 429)
+    site.case('login page framed or cached',
+              lambda: webtest.TestApp(site.wsgi).get('/login'), 200,
+              lambda r: r.headers.get('X-Frame-Options') == 'DENY'
+              and r.headers.get('Cache-Control') == 'no-store')
+    configured = demo.main({}, **dict(
+        SETTINGS, **{'demo.url': 'https://queue.example.com'}))
+    forged = webtest.TestApp(configured, extra_environ={
+        'HTTP_HOST': 'evil.example.net'})
+    site.case('redirect with a forged Host header (demo.url set)',
+              lambda: forged.get('/remote/jobs', status='*'), 303,
+              lambda r: r.location.startswith('https://queue.example.com/'))
+    stop_threads(configured.registry.getUtility(IRemoteProcessor),
+                 timeout=5)
 
 
 def main():
@@ -200,6 +260,8 @@ def main():
               lambda r: '/login' in r.location)
     print('CSRF token renewed at login and logout: %s' % (
         len({before, renewed, site.token()}) == 3))
+    site.login()
+    networkCases(site)
     site.close()
     return 1 if site.failures else 0
 

@@ -99,7 +99,7 @@ from support import javaserver, testserver  # noqa: E402
 UTC = datetime.timezone.utc
 DEFAULT_JOBS = 10_000
 #: Jobs per processing row, per store: both stores read their whole jobs
-#: collection for some calls (see the README's Performance section), so
+#: collection for some calls (see docs/benchmarks.rst, "The queue"), so
 #: 10,000 jobs would take far beyond --row-timeout there.
 DEFAULT_PROCESS_JOBS = {'embedded': 1000, 'mongojava': 1000,
                         'mongodb': 1000}

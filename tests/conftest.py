@@ -14,6 +14,11 @@ store, with its id:
 When a server cannot be had its runs are skipped with the reason, except
 under ``CI=true``, where they fail: CI must never go green without them.
 
+``postgres_uri`` is a throw-away PostgreSQL server (the site's own SQL
+database beside the queue), started once per session, and
+``postgres_database`` a fresh database on it per test; the same rule
+holds for them.
+
 The tests are in levels, each a folder (``python -m pytest tests/unit``
 runs one): ``unit/`` (no server: cron, settings, pages' formatting, the
 wake-ups, the package's layout), ``stores/`` (the contracts of the
@@ -32,7 +37,7 @@ import zope.component
 import zope.component.testing
 
 from m01.remote import store
-from support import javaserver, testserver
+from support import javaserver, postgres, testserver
 
 URI_VARIABLE = 'M01_REMOTE_TEST_MONGODB_URI'
 
@@ -50,7 +55,11 @@ def _on_ci():
 
 
 def _unavailable(reason, store):
-    reason = 'no MongoDB-wire server for the %s tests: %s' % (store, reason)
+    _missing('no MongoDB-wire server for the %s tests: %s' % (store, reason))
+
+
+def _missing(reason):
+    """Skip with ``reason``; under CI fail instead."""
     if _on_ci():
         pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
@@ -107,6 +116,28 @@ def mongodb_uri():
     finally:
         client.close()
     return uri
+
+
+@pytest.fixture(scope='session')
+def postgres_uri(request):
+    """The URI of a throw-away PostgreSQL server (its ``postgres``
+    database), started at most once per session."""
+    server = postgres.PostgresServer()
+    try:
+        server.start()
+    except postgres.PostgresUnavailable as e:
+        server.close()
+        _missing('no PostgreSQL server for the SQL tests: %s' % e)
+    request.addfinalizer(server.close)
+    return server.uri
+
+
+@pytest.fixture
+def postgres_database(postgres_uri):
+    """The URI of a fresh, uniquely named PostgreSQL database, dropped
+    after the test."""
+    with postgres.scratch_database(postgres_uri) as uri:
+        yield uri
 
 
 #: The stores every storage test runs on, in this order.

@@ -107,7 +107,7 @@ def test_the_ticket_expires(app, monkeypatch):
 
     from pyramid.interfaces import ISecurityPolicy
     login(app)
-    helper = app.app.registry.getUtility(ISecurityPolicy).helper
+    helper = app.app.registry.getUtility(ISecurityPolicy).helpers[False]
     assert (helper.timeout, helper.reissue_time) == (
         demo.LOGIN_TIMEOUT, demo.LOGIN_REISSUE)
     monkeypatch.setattr(helper, 'now', time.time() + demo.LOGIN_TIMEOUT
@@ -176,12 +176,38 @@ def test_undecodable_urls_are_bad_requests(app, url):
     app.get(url, status=400)
 
 
-@pytest.mark.parametrize('path', ['/login', '/logout', '/remote/jobs/add'])
-def test_a_form_that_cannot_be_parsed_is_a_bad_request(app, path):
+def unparsable_form(path, cookies=None):
     import webob
     request = webob.Request.blank(path, method='POST', body=b'login=x')
     request.headers['Content-Type'] = 'multipart/form-data'
+    if cookies:
+        request.headers['Cookie'] = '; '.join(
+            '%s=%s' % item for item in cookies.items())
+    return request
+
+
+@pytest.mark.parametrize('path', ['/login', '/logout'])
+def test_a_form_that_cannot_be_parsed_is_a_bad_request(app, path):
+    assert unparsable_form(path).get_response(app.app).status_int == 400
+
+
+def test_a_signed_in_form_that_cannot_be_parsed_is_a_bad_request(app):
+    login(app)
+    request = unparsable_form('/remote/jobs/add', app.cookies)
     assert request.get_response(app.app).status_int == 400
+
+
+def test_an_anonymous_form_under_the_route_is_never_parsed(app,
+                                                           monkeypatch):
+    # Refused for its permission (the login) before its body is read.
+    import webob.request
+    parsed = []
+    monkeypatch.setattr(webob.request.BaseRequest, 'POST', property(
+        lambda self: parsed.append(self.path) or webob.multidict.NoVars()))
+    response = unparsable_form('/remote/jobs/add').get_response(app.app)
+    assert response.status_int == 303
+    assert '/login' in response.location
+    assert parsed == []
 
 
 def test_the_user_is_granted_only_the_management_permission(app):

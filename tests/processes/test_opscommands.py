@@ -89,6 +89,44 @@ def test_cancel_retry_and_remove(rp):
             command(rp, *bad)
 
 
+def stored(rp):
+    return sorted((str(document['_id']), document['status']) for document
+                  in rp.jobsCollection.find({}, {'status': 1}))
+
+
+@pytest.mark.parametrize('argv, named', [
+    (('--name', ''), "name must be a job factory name, not ''"),
+    (('--status', ''), "status must be one of .*, not ''"),
+    (('--status', 'eror'), "not 'eror'"),
+    (('--q', '...'), "q has no word to search for: '...'"),
+    (('--name', 'a\udcffb'), 'name is not UTF-8 text'),
+])
+def test_a_mistyped_filter_option_changes_nothing(rp, argv, named):
+    jobids = add(rp, 'echo', [1, 2])
+    rp.cancelJob(jobids[0])
+    transaction.commit()
+    before = stored(rp)
+    for action in ('remove', 'cancel', 'retry'):
+        with pytest.raises(commands.Usage, match=named):
+            command(rp, action, '--all', *argv)
+    with pytest.raises(commands.Usage, match=named):
+        command(rp, 'jobs', *argv)
+    assert stored(rp) == before
+
+
+def test_every_job_only_with_all(rp):
+    echo = add(rp, 'echo', [1, 2])
+    fail, = add(rp, 'fail', [None])
+    with pytest.raises(commands.Usage, match='--all'):
+        command(rp, 'remove', '--status', 'queued')
+    # Ids with filter options: those of them that match.
+    status, out, _ = command(rp, 'cancel', fail, *echo, '--name', 'fail')
+    assert (status, out) == (0, 'cancel: 1 jobs\n')
+    assert [rp.getJobStatus(jobid) for jobid in echo] == ['queued'] * 2
+    assert command(rp, 'remove', '--all') == (0, 'delete: 3 jobs\n', '')
+    assert len(rp.jobs) == 0
+
+
 def test_pause_and_resume(rp):
     assert command(rp, 'pause', 'echo') == (0, 'echo paused\n', '')
     assert rp.jobFactories.isPaused('echo')

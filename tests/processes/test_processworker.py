@@ -178,7 +178,8 @@ def test_outputs_errors_and_writes_are_those_of_the_other_workers(rp):
                                                      'retryDelay': 0}))
     rp.addJobFactory('error', testing.ErrorJob({'maxRetries': 3}))
     rp.addJobFactory('adding', processjobs.AddingJob({'maxRetries': 1}))
-    rp.addJobFactory('set', processjobs.SetOutputJob({'maxRetries': 1}))
+    rp.addJobFactory('set', processjobs.SetOutputJob({'maxRetries': 3,
+                                                      'retryDelay': 0}))
     echo = rp.addJob('echo', {'a': [1, 2]}, immediate=True)
     fatal = rp.addJob('fatal', immediate=True)
     error = rp.addJob('error', immediate=True)
@@ -213,6 +214,8 @@ def test_outputs_errors_and_writes_are_those_of_the_other_workers(rp):
     assert 'added by %s' % failsAdding not in added
     assert 'failed after adding a job' in rp.getJobErrors(failsAdding)[0]
     assert 'cannot be stored' in rp.getJobErrors(unstorable)[0]
+    # Not retried: the job would return the same again.
+    assert stored(rp, unstorable)['retryCounter'] == 1
 
 
 def test_a_child_is_reused_and_retired_after_max_jobs(rp):

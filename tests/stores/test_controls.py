@@ -11,7 +11,7 @@ import pytest
 import transaction
 import transaction.interfaces
 
-from m01.remote import clock, testing
+from m01.remote import clock, limits, testing
 from m01.remote.job import (
     ConflictError,
     DuplicateJobKeyError,
@@ -560,6 +560,57 @@ def test_a_change_that_lost_a_race_is_a_transient_conflict(rp):
     assert isinstance(info.value, transaction.interfaces.TransientError)
     assert stored(rp, jobid)['priority'] == 0
     assert stored(rp, jobid)['status'] == 'processing'
+
+
+def test_a_loaded_jobs_input_is_stored_at_commit_and_run(rp):
+    rp.addJobFactory('fail', testing.FatalErrorJob({'maxRetries': 2}))
+    jobid = rp.addJob('fail', {'invoice': 'old-7'}, immediate=True)
+    rp.processNextJob()                  # an error adds its words
+    transaction.commit()
+    assert 'occurred' in stored(rp, jobid)['terms']
+    job = rp.jobs[jobid]
+    job.input = {'invoice': 'new-8'}
+    assert stored(rp, jobid)['input'] == {'invoice': 'old-7'}
+    assert rp.getJobDocument(jobid)['input'] == {'invoice': 'new-8'}
+    transaction.commit()
+    document = stored(rp, jobid)
+    assert document['input'] == {'invoice': 'new-8'}
+    # Found by its new input's words, no longer by the old ones'; the
+    # words its error added are kept.
+    assert {'new', '8', 'occurred'} <= set(document['terms'])
+    assert not {'old', '7'} & set(document['terms'])
+    # The same object, another transaction; then it runs with it.
+    echo = rp.jobs[rp.addJob('echo', 1, immediate=True)]
+    echo.input = [2, 3]
+    transaction.commit()
+    echo.input = 'four'
+    transaction.commit()
+    rp.processJob(echo.__name__)
+    transaction.commit()
+    assert rp.getJobResult(echo.__name__) == 'four'
+
+
+def test_an_input_that_cannot_be_stored_is_refused_when_set(rp):
+    job = rp.jobs[rp.addJob('echo', 1, immediate=True)]
+    with pytest.raises(ValueError, match='input cannot be stored'):
+        job.input = object()
+    with pytest.raises(ValueError, match='nested'):
+        job.input = _nested(100)
+    with pytest.raises(ValueError, match='The job input is .*8 MB'):
+        job.input = 'x' * limits.MAX_JOB_DOCUMENT
+    # An input within its limit, which the document could not hold.
+    with pytest.raises(ValueError, match='The job document is .*8 MB'):
+        job.input = 'x' * (limits.MAX_JOB_DOCUMENT - 100)
+    transaction.commit()
+    assert stored(rp, job.__name__)['input'] == 1
+    assert job.input == 1
+
+
+def _nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
 
 
 def test_bad_changes_are_refused_when_set(rp):

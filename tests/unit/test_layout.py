@@ -7,8 +7,8 @@
 - A module of a folder (``queue/``, ``store/``, ...) imports nothing from
   the package face (``m01/remote/__init__.py``); of the modules at the top
   it imports only the shared ones: the contracts, jobs, time, limits and
-  settings (and the process workers the processor, which their children
-  make).
+  settings (and the process workers the processor and ``configured``,
+  which their children make).
 - ``views/`` is a leaf: only the package face imports it.
 - No module is longer than ``MAX_LINES`` (``interfaces.py``, the contracts
   of record, aside).
@@ -25,7 +25,7 @@ LONG_ALLOWED = {'m01.remote.interfaces'}
 #: The modules at the top that any folder may import.
 SHARED = {'interfaces', 'job', 'clock', 'limits', 'settings'}
 #: What a folder may import at the top besides.
-FOLDER_EXTRA = {'processes': {'processor'}}
+FOLDER_EXTRA = {'processes': {'processor', 'configured'}}
 
 
 def moduleName(path):

@@ -15,6 +15,8 @@ import logging
 import re
 import secrets
 import threading
+import time
+import urllib.parse
 
 from pyramid.authentication import AuthTktCookieHelper
 from pyramid.config import Configurator
@@ -28,6 +30,7 @@ from pyramid.httpexceptions import HTTPForbidden, HTTPSeeOther
 from pyramid.response import Response
 from pyramid.security import Allowed, Denied, forget, remember
 from pyramid.session import SignedCookieSessionFactory
+from pyramid.tweens import INGRESS
 
 from m01.remote import ROUTE_NAME
 from m01.remote.settings import get_remote_settings
@@ -35,7 +38,23 @@ from m01remote_demo.jobs import EchoJob, FailingJob, SleepJob, StepsJob
 
 logger = logging.getLogger('m01remote_demo')
 
-DEMO_KEYS = ('demo.user', 'demo.password', 'demo.secret')
+DEMO_KEYS = ('demo.user', 'demo.password', 'demo.secret', 'demo.url')
+
+
+def demo_url(settings):
+    """The site's own URL (``demo.url``, scheme and host, no path), or
+    None: every URL the site builds (redirects included) starts with it,
+    whatever Host header a request carries."""
+    url = (settings.get('demo.url') or '').strip().rstrip('/')
+    if not url:
+        return None
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ('http', 'https') or not parts.netloc \
+            or parts.path or parts.query or parts.fragment:
+        raise ConfigurationError(
+            'demo.url must be a scheme and a host, such as '
+            'https://queue.example.com, not %r' % url)
+    return parts
 
 
 def demo_settings(settings):
@@ -75,9 +94,15 @@ class DemoSecurityPolicy:
     """
 
     def __init__(self, secret, user):
-        self.helper = AuthTktCookieHelper(
-            secret, hashalg='sha512', http_only=True, samesite='Lax',
-            timeout=LOGIN_TIMEOUT, reissue_time=LOGIN_REISSUE)
+        # A ticket sent over HTTPS is marked Secure, so the browser never
+        # sends it over plain HTTP; one over HTTP (the development
+        # server) could not be.
+        self.helpers = {
+            secure: AuthTktCookieHelper(
+                secret, hashalg='sha512', http_only=True, samesite='Lax',
+                secure=secure, timeout=LOGIN_TIMEOUT,
+                reissue_time=LOGIN_REISSUE)
+            for secure in (False, True)}
         self.user = user
         self._nonces = {}
         self._lock = threading.Lock()
@@ -93,8 +118,11 @@ class DemoSecurityPolicy:
         with self._lock:
             self._nonces.pop(userid, None)
 
+    def helperFor(self, request):
+        return self.helpers[request.scheme == 'https']
+
     def identity(self, request):
-        identity = self.helper.identify(request)
+        identity = self.helperFor(request).identify(request)
         if identity is None or identity['userid'] != self.user:
             return None
         if not hmac.compare_digest(
@@ -113,30 +141,44 @@ class DemoSecurityPolicy:
         return Allowed('%s is granted %r' % (self.user, permission))
 
     def remember(self, request, userid, **kw):
-        return self.helper.remember(request, userid,
+        return self.helperFor(request).remember(request, userid,
                                     tokens=(self._nonce(userid),), **kw)
 
     def forget(self, request, **kw):
         userid = self.identity(request)
         if userid is not None:
             self.revoke(userid)
-        return self.helper.forget(request, **kw)
+        return self.helperFor(request).forget(request, **kw)
 
 
 PAGE = """<!DOCTYPE html>
 <html lang="en">
-<head><meta charset="utf-8"><title>{title} - m01.remote demo</title></head>
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>{title} - m01.remote demo</title>
+  <link rel="stylesheet" href="{stylesheet}">
+</head>
 <body>
+<header><nav aria-label="Sections"><a class="brand" href="{home}">m01.remote
+demo</a></nav></header>
+<main>
 <h1>{title}</h1>
 {body}
+</main>
 </body>
 </html>
 """
 
 
-def render_page(title, body, status=200):
-    return Response(PAGE.format(title=html.escape(title), body=body),
-                    status=status, content_type='text/html',
+def render_page(request, title, body, status=200):
+    """A page of the demo in the add-on's look (its stylesheet)."""
+    page = PAGE.format(
+        title=html.escape(title), body=body,
+        home=html.escape(request.route_url('home')),
+        stylesheet=html.escape(request.route_url(
+            ROUTE_NAME, traverse=('m01remote.css',))))
+    return Response(page, status=status, content_type='text/html',
                     charset='utf-8')
 
 
@@ -162,7 +204,7 @@ def welcome_view(request):
             'an <code>echo</code>, a <code>sleep</code> and an always '
             'failing <code>fail</code> job, an echo every minute and a '
             'sleep every five minutes.</p>' + link + state)
-    return render_page('m01.remote', body)
+    return render_page(request, 'm01.remote', body)
 
 
 # A local path (not '//host', nor '/\\host', which browsers read as
@@ -179,9 +221,16 @@ def safe_came_from(request, came_from):
     return pages_url(request)
 
 
+LOGIN_HINT = (
+    '<p class="hint">The demo has one user, named by the '
+    '<code>demo.user</code> and <code>demo.password</code> settings: '
+    '<code>admin</code> / <code>admin</code> with '
+    '<code>development.ini</code>.</p>')
+
+
 def login_form(request, came_from, message='', status=200):
     body = (
-        '%s<form method="post" action="%s">'
+        '%s%s<form method="post" action="%s">'
         '<input type="hidden" name="csrf_token" value="%s">'
         '<input type="hidden" name="came_from" value="%s">'
         '<p><label>User <input name="login" autocomplete="username">'
@@ -189,10 +238,64 @@ def login_form(request, came_from, message='', status=200):
         '<p><label>Password <input type="password" name="password" '
         'autocomplete="current-password"></label></p>'
         '<p><button type="submit">Log in</button></p></form>' % (
-            '<p role="alert">%s</p>' % html.escape(message) if message
-            else '', html.escape(request.route_url('login')),
+            '<p role="alert" class="flash flash-error">%s</p>'
+            % html.escape(message) if message else '', LOGIN_HINT,
+            html.escape(request.route_url('login')),
             html.escape(get_csrf_token(request)), html.escape(came_from)))
-    return render_page('Log in', body, status)
+    return render_page(request, 'Log in', body, status)
+
+
+#: Failed logins a client address may make in THROTTLE_WINDOW seconds,
+#: and those made for one user name from all addresses together; past
+#: either, a login is refused unchecked until the window has passed.
+FAILURES_PER_ADDRESS = 5
+FAILURES_PER_USER = 20
+THROTTLE_WINDOW = 300
+#: The most addresses and names remembered at once (the oldest go first):
+#: a flood of made-up names costs bounded memory.
+THROTTLE_KEYS = 10000
+
+
+class LoginThrottle:
+    """Counts failed logins per client address and per user name."""
+
+    def __init__(self, clock=time.monotonic):
+        self.clock = clock
+        self._failures = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key):
+        since = self.clock() - THROTTLE_WINDOW
+        times = [t for t in self._failures.get(key, ()) if t > since]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def retryAfter(self, address, login):
+        """Seconds until a login from ``address`` for ``login`` is
+        checked again; 0 when it is checked now."""
+        with self._lock:
+            waits = [
+                times[0] + THROTTLE_WINDOW - self.clock()
+                for times, limit in (
+                    (self._recent(('address', address)),
+                     FAILURES_PER_ADDRESS),
+                    (self._recent(('user', login)), FAILURES_PER_USER))
+                if len(times) >= limit]
+        return max([int(wait) + 1 for wait in waits], default=0)
+
+    def failed(self, address, login):
+        with self._lock:
+            now = self.clock()
+            for key in (('address', address), ('user', login)):
+                times = self._recent(key) + [now]
+                # Moved to the end: the oldest keys go first.
+                self._failures.pop(key, None)
+                self._failures[key] = times
+            while len(self._failures) > THROTTLE_KEYS:
+                del self._failures[next(iter(self._failures))]
 
 
 def login_view(request):
@@ -202,6 +305,14 @@ def login_view(request):
     policy = request.registry.demo_login
     login = request.POST.get('login', '')
     password = request.POST.get('password', '')
+    address = request.remote_addr or ''
+    wait = policy['throttle'].retryAfter(address, login)
+    if wait:
+        response = login_form(
+            request, came_from, 'Too many failed logins: try again in %d '
+            'seconds.' % wait, 429)
+        response.headers['Retry-After'] = str(wait)
+        return response
     if hmac.compare_digest(login.encode(), policy['user'].encode()) and \
             hmac.compare_digest(password.encode(),
                                 policy['password'].encode()):
@@ -209,6 +320,7 @@ def login_view(request):
         new_csrf_token(request)
         return HTTPSeeOther(safe_came_from(request, came_from),
                             headers=remember(request, login))
+    policy['throttle'].failed(address, login)
     return login_form(request, came_from, 'Wrong user or password.', 400)
 
 
@@ -219,14 +331,15 @@ def logout_view(request):
 
 def bad_url_view(request):
     # The site's pages only; the add-on answers for its own route.
-    return render_page('Bad request', '<p>The request is not valid '
+    return render_page(request, 'Bad request', '<p>The request is not valid '
                        'UTF-8.</p>', status=400)
 
 
 def bad_form_view(request):
     # A form the CSRF check cannot parse (a multipart body without its
     # boundary): the client's error.
-    return render_page('Bad request', '<p>The form cannot be read.</p>',
+    return render_page(request, 'Bad request',
+                       '<p>The form cannot be read.</p>',
                        status=400)
 
 
@@ -237,9 +350,57 @@ def forbidden_view(request):
                           if len(url) <= MAX_CAME_FROM), None)
         return HTTPSeeOther(request.route_url(
             'login', _query={'came_from': came_from} if came_from else {}))
-    return render_page('Forbidden', '<p>%s may not do this.</p>'
+    return render_page(request, 'Forbidden', '<p>%s may not do this.</p>'
                        % html.escape(request.authenticated_userid),
                        status=HTTPForbidden.code)
+
+
+#: The largest request body the demo's own pages read (its login form
+#: is a few hundred bytes); a larger one is refused unread. The add-on
+#: bounds the bodies under its route itself.
+MAX_DEMO_BODY = 16 * 1024
+
+#: What the demo's own pages are sent with, as the add-on's pages are:
+#: never framed (the login form could be), never cached, nothing sniffed,
+#: styles from the site only, no inline script.
+DEMO_HEADERS = (
+    ('X-Frame-Options', 'DENY'),
+    ('Content-Security-Policy',
+     "default-src 'none'; style-src 'self'; img-src 'self'; "
+     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"),
+    ('X-Content-Type-Options', 'nosniff'),
+    ('Cache-Control', 'no-store'),
+    ('Referrer-Policy', 'no-referrer'),
+)
+
+
+def demo_tween_factory(handler, registry):
+    """The outermost tween: the site's URL from ``demo.url`` (when set)
+    in place of the request's Host header, so that no redirect follows a
+    forged one; and on the demo's own pages (outside the add-on's route)
+    a body cap and the security headers."""
+    url = demo_url(registry.settings)
+    prefix = get_remote_settings(registry).route_prefix
+
+    def demo_tween(request):
+        if url is not None:
+            request.environ['wsgi.url_scheme'] = url.scheme
+            request.environ['HTTP_HOST'] = url.netloc
+        path = request.environ.get('PATH_INFO', '')
+        if prefix != '/' and (path == prefix
+                              or path.startswith(prefix + '/')):
+            return handler(request)
+        if (request.content_length or 0) > MAX_DEMO_BODY:
+            response = render_page(
+                request, 'Request too large',
+                '<p>The demo\'s pages read at most %d bytes.</p>'
+                % MAX_DEMO_BODY, status=413)
+        else:
+            response = handler(request)
+        for name, value in DEMO_HEADERS:
+            response.headers.setdefault(name, value)
+        return response
+    return demo_tween
 
 
 def add_demo_jobs(config):
@@ -261,8 +422,10 @@ def add_demo_jobs(config):
 def main(global_config, **settings):
     """The demo WSGI application (``use = egg:m01remote_demo``)."""
     user, password, secret = demo_settings(settings)
+    demo_url(settings)          # a bad one fails at start
     config = Configurator(settings=settings)
-    config.registry.demo_login = {'user': user, 'password': password}
+    config.registry.demo_login = {'user': user, 'password': password,
+                                  'throttle': LoginThrottle()}
     config.set_security_policy(DemoSecurityPolicy(secret, user))
     # A session, for the messages the pages show after an action.
     config.set_session_factory(SignedCookieSessionFactory(
@@ -271,6 +434,7 @@ def main(global_config, **settings):
     # session factory.
     config.set_csrf_storage_policy(CookieCSRFStoragePolicy(samesite='Lax'))
     config.include('m01.remote')
+    config.add_tween('m01remote_demo.demo_tween_factory', under=INGRESS)
     config.add_route('home', '/')
     config.add_route('login', '/login')
     config.add_route('logout', '/logout')

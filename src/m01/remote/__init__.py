@@ -11,6 +11,7 @@ from pyramid.events import ApplicationCreated
 from pyramid.exceptions import ConfigurationError
 from zope.interface import Interface
 
+from m01.remote.configured import make_remote_processor
 from m01.remote.interfaces import (
     IJob,
     IJobErrorMessage,
@@ -20,7 +21,6 @@ from m01.remote.interfaces import (
 )
 from m01.remote.job import Job
 from m01.remote.processes.worker import ProcessJobWorker
-from m01.remote.processor import make_remote_processor
 from m01.remote.queue.errormessage import registerJobErrorMessageAdapter
 from m01.remote.scheduler import put_scheduler_item
 from m01.remote.settings import get_remote_settings, parse_settings
@@ -56,8 +56,15 @@ def get_remote_processor(request):
     transaction manager, ``request.tm`` (``request.remote_processor``):
     jobs added through it are stored when pyramid_tm commits the request,
     whether pyramid_tm uses the thread's manager or an explicit one.
+
+    With an outbox (``m01.remote.outbox``), they are rows of the
+    request's SQL session, moved into the queue once committed.
     """
-    return request.registry.getUtility(IRemoteProcessor).bind(request.tm)
+    processor = request.registry.getUtility(IRemoteProcessor)
+    if processor.outbox is None:
+        return processor.bind(request.tm)
+    return processor.bind(request.tm,
+                          session=processor.outbox.sessionOf(request))
 
 
 def register_defaults(registry):

@@ -49,8 +49,11 @@ class IJob(zope.interface.Interface):
     status = Attribute("One of the JobStatus values.")
     input = Attribute("The job input, anything BSON can store.")
     output = Attribute("The value returned by __call__, once completed.")
-    errors = Attribute("The list of stored error messages (text).")
-    tracebacks = Attribute("The formatted tracebacks, one per error.")
+    errors = Attribute("The stored error messages (text), the newest "
+                       "limits.MAX_ERRORS, each cut at "
+                       "limits.MAX_ERROR_TEXT characters.")
+    tracebacks = Attribute("The formatted tracebacks, one per error, each "
+                           "cut at limits.MAX_TRACEBACK_TEXT characters.")
     retryCounter = Attribute("How many attempts failed so far.")
     maxRetries = Attribute("Attempts allowed before the job ends in error.")
     retryDelay = Attribute("Seconds to wait before a failed job is retried.")
@@ -81,7 +84,9 @@ class IJobErrorMessage(zope.interface.Interface):
     pair) to change how error messages are written.
     """
 
-    message = Attribute("The text stored in the job's errors list.")
+    message = Attribute("The text stored in the job's errors list (cut "
+                        "at limits.MAX_ERROR_TEXT characters; anything "
+                        "else is stored as its str()).")
 
 
 class IJobContainer(zope.interface.Interface):
@@ -394,12 +399,15 @@ class IRemoteProcessor(zope.interface.Interface):
                                  "scheduler for items other processes "
                                  "add or change.")
 
-    def bind(transactionManager):
+    def bind(transactionManager, session=None):
         """This processor with its jobs joining the transactions of
         ``transactionManager`` (a request's ``request.tm``, a worker
         loop's own); everything else (threads, leases, caches) is shared.
         The whole transaction design rests on it: a request's jobs are
-        stored when its transaction commits, and not when it aborts."""
+        stored when its transaction commits, and not when it aborts.
+        With ``session`` (an SQLAlchemy session that manager commits),
+        the jobs it adds go through the outbox, as rows of that
+        session."""
 
     def ensureIndexes():
         """Create the indexes the queue needs; safe to call repeatedly."""
@@ -490,7 +498,8 @@ class IRemoteProcessor(zope.interface.Interface):
         """Return the job output (None until completed)."""
 
     def getJobErrors(jobid):
-        """Return the list of error messages."""
+        """Return the list of error messages (the newest
+        ``limits.MAX_ERRORS``)."""
 
     def removeJobs(stati=None):
         """Remove jobs in the given statuses; return counts per status."""
@@ -559,6 +568,14 @@ class IRemoteProcessor(zope.interface.Interface):
     def waitForSchedule(timeout):
         """Block until the scheduler is woken (an item added, changed or
         due), or ``timeout`` seconds; whether it was."""
+
+    outbox = Attribute("The IJobOutbox the jobs added in a request go "
+                       "through (``bind(manager, session)``), or None: "
+                       "they are stored in MongoDB at commit.")
+
+    def useOutbox(outbox):
+        """Send the jobs added through a binding with a session through
+        ``outbox`` (an IJobOutbox), and sweep it as upkeep."""
 
 
 class IJobWorker(zope.interface.Interface):
@@ -749,3 +766,63 @@ class IChangeWatcher(zope.interface.Interface):
 
     def stop(timeout=None):
         """Stop watching whoever still uses it; wait for the thread."""
+
+
+class IJobOutbox(IUpkeep):
+    """Jobs added in a request, kept as rows of the site's own SQL
+    database until they are in the queue (``m01.remote.outbox``).
+
+    The rows are written in the request's SQL session, so they commit
+    or roll back with the site's own rows. Once the transaction has
+    committed they are moved into the queue under the job ids fixed when
+    the jobs were added, and deleted; what a crash or an unreachable
+    MongoDB left behind is moved by ``sweep``, which every process's
+    lease keeper runs as its upkeep (``tidy``). Moving a row again
+    stores nothing twice: the job keeps its id, and an id the queue has
+    already counts as moved.
+    """
+
+    table = Attribute("The SQLAlchemy ``Table`` of the rows.")
+    batchSize = Attribute("How many rows one sweep transaction moves.")
+    grace = Attribute("Seconds a committed row is left to its request's "
+                      "own move before a sweep takes it.")
+
+    def sessionOf(request):
+        """The SQLAlchemy session of ``request``, which the request's
+        transaction manager (``request.tm``) commits."""
+
+    def follow(session, transaction, dataManager):
+        """Make the jobs added in ``transaction`` (those the queue's
+        ``dataManager`` holds when the commit begins) rows of
+        ``session``, and move them into the queue once the transaction
+        has committed."""
+
+    def write(session, documents):
+        """Write the job ``documents`` as rows of ``session`` (in its
+        transaction, not committed here)."""
+
+    def move(documents):
+        """Store committed job ``documents`` in the queue under their
+        ids, those stored already skipped, and delete their rows; how
+        many were stored."""
+
+    def sweep(grace=None):
+        """Move the rows committed at least ``grace`` seconds ago
+        (default: ``grace``), in transactions of up to ``batchSize`` rows
+        that other sweepers skip; how many jobs were stored."""
+
+    def status(oid):
+        """The status of the job ``oid`` if it waits in the outbox (as it
+        was added), else None."""
+
+    def backlog():
+        """How many rows wait to be moved."""
+
+
+class IJobOutboxFactory(zope.interface.Interface):
+    """Makes the outbox of a processor: what ``config.set_remote_outbox``
+    registers, and what ``make_remote_processor`` hands its processors
+    to (``IRemoteProcessor.useOutbox``)."""
+
+    def __call__(processor):
+        """The ``IJobOutbox`` of ``processor``."""

@@ -9,6 +9,7 @@ running a job to ``queue.runner``, a new job's document to
 transaction's data manager (``queue.transaction``).
 """
 import copy
+import functools
 
 import transaction
 import zope.component
@@ -40,18 +41,18 @@ from m01.remote.queue.search import TERMS_INDEX
 from m01.remote.queue.transaction import QueueTransaction
 from m01.remote.queue.updates import newJobDocument
 from m01.remote.scheduler import scheduleNextJob
-from m01.remote.settings import get_remote_settings
-from m01.remote.store import connect
+from m01.remote.store import storeDatabase
 from m01.remote.wiring import wire
 from m01.remote.worker import SchedulerWorker, SimpleJobWorker
-from m01.remote.worker.kinds import get_job_worker_factory, worker_arguments
 
 
 @zope.interface.implementer(interfaces.IRemoteProcessor)
 class RemoteProcessor:
     """A job queue and scheduler stored in a MongoDB database.
 
-    ``database`` is a pymongo ``Database`` (or the embedded store's).
+    ``database`` is a pymongo ``Database``, the embedded store's, or a
+    plain mongomock one, which becomes the embedded store's
+    (``store.storeDatabase``).
     ``registry`` is the component registry used to adapt error messages
     and to find worker kinds; it defaults to the global one. Worker
     threads get it from here, never from thread-locals.
@@ -73,6 +74,11 @@ class RemoteProcessor:
 
     __name__ = None
     __parent__ = None
+    #: The outbox of the jobs added through a binding with a session
+    #: (``useOutbox``), or None.
+    outbox = None
+    #: The SQL session whose rows the jobs added here become, or None.
+    _outboxSession = None
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
@@ -85,6 +91,9 @@ class RemoteProcessor:
         if leaseTime <= 0:
             raise ValueError('leaseTime must be positive, not %r'
                              % (leaseTime,))
+        # A plain mongomock database (a site's own tests) becomes the
+        # embedded store's.
+        database = storeDatabase(database)
         self.database = database
         self.name = name
         self.prefix = prefix
@@ -105,23 +114,41 @@ class RemoteProcessor:
         self._transactionKey = object()
         self._useTransactionManager(transactionManager or transaction.manager)
 
-    def _useTransactionManager(self, transactionManager):
+    def _useTransactionManager(self, transactionManager, session=None):
+        follow = None
+        if session is not None:
+            if self.outbox is None:
+                raise ValueError(
+                    'Processor %r has no outbox for the jobs of an SQL '
+                    'session: set one up with config.set_remote_outbox() '
+                    '(m01.remote.outbox)' % (self.name,))
+            follow = functools.partial(self.outbox.follow, session)
         self.transactionManager = transactionManager
+        self._outboxSession = session
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
             self.jobWrites.insertJobs, self.jobWakeup.set,
-            self.jobWrites.finishMany)
+            self.jobWrites.finishMany, follow)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)
 
-    def bind(self, transactionManager):
+    def bind(self, transactionManager, session=None):
         """This processor, its jobs joining the transactions of
-        ``transactionManager``. Everything else (threads, leases, caches)
-        is shared with this one."""
+        ``transactionManager`` (with ``session``, an SQLAlchemy session it
+        commits, as rows of that session in the outbox: ``useOutbox``).
+        Everything else (threads, leases, caches) is shared."""
         bound = copy.copy(self)
-        bound._useTransactionManager(transactionManager)
+        bound._useTransactionManager(transactionManager, session)
         return bound
+
+    def useOutbox(self, outbox):
+        """Send the jobs added through a binding with a session through
+        ``outbox`` (``IJobOutbox``); the lease keeper sweeps it, and a key
+        whose job waits in it stays taken."""
+        self.outbox = outbox
+        self.keys.waiting = outbox.status
+        self.leases.upkeep.append(outbox)
 
     def __repr__(self):
         return '<%s %r>' % (type(self).__name__, self.name)
@@ -216,8 +243,13 @@ class RemoteProcessor:
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
                onDuplicateKey='return'):
+        # A job for the outbox needs no MongoDB (unless it has a key):
+        # the factory last read serves while the store is away.
         try:
-            factory = self.getJobFactory(name)
+            if self._outboxSession is not None and not immediate:
+                factory = self.jobFactories.factory(name, lastKnown=True)
+            else:
+                factory = self.getJobFactory(name)
         except KeyError:
             known = ', '.join(repr(n) for n in self.jobFactories.keys())
             raise ValueError('Unknown job factory %r; known factories: %s'
@@ -252,7 +284,7 @@ class RemoteProcessor:
                 raise
             self.wakeWorkers()
         else:
-            self.pending.dataManager().inserts.append(document)
+            self.pending.add(document)
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
                     keyReleaser(self.keys, document))
@@ -413,28 +445,3 @@ class RemoteProcessor:
 
     def stopScheduler(self, timeout=None):
         self.threads.stopScheduler(timeout)
-
-
-def make_remote_processor(registry, settings=None):
-    """Connect to the store and return a processor set up from
-    ``settings`` (default: the registry's), its indexes ensured; its job
-    worker kind is the one ``m01.remote.worker`` names in ``registry``.
-
-    This is how the application, the ``m01remote`` commands and a process
-    worker's children make their processor.
-    """
-    settings = settings or get_remote_settings(registry)
-    database = connect(settings.uri)[settings.database]
-    processor = RemoteProcessor(
-        database, name=settings.name, registry=registry,
-        prefix=settings.collection_prefix, leaseTime=settings.lease_time,
-        wakeup=settings.wakeup, writeConcern=settings.write_concern,
-        readPreference=settings.read_preference,
-        schedulerWorkerArguments={'waitTime': settings.scheduler_wait_time})
-    processor.jobWorkerFactory = get_job_worker_factory(registry,
-                                                        settings.worker)
-    processor.jobWorkerArguments = worker_arguments(
-        settings, processor.jobWorkerFactory)
-    processor.counters.retentionDays = settings.stats_retention_days
-    processor.ensureIndexes()
-    return processor

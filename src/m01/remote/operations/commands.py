@@ -75,11 +75,13 @@ def addCommands(commands, addCommon):
             command.add_argument('jobid', metavar='JOBID')
         elif action is not None:
             command.add_argument('jobids', metavar='JOBID', nargs='*',
-                                 help='the jobs (at most %d)'
+                                 help='the jobs (at most %d; with filter '
+                                 'options, those of them that match)'
                                  % operations.MAX_SELECTED)
             command.add_argument('--all', action='store_true',
-                                 help='all jobs matching the filter '
-                                      'options instead')
+                                 help='instead of job ids: all jobs '
+                                      'matching the filter options, every '
+                                      'job without them')
             addFilterOptions(command)
         elif name in ('pause', 'resume'):
             command.add_argument('factory', metavar='FACTORY')
@@ -189,15 +191,15 @@ def job(queries, args, out, err):
 
 def change(actions, args, action, out, err):
     if args.all == bool(args.jobids):
-        raise Usage('give the job ids or --all (with filter options), '
-                    'not both or neither')
+        raise Usage('give the job ids or --all (with filter options, or '
+                    'alone for every job), not both or neither')
     selected = _filter(args)
     result = operations.BulkResult(action)
     try:
         while True:
             # Bounded calls, as a request makes them, until none is left.
-            step = actions.bulk(action, selected if args.all else None,
-                                None if args.all else args.jobids)
+            step = actions.bulk(action, selected, args.jobids or None,
+                                all=args.all)
             result.done += step.done
             result.refused += step.refused
             if not step.more or not step.done:

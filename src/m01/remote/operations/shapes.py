@@ -10,6 +10,7 @@ are cut as the job page cuts them.
 import datetime
 import itertools
 import json
+import math
 
 from m01.remote.limits import (
     MAX_DOCUMENT_DEPTH,
@@ -35,9 +36,65 @@ def jsonDefault(value):
     return str(value)
 
 
+#: How a number JSON has no notation for is answered: as text.
+NON_FINITE = {math.inf: 'Infinity', -math.inf: '-Infinity'}
+
+
+def _nonFinite(item):
+    return isinstance(item, float) and not math.isfinite(item)
+
+
+def _children(container):
+    return container.values() if isinstance(container, dict) else container
+
+
+def _walk(value):
+    """Every list, tuple and dict in ``value``, without recursion."""
+    stack = [value] if isinstance(value, (dict, list, tuple)) else []
+    while stack:
+        container = stack.pop()
+        yield container
+        stack.extend(child for child in _children(container)
+                     if isinstance(child, (dict, list, tuple)))
+
+
+def finite(value):
+    """``value`` with every float JSON cannot write (a job's Python code
+    may return ``nan`` or ``inf``) as the text Python prints for it;
+    ``value`` itself when it holds none."""
+    if _nonFinite(value):
+        return 'NaN' if math.isnan(value) else NON_FINITE[value]
+    if not any(_nonFinite(child) for container in _walk(value)
+               for child in _children(container)):
+        return value
+    def convert(item):
+        if _nonFinite(item):
+            return finite(item)
+        if isinstance(item, (dict, list, tuple)):
+            copy = dict(item) if isinstance(item, dict) else list(item)
+            pending.append(copy)
+            return copy
+        return item
+    pending = []
+    top = convert(value)
+    while pending:
+        container = pending.pop()
+        keys = list(container) if isinstance(container, dict) \
+            else range(len(container))
+        for key in keys:
+            container[key] = convert(container[key])
+    return top
+
+
 def dumps(value):
-    return json.dumps(value, default=jsonDefault, ensure_ascii=False,
-                      sort_keys=True)
+    """Strict JSON text of ``value``: never ``NaN`` or ``Infinity``."""
+    try:
+        return json.dumps(value, default=jsonDefault, ensure_ascii=False,
+                          sort_keys=True, allow_nan=False)
+    except ValueError:
+        return json.dumps(finite(value), default=jsonDefault,
+                          ensure_ascii=False, sort_keys=True,
+                          allow_nan=False)
 
 
 def rendererFactory(info):

@@ -33,7 +33,7 @@ from m01.remote.job import (
     JobError,
     JobInterrupted,
     JobTimedOut,
-    checkStorable,
+    checkOutput,
     jobClassKey,
     loadJob,
 )
@@ -305,7 +305,7 @@ def runJob(processor, document):
                                   document['claim'], deadline, job.timeout,
                                   processor.now)
         output = job(processor.bind(manager))
-        checkStorable(output, 'output')
+        checkOutput(output)
         if deadline is not None and processor.now() >= deadline:
             # Too late: its worker refuses the output; so do its writes.
             raise JobTimedOut(TIMED_OUT_MESSAGE % ('%g' % job.timeout))

@@ -22,9 +22,10 @@ import zope.interface
 from pyramid.paster import bootstrap, setup_logging
 
 from m01.remote import store
+from m01.remote.configured import make_remote_processor
 from m01.remote.interfaces import IChildSetup, IRemoteProcessor
 from m01.remote.job import Job, jobClassModules, registerJobClass
-from m01.remote.processor import RemoteProcessor, make_remote_processor
+from m01.remote.processor import RemoteProcessor
 from m01.remote.settings import get_remote_settings
 from m01.remote.worker.threads import no_in_process_threads
 

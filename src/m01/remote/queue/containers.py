@@ -57,8 +57,7 @@ class JobContainer:
         if self.jobWrites is not None and document is not None and \
                 self.pending.addedDocument(str(document['_id'])) is None:
             job._changes = JobChanges(self.pending, self.jobWrites,
-                                      document['_id'],
-                                      document.get('version', 0))
+                                      document)
         return job
 
     def document(self, jobid):
@@ -221,13 +220,23 @@ class JobFactoryContainer:
         self._cache.pop(name, None)
         return self.collection.delete_one({'_id': name}).deleted_count == 1
 
-    def factory(self, name):
+    def factory(self, name, lastKnown=False):
         """The factory ``name`` (not located); KeyError if there is none.
-        """
+
+        With ``lastKnown``, a factory this process has read before serves
+        when the store cannot be reached (trusted for another
+        ``cacheSeconds``: one read per period waits for the store, not
+        every call)."""
         cached = self._cache.get(name)
         if cached and time.monotonic() - cached[0] < self.cacheSeconds:
             return cached[1]
-        document = self.collection.find_one({'_id': name})
+        try:
+            document = self.collection.find_one({'_id': name})
+        except pymongo.errors.ConnectionFailure:
+            if not (lastKnown and cached):
+                raise
+            self._cache[name] = (time.monotonic(), cached[1])
+            return cached[1]
         if document is None:
             self._cache.pop(name, None)
             raise KeyError(name)

@@ -3,15 +3,27 @@
 A site changes the message by registering its own ``(job, error) ->
 IJobErrorMessage`` adapter in the registry its processor uses.
 """
+import logging
+
 import zope.component
 import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import stamp, utcnow
 
+logger = logging.getLogger('m01.remote')
+
 
 def formatErrorText(error):
-    return str(error) or type(error).__name__
+    """The text of ``error``: its ``str``, its type's name when that is
+    empty, or a note saying ``str`` raised (the failure is stored all the
+    same)."""
+    try:
+        text = str(error)
+    except Exception as failure:
+        return '%s (its message cannot be read: str() raised %s)' % (
+            type(error).__name__, type(failure).__name__)
+    return text or type(error).__name__
 
 
 @zope.interface.implementer(interfaces.IJobErrorMessage)
@@ -35,10 +47,16 @@ def registerJobErrorMessageAdapter(registry=None):
 
 
 def getJobErrorMessage(registry, job, error):
-    """The message the registry's adapter gives, the default without one.
-    """
-    adapted = registry.queryMultiAdapter((job, error),
-                                         interfaces.IJobErrorMessage)
-    if adapted is None:
-        adapted = JobErrorMessage(job, error)
-    return adapted.message
+    """The message the registry's adapter gives, the default without one
+    or when the adapter fails: a failure is stored whatever its message
+    adapter does."""
+    try:
+        adapted = registry.queryMultiAdapter((job, error),
+                                             interfaces.IJobErrorMessage)
+        if adapted is not None:
+            return adapted.message
+    except Exception:
+        logger.exception('The error message adapter failed for job %s; '
+                         'its default message is stored',
+                         getattr(job, '__name__', None))
+    return JobErrorMessage(job, error).message

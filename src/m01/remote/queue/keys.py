@@ -55,6 +55,13 @@ class JobKeys:
         self._lastTidy = None
 
     @staticmethod
+    def waiting(oid):
+        """The status of the job ``oid`` where it waits to be stored (an
+        outbox's rows, ``IJobOutbox.status``), else None: its key stays
+        taken meanwhile. Nothing waits unless an outbox is used."""
+        return None
+
+    @staticmethod
     def _lockId(key):
         return 'key:' + key
 
@@ -78,7 +85,9 @@ class JobKeys:
             if lock is None:
                 continue                        # released meanwhile
             document = documentOf(lock['job'])
-            if self._holds(lock, document and document['status'], now):
+            status = document['status'] if document \
+                else self.waiting(lock['job'])
+            if self._holds(lock, status, now):
                 return str(lock['job'])
             self._end(lock)                     # stale: take it over
         raise KeyRaceLost('the key %r changed hands %d times while it was '
@@ -115,7 +124,8 @@ class JobKeys:
         freed = 0
         for lock in self.collection.find():
             state = self.jobWrites.state(lock['job'])
-            if not self._holds(lock, state and state[0], now) and \
+            status = state[0] if state else self.waiting(lock['job'])
+            if not self._holds(lock, status, now) and \
                     self._end(lock):
                 freed += 1
         return freed

@@ -7,11 +7,14 @@ does::
     transaction.commit()
 
 Only ``job.EDITABLE`` fields are written, each value checked when it is
-set. The write is conditional on the version the job was loaded at
+set. A new ``input`` is checked as ``addJob`` checks one (BSON can store
+it, within the nesting limit, and the job document stays under 16 MB);
+the job's search terms follow it (those its outcomes added are kept).
+The write is conditional on the version the job was loaded at
 (``IJobWrites.edit``): a job changed meanwhile (claimed, cancelled,
 changed by another transaction) is not overwritten; the commit raises
-``ConflictError``, a ``TransientError``, so pyramid_tm with pyramid_retry
-runs the request again, reading the job anew.
+``ConflictError``, a ``TransientError``, so pyramid_tm with
+pyramid_retry runs the request again, reading the job anew.
 """
 import datetime
 
@@ -21,7 +24,9 @@ from m01.remote.job import (
     ConflictError,
     checkPriority,
     checkSeconds,
+    checkStorable,
 )
+from m01.remote.queue.search import editedTerms
 
 
 def checkedValue(name, value):
@@ -58,32 +63,42 @@ def checkedValue(name, value):
     elif name == 'title':
         if not isinstance(value, str):
             raise ValueError('title must be text, not %r' % (value,))
+    elif name == 'input':
+        checkStorable(value, 'input')
     return value
 
 
 class JobChanges:
-    """The fields set on one loaded job (``oid`` at ``version``), written
+    """The fields set on one loaded job (its stored ``document``), written
     through ``jobWrites`` when the current transaction of ``pending`` (a
-    ``QueueTransaction``) commits."""
+    ``QueueTransaction``) commits, conditional on the document's
+    ``version``."""
 
-    def __init__(self, pending, jobWrites, oid, version):
+    def __init__(self, pending, jobWrites, document):
         self.pending = pending
         self.jobWrites = jobWrites
-        self.oid = oid
-        self.version = version
+        self.document = document
+        self.oid = document['_id']
+        self.version = document.get('version', 0)
         self._fields = {}
         self._dataManager = None
 
     def set(self, job, name, value):
         value = checkedValue(name, value)
+        fields = {name: value}
+        if name == 'input':
+            fields['terms'] = editedTerms(
+                self.oid, self.document.get('terms'),
+                self.document.get('input'), value)
+            checkStorable(dict(self.document, **fields), 'document')
         dm = self.pending.dataManager()
         if dm is not self._dataManager:
             # A new transaction: what an aborted one set is gone.
             self._dataManager = dm
             self._fields = {}
             dm.addWrite(self._write)
-        self._fields[name] = value
-        dm.noteChange(str(self.oid), {name: value})
+        self._fields.update(fields)
+        dm.noteChange(str(self.oid), fields)
         return value
 
     def _write(self):
@@ -97,3 +112,5 @@ class JobChanges:
                 'written' % (self.oid, self.version, ', '.join(sorted(
                     fields))))
         self.version += 1
+        # What the next transaction's changes start from.
+        self.document = dict(self.document, version=self.version, **fields)

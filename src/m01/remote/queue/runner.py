@@ -30,7 +30,7 @@ from m01.remote.job import (
     JobError,
     JobInterrupted,
     JobTimedOut,
-    checkStorable,
+    checkOutput,
 )
 from m01.remote.queue.containers import toObjectId
 from m01.remote.queue.errormessage import getJobErrorMessage
@@ -157,7 +157,7 @@ class JobRunner:
             try:
                 output = job(remoteProcessor) if call is None \
                     else call(job, remoteProcessor)
-                checkStorable(output, 'output')
+                checkOutput(output)
             except JobTimedOut as error:
                 self._rollback(savepoint, manager)
                 self._recordFailure(job, error, queueTransaction, callTime,
@@ -166,7 +166,8 @@ class JobRunner:
                 self._rollback(savepoint, manager)
                 logger.info('Job %s stopped: %s', job.__name__, error)
                 self._endRun(job, final=False)
-            except Exception as error:
+            except (Exception, SystemExit) as error:
+                # A job calling sys.exit() fails; its worker goes on.
                 self._rollback(savepoint, manager)
                 self._recordFailure(job, error, queueTransaction, callTime)
             else:

@@ -19,13 +19,13 @@ import re
 
 import pymongo
 
-#: Terms a job keeps, at most; and those its id and input give it.
-MAX_TERMS = 100
+from m01.remote.limits import MAX_TERM_LENGTH, MAX_TERMS
+
+#: Terms a job keeps, at most (``m01.remote.limits``); and those its id
+#: and input give it.
 MAX_ADDED_TERMS = 60
 #: Terms one outcome (an output, an error) adds, at most.
 MAX_OUTCOME_TERMS = 20
-#: A word longer than this is kept (and searched) as its first characters.
-MAX_TERM_LENGTH = 40
 #: Characters of text and values read from one value, at most.
 MAX_SCANNED = 64 * 1024
 MAX_VALUES = 10000
@@ -101,6 +101,18 @@ def termsOf(*values, limit=MAX_TERMS, exclude=()):
 def addedTerms(jobid, input):
     """The terms of a job being added: its id, then its input's."""
     return termsOf(str(jobid), input, limit=MAX_ADDED_TERMS)
+
+
+def editedTerms(jobid, terms, oldInput, newInput):
+    """The terms of the job ``jobid`` holding ``terms`` once its input is
+    ``newInput`` instead of ``oldInput``: its id's and the new input's,
+    then those its outcomes added (which never repeat its input's)."""
+    old = set(addedTerms(jobid, oldInput))
+    added = addedTerms(jobid, newInput)
+    new = set(added)
+    kept = [term for term in terms or () if term not in old and
+            term not in new]
+    return (added + kept)[:MAX_TERMS]
 
 
 def errorTerms(message, source=None):

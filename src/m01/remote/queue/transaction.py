@@ -1,9 +1,11 @@
 """Joining the ``transaction``: queue writes are buffered until commit.
 
-MongoDB gives us no two-phase commit, so
-the buffered writes run in ``tpc_vote`` and the data manager sorts last:
-every other participant has voted by then, and a failed write still
-aborts the whole transaction.
+MongoDB gives us no two-phase commit, so the buffered writes run in
+``tpc_vote`` of a data manager that votes after every other participant
+(the last-resource order, see ``QueueDataManager.sortKey``): a
+participant that refuses (a one-phase SQL COMMIT) does so before
+anything is written, and a failed write still aborts the participants
+that only prepared.
 
 Which transaction: the current one of the transaction manager of the
 unit of work. A request's is pyramid_tm's ``request.tm`` (the thread's
@@ -15,6 +17,10 @@ import copy
 
 import transaction.interfaces
 import zope.interface
+
+#: The first character of the queue's sort key: U+10FFFF, the greatest
+#: code point, a noncharacter that no name or path begins with.
+LAST = '\U0010ffff'
 
 
 @zope.interface.implementer(transaction.interfaces.IDataManager)
@@ -49,12 +55,20 @@ class QueueDataManager:
         # holds, ``stored()`` (when given) for the others.
         self.outcomes = []
         self.wakeWorkers = False
+        # Whether an outbox takes the jobs added at commit.
+        self.followed = False
 
     def pendingDocument(self, jobid):
         for document in self.inserts:
             if str(document['_id']) == jobid:
                 return document
         return None
+
+    def takeInserts(self):
+        """The documents of the jobs added, handed over to be stored
+        another way (the outbox); the commit inserts none of them."""
+        documents, self.inserts = self.inserts, []
+        return documents
 
     def addWrite(self, write, jobid=None, fields=None, wake=False):
         self.writes.append(write)
@@ -112,7 +126,28 @@ class QueueDataManager:
         self._clear()
 
     def sortKey(self):
-        return '~m01.remote:%d' % id(self)
+        """Sort after every other participant, so vote after them.
+
+        ``transaction`` calls the participants' ``tpc_vote`` in the order
+        of their sort keys, compared as strings. zope.sqlalchemy's
+        one-phase data manager (``'~sqlalchemy:<n>'``) runs the SQL
+        COMMIT in its ``tpc_vote``, which PostgreSQL may refuse (a
+        serialization failure, a deferred constraint): our writes must
+        come after it, or a refused COMMIT leaves jobs behind (the
+        ``'~m01.remote:<n>'`` of earlier releases sorted before it). Its
+        two-phase data manager (``'sqlalchemy.twophase:<n>'``) and a ZODB
+        connection (its storage's key, a file name for a FileStorage)
+        prepare in ``tpc_vote`` and commit in ``tpc_finish``: writing
+        after they prepared, a failed write still aborts them.
+
+        ``'~'`` is the greatest printable ASCII character, and other
+        packages begin keys with one or more of it to vote late; the
+        queue's key begins with ``LAST`` (U+10FFFF), above every
+        character, so it sorts after any key that does not begin with
+        that same noncharacter. Only one participant that cannot prepare
+        can be last; with a one-phase SQL session, it is the queue.
+        """
+        return '%sm01.remote:%d' % (LAST, id(self))
 
     def savepoint(self):
         return QueueSavepoint(self)
@@ -143,15 +178,20 @@ class QueueTransaction:
     ``transactionManager``: the data manager joined to it (``key``, shared
     by every binding of one processor, finds it again), and the jobs the
     transaction added or changed, which the processor shows before the
-    commit."""
+    commit.
+
+    ``follow(transaction, dataManager)``, when given, is called once per
+    transaction, as the first job is added: the outbox takes the jobs
+    added from the data manager at commit (``IJobOutbox.follow``)."""
 
     def __init__(self, transactionManager, key, insertJobs, wakeWorkers,
-                 finishOutcomes=None):
+                 finishOutcomes=None, follow=None):
         self.transactionManager = transactionManager
         self._key = key
         self._insertJobs = insertJobs
         self._wakeWorkers = wakeWorkers
         self._finishOutcomes = finishOutcomes
+        self._follow = follow
 
     def dataManager(self, join=True):
         """The data manager of the current transaction; joined to it when
@@ -167,6 +207,15 @@ class QueueTransaction:
         txn.join(dm)
         txn.set_data(self._key, dm)
         return dm
+
+    def add(self, document):
+        """Add a job's document to the current transaction: stored when
+        it commits (by the outbox, when this follows one)."""
+        dm = self.dataManager()
+        dm.inserts.append(document)
+        if self._follow is not None and not dm.followed:
+            dm.followed = True
+            self._follow(self.transactionManager.get(), dm)
 
     def addedDocuments(self):
         """The documents of the jobs added in this transaction."""

@@ -23,6 +23,17 @@ from m01.remote.interfaces import (
     QUEUED,
 )
 from m01.remote.job import checkStorable, dueTime
+from m01.remote.limits import (
+    ATTEMPT_TRACEBACK_TEXT,
+    MAX_ATTEMPTS,
+    MAX_ERROR_TEXT,
+    MAX_ERRORS,
+    MAX_LOG_LINE,
+    MAX_LOG_LINES,
+    MAX_PROGRESS_MESSAGE,
+    cutText,
+    cutTraceback,
+)
 from m01.remote.queue.containers import toObjectId
 from m01.remote.queue.keys import checkKey
 from m01.remote.queue.search import (
@@ -53,15 +64,10 @@ TIMED_OUT_OUTCOME = 'timed out'
 LOST_OUTCOME = 'lost'            # its worker stopped renewing the lease
 CANCELLED_OUTCOME = 'cancelled'
 
-#: The attempts kept on a job, the newest ones.
-MAX_ATTEMPTS = 25
-#: Characters of a traceback kept in its attempt (the job's ``tracebacks``
-#: list keeps each whole).
-ATTEMPT_TRACEBACK_CHARS = 8000
-#: Log lines kept on a job, the newest ones, and their length.
-MAX_LOG_LINES = 200
-MAX_LOG_LINE_CHARS = 1000
-MAX_PROGRESS_MESSAGE_CHARS = 500
+#: What an outcome keeps (``m01.remote.limits``): the newest attempts,
+#: errors and log lines, and how long each text may be.
+MAX_LOG_LINE_CHARS = MAX_LOG_LINE
+MAX_PROGRESS_MESSAGE_CHARS = MAX_PROGRESS_MESSAGE
 
 #: How a failed job's next attempt is delayed (``retryBackoff``).
 BACKOFFS = ('fixed', 'exponential')
@@ -193,9 +199,10 @@ def attemptRecord(source, now, outcome, message=None, traceback=None,
     if started is not None:
         record['seconds'] = round((now - started).total_seconds(), 3)
     if message is not None:
-        record['error'] = message
+        record['error'] = cutText(message, MAX_ERROR_TEXT)
     if traceback:
-        record['traceback'] = traceback[-ATTEMPT_TRACEBACK_CHARS:]
+        record['traceback'] = cutTraceback(traceback,
+                                           ATTEMPT_TRACEBACK_TEXT)
     return record
 
 
@@ -212,7 +219,13 @@ def failureUpdate(source, message, traceback, now, final,
                   outcome=FAILED_OUTCOME, thread=None, delay=None):
     """The update for a failed attempt of the job ``source`` (a document
     or a job object): back to the queue after its retry delay, or
-    ``error`` when ``final`` or its retries are spent."""
+    ``error`` when ``final`` or its retries are spent.
+
+    The ``message`` and ``traceback`` kept are cut to the limits of
+    ``m01.remote.limits`` (and made text BSON can store), and only the
+    newest ``MAX_ERRORS`` of each are kept."""
+    message = cutText(message, MAX_ERROR_TEXT)
+    traceback = cutTraceback(traceback or '')
     attempts = (_setting(source, 'retryCounter', 0) or 0) + 1
     if final or attempts >= _setting(source, 'maxRetries', 3):
         fields = {'status': ERROR, 'completed': now}
@@ -223,7 +236,10 @@ def failureUpdate(source, message, traceback, now, final,
                   'retryTime': now + datetime.timedelta(seconds=delay)}
     update = {'$set': fields,
               '$inc': {'retryCounter': 1},
-              '$push': {'errors': message, 'tracebacks': traceback},
+              '$push': {
+                  'errors': {'$each': [message], '$slice': -MAX_ERRORS},
+                  'tracebacks': {'$each': [traceback],
+                                 '$slice': -MAX_ERRORS}},
               '$unset': dict(_CLAIM_FIELDS)}
     pushTerms(update, errorTerms(message, source))
     return _pushAttempt(update, attemptRecord(
@@ -297,13 +313,13 @@ def progressUpdate(fraction, message, now):
     return {'$set': {'progress': {
         'fraction': fraction,
         'message': None if message is None
-        else str(message)[:MAX_PROGRESS_MESSAGE_CHARS],
+        else cutText(message, MAX_PROGRESS_MESSAGE),
         'at': now}}}
 
 
 def logUpdate(line, now):
     return {'$push': {'log': {
-        '$each': [stamp(str(line)[:MAX_LOG_LINE_CHARS], now)],
+        '$each': [stamp(cutText(line, MAX_LOG_LINE), now)],
         '$slice': -MAX_LOG_LINES}}}
 
 

@@ -12,13 +12,21 @@ import urllib.parse
 import pymongo
 
 from m01.remote.store import embedded
-from m01.remote.store.embedded.client import SerializedDatabase
+from m01.remote.store.embedded.client import (
+    SerializedDatabase,
+    isMongomockDatabase,
+    serializedDatabase,
+)
 
 logger = logging.getLogger('m01.remote')
 
 UTC = datetime.timezone.utc
 
 EMBEDDED_SCHEME = 'mongomock'
+
+#: The attribute of a mongomock client holding the lock its calls are
+#: serialised on.
+LOCK_ATTRIBUTE = '_m01_remote_lock'
 
 #: The attribute holding the URI a server client ``connect`` made was
 #: given: another process (a process worker's child) connects with it.
@@ -81,3 +89,13 @@ def _redacted(uri):
 def isEmbedded(database):
     """Whether ``database`` lives in the embedded in-memory store."""
     return isinstance(database, SerializedDatabase)
+
+
+def storeDatabase(database):
+    """``database`` as the queue uses it: a plain mongomock database
+    handed in as it is becomes the embedded store's
+    (``embedded.client.serializedDatabase``); anything else is returned
+    as it is."""
+    if isMongomockDatabase(database):
+        return serializedDatabase(database)
+    return database

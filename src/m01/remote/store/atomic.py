@@ -85,7 +85,7 @@ class AtomicJobWrites:
             if codes == {11000}:
                 raise DuplicateJobError(
                     'A job with one of these ids exists already: %s'
-                    % ', '.join(str(d['_id']) for d in documents))
+                    % ', '.join(str(d['_id']) for d in documents)) from e
             raise
 
     def claimNext(self, now, worker, leaseTime, jobQuery=None,

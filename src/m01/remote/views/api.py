@@ -22,9 +22,11 @@ from pyramid.httpexceptions import (
 from pyramid.response import Response
 
 from m01.remote import operations
+from m01.remote.interfaces import QUEUED
+from m01.remote.job import DuplicateJobKeyError
 from m01.remote.limits import MAX_JSON_TEXT, loadJSON
-from m01.remote.operations import JobFilter, shapes
-from m01.remote.operations.actions import ACTIONS, WORKER_ACTIONS
+from m01.remote.operations import BulkRequest, JobFilter, shapes
+from m01.remote.operations.actions import WORKER_ACTIONS
 from m01.remote.settings import get_remote_settings
 from m01.remote.views.cronwords import describe
 from m01.remote.views.itemform import kindOf
@@ -55,6 +57,8 @@ ROUTE_PREFIX = 'm01.remote.api.'
 #: The methods that change something: they need the CSRF token.
 CHANGES = ('POST', 'DELETE')
 ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key')
+#: The parameters of the job listing beside the filter's.
+LISTING_PARAMS = ('sort', 'order', 'page', 'pageSize')
 
 
 def routeName(key):
@@ -79,9 +83,10 @@ def intParam(params, name, default, low, high):
     return value
 
 
-def jobFilter(params):
+def parsed(parse, *args):
+    """What ``parse`` reads of a request; a 400 naming what it refused."""
     try:
-        return JobFilter.fromParams(params)
+        return parse(*args)
     except ValueError as e:
         raise bad(e)
 
@@ -151,7 +156,7 @@ class ApiViews:
 
     def jobs(self):
         params = self.request.GET
-        selected = jobFilter(params)
+        selected = parsed(JobFilter.fromParams, params, LISTING_PARAMS)
         sort = params.get('sort', 'created')
         order = params.get('order', 'desc')
         try:
@@ -200,10 +205,19 @@ class ApiViews:
         if not isinstance(body.get('name'), str):
             raise bad('name must be the name of a job factory')
         options = {key: body[key] for key in ADD_OPTIONS if key in body}
-        jobid = self._do(self.actions.addJob, body['name'],
-                         body.get('input'), **options)
+        try:
+            jobid = self.actions.addJob(body['name'], body.get('input'),
+                                        onDuplicateKey='raise', **options)
+        except DuplicateJobKeyError as e:
+            # A live job holds the key: it is the job asked for, not a new
+            # one (queued while the request adding it has not committed).
+            return {'id': e.jobid, 'existing': True,
+                    'status': self.processor.getJobStatus(e.jobid) or
+                    QUEUED}
+        except ValueError as e:
+            raise bad(e)
         self.request.response.status = 201
-        return {'id': jobid, 'status': 'queued'}
+        return {'id': jobid, 'status': QUEUED, 'existing': False}
 
     def jobAction(self):
         action = self.request.matchdict['action']
@@ -222,33 +236,16 @@ class ApiViews:
         return {'id': jobid, 'deleted': True}
 
     def countBulk(self):
-        params = self.request.GET
-        jobids = params.getall('job') or None
-        action = params.get('action')
-        if action not in ACTIONS:
-            raise bad('action must be one of %s' % ', '.join(ACTIONS))
-        selected = jobFilter(params)
-        count = self._do(self.actions.countBulk, action,
-                         None if jobids else selected, jobids)
-        return {'action': action, 'count': count,
-                'limit': operations.BULK_LIMITS[action]}
+        request = parsed(BulkRequest.fromParams, self.request.GET)
+        count = self._do(self.actions.countBulk, request.action,
+                         request.jobFilter, request.jobids, all=request.all)
+        return {'action': request.action, 'count': count,
+                'limit': operations.BULK_LIMITS[request.action]}
 
     def bulk(self):
-        body = jsonBody(self.request)
-        unknown = sorted(set(body) - {'action', 'jobids', 'filter'})
-        if unknown:
-            raise bad('Unknown field %s; a bulk action takes action and '
-                      'jobids or filter' % ', '.join(unknown))
-        action, jobids = body.get('action'), body.get('jobids')
-        if action not in ACTIONS:
-            raise bad('action must be one of %s' % ', '.join(ACTIONS))
-        if jobids is not None and not isinstance(jobids, list):
-            raise bad('jobids must be a list of job ids')
-        if not isinstance(body.get('filter', {}), dict):
-            raise bad('filter must be an object (status, name, q)')
-        selected = jobFilter(body.get('filter', {}))
-        result = self._do(self.actions.bulk, action,
-                          None if jobids is not None else selected, jobids)
+        request = parsed(BulkRequest.fromJSON, jsonBody(self.request))
+        result = self._do(self.actions.bulk, request.action,
+                          request.jobFilter, request.jobids, all=request.all)
         return {'action': result.action, 'done': result.done,
                 'refused': result.refused, 'more': result.more}
 

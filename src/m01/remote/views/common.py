@@ -20,6 +20,7 @@ from m01.remote.limits import (
     nestedDeeper,
     shorten,
 )
+from m01.remote.operations.shapes import finite
 from m01.remote.settings import get_remote_settings
 from m01.remote.views import formatting
 from m01.remote.views.assets import asset
@@ -139,8 +140,9 @@ def echoed(values, errors):
 
 def jsonDownload(value, filename):
     """A response streaming the whole ``value`` as a JSON attachment."""
+    # Strict JSON: a float JSON has no notation for is written as text.
     encoder = json.JSONEncoder(sort_keys=True, ensure_ascii=False,
-                               default=str)
+                               default=str, allow_nan=False)
 
     def body():
         parts, size = [], 0
@@ -154,6 +156,7 @@ def jsonDownload(value, filename):
 
     if nestedDeeper(value, MAX_DOCUMENT_DEPTH):
         raise HTTPNotFound('The value is nested too deeply to download.')
+    value = finite(value)
     return Response(app_iter=body(), content_type='application/json',
                     charset='utf-8',
                     content_disposition='attachment; filename="%s"'

@@ -15,7 +15,7 @@ from pyramid.renderers import render_to_response
 from pyramid.tweens import EXCVIEW
 
 from m01.remote.interfaces import IRemoteProcessor
-from m01.remote.limits import MAX_REQUEST_BODY, shorten
+from m01.remote.limits import MAX_FORM_FIELDS, MAX_REQUEST_BODY, shorten
 from m01.remote.settings import get_remote_settings
 from m01.remote.views.api import errorView
 from m01.remote.views.common import BaseView, template
@@ -37,6 +37,9 @@ SECURITY_HEADERS = (
     ('Cache-Control', 'no-store'),
     ('Referrer-Policy', 'no-referrer'),
 )
+
+#: The methods whose body is a form.
+FORM_METHODS = ('POST', 'PUT', 'PATCH')
 
 # The statuses an error page under the route is shown for; a 403 stays
 # the site's (its forbidden view may ask for a login).
@@ -89,11 +92,27 @@ def _utf8(data):
     return True
 
 
-def check_request(request):
+def formFields(request):
+    """How many fields the form body of ``request`` holds, counted in its
+    bytes (without parsing it); 0 for a body that is no form."""
+    body = request.body
+    if request.content_type == 'application/x-www-form-urlencoded':
+        return body.count(b'&') + 1 if body else 0
+    if request.content_type == 'multipart/form-data':
+        boundary = request.headers.get('Content-Type', '').partition(
+            'boundary=')[2].strip('"; ').encode('latin-1', 'replace')
+        return body.count(b'--' + boundary) if boundary else 0
+    return 0
+
+
+def check_request(request, permission):
     """The error a request under the route is refused with before any
     work, or None: a path or query that is not UTF-8 (which no handler
-    could read), a body over MAX_REQUEST_BODY bytes, a form that cannot
-    be parsed."""
+    could read), a body over MAX_REQUEST_BODY bytes (refused unread), a
+    form of more than MAX_FORM_FIELDS fields or that cannot be parsed.
+
+    The form of a request lacking ``permission`` is never parsed: its
+    view refuses it first, whatever its body holds."""
     environ = request.environ
     # WSGI hands the path decoded from its escapes, as latin-1 text, and
     # the query as sent.
@@ -105,6 +124,15 @@ def check_request(request):
         return HTTPRequestEntityTooLarge(
             'The request has %d bytes; at most %d are read.'
             % (request.content_length, MAX_REQUEST_BODY))
+    if not request.content_length or request.method not in FORM_METHODS \
+            or not request.has_permission(permission,
+                                          request.remote_processor):
+        return None
+    fields = formFields(request)
+    if fields > MAX_FORM_FIELDS:
+        return HTTPRequestEntityTooLarge(
+            'The form has %d fields; at most %d are read.'
+            % (fields, MAX_FORM_FIELDS))
     try:
         # Read here, as the CSRF check or the view would: a form that
         # cannot be read (a multipart body without its boundary, say)
@@ -118,7 +146,8 @@ def check_request(request):
 def security_tween_factory(handler, registry):
     """Check requests under the route and add the security headers to
     every response there, error pages included."""
-    prefix = get_remote_settings(registry).route_prefix
+    settings = get_remote_settings(registry)
+    prefix = settings.route_prefix
     api = ('' if prefix == '/' else prefix) + '/api/'
 
     def under_route(request):
@@ -129,7 +158,7 @@ def security_tween_factory(handler, registry):
     def security_tween(request):
         if not under_route(request):
             return handler(request)
-        refusal = check_request(request)
+        refusal = check_request(request, settings.permission)
         if refusal is None:
             response = handler(request)
         elif request.environ.get('PATH_INFO', '').startswith(api):

@@ -17,13 +17,14 @@ of those seconds are delivered again: a needless wake-up at most).
 
 Where the server has no change streams (a standalone mongod,
 mongo-java-server without its oplog, the embedded store) the watcher
-says so once and stops: the loops poll every ``waitTime``, as they do
-anyway between changes. A stream that breaks is reopened with back-off,
-logged once per outage: after the last change it delivered
-(``start_after`` its resume token) where it has one and the server still
-knows it, else from the server's time again. Every opening is followed
-by a claim round, so even a server that lost track of the token (or a
-clock that ran ahead of the server's) costs a wait of at most one poll.
+says so once (at DEBUG level) and stops: the loops poll every
+``waitTime``, as they do anyway between changes. A stream that breaks
+is reopened with back-off, logged once per outage: after the last
+change it delivered (``start_after`` its resume token) where it has one
+and the server still knows it, else from the server's time again.
+Every opening is followed by a claim round, so even a server that lost
+track of the token (or a clock that ran ahead of the server's) costs a
+wait of at most one poll.
 
 An empty ``getMore`` is held by MongoDB for ``AWAIT_MS``, so an idle
 stream costs one command a second. mongo-java-server answers at once
@@ -198,9 +199,12 @@ class ChangeWatcher:
                 thread.join(max(deadline - time.monotonic(), 0))
 
     def _refuse(self, reason):
+        # Polling is what ``auto`` chose, not a fault: said at DEBUG, so a
+        # processor starting logs at INFO only what the specification's
+        # log shows ("Processor 'root-worker' started").
         self.refused = reason
-        logger.info('%s: no change streams (%s); idle loops poll every '
-                    'waitTime', self.label, reason)
+        logger.debug('%s: no change streams (%s); idle loops poll every '
+                     'waitTime', self.label, reason)
 
     # the thread
 

@@ -17,6 +17,41 @@ from mongomock import helpers
 from m01.remote.store.embedded import index
 from m01.remote.store.embedded.compat import indexed
 
+#: The attribute of a mongomock client holding the lock its calls are
+#: serialised on.
+LOCK_ATTRIBUTE = '_m01_remote_lock'
+
+
+def isMongomockDatabase(value):
+    """Whether ``value`` is a plain mongomock database."""
+    return (type(value).__module__ or '').startswith('mongomock') and \
+        type(value).__name__ == 'Database'
+
+
+def serializedDatabase(database):
+    """A plain mongomock database (``mongomock.MongoClient().db``, what a
+    site's own tests make) as the embedded store's: its datetimes read
+    back timezone-aware in UTC, as ``connect`` makes them, and every call
+    serialised on the lock of its client (the lock of every processor on
+    that client). Calls made through the site's own handle bypass that
+    lock: they must not run while the queue's threads work."""
+    if not database.codec_options.tz_aware:
+        # mongomock stores datetimes naive in UTC whatever reads them:
+        # this view of the same store only reads them back aware.
+        database = type(database)(
+            database.client, database.name, database._store,
+            read_preference=database.read_preference,
+            codec_options=database.codec_options._replace(tz_aware=True),
+            read_concern=database.read_concern)
+    return SerializedDatabase(database, clientLock(database.client))
+
+
+def clientLock(client):
+    """The lock of a mongomock ``client``, made at first use."""
+    # Kept in the client's own attributes (mongomock's client answers any
+    # other attribute name with a database of that name).
+    return vars(client).setdefault(LOCK_ATTRIBUTE, threading.RLock())
+
 
 class _Serialized:
     """Forward attribute access to a mongomock object under a lock."""
@@ -53,7 +88,7 @@ class _Serialized:
 class SerializedClient(_Serialized):
 
     def __init__(self, client, lock=None):
-        super().__init__(client, lock or threading.RLock())
+        super().__init__(client, lock or clientLock(client))
 
     def __getitem__(self, name):
         return self.get_database(name)
