@@ -4,13 +4,21 @@ A claimed job carries ``leaseExpires``. While this process runs the job,
 the lease keeper renews it; when a worker dies, nobody renews it, and
 the keeper of any other process gives the job back to the queue once it
 has expired (``recover``).
+
+A keeper that has not managed to renew for a lease's length (the server
+does not answer it, or cannot be reached) may have lost every lease it
+held: other processes take those jobs over. Its workers then claim no
+more jobs (``claimable``), and say so, until it renews again.
 """
 import datetime
 import logging
 import threading
 import time
 
+import pymongo.errors
+
 from m01.remote.queue.containers import toObjectId
+from m01.remote.store import failure
 
 logger = logging.getLogger('m01.remote')
 
@@ -63,6 +71,10 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._thread = None
         self._failing = False
+        #: When (``time.monotonic``) leases were last renewed, and
+        #: whether a worker was told that was too long ago.
+        self._renewed = time.monotonic()
+        self._stalled = False
 
     @property
     def interval(self):
@@ -109,6 +121,7 @@ class LeaseKeeper:
         with self._lock:
             self._users += 1
             if self._thread is None or not self._thread.is_alive():
+                self._renewed = time.monotonic()
                 self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._run, daemon=True,
@@ -146,6 +159,27 @@ class LeaseKeeper:
                 logger.warning('The lease keeper did not stop within '
                                '%.1f s', timeout)
 
+    def claimable(self):
+        """Whether this process's workers may claim jobs: not while the
+        keeper runs and has not renewed leases for a lease's length (the
+        jobs it holds may be another process's by now, and new claims
+        would not be renewed either). Said once in the log."""
+        return not self._stalledNow()
+
+    def _stalledNow(self):
+        """Whether the keeper runs and has not renewed for a lease's
+        length; said once, by whichever thread notices first."""
+        with self._lock:
+            since = time.monotonic() - self._renewed
+            stalled = self._thread is not None and since > self.leaseTime
+            told, self._stalled = self._stalled, self._stalled or stalled
+        if stalled and not told:
+            logger.error('The lease keeper of %s has not renewed its leases '
+                         'for %.1f s (leases last %.1f s): its workers take '
+                         'no more jobs until it does', self.name, since,
+                         self.leaseTime)
+        return stalled
+
     def running(self):
         """``[(jobid, leaseExpires)]`` of the jobs this process runs, the
         expiry as this keeper last set it."""
@@ -161,7 +195,18 @@ class LeaseKeeper:
             for jobid, claim in claims:
                 if self._claims.get(jobid) == claim:
                     self._expires[jobid] = until
+        if claims:
+            self._renewedNow()
         return extended
+
+    def _renewedNow(self):
+        """The server answered a renewal (or a whole tick)."""
+        with self._lock:
+            self._renewed = time.monotonic()
+            stalled, self._stalled = self._stalled, False
+        if stalled:
+            logger.warning('The lease keeper of %s renews its leases again: '
+                           'its workers take jobs again', self.name)
 
     def recover(self, now=None):
         """Requeue (or fail) the jobs whose worker stopped renewing their
@@ -188,20 +233,36 @@ class LeaseKeeper:
 
     def tick(self):
         """Renew our leases, recover expired ones, stop timed-out jobs and
-        tidy, once."""
+        tidy, once. The leases count as renewed when the renewal was
+        answered, or, with none to renew, when every call was."""
+        doing = 'renewing leases'
         try:
             self.renew()
+            doing = 'recovering expired leases'
             self.recover()
+            doing = 'ending timed-out jobs'
             self.stopTimedOut()
+            doing = 'tidying'
             now = self.now()
             for upkeep in self.upkeep:
                 upkeep.tidy(now)
-        except Exception:
-            if not self._failing:
-                logger.exception('Renewing job leases failed; retrying '
-                                 'every %.1f s', self.interval)
+        except Exception as error:
+            if self._failing:
+                pass
+            elif isinstance(error, pymongo.errors.ConnectionFailure):
+                logger.error('Renewing job leases failed: %s; retrying '
+                             'every %.1f s', failure(doing, error),
+                             self.interval)
+            else:
+                logger.exception('Renewing job leases failed while %s; '
+                                 'retrying every %.1f s', doing,
+                                 self.interval)
             self._failing = True
+            self._stalledNow()
         else:
+            # Every call answered: renewing would work, with or without
+            # leases to renew.
+            self._renewedNow()
             if self._failing:
                 logger.info('Renewing job leases works again')
             self._failing = False
