@@ -64,6 +64,7 @@ class RemoteSettings:
     wakeup: str = 'auto'
     write_concern: str | int = 'majority'
     read_preference: str = 'primary'
+    logout_url: str = None
 
     @property
     def embedded(self):
@@ -266,6 +267,21 @@ def _route_prefix(value):
     return value if value == '/' else value.rstrip('/')
 
 
+def _logout_url(value):
+    if value is None or isinstance(value, str) and not value.strip():
+        return None     # the site has no logout the pages could offer
+    value = _text(value)
+    parts = urllib.parse.urlsplit(value)
+    local = value.startswith('/') and not value.startswith('//') \
+        and not parts.scheme and not parts.netloc
+    remote = parts.scheme in ('http', 'https') and parts.netloc
+    if not (local or remote) or any(char.isspace() or char in '"<>\\'
+                                    for char in value):
+        raise ValueError('expected the URL of the site\'s logout, a path '
+                         'such as /logout or an http(s) URL')
+    return value
+
+
 #: setting key (after the prefix) -> (RemoteSettings field, parser)
 OPTIONS = {
     'uri': ('uri', _uri),
@@ -293,6 +309,7 @@ OPTIONS = {
     'wakeup': ('wakeup', _wakeup),
     'write_concern': ('write_concern', _write_concern),
     'read_preference': ('read_preference', _read_preference),
+    'logout_url': ('logout_url', _logout_url),
 }
 
 

@@ -23,7 +23,7 @@ from m01.remote.limits import (
     shorten,
 )
 from m01.remote.settings import get_remote_settings
-from m01.remote.views import formatting
+from m01.remote.views import formatting, waiting
 from m01.remote.views.apijson import finite
 from m01.remote.views.assets import asset
 
@@ -76,9 +76,10 @@ class remote_view:
         return wrapped
 
 
-def resourceUrl(request, resource, *elements, query=None):
+def resourceUrl(request, resource, *elements, query=None, anchor=None):
     """The URL of ``resource`` (or of a view of it, given elements) under
-    the management route, whatever its prefix."""
+    the management route, whatever its prefix; ``anchor`` the id of an
+    element of its page."""
     names = [loc.__name__ for loc in lineage(resource)
              if getattr(loc, '__parent__', None) is not None]
     names.reverse()
@@ -87,6 +88,8 @@ def resourceUrl(request, resource, *elements, query=None):
     url = base + '/' + '/'.join(quote_path_segment(n) for n in names)
     if query:
         url += '?' + urllib.parse.urlencode(query, doseq=True)
+    if anchor:
+        url += '#' + urllib.parse.quote(anchor, safe=':')
     return url
 
 
@@ -231,12 +234,43 @@ def confirmation(message, back, action=None, button='Confirm',
     the hidden ``fields`` (``(name, value)`` pairs) and the CSRF token;
     ``button`` labels its button, red when ``danger``; ``rows`` are
     ``(label, value)`` pairs shown in a table (counts, say); ``back`` is
-    where "Cancel" leads. With the script, the page asking shows the form
-    in a dialog; without it, the page is shown.
+    where "Back" leads. The button names the action ("Delete job"), the
+    one dismissing it never does. With the script, the page asking shows
+    the form in a dialog; without it, the page is shown.
     """
     return {'message': message, 'back': back, 'action': action,
             'button': button, 'danger': danger, 'detail': detail,
             'fields': list(fields), 'rows': list(rows)}
+
+
+#: Pages a pager links on either side of the current one.
+PAGER_SPAN = 2
+
+
+def pager(page, pages, urlFor, asked=None, total=None, first=None,
+          last=None, noun='jobs'):
+    """The view-model of a pager (the ``pager`` macro): page ``page`` of
+    ``pages``, ``urlFor(n)`` the URL of page n. ``asked`` is the page
+    asked for, when it was past the last (the page then says so).
+    ``links`` are the first and last pages and those around this one,
+    ``{'number', 'url', 'current'}``, a gap where pages are left out
+    (``number`` None)."""
+    shown = sorted({1, pages} | set(range(max(1, page - PAGER_SPAN),
+                                          min(pages, page + PAGER_SPAN) + 1)))
+    links, before = [], 0
+    for number in shown:
+        if number > before + 1:
+            links.append({'number': None, 'url': None, 'current': False})
+        links.append({'number': number, 'current': number == page,
+                      'url': urlFor(number)})
+        before = number
+    return {
+        'page': page, 'pages': pages, 'total': total, 'first': first,
+        'last': last, 'noun': noun, 'links': links if pages > 1 else [],
+        'previous': urlFor(page - 1) if page > 1 else None,
+        'next': urlFor(page + 1) if page < pages else None,
+        'pastEnd': asked if asked is not None and asked > pages else None,
+    }
 
 
 FLASH_QUEUES = ('error', 'success', 'info')
@@ -306,9 +340,25 @@ class BaseView:
         return resourceUrl(self.request, self.processor, name,
                            query={'v': asset(name).digest})
 
-    def url(self, resource, *elements, **query):
+    def url(self, resource, *elements, _anchor=None, **query):
         return resourceUrl(self.request, resource, *elements,
-                           query=query or None)
+                           query=query or None, anchor=_anchor)
+
+    @property
+    def signedIn(self):
+        """The site's signed-in user (``authenticated_userid``), or None.
+        """
+        userid = self.request.authenticated_userid
+        return None if userid is None else shorten(str(userid), 80)
+
+    @property
+    def logoutUrl(self):
+        """The site's logout (``m01.remote.logout_url``), or None."""
+        return get_remote_settings(self.request.registry).logout_url
+
+    def apiUrl(self, name):
+        """The URL of the JSON API's ``name`` ('' for its index)."""
+        return resourceUrl(self.request, self.processor, 'api', name)
 
     #: The navigation tab of the page.
     section = None
@@ -325,6 +375,7 @@ class BaseView:
                 for key, title, url in items]
 
     formatTime = staticmethod(formatTime)
+    endedButRunning = staticmethod(waiting.endedButRunning)
     duration = staticmethod(formatting.duration)
     formatJSON = staticmethod(formatJSON)
     formatValue = staticmethod(formatValue)

@@ -5,6 +5,7 @@ from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
+from m01.remote.job import DuplicateJobKeyError
 from m01.remote.jobstate import DELETABLE, MAX_ATTEMPTS
 from m01.remote.limits import quote, shorten
 from m01.remote.operations import (
@@ -15,7 +16,7 @@ from m01.remote.operations import (
 )
 from m01.remote.operations.actions import selectedIds
 from m01.remote.operations.filters import MAX_PAGE
-from m01.remote.views import jobpage
+from m01.remote.views import common, jobform, jobpage, waiting
 from m01.remote.views.common import (
     BaseView,
     Shown,
@@ -24,7 +25,6 @@ from m01.remote.views.common import (
     echoed,
     intParam,
     jsonDownload,
-    parseJSON,
     remote_view,
     template,
 )
@@ -116,23 +116,24 @@ class JobsView(BaseView):
         shown = self.queries.jobs(selected, filters['sort'],
                                   filters['order'] == 'desc', page,
                                   PAGE_SIZE)
+        capacity = self.queries.capacity()
+        rows = []
+        for job in shown.jobs:
+            row = jobRow(job, self.now, filters['sort'])
+            row['waits'] = waiting.waitNotes(
+                self, job, self.queries.waitReasons(job, capacity))
+            row['stillRunning'] = waiting.stillRunning(
+                self, job, waiting.holderOf(job, capacity))
+            rows.append(row)
+        asked = page
         page, pages = shown.page, shown.pages
-        pager = {
-            'page': page, 'pages': pages, 'total': shown.total,
-            'first': shown.first, 'last': shown.last,
-            'previous': self.pageUrl(selected, filters, page - 1)
-            if page > 1 else None,
-            'next': self.pageUrl(selected, filters, page + 1)
-            if page < pages else None,
-            'firstUrl': self.pageUrl(selected, filters, 1) if page > 1
-            else None,
-            'lastUrl': self.pageUrl(selected, filters, pages)
-            if page < pages else None,
-        }
+        pager = common.pager(
+            page, pages, lambda n: self.pageUrl(selected, filters, n),
+            asked=asked, total=shown.total, first=shown.first,
+            last=shown.last)
         return {'title': 'Jobs', 'live': LIVE_LIST,
                 'jobs': shown.jobs, 'filters': filters,
-                'rows': [jobRow(job, self.now, filters['sort'])
-                         for job in shown.jobs],
+                'rows': rows,
                 'timeLabel': TIME_LABELS[filters['sort']],
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
                 'factoryNames': self.queries.factoryNames(),
@@ -260,11 +261,14 @@ class JobsView(BaseView):
         self.flash(message)
         return self.redirect(self.context, **selected.params())
 
-    def _addForm(self, name='', input='', errors=None):
+    def _addForm(self, name='', values=None, errors=None):
         self.section = 'add'
+        infos = self.queries.factories()
         return {'title': 'Add a job',
-                'factoryNames': self.queries.factoryNames(),
-                'name': name, 'input': input, 'errors': errors or {}}
+                'factoryNames': [info.name for info in infos],
+                'hints': jobform.factoryHints(infos),
+                'name': name, 'values': values or {},
+                'errors': errors or {}}
 
     @remote_view(name='add', request_method='GET',
                  renderer=template('job_add'))
@@ -275,28 +279,41 @@ class JobsView(BaseView):
                  renderer=template('job_add'))
     def add(self):
         name = self.request.POST.get('name', '')
-        text = self.request.POST.get('input', '')
-        errors = {}
+        form = jobform.JobForm(self.request.POST)
+        errors = form.errors
         if not name:
             errors['name'] = 'Choose a job factory.'
         elif name not in self.queries.factoryNames():
             errors['name'] = 'There is no job factory %s.' % quote(name)
-        try:
-            input = parseJSON(text)
-        except ValueError as e:
-            errors['input'] = str(e)
+        input, options = form.options()
         if not errors:
             try:
-                jobid = self.actions.addJob(name, input)
+                jobid = self.actions.addJob(name, input,
+                                            onDuplicateKey='raise',
+                                            **options)
+            except DuplicateJobKeyError as e:
+                errors['key'] = 'Job %s holds this key: it is queued or ' \
+                    'running. A key is unique among those.' % e.jobid
             except ValueError as e:
-                errors['input'] = str(e)
+                errors[_fieldOf(str(e))] = str(e)
         if errors:
             self.invalid()
-            values = {'name': name, 'input': text}
+            values = dict(form.values, name=name)
             echoed(values, errors)
-            return self._addForm(values['name'], values['input'], errors)
+            return self._addForm(values.pop('name'), values, errors)
         self.flash('Job %s added.' % jobid)
         return self.redirect(self.context, jobid)
+
+
+def _fieldOf(message):
+    """The add-job form's field an error of the queue is about."""
+    for name in ('priority', 'timeout', 'delay', 'key'):
+        if message.lower().startswith(name) or \
+                ('job %s' % name) in message.lower():
+            return name
+    if message.startswith('at ') or 'a time (at)' in message:
+        return 'at'
+    return 'input'
 
 
 @view_defaults(context=interfaces.IJob, containment=interfaces.IJobContainer)
@@ -308,7 +325,10 @@ class JobView(BaseView):
     def detail(self):
         job = self.context
         errors, errorCount = jobpage.shownErrors(job)
-        attempts = jobpage.attempts(job, self.now)
+        capacity = self.queries.capacity()
+        holder = waiting.holderOf(job, capacity)
+        attempts = jobpage.attempts(job, self.now, holder)
+        reasons = self.queries.waitReasons(job, capacity)
         times = [('Created', job.created), ('Queued', job.queued),
                  ('Started', job.picked), ('Ended', job.completed)]
         if job.status == interfaces.QUEUED:
@@ -325,9 +345,19 @@ class JobView(BaseView):
                 'attempts': attempts, 'maxAttempts': MAX_ATTEMPTS,
                 'log': jobpage.logLines(job),
                 'errors': errors, 'errorCount': errorCount,
-                'times': times, 'live': jobpage.liveSeconds(job, self.now),
+                'times': times,
+                'live': jobpage.liveSeconds(job, self.now, holder),
+                'waits': waiting.waitNotes(self, job, reasons),
+                'position': waiting.positionText(
+                    self.queries.position(job, capacity))
+                if reasons == [] else '',
+                'stillRunning': waiting.stillRunning(self, job, holder),
+                'thread': waiting.threadName(holder)
+                if holder is not None else None,
+                'attemptsText': jobpage.attemptsText(job),
                 'tags': tags(job, self.now),
-                'cancelHelp': jobpage.CANCEL_HELP.get(job.status, ''),
+                'cancelHelp': jobpage.CANCEL_HELP.get(job.status, '')
+                if job.status == interfaces.PROCESSING else '',
                 'canCancel': job.status in (interfaces.QUEUED,
                                             interfaces.PROCESSING),
                 'canRetry': job.status in (interfaces.ERROR,
@@ -361,6 +391,47 @@ class JobView(BaseView):
         else:
             self.flash(done)
         return self.redirect(self.context)
+
+    @remote_view(name='cancel', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmCancel(self):
+        job = self.context
+        back = self.url(job)
+        if job.status not in (interfaces.QUEUED, interfaces.PROCESSING):
+            confirm = confirmation(
+                'Job %s is %s: only a queued or processing job is '
+                'cancelled.' % (self.named(), job.status), back)
+        else:
+            confirm = confirmation(
+                'Cancel job %s?' % self.named(), back,
+                action=self.url(job, 'cancel'), button='Cancel job',
+                danger=False,
+                detail=jobpage.CANCEL_HELP.get(job.status, ''))
+        return {'title': 'Cancel a job', 'confirm': confirm}
+
+    @remote_view(name='retry', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmRetry(self):
+        job = self.context
+        back = self.url(job)
+        if job.status not in (interfaces.ERROR, interfaces.CANCELLED):
+            confirm = confirmation(
+                'Job %s is %s: only a job in error or cancelled is '
+                'retried.' % (self.named(), job.status), back)
+        else:
+            detail = ('It is queued again, due now, with all its attempts '
+                      'to make; its errors and earlier attempts stay on its '
+                      'page.')
+            holder = waiting.holderOf(job, self.queries.capacity())
+            if holder is not None:
+                detail += (' Mind that %s still runs it: retried now, it '
+                           'may run twice at once.'
+                           % waiting.threadName(holder))
+            confirm = confirmation(
+                'Retry job %s now?' % self.named(), back,
+                action=self.url(job, 'retry'), button='Retry job',
+                danger=holder is not None, detail=detail)
+        return {'title': 'Retry a job', 'confirm': confirm}
 
     @remote_view(name='cancel', request_method='POST', require_csrf=True)
     def cancel(self):
