@@ -13,6 +13,8 @@ def read(name):
 requires = [
     'chameleon',
     'mongomock',
+    # m01remote tells a configuration it cannot load by its errors.
+    'plaster',
     'pymongo',
     'pyramid >= 2.0',
     'pyramid_chameleon',
@@ -24,7 +26,14 @@ requires = [
     'zope.interface',
 ]
 
-testing_requires = [
+#: The outbox (m01.remote.outbox): jobs committed with the site's own SQL
+#: rows.
+sqlalchemy_requires = [
+    'SQLAlchemy >= 2.0',
+    'zope.sqlalchemy >= 2.0',
+]
+
+testing_requires = sqlalchemy_requires + [
     'beautifulsoup4',
     'hypothesis',
     # Every answer of the JSON API in the tests is checked against its
@@ -32,19 +41,25 @@ testing_requires = [
     'openapi-core == 0.23.1',
     # A host site on the site's own database beside the queue: SQLAlchemy
     # on PostgreSQL (one-phase and two-phase zope.sqlalchemy) and ZODB,
-    # with pyramid_retry retrying what their COMMIT refused.
+    # with pyramid_retry retrying what their COMMIT refused (SQLAlchemy
+    # and zope.sqlalchemy come with the sqlalchemy extra, above).
     'psycopg[binary] >= 3.1',
     'pyramid_retry',
     'pyramid_zodbconn',
     'pytest',
     'ruff',
     'selenium',
-    'SQLAlchemy >= 2.0',
     'waitress',
     'WebTest',
     'ZODB',
-    'zope.sqlalchemy >= 2.0',
     'build',
+]
+
+# The Sphinx documentation in docs/: its build and its doctests.
+docs_requires = [
+    'sphinx',
+    # autodoc for zope.interface interfaces (the API reference).
+    'sphinxcontrib-zopeext',
 ]
 
 setup(
@@ -81,7 +96,8 @@ setup(
     zip_safe=False,
     python_requires='>=3.10',
     install_requires=requires,
-    extras_require={'testing': testing_requires},
+    extras_require={'testing': testing_requires, 'docs': docs_requires,
+                    'sqlalchemy': sqlalchemy_requires},
     entry_points={
         'console_scripts': [
             'm01remote = m01.remote.console:main',

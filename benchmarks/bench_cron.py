@@ -18,8 +18,8 @@ import argparse
 import datetime
 import time
 
-from m01.remote.cron import CronSchedule
-from m01.remote.cronexpr import parseExpression
+from m01.remote.scheduler.cron import CronSchedule
+from m01.remote.scheduler.expression import parseExpression
 
 UTC = datetime.timezone.utc
 START = datetime.datetime(2024, 1, 1, tzinfo=UTC)

@@ -18,14 +18,12 @@ How to run::
 
     pip install -e '.[testing]'
     python benchmarks/bench_pages.py           # a throw-away mongo-java-server
-    python benchmarks/bench_pages.py --server ferretdb
     python benchmarks/bench_pages.py --uri mongodb://127.0.0.1:27017/
     python benchmarks/bench_pages.py --uri mongomock:// --jobs 10000
     python benchmarks/bench_pages.py --runs 5 --pages jobs,overview
 
-Without ``--uri`` a mongo-java-server (or, with ``--server ferretdb``, a
-FerretDB) is started for the run (and built first, once, if needed: see
-``support.javaserver`` and ``support.testserver``). The database is
+Without ``--uri`` a mongo-java-server is started for the run (and built
+first, once, if needed: see ``support.javaserver``). The database is
 uniquely named and dropped at the end.
 """
 import argparse
@@ -75,8 +73,7 @@ def fill(rp, count):
     completed, 5 % in error, the rest queued.
 
     The statuses are set on the documents before their transaction
-    commits: on FerretDB an ``update_many`` over many jobs takes far
-    longer than inserting them.
+    commits, in the insert: no update over many jobs follows it.
     """
     started = time.perf_counter()
     completed = int(count * 0.80)
@@ -243,9 +240,6 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--uri', help='a mongodb:// URI (or mongomock://);'
                         ' default: start a throw-away server')
-    parser.add_argument('--server', choices=('mongojava', 'ferretdb'),
-                        default='mongojava',
-                        help='the throw-away server (default %(default)s)')
     parser.add_argument('--jobs', type=int, default=100000)
     parser.add_argument('--runs', type=int, default=21,
                         help='renderings per page (default 21)')
@@ -259,17 +253,16 @@ def main(argv=None):
         parser.error('unknown page(s) %s' % ', '.join(unknown))
     # The machine's load says how far the figures can be trusted.
     print('load average %.2f %.2f %.2f before' % os.getloadavg())
-    with serverUri(args.uri, args.server) as uri:
+    with serverUri(args.uri) as uri:
         run(uri, args.jobs, args.runs, keys)
     print('load average %.2f %.2f %.2f after' % os.getloadavg())
     return 0
 
 
 @contextlib.contextmanager
-def serverUri(uri, server):
-    if uri or server == 'ferretdb':
-        with testserver.server_uri(uri) as started:
-            yield started
+def serverUri(uri):
+    if uri:
+        yield uri
         return
     with javaserver.java_server(progress=lambda message: print(
             message, file=sys.stderr, flush=True)) as started:

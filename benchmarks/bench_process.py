@@ -27,10 +27,10 @@ import time
 import transaction
 
 from m01.remote import testing
-from m01.remote.children import JobChild
-from m01.remote.childsetup import StoreChildSetup
+from m01.remote.processes.children import JobChild
+from m01.remote.processes.childsetup import StoreChildSetup
+from m01.remote.processes.worker import ProcessJobWorker
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import ProcessJobWorker
 from m01.remote.worker import MultiJobWorker
 
 TESTS = os.path.join(os.path.dirname(os.path.dirname(
@@ -94,7 +94,7 @@ def throughput(database, worker, arguments, jobs, timeout):
         '_id': None, 'first': {'$min': '$picked'},
         'last': {'$max': '$completed'}}}]))[0]
     for suffix in ('jobs', 'factories', 'scheduler', 'pauses', 'keys',
-                   'slots', 'queue', 'tickets'):
+                   'slots'):
         database.drop_collection(name + suffix)
     elapsed = (times['last'] - times['first']).total_seconds()
     return elapsed, jobs / elapsed

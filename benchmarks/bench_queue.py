@@ -4,15 +4,14 @@ Measures, on each store, then runs the same no-op workload through RQ,
 Huey and Celery (``peers.py``) on this machine in the same run::
 
     python benchmarks/bench_queue.py [--jobs N]
-        [--store embedded,mongojava,ferretdb] [--uri URI]
+        [--store embedded,mongojava] [--uri URI]
         [--peers/--no-peers] [--json PATH]
 
 Stores (``--store``, default ``embedded,mongojava``): ``embedded`` is
 ``mongomock://`` (in-memory, one process); ``mongojava`` is a throw-away
 mongo-java-server (real TCP, conditional writes atomic: the path a
-MongoDB deployment takes); ``ferretdb`` a throw-away FerretDB v1 (SQLite
-backend: the ticketed path). ``--uri`` adds the server it names (a real
-MongoDB, say), as ``mongodb`` (or ``ferretdb`` when it is one).
+MongoDB deployment takes). ``--uri`` adds the server it names (a real
+MongoDB, say), as ``mongodb``.
 
 What is measured (each row in a fresh database, dropped afterwards):
 
@@ -33,7 +32,10 @@ What is measured (each row in a fresh database, dropped afterwards):
   embedded store cannot be shared by two processes, so it has no
   2-process rows; its 1-process workers run in the driver's process. The
   change stream watchers' commands, which also depend on time, are
-  counted with the lease keeper's.
+  counted with the lease keeper's. One more row processes jobs that
+  each hold a key (``addJob(..., key=...)``) and a concurrency slot of
+  their factory, with a simple worker in 1 process: what taking and
+  releasing them costs.
 * Latency, from just before ``addJob`` to the job's start, median and
   99th percentile of ``--latency-samples`` single jobs, each added 50 ms
   after the previous one started: a worker in the same process, woken by
@@ -58,7 +60,7 @@ each being what one command would be on a server (``bench_worker.py``).
 Every row is bounded by ``--row-timeout`` seconds; a processing row that
 runs out of time is reported with the rate it reached (``partial``).
 ``--process-jobs`` sets the number of jobs of the processing rows per
-store (``embedded=N,mongojava=N,ferretdb=N,mongodb=N``); the table shows
+store (``embedded=N,mongojava=N,mongodb=N``); the table shows
 it in column ``N``.
 """
 import argparse
@@ -89,7 +91,6 @@ import peers  # noqa: E402
 import transaction  # noqa: E402
 from bench_worker import counter  # noqa: E402
 
-from m01.remote.jobwrites import isFerretDB  # noqa: E402
 from m01.remote.processor import RemoteProcessor  # noqa: E402
 from m01.remote.scheduler import Cron  # noqa: E402
 from m01.remote.worker import SchedulerWorker, SimpleJobWorker  # noqa: E402
@@ -98,11 +99,11 @@ from support import javaserver, testserver  # noqa: E402
 UTC = datetime.timezone.utc
 DEFAULT_JOBS = 10_000
 #: Jobs per processing row, per store: both stores read their whole jobs
-#: collection for some calls (see the README's Performance section), so
+#: collection for some calls (see docs/benchmarks.rst, "The queue"), so
 #: 10,000 jobs would take far beyond --row-timeout there.
 DEFAULT_PROCESS_JOBS = {'embedded': 1000, 'mongojava': 1000,
-                        'ferretdb': 1000, 'mongodb': 1000}
-STORES = ('embedded', 'mongojava', 'ferretdb')
+                        'mongodb': 1000}
+STORES = ('embedded', 'mongojava')
 DEFAULT_ROW_TIMEOUT = 600.0
 ENQUEUE_BATCH = 100
 LATENCY_WARMUP = 3
@@ -175,20 +176,30 @@ class Store:
             self._client = None
 
 
+#: The job factories a row may use: a no-op, the latency job, and a no-op
+#: of a factory with a concurrency limit (its jobs take and release a
+#: slot).
+FACTORIES = {'noop': lambda: bench_jobs.NoopJob(),
+             'stamp': lambda: bench_jobs.StampJob(),
+             'capped': lambda: bench_jobs.NoopJob({'concurrency': 2})}
+
+
 def processor(db, name='bench', factories=('noop',)):
     rp = RemoteProcessor(db, name=name)
     rp.ensureIndexes()
-    classes = {'noop': bench_jobs.NoopJob, 'stamp': bench_jobs.StampJob}
     for factory in factories:
-        rp.addJobFactory(factory, classes[factory]())
+        rp.addJobFactory(factory, FACTORIES[factory]())
     return rp
 
 
-def enqueue(rp, jobs, perTransaction, factory='noop', deadline=None):
+def enqueue(rp, jobs, perTransaction, factory='noop', deadline=None,
+            keyed=False):
     """Add ``jobs`` jobs, committing every ``perTransaction``; the number
-    added (less than ``jobs`` when the deadline passed)."""
+    added (less than ``jobs`` when the deadline passed). ``keyed``: each
+    with a key of its own, released when it ends."""
     for number in range(jobs):
-        rp.addJob(factory, number)
+        rp.addJob(factory, number,
+                  key='job-%d' % number if keyed else None)
         if (number + 1) % perTransaction == 0 or number + 1 == jobs:
             transaction.commit()
             if deadline is not None and time.monotonic() > deadline:
@@ -325,19 +336,22 @@ def _processingFigures(tallies, jobs):
             'counter_commands': counters / done if done else None}
 
 
-def benchProcess(store, jobs, kind, processes, threads, timeout, batch=1):
-    what = 'process, %s, %d process%s%s' % (
+def benchProcess(store, jobs, kind, processes, threads, timeout, batch=1,
+                 keyed=False):
+    what = 'process, %s%s, %d process%s%s' % (
+        'keyed jobs of a capped factory, ' if keyed else '',
         'simple worker' if kind == 'simple'
         else 'multi-thread worker x%d' % threads,
         processes, '' if processes == 1 else 'es',
         ', batches of %d' % batch if batch > 1 else '')
-    key = processKey(kind, processes, batch)
+    key = processKey(kind, processes, batch, keyed)
     if store.embedded and processes > 1:
         return row(store, key, what, jobs, note=(
             'not possible: the embedded store lives in one process'))
     with store.fresh() as (name, db):
-        rp = processor(db)
-        enqueue(rp, jobs, ENQUEUE_BATCH)
+        factory = 'capped' if keyed else 'noop'
+        rp = processor(db, factories=(factory,))
+        enqueue(rp, jobs, ENQUEUE_BATCH, factory, keyed=keyed)
         deadline = time.monotonic() + timeout
         partial = None
         if store.embedded:
@@ -463,7 +477,7 @@ def _latencyElsewhere(store, samples, timeout, wakeup):
     with store.fresh() as (name, db):
         rp = processor(db, factories=('stamp',))
         _drainStarts()
-        if wakeup == 'changestream' and (store.embedded or isFerretDB(db)):
+        if wakeup == 'changestream' and store.embedded:
             return row(store, key, 'latency, another process, change '
                        'streams', samples, note='not possible: the store '
                        'has no change streams')
@@ -595,8 +609,8 @@ def guarded(function, store, key, what, n, *args):
                    % (type(e).__name__, e))
 
 
-def processKey(kind, processes, batch=1):
-    key = 'process_%s_%dp' % (kind, processes)
+def processKey(kind, processes, batch=1, keyed=False):
+    key = '%s_%s_%dp' % ('keyed' if keyed else 'process', kind, processes)
     return key + ('_b%d' % batch if batch > 1 else '')
 
 
@@ -621,6 +635,11 @@ def runStore(store, args, processJobs):
                 kind, processes, batch), 'process', processJobs,
                 processJobs, kind, processes, args.threads,
                 args.row_timeout, batch))
+    # A key to release and a concurrency slot to take and release, each
+    # job.
+    add(guarded(benchProcess, store, processKey('simple', 1, keyed=True),
+                'process', processJobs, processJobs, 'simple', 1,
+                args.threads, args.row_timeout, 1, True))
     add(guarded(benchLatencySameProcess, store, 'latency_same_process',
                 'latency, same process', args.latency_samples,
                 args.latency_samples, args.row_timeout))
@@ -902,18 +921,13 @@ def serverStore(key, uri=None):
     the server at ``uri``."""
     if uri is not None:
         store = Store(key, uri)
-        if testserver.is_ferretdb(store.client):
-            store.key = 'ferretdb'
         try:
             yield store
         finally:
             store.close()
         return
     say('starting %s' % key)
-    start = javaserver.java_server(oplog=True, progress=say) \
-        if key == 'mongojava' else \
-        testserver.ferretdb_server(progress=say)
-    with start as started:
+    with javaserver.java_server(oplog=True, progress=say) as started:
         store = Store(key, started)
         try:
             yield store
@@ -938,8 +952,7 @@ def main(argv=None):
         with serverStore(key, uri) as store:
             server = store.client.server_info()
             machine['servers'][store.key] = {
-                name: server.get(name) for name in (
-                    'version', 'ferretdbVersion')}
+                name: server.get(name) for name in ('version',)}
             stores.append(store.key)
             rows += runStore(store, args,
                              args.processJobs.get(store.key, args.jobs))

@@ -50,7 +50,7 @@ TESTS = os.path.join(os.path.dirname(os.path.dirname(
 if TESTS not in sys.path:
     sys.path.insert(0, TESTS)
 
-from m01.remote.datamanager import QueueDataManager  # noqa: E402
+from m01.remote.queue.transaction import QueueDataManager  # noqa: E402
 from support import (  # noqa: E402
     javaserver,
     postgres,

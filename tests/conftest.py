@@ -8,9 +8,6 @@ store, with its id:
 - ``mongojava``: mongo-java-server, a MongoDB-wire server whose
   conditional writes are atomic, so the queue takes the path a MongoDB
   deployment takes there (started once per session);
-- ``ferretdb``: FerretDB v1 with its SQLite backend, whose updates are a
-  read followed by a write, so the queue takes its ticketed path (started
-  once per session);
 - ``mongodb``: the server named by ``M01_REMOTE_TEST_MONGODB_URI``, only
   when that is set (a real MongoDB, for those who have one).
 
@@ -47,7 +44,7 @@ def _on_ci():
     return os.environ.get('CI', '').lower() in ('1', 'true', 'yes')
 
 
-def _unavailable(reason, store='ferretdb'):
+def _unavailable(reason, store):
     _missing('no MongoDB-wire server for the %s tests: %s' % (store, reason))
 
 
@@ -72,40 +69,16 @@ def _terminal_progress(config):
 
 
 @pytest.fixture(scope='session')
-def _ferretdb_server(request):
-    """Start FerretDB at most once per session, and only when needed.
-
-    pytest keeps a session fixture's failure, so a missing Go costs one
-    attempt, not one per test.
-    """
-    server = testserver.FerretDBServer(
-        progress=_terminal_progress(request.config))
-    try:
-        server.start()
-    except testserver.FerretDBUnavailable as e:
-        server.close()
-        _unavailable(str(e))
-    try:
-        yield server.uri
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope='session')
-def ferretdb_uri(request):
-    """The URI of the FerretDB server, for tests that start processes.
-
-    Give each process the same database name (``database.name`` or
-    ``testserver.unique_database_name()``) and drop it at the end.
-    """
-    return request.getfixturevalue('_ferretdb_server')
-
-
-@pytest.fixture(scope='session')
 def mongojava_uri(request):
     """The URI of the mongo-java-server (its oplog on, so change streams
     work), started at most once per session, for tests that start
-    processes as for the ``mongojava`` store."""
+    processes as for the ``mongojava`` store.
+
+    pytest keeps a session fixture's failure, so a missing Java costs one
+    attempt, not one per test. Give each process the same database name
+    (``database.name`` or ``testserver.unique_database_name()``) and drop
+    it at the end.
+    """
     server = javaserver.JavaServer(
         oplog=True, progress=_terminal_progress(request.config))
     try:
@@ -161,7 +134,6 @@ def postgres_database(postgres_uri):
 STORES = [
     pytest.param('mongomock', id='mongomock'),
     pytest.param('mongojava', id='mongojava', marks=pytest.mark.mongojava),
-    pytest.param('ferretdb', id='ferretdb', marks=pytest.mark.ferretdb),
 ] + ([pytest.param('mongodb', id='mongodb', marks=pytest.mark.mongodb)]
      if os.environ.get(URI_VARIABLE) else [])
 

@@ -110,7 +110,8 @@ def test_jobs_are_listed_filtered_searched_and_shown(api):
     api.get('/jobs/' + str(bson.ObjectId()), status=404)
     api.get('/jobs/nonsense', status=404)
     for params in ({'status': 'nonsense'}, {'sort': 'input'},
-                   {'page': 'x'}, {'pageSize': '201'}, {'q': 'x' * 501}):
+                   {'page': 'x'}, {'pageSize': '201'}, {'q': 'x' * 501},
+                   {'status': 'queued', 'stauts': 'error'}):
         assert api.get('/jobs', params, status=400)['error']['detail']
 
 
@@ -182,6 +183,101 @@ def test_bulk_actions_count_then_change(api):
         api.post('/jobs/bulk', bad, status=400)
     api.get('/jobs/bulk', {'action': 'explode'}, status=400)
     assert api.rp.getJobStatus(jobids[2]) == 'queued'
+
+
+def jobsInEveryStatus(api):
+    """A job in each status but processing: ``{status: jobid}``."""
+    queued, completed, cancelled = api.addJobs('echo', [1, 2, 3])
+    failed, = api.addJobs('fail', [None])
+    api.rp.processJob(completed)
+    api.rp.processJob(failed)
+    api.rp.cancelJob(cancelled)
+    transaction.commit()
+    return {'queued': queued, 'completed': completed, 'error': failed,
+            'cancelled': cancelled}
+
+
+def stored(rp):
+    return sorted((str(document['_id']), document['status']) for document
+                  in rp.jobsCollection.find({}, {'status': 1}))
+
+
+@pytest.mark.parametrize('json, named', [
+    ({'action': 'delete', 'filter': {'stauts': 'error'}}, "'stauts'"),
+    ({'action': 'delete', 'filter': {'name': 0}}, 'filter.name'),
+    ({'action': 'delete', 'filter': {'name': False}}, 'filter.name'),
+    ({'action': 'delete', 'filter': {'name': ''}}, 'filter.name'),
+    ({'action': 'delete', 'filter': {'status': [None]}}, 'None'),
+    ({'action': 'delete', 'filter': {'status': 'error', 'q': 0}},
+     'filter.q'),
+    ({'action': 'delete', 'filter': {'q': '...'}}, 'no word'),
+    ({'action': 'delete', 'jobids': [None]}, 'None is not a job id'),
+    ({'action': 'delete', 'jobids': [0]}, '0 is not a job id'),
+    ({'action': 'delete'}, 'or all to mean every job'),
+    ({'action': 'delete', 'filter': {}}, 'or all to mean every job'),
+    ({'action': 'delete', 'all': False}, 'or all to mean every job'),
+    ({'action': 'delete', 'all': 'true'}, "all is true or false, not "
+     "'true'"),
+    ({'action': 'delete', 'all': True, 'jobids': []}, 'not both'),
+    ({'action': 'delete', 'all': True, 'filter': {'status': []}},
+     'empty list'),
+])
+def test_a_mistyped_bulk_action_is_a_400_naming_it(api, json, named):
+    jobsInEveryStatus(api)
+    before = stored(api.rp)
+    detail = api.post('/jobs/bulk', json, status=400)['error']['detail']
+    assert named in detail
+    assert stored(api.rp) == before
+
+
+def test_a_bulk_action_on_every_job_says_all(api):
+    jobs = jobsInEveryStatus(api)
+    assert api.get('/jobs/bulk', {'action': 'delete', 'all': 'true'}) == {
+        'action': 'delete', 'count': 4, 'limit': 5000}
+    for params in ({'action': 'delete'}, {'action': 'delete', 'all': 'no'},
+                   {'action': 'delete', 'stauts': 'error'},
+                   {'action': 'delete', 'name': ''}):
+        api.get('/jobs/bulk', params, status=400)
+    # The selected jobs that match the filter.
+    assert api.get('/jobs/bulk', {'action': 'delete', 'status': 'error',
+                                  'job': list(jobs.values())})['count'] == 1
+    assert api.post('/jobs/bulk', {
+        'action': 'retry', 'filter': {'name': 'echo'},
+        'jobids': [jobs['error'], jobs['cancelled']]})['done'] == 1
+    assert api.rp.getJobStatus(jobs['error']) == 'error'
+    result = api.post('/jobs/bulk', {'action': 'delete', 'all': True})
+    assert (result['done'], result['more']) == (4, False)
+    assert api.rp.jobsCollection.count_documents({}) == 0
+
+
+@pytest.mark.parametrize('params, named', [
+    ({'stauts': 'error'}, "'stauts'"),
+    ({'name': ['echo', 'fail']}, 'name is given 2 times'),
+    ({'q': '!!'}, 'no word'),
+    ({'status': 'error', 'csrf_token': 'x'}, "'csrf_token'"),
+])
+def test_a_mistyped_listing_is_a_400_naming_it(api, params, named):
+    api.addJobs('echo', [1])
+    assert named in api.get('/jobs', params, status=400)['error']['detail']
+
+
+def test_a_second_job_with_a_key_is_the_existing_one(api):
+    first = api.post('/jobs', {'name': 'echo', 'input': 1, 'key': 'k'},
+                     status=201)
+    assert first['existing'] is False and first['status'] == 'queued'
+    again = api.post('/jobs', {'name': 'echo', 'input': 2, 'key': 'k'},
+                     status=200)
+    assert again == {'id': first['id'], 'status': 'queued',
+                     'existing': True}
+    assert api.rp.jobsCollection.count_documents({}) == 1
+    api.rp.jobWrites.claimJob(bson.ObjectId(first['id']), api.rp.now(),
+                              'w', 30)
+    assert api.post('/jobs', {'name': 'echo', 'key': 'k'})['status'] == \
+        'processing'
+    # Once the job has ended, the key makes a new job.
+    api.post('/jobs/%s/cancel' % first['id'])
+    other = api.post('/jobs', {'name': 'echo', 'key': 'k'}, status=201)
+    assert other['id'] != first['id'] and other['existing'] is False
 
 
 def test_a_body_that_is_not_a_json_object_is_refused(api):

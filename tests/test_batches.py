@@ -13,7 +13,6 @@ import transaction
 from m01.remote import testing
 from m01.remote.processor import RemoteProcessor
 from m01.remote.store import isEmbedded
-from m01.remote.ticketed import TicketedJobWrites
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
 from support.jobs import RecordingJob, startProcessingThreads
 from support.testserver import unique_database_name
@@ -29,19 +28,11 @@ def rp(database):
     processor.close()
 
 
-def batches(rp):
-    """Whether the store claims many jobs at once (FerretDB v1 cannot)."""
-    return not isinstance(rp.jobWrites.strategy, TicketedJobWrites)
-
-
 def test_a_batch_takes_due_jobs_in_claim_order_once(rp):
     ids = [rp.addJob('echo', n, immediate=True) for n in range(7)]
     urgent = rp.addJob('echo', 'urgent', immediate=True, priority=3)
     later = rp.addJob('echo', 'later', immediate=True, delay=60)
     first = rp.pullNextJobs(5)
-    if not batches(rp):
-        assert [job.__name__ for job in first] == [urgent]
-        return
     assert [job.__name__ for job in first] == [urgent] + ids[:4]
     assert len({job.claim for job in first}) == 1
     rest = rp.pullNextJobs(5)
@@ -62,7 +53,7 @@ def test_a_batch_honours_the_job_query_and_pauses(rp):
     rp.pauseJobFactory('paused')
     claimed = rp.pullNextJobs(10, {'name': {'$in': ['mail', 'paused']}})
     got = [job.__name__ for job in claimed]
-    assert got == (mail if batches(rp) else mail[:1])
+    assert got == mail
 
 
 def test_a_capped_factory_is_claimed_singly_beside_a_batch(rp):
@@ -70,14 +61,13 @@ def test_a_capped_factory_is_claimed_singly_beside_a_batch(rp):
     api = [rp.addJob('api', n, immediate=True) for n in range(3)]
     echo = [rp.addJob('echo', n, immediate=True) for n in range(3)]
     claimed = [job.__name__ for job in rp.pullNextJobs(10)]
-    if batches(rp):
-        assert claimed == echo + api[:1]
-        assert rp.slots.running('api') == 1
+    assert claimed == echo + api[:1]
+    assert rp.slots.running('api') == 1
     assert api[1] not in claimed and api[2] not in claimed
 
 
 def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
-    if isEmbedded(rp.database) or not batches(rp):
+    if isEmbedded(rp.database):
         pytest.skip('counts the commands a server is sent')
     for n in range(40):
         rp.addJob('echo', n)
@@ -131,7 +121,7 @@ class Interfering:
 @pytest.mark.parametrize('interfered', [False, True],
                          ids=['all-won', 'one-lost'])
 def test_a_batch_returns_the_jobs_as_stored(rp, interfered):
-    if isEmbedded(rp.database) or not batches(rp):
+    if isEmbedded(rp.database):
         pytest.skip('the server strategy')
     ids = [bson.ObjectId(rp.addJob('echo', n, immediate=True))
            for n in range(4)]
@@ -176,8 +166,7 @@ class CommandCounter(pymongo.monitoring.CommandListener):
 
 def test_a_refused_outcome_in_a_batch_leaves_the_others_stored(rp, caplog):
     ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
-    jobs = rp.pullNextJobs(4) if batches(rp) else [
-        rp.pullNextJob() for _ in ids]
+    jobs = rp.pullNextJobs(4)
     cancelled = jobs[1].__name__
     rp.cancelJob(cancelled, immediate=True)
     manager = transaction.TransactionManager()

@@ -11,12 +11,8 @@ from m01.remote.processor import RemoteProcessor
 from support.jobs import RecordingJob, startProcessingThreads
 from support.testserver import unique_database_name
 
-#: Jobs claimed by two processes and this one, per server: the full 2,000
-#: on mongo-java-server (the atomic path); on FerretDB, whose SQLite
-#: backend reads the whole collection for every update, enough jobs that
-#: both processes race for them all along (the ticketed path).
-JOBS = {'mongojava': int(os.environ.get('M01_CLAIM_JOBS', 2000)),
-        'ferretdb': int(os.environ.get('M01_CLAIM_JOBS_FERRETDB', 300))}
+#: Jobs claimed by two processes and this one.
+JOBS = int(os.environ.get('M01_CLAIM_JOBS', 2000))
 
 
 def _addJobs(rp, count):
@@ -46,13 +42,10 @@ def test_threads_claim_each_job_once(database):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('server', [
-    pytest.param('mongojava', marks=pytest.mark.mongojava),
-    pytest.param('ferretdb', marks=pytest.mark.ferretdb),
-])
-def test_threads_and_processes_claim_each_job_once(server, request):
-    uri = request.getfixturevalue('%s_uri' % server)
-    jobs = JOBS[server]
+@pytest.mark.mongojava
+def test_threads_and_processes_claim_each_job_once(mongojava_uri):
+    uri = mongojava_uri
+    jobs = JOBS
     name = unique_database_name()
     client = store.connect(uri)
     try:
@@ -78,14 +71,3 @@ def test_threads_and_processes_claim_each_job_once(server, request):
     finally:
         client.drop_database(name)
         client.close()
-
-
-@pytest.mark.parametrize('ticketed', [False, True])
-def test_both_write_strategies_on_the_embedded_store(mongomock_database,
-                                                     ticketed):
-    rp = RemoteProcessor(mongomock_database, ticketed=ticketed)
-    ids = _addJobs(rp, 100)
-    workers, counts = startProcessingThreads(rp, 4)
-    for thread in workers:
-        thread.join()
-    _assertEachRanOnce(rp, ids)

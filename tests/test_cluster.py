@@ -1,6 +1,6 @@
 """What a replica set needs: the write concern of the queue's writes, the
 pages' read preference, retryable writes, and a primary stepping down
-mid-claim and mid-outcome (``m01.remote.cluster``, ``stepdown``)."""
+mid-claim and mid-outcome (``m01.remote.store.cluster``, ``store.retried``)."""
 import logging
 
 import pymongo
@@ -13,11 +13,11 @@ import zope.interface
 from pymongo import read_preferences
 from zope.interface.verify import verifyObject
 
-from m01.remote import cluster, interfaces, store, testing
+from m01.remote import interfaces, store, testing
 from m01.remote.job import Job
-from m01.remote.jobwrites import isFerretDB
 from m01.remote.processor import RemoteProcessor
-from m01.remote.stepdown import RetriedOutcomes
+from m01.remote.store import cluster
+from m01.remote.store.retried import RetriedOutcomes
 from m01.remote.worker import SimpleJobWorker
 from support import testserver, waiting
 from support.jobs import RecordingJob
@@ -40,7 +40,7 @@ def test_the_queue_writes_with_majority_keeping_the_uris_options():
                                             'wtimeout': 500, 'j': True}
     assert cluster.queueDatabase(database, 2).write_concern.document[
         'w'] == 2
-    rp = RemoteProcessor(database, writeConcern=1, ticketed=False)
+    rp = RemoteProcessor(database, writeConcern=1)
     assert rp.jobsCollection.write_concern.document['w'] == 1
     assert rp.database is database           # a job's own writes: as is
     client.close()
@@ -61,8 +61,7 @@ def test_the_embedded_store_ignores_both(mongomock_database):
 
 def test_only_the_pages_read_with_the_read_preference():
     client = pymongo.MongoClient('mongodb://127.0.0.1:1/', connect=False)
-    rp = RemoteProcessor(client.app, readPreference='secondaryPreferred',
-                         ticketed=False)
+    rp = RemoteProcessor(client.app, readPreference='secondaryPreferred')
     assert isinstance(rp.pageJobsCollection.read_preference,
                       read_preferences.SecondaryPreferred)
     assert rp.jobs.pages is rp.pageJobsCollection
@@ -94,11 +93,9 @@ class WriteConcerns(pymongo.monitoring.CommandListener):
         pass
 
 
-@pytest.mark.parametrize('server', [
-    pytest.param('mongojava', marks=pytest.mark.mongojava),
-    pytest.param('ferretdb', marks=pytest.mark.ferretdb)])
-def test_every_queue_write_carries_the_write_concern(request, server):
-    uri = request.getfixturevalue('%s_uri' % server)
+@pytest.mark.mongojava
+def test_every_queue_write_carries_the_write_concern(mongojava_uri):
+    uri = mongojava_uri
     listener = WriteConcerns()
     client = store.connect(uri, event_listeners=[listener])
     name = testserver.unique_database_name()
@@ -269,10 +266,6 @@ class Elsewhere:
                          ids=['answer-lost', 'not-applied'])
 def test_an_outcome_cut_off_by_a_step_down_is_stored_once(database,
                                                           applied):
-    if not applied and isFerretDB(database):
-        pytest.skip('FerretDB v1 has no replica set; there a change lost '
-                    'after its ticket was won is written by the next '
-                    'client that meets the ticket 30 s later (ticketed)')
     Elsewhere.committed = 0
     rp = RemoteProcessor(database, name='stepdown')
     rp.addJobFactory('parent', ParentJob())

@@ -1,8 +1,8 @@
 """``m01remote worker|scheduler <ini>``: a worker in another process.
 
-The multi-process tests need the real server (a separate process cannot
-see the embedded store); they are skipped, like every ``ferretdb`` test,
-when there is none.
+The multi-process tests need a real server (a separate process cannot
+see the embedded store); they are skipped, like every ``mongojava``
+test, when there is none.
 """
 import os
 import signal
@@ -91,6 +91,60 @@ def test_a_missing_ini_file_is_reported(tmp_path, capsys):
     assert 'missing.ini' in capsys.readouterr().err
 
 
+@pytest.mark.parametrize('name, text', [
+    ('garbage.ini', 'not an ini file at all\n'),
+    ('noapp.ini', '[app:other]\nuse = egg:m01.remote\n'),
+    ('broken.ini', '[app:main]\nuse = call:no_such_module:main\n'),
+    ('latin1.ini', '[app:main]\nuse = call:x:main\ntitle = caf\xe9\n'),
+])
+def test_an_unloadable_ini_is_reported(tmp_path, capsys, name, text):
+    path = tmp_path / name
+    path.write_bytes(text.encode('latin-1'))
+    for command in ('worker', 'status'):
+        assert console.main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith('m01remote: cannot load the application of '
+                              '%s: ' % path), err
+        assert len(err.splitlines()) == 1 and 'Traceback' not in err
+
+
+def test_a_configuration_that_is_no_ini_file_is_reported(tmp_path,
+                                                         capsys):
+    path = tmp_path / 'production.txt'
+    path.write_text('[app:main]\nuse = egg:m01.remote\n')
+    for command in ('scheduler', 'jobs'):
+        assert console.main([command, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith('m01remote: %s is not an ini file' % path)
+        assert 'Traceback' not in err
+
+
+def test_an_application_failing_to_load_is_reported(tmp_path, capsys):
+    # Its own error: its traceback helps, the last line says it all.
+    path = tmp_path / 'failing.ini'
+    path.write_text('[app:main]\nuse = call:builtins:len\n'
+                    'm01.remote.uri = mongodb://127.0.0.1:1/\n')
+    assert console.main(['status', str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('Traceback')
+    assert err.splitlines()[-1].startswith(
+        'm01remote: cannot load the application of %s: TypeError: ' % path)
+
+
+def test_an_argument_that_is_not_utf8_is_refused(tmp_path):
+    # As a shell passes it: bytes that do not decode.
+    ini = tmp_path / 'never-read.ini'
+    for argv, named in (([b'pause', ini, b'mail\xff'], 'FACTORY'),
+                        ([b'jobs', ini, b'--name', b'\xe9'], '--name'),
+                        ([b'worker', ini, b'--name', b'\xff'], '--name')):
+        done = subprocess.run([sys.executable, '-m', 'm01.remote.console']
+                              + argv, capture_output=True, timeout=DEADLINE)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.decode().startswith(
+            'm01remote: %s is not UTF-8 text: b' % named), done.stderr
+        assert b'Traceback' not in done.stderr
+
+
 def test_negative_stop_timeout_is_refused(tmp_path, capsys):
     assert console.main(['worker', 'x.ini', '--stop-timeout', '-1']) == 2
     assert '--stop-timeout' in capsys.readouterr().err
@@ -132,11 +186,11 @@ def test_run_serves_until_stopped():
 
 
 @pytest.fixture
-def remote_ini(tmp_path, ferretdb_uri):
+def remote_ini(tmp_path, mongojava_uri):
     """An ini of the demo site on the real server, and the processor the
     test uses to queue jobs (this process, the same database)."""
     database = unique_database_name()
-    ini = write_ini(tmp_path / 'remote.ini', ferretdb_uri, database)
+    ini = write_ini(tmp_path / 'remote.ini', mongojava_uri, database)
     env = bootstrap(ini)
     rp = env['registry'].getUtility(IRemoteProcessor)
     try:
@@ -215,7 +269,7 @@ def test_an_operator_quiets_and_stops_a_worker_process(java_ini, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.ferretdb
+@pytest.mark.mongojava
 def test_worker_process_runs_jobs_and_stops_on_sigterm(remote_ini, tmp_path):
     ini, rp = remote_ini
     echo = rp.addJob('echo', 'hello', immediate=True)
@@ -239,7 +293,7 @@ def test_worker_process_runs_jobs_and_stops_on_sigterm(remote_ini, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.ferretdb
+@pytest.mark.mongojava
 def test_worker_process_with_another_name_stops_on_sigint(remote_ini,
                                                          tmp_path):
     ini, rp = remote_ini
@@ -256,7 +310,7 @@ def test_worker_process_with_another_name_stops_on_sigint(remote_ini,
 
 
 @pytest.mark.slow
-@pytest.mark.ferretdb
+@pytest.mark.mongojava
 def test_scheduler_process_stops_on_sigterm(remote_ini, tmp_path):
     ini, rp = remote_ini
     process, log = start('scheduler', ini, tmp_path)

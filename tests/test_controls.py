@@ -11,7 +11,7 @@ import pytest
 import transaction
 import transaction.interfaces
 
-from m01.remote import execution, jobstate, testing
+from m01.remote import clock, limits, testing
 from m01.remote.job import (
     ConflictError,
     DuplicateJobKeyError,
@@ -19,6 +19,9 @@ from m01.remote.job import (
     JobCancelled,
 )
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue import runner, updates
+from m01.remote.queue.keys import JobKeys
+from m01.remote.queue.slots import ConcurrencySlots
 from support.jobs import (
     CheckpointJob,
     OverlapJob,
@@ -102,8 +105,6 @@ def test_an_index_serves_the_claim_order(rp, store_uri):
     if store_uri.startswith('mongomock'):
         pytest.skip('the embedded store keeps an index of its own')
     indexes = rp.jobsCollection.index_information()
-    if 'm01_remote_claim' not in indexes:
-        pytest.skip('the ticketed strategy claims from its queue entries')
     keys = [field for field, _ in indexes['m01_remote_claim']['key']]
     assert keys == ['status', 'active', 'priority', 'queued', '_id',
                     'retryTime']
@@ -130,10 +131,10 @@ def test_exponential_backoff_with_a_cap_is_visible_on_the_job(rp):
 
 def test_jitter_moves_the_delay_within_its_bounds():
     document = {'retryDelay': 100, 'retryJitter': 0.25}
-    low = jobstate.retryDelayFor(document, 1, lambda: 0.0)
-    high = jobstate.retryDelayFor(document, 1, lambda: 1.0)
+    low = updates.retryDelayFor(document, 1, lambda: 0.0)
+    high = updates.retryDelayFor(document, 1, lambda: 1.0)
     assert (low, high) == (75, 125)
-    delays = {jobstate.retryDelayFor(document, 1) for _ in range(50)}
+    delays = {updates.retryDelayFor(document, 1) for _ in range(50)}
     assert len(delays) > 1 and all(75 <= d <= 125 for d in delays)
 
 
@@ -289,7 +290,7 @@ def test_the_lease_keeper_stops_a_thread_job_at_its_deadline(rp):
 
 def test_a_running_job_stops_at_its_checkpoint_when_cancelled(
         rp, monkeypatch):
-    monkeypatch.setattr(execution, 'CHECK_INTERVAL', 0.05)
+    monkeypatch.setattr(runner, 'CHECK_INTERVAL', 0.05)
     rp.addJobFactory('checkpoint', CheckpointJob())
     jobid = rp.addJob('checkpoint', 30, immediate=True)
     ended = []
@@ -322,7 +323,7 @@ def test_a_running_job_stops_at_its_checkpoint_when_cancelled(
 def test_progress_and_log_are_bounded(rp):
     class Chatty(Job):
         def __call__(self, remoteProcessor):
-            for number in range(jobstate.MAX_LOG_LINES + 20):
+            for number in range(updates.MAX_LOG_LINES + 20):
                 self.log('line %d %s' % (number, 'x' * 2000))
             self.progress(1, 'm' * 5000)
             return 'done'
@@ -331,12 +332,12 @@ def test_progress_and_log_are_bounded(rp):
     assert rp.processNextJob()
     transaction.commit()
     document = stored(rp, jobid)
-    assert len(document['log']) == jobstate.MAX_LOG_LINES
-    assert 'line %d ' % (jobstate.MAX_LOG_LINES + 19) in document['log'][-1]
+    assert len(document['log']) == updates.MAX_LOG_LINES
+    assert 'line %d ' % (updates.MAX_LOG_LINES + 19) in document['log'][-1]
     assert max(len(line) for line in document['log']) < \
-        jobstate.MAX_LOG_LINE_CHARS + 40
+        updates.MAX_LOG_LINE_CHARS + 40
     assert len(document['progress']['message']) == \
-        jobstate.MAX_PROGRESS_MESSAGE_CHARS
+        updates.MAX_PROGRESS_MESSAGE_CHARS
 
 
 def test_outside_a_worker_the_controls_do_nothing():
@@ -453,6 +454,66 @@ def test_the_slot_of_a_lost_job_is_freed(rp):
 
 # changed jobs are written at commit (the specification's README)
 
+class Recorded:
+    """A collection whose method calls are recorded by name."""
+
+    def __init__(self, collection):
+        self.collection = collection
+        self.calls = []
+
+    def __getattr__(self, name):
+        method = getattr(self.collection, name)
+
+        def call(*args, **kw):
+            self.calls.append(name)
+            return method(*args, **kw)
+        return call
+
+
+def test_a_key_is_released_by_one_conditional_delete(database):
+    keys = JobKeys(Recorded(database.keys), clock.utcnow,
+                   lambda oid: None)
+    first, second = bson.ObjectId(), bson.ObjectId()
+    assert keys.reserve('k', first, lambda oid: 'queued') is None
+    keys.collection.calls.clear()
+    keys.release('k', second)                # not its job: kept
+    assert database.keys.count_documents({'_id': 'key:k'}) == 1
+    keys.release('k', first)
+    assert keys.collection.calls == ['delete_one', 'delete_one']
+    assert database.keys.count_documents({}) == 0
+
+
+def test_a_takeover_removes_only_the_reservation_it_read(database):
+    keys = JobKeys(database.keys, clock.utcnow, lambda oid: None)
+    ended, newer = bson.ObjectId(), bson.ObjectId()
+    assert keys.reserve('k', ended, lambda oid: 'queued') is None
+    stale = database.keys.find_one({'_id': 'key:k'})
+    # Meanwhile another process took the lock over and reserved it anew
+    # for the same job (a retry).
+    database.keys.update_one({'_id': 'key:k'}, {'$set': {'token': 'new'}})
+    assert not keys._end(stale)
+    assert database.keys.find_one({'_id': 'key:k'})['token'] == 'new'
+    # A lock of a job that ended is taken over.
+    assert keys.reserve('k', newer, lambda oid: (
+        'completed' if oid == ended else None)) is None
+    assert database.keys.find_one({'_id': 'key:k'})['job'] == newer
+
+
+def test_a_slot_is_released_by_one_conditional_delete(database):
+    slots = ConcurrencySlots(Recorded(database.slots), clock.utcnow,
+                             lambda oid: None)
+    oid = bson.ObjectId()
+    slot = slots.acquire('api', 1, oid, 'claim-1')
+    assert slots.acquire('api', 1, bson.ObjectId(), 'claim-2') is None
+    slots.collection.calls.clear()
+    assert not slots.release(slot, 'claim-0')  # an older claim: kept
+    assert slots.running('api') == 1
+    assert slots.release(slot, 'claim-1')
+    assert slots.collection.calls == ['delete_one', 'count_documents',
+                                      'delete_one']
+    assert database.slots.count_documents({}) == 0
+
+
 def test_a_loaded_job_writes_its_changes_at_commit(rp):
     jobid = rp.addJob('echo', 1, immediate=True)
     job = rp.jobs[jobid]
@@ -490,6 +551,57 @@ def test_a_change_that_lost_a_race_is_a_transient_conflict(rp):
     assert stored(rp, jobid)['status'] == 'processing'
 
 
+def test_a_loaded_jobs_input_is_stored_at_commit_and_run(rp):
+    rp.addJobFactory('fail', testing.FatalErrorJob({'maxRetries': 2}))
+    jobid = rp.addJob('fail', {'invoice': 'old-7'}, immediate=True)
+    rp.processNextJob()                  # an error adds its words
+    transaction.commit()
+    assert 'occurred' in stored(rp, jobid)['terms']
+    job = rp.jobs[jobid]
+    job.input = {'invoice': 'new-8'}
+    assert stored(rp, jobid)['input'] == {'invoice': 'old-7'}
+    assert rp.getJobDocument(jobid)['input'] == {'invoice': 'new-8'}
+    transaction.commit()
+    document = stored(rp, jobid)
+    assert document['input'] == {'invoice': 'new-8'}
+    # Found by its new input's words, no longer by the old ones'; the
+    # words its error added are kept.
+    assert {'new', '8', 'occurred'} <= set(document['terms'])
+    assert not {'old', '7'} & set(document['terms'])
+    # The same object, another transaction; then it runs with it.
+    echo = rp.jobs[rp.addJob('echo', 1, immediate=True)]
+    echo.input = [2, 3]
+    transaction.commit()
+    echo.input = 'four'
+    transaction.commit()
+    rp.processJob(echo.__name__)
+    transaction.commit()
+    assert rp.getJobResult(echo.__name__) == 'four'
+
+
+def test_an_input_that_cannot_be_stored_is_refused_when_set(rp):
+    job = rp.jobs[rp.addJob('echo', 1, immediate=True)]
+    with pytest.raises(ValueError, match='input cannot be stored'):
+        job.input = object()
+    with pytest.raises(ValueError, match='nested'):
+        job.input = _nested(100)
+    with pytest.raises(ValueError, match='The job input is .*8 MB'):
+        job.input = 'x' * limits.MAX_JOB_DOCUMENT
+    # An input within its limit, which the document could not hold.
+    with pytest.raises(ValueError, match='The job document is .*8 MB'):
+        job.input = 'x' * (limits.MAX_JOB_DOCUMENT - 100)
+    transaction.commit()
+    assert stored(rp, job.__name__)['input'] == 1
+    assert job.input == 1
+
+
+def _nested(depth):
+    value = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def test_bad_changes_are_refused_when_set(rp):
     job = rp.jobs[rp.addJob('echo', 1, immediate=True)]
     for name, value in [('retryTime', 'tomorrow'), ('priority', 'high'),
@@ -501,8 +613,7 @@ def test_bad_changes_are_refused_when_set(rp):
 
 # the same across processes, on the servers
 
-SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava),
-           pytest.param('ferretdb', marks=pytest.mark.ferretdb)]
+SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava)]
 
 
 @pytest.fixture(params=SERVERS)

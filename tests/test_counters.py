@@ -1,4 +1,4 @@
-"""Outcome counters (``m01.remote.counters``): tallied in memory, written
+"""Outcome counters (``m01.remote.queue.counters``): tallied in memory, written
 as a few upserts for any number of jobs, on every store."""
 import datetime
 
@@ -8,9 +8,9 @@ import pytest
 import transaction
 from zope.interface.verify import verifyObject
 
-from m01.remote.counters import FIELDS, OutcomeCounters
 from m01.remote.interfaces import IOutcomeCounters, IUpkeep
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.counters import FIELDS, OutcomeCounters
 from support.jobs import echoAndFailProcessor
 
 UTC = datetime.timezone.utc

@@ -5,9 +5,9 @@ import zoneinfo
 
 import pytest
 
-from m01.remote.cron import CronSchedule, to_utc
-from m01.remote.cronexpr import parseExpression
 from m01.remote.scheduler import Cron, Delay, adjustCallTime
+from m01.remote.scheduler.cron import CronSchedule, to_utc
+from m01.remote.scheduler.expression import parseExpression
 
 UTC = datetime.timezone.utc
 ZURICH = 'Europe/Zurich'

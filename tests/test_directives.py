@@ -237,10 +237,10 @@ def test_put_does_not_change_the_given_item(scheduler):
     assert (item.__name__, item.title) == (None, '')
 
 
-@pytest.mark.ferretdb
-def test_restarting_a_site_does_not_duplicate_its_items(ferretdb_uri):
+@pytest.mark.mongojava
+def test_restarting_a_site_does_not_duplicate_its_items(mongojava_uri):
     from support.testserver import unique_database_name
-    settings = {'m01.remote.uri': ferretdb_uri,
+    settings = {'m01.remote.uri': mongojava_uri,
                 'm01.remote.database': unique_database_name()}
     ids = []
     for delay_seconds in (60, 60, 90):

@@ -1,5 +1,5 @@
 """The embedded store's in-place updates of one job
-(``m01.remote.embeddedupdates``) leave the document as mongomock's own
+(``m01.remote.store.embedded.updates``) leave the document as mongomock's own
 update would, and leave to mongomock what they do not apply."""
 import datetime
 
@@ -7,7 +7,7 @@ import bson
 import pytest
 
 from m01.remote import store
-from m01.remote.embeddedupdates import updateInPlace
+from m01.remote.store.embedded.updates import updateInPlace
 
 UTC = datetime.timezone.utc
 WHEN = datetime.datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)

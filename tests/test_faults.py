@@ -9,9 +9,9 @@ SIGSTOP/SIGCONT, a server outage, SIGTERM, bad input, a poison job) and
 counts what became of every job. Every wait is bounded; the scenario
 stops its processes and drops its database whatever happens.
 
-Each scenario runs on mongo-java-server (the atomic path) and on FerretDB
-(the ticketed path). The outage scenario stops and restarts its server,
-so it runs on a server of its own rather than the session's.
+Each scenario runs on mongo-java-server. The outage scenario stops and
+restarts its server, so it runs on a server of its own rather than the
+session's.
 """
 import datetime
 import logging
@@ -24,8 +24,8 @@ import pymongo.errors
 import pytest
 
 from m01.remote import console
-from m01.remote.leases import LeaseKeeper
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.leases import LeaseKeeper
 from m01.remote.worker import MultiJobWorker
 from support import testserver
 from support.faults import scenarios as faults
@@ -36,9 +36,8 @@ def scenario(test):
     return pytest.mark.slow(test)
 
 
-#: The servers the scenarios run on: the atomic path and the ticketed one.
-SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava),
-           pytest.param('ferretdb', marks=pytest.mark.ferretdb)]
+#: The servers the scenarios run on.
+SERVERS = [pytest.param('mongojava', marks=pytest.mark.mongojava)]
 
 
 def _onCI():
@@ -55,7 +54,7 @@ def env(request, tmp_path):
 def ownServerEnv(request, tmp_path):
     """An environment with a server of its own, to stop and start: one
     that keeps its data across a restart (mongo-java-server's H2
-    backend, FerretDB's SQLite)."""
+    backend)."""
     request.getfixturevalue('%s_uri' % request.param)  # it can be had
     server = faults.restartableServer(request.param)
     try:
@@ -244,9 +243,6 @@ class SlowRenewals:
 
     def recoverExpired(self, now, limit=100):
         return []
-
-    def maintain(self, now):
-        return 0
 
 
 def test_the_lease_keeper_stops_between_two_renewals():

@@ -1,5 +1,5 @@
 """Heartbeats and an operator's control over the processes that work for
-the queue (``m01.remote.heartbeats``), on every store."""
+the queue (``m01.remote.worker.heartbeats``), on every store."""
 import datetime
 import threading
 
@@ -7,9 +7,9 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from m01.remote import operations, testing
-from m01.remote.heartbeats import ProcessMonitor, processState
 from m01.remote.interfaces import IProcessMonitor, IUpkeep
 from m01.remote.processor import RemoteProcessor
+from m01.remote.worker.heartbeats import ProcessMonitor, processState
 
 UTC = datetime.timezone.utc
 SECOND = datetime.timedelta(seconds=1)

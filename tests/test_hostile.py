@@ -223,7 +223,6 @@ def deepText(depth):
 
 
 def nestedObjects(depth, leaf=0):
-    # FerretDB v1 stores no arrays in arrays; objects in objects it does.
     for _level in range(depth):
         leaf = {'a': leaf}
     return leaf
@@ -277,9 +276,9 @@ def test_scheduler_input_has_the_16_mb_limit(site, ids):
 
 
 def test_scheduler_input_that_bson_cannot_store(site, ids, monkeypatch):
-    # Text within its limit, a value larger than BSON's (made small).
-    from m01.remote import job
-    monkeypatch.setattr(job, 'MAX_BSON_SIZE', 1024 * 1024)
+    # Text within its limit, a value larger than a job's (made small).
+    from m01.remote import limits
+    monkeypatch.setattr(limits, 'MAX_JOB_DOCUMENT', 1024 * 1024)
     before = stored(site.rp)
     page = bounded(site.post('/remote/scheduler/add-delay', {
         'jobName': 'echo', 'delay': '60',

@@ -23,7 +23,7 @@ import webtest
 
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.limits import MAX_FORM_FIELDS, loadJSON
-from m01.remote.views.apijson import dumps, finite
+from m01.remote.operations.shapes import dumps, finite
 from test_api import Api
 from test_api import makeApp as makeApiApp
 from test_demo import SETTINGS as DEMO_SETTINGS

@@ -12,18 +12,19 @@ from zope.interface import Interface, implementer
 from zope.interface.verify import verifyObject
 
 import m01.remote
-from m01.remote import errormessage
 from m01.remote.interfaces import (
     IJob,
     IJobErrorMessage,
     IJobWorker,
     IRemoteProcessor,
 )
+from m01.remote.processes.worker import ProcessJobWorker
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import ProcessJobWorker
+from m01.remote.queue import errormessage
 from m01.remote.settings import RemoteSettings
 from m01.remote.testing import EchoJob
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+from support.waiting import until
 
 
 class DummyConfig:
@@ -273,7 +274,8 @@ def test_a_site_registers_its_own_kind():
                                     IJobWorker, 'site')
     rp = config.make_wsgi_app().registry.getUtility(IRemoteProcessor)
     assert rp.jobWorkerFactory is SiteWorker
-    # A kind registered as README says gets the worker settings too.
+    # A kind registered as the documentation says gets the worker
+    # settings too.
     rp.startProcessor()
     try:
         assert rp._jobWorker.worker.arguments == {
@@ -284,6 +286,62 @@ def test_a_site_registers_its_own_kind():
             'maxJobsPerChild': None, 'killGrace': 5.0}
     finally:
         rp.stopProcessor()
+
+
+class CountingWorker(SimpleJobWorker):
+    """A kind as README suggests: a subclass passing ``**kw`` on."""
+
+    def __init__(self, remoteProcessor, label='counting', **kw):
+        super().__init__(remoteProcessor, **kw)
+        self.label = label
+        self.steps = 0
+
+    def step(self):
+        self.steps += 1
+        return super().step()
+
+
+class CountingMultiWorker(MultiJobWorker):
+
+    def __init__(self, remoteProcessor, **kw):
+        super().__init__(remoteProcessor, **kw)
+
+
+def test_a_subclass_passing_kw_on_gets_what_its_bases_accept():
+    settings = make_config(worker__max_threads='3', worker__max_processes='2',
+                           worker__batch_size='5').make_wsgi_app() \
+        .registry.m01_remote_settings
+    assert m01.remote.worker_arguments(settings, CountingWorker) == {
+        'waitTime': 1.0, 'jobQuery': None, 'batchSize': 5}
+    assert m01.remote.worker_arguments(settings, CountingMultiWorker) == {
+        'waitTime': 1.0, 'jobQuery': None, 'maxThreads': 3, 'batchSize': 5}
+    assert m01.remote.accepted_names(CountingWorker) == {
+        'self', 'remoteProcessor', 'label', 'waitTime', 'jobQuery',
+        'batchSize'}
+    # A class of its own taking **kw keeps them all; so does a function.
+    assert m01.remote.accepted_names(SiteWorker) is None
+    assert m01.remote.accepted_names(lambda processor, **kw: None) is None
+
+
+def test_a_subclass_of_simplejobworker_passing_kw_on_runs_jobs():
+    config = make_config(worker='counting', worker__wait_time='0.05',
+                         worker__max_threads='3', worker__max_processes='2')
+    config.registry.registerAdapter(CountingWorker, (IRemoteProcessor,),
+                                    IJobWorker, 'counting')
+    rp = config.make_wsgi_app().registry.getUtility(IRemoteProcessor)
+    rp.addJobFactory('echo', EchoJob())
+    jobid = rp.addJob('echo', 'hello')
+    transaction.commit()
+    rp.startProcessor()
+    try:
+        until(lambda: rp.getJobStatus(jobid) == 'completed',
+              what='the job run by the subclass')
+        worker = rp._jobWorker.worker
+        assert isinstance(worker, CountingWorker) and worker.steps >= 1
+        assert (worker.waitTime, worker.label) == (0.05, 'counting')
+    finally:
+        rp.stopProcessor()
+    assert rp.getJobResult(jobid) == 'hello'
 
 
 def test_an_unregistered_kind_fails_at_commit():
@@ -393,7 +451,7 @@ def test_root_factory_for_a_whole_site():
                 'context': type(request.context).__name__}
 
     config.add_view(view, context=IRemoteProcessor, renderer='json')
-    config.add_view(view, name='', context='m01.remote.containers'
+    config.add_view(view, name='', context='m01.remote.queue.containers'
                     '.JobContainer', renderer='json')
     app = TestApp(config.make_wsgi_app())
     assert app.get('/').json == {'root': True, 'context': 'RemoteProcessor'}

@@ -1,32 +1,35 @@
 """The contract of the job write strategies (``IJobWrites``), the same
 tests for each strategy on every store it may serve.
 
-The embedded strategy serves the embedded store only; the atomic one and
-the ticketed one run on every store (their single-client behaviour is
-the contract; which one a server needs is ``jobWritesFor``'s business,
-and the races are ``test_claims``'s).
+The embedded strategy serves the embedded store only; the atomic one
+runs on every store (its single-client behaviour is the contract; which
+one a server gets is ``jobWritesFor``'s business, and the races are
+``test_claims``'s). A server whose conditional writes are not atomic
+(FerretDB v1) is refused at first use.
 """
 import datetime
 
 import bson
+import pymongo
 import pymongo.errors
 import pytest
 from zope.interface.verify import verifyObject
 
-from m01.remote import clock, jobstate
-from m01.remote.atomicwrites import AtomicJobWrites
+from m01.remote import clock
 from m01.remote.interfaces import IJobWrites
-from m01.remote.jobwrites import (
+from m01.remote.processor import RemoteProcessor
+from m01.remote.queue import updates
+from m01.remote.store import isEmbedded
+from m01.remote.store.atomic import AtomicJobWrites
+from m01.remote.store.strategy import (
     EmbeddedJobWrites,
     ServerJobWrites,
+    UnsupportedServer,
     jobWritesFor,
 )
-from m01.remote.store import isEmbedded
-from m01.remote.ticketed import TicketedJobWrites, entryQuery
 
 SECOND = datetime.timedelta(seconds=1)
-STRATEGIES = {'atomic': AtomicJobWrites, 'embedded': EmbeddedJobWrites,
-              'ticketed': TicketedJobWrites}
+STRATEGIES = {'atomic': AtomicJobWrites, 'embedded': EmbeddedJobWrites}
 
 
 @pytest.fixture(params=sorted(STRATEGIES))
@@ -54,7 +57,7 @@ def jobDocument(now, **fields):
 
 
 def complete(writes, oid, claim, output, now):
-    return writes.finish(oid, claim, jobstate.completeUpdate(
+    return writes.finish(oid, claim, updates.completeUpdate(
         stored(writes, oid), output, now))
 
 
@@ -70,8 +73,47 @@ def test_the_server_strategy_is_chosen_at_first_use(database):
     chosen = ServerJobWrites(database, 'r')
     verifyObject(IJobWrites, chosen)
     assert type(chosen.strategy) is type(jobWritesFor(database, 'r'))
-    assert isinstance(ServerJobWrites(database, 'r', ticketed=True).strategy,
-                      TicketedJobWrites)
+
+
+def serverAnswering(buildInfo):
+    """A database of a client that answers ``buildInfo`` so, and talks to
+    no server for anything else."""
+    client = pymongo.MongoClient('mongodb://127.0.0.1:1/', connect=False)
+    asked = []
+    client.server_info = lambda: asked.append(1) or dict(buildInfo)
+    return client.app, asked
+
+
+FERRETDB_1 = {'version': '7.0.42', 'gitVersion': 'e2a5a5b',
+              'ferretdbVersion': 'v1.24.2'}
+MONGODB = {'version': '7.0.14', 'gitVersion': 'ce59cfc6a3c5e5c0'}
+MONGO_JAVA_SERVER = {'version': '7.0.0'}
+
+
+def test_ferretdb_1_is_refused_at_first_use_saying_what_is_supported():
+    database, asked = serverAnswering(FERRETDB_1)
+    rp = RemoteProcessor(database)            # made without its server
+    assert asked == []
+    with pytest.raises(UnsupportedServer) as info:
+        rp.ensureIndexes()
+    assert str(info.value) == (
+        'FerretDB v1.24.2 applies an update as a read followed by a write, '
+        'so two workers may both claim one job: m01.remote supports '
+        'MongoDB and servers whose single-document conditional updates '
+        'and findAndModify are atomic (tested on mongo-java-server).')
+    assert asked == [1]
+
+
+@pytest.mark.parametrize('buildInfo, exact', [
+    (MONGODB, False), (MONGO_JAVA_SERVER, True),
+    (dict(MONGODB, ferretdbVersion='v2.1.0'), True)])
+def test_other_servers_are_asked_once_what_they_are(buildInfo, exact):
+    database, asked = serverAnswering(buildInfo)
+    writes = ServerJobWrites(database, 'r')
+    assert type(writes.strategy) is AtomicJobWrites
+    assert writes.strategy.exactKeyIndexes is exact
+    assert writes.strategy is writes.strategy
+    assert asked == [1]
 
 
 def test_a_claim_takes_the_oldest_due_job(writes, now):
@@ -119,7 +161,7 @@ def test_outcomes_need_the_claim(writes, now):
     assert 'claim' not in job and 'leaseExpires' not in job
     assert not complete(writes, first['_id'], claim, 'twice', now)
     claim = writes.claimJob(second['_id'], now, 'w', 30)['claim']
-    update = jobstate.failureUpdate(
+    update = updates.failureUpdate(
         dict(second, retryDelay=5), 'boom', 'tb', now, False)
     assert not writes.finish(second['_id'], 'another claim', update)
     assert writes.finish(second['_id'], claim, update)
@@ -180,12 +222,6 @@ def test_a_duplicate_id_is_refused_and_nothing_half_stored(writes, now):
     assert writes.jobs.count_documents({}) == 1
 
 
-def test_maintenance_is_safe_to_run_at_any_time(writes, now):
-    writes.insertJobs([jobDocument(now)])
-    assert writes.maintain(now) >= 0
-    assert writes.claimNext(now, 'w', 30) is not None
-
-
 def test_a_delete_restates_the_status(writes, now):
     queued, done, running = (jobDocument(now), jobDocument(now),
                              jobDocument(now))
@@ -196,7 +232,7 @@ def test_a_delete_restates_the_status(writes, now):
     oids = [queued['_id'], done['_id'], running['_id'], bson.ObjectId()]
     assert writes.delete(oids, ['completed']) == 1
     assert stored(writes, done['_id']) is None
-    assert writes.delete(oids, jobstate.DELETABLE) == 1
+    assert writes.delete(oids, updates.DELETABLE) == 1
     # Never a running job, whatever it is asked.
     assert stored(writes, running['_id'])['status'] == 'processing'
     assert writes.claimNext(now, 'w', 30) is None
@@ -205,36 +241,3 @@ def test_a_delete_restates_the_status(writes, now):
         with pytest.raises(ValueError):
             writes.delete(oids, stati)
     assert stored(writes, running['_id'])['status'] == 'processing'
-
-
-def test_a_ticketed_delete_a_client_left_half_done_is_finished(database,
-                                                               now):
-    writes = TicketedJobWrites(database, 'r')
-    document = jobDocument(now)
-    writes.insertJobs([document])
-    # A client won the delete, then stopped before removing the job.
-    writes.tickets.insert_one({'_id': '%s:0' % document['_id'],
-                               'at': now - 60 * SECOND, 'delete': True})
-    assert writes.claimNext(now, 'w', 30) is None
-    assert stored(writes, document['_id']) is None
-    assert writes.queue.count_documents({}) == 0
-
-
-@pytest.mark.parametrize('query, expected', [
-    ({'name': 'echo'}, {'job.name': 'echo'}),
-    ({'$or': [{'name': 'a'}, {'input.x': {'$gt': 1}}]},
-     {'$or': [{'job.name': 'a'}, {'job.input.x': {'$gt': 1}}]}),
-    ({'$and': [{'$nor': [{'name': 'a'}]}]},
-     {'$and': [{'$nor': [{'job.name': 'a'}]}]}),
-])
-def test_ticketed_entries_match_job_queries_by_prefixed_fields(query,
-                                                               expected):
-    assert entryQuery(query) == expected
-
-
-@pytest.mark.parametrize('query', [{'$where': 'true'},
-                                   {'$expr': {'$eq': [1, 1]}},
-                                   {'$or': {'name': 'a'}}])
-def test_ticketed_entries_refuse_queries_they_cannot_match(query):
-    with pytest.raises(ValueError):
-        entryQuery(query)

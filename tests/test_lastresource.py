@@ -25,8 +25,8 @@ import zope.interface
 import zope.sqlalchemy
 import zope.sqlalchemy.datamanager
 
-from m01.remote.datamanager import LAST, QueueDataManager
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue.transaction import LAST, QueueDataManager
 from m01.remote.testing import EchoJob
 from support import sqlsite
 

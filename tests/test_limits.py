@@ -1,14 +1,18 @@
 """Input limits (``m01.remote.limits``) through the Python API: each
 refusal is a ValueError raised before the work it bounds, and nothing is
 stored."""
+import datetime
 import json
 import sys
 
+import bson
 import pytest
 import transaction
 
 from m01.remote import limits
+from m01.remote.job import checkStorable
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue import updates as jobstate
 from m01.remote.scheduler import Cron, Delay
 from m01.remote.settings import SettingsError, parse_settings
 from m01.remote.testing import EchoJob
@@ -121,7 +125,6 @@ def test_add_job_refuses_input_nested_too_deep(rp, depth):
 
 
 def nestedObjects(depth):
-    # FerretDB v1 stores no arrays in arrays; objects in objects it does.
     value = 0
     for _level in range(depth):
         value = {'a': value}
@@ -203,3 +206,96 @@ def test_a_job_query_setting_nested_too_deep_is_refused():
     with pytest.raises(SettingsError, match='nested more than 64 levels deep'):
         parse_settings({'m01.remote.worker.job_query':
                         '{"a": %s}' % nestedText(ABYSS)})
+
+
+# what outcomes store
+
+#: A character UTF-8 writes in 4 bytes, the most it takes.
+WIDE = '\U0001F600'
+
+
+def test_cut_text_keeps_both_ends_and_says_what_it_cut():
+    text = 'head ' + 'x' * 10000 + ' tail'
+    cut = limits.cutText(text, 200)
+    assert len(cut) == 200
+    assert cut.startswith('head ') and cut.endswith(' tail')
+    kept = len(cut) - len(limits.CUT_MARK % (len(text) - 200))
+    assert '[... %d characters cut ...]' % (len(text) - kept) in cut
+    assert limits.cutText('short', 200) == 'short'
+
+
+def test_cut_text_makes_any_value_storable_text():
+    class Unprintable:
+        def __str__(self):
+            raise ValueError('no')
+    assert limits.cutText(Unprintable(), 100) == \
+        '<Unprintable: str() raised ValueError>'
+    assert limits.cutText('a\ud800b', 100) == 'a\\ud800b'
+    assert limits.cutText({'k': 1}, 100) == "{'k': 1}"
+    bson.encode({'v': limits.cutText('\udfff' * 5000, 100)})
+
+
+def test_a_traceback_is_cut_line_by_line_then_in_its_middle_frames():
+    frames = ''.join('  File "f.py", line %d, in f%d\n    f%d()\n'
+                     % (n, n, n + 1) for n in range(2000))
+    text = ('Traceback (most recent call last):\n' + frames +
+            'ValueError: ' + 'q' * 100000 + '\n')
+    cut = limits.cutTraceback(text)
+    assert len(cut) <= limits.MAX_TRACEBACK_TEXT
+    assert max(map(len, cut.splitlines())) <= limits.MAX_TRACEBACK_LINE
+    assert cut.startswith('Traceback (most recent call last):\n  File')
+    assert 'in f1999\n' in cut and '\nValueError: qqq' in cut
+    assert 'characters cut ...]' in cut
+
+
+def test_the_limits_add_up_to_at_most_16_mb():
+    assert limits.MAX_JOB_DOCUMENT + limits.MAX_OUTPUT + \
+        limits.OUTCOME_BYTES <= limits.MAX_BSON_SIZE
+
+
+def test_the_largest_job_document_stays_within_16_mb():
+    # Everything at its limit, in characters UTF-8 writes in 4 bytes: an
+    # input as large as a job document takes, the most errors, attempts
+    # and log lines an outcome keeps, the largest output.
+    now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
+    job = EchoJob()
+    job.name = 'n' * limits.MAX_NAME
+    job.worker = 'host.example.com:99999:' + 'w' * limits.MAX_NAME
+    job.picked = now
+    document = job.dump()
+    document.update({'_id': bson.ObjectId(), 'status': 'queued',
+                     'created': now, 'queued': now, 'retryTime': now,
+                     'retryCounter': 0, 'version': 0, 'output': None,
+                     'key': 'k' * 200,
+                     'terms': [WIDE * limits.MAX_TERM_LENGTH] * 60})
+    room = limits.MAX_JOB_DOCUMENT - len(bson.encode(document))
+    document['input'] = 'i' * (room - 16)
+    checkStorable(document, 'document')
+    huge = WIDE * 10 ** 6
+    # Lines as long as a traceback keeps them, as many as it keeps.
+    lines = (WIDE * (limits.MAX_TRACEBACK_LINE - 1) + '\n') * 100
+    failure = jobstate.failureUpdate(job, huge, lines, now, final=False,
+                                     thread='t' * 200)
+    attempt = failure['$push']['attempts']['$each'][0]
+    document.update({
+        'errors': failure['$push']['errors']['$each'] * limits.MAX_ERRORS,
+        'tracebacks': failure['$push']['tracebacks']['$each'] *
+        limits.MAX_ERRORS,
+        'attempts': [attempt] * limits.MAX_ATTEMPTS,
+        'log': jobstate.logUpdate(huge, now)['$push']['log']['$each'] *
+        limits.MAX_LOG_LINES,
+        'progress': jobstate.progressUpdate(0.5, huge, now)['$set'][
+            'progress'],
+        'terms': [WIDE * limits.MAX_TERM_LENGTH] * limits.MAX_TERMS,
+        'completed': now, 'leaseExpires': now, 'claim': 'c' * 32,
+    })
+    output = WIDE * (limits.MAX_OUTPUT // 4 - 8)
+    checkStorable(output, 'output')
+    document.update(jobstate.completeUpdate(job, output, now)['$set'])
+    assert len(bson.encode(document)) <= limits.MAX_BSON_SIZE
+    assert len(bson.encode(document)) - limits.MAX_JOB_DOCUMENT - \
+        limits.MAX_OUTPUT <= limits.OUTCOME_BYTES
+    # And each part took what its limit allows, not less.
+    assert len(document['errors'][0]) == limits.MAX_ERROR_TEXT
+    assert len(document['tracebacks'][0]) == limits.MAX_TRACEBACK_TEXT
+    assert len(attempt['traceback']) == limits.ATTEMPT_TRACEBACK_TEXT

@@ -15,6 +15,8 @@ from m01.remote.operations.interfaces import (
 from m01.remote.scheduler import Delay
 from support.jobs import echoAndFailProcessor
 
+MISSING = '0123456789abcdef01234567'
+
 
 @pytest.fixture
 def rp(database):
@@ -55,12 +57,72 @@ def test_a_filter_reads_request_parameters():
     assert JobFilter('queued').query() == {'status': 'queued'}
 
 
-@pytest.mark.parametrize('params', [{'status': 'nonsense'},
-                                    {'name': 'x' * 201},
-                                    {'status': ['queued', {'$ne': 1}]}])
-def test_a_bad_filter_is_a_value_error(params):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize('params, named', [
+    ({'status': 'nonsense'}, 'nonsense'),
+    ({'name': 'x' * 201}, 'name'),
+    ({'status': ['queued', {'$ne': 1}]}, r"\{'\$ne': 1\}"),
+    ({'stauts': 'error'}, 'stauts'),
+    ({'status': 'error', 'page': '2'}, 'page'),
+    ({'name': ['echo', 'fail']}, 'name is given 2 times'),
+    ({'q': '!!!'}, 'q has no word'),
+    ({'q': ['a', 'b']}, 'q is given 2 times'),
+    ({'name': 'a\udcffb'}, 'name is not UTF-8'),
+])
+def test_a_bad_filter_is_a_value_error_naming_it(params, named):
+    with pytest.raises(ValueError, match=named):
         JobFilter.fromParams(params)
+
+
+def test_a_filter_takes_the_parameters_its_caller_names():
+    params = {'status': 'error', 'sort': 'created', 'csrf_token': 'x'}
+    assert JobFilter.fromParams(params, ('sort', 'csrf_token')) == \
+        JobFilter('error')
+    with pytest.raises(ValueError, match="Unknown parameter 'csrf_token'"):
+        JobFilter.fromParams(params, ('sort',))
+
+
+#: Filters of the JSON API that were read as "any job", and what the
+#: error says.
+MISTYPED = [
+    ({'stauts': 'error'}, "Unknown filter key 'stauts'"),
+    ({'name': 0}, 'filter.name must be non-empty text, not 0'),
+    ({'name': False}, 'filter.name must be non-empty text, not False'),
+    ({'name': ''}, "filter.name must be non-empty text, not ''"),
+    ({'name': None}, 'filter.name must be non-empty text, not None'),
+    ({'status': [None]}, 'status must be one of .*, not None'),
+    ({'status': []}, 'filter.status is an empty list'),
+    ({'status': None}, 'filter.status must be a status .*, not None'),
+    ({'status': 'error', 'q': 0}, 'filter.q must be non-empty text, not 0'),
+    ({'q': ' '}, "filter.q must be non-empty text, not ' '"),
+    ({'q': '!?'}, "q has no word to search for: '!\\?'"),
+]
+
+
+@pytest.mark.parametrize('value, message', MISTYPED)
+def test_a_mistyped_json_filter_is_a_value_error_naming_it(value, message):
+    with pytest.raises(ValueError, match=message):
+        JobFilter.fromJSON(value)
+
+
+@pytest.mark.parametrize('arguments, message', [
+    ({'name': ''}, "name must be a job factory name, not ''"),
+    ({'name': 0}, 'name must be text, not 0'),
+    ({'q': 0}, 'q must be text, not 0'),
+    ({'statuses': [None]}, 'status must be one of .*, not None'),
+    ({'statuses': 3}, 'status must be a status or a list of them, not 3'),
+])
+def test_a_mistyped_filter_is_refused_when_made(arguments, message):
+    with pytest.raises(ValueError, match=message):
+        JobFilter(**arguments)
+
+
+def test_a_json_filter_reads_what_it_is_given():
+    assert JobFilter.fromJSON({}) == JobFilter()
+    assert JobFilter.fromJSON({'status': 'error', 'name': 'echo',
+                               'q': ' ann '}) == \
+        JobFilter(('error',), 'echo', 'ann')
+    assert JobFilter.fromJSON({'status': ['error', 'queued']}).statuses == \
+        ('queued', 'error')
 
 
 # reads
@@ -196,7 +258,7 @@ def test_a_bulk_action_is_bounded_and_says_more_are_left(rp):
     result = actions.bulk('cancel', JobFilter('queued'), limit=3)
     assert (result.done, result.more) == (3, True)
     assert rp.jobs.countByStatus()['cancelled'] == 3
-    result = actions.bulk('cancel', JobFilter(), limit=10)
+    result = actions.bulk('cancel', limit=10, all=True)
     assert (result.done, result.more) == (4, False)
     result = actions.bulk('retry', jobids=jobids[:2])
     assert result.done == 2
@@ -217,15 +279,138 @@ def test_a_bulk_action_counts_the_jobs_that_changed_meanwhile(rp):
 
 
 @pytest.mark.parametrize('arguments', [
-    {'action': 'explode'},
+    {'action': 'explode', 'all': True},
     {'action': 'cancel', 'jobids': ['not an id']},
     {'action': 'cancel', 'jobids': [str(bson.ObjectId())] * 501},
+    {'action': 'cancel', 'jobids': [None]},
+    {'action': 'cancel', 'jobids': [b'abcdefghijkl']},
+    {'action': 'cancel', 'jobids': 'abc'},
+    {'action': 'cancel', 'all': 1},
+    {'action': 'cancel', 'jobFilter': {'status': 'queued'}},
+    {'action': 'cancel', 'all': True, 'limit': 0},
 ])
 def test_a_bad_bulk_action_changes_nothing(rp, arguments):
     add(rp, 'echo', [1])
     with pytest.raises(ValueError):
         operations.actions(rp).bulk(**arguments)
     assert rp.jobs.countByStatus()['queued'] == 1
+
+
+@pytest.fixture
+def everyStatus(rp):
+    """Jobs in every status: ``{status: jobid}``."""
+    queued, completed, cancelled, processing = add(rp, 'echo', range(4))
+    failed, = add(rp, 'fail', [None])
+    rp.processJob(completed)
+    rp.processJob(failed)
+    transaction.commit()
+    operations.actions(rp).cancelJob(cancelled)
+    claim(rp, processing)
+    jobs = {'queued': queued, 'completed': completed, 'error': failed,
+            'cancelled': cancelled, 'processing': processing}
+    assert {status: rp.getJobStatus(jobid)
+            for status, jobid in jobs.items()} == {
+        status: status for status in jobs}
+    return jobs
+
+
+def stored(rp):
+    return sorted((str(document['_id']), document['status']) for document
+                  in rp.jobsCollection.find({}, {'status': 1}))
+
+
+@pytest.mark.parametrize('value, message', MISTYPED)
+def test_a_mistyped_bulk_filter_changes_no_job(rp, everyStatus, value,
+                                               message):
+    before = stored(rp)
+    for action in ('delete', 'cancel', 'retry'):
+        with pytest.raises(ValueError, match=message):
+            operations.BulkRequest.fromJSON({'action': action,
+                                             'filter': value})
+    assert stored(rp) == before
+
+
+@pytest.mark.parametrize('arguments', [
+    {}, {'jobFilter': None}, {'jobFilter': JobFilter()},
+    {'jobFilter': JobFilter(q='  ')}, {'jobids': [None]},
+    {'jobids': [], 'all': True},
+])
+def test_a_bulk_action_naming_no_job_is_refused(rp, everyStatus,
+                                                 arguments):
+    before = stored(rp)
+    actions = operations.actions(rp)
+    for action in ('delete', 'cancel', 'retry'):
+        with pytest.raises(ValueError):
+            actions.bulk(action, **arguments)
+        with pytest.raises(ValueError):
+            actions.countBulk(action, **arguments)
+    assert stored(rp) == before
+
+
+def test_every_job_only_when_told_all(rp, everyStatus):
+    actions = operations.actions(rp)
+    with pytest.raises(ValueError, match='or all to mean every job'):
+        actions.bulk('delete')
+    assert actions.countBulk('delete', all=True) == 4
+    result = actions.bulk('delete', all=True)
+    assert (result.done, result.refused, result.more) == (4, 0, False)
+    assert rp.jobs.keys() == [everyStatus['processing']]
+
+
+def test_all_with_a_filter_is_all_that_match(rp, everyStatus):
+    actions = operations.actions(rp)
+    result = actions.bulk('delete', JobFilter(name='fail'), all=True)
+    assert result.done == 1
+    assert everyStatus['error'] not in rp.jobs.keys()
+    assert len(rp.jobs) == 4
+
+
+def test_ids_and_a_filter_are_the_selected_jobs_that_match(rp,
+                                                           everyStatus):
+    actions = operations.actions(rp)
+    jobids = list(everyStatus.values())
+    assert actions.countBulk('delete', JobFilter('error'), jobids) == 1
+    result = actions.bulk('delete', JobFilter(name='echo'), jobids[:2])
+    assert result.done == 2
+    assert sorted(rp.jobs.keys()) == sorted(jobids[2:])
+    # An empty selection is no job, whatever the filter.
+    assert actions.bulk('delete', JobFilter(), []).done == 0
+    assert len(rp.jobs) == 3
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'action': 'delete'}, 'or all to mean every job'),
+    ({'action': 'delete', 'stauts': 'error'}, "Unknown parameter 'stauts'"),
+    ({'action': 'delete', 'all': 'yes'}, "all is true or false .*'yes'"),
+    ({'action': 'delete', 'all': ''}, 'all is true or false, not empty'),
+    ({'action': 'delete', 'all': ['1', '1']}, 'all is given 2 times'),
+    ({'action': 'delete', 'job': ''}, "'' is not a job id"),
+    ({'action': 'delete', 'all': '1', 'job': MISSING}, 'not both'),
+    ({'action': ['delete', 'retry'], 'all': '1'}, 'action is given 2'),
+    ({'all': '1'}, "action must be one of .*, not ''"),
+])
+def test_a_bulk_form_is_read_strictly(params, message):
+    with pytest.raises(ValueError, match=message):
+        operations.BulkRequest.fromParams(params)
+
+
+def test_a_bulk_form_is_read():
+    request = operations.BulkRequest.fromParams(
+        {'action': 'retry', 'status': 'error', 'all': 'true', 'sort': 'x'},
+        others=('sort',))
+    assert (request.action, request.jobFilter, request.jobids,
+            request.all) == ('retry', JobFilter('error'), None, True)
+    assert request.params() == [('action', 'retry'), ('status', 'error'),
+                                ('all', '1')]
+    # A list's form: its filter is the list's; no row and no all is no
+    # job.
+    request = operations.BulkRequest.fromParams(
+        {'action': 'retry', 'status': 'error'}, chosen=True)
+    assert request.jobids == () and request.jobFilter == JobFilter('error')
+    request = operations.BulkRequest.fromParams(
+        {'action': 'cancel', 'job': [MISSING.upper()], 'all': '0'})
+    assert request.jobids == (bson.ObjectId(MISSING),) and not request.all
+    assert request.params() == [('action', 'cancel'), ('job', MISSING)]
 
 
 def test_threads_are_switched(rp):

@@ -1,12 +1,14 @@
-"""The operator's commands of ``m01remote`` (``m01.remote.opscommands``):
-tables and JSON over the operator's layer, and their exit statuses."""
+"""The operator's commands of ``m01remote``
+(``m01.remote.operations.commands``): tables and JSON over the
+operator's layer, and their exit statuses."""
 import io
 import json
 
 import pytest
 import transaction
 
-from m01.remote import console, opscommands
+from m01.remote import console
+from m01.remote.operations import commands
 from support.jobs import echoAndFailProcessor
 from support.testserver import unique_database_name
 from test_console import write_ini
@@ -23,7 +25,7 @@ def command(rp, *argv):
     args = console.build_parser().parse_args(
         [argv[0], 'unused.ini'] + list(argv[1:]))
     out, err = io.StringIO(), io.StringIO()
-    status = opscommands.run(rp, args, out, err)
+    status = commands.run(rp, args, out, err)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -54,9 +56,9 @@ def test_jobs_are_listed_filtered_and_searched(rp):
     assert [job['id'] for job in json.loads(out)['jobs']] == [ann]
     status, out, _ = command(rp, 'jobs', '--status', 'error')
     assert status == 1 and '0 jobs' in out
-    with pytest.raises(opscommands.Usage):
+    with pytest.raises(commands.Usage):
         command(rp, 'jobs', '--status', 'nonsense')
-    with pytest.raises(opscommands.Usage):
+    with pytest.raises(commands.Usage):
         command(rp, 'jobs', '--page-size', '1000')
 
 
@@ -83,8 +85,46 @@ def test_cancel_retry_and_remove(rp):
     assert len(rp.jobs) == 0
     for bad in (('cancel',), ('cancel', jobids[0], '--all'),
                 ('cancel', 'nonsense')):
-        with pytest.raises(opscommands.Usage):
+        with pytest.raises(commands.Usage):
             command(rp, *bad)
+
+
+def stored(rp):
+    return sorted((str(document['_id']), document['status']) for document
+                  in rp.jobsCollection.find({}, {'status': 1}))
+
+
+@pytest.mark.parametrize('argv, named', [
+    (('--name', ''), "name must be a job factory name, not ''"),
+    (('--status', ''), "status must be one of .*, not ''"),
+    (('--status', 'eror'), "not 'eror'"),
+    (('--q', '...'), "q has no word to search for: '...'"),
+    (('--name', 'a\udcffb'), 'name is not UTF-8 text'),
+])
+def test_a_mistyped_filter_option_changes_nothing(rp, argv, named):
+    jobids = add(rp, 'echo', [1, 2])
+    rp.cancelJob(jobids[0])
+    transaction.commit()
+    before = stored(rp)
+    for action in ('remove', 'cancel', 'retry'):
+        with pytest.raises(commands.Usage, match=named):
+            command(rp, action, '--all', *argv)
+    with pytest.raises(commands.Usage, match=named):
+        command(rp, 'jobs', *argv)
+    assert stored(rp) == before
+
+
+def test_every_job_only_with_all(rp):
+    echo = add(rp, 'echo', [1, 2])
+    fail, = add(rp, 'fail', [None])
+    with pytest.raises(commands.Usage, match='--all'):
+        command(rp, 'remove', '--status', 'queued')
+    # Ids with filter options: those of them that match.
+    status, out, _ = command(rp, 'cancel', fail, *echo, '--name', 'fail')
+    assert (status, out) == (0, 'cancel: 1 jobs\n')
+    assert [rp.getJobStatus(jobid) for jobid in echo] == ['queued'] * 2
+    assert command(rp, 'remove', '--all') == (0, 'delete: 3 jobs\n', '')
+    assert len(rp.jobs) == 0
 
 
 def test_pause_and_resume(rp):

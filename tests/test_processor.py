@@ -8,9 +8,10 @@ import zope.component
 import zope.interface
 from zope.interface.verify import verifyObject
 
-from m01.remote import interfaces, jobstate, testing
+from m01.remote import interfaces, testing
 from m01.remote.job import DuplicateJobError, Job
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue import updates
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
 
 UTC = datetime.timezone.utc
@@ -312,7 +313,7 @@ def test_claim_is_exclusive_and_stale_outcome_refused(rp):
     # The first worker wakes up and tries to store its outcome.
     assert not rp.jobWrites.finish(
         bson.ObjectId(jobid), first.claim,
-        jobstate.completeUpdate(first, 'stale', rp.now()))
+        updates.completeUpdate(first, 'stale', rp.now()))
     rp.processJob(jobid, second)
     transaction.commit()
     assert rp.getJobStatus(jobid) == 'completed'

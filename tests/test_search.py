@@ -1,10 +1,11 @@
 """Search: the terms a job is found by, written with it, and searched on
-every store (``m01.remote.searchterms``)."""
+every store (``m01.remote.queue.search``)."""
 import pytest
 import transaction
 
-from m01.remote import operations, searchterms, testing
+from m01.remote import operations, testing
 from m01.remote.operations import JobFilter
+from m01.remote.queue import search
 from support.jobs import echoAndFailProcessor
 
 
@@ -21,26 +22,26 @@ def found(rp, q, **filters):
 
 
 def test_words_are_normalised_and_bounded():
-    assert searchterms.words('Invoice-42, ÄRGER_x!') == [
+    assert search.words('Invoice-42, ÄRGER_x!') == [
         'invoice', '42', 'ärger_x']
-    assert searchterms.termsOf({'to': 'Ann@Example.com', 'n': 3,
+    assert search.termsOf({'to': 'Ann@Example.com', 'n': 3,
                                 'ok': True, 'x': None}) == [
         'to', 'ann', 'example', 'com', 'n', '3', 'ok', 'x']
     long = 'y' * 100
-    assert searchterms.termsOf(long) == ['y' * searchterms.MAX_TERM_LENGTH]
+    assert search.termsOf(long) == ['y' * search.MAX_TERM_LENGTH]
     many = ' '.join('w%d' % n for n in range(500))
-    assert len(searchterms.addedTerms('id', many)) == \
-        searchterms.MAX_ADDED_TERMS
+    assert len(search.addedTerms('id', many)) == \
+        search.MAX_ADDED_TERMS
     # A huge input is read only so far.
     huge = 'a ' * 10 ** 6 + 'needle'
-    assert 'needle' not in searchterms.termsOf(huge)
+    assert 'needle' not in search.termsOf(huge)
     deep = current = []
     for _ in range(10000):
         current.append([])
         current = current[0]
-    assert searchterms.termsOf(deep) == []       # no recursion
+    assert search.termsOf(deep) == []       # no recursion
     stamped = '[2030-01-01T00:00:00+00:00] Disk full'
-    assert searchterms.errorTerms(stamped) == ['disk', 'full']
+    assert search.errorTerms(stamped) == ['disk', 'full']
 
 
 @pytest.mark.parametrize('text', ['x' * 501,
@@ -48,7 +49,7 @@ def test_words_are_normalised_and_bounded():
                                   42])
 def test_a_search_too_long_is_refused(text):
     with pytest.raises(ValueError):
-        searchterms.queryTerms(text)
+        search.queryTerms(text)
     with pytest.raises(ValueError):
         JobFilter.fromParams({'q': text})
 
@@ -74,7 +75,7 @@ def test_jobs_are_found_by_input_output_errors_and_id(rp):
     stored = rp.jobsCollection.find_one({'name': 'fail'})['terms']
     # Two failures with one message: its words once.
     assert stored.count('occurred') == 1
-    assert len(stored) <= searchterms.MAX_TERMS
+    assert len(stored) <= search.MAX_TERMS
     assert found(rp, 'ann', statuses=('completed',)) == [mail]
 
 
@@ -88,7 +89,7 @@ def test_terms_stay_bounded_however_often_a_job_fails(rp):
         transaction.commit()
     terms = rp.jobsCollection.find_one({'name': 'flaky'})['terms']
     assert terms[0] == jobid
-    assert len(terms) <= searchterms.MAX_TERMS
+    assert len(terms) <= search.MAX_TERMS
 
 
 def test_the_terms_index_is_created(rp):

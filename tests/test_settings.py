@@ -242,8 +242,8 @@ def test_read_preference(value, expected):
 
 
 def test_the_read_preferences_are_the_clusters():
-    from m01.remote import cluster
     from m01.remote.settings import READ_PREFERENCES
+    from m01.remote.store import cluster
     assert READ_PREFERENCES == tuple(cluster.READ_PREFERENCES)
 
 

@@ -8,7 +8,6 @@ import pymongo
 import pytest
 
 from m01.remote import store
-from support import testserver
 
 THREADS = 4
 
@@ -126,14 +125,9 @@ def _claim_concurrently(collection, count):
     return claims, errors
 
 
-def test_concurrent_claims_take_each_document_once(database, request):
+def test_concurrent_claims_take_each_document_once(database):
     # 200 documents are enough for unserialised mongomock to fail.
     count = 200
-    if testserver.is_ferretdb(database):
-        request.applymarker(pytest.mark.xfail(
-            reason='FerretDB v1 runs findAndModify as a read, then a write '
-                   'by _id: concurrent claims take a document twice'))
-        count = 100  # each claim scans the collection there
     claims, errors = _claim_concurrently(database.jobs, count)
 
     assert errors == []
@@ -285,7 +279,7 @@ def test_embedded_change_notes_start_with_the_first_claim(
         mongomock_database):
     # A collection nobody claims from (scheduler items, or jobs in a web
     # process without a worker) keeps no notes of its changes.
-    from m01.remote import embeddedindex
+    from m01.remote.store.embedded import index as embeddedindex
     jobs = mongomock_database.jobs
     for n in range(50):
         jobs.insert_one({'_id': n, 'status': 'queued', 'at': n})
@@ -308,7 +302,7 @@ def test_embedded_change_notes_start_with_the_first_claim(
 
 
 def test_embedded_store_claims_in_place(mongomock_database):
-    from m01.remote.jobwrites import EmbeddedJobWrites, jobWritesFor
+    from m01.remote.store.strategy import EmbeddedJobWrites, jobWritesFor
     assert isinstance(jobWritesFor(mongomock_database, 'r'),
                       EmbeddedJobWrites)
 

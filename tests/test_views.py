@@ -803,8 +803,9 @@ def test_remove_jobs_of_chosen_statuses(site):
 def test_remove_honours_the_factory_filter(site):
     echo = site.addJobs('echo', [1, 2])
     error = site.addJobs('error', [None])
-    question = site.app.get('/remote/jobs', {'name': 'echo'}).forms[
-        'remove'].submit()
+    form = site.app.get('/remote/jobs', {'name': 'echo'}).forms['remove']
+    form['all'] = True
+    question = form.submit()
     assert 'This removes 2 jobs' in question.text
     question.forms['confirm-form'].submit().follow()
     assert sorted(site.rp.jobs.keys()) == error
@@ -818,15 +819,31 @@ def test_remove_without_a_filter_leaves_processing_jobs(site):
     # As a worker's claim leaves it: the page must not remove it.
     site.rp.jobsCollection.update_one({'_id': bson.ObjectId(running)},
                                       {'$set': {'status': 'processing'}})
-    question = site.app.get('/remote/jobs/remove')
+    # Every status, chosen in the form.
+    form = site.app.get('/remote/jobs').forms['remove']
+    form['all'] = True
+    question = form.submit()
     assert 'This removes 1 jobs' in question.text
     page = question.forms['confirm-form'].submit().follow()
     assert flash(page) == ['Removed 1 jobs.']
     assert site.rp.jobs.keys() == [running]
     # Nothing left to remove: the page says so and asks nothing.
-    question = site.app.get('/remote/jobs/remove')
+    question = site.app.get('/remote/jobs/remove', {'all': '1'})
     assert 'nothing to remove' in text(question.html.find(id='confirm'))
     assert 'confirm-form' not in question.forms
+
+
+def test_remove_without_a_status_or_every_status_removes_nothing(site):
+    jobids = site.addJobs('echo', [1, 2])
+    site.process()
+    question = site.app.get('/remote/jobs/remove')
+    assert 'Choose the statuses of the jobs to remove, or every status.' \
+        in text(question.html.find(id='confirm'))
+    assert 'confirm-form' not in question.forms
+    assert 'Choose the statuses' in site.post('/remote/jobs/remove', {},
+                                              status=400).text
+    site.post('/remote/jobs/remove', {'name': 'echo'}, status=400)
+    assert sorted(site.rp.jobs.keys()) == sorted(jobids)
 
 
 def test_search_jobs_by_their_input(site):
@@ -909,6 +926,54 @@ def test_bulk_actions_on_all_that_match(site):
                                                   'all': '1'})
     assert 'Delete 4 jobs?' in text(question.html)
     assert question.html.find('button', class_='danger')
+
+
+def storedJobs(rp):
+    return sorted((str(document['_id']), document['status']) for document
+                  in rp.jobsCollection.find({}, {'status': 1}))
+
+
+@pytest.mark.parametrize('path, params, named', [
+    ('jobs', {'stauts': 'error'}, "'stauts'"),
+    ('jobs', {'status': 'error', 'all': '1'}, "'all'"),
+    ('jobs', {'name': ['echo', 'error']}, 'name is given 2 times'),
+    ('jobs', {'q': '%%'}, 'q has no word'),
+    ('jobs/remove', {'stauts': 'error'}, "'stauts'"),
+    ('jobs/remove', {'all': 'yes'}, "all is true or false"),
+    ('jobs/remove', {'all': '1', 'sort': 'created'}, "'sort'"),
+    ('jobs/bulk', {'action': 'delete', 'all': '1', 'stauts': 'error'},
+     "'stauts'"),
+    ('jobs/bulk', {'action': 'delete', 'all': '1', 'page': '2'}, "'page'"),
+    ('jobs/bulk', {'action': 'delete', 'all': 'on'}, 'all is true or'),
+    ('jobs/bulk', {'action': 'delete', 'job': 'nonsense'},
+     "'nonsense' is not a job id"),
+    ('jobs/bulk', {'action': 'remove', 'all': '1'}, 'action must be one'),
+])
+def test_a_mistyped_list_or_form_is_a_400_naming_it(site, path, params,
+                                                    named):
+    site.addJobs('echo', [1, 2])
+    site.addJobs('error', [None])
+    site.process()
+    before = storedJobs(site.rp)
+    page = site.app.get('/remote/' + path, params, status=400)
+    assert named in text(page.html.find('main'))
+    if path != 'jobs':
+        page = site.post('/remote/' + path, params, status=400)
+        assert named in text(page.html.find('main'))
+    assert storedJobs(site.rp) == before
+
+
+def test_the_pages_own_parameters_are_accepted(site):
+    jobid, = site.addJobs('echo', [1])
+    site.app.get('/remote/jobs', {'status': 'queued', 'name': 'echo',
+                                  'q': '', 'sort': 'queued',
+                                  'order': 'asc', 'page': '1'})
+    question = site.app.get('/remote/jobs/bulk', {
+        'action': 'cancel', 'status': 'queued', 'sort': 'created',
+        'order': 'desc', 'all': '1', 'job': jobid})
+    assert 'Cancel 1 jobs?' in text(question.html)
+    question.forms['confirm-form'].submit().follow()
+    assert site.rp.getJobStatus(jobid) == 'cancelled'
 
 
 @pytest.mark.parametrize('status', ['processing', 'nonsense'])

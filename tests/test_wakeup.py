@@ -6,9 +6,10 @@ import threading
 import pytest
 from zope.interface.verify import verifyObject
 
-from m01.remote import interfaces, wakeevents
-from m01.remote.wakeevents import NOBODY, NOW, itemDueTime, jobDueTime
-from m01.remote.wakeup import Wakeup
+from m01.remote import interfaces
+from m01.remote.worker import wakeevents
+from m01.remote.worker.wakeevents import NOBODY, NOW, itemDueTime, jobDueTime
+from m01.remote.worker.wakeup import Wakeup
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -1,8 +1,8 @@
-"""A host site built only from what README.rst documents, for checking
-the installed package: it includes ``m01.remote`` with its pages, runs
-pyramid_tm with the explicit transaction manager its documentation
-recommends, brings its own security policy, session and job class, and
-declares a job factory and two scheduler items.
+"""A host site built only from what the documentation describes, for
+checking the installed package: it includes ``m01.remote`` with its
+pages, runs pyramid_tm with the explicit transaction manager its
+documentation recommends, brings its own security policy, session and
+job class, and declares a job factory and two scheduler items.
 
 It stands alone (no test support, nothing from the source tree), so the
 wheel check can run it in a virtual environment holding only the wheel.

@@ -1,11 +1,10 @@
 """A throw-away mongo-java-server for tests, benchmarks and scripts.
 
-The second real MongoDB-wire server, for the path a MongoDB deployment
-takes: mongo-java-server runs each operation on a collection under one
-lock, so ``find_one_and_update`` is atomic (on FerretDB v1 it is a read,
-then a write) and unique indexes hold. ``java_server()`` starts one on a
-free loopback port and yields its ``mongodb://`` URI; leaving the
-``with`` block stops it::
+The real MongoDB-wire server of the tests, for the path a MongoDB
+deployment takes: mongo-java-server runs each operation on a collection
+under one lock, so ``find_one_and_update`` is atomic and unique indexes
+hold. ``java_server()`` starts one on a free loopback port and yields
+its ``mongodb://`` URI; leaving the ``with`` block stops it::
 
     from support.javaserver import java_server
 
@@ -246,8 +245,8 @@ class JavaServer(testserver.ServerProcess):
         self.work_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, 'ab') as log:
             offset = log.tell()
-            # In our process group, as FerretDB is, so that killing the
-            # group of a hung test run ends it too; and stdin is a pipe
+            # In our process group, so that killing the group of a hung
+            # test run ends it too; and stdin is a pipe
             # that only we hold, so the launcher (--exit-on-eof) stops when
             # this process dies without stopping it.
             self.process = subprocess.Popen(

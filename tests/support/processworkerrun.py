@@ -6,8 +6,8 @@ killed::
 import sys
 
 from m01.remote import store, testing  # noqa: F401  (job classes)
+from m01.remote.processes.worker import ProcessJobWorker
 from m01.remote.processor import RemoteProcessor
-from m01.remote.processworker import ProcessJobWorker
 from support import processjobs  # noqa: F401  (job classes)
 
 

@@ -10,7 +10,10 @@ pyramid_retry (3 attempts by default), SERIALIZABLE isolation on
 PostgreSQL, and ``config.include('m01.remote')`` with its store at
 ``store_uri``. ``twophase=True`` makes the sessions two-phase
 (``TwoPhaseSessionDataManager``: PREPARE TRANSACTION in ``tpc_vote``,
-COMMIT PREPARED in ``tpc_finish``).
+COMMIT PREPARED in ``tpc_finish``). ``outbox=True`` sends the jobs
+through the outbox (``config.set_remote_outbox()`` with its defaults,
+which are this layout's ``request.dbsession`` and
+``registry['dbsession_factory']``).
 
 Its one view, ``POST /orders`` with ``id`` and ``customer``, reads the
 customer's orders (unless ``read=0``), inserts an order numbered ``id``
@@ -47,6 +50,7 @@ from pyramid_retry import IBeforeRetry
 
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.job import Job
+from m01.remote.outbox import create_outbox_table
 from support import hostrequests
 
 #: The order items of the orders a rival transaction inserts, which are
@@ -137,7 +141,7 @@ def place_order(request):
 
 
 def make_app(session_factory, store_uri, store_database, attempts=3,
-             settings=None):
+             settings=None, outbox=False):
     """The site's WSGI application (its ``main``)."""
     settings = dict({
         'tm.manager_hook': 'pyramid_tm.explicit_manager',
@@ -149,9 +153,13 @@ def make_app(session_factory, store_uri, store_database, attempts=3,
     config = Configurator(settings=settings)
     config.include('pyramid_retry')
     config.include('m01.remote')
+    config.registry['dbsession_factory'] = session_factory
     config.add_request_method(
         lambda request: get_tm_session(session_factory, request.tm),
         'dbsession', reify=True)
+    if outbox:
+        config.include('m01.remote.outbox')
+        config.set_remote_outbox()
     config.add_remote_job_factory('ship', ShipJob)
     config.add_route('orders', '/orders')
     config.add_view(place_order, route_name='orders', request_method='POST',
@@ -168,13 +176,16 @@ class OrderSite:
     store (``store_uri``, database ``store_database``)."""
 
     def __init__(self, sql_uri, store_uri, store_database, twophase=False,
-                 attempts=3, pool_size=10):
+                 attempts=3, pool_size=10, outbox=False):
         self.sql_uri = sql_uri
         self.twophase = twophase
         self.engine = get_engine(sql_uri, pool_size=pool_size)
         Base.metadata.create_all(self.engine)
+        if outbox:
+            create_outbox_table(self.engine)
         self.app = make_app(get_session_factory(self.engine, twophase),
-                            store_uri, store_database, attempts=attempts)
+                            store_uri, store_database, attempts=attempts,
+                            outbox=outbox)
         self.processor = self.app.registry.getUtility(IRemoteProcessor)
         self.counts = self.app.registry.counts
 

@@ -20,6 +20,7 @@ from zope.interface import Interface
 from m01.remote.interfaces import (
     IJob,
     IJobErrorMessage,
+    IJobOutboxFactory,
     IJobWorker,
     IRemoteProcessor,
 )
@@ -46,8 +47,15 @@ def get_remote_processor(request):
     transaction manager, ``request.tm`` (``request.remote_processor``):
     jobs added through it are stored when pyramid_tm commits the request,
     whether pyramid_tm uses the thread's manager or an explicit one.
+
+    With an outbox (``m01.remote.outbox``), they are rows of the
+    request's SQL session, moved into the queue once committed.
     """
-    return request.registry.getUtility(IRemoteProcessor).bind(request.tm)
+    processor = request.registry.getUtility(IRemoteProcessor)
+    if processor.outbox is None:
+        return processor.bind(request.tm)
+    return processor.bind(request.tm,
+                          session=processor.outbox.sessionOf(request))
 
 
 def root_factory(request):
@@ -86,8 +94,7 @@ def worker_arguments(settings, factory, **extra):
     ``waitTime``, ``jobQuery``, ``maxThreads``, ``batchSize``,
     ``maxProcesses``, ``maxJobsPerChild`` and ``killGrace`` from the
     ``m01.remote.worker.*`` settings, and the ``extra`` ones (``m01remote
-    worker`` gives ``configUri``), those it accepts (all of them when it
-    takes ``**kw``).
+    worker`` gives ``configUri``), those it accepts (``accepted_names``).
     """
     offered = {'waitTime': settings.worker_wait_time,
                'jobQuery': settings.worker_job_query,
@@ -97,15 +104,57 @@ def worker_arguments(settings, factory, **extra):
                'maxJobsPerChild': settings.worker_max_jobs_per_child,
                'killGrace': settings.worker_kill_grace}
     offered.update(extra)
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return offered   # no signature to read: offer them all
-    if any(parameter.kind is parameter.VAR_KEYWORD
-           for parameter in parameters.values()):
+    names = accepted_names(factory)
+    if names is None:
         return offered
-    return {key: value for key, value in offered.items()
-            if key in parameters}
+    return {key: value for key, value in offered.items() if key in names}
+
+
+def _signature_names(callable):
+    """The keyword names ``callable`` declares, and whether it also takes
+    ``**kw``; None when it has no signature to read."""
+    try:
+        parameters = inspect.signature(callable).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    names = {parameter.name for parameter in parameters
+             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD,
+                                   parameter.KEYWORD_ONLY)}
+    return names, any(parameter.kind is parameter.VAR_KEYWORD
+                      for parameter in parameters)
+
+
+def accepted_names(factory):
+    """The keyword names the worker kind ``factory`` accepts, or None for
+    any name.
+
+    A function taking ``**kw``, or a class whose ``__init__`` takes it
+    and has no base class but ``object``, accepts any name. A class whose
+    ``__init__`` takes ``**kw`` and has base classes (a subclass of
+    ``SimpleJobWorker`` passing ``**kw`` on, say) accepts the names it
+    declares and those the ``__init__`` of its bases accept, up to the
+    first one that takes no ``**kw``: those are the names the chain of
+    ``super().__init__(..., **kw)`` calls can take.
+    """
+    if not isinstance(factory, type):
+        read = _signature_names(factory)
+        if read is None or read[1]:
+            return None
+        return read[0]
+    accepted = set()
+    for cls in factory.__mro__:
+        if cls is object:
+            return None   # every __init__ took **kw: they keep them
+        if '__init__' not in vars(cls):
+            continue
+        read = _signature_names(vars(cls)['__init__'])
+        if read is None:
+            return None
+        names, takesMore = read
+        accepted |= names
+        if not takesMore:
+            return accepted
+    return None
 
 
 def worker_kinds(registry):
@@ -128,8 +177,8 @@ def get_job_worker_factory(registry, kind):
 def register_defaults(registry):
     """Register the default worker kinds and job error message adapter,
     each only where the site has not registered its own."""
-    from m01.remote.errormessage import registerJobErrorMessageAdapter
-    from m01.remote.processworker import ProcessJobWorker
+    from m01.remote.processes.worker import ProcessJobWorker
+    from m01.remote.queue.errormessage import registerJobErrorMessageAdapter
     from m01.remote.worker import MultiJobWorker, SimpleJobWorker
     kinds = {'simple': SimpleJobWorker, 'multi': MultiJobWorker,
              'process': ProcessJobWorker}
@@ -166,6 +215,9 @@ def make_remote_processor(registry, settings=None):
     processor.jobWorkerArguments = worker_arguments(
         settings, processor.jobWorkerFactory)
     processor.counters.retentionDays = settings.stats_retention_days
+    outbox = registry.queryUtility(IJobOutboxFactory)
+    if outbox is not None:
+        processor.useOutbox(outbox(processor))
     processor.ensureIndexes()
     return processor
 

@@ -11,11 +11,14 @@ asked for until SIGTERM or SIGINT, then lets the running jobs finish
 (within ``--stop-timeout``) and exits 0.
 """
 import argparse
+import configparser
 import logging
 import signal
 import sys
 import threading
+import traceback
 
+import plaster
 from pyramid.exceptions import (
     ConfigurationError,
     ConfigurationExecutionError,
@@ -26,10 +29,10 @@ from m01.remote import (
     STOP_TIMEOUT,
     make_remote_processor,
     no_in_process_threads,
-    opscommands,
     worker_arguments,
 )
 from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.operations import commands as opscommands
 from m01.remote.settings import get_remote_settings, parse_settings
 
 logger = logging.getLogger('m01.remote')
@@ -38,6 +41,14 @@ logger = logging.getLogger('m01.remote')
 CHECK_INTERVAL = 1.0
 #: How long the lease keeper may take to finish a renewal when stopping.
 KEEPER_STOP_TIMEOUT = 30.0
+
+#: What loading a configuration raises when its file cannot be read or
+#: its application cannot be found or imported.
+UNLOADABLE = (OSError, LookupError, ImportError, UnicodeError,
+              configparser.Error, plaster.PlasterError)
+#: The positional arguments, as the usage names them.
+POSITIONALS = {'config_uri': 'INI', 'factory': 'FACTORY', 'jobid': 'JOBID',
+               'jobids': 'JOBID'}
 
 COMMANDS = {
     'worker': ('process queued jobs',
@@ -180,8 +191,29 @@ def run(processor, command, stop_timeout=STOP_TIMEOUT, stop_event=None):
     return status
 
 
+def not_utf8(args):
+    """``(argument, bytes)`` of the first argument that is not UTF-8
+    text (its bytes, undecodable, reach Python as lone surrogates and
+    could not be stored or shown), None when every one is."""
+    for name, value in sorted(vars(args).items()):
+        for one in value if isinstance(value, list) else [value]:
+            if not isinstance(one, str):
+                continue
+            try:
+                one.encode('utf-8')
+            except UnicodeEncodeError:
+                return (POSITIONALS.get(name, '--' + name.replace('_', '-')),
+                        one.encode('utf-8', 'surrogateescape'))
+    return None
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    undecodable = not_utf8(args)
+    if undecodable is not None:
+        print('m01remote: %s is not UTF-8 text: %r' % undecodable,
+              file=sys.stderr)
+        return 2
     if args.command not in COMMANDS:
         return operator_command(args)
     if args.stop_timeout < 0:
@@ -204,9 +236,27 @@ def load_for_command(config_uri, name):
     try:
         setup_logging(config_uri)
         return load_processor(config_uri, name)
-    except (CommandError, FileNotFoundError, LookupError) as e:
-        print('m01remote: %s' % e, file=sys.stderr)
-        return None
+    except CommandError as e:
+        message = str(e)
+    except plaster.exceptions.LoaderNotFound as e:
+        message = ('%s is not an ini file: give the application\'s '
+                   'configuration as pserve takes it (production.ini, '
+                   'production.ini#main). %s' % (config_uri, e))
+    except UNLOADABLE as e:
+        message = 'cannot load the application of %s: %s' % (
+            config_uri, one_line(e))
+    except Exception as e:
+        # The application's own failure: its traceback helps fix it.
+        traceback.print_exc()
+        message = 'cannot load the application of %s: %s' % (
+            config_uri, one_line(e))
+    print('m01remote: %s' % message, file=sys.stderr)
+    return None
+
+
+def one_line(error):
+    """An exception as one line: its type and its message."""
+    return '%s: %s' % (type(error).__name__, ' '.join(str(error).split()))
 
 
 def operator_command(args):

@@ -49,8 +49,11 @@ class IJob(zope.interface.Interface):
     status = Attribute("One of the JobStatus values.")
     input = Attribute("The job input, anything BSON can store.")
     output = Attribute("The value returned by __call__, once completed.")
-    errors = Attribute("The list of stored error messages (text).")
-    tracebacks = Attribute("The formatted tracebacks, one per error.")
+    errors = Attribute("The stored error messages (text), the newest "
+                       "limits.MAX_ERRORS, each cut at "
+                       "limits.MAX_ERROR_TEXT characters.")
+    tracebacks = Attribute("The formatted tracebacks, one per error, each "
+                           "cut at limits.MAX_TRACEBACK_TEXT characters.")
     retryCounter = Attribute("How many attempts failed so far.")
     maxRetries = Attribute("Attempts allowed before the job ends in error.")
     retryDelay = Attribute("Seconds to wait before a failed job is retried.")
@@ -81,7 +84,9 @@ class IJobErrorMessage(zope.interface.Interface):
     pair) to change how error messages are written.
     """
 
-    message = Attribute("The text stored in the job's errors list.")
+    message = Attribute("The text stored in the job's errors list (cut "
+                        "at limits.MAX_ERROR_TEXT characters; anything "
+                        "else is stored as its str()).")
 
 
 class IJobContainer(zope.interface.Interface):
@@ -225,12 +230,12 @@ class IJobWrites(zope.interface.Interface):
     (lease expired, job cancelled) cannot overwrite the newer state. A
     method returning a bool answers whether the change happened.
 
-    Three strategies implement it (``m01.remote.jobwrites`` picks one):
-    on MongoDB each change is one conditional atomic write
-    (``atomicwrites``); on the embedded store the same writes, a claim
-    found through an index of its own; on FerretDB v1, whose updates are a
-    read followed by a write, each change first wins a ticket
-    (``ticketed``). Times are the caller's "now" (UTC, milliseconds).
+    Two strategies implement it (``m01.remote.store.strategy`` picks one): on
+    MongoDB, and on any server whose single-document conditional updates
+    and ``findAndModify`` are atomic, each change is one conditional
+    atomic write (``store.atomic``); on the embedded store the same
+    writes, a claim found through an index of its own. Times are the
+    caller's "now" (UTC, milliseconds).
     """
 
     def ensureIndexes():
@@ -253,15 +258,14 @@ class IJobWrites(zope.interface.Interface):
         """Claim up to ``limit`` due jobs as ``claimNext`` would, in a
         constant number of commands, under one claim token; their
         documents as claimed, in claim order (maybe fewer than were due:
-        a job another worker took meanwhile is not claimed again). A
-        strategy that cannot batch claims one."""
+        a job another worker took meanwhile is not claimed again)."""
 
     def claimJob(oid, now, worker, leaseTime):
         """Claim the job ``oid`` if it is queued and active; its document
         as claimed, or None."""
 
     def finish(oid, claim, update):
-        """Apply an outcome ``update`` (``jobstate.completeUpdate``,
+        """Apply an outcome ``update`` (``queue.updates.completeUpdate``,
         ``failureUpdate``) if the job is processing under ``claim``."""
 
     def finishMany(outcomes):
@@ -307,10 +311,6 @@ class IJobWrites(zope.interface.Interface):
         """End as failed attempts (retried by their rules) up to ``limit``
         processing jobs that ran past their ``timeout``, each only under
         the claim it had; ``[(jobid, newStatus)]``."""
-
-    def maintain(now):
-        """Periodic upkeep besides lease recovery (the ticketed strategy
-        purges its old tickets); how many records it removed."""
 
     def delete(oids, stati):
         """Remove each job of ``oids`` that is in one of ``stati`` (which
@@ -374,7 +374,8 @@ class IRemoteProcessor(zope.interface.Interface):
         """Return the job output (None until completed)."""
 
     def getJobErrors(jobid):
-        """Return the list of error messages."""
+        """Return the list of error messages (the newest
+        ``limits.MAX_ERRORS``)."""
 
     def removeJobs(stati=None):
         """Remove jobs in the given statuses; return counts per status."""
@@ -424,6 +425,20 @@ class IRemoteProcessor(zope.interface.Interface):
     def waitForSchedule(timeout):
         """Block until the scheduler is woken (an item added, changed or
         due), or ``timeout`` seconds; whether it was."""
+
+    outbox = Attribute("The IJobOutbox the jobs added in a request go "
+                       "through (``bind(manager, session)``), or None: "
+                       "they are stored in MongoDB at commit.")
+
+    def useOutbox(outbox):
+        """Send the jobs added through a binding with a session through
+        ``outbox`` (an IJobOutbox), and sweep it as upkeep."""
+
+    def bind(transactionManager, session=None):
+        """This processor working in the transactions of
+        ``transactionManager``; with ``session`` (an SQLAlchemy session
+        that manager commits), the jobs it adds go through the outbox,
+        as rows of that session."""
 
 
 class IJobWorker(zope.interface.Interface):
@@ -502,7 +517,7 @@ class IJobChild(zope.interface.Interface):
 
 class IOutcomeCounters(zope.interface.Interface):
     """How many jobs of each factory ended how, per minute and hour, with
-    the seconds they ran (``m01.remote.counters``). Counting an outcome
+    the seconds they ran (``m01.remote.queue.counters``). Counting an outcome
     costs no command: counts are tallied in memory and written by
     ``flush`` (itself called within seconds), a few upserts for any
     number of jobs."""
@@ -516,7 +531,7 @@ class IOutcomeCounters(zope.interface.Interface):
         with it."""
 
     def countUpdate(name, update):
-        """Count the outcome an outcome update (``jobstate``'s builders)
+        """Count the outcome an outcome update (``queue.updates``' builders)
         stored."""
 
     def countEnded(documents):
@@ -535,7 +550,7 @@ class IOutcomeCounters(zope.interface.Interface):
 
 class IProcessMonitor(zope.interface.Interface):
     """The heartbeat of one processor's workers in a process, and an
-    operator's control over them (``m01.remote.heartbeats``)."""
+    operator's control over them (``m01.remote.worker.heartbeats``)."""
 
     processId = Attribute("The id of the heartbeat: host, pid, processor "
                           "name and a token of this monitor.")
@@ -560,8 +575,9 @@ class IProcessMonitor(zope.interface.Interface):
 
 
 class IWakeup(zope.interface.Interface):
-    """What the idle loops of a processor wait on (``m01.remote.wakeup``):
-    woken now, or at a due time, or after their timeout."""
+    """What the idle loops of a processor wait on
+    (``m01.remote.worker.wakeup``): woken now, or at a due time, or after
+    their timeout."""
 
     waiting = Attribute("How many loops wait on it now.")
     idle = Attribute("Whether a loop waits on it and nothing woke it yet.")
@@ -613,3 +629,63 @@ class IChangeWatcher(zope.interface.Interface):
 
     def stop(timeout=None):
         """Stop watching whoever still uses it; wait for the thread."""
+
+
+class IJobOutbox(IUpkeep):
+    """Jobs added in a request, kept as rows of the site's own SQL
+    database until they are in the queue (``m01.remote.outbox``).
+
+    The rows are written in the request's SQL session, so they commit
+    or roll back with the site's own rows. Once the transaction has
+    committed they are moved into the queue under the job ids fixed when
+    the jobs were added, and deleted; what a crash or an unreachable
+    MongoDB left behind is moved by ``sweep``, which every process's
+    lease keeper runs as its upkeep (``tidy``). Moving a row again
+    stores nothing twice: the job keeps its id, and an id the queue has
+    already counts as moved.
+    """
+
+    table = Attribute("The SQLAlchemy ``Table`` of the rows.")
+    batchSize = Attribute("How many rows one sweep transaction moves.")
+    grace = Attribute("Seconds a committed row is left to its request's "
+                      "own move before a sweep takes it.")
+
+    def sessionOf(request):
+        """The SQLAlchemy session of ``request``, which the request's
+        transaction manager (``request.tm``) commits."""
+
+    def follow(session, transaction, dataManager):
+        """Make the jobs added in ``transaction`` (those the queue's
+        ``dataManager`` holds when the commit begins) rows of
+        ``session``, and move them into the queue once the transaction
+        has committed."""
+
+    def write(session, documents):
+        """Write the job ``documents`` as rows of ``session`` (in its
+        transaction, not committed here)."""
+
+    def move(documents):
+        """Store committed job ``documents`` in the queue under their
+        ids, those stored already skipped, and delete their rows; how
+        many were stored."""
+
+    def sweep(grace=None):
+        """Move the rows committed at least ``grace`` seconds ago
+        (default: ``grace``), in transactions of up to ``batchSize`` rows
+        that other sweepers skip; how many jobs were stored."""
+
+    def status(oid):
+        """The status of the job ``oid`` if it waits in the outbox (as it
+        was added), else None."""
+
+    def backlog():
+        """How many rows wait to be moved."""
+
+
+class IJobOutboxFactory(zope.interface.Interface):
+    """Makes the outbox of a processor: what ``config.set_remote_outbox``
+    registers, and what ``make_remote_processor`` hands its processors
+    to (``IRemoteProcessor.useOutbox``)."""
+
+    def __call__(processor):
+        """The ``IJobOutbox`` of ``processor``."""

@@ -12,11 +12,11 @@ import bson
 import transaction.interfaces
 import zope.interface
 
-from m01.remote import interfaces
+from m01.remote import interfaces, limits
 from m01.remote.clock import toBSONTime
 
 #: BSON's document size limit; MongoDB refuses anything larger.
-MAX_BSON_SIZE = 16 * 1024 * 1024
+MAX_BSON_SIZE = limits.MAX_BSON_SIZE
 
 _jobClasses = {}
 
@@ -37,11 +37,17 @@ BACKOFFS = ('fixed', 'exponential')
 #: set and the transaction commits (``edit``).
 EDITABLE = ('retryTime', 'maxRetries', 'retryDelay', 'priority', 'title',
             'timeout', 'active', 'retryBackoff', 'retryDelayMax',
-            'retryJitter')
+            'retryJitter', 'input')
 
 
 class JobError(Exception):
     """Raised by a job to end it in status ``error`` without a retry."""
+
+
+class OutputNotStored(JobError):
+    """The job returned an output that cannot be stored (too large, or
+    of a type BSON cannot store): it ends in ``error`` at once, since
+    running it again would return the same."""
 
 
 class DuplicateJobError(ValueError):
@@ -108,21 +114,52 @@ def getJobClass(key):
 
 
 def checkStorable(value, what='input'):
-    """Raise ValueError unless BSON can store ``value`` within 16 MB and
-    the nesting limit (checked first, without recursion): MAX_DEPTH
-    levels for a value given, more for the documents wrapping values."""
-    from m01.remote import limits
+    """Raise ValueError unless BSON can store ``value`` within its limit
+    and the nesting limit (checked first, without recursion): MAX_DEPTH
+    levels for a value given, more for the documents wrapping values.
+
+    An ``output`` takes at most ``limits.MAX_OUTPUT`` bytes; anything
+    else (an input, a job document, a factory's settings) at most
+    ``limits.MAX_JOB_DOCUMENT``: what the two leave of 16 MB holds
+    everything a job's outcomes add (``limits.OUTCOME_BYTES``)."""
     limits.checkDepth(value, 'The job %s' % what,
                       limits.MAX_DEPTH if what in ('input', 'output')
                       else limits.MAX_DOCUMENT_DEPTH)
     try:
         size = len(bson.encode({'v': value}))
-    except (bson.errors.InvalidDocument, TypeError, OverflowError) as e:
+    except (bson.errors.InvalidDocument, TypeError, OverflowError,
+            UnicodeEncodeError) as e:
         raise ValueError('The job %s cannot be stored: %s' % (what, e))
-    if size > MAX_BSON_SIZE:
+    if what == 'output':
+        if size > limits.MAX_OUTPUT:
+            raise ValueError(
+                'The job output is %d bytes; at most %d bytes (%s) are '
+                'stored.' % (size, limits.MAX_OUTPUT,
+                             _megabytes(limits.MAX_OUTPUT)))
+    elif size > limits.MAX_JOB_DOCUMENT:
         raise ValueError(
             'The job %s is %d bytes; a job document must stay under %d '
-            'bytes (16 MB).' % (what, size, MAX_BSON_SIZE))
+            'bytes (%s) with its input and settings, leaving the rest of '
+            'the 16 MB MongoDB stores to its outcomes.' % (
+                what, size, limits.MAX_JOB_DOCUMENT,
+                _megabytes(limits.MAX_JOB_DOCUMENT)))
+
+
+def _megabytes(size):
+    return '%g MB' % (size / (1024 * 1024))
+
+
+def checkOutput(output):
+    """Raise ``OutputNotStored`` unless ``output`` can be stored
+    (``checkStorable``), whatever checking it raised."""
+    try:
+        checkStorable(output, 'output')
+    except ValueError as error:
+        raise OutputNotStored(limits.storableText(error)) from error
+    except Exception as error:
+        # A value of its own kind, failing as BSON reads it.
+        raise OutputNotStored('The job output cannot be stored: %s: %s' % (
+            type(error).__name__, limits.storableText(error))) from error
 
 
 @zope.interface.implementer(interfaces.IJob)
@@ -173,7 +210,7 @@ class Job:
     version = 0
     #: The stored ``progress`` (fraction, message, at) and ``log`` lines.
     reportedProgress = None
-    #: Set while the job runs (``m01.remote.execution.JobControl``).
+    #: Set while the job runs (``m01.remote.queue.runner.JobControl``).
     _control = None
     #: Set on a job loaded through the processor (``EDITABLE`` fields).
     _changes = None

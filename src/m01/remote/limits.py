@@ -68,6 +68,66 @@ SHOWN_ERROR = 2 * 1024
 SHOWN_TRACEBACK = 8 * 1024
 MAX_ERRORS_SHOWN = 10
 
+# What a job document holds, and what its outcomes add.
+#
+# A job document is refused at ``addJob`` past MAX_JOB_DOCUMENT bytes (its
+# input and settings), an output past MAX_OUTPUT bytes ends the job in
+# ``error`` saying so, and everything an attempt appends is cut to the
+# limits below: whatever its jobs raise, return or log, a job document
+# stays within MongoDB's 16 MB, so its failure can always be stored.
+
+#: Characters of an error message stored (``errors``, ``attempts``).
+MAX_ERROR_TEXT = 4 * 1024
+#: Characters of a traceback stored (``tracebacks``), and of each of its
+#: lines; an attempt keeps ATTEMPT_TRACEBACK_TEXT of it.
+MAX_TRACEBACK_TEXT = 16 * 1024
+MAX_TRACEBACK_LINE = 2 * 1024
+ATTEMPT_TRACEBACK_TEXT = 8000
+#: The newest errors (with their tracebacks) and attempts a job keeps.
+MAX_ERRORS = 25
+MAX_ATTEMPTS = 25
+#: Log lines a job keeps, the newest ones, and their length (characters);
+#: the length of a progress message.
+MAX_LOG_LINES = 200
+MAX_LOG_LINE = 1000
+MAX_PROGRESS_MESSAGE = 500
+#: Search terms a job keeps, and their length (``m01.remote.queue.search``).
+MAX_TERMS = 100
+MAX_TERM_LENGTH = 40
+#: Bytes (as BSON) of an output stored.
+MAX_OUTPUT = 4 * 1024 * 1024
+
+#: UTF-8 takes at most this many bytes per character.
+_CHARACTER_BYTES = 4
+#: Room for an entry's BSON framing and the fields an outcome sets beside
+#: its texts (times, worker and thread names, status, counters).
+_ENTRY_BYTES = 64
+_ATTEMPT_BYTES = 1024
+_TIMESTAMP = len('[2000-01-01T00:00:00+00:00] ')
+
+#: The most bytes the outcomes of a job add to its document, every
+#: character taken to be 4 bytes long: its errors, tracebacks, attempts,
+#: log lines, progress, search terms and the fields its outcomes set.
+OUTCOME_BYTES = (
+    MAX_ERRORS * (
+        (MAX_ERROR_TEXT + MAX_TRACEBACK_TEXT) * _CHARACTER_BYTES +
+        2 * _ENTRY_BYTES) +
+    MAX_ATTEMPTS * (
+        (MAX_ERROR_TEXT + ATTEMPT_TRACEBACK_TEXT) * _CHARACTER_BYTES +
+        _ATTEMPT_BYTES) +
+    MAX_LOG_LINES * ((MAX_LOG_LINE + _TIMESTAMP) * _CHARACTER_BYTES +
+                     _ENTRY_BYTES) +
+    MAX_PROGRESS_MESSAGE * _CHARACTER_BYTES + _ATTEMPT_BYTES +
+    MAX_TERMS * (MAX_TERM_LENGTH * _CHARACTER_BYTES + _ENTRY_BYTES) +
+    _ATTEMPT_BYTES)
+#: Bytes of a job document (its input, settings and search terms) at
+#: ``addJob``, or when its input is changed: what MAX_OUTPUT and
+#: OUTCOME_BYTES leave of 16 MB, 8 MB.
+MAX_JOB_DOCUMENT = 8 * 1024 * 1024
+
+#: How a text cut in the middle says so.
+CUT_MARK = ' [... %d characters cut ...] '
+
 _CONTAINERS = (dict, list, tuple)
 # Reading JSON text's brackets in linear time, each step a regular
 # expression of the simplest kind: escapes go first (so a string is then
@@ -84,6 +144,61 @@ def shorten(text, limit=QUOTED):
     if len(text) <= limit:
         return text
     return text[:limit - 1] + '…'
+
+
+def storableText(value):
+    """``value`` as text BSON can store: a string as it is, anything else
+    as ``str`` gives it (or a note naming its type when ``str`` raises),
+    characters UTF-8 cannot encode (lone surrogates) written as escapes.
+    """
+    if isinstance(value, str):
+        text = str.__str__(value)
+    else:
+        try:
+            text = str(value)
+        except Exception as error:
+            text = '<%s: str() raised %s>' % (
+                type(value).__name__, type(error).__name__)
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        text = text.encode('utf-8', 'backslashreplace').decode('utf-8')
+    return text
+
+
+def cutText(text, limit, head=0.5):
+    """``text`` (any value, made ``storableText``) at most ``limit``
+    characters long: a longer one keeps its start (the fraction ``head``
+    of what is kept) and its end, the middle replaced by CUT_MARK saying
+    how many characters were cut."""
+    return _cutOnly(storableText(text), limit, head)
+
+
+def _cutOnly(text, limit, head):
+    if len(text) <= limit:
+        return text
+    mark = CUT_MARK % (len(text) - limit)
+    while True:
+        kept = max(limit - len(mark), 0)
+        cut = len(text) - kept
+        if CUT_MARK % cut == mark:
+            break
+        mark = CUT_MARK % cut      # a longer count: cut a little more
+    start = int(kept * head)
+    return text[:start] + mark + text[len(text) - (kept - start):]
+
+
+def cutTraceback(text, limit=MAX_TRACEBACK_TEXT, line=MAX_TRACEBACK_LINE):
+    """A traceback cut to ``limit`` characters: each line longer than
+    ``line`` cut in its middle first (an exception quoting its input),
+    then, if still too long, the middle frames (its end, where the error
+    is, kept longest)."""
+    text = storableText(text)
+    if len(text) > line:
+        lines = text.splitlines(keepends=True)
+        if any(len(each) > line for each in lines):
+            text = ''.join(_cutOnly(each, line, 0.5) for each in lines)
+    return cutText(text, limit, head=0.25)
 
 
 def quote(text, limit=QUOTED):

@@ -1,5 +1,6 @@
 """The remote processor: job factories, the job queue and its threads."""
 import copy
+import functools
 import logging
 import os
 import socket
@@ -12,13 +13,6 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.clock import toBSONTime, utcnow
-from m01.remote.cluster import forPages, queueDatabase
-from m01.remote.concurrency import ConcurrencySlots
-from m01.remote.containers import JobContainer, JobFactoryContainer, toObjectId
-from m01.remote.counters import OutcomeCounters
-from m01.remote.datamanager import QueueTransaction
-from m01.remote.execution import JobRunner
-from m01.remote.heartbeats import ProcessMonitor
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -36,14 +30,26 @@ from m01.remote.job import (
     dueTime,
     loadJob,
 )
-from m01.remote.jobwrites import ServerJobWrites
-from m01.remote.leases import LeaseKeeper
-from m01.remote.searchterms import TERMS_INDEX, addedTerms
-from m01.remote.stepdown import RetriedOutcomes
-from m01.remote.threads import WorkerThread
-from m01.remote.uniquekeys import JobKeys, checkKey
-from m01.remote.wakeevents import watchJobs, watchScheduler
-from m01.remote.wakeup import Wakeup
+from m01.remote.queue.containers import (
+    JobContainer,
+    JobFactoryContainer,
+    toObjectId,
+)
+from m01.remote.queue.counters import OutcomeCounters
+from m01.remote.queue.keys import JobKeys, checkKey
+from m01.remote.queue.leases import LeaseKeeper
+from m01.remote.queue.runner import JobRunner
+from m01.remote.queue.search import TERMS_INDEX, addedTerms
+from m01.remote.queue.slots import ConcurrencySlots
+from m01.remote.queue.transaction import QueueTransaction
+from m01.remote.store import storeDatabase
+from m01.remote.store.cluster import forPages, queueDatabase
+from m01.remote.store.retried import RetriedOutcomes
+from m01.remote.store.strategy import ServerJobWrites
+from m01.remote.worker.heartbeats import ProcessMonitor
+from m01.remote.worker.threads import WorkerThread
+from m01.remote.worker.wakeevents import watchJobs, watchScheduler
+from m01.remote.worker.wakeup import Wakeup
 
 logger = logging.getLogger('m01.remote')
 
@@ -52,7 +58,9 @@ logger = logging.getLogger('m01.remote')
 class RemoteProcessor:
     """A job queue and scheduler stored in a MongoDB database.
 
-    ``database`` is a pymongo ``Database`` (or the embedded store's).
+    ``database`` is a pymongo ``Database``, the embedded store's, or a
+    plain mongomock one, which becomes the embedded store's
+    (``store.storeDatabase``).
     ``registry`` is the component registry used to adapt error messages
     and to find worker kinds; it defaults to the global one. Worker
     threads get it from here, never from thread-locals.
@@ -65,19 +73,24 @@ class RemoteProcessor:
     ``wakeup`` says how idle loops learn of jobs (and scheduler items)
     committed by other processes: ``'auto'``, through change streams
     where the server offers them, else by polling; ``'changestream'``;
-    ``'poll'`` (``m01.remote.wakeevents``).
+    ``'poll'`` (``m01.remote.worker.wakeevents``).
 
     The queue's own collections are written with ``writeConcern``
     (``'majority'`` or a number of members); the pages' read-only
-    queries read with ``readPreference`` (``m01.remote.cluster``).
+    queries read with ``readPreference`` (``m01.remote.store.cluster``).
     """
 
     __name__ = None
     __parent__ = None
+    #: The outbox of the jobs added through a binding with a session
+    #: (``useOutbox``), or None.
+    outbox = None
+    #: The SQL session whose rows the jobs added here become, or None.
+    outboxSession = None
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
-                 ticketed=None, wakeup='auto', writeConcern='majority',
+                 wakeup='auto', writeConcern='majority',
                  readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
@@ -87,6 +100,8 @@ class RemoteProcessor:
         if leaseTime <= 0:
             raise ValueError('leaseTime must be positive, not %r'
                              % (leaseTime,))
+        # A plain mongomock database becomes the embedded store's.
+        database = storeDatabase(database)
         self.database = database
         database = queueDatabase(database, writeConcern)
         self.name = name
@@ -101,7 +116,7 @@ class RemoteProcessor:
         #: How job changes are made safe on this server (``IJobWrites``),
         #: decided at first use: a processor is made without its server.
         self.jobWrites = RetriedOutcomes(
-            ServerJobWrites(database, prefix, ticketed), self.jobsCollection)
+            ServerJobWrites(database, prefix), self.jobsCollection)
         self.jobFactories = JobFactoryContainer(
             self, self.factoriesCollection, database[prefix + 'pauses'])
         self.keys = JobKeys(database[prefix + 'keys'], self.now,
@@ -150,23 +165,44 @@ class RemoteProcessor:
         self._jobWorker = WorkerThread(self, 'worker')
         self._schedulerWorker = WorkerThread(self, 'scheduler')
 
-    def _useTransactionManager(self, transactionManager):
+    def _useTransactionManager(self, transactionManager, session=None):
+        follow = None
+        if session is not None:
+            if self.outbox is None:
+                raise ValueError(
+                    'Processor %r has no outbox for the jobs of an SQL '
+                    'session: set one up with config.set_remote_outbox() '
+                    '(m01.remote.outbox)' % (self.name,))
+            follow = functools.partial(self.outbox.follow, session)
         self.transactionManager = transactionManager
+        self.outboxSession = session
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
             self.insertJobDocuments, self.wakeWorkers,
-            lambda *args: self.jobWrites.finishMany(*args))
+            lambda *args: self.jobWrites.finishMany(*args), follow)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)
 
-    def bind(self, transactionManager):
+    def bind(self, transactionManager, session=None):
         """This processor, its jobs joining the transactions of
         ``transactionManager``. Everything else (threads, leases, caches)
-        is shared with this one."""
+        is shared with this one.
+
+        With ``session`` (an SQLAlchemy session that ``transactionManager``
+        commits, through zope.sqlalchemy), the jobs added become rows of
+        that session in the outbox (``useOutbox``), committed or rolled
+        back with the session's own, and are moved into the queue once
+        committed."""
         bound = copy.copy(self)
-        bound._useTransactionManager(transactionManager)
+        bound._useTransactionManager(transactionManager, session)
         return bound
+
+    def useOutbox(self, outbox):
+        """Send the jobs added through a binding with a session through
+        ``outbox`` (``IJobOutbox``); the lease keeper sweeps it."""
+        self.outbox = outbox
+        self.leases.upkeep.append(outbox)
 
     def _makeScheduler(self):
         from m01.remote.scheduler import Scheduler
@@ -274,8 +310,13 @@ class RemoteProcessor:
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
                onDuplicateKey='return'):
+        # A job for the outbox needs no MongoDB (unless it has a key):
+        # the factory last read serves while the store is away.
         try:
-            factory = self.getJobFactory(name)
+            if self.outboxSession is not None and not immediate:
+                factory = self.jobFactories.factory(name, lastKnown=True)
+            else:
+                factory = self.getJobFactory(name)
         except KeyError:
             known = ', '.join(repr(n) for n in self.jobFactories.keys())
             raise ValueError('Unknown job factory %r; known factories: %s'
@@ -321,7 +362,7 @@ class RemoteProcessor:
                 raise
             self.wakeWorkers()
         else:
-            self.pending.dataManager().inserts.append(document)
+            self.pending.add(document)
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
                     lambda *ignored: self._releaseKey(document))
@@ -333,12 +374,16 @@ class RemoteProcessor:
 
     def _storedStatus(self, oid):
         state = self.jobWrites.state(oid)
-        return state[0] if state else None
+        return state[0] if state else self._outboxStatus(oid)
 
     def _status(self, oid):
         """A job's status as this transaction sees it, or None."""
         document = self.getJobDocument(oid)
-        return document['status'] if document else None
+        return document['status'] if document else self._outboxStatus(oid)
+
+    def _outboxStatus(self, oid):
+        # A job committed to the outbox and not moved yet holds its key.
+        return self.outbox.status(oid) if self.outbox is not None else None
 
     def getJobDocument(self, jobid):
         """The job's document as this transaction sees it, or None."""
@@ -457,8 +502,7 @@ class RemoteProcessor:
         a constant number of commands) and return them in claim order.
 
         Jobs of factories with a concurrency limit are not batched: one of
-        them is claimed singly beside the batch, with its slot. On a
-        server without batches (FerretDB v1) this claims one job."""
+        them is claimed singly beside the batch, with its slot."""
         if self.monitor.quiet:
             return []        # an operator asked this process to take none
         if limit <= 1:

@@ -247,7 +247,7 @@ def _write_concern(value):
     return members
 
 
-#: As MongoDB spells them (``m01.remote.cluster`` has the objects).
+#: As MongoDB spells them (``m01.remote.store.cluster`` has the objects).
 READ_PREFERENCES = ('primary', 'primaryPreferred', 'secondary',
                     'secondaryPreferred', 'nearest')
 

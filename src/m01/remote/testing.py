@@ -8,8 +8,8 @@ import time
 
 from pyramid.security import Allowed, Denied
 
-from m01.remote import errormessage
 from m01.remote.job import Job, JobError
+from m01.remote.queue import errormessage
 
 logger = logging.getLogger('m01.remote')
 

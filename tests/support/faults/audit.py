@@ -4,15 +4,13 @@
 says which jobs completed exactly once, which ran twice and which were
 lost, ``stuckJobs`` why unfinished jobs stopped moving, and ``Result``
 is a scenario's summary line.
-
-On FerretDB every query reads the whole collection (one by ``_id`` up to
-its document): scenarios call these sparingly.
 """
 import dataclasses
 
 from bson import ObjectId
 
-from m01.remote.jobstate import LOST_WORKER_MESSAGE
+from m01.remote.clock import utcnow
+from m01.remote.queue.updates import LOST_WORKER_MESSAGE
 
 #: The prefix of the lost-worker message; the worker id follows it.
 LOST_WORKER_PREFIX = LOST_WORKER_MESSAGE.split('%s')[0]
@@ -97,9 +95,8 @@ def audit(database, prefix='r'):
 
 
 def unfinished(database, jobids, prefix='r'):
-    """The jobs of ``jobids`` still queued or processing. One query: on
-    FerretDB it reads the whole collection, so a scenario polls this
-    sparingly."""
+    """The jobs of ``jobids`` still queued or processing, in one query.
+    """
     jobids = set(jobids)
     return [str(job['_id']) for job in database[prefix + 'jobs'].find(
         {'status': {'$in': ['queued', 'processing']}}, {'_id': 1})
@@ -107,28 +104,24 @@ def unfinished(database, jobids, prefix='r'):
 
 
 def stuckJobs(database, jobids, prefix='r'):
-    """Why unfinished jobs do not move, on a server where job changes are
-    won by tickets (see ``m01.remote.ticketed``): ``{jobid: reason}``.
-
-    ``ticket``: the ticket of the job's current version is taken, but
-    the job is not written yet (its winner lost the server or died in
-    between; the next claim or lease recovery meeting it writes it once
-    the ticket is ``STALE_TICKET`` old). ``no entry``: the job is live
-    but has no queue entry, so no claim or lease recovery looks at it
-    (the ticketed writes never leave a live job so). ``waiting``: neither.
+    """Where unfinished jobs stopped: ``{jobid: reason}``. ``queued``: no
+    worker claimed it (``not due`` while its retry time is ahead);
+    ``processing``: a worker holds it, or its lease has not expired yet.
     """
     reasons = {}
     jobs = database[prefix + 'jobs']
+    now = None
     for jobid in unfinished(database, jobids, prefix):
-        job = jobs.find_one({'_id': ObjectId(jobid)})
-        ticket = '%s:%d' % (jobid, job.get('version', 0))
-        if database[prefix + 'tickets'].find_one({'_id': ticket}):
-            reasons[jobid] = 'ticket'
-        elif database[prefix + 'queue'].find_one({'_id': job['_id']}) \
-                is None:
-            reasons[jobid] = 'no entry'
-        else:
-            reasons[jobid] = 'waiting'
+        job = jobs.find_one({'_id': ObjectId(jobid)},
+                            {'status': 1, 'retryTime': 1})
+        if job is None:
+            continue
+        if job['status'] == 'queued' and job.get('retryTime'):
+            now = now or utcnow()
+            if job['retryTime'] > now:
+                reasons[jobid] = 'not due'
+                continue
+        reasons[jobid] = job['status']
     return reasons
 
 

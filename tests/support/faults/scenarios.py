@@ -6,12 +6,11 @@
     python benchmarks/faults.py --only load --jobs 2000
 
 Without ``--uri`` a throw-away server is started: mongo-java-server with
-its H2 backend (``--server mongojava``, the default: conditional writes
-are atomic there, the path a MongoDB deployment takes, and the data
-outlives a restart) or FerretDB v1 (``--server ferretdb``: the ticketed
-path). The outage scenario needs that server, since it stops and
-restarts it, and is skipped with ``--uri``. Each scenario uses a
-database of its own, dropped at the end, and processes it starts as a
+its H2 backend (conditional writes are atomic there, the path a MongoDB
+deployment takes, and the data outlives a restart). The outage
+scenario needs that server, since it stops and restarts it, and is
+skipped with ``--uri``. Each scenario uses a database of its own,
+dropped at the end, and processes it starts as a
 site would: ``m01remote worker`` and ``m01remote scheduler`` with an ini
 file of the ``support.faults.app`` application (and ``python -m
 support.faults.worker produce`` for the producers). Every process is
@@ -37,8 +36,7 @@ load
     2 producer processes commit jobs in batches of 100 while 4 worker
     processes (4 threads each) and 2 scheduler processes (2 Delay items)
     run. Every producer's job and every scheduled job completes once.
-    The full size is 20,000 jobs; on FerretDB v1 that takes hours (about
-    2 jobs/s), so ``--jobs`` sets a size that fits the time you have.
+    The full size is 20,000 jobs; ``--jobs`` sets another.
 crash
     3 worker processes run jobs of a few seconds. One is killed
     (SIGKILL) while it runs jobs: ``recovery_s`` is the time until the
@@ -82,6 +80,7 @@ from support.faults.audit import Result
 from support.faults.harness import LATENCY, Environment
 from support.faults.processes import crash, graceful, outage
 from support.faults.queue import load, poison, scheduler
+from support.javaserver import JavaServer
 
 __all__ = ['LATENCY', 'SIZES', 'Environment', 'Result', 'runScenario']
 
@@ -148,14 +147,12 @@ def runScenario(name, env, short=False, **overrides):
     return result
 
 
-def restartableServer(kind, progress=None):
-    """A throw-away server of ``kind`` that keeps its data across a stop
-    and a start (the outage scenario restarts it), not started yet."""
-    if kind == 'mongojava':
-        from support.javaserver import JavaServer
-        return JavaServer(backend='h2', progress=progress)
-    from support.testserver import FerretDBServer
-    return FerretDBServer(progress=progress)
+def restartableServer(kind='mongojava', progress=None):
+    """A throw-away server that keeps its data across a stop and a start
+    (the outage scenario restarts it), not started yet."""
+    if kind != 'mongojava':
+        raise ValueError('no throw-away server %r' % (kind,))
+    return JavaServer(backend='h2', progress=progress)
 
 
 def main(argv=None):
@@ -165,10 +162,6 @@ def main(argv=None):
                         help='the small sizes CI runs')
     parser.add_argument('--only', default=','.join(SCENARIOS),
                         help='comma-separated scenarios (default: all)')
-    parser.add_argument('--server', choices=('mongojava', 'ferretdb'),
-                        default='mongojava',
-                        help='the throw-away server to start (default '
-                        '%(default)s)')
     parser.add_argument('--uri', help='a MongoDB-wire server to use '
                         'instead (the outage scenario is skipped then)')
     parser.add_argument('--jobs', type=int,
@@ -195,7 +188,7 @@ def main(argv=None):
         if args.uri:
             uri = args.uri
         else:
-            server = restartableServer(args.server, lambda message: print(
+            server = restartableServer(progress=lambda message: print(
                 message, file=sys.stderr, flush=True))
             uri = server.start()
         env = Environment(uri, workdir, server)

@@ -6,16 +6,22 @@ queue through.
 ``actions(processor)`` the changes (``IQueueActions``), of a processor
 bound to the unit of work's transaction manager (a request's
 ``request.remote_processor``). ``JobFilter`` says which jobs a listing,
-a count or a bulk action is about.
+a count or a bulk action is about, ``BulkRequest`` which jobs a bulk
+action changes; both are read strictly from what the pages, the API and
+the commands are given (``fromParams``, ``fromJSON``).
 """
 from m01.remote.operations.actions import (  # noqa: F401
-    ACTIONS,
     BULK_LIMITS,
-    MAX_SELECTED,
     BulkResult,
     QueueActions,
 )
+from m01.remote.operations.bulkrequest import (  # noqa: F401
+    ACTIONS,
+    MAX_SELECTED,
+    BulkRequest,
+)
 from m01.remote.operations.filters import (  # noqa: F401
+    FILTER_KEYS,
     MAX_PAGE_SIZE,
     SORT_FIELDS,
     JobFilter,

@@ -7,36 +7,32 @@ the answer says what happened; a job whose status moved meanwhile is
 left as it is now and counted as refused. A bulk action works through
 its jobs in chunks of ``CHUNK`` read by ``_id``, and changes at most
 its bound (``BULK_LIMITS``) per call: more are left for the next call,
-which the result announces (``more``).
+which the result announces (``more``). Which jobs a bulk action
+changes is read by ``BulkRequest`` (``bulkrequest``): without ids or a
+filter that narrows it changes nothing unless told ``all``.
 """
 import dataclasses
 
 import zope.interface
 from bson import ObjectId
 
-from m01.remote.containers import toObjectId
-from m01.remote.heartbeats import sendControl
-from m01.remote.interfaces import (
-    CANCELLED,
-    ERROR,
-    PROCESSING,
-    QUEUED,
+from m01.remote.operations.bulkrequest import (  # noqa: F401
+    ACTION_STATI,
+    ACTIONS,
+    MAX_SELECTED,
+    BulkRequest,
+    checkAction,
+    selectedIds,
 )
-from m01.remote.jobstate import DELETABLE
-from m01.remote.operations.filters import JobFilter
 from m01.remote.operations.interfaces import IQueueActions
+from m01.remote.queue.updates import DELETABLE
+from m01.remote.worker.heartbeats import sendControl
 
-#: The statuses each bulk action changes.
-ACTION_STATI = {'cancel': (QUEUED, PROCESSING), 'retry': (ERROR, CANCELLED),
-                'delete': DELETABLE}
-ACTIONS = tuple(ACTION_STATI)
 #: The most jobs one call changes: a cancel or a retry is two or three
 #: commands per job, a delete one command per chunk.
 BULK_LIMITS = {'cancel': 500, 'retry': 500, 'delete': 5000}
 #: Jobs read (and deleted) at a time.
 CHUNK = 500
-#: The most job ids a selection names.
-MAX_SELECTED = 500
 #: What an operator asks of a process.
 WORKER_ACTIONS = ('quiet', 'resume', 'stop')
 #: Seconds stopping a thread waits for its running jobs (a request must
@@ -54,29 +50,6 @@ class BulkResult:
     done: int = 0
     refused: int = 0
     more: bool = False
-
-
-def checkAction(action):
-    if action not in ACTION_STATI:
-        raise ValueError('action must be one of %s, not %r'
-                         % (', '.join(ACTIONS), action))
-    return action
-
-
-def selectedIds(jobids):
-    """The ObjectIds of a selection of job ids; ValueError for one that
-    is malformed, or too many."""
-    jobids = list(jobids)
-    if len(jobids) > MAX_SELECTED:
-        raise ValueError('At most %d jobs can be selected, not %d'
-                         % (MAX_SELECTED, len(jobids)))
-    oids = []
-    for jobid in jobids:
-        try:
-            oids.append(toObjectId(jobid))
-        except KeyError:
-            raise ValueError('%r is not a job id' % (jobid,))
-    return oids
 
 
 @zope.interface.implementer(IQueueActions)
@@ -129,37 +102,44 @@ class QueueActions:
 
     # many jobs
 
-    def _target(self, action, jobFilter, jobids):
-        """The MongoDB filter of the jobs ``action`` would change, or None
-        when no job can match."""
-        stati = ACTION_STATI[checkAction(action)]
-        if jobids is not None:
-            oids = selectedIds(jobids)
-            if not oids:
-                return None
-            return {'_id': {'$in': oids}, 'status': {'$in': list(stati)}}
-        jobFilter = jobFilter or JobFilter()
-        wanted = [status for status in (jobFilter.statuses or stati)
-                  if status in stati]
+    @staticmethod
+    def _target(request):
+        """The MongoDB filter of the jobs ``request`` (a ``BulkRequest``)
+        would change, or None when no job can match."""
+        stati = ACTION_STATI[request.action]
+        jobFilter = request.jobFilter
+        query = jobFilter.query() if jobFilter is not None else {}
+        wanted = [status for status in
+                  (jobFilter.statuses if jobFilter is not None
+                   and jobFilter.statuses else stati) if status in stati]
         if not wanted:
             return None
-        query = jobFilter.query()
         query['status'] = {'$in': wanted}
+        if request.jobids is not None:
+            if not request.jobids:
+                return None
+            query['_id'] = {'$in': list(request.jobids)}
         return query
 
-    def countBulk(self, action, jobFilter=None, jobids=None):
-        query = self._target(action, jobFilter, jobids)
+    def countBulk(self, action, jobFilter=None, jobids=None, all=False):
+        query = self._target(BulkRequest(action, jobFilter, jobids, all))
         if query is None:
             return 0
         return self.processor.jobsCollection.count_documents(query)
 
-    def bulk(self, action, jobFilter=None, jobids=None, limit=None):
-        query = self._target(action, jobFilter, jobids)
+    def bulk(self, action, jobFilter=None, jobids=None, limit=None,
+             all=False):
+        request = BulkRequest(action, jobFilter, jobids, all)
+        if limit is not None and (isinstance(limit, bool) or
+                                  not isinstance(limit, int) or limit < 1):
+            raise ValueError('limit must be a whole number from 1, not %r'
+                             % (limit,))
+        query = self._target(request)
         result = BulkResult(action)
         if query is None:
             return result
         bound = BULK_LIMITS[action]
-        limit = bound if limit is None else min(int(limit), bound)
+        limit = bound if limit is None else min(limit, bound)
         collection = self.processor.jobsCollection
         after = None
         while result.done < limit:

@@ -30,6 +30,10 @@ class IJobFilter(zope.interface.Interface):
         """``(filter, any)``: this filter less the jobs in ``statuses``,
         and whether it still matches some status."""
 
+    def isEmpty():
+        """Whether the filter matches every job (no status, factory or
+        search given)."""
+
 
 class IQueueQueries(zope.interface.Interface):
     """What an operator reads: bounded, each answer a few commands.
@@ -167,14 +171,17 @@ class IQueueActions(zope.interface.Interface):
     def deleteJob(jobid):
         """Remove a job that is not processing (cancel that first)."""
 
-    def countBulk(action, jobFilter=None, jobids=None):
+    def countBulk(action, jobFilter=None, jobids=None, all=False):
         """How many jobs ``bulk(action, ...)`` would change now."""
 
-    def bulk(action, jobFilter=None, jobids=None, limit=None):
+    def bulk(action, jobFilter=None, jobids=None, limit=None, all=False):
         """Apply ``action`` ('cancel', 'retry', 'delete') to the jobs with
-        ``jobids`` (at most ``MAX_SELECTED``) or matching ``jobFilter``,
-        to at most ``limit`` of them (the action's bound per request);
-        a ``BulkResult``."""
+        ``jobids`` (at most ``MAX_SELECTED``) that match ``jobFilter``,
+        or to those matching ``jobFilter``, to at most ``limit`` of them
+        (the action's bound per request); a ``BulkResult``. Without ids
+        and with no filter, or an empty one, ``all`` must be true (every
+        job is then meant): ValueError otherwise, as for a malformed id
+        or an unknown action, before anything is changed."""
 
     def pauseFactory(name):
         """Stop every process from claiming the factory's jobs."""

@@ -13,8 +13,6 @@ import pymongo
 import zope.interface
 
 from m01.remote import interfaces
-from m01.remote.containers import toObjectId
-from m01.remote.heartbeats import processState
 from m01.remote.interfaces import QUEUED
 from m01.remote.job import jobClassKey
 from m01.remote.operations import stats, waits
@@ -25,6 +23,8 @@ from m01.remote.operations.filters import (
     checkSort,
 )
 from m01.remote.operations.interfaces import IQueueQueries
+from m01.remote.queue.containers import toObjectId
+from m01.remote.worker.heartbeats import processState
 
 #: Scheduler items one page lists, at most.
 MAX_ITEMS_PAGE = 500
@@ -213,7 +213,7 @@ class QueueQueries:
         return found
 
     def workers(self, limit=MAX_WORKERS):
-        """The processes that beat (``heartbeats``), the most recently
+        """The processes that beat (``worker.heartbeats``), the most recently
         seen first, each a dict of its heartbeat with its ``id`` and its
         ``state`` ('running', 'quiet', 'stopping', 'stopped', 'gone')."""
         if isinstance(limit, bool) or not isinstance(limit, int) or \

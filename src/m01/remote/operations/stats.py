@@ -4,18 +4,14 @@ counts, from the jobs; the workers alive, from their heartbeats.
 
 Each is bounded: a window reads at most its buckets' counter documents
 (an hour: 60 minute documents per factory; a day: 1,440; a week: 168
-hour documents), the jobs are read by two aggregations (one on
-FerretDB v1, which lacks ``$min``, plus one sorted query per factory
-with due jobs; mongo-java-server and FerretDB v1 read every job for
-each, MongoDB the claim index for the backlog).
+hour documents), the jobs are read by two aggregations
+(mongo-java-server reads every job for each, MongoDB the claim index for
+the backlog).
 """
 import datetime
 
-import pymongo
-import pymongo.errors
-
-from m01.remote.counters import FIELDS, HOUR, MINUTE, OUTCOMES
 from m01.remote.interfaces import QUEUED, STATI
+from m01.remote.queue.counters import FIELDS, HOUR, MINUTE, OUTCOMES
 
 #: window -> (seconds, bucket seconds, counter documents read)
 WINDOWS = {'hour': (3600, 60, MINUTE),
@@ -72,30 +68,18 @@ def statusCounts(jobs):
 
     Grouped by one text key, ``<name>|<status>``: mongo-java-server
     groups by a compound key three times slower (0.55 s against 0.17 s
-    for 100,000 jobs). FerretDB v1 has no ``$concat``: there by the
-    compound key.
+    for 100,000 jobs).
     """
     counts = {}
-
-    def add(name, status, count):
-        if name is not None and status in STATI:
-            counts.setdefault(name, dict.fromkeys(STATI, 0))[status] = count
-    try:
-        rows = list(jobs.aggregate([{'$group': {
+    for row in jobs.aggregate([{'$group': {
             '_id': {'$concat': ['$name', '|', '$status']},
-            'n': {'$sum': 1}}}]))
-    except pymongo.errors.OperationFailure:
-        for row in jobs.aggregate([{'$group': {
-                '_id': {'name': '$name', 'status': '$status'},
-                'n': {'$sum': 1}}}]):
-            key = row['_id'] or {}
-            add(key.get('name'), key.get('status'), row['n'])
-        return counts
-    for row in rows:
+            'n': {'$sum': 1}}}]):
         if isinstance(row['_id'], str):
             # A status never holds '|'; a factory name may.
             name, _, status = row['_id'].rpartition('|')
-            add(name, status, row['n'])
+            if status in STATI:
+                counts.setdefault(name, dict.fromkeys(STATI, 0))[status] = \
+                    row['n']
     return counts
 
 
@@ -103,22 +87,11 @@ def backlog(jobs, now):
     """``{factory: (due jobs, queued time of the oldest due one)}``: what
     waits for a worker now."""
     due = {'status': QUEUED, 'active': True, 'retryTime': {'$lte': now}}
-    try:
-        return {row['_id']: (row['n'], row['oldest'])
-                for row in jobs.aggregate([
-                    {'$match': due},
-                    {'$group': {'_id': '$name', 'n': {'$sum': 1},
-                                'oldest': {'$min': '$queued'}}}])}
-    except pymongo.errors.OperationFailure:
-        # FerretDB v1 has no $min: the oldest of each factory apart.
-        found = {}
-        for row in jobs.aggregate([{'$match': due}, {'$group': {
-                '_id': '$name', 'n': {'$sum': 1}}}]):
-            oldest = jobs.find_one(dict(due, name=row['_id']),
-                                   {'queued': 1},
-                                   sort=[('queued', pymongo.ASCENDING)])
-            found[row['_id']] = (row['n'], oldest and oldest['queued'])
-        return found
+    return {row['_id']: (row['n'], row['oldest'])
+            for row in jobs.aggregate([
+                {'$match': due},
+                {'$group': {'_id': '$name', 'n': {'$sum': 1},
+                            'oldest': {'$min': '$queued'}}}])}
 
 
 def factoryStats(counts, due, perFactory, names, now):

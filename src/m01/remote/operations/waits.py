@@ -36,8 +36,8 @@ order: ``position`` says how many due jobs go first).
 """
 import dataclasses
 
-from m01.remote.containers import toObjectId
 from m01.remote.interfaces import QUEUED
+from m01.remote.queue.containers import toObjectId
 
 INACTIVE = 'inactive'
 LATER = 'later'

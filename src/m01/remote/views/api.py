@@ -22,11 +22,12 @@ from pyramid.httpexceptions import (
 from pyramid.response import Response
 
 from m01.remote import operations
+from m01.remote.interfaces import QUEUED
+from m01.remote.job import DuplicateJobKeyError
 from m01.remote.limits import MAX_JSON_TEXT, loadJSON
-from m01.remote.operations import JobFilter
-from m01.remote.operations.actions import ACTIONS, WORKER_ACTIONS
+from m01.remote.operations import BulkRequest, JobFilter, shapes
+from m01.remote.operations.actions import WORKER_ACTIONS
 from m01.remote.settings import get_remote_settings
-from m01.remote.views import apijson
 from m01.remote.views.cronwords import describe
 from m01.remote.views.itemform import kindOf
 
@@ -56,6 +57,8 @@ ROUTE_PREFIX = 'm01.remote.api.'
 #: The methods that change something: they need the CSRF token.
 CHANGES = ('POST', 'DELETE')
 ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key')
+#: The parameters of the job listing beside the filter's.
+LISTING_PARAMS = ('sort', 'order', 'page', 'pageSize')
 
 
 def routeName(key):
@@ -80,9 +83,10 @@ def intParam(params, name, default, low, high):
     return value
 
 
-def jobFilter(params):
+def parsed(parse, *args):
+    """What ``parse`` reads of a request; a 400 naming what it refused."""
     try:
-        return JobFilter.fromParams(params)
+        return parse(*args)
     except ValueError as e:
         raise bad(e)
 
@@ -155,13 +159,13 @@ class ApiViews:
         return {'counts': data['counts'], 'total': data['total'],
                 'threads': data['threads'],
                 'workersAlive': data['workersAlive'],
-                'latestFailures': [apijson.jobSummary(job)
+                'latestFailures': [shapes.jobSummary(job)
                                    for job in data['latestFailures']]}
 
     def stats(self):
         window = self.request.GET.get('window', 'hour')
         data = self._do(self.queries.stats, window)
-        data['latestFailures'] = [apijson.jobSummary(job)
+        data['latestFailures'] = [shapes.jobSummary(job)
                                   for job in data['latestFailures']]
         return data
 
@@ -175,7 +179,7 @@ class ApiViews:
 
     def jobs(self):
         params = self.request.GET
-        selected = jobFilter(params)
+        selected = parsed(JobFilter.fromParams, params, LISTING_PARAMS)
         sort = params.get('sort', 'created')
         order = params.get('order', 'desc')
         try:
@@ -186,17 +190,17 @@ class ApiViews:
         size = intParam(params, 'pageSize', 50, 1, operations.MAX_PAGE_SIZE)
         shown = self._do(self.queries.jobs, selected, sort, descending,
                          page, size)
-        return {'jobs': [apijson.jobSummary(job) for job in shown.jobs],
+        return {'jobs': [shapes.jobSummary(job) for job in shown.jobs],
                 'page': shown.page, 'pages': shown.pages,
                 'total': shown.total, 'pageSize': shown.pageSize,
                 'filter': selected.params(), 'sort': sort, 'order': order}
 
     def job(self):
         job = self._do(self.queries.job, self.request.matchdict['jobid'])
-        return apijson.jobDetail(job)
+        return shapes.jobDetail(job)
 
     def factories(self):
-        return {'factories': [apijson.factoryJSON(info)
+        return {'factories': [shapes.factoryJSON(info)
                               for info in self.queries.factories()]}
 
     def scheduler(self):
@@ -204,12 +208,12 @@ class ApiViews:
                         operations.filters.MAX_PAGE)
         total, items = self._do(self.queries.schedulerItems, page, 100)
         return {'total': total, 'page': page,
-                'items': [apijson.schedulerItemJSON(item, kindOf(item),
+                'items': [shapes.schedulerItemJSON(item, kindOf(item),
                                                     describe(item))
                           for item in items]}
 
     def workers(self):
-        return {'workers': [apijson.workerJSON(worker)
+        return {'workers': [shapes.workerJSON(worker)
                             for worker in self.queries.workers()]}
 
     # changes
@@ -224,10 +228,19 @@ class ApiViews:
         if not isinstance(body.get('name'), str):
             raise bad('name must be the name of a job factory')
         options = {key: body[key] for key in ADD_OPTIONS if key in body}
-        jobid = self._do(self.actions.addJob, body['name'],
-                         body.get('input'), **options)
+        try:
+            jobid = self.actions.addJob(body['name'], body.get('input'),
+                                        onDuplicateKey='raise', **options)
+        except DuplicateJobKeyError as e:
+            # A live job holds the key: it is the job asked for, not a new
+            # one (queued while the request adding it has not committed).
+            return {'id': e.jobid, 'existing': True,
+                    'status': self.processor.getJobStatus(e.jobid) or
+                    QUEUED}
+        except ValueError as e:
+            raise bad(e)
         self.request.response.status = 201
-        return {'id': jobid, 'status': 'queued'}
+        return {'id': jobid, 'status': QUEUED, 'existing': False}
 
     def jobAction(self):
         action = self.request.matchdict['action']
@@ -246,33 +259,16 @@ class ApiViews:
         return {'id': jobid, 'deleted': True}
 
     def countBulk(self):
-        params = self.request.GET
-        jobids = params.getall('job') or None
-        action = params.get('action')
-        if action not in ACTIONS:
-            raise bad('action must be one of %s' % ', '.join(ACTIONS))
-        selected = jobFilter(params)
-        count = self._do(self.actions.countBulk, action,
-                         None if jobids else selected, jobids)
-        return {'action': action, 'count': count,
-                'limit': operations.BULK_LIMITS[action]}
+        request = parsed(BulkRequest.fromParams, self.request.GET)
+        count = self._do(self.actions.countBulk, request.action,
+                         request.jobFilter, request.jobids, all=request.all)
+        return {'action': request.action, 'count': count,
+                'limit': operations.BULK_LIMITS[request.action]}
 
     def bulk(self):
-        body = jsonBody(self.request)
-        unknown = sorted(set(body) - {'action', 'jobids', 'filter'})
-        if unknown:
-            raise bad('Unknown field %s; a bulk action takes action and '
-                      'jobids or filter' % ', '.join(unknown))
-        action, jobids = body.get('action'), body.get('jobids')
-        if action not in ACTIONS:
-            raise bad('action must be one of %s' % ', '.join(ACTIONS))
-        if jobids is not None and not isinstance(jobids, list):
-            raise bad('jobids must be a list of job ids')
-        if not isinstance(body.get('filter', {}), dict):
-            raise bad('filter must be an object (status, name, q)')
-        selected = jobFilter(body.get('filter', {}))
-        result = self._do(self.actions.bulk, action,
-                          None if jobids is not None else selected, jobids)
+        request = parsed(BulkRequest.fromJSON, jsonBody(self.request))
+        result = self._do(self.actions.bulk, request.action,
+                          request.jobFilter, request.jobids, all=request.all)
         return {'action': result.action, 'done': result.done,
                 'refused': result.refused, 'more': result.more}
 
@@ -322,7 +318,7 @@ def errorView(context, request):
     detail = getattr(context, 'detail', None) or (
         'Permission denied' if isinstance(context, HTTPForbidden) else '')
     response = Response(
-        body=apijson.dumps(apijson.errorBody(status, title,
+        body=shapes.dumps(shapes.errorBody(status, title,
                                              str(detail))).encode('utf-8'),
         status=status, content_type='application/json', charset='utf-8')
     return response
@@ -350,14 +346,14 @@ def includeme(config):
     from m01.remote import root_factory
     settings = get_remote_settings(config.registry)
     prefix = '' if settings.route_prefix == '/' else settings.route_prefix
-    config.add_renderer(apijson.RENDERER, apijson.rendererFactory)
+    config.add_renderer(shapes.RENDERER, shapes.rendererFactory)
     for key, (pattern, methods) in ROUTES.items():
         config.add_route(routeName(key), prefix + pattern,
                          factory=root_factory)
         for method, attr in methods.items():
             config.add_view(ApiViews, attr=attr, route_name=routeName(key),
                             request_method=method,
-                            renderer=apijson.RENDERER,
+                            renderer=shapes.RENDERER,
                             permission=settings.permission)
         for error in (HTTPException, UnicodeDecodeError):
             config.add_exception_view(errorView, context=error,

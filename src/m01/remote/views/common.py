@@ -22,9 +22,9 @@ from m01.remote.limits import (
     nestedDeeper,
     shorten,
 )
+from m01.remote.operations.shapes import finite
 from m01.remote.settings import get_remote_settings
 from m01.remote.views import formatting, waiting
-from m01.remote.views.apijson import finite
 from m01.remote.views.assets import asset
 
 ROUTE_NAME = 'm01.remote'

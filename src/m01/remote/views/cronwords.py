@@ -2,7 +2,7 @@
 Monday to Friday, in Europe/Zurich".
 
 The words follow what the item does, by the rules of
-``m01.remote.cron`` rather than a naive reading of its fields: an
+``m01.remote.scheduler.cron`` rather than a naive reading of its fields: an
 unrestricted field finer than the finest restricted one is pinned to its
 first value (``hour [9]`` alone runs once, at 09:00), and an item
 restricting only weekdays or months keeps the time of day of its call

@@ -5,9 +5,9 @@ import re
 import zoneinfo
 
 from m01.remote import interfaces
-from m01.remote.cron import FIELDS
 from m01.remote.limits import MAX_CRON_TEXT, checkText, quote
 from m01.remote.scheduler import Cron, Delay
+from m01.remote.scheduler.cron import FIELDS
 from m01.remote.views.common import Shown, echoed, parseJSON
 
 COMMON_FIELDS = ('jobName', 'title', 'description', 'input', 'active',

@@ -10,7 +10,7 @@ import datetime
 
 from m01.remote.job import MAX_PRIORITY, MAX_SECONDS
 from m01.remote.limits import MAX_CRON_TEXT, checkText
-from m01.remote.uniquekeys import MAX_KEY_LENGTH
+from m01.remote.queue.keys import MAX_KEY_LENGTH
 from m01.remote.views.common import parseJSON
 
 #: The form's fields besides the factory's name.

@@ -1,21 +1,29 @@
 """The job pages: the paged list with its search, removing jobs and the
 bulk actions (each after a confirmation), adding a job, the detail page
-of a job and its actions."""
+of a job and its actions.
+
+The list, the remove and the bulk forms read their parameters strictly
+(``m01.remote.operations``): an unknown or malformed one is a 400 naming
+it, and a remove or bulk action changes the jobs chosen (statuses, rows)
+or, only when the form says ``all``, every job the filter shows.
+"""
+import dataclasses
+
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
+from webob.multidict import MultiDict
 
 from m01.remote import interfaces
 from m01.remote.job import DuplicateJobKeyError
-from m01.remote.jobstate import DELETABLE, MAX_ATTEMPTS
 from m01.remote.limits import quote, shorten
 from m01.remote.operations import (
-    ACTIONS,
     BULK_LIMITS,
     SORT_FIELDS,
+    BulkRequest,
     JobFilter,
 )
-from m01.remote.operations.actions import selectedIds
-from m01.remote.operations.filters import MAX_PAGE
+from m01.remote.operations.filters import MAX_PAGE, flagParam
+from m01.remote.queue.updates import DELETABLE, MAX_ATTEMPTS
 from m01.remote.views import common, jobform, jobpage, waiting
 from m01.remote.views.common import (
     BaseView,
@@ -40,6 +48,11 @@ STATI = tuple(status.value for status in interfaces.JobStatus)
 REMOVABLE = DELETABLE
 ORDERS = ('desc', 'asc')
 DEFAULT_FILTERS = {'sort': 'created', 'order': 'desc'}
+#: The parameters of the list beside the filter's.
+LIST_PARAMS = ('sort', 'order', 'page')
+#: Those of the remove and bulk forms (the token when posted).
+REMOVE_PARAMS = ('all', 'csrf_token')
+BULK_PARAMS = ('sort', 'order', 'csrf_token')
 DONE = {'cancel': 'Cancelled', 'retry': 'Queued again', 'delete': 'Deleted'}
 #: What a bulk action does, said on its confirmation.
 BULK_HELP = {
@@ -54,10 +67,11 @@ BULK_FITS = {'cancel': 'queued or processing', 'retry': 'in error or '
              'cancelled', 'delete': 'not processing'}
 
 
-def jobFilter(params):
-    """The ``JobFilter`` of request parameters; a bad one is a 400."""
+def parsed(parse, *args):
+    """What ``parse`` reads of a request's parameters; a bad one is a
+    400 naming it."""
     try:
-        return JobFilter.fromParams(params)
+        return parse(*args)
     except ValueError as e:
         raise HTTPBadRequest(str(e))
 
@@ -90,7 +104,7 @@ class JobsView(BaseView):
         """The list's ``JobFilter`` and its parameters as the page shows
         them."""
         request = self.request
-        selected = jobFilter(request.GET)
+        selected = parsed(JobFilter.fromParams, request.GET, LIST_PARAMS)
         return selected, {
             'status': selected.statuses[0] if selected.statuses else '',
             'name': selected.name or '',
@@ -155,23 +169,34 @@ class JobsView(BaseView):
         return {'status': selected.statuses[0], 'total': total}
 
     def _removeFilter(self, params):
-        """The jobs a removal is about: the filter sent, less the
-        processing jobs (a processing job is cancelled, not removed)."""
-        selected = jobFilter(params)
+        """``(selected, removable, every)`` of a remove form: the filter
+        sent; the jobs it removes, less the processing ones (a processing
+        job is cancelled, not removed), or None when the form chose no
+        status and not every status (``all``); and whether it did."""
+        selected = parsed(JobFilter.fromParams, params, REMOVE_PARAMS)
+        every = parsed(flagParam, params, 'all')
         if selected.statuses == (interfaces.PROCESSING,):
             raise HTTPBadRequest('Processing jobs are not removed: cancel '
                                  'them first.')
-        return selected, selected.without((interfaces.PROCESSING,))[0]
+        if every:
+            selected = dataclasses.replace(selected, statuses=())
+        elif not selected.statuses:
+            return selected, None, False
+        return selected, selected.without((interfaces.PROCESSING,))[0], every
 
     @remote_view(name='remove', request_method='GET',
                  renderer=template('confirm'))
     def confirmRemove(self):
-        selected, removable = self._removeFilter(self.request.GET)
+        selected, removable, every = self._removeFilter(self.request.GET)
+        back = self.url(self.context, **selected.params())
+        if removable is None:
+            return {'title': 'Remove jobs', 'confirm': confirmation(
+                'Choose the statuses of the jobs to remove, or every '
+                'status.', back)}
         counts = self.queries.countByStatus(removable)
         rows = [(status, '{:,}'.format(counts[status]))
                 for status in removable.statuses if counts.get(status)]
         total = sum(counts.get(status, 0) for status in removable.statuses)
-        back = self.url(self.context, **selected.params())
         if not total:
             return {'title': 'Remove jobs', 'confirm': confirmation(
                 'No job matches: there is nothing to remove.', back)}
@@ -184,14 +209,18 @@ class JobsView(BaseView):
             'This removes %s jobs for good:' % '{:,}'.format(total), back,
             action=self.url(self.context, 'remove'),
             button='Remove %s jobs' % '{:,}'.format(total),
-            fields=sorted(_pairs(selected.params())),
+            fields=sorted(_pairs(selected.params())) + (
+                [('all', '1')] if every else []),
             rows=[(name, value) for name, value in filterRows(selected)
                   if name != 'Status'] + rows, detail=detail)}
 
     @remote_view(name='remove', request_method='POST', require_csrf=True)
     def remove(self):
-        selected, removable = self._removeFilter(self.request.POST)
-        result = self.actions.bulk('delete', removable)
+        selected, removable, every = self._removeFilter(self.request.POST)
+        if removable is None:
+            raise HTTPBadRequest('Choose the statuses of the jobs to '
+                                 'remove, or every status (all).')
+        result = self.actions.bulk('delete', removable, all=every)
         message = 'Removed %d jobs.' % result.done
         if result.more:
             message += ' More match: remove again to go on.'
@@ -199,28 +228,21 @@ class JobsView(BaseView):
         return self.redirect(self.context, **selected.params())
 
     def _bulk(self, params):
-        """``(action, filter, jobids, fields)`` of a bulk form: the jobs
-        selected (``job``), or all that match the filter (``all``)."""
-        action = params.get('action', '')
-        if action not in ACTIONS:
-            raise HTTPBadRequest('action must be one of %s'
-                                 % ', '.join(ACTIONS))
-        selected = jobFilter(params)
-        fields = [('action', action)] + list(_pairs(selected.params()))
-        if params.get('all'):
-            return action, selected, None, fields + [('all', '1')]
-        jobids = params.getall('job')
-        try:
-            selectedIds(jobids)
-        except ValueError as e:
-            raise HTTPBadRequest(str(e))
-        return action, selected, jobids, fields + [('job', jobid)
-                                                   for jobid in jobids]
+        """The ``BulkRequest`` of a bulk form. Its filter is the list's;
+        the jobs are the rows chosen (``job``) that match it, or, with
+        ``all`` (which outweighs rows chosen too), all that match it; no
+        row and no ``all`` choose none."""
+        if parsed(flagParam, params, 'all'):
+            params = MultiDict([(name, value) for name, value
+                                in params.items() if name != 'job'])
+        return parsed(BulkRequest.fromParams, params, BULK_PARAMS, True)
 
     @remote_view(name='bulk', request_method='GET',
                  renderer=template('confirm'))
     def confirmBulk(self):
-        action, selected, jobids, fields = self._bulk(self.request.GET)
+        request = self._bulk(self.request.GET)
+        action, selected, jobids = (request.action, request.jobFilter,
+                                    request.jobids)
         name, danger = BULK_ACTIONS[action]
         title = '%s jobs' % name
         back = self.url(self.context, **selected.params())
@@ -228,7 +250,8 @@ class JobsView(BaseView):
             return {'title': title, 'confirm': confirmation(
                 'Choose the jobs to %s, or all that match the filter.'
                 % action, back)}
-        count = self.actions.countBulk(action, selected, jobids)
+        count = self.actions.countBulk(action, selected, jobids,
+                                       all=request.all)
         chosen = ('%d jobs selected' % len(jobids)) if jobids is not None \
             else 'all that match'
         if not count:
@@ -240,26 +263,26 @@ class JobsView(BaseView):
         if count > BULK_LIMITS[action]:
             detail += (' Each time at most %s jobs: apply again for the '
                        'rest.' % '{:,}'.format(BULK_LIMITS[action]))
-        rows = [('Jobs', chosen)] + (filterRows(selected) if jobids is None
-                                     else [])
         return {'title': title, 'confirm': confirmation(
             '%s %s jobs?' % (name, '{:,}'.format(count)), back,
             action=self.url(self.context, 'bulk'),
             button='%s %s jobs' % (name, '{:,}'.format(count)),
-            danger=danger, detail=detail, fields=fields, rows=rows)}
+            danger=danger, detail=detail, fields=request.params(),
+            rows=[('Jobs', chosen)] + filterRows(selected))}
 
     @remote_view(name='bulk', request_method='POST', require_csrf=True)
     def bulk(self):
-        action, selected, jobids, _ = self._bulk(self.request.POST)
-        result = self.actions.bulk(action, selected, jobids)
-        message = '%s: %d jobs.' % (DONE[action], result.done)
+        request = self._bulk(self.request.POST)
+        result = self.actions.bulk(request.action, request.jobFilter,
+                                   request.jobids, all=request.all)
+        message = '%s: %d jobs.' % (DONE[request.action], result.done)
         if result.refused:
             message += ' %d had changed meanwhile and were left as they ' \
                 'are.' % result.refused
         if result.more:
             message += ' More match: apply again to go on.'
         self.flash(message)
-        return self.redirect(self.context, **selected.params())
+        return self.redirect(self.context, **request.jobFilter.params())
 
     def _addForm(self, name='', values=None, errors=None):
         self.section = 'add'

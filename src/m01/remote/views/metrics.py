@@ -14,7 +14,7 @@ from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
 from m01.remote import operations
-from m01.remote.counters import OUTCOMES
+from m01.remote.queue.counters import OUTCOMES
 from m01.remote.settings import get_remote_settings
 
 ROUTE_NAME = 'm01.remote.metrics'

@@ -8,7 +8,7 @@ from m01.remote import interfaces
 from m01.remote.limits import MAX_NAME, shorten
 from m01.remote.operations.filters import MAX_PAGE
 from m01.remote.scheduler import jobIdFor
-from m01.remote.scheduleritems import DEFAULT_RETRY_DELAY
+from m01.remote.scheduler.items import DEFAULT_RETRY_DELAY
 from m01.remote.views.common import (
     BaseView,
     confirmation,

@@ -1,0 +1,1 @@
+"""The ``process`` worker kind: each job in a child process."""

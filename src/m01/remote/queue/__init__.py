@@ -1,0 +1,2 @@
+"""The job's life, whatever the store: claims, outcomes, leases, keys,
+slots and the transaction its writes join."""

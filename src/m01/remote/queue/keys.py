@@ -1,0 +1,119 @@
+"""Unique jobs: at most one live (queued or processing) job per key.
+
+``addJob(..., key='invoice-42')`` reserves the key before the job is
+stored, by inserting a lock ``{_id: 'key:invoice-42', job: <id>}``. The
+insert of a given ``_id`` is atomic on every store, so of two processes
+adding the same key one wins; the other finds the lock and answers with
+the job it names.
+
+A job's end releases its key with one conditional delete, of the lock
+only while it names that job. A lock outlives its job when the release
+was missed (a process died between the job's end and the release): the
+next reservation that meets a lock whose job has ended (or never
+appeared) takes it over, deleting it only while it is the reservation it
+read (its ``token``), so a release and a takeover racing for one lock
+never remove a newer lock in its place.
+"""
+import datetime
+import uuid
+
+import pymongo.errors
+import zope.interface
+
+from m01.remote.interfaces import PROCESSING, QUEUED, IUpkeep
+
+#: A lock whose job does not exist is left alone this long: its job may
+#: be in a transaction not committed yet.
+PENDING_AGE = datetime.timedelta(minutes=10)
+#: Seconds between two tidy passes (each reads every lock).
+TIDY_INTERVAL = 60.0
+#: A reservation tries this often before it gives up to its racers.
+ATTEMPTS = 5
+
+MAX_KEY_LENGTH = 200
+
+
+class KeyRaceLost(RuntimeError):
+    """The key changed hands too often while it was reserved."""
+
+
+def checkKey(key):
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
+        raise ValueError('A job key is a non-empty string of at most %d '
+                         'characters, not %r' % (MAX_KEY_LENGTH, key))
+
+
+@zope.interface.implementer(IUpkeep)
+class JobKeys:
+    """The key locks of one database (``collection``), ``now`` telling
+    the time and ``statusOf(oid)`` a stored job's status (None when there
+    is no such job)."""
+
+    def __init__(self, collection, now, statusOf):
+        self.collection = collection
+        self.now = now
+        self.statusOf = statusOf
+        self._lastTidy = None
+
+    @staticmethod
+    def _lockId(key):
+        return 'key:' + key
+
+    def reserve(self, key, oid, statusOf):
+        """Reserve ``key`` for the job ``oid``: None when reserved, else
+        the id (a string) of the live job holding it. ``statusOf(oid)``
+        is a job's status as the caller sees it (its pending jobs
+        included), or None when there is no such job."""
+        checkKey(key)
+        lockId = self._lockId(key)
+        for _ in range(ATTEMPTS):
+            now = self.now()
+            try:
+                self.collection.insert_one({'_id': lockId, 'job': oid,
+                                            'key': key, 'at': now,
+                                            'token': uuid.uuid4().hex})
+                return None
+            except pymongo.errors.DuplicateKeyError:
+                pass
+            lock = self.collection.find_one({'_id': lockId})
+            if lock is None:
+                continue                        # released meanwhile
+            if self._holds(lock, statusOf, now):
+                return str(lock['job'])
+            self._end(lock)                     # stale: take it over
+        raise KeyRaceLost('the key %r changed hands %d times while it was '
+                          'reserved' % (key, ATTEMPTS))
+
+    @staticmethod
+    def _holds(lock, statusOf, now):
+        status = statusOf(lock['job'])
+        if status is None:
+            return lock['at'] > now - PENDING_AGE
+        return status in (QUEUED, PROCESSING)
+
+    def release(self, key, oid):
+        """The job ``oid`` ended: free its key, if it still holds it."""
+        self.collection.delete_one({'_id': self._lockId(key), 'job': oid})
+
+    def _end(self, lock):
+        """Remove ``lock`` if it is still the reservation read; whether
+        it was."""
+        return self.collection.delete_one(
+            {'_id': lock['_id'], 'job': lock['job'],
+             'token': lock.get('token')}).deleted_count == 1
+
+    # IUpkeep
+
+    def tidy(self, now):
+        """Free the keys of jobs that ended without releasing them, at
+        most every ``TIDY_INTERVAL`` seconds."""
+        if self._lastTidy is not None and \
+                (now - self._lastTidy).total_seconds() < TIDY_INTERVAL:
+            return 0
+        self._lastTidy = now
+        freed = 0
+        for lock in self.collection.find():
+            if not self._holds(lock, self.statusOf, now) and \
+                    self._end(lock):
+                freed += 1
+        return freed

@@ -1,0 +1,211 @@
+"""Leases: how a job survives a long run and a dead worker is noticed.
+
+A claimed job carries ``leaseExpires``. While this process runs the job,
+the lease keeper renews it; when a worker dies, nobody renews it, and
+the keeper of any other process gives the job back to the queue once it
+has expired (``recover``).
+"""
+import datetime
+import logging
+import threading
+import time
+
+logger = logging.getLogger('m01.remote')
+
+
+class LeaseKeeper:
+    """Renews the leases of the jobs this process runs, and recovers the
+    jobs of workers that stopped renewing theirs.
+
+    ``jobWrites`` makes the changes (``IJobWrites``), ``now`` tells the
+    time, ``leaseTime`` is the length of a lease in seconds, and
+    ``recovered`` is called with the ids of the jobs it recovered or
+    stopped (the processor wakes its workers then). It also ends the
+    running jobs that passed their timeout (when one of this process's
+    does, at once), and tidies what ``upkeep`` (``IUpkeep``: key locks,
+    concurrency slots) keeps.
+    """
+
+    def __init__(self, name, leaseTime, jobWrites, now, recovered=None,
+                 upkeep=()):
+        self.name = name
+        self.leaseTime = leaseTime
+        self.jobWrites = jobWrites
+        self.now = now
+        self.recovered = recovered
+        self.upkeep = list(upkeep)
+        self._claims = {}
+        self._deadlines = {}
+        self._expires = {}
+        self._threads = {}
+        self._lock = threading.Lock()
+        self._users = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread = None
+        self._failing = False
+
+    @property
+    def interval(self):
+        return max(self.leaseTime / 3.0, 0.05)
+
+    def add(self, jobid, claim, deadline=None):
+        """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
+        discarded; end it as timed out at ``deadline``. The thread calling
+        is named as the job's (the one that runs it calls last)."""
+        with self._lock:
+            self._claims[jobid] = claim
+            self._threads[jobid] = threading.current_thread().name
+            self._expires[jobid] = self.now() + datetime.timedelta(
+                seconds=self.leaseTime)
+            if deadline is not None:
+                self._deadlines[jobid] = deadline
+            else:
+                self._deadlines.pop(jobid, None)
+        if deadline is not None:
+            self._wake.set()    # the keeper may have to tick earlier
+
+    def discard(self, jobid, claim=None):
+        """Stop renewing the lease of ``jobid``; with ``claim``, only while
+        it is that claim's (the job may have been claimed again since)."""
+        with self._lock:
+            if claim is None or self._claims.get(jobid) == claim:
+                self._claims.pop(jobid, None)
+                self._deadlines.pop(jobid, None)
+                self._expires.pop(jobid, None)
+                self._threads.pop(jobid, None)
+
+    @property
+    def claims(self):
+        with self._lock:
+            return list(self._claims.values())
+
+    def acquire(self):
+        """A worker loop starts: make sure the keeper runs."""
+        with self._lock:
+            self._users += 1
+            if self._thread is None or not self._thread.is_alive():
+                self._stop.clear()
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True,
+                    name='m01.remote-leases-%s' % self.name)
+                self._thread.start()
+
+    def release(self):
+        """A worker loop ended: stop the keeper when it was the last."""
+        with self._lock:
+            self._users = max(self._users - 1, 0)
+            thread = self._thread if self._users == 0 else None
+            if thread is not None:
+                self._stop.set()
+                self._wake.set()
+                self._thread = None
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def stop(self, timeout=None):
+        """Stop renewing, between two ticks, whoever still uses it.
+
+        For a process about to exit with jobs still running: a tick cut
+        short by the exit can leave a job change half written, while a
+        job whose lease is not renewed is simply recovered once its
+        lease expires.
+        """
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._users = 0
+            self._stop.set()
+            self._wake.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning('The lease keeper did not stop within '
+                               '%.1f s', timeout)
+
+    def running(self):
+        """``[(jobid, leaseExpires, thread)]`` of the jobs this process
+        runs, the expiry as this keeper last set it, and the name of the
+        thread running the job: an operator sees which thread a job holds
+        (a cancelled one too, until its code returns)."""
+        with self._lock:
+            return sorted((jobid, expires, self._threads.get(jobid))
+                          for jobid, expires in self._expires.items())
+
+    def renew(self):
+        until = self.now() + datetime.timedelta(seconds=self.leaseTime)
+        with self._lock:
+            claims = list(self._claims.items())
+        extended = self.jobWrites.extendLeases([c for _, c in claims], until)
+        with self._lock:
+            for jobid, claim in claims:
+                if self._claims.get(jobid) == claim:
+                    self._expires[jobid] = until
+        return extended
+
+    def recover(self, now=None):
+        """Requeue (or fail) the jobs whose worker stopped renewing their
+        lease; ``[(jobid, newStatus)]``."""
+        recovered = self.jobWrites.recoverExpired(now or self.now())
+        for jobid, status in recovered:
+            logger.warning('Job %s lost its worker; it is now %s.',
+                           jobid, status)
+        self._announce(recovered)
+        return recovered
+
+    def stopTimedOut(self, now=None):
+        """End the running jobs past their timeout as failed attempts;
+        ``[(jobid, newStatus)]``."""
+        stopped = self.jobWrites.stopTimedOut(now or self.now())
+        for jobid, status in stopped:
+            logger.warning('Job %s timed out; it is now %s.', jobid, status)
+        self._announce(stopped)
+        return stopped
+
+    def _announce(self, ended):
+        if ended and self.recovered is not None:
+            self.recovered([jobid for jobid, _ in ended])
+
+    def tick(self):
+        """Renew our leases, recover expired ones, stop timed-out jobs and
+        tidy, once."""
+        try:
+            self.renew()
+            self.recover()
+            self.stopTimedOut()
+            now = self.now()
+            for upkeep in self.upkeep:
+                upkeep.tidy(now)
+        except Exception:
+            if not self._failing:
+                logger.exception('Renewing job leases failed; retrying '
+                                 'every %.1f s', self.interval)
+            self._failing = True
+        else:
+            if self._failing:
+                logger.info('Renewing job leases works again')
+            self._failing = False
+
+    def _nextWait(self):
+        """Seconds to the next tick: the interval, or less when a job of
+        this process times out before."""
+        with self._lock:
+            deadlines = list(self._deadlines.values())
+        wait = self.interval
+        if deadlines:
+            untilFirst = (min(deadlines) - self.now()).total_seconds()
+            wait = min(wait, max(untilFirst, 0.0) + 0.05)
+        return wait
+
+    def _run(self):
+        while not self._stop.is_set():
+            self._wake.clear()
+            deadline = time.monotonic() + self._nextWait()
+            # Woken early by a job with a deadline: compute the wait again.
+            while not self._stop.is_set() and \
+                    self._wake.wait(max(deadline - time.monotonic(), 0)):
+                self._wake.clear()
+                deadline = min(deadline,
+                               time.monotonic() + self._nextWait())
+            if self._stop.is_set():
+                return
+            self.tick()
