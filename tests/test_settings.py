@@ -86,6 +86,16 @@ def test_typed_values_from_python_are_accepted():
     assert settings.worker_job_query == {'name': 'echo'}
 
 
+@pytest.mark.parametrize('value, expected', [
+    ('/logout', '/logout'), (' /accounts/logout?next=/ ',
+                             '/accounts/logout?next=/'),
+    ('https://login.example.com/logout', 'https://login.example.com/logout'),
+    ('', None), (None, None)])
+def test_the_sites_logout(value, expected):
+    assert parse(logout_url=value).logout_url == expected
+    assert parse_settings({}).logout_url is None
+
+
 def test_the_process_worker_settings():
     settings = parse(worker='process', uri='mongodb://db/',
                      worker__max_processes='3',
@@ -181,6 +191,11 @@ BAD_VALUES = [
     ('write_concern', True, 'majority or a number of members >= 1'),
     ('read_preference', 'secondaryFirst', 'expected one of primary, '
      'primaryPreferred, secondary, secondaryPreferred, nearest'),
+    ('logout_url', 'logout', "expected the URL of the site's logout"),
+    ('logout_url', '//evil.example.com/logout', 'a path such as /logout'),
+    ('logout_url', 'javascript:alert(1)', 'or an http(s) URL'),
+    ('logout_url', '/log out', "the site's logout"),
+    ('logout_url', '/logout"><b>', "the site's logout"),
 ]
 
 
@@ -206,7 +221,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 24
+    assert len(valid_keys()) == len(OPTIONS) == 25
 
 
 def test_every_problem_is_reported_at_once():

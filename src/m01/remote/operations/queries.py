@@ -24,6 +24,7 @@ from m01.remote.operations.filters import (
 )
 from m01.remote.operations.interfaces import IQueueQueries
 from m01.remote.queue.containers import toObjectId
+from m01.remote.scheduler import jobIdFor
 from m01.remote.worker.heartbeats import processState
 
 #: Scheduler items one page lists, at most.
@@ -38,6 +39,23 @@ DELAY_RUN_WINDOW = 60
 DELAY_RUN_CANDIDATES = 20
 #: How far the clock of the process that made a job may be behind.
 CLOCK_SLACK = datetime.timedelta(seconds=1)
+#: How long after a Delay item's run was due a scheduler may have made
+#: it (its poll interval and then some), in the milliseconds BSON keeps.
+DELAY_LATENESS_MS = 5000
+
+
+def _runOf(itemid, called, candidates):
+    """The id among ``candidates`` that the scheduler gives the run of
+    the item ``itemid`` it made at ``called``, due up to
+    ``DELAY_LATENESS_MS`` before; None when none is."""
+    if not candidates:
+        return None
+    millisecond = datetime.timedelta(milliseconds=1)
+    for late in range(DELAY_LATENESS_MS + 1):
+        jobid = jobIdFor(itemid, called - late * millisecond)
+        if jobid in candidates:
+            return jobid
+    return None
 
 
 def _clockMade(oid, created):
@@ -184,12 +202,14 @@ class QueueQueries:
         whose last run's job is found.
 
         A Delay item runs ``delay`` seconds after the call that last ran
-        it, so that call was at ``nextCallTime - delay``; its job is the
-        first of the item's factory created then (within
-        ``DELAY_RUN_WINDOW``) whose id the scheduler made: an id derived
-        from the item and its due time (``scheduler.jobIdFor``), not one
-        made from the clock as every other job's (a job added meanwhile
-        by other means is never taken for it). One query per item."""
+        it, so that call was at ``nextCallTime - delay``, and its job was
+        created then, under the id the scheduler derives from the item
+        and the time the run was due (``scheduler.jobIdFor``), which was
+        at most ``DELAY_LATENESS`` before the call. The jobs of the
+        item's factory created then whose ids were not made from the
+        clock (as every other job's are) are the candidates; the one
+        whose id the item's due times give is the run's. One query per
+        item, and the ids of its due times hashed until one matches."""
         found = {}
         for item in items:
             delay = getattr(item, 'delay', None)
@@ -199,17 +219,19 @@ class QueueQueries:
             called = item.nextCallTime - datetime.timedelta(seconds=delay)
             window = datetime.timedelta(
                 seconds=min(delay, DELAY_RUN_WINDOW))
-            cursor = self.processor.jobsCollection.find(
-                {'name': item.jobName,
-                 'created': {'$gte': called - CLOCK_SLACK,
-                             '$lte': called + window}},
-                {'_id': 1, 'created': 1}).sort(
-                    [('created', pymongo.ASCENDING)]).limit(
-                        DELAY_RUN_CANDIDATES)
-            for document in cursor:
-                if not _clockMade(document['_id'], document['created']):
-                    found[item.__name__] = (called, str(document['_id']))
-                    break
+            candidates = {
+                str(document['_id']) for document in
+                self.processor.jobsCollection.find(
+                    {'name': item.jobName,
+                     'created': {'$gte': called - CLOCK_SLACK,
+                                 '$lte': called + window}},
+                    {'_id': 1, 'created': 1}).sort(
+                        [('created', pymongo.ASCENDING)]).limit(
+                            DELAY_RUN_CANDIDATES)
+                if not _clockMade(document['_id'], document['created'])}
+            jobid = _runOf(item.__name__, called, candidates)
+            if jobid is not None:
+                found[item.__name__] = (called, jobid)
         return found
 
     def workers(self, limit=MAX_WORKERS):

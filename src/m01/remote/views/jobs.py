@@ -1,14 +1,17 @@
-"""The job pages: the paged list with its search, removing jobs and the
-bulk actions (each after a confirmation), adding a job, the detail page
-of a job and its actions.
+"""The job pages: the paged list with its search and the bulk actions
+(each after a confirmation), adding a job, the detail page of a job and
+its actions.
 
-The list, the remove and the bulk forms read their parameters strictly
+One way to each action: jobs are cancelled, retried or deleted many at
+once by the bulk form only (the rows chosen, or every job the filter
+shows), one at a time on the job's page; each asks first, on the same
+confirmation page (a dialog with the script).
+
+The list and the bulk form read their parameters strictly
 (``m01.remote.operations``): an unknown or malformed one is a 400 naming
-it, and a remove or bulk action changes the jobs chosen (statuses, rows)
-or, only when the form says ``all``, every job the filter shows.
+it, and a bulk action changes the rows chosen or, only when the form
+says ``all``, every job the filter shows.
 """
-import dataclasses
-
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 from webob.multidict import MultiDict
@@ -50,8 +53,7 @@ ORDERS = ('desc', 'asc')
 DEFAULT_FILTERS = {'sort': 'created', 'order': 'desc'}
 #: The parameters of the list beside the filter's.
 LIST_PARAMS = ('sort', 'order', 'page')
-#: Those of the remove and bulk forms (the token when posted).
-REMOVE_PARAMS = ('all', 'csrf_token')
+#: Those of the bulk form (the token when posted).
 BULK_PARAMS = ('sort', 'order', 'csrf_token')
 DONE = {'cancel': 'Cancelled', 'retry': 'Queued again', 'delete': 'Deleted'}
 #: What a bulk action does, said on its confirmation.
@@ -74,13 +76,6 @@ def parsed(parse, *args):
         return parse(*args)
     except ValueError as e:
         raise HTTPBadRequest(str(e))
-
-
-def _pairs(params):
-    """Query parameters as (name, value) pairs, lists spread out."""
-    for name, value in params.items():
-        for one in value if isinstance(value, list) else [value]:
-            yield name, one
 
 
 def filterRows(selected):
@@ -151,81 +146,8 @@ class JobsView(BaseView):
                 'timeLabel': TIME_LABELS[filters['sort']],
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
                 'factoryNames': self.queries.factoryNames(),
-                'removable': REMOVABLE,
                 'search': self.sources.jobSearch(self.request),
-                'bulk': self.sources.bulkActions(self.request, filters),
-                'removeMatching': self.removeMatching(selected,
-                                                      shown.total)}
-
-    @staticmethod
-    def removeMatching(selected, total):
-        """Every job this filter shows removed at once, where the remove
-        does just that (one removable status, whatever the factory and
-        the search): the status and how many jobs match; None
-        otherwise."""
-        if len(selected.statuses) != 1 or not total or \
-                selected.statuses[0] not in REMOVABLE:
-            return None
-        return {'status': selected.statuses[0], 'total': total}
-
-    def _removeFilter(self, params):
-        """``(selected, removable, every)`` of a remove form: the filter
-        sent; the jobs it removes, less the processing ones (a processing
-        job is cancelled, not removed), or None when the form chose no
-        status and not every status (``all``); and whether it did."""
-        selected = parsed(JobFilter.fromParams, params, REMOVE_PARAMS)
-        every = parsed(flagParam, params, 'all')
-        if selected.statuses == (interfaces.PROCESSING,):
-            raise HTTPBadRequest('Processing jobs are not removed: cancel '
-                                 'them first.')
-        if every:
-            selected = dataclasses.replace(selected, statuses=())
-        elif not selected.statuses:
-            return selected, None, False
-        return selected, selected.without((interfaces.PROCESSING,))[0], every
-
-    @remote_view(name='remove', request_method='GET',
-                 renderer=template('confirm'))
-    def confirmRemove(self):
-        selected, removable, every = self._removeFilter(self.request.GET)
-        back = self.url(self.context, **selected.params())
-        if removable is None:
-            return {'title': 'Remove jobs', 'confirm': confirmation(
-                'Choose the statuses of the jobs to remove, or every '
-                'status.', back)}
-        counts = self.queries.countByStatus(removable)
-        rows = [(status, '{:,}'.format(counts[status]))
-                for status in removable.statuses if counts.get(status)]
-        total = sum(counts.get(status, 0) for status in removable.statuses)
-        if not total:
-            return {'title': 'Remove jobs', 'confirm': confirmation(
-                'No job matches: there is nothing to remove.', back)}
-        detail = ('The jobs that match when you confirm go (the counts may '
-                  'have changed by then); a processing job never does.')
-        if total > BULK_LIMITS['delete']:
-            detail += (' A removal takes at most %s jobs: remove again for '
-                       'the rest.' % '{:,}'.format(BULK_LIMITS['delete']))
-        return {'title': 'Remove jobs', 'confirm': confirmation(
-            'This removes %s jobs for good:' % '{:,}'.format(total), back,
-            action=self.url(self.context, 'remove'),
-            button='Remove %s jobs' % '{:,}'.format(total),
-            fields=sorted(_pairs(selected.params())) + (
-                [('all', '1')] if every else []),
-            rows=[(name, value) for name, value in filterRows(selected)
-                  if name != 'Status'] + rows, detail=detail)}
-
-    @remote_view(name='remove', request_method='POST', require_csrf=True)
-    def remove(self):
-        selected, removable, every = self._removeFilter(self.request.POST)
-        if removable is None:
-            raise HTTPBadRequest('Choose the statuses of the jobs to '
-                                 'remove, or every status (all).')
-        result = self.actions.bulk('delete', removable, all=every)
-        message = 'Removed %d jobs.' % result.done
-        if result.more:
-            message += ' More match: remove again to go on.'
-        self.flash(message)
-        return self.redirect(self.context, **selected.params())
+                'bulk': self.sources.bulkActions(self.request, filters)}
 
     def _bulk(self, params):
         """The ``BulkRequest`` of a bulk form. Its filter is the list's;
@@ -263,12 +185,15 @@ class JobsView(BaseView):
         if count > BULK_LIMITS[action]:
             detail += (' Each time at most %s jobs: apply again for the '
                        'rest.' % '{:,}'.format(BULK_LIMITS[action]))
+        rows = filterRows(selected)
+        if jobids is None and not rows:
+            rows = [('Filter', 'none: every job')]
         return {'title': title, 'confirm': confirmation(
             '%s %s jobs?' % (name, '{:,}'.format(count)), back,
             action=self.url(self.context, 'bulk'),
             button='%s %s jobs' % (name, '{:,}'.format(count)),
             danger=danger, detail=detail, fields=request.params(),
-            rows=[('Jobs', chosen)] + filterRows(selected))}
+            rows=[('Jobs', chosen)] + rows)}
 
     @remote_view(name='bulk', request_method='POST', require_csrf=True)
     def bulk(self):
