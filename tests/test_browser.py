@@ -490,8 +490,10 @@ def test_every_page_on_a_desktop_and_a_phone(demo, browser, artifacts):
     # The thread is free once the sleep returns; the jobs behind run.
     waitFor(lambda: rp.getJobStatus(behind) == 'completed',
             'the job behind the sleep to run', seconds=90)
+    # Its page says so at the process's next heartbeat.
     browser.get(server + '/remote/jobs/' + stuck)
-    assert not findAll(browser, '#still-running')
+    waitFor(lambda: not findAll(browser, '#still-running'),
+            'the sleep job no longer shown running', reload=browser.refresh)
 
     # The demo's own pages, in the add-on's look, signed in and out.
     for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
