@@ -40,7 +40,7 @@ def test_anonymous_welcome_page(app):
     response = app.get('/', status=200)
     assert 'The management pages' in response.text
     assert 'http://localhost/remote' in response.text
-    assert 'log in' in response.text
+    assert 'Log in' in response.text
 
 
 def test_the_pages_need_a_login(app):

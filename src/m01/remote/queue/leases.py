@@ -65,6 +65,7 @@ class LeaseKeeper:
         self._claims = {}
         self._deadlines = {}
         self._expires = {}
+        self._threads = {}
         self._lock = threading.Lock()
         self._users = 0
         self._stop = threading.Event()
@@ -90,9 +91,11 @@ class LeaseKeeper:
 
     def add(self, jobid, claim, deadline=None):
         """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
-        discarded; end it as timed out at ``deadline``."""
+        discarded; end it as timed out at ``deadline``. The thread calling
+        is named as the job's (the one that runs it calls last)."""
         with self._lock:
             self._claims[jobid] = claim
+            self._threads[jobid] = threading.current_thread().name
             self._expires[jobid] = self.now() + datetime.timedelta(
                 seconds=self.leaseTime)
             if deadline is not None:
@@ -110,6 +113,7 @@ class LeaseKeeper:
                 self._claims.pop(jobid, None)
                 self._deadlines.pop(jobid, None)
                 self._expires.pop(jobid, None)
+                self._threads.pop(jobid, None)
 
     @property
     def claims(self):
@@ -181,10 +185,13 @@ class LeaseKeeper:
         return stalled
 
     def running(self):
-        """``[(jobid, leaseExpires)]`` of the jobs this process runs, the
-        expiry as this keeper last set it."""
+        """``[(jobid, leaseExpires, thread)]`` of the jobs this process
+        runs, the expiry as this keeper last set it, and the name of the
+        thread running the job: an operator sees which thread a job holds
+        (a cancelled one too, until its code returns)."""
         with self._lock:
-            return sorted(self._expires.items())
+            return sorted((jobid, expires, self._threads.get(jobid))
+                          for jobid, expires in self._expires.items())
 
     def renew(self):
         until = self.now() + datetime.timedelta(seconds=self.leaseTime)
