@@ -18,10 +18,25 @@ import time
 import pymongo.errors
 
 from m01.remote.queue.containers import toObjectId
-from m01.remote.store import failure
 
 logger = logging.getLogger('m01.remote')
 
+
+
+def isTimeout(error):
+    """Whether ``error`` is a call that waited for an answer as long as
+    its client allows (``socketTimeout``): the server, or the network to
+    it, does not answer. A refused or reset connection, or no server to
+    send the call to, is not: those are told at once."""
+    return isinstance(error, pymongo.errors.NetworkTimeout)
+
+
+def failure(operation, error):
+    """``operation`` (what a loop was doing: "claiming jobs") and what
+    became of it, for a log line."""
+    if isTimeout(error):
+        return '%s timed out (%s)' % (operation, error)
+    return '%s failed (%s)' % (operation, error)
 
 class EndedJobs:
     """What follows the jobs a lease keeper recovered or stopped: their

@@ -22,7 +22,7 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.job import AttemptRefused
-from m01.remote.store import isTimeout
+from m01.remote.queue.leases import isTimeout
 
 logger = logging.getLogger('m01.remote')
 

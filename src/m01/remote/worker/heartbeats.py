@@ -32,7 +32,7 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import IProcessMonitor, IUpkeep
-from m01.remote.store import failure
+from m01.remote.queue.leases import failure
 
 logger = logging.getLogger('m01.remote')
 
