@@ -176,6 +176,7 @@ def test_a_cancelled_job_still_running_says_so_and_names_its_thread(site):
     assert 'Cancelled, but still running: thread %s of process' % thread \
         in still
     assert 'until its code returns' in still
+    assert page.html.find(id='cancelled-note') is None
     assert "Its thread still runs it" not in still
     assert 'its thread still runs it' in text(page.html.find(id='attempts'))
     # Its page keeps refreshing itself until the thread lets it go.
@@ -210,6 +211,8 @@ def test_a_cancelled_job_still_running_says_so_and_names_its_thread(site):
     site.rp.monitor.beat()
     page = site.app.get('/remote/jobs/' + jobid)
     assert page.html.find(id='still-running') is None
+    assert text(page.html.find(id='cancelled-note')) == \
+        'Cancelled: it does not run again unless it is retried.'
     assert site.rp.getJobStatus(jobid) == 'cancelled'
 
 
