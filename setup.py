@@ -12,7 +12,9 @@ def read(name):
 
 requires = [
     'chameleon',
-    'mongomock',
+    # The embedded store's index relies on mongomock's internals: the
+    # releases it was tested with (m01.remote.store.embedded.compat).
+    'mongomock >= 4.3, < 4.4',
     # m01remote tells a configuration it cannot load by its errors.
     'plaster',
     'pymongo',

@@ -36,6 +36,7 @@ import pymongo.monitoring
 
 from m01.remote import store
 from m01.remote.processor import RemoteProcessor
+from m01.remote.store.embedded.client import SerializedCollection
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
 
 #: Collection methods that are one command each on a real server.
@@ -123,7 +124,7 @@ def countEmbeddedCalls():
     if _embeddedCounting:
         return
     _embeddedCounting = True
-    original = store.SerializedCollection.__getattr__
+    original = SerializedCollection.__getattr__
 
     def __getattr__(self, name):
         value = original(self, name)
@@ -135,18 +136,18 @@ def countEmbeddedCalls():
             return value(*args, **kw)
         return counted
 
-    store.SerializedCollection.__getattr__ = __getattr__
+    SerializedCollection.__getattr__ = __getattr__
     # The embedded claim: one find_one_and_update on a server.
-    claimFirst = store.SerializedCollection.claimFirst
+    claimFirst = SerializedCollection.claimFirst
 
     def countedClaimFirst(self, *args, **kw):
         counter.count('find_one_and_update')
         return claimFirst(self, *args, **kw)
-    store.SerializedCollection.claimFirst = countedClaimFirst
+    SerializedCollection.claimFirst = countedClaimFirst
     # A batch: the three commands of a batched claim on a server, and one
     # bulk write for the outcomes.
-    claimMany = store.SerializedCollection.claimMany
-    updateEach = store.SerializedCollection.updateEach
+    claimMany = SerializedCollection.claimMany
+    updateEach = SerializedCollection.updateEach
 
     def countedClaimMany(self, *args, **kw):
         for name in ('find', 'bulk_write', 'find'):
@@ -156,8 +157,8 @@ def countEmbeddedCalls():
     def countedUpdateEach(self, *args, **kw):
         counter.count('bulk_write')
         return updateEach(self, *args, **kw)
-    store.SerializedCollection.claimMany = countedClaimMany
-    store.SerializedCollection.updateEach = countedUpdateEach
+    SerializedCollection.claimMany = countedClaimMany
+    SerializedCollection.updateEach = countedUpdateEach
 
 
 def countApart(rp):

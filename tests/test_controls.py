@@ -470,11 +470,22 @@ class Recorded:
         return call
 
 
+class NoJobs:
+    """``IJobWrites.state`` of a store without jobs."""
+
+    def state(self, oid):
+        return None
+
+
+def documentOf(status):
+    """A job's document as a caller sees it: ``status`` or none."""
+    return lambda oid: {'status': status} if status else None
+
+
 def test_a_key_is_released_by_one_conditional_delete(database):
-    keys = JobKeys(Recorded(database.keys), clock.utcnow,
-                   lambda oid: None)
+    keys = JobKeys(Recorded(database.keys), clock.utcnow, NoJobs())
     first, second = bson.ObjectId(), bson.ObjectId()
-    assert keys.reserve('k', first, lambda oid: 'queued') is None
+    assert keys.reserve('k', first, documentOf('queued')) is None
     keys.collection.calls.clear()
     keys.release('k', second)                # not its job: kept
     assert database.keys.count_documents({'_id': 'key:k'}) == 1
@@ -484,9 +495,9 @@ def test_a_key_is_released_by_one_conditional_delete(database):
 
 
 def test_a_takeover_removes_only_the_reservation_it_read(database):
-    keys = JobKeys(database.keys, clock.utcnow, lambda oid: None)
+    keys = JobKeys(database.keys, clock.utcnow, NoJobs())
     ended, newer = bson.ObjectId(), bson.ObjectId()
-    assert keys.reserve('k', ended, lambda oid: 'queued') is None
+    assert keys.reserve('k', ended, documentOf('queued')) is None
     stale = database.keys.find_one({'_id': 'key:k'})
     # Meanwhile another process took the lock over and reserved it anew
     # for the same job (a retry).
@@ -495,13 +506,13 @@ def test_a_takeover_removes_only_the_reservation_it_read(database):
     assert database.keys.find_one({'_id': 'key:k'})['token'] == 'new'
     # A lock of a job that ended is taken over.
     assert keys.reserve('k', newer, lambda oid: (
-        'completed' if oid == ended else None)) is None
+        {'status': 'completed'} if oid == ended else None)) is None
     assert database.keys.find_one({'_id': 'key:k'})['job'] == newer
 
 
 def test_a_slot_is_released_by_one_conditional_delete(database):
     slots = ConcurrencySlots(Recorded(database.slots), clock.utcnow,
-                             lambda oid: None)
+                             NoJobs())
     oid = bson.ObjectId()
     slot = slots.acquire('api', 1, oid, 'claim-1')
     assert slots.acquire('api', 1, bson.ObjectId(), 'claim-2') is None

@@ -23,7 +23,7 @@ from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import errormessage
 from m01.remote.settings import RemoteSettings
 from m01.remote.testing import EchoJob
-from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+from m01.remote.worker import MultiJobWorker, SimpleJobWorker, kinds
 from support.waiting import until
 
 
@@ -278,7 +278,7 @@ def test_a_site_registers_its_own_kind():
     # settings too.
     rp.startProcessor()
     try:
-        assert rp._jobWorker.worker.arguments == {
+        assert rp.threads.worker.worker.arguments == {
             'waitTime': 1.0, 'jobQuery': None, 'batchSize': 1,
             'maxThreads': rp.registry.m01_remote_settings.worker_max_threads,
             'maxProcesses':
@@ -315,12 +315,12 @@ def test_a_subclass_passing_kw_on_gets_what_its_bases_accept():
         'waitTime': 1.0, 'jobQuery': None, 'batchSize': 5}
     assert m01.remote.worker_arguments(settings, CountingMultiWorker) == {
         'waitTime': 1.0, 'jobQuery': None, 'maxThreads': 3, 'batchSize': 5}
-    assert m01.remote.accepted_names(CountingWorker) == {
+    assert kinds.accepted_names(CountingWorker) == {
         'self', 'remoteProcessor', 'label', 'waitTime', 'jobQuery',
         'batchSize'}
     # A class of its own taking **kw keeps them all; so does a function.
-    assert m01.remote.accepted_names(SiteWorker) is None
-    assert m01.remote.accepted_names(lambda processor, **kw: None) is None
+    assert kinds.accepted_names(SiteWorker) is None
+    assert kinds.accepted_names(lambda processor, **kw: None) is None
 
 
 def test_a_subclass_of_simplejobworker_passing_kw_on_runs_jobs():
@@ -336,7 +336,7 @@ def test_a_subclass_of_simplejobworker_passing_kw_on_runs_jobs():
     try:
         until(lambda: rp.getJobStatus(jobid) == 'completed',
               what='the job run by the subclass')
-        worker = rp._jobWorker.worker
+        worker = rp.threads.worker.worker
         assert isinstance(worker, CountingWorker) and worker.steps >= 1
         assert (worker.waitTime, worker.label) == (0.05, 'counting')
     finally:
@@ -422,7 +422,7 @@ def test_no_in_process_threads():
         app = config.make_wsgi_app()
     rp = app.registry.getUtility(IRemoteProcessor)
     assert not rp.isProcessing
-    assert m01.remote._in_process_threads
+    assert m01.remote.in_process_threads()
 
 
 def test_request_remote_processor_in_a_view():

@@ -17,12 +17,13 @@ from zope.interface.verify import verifyObject
 
 from m01.remote import clock
 from m01.remote.interfaces import IJobWrites
+from m01.remote.job import DuplicateJobError
 from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import updates
 from m01.remote.store import isEmbedded
 from m01.remote.store.atomic import AtomicJobWrites
+from m01.remote.store.embedded.writes import EmbeddedJobWrites
 from m01.remote.store.strategy import (
-    EmbeddedJobWrites,
     ServerJobWrites,
     UnsupportedServer,
     jobWritesFor,
@@ -217,7 +218,7 @@ def test_leases_are_extended_and_expired_ones_recovered(writes, now):
 def test_a_duplicate_id_is_refused_and_nothing_half_stored(writes, now):
     document = jobDocument(now)
     writes.insertJobs([document])
-    with pytest.raises(pymongo.errors.BulkWriteError):
+    with pytest.raises(DuplicateJobError):
         writes.insertJobs([dict(document)])
     assert writes.jobs.count_documents({}) == 1
 

@@ -1,5 +1,6 @@
 """The processor's contract, on both stores."""
 import datetime
+import inspect
 
 import bson
 import pytest
@@ -50,6 +51,20 @@ def test_interfaces_are_provided(rp):
     jobid = rp.addJob('echo', 1, immediate=True)
     verifyObject(interfaces.IJob, rp.jobs[jobid])
     verifyObject(interfaces.IJob, rp.getJobFactory('echo'))
+
+
+def test_every_public_member_of_the_processor_is_in_its_interface(rp):
+    documented = set(interfaces.IRemoteProcessor.names(all=True))
+    public = {name for name in dir(rp) if not name.startswith('_')}
+    assert public - documented == set()
+    # addJob's parameters are all in its contract.
+    signature = interfaces.IRemoteProcessor['addJob'].getSignatureInfo()
+    assert signature['positional'] + tuple(signature['kwargs'] or ()) == \
+        tuple(inspect.signature(rp.addJob).parameters)
+    for parameter in inspect.signature(rp.addJob).parameters:
+        if parameter not in ('name', 'input'):
+            assert '``%s``' % parameter in \
+                interfaces.IRemoteProcessor['addJob'].__doc__
 
 
 def test_unknown_factory_names_the_known_ones(rp):
@@ -466,6 +481,36 @@ def test_worker_steps_leave_the_threads_transaction_alone(rp, kind):
         {'_id': bson.ObjectId(mine)}) == 0
     transaction.abort()
     assert rp.jobsCollection.count_documents({'input': 'mine'}) == 0
+
+
+class StrayJob(Job):
+    """Uses the thread's default transaction, not its worker's: begins
+    one (``input`` 'begin') or adds a hook to the one open ('hook')."""
+
+    def __call__(self, remoteProcessor):
+        if self.input == 'hook':
+            transaction.get().addAfterCommitHook(lambda committed: None)
+        elif self.input == 'begin':
+            transaction.get()
+
+
+@pytest.mark.parametrize('use, opened, warned', [
+    ('begin', False, True), ('hook', True, True), ('none', False, False),
+    ('none', True, False)])
+def test_a_job_using_the_threads_transaction_is_warned_of(
+        rp, caplog, use, opened, warned):
+    rp.addJobFactory('stray', StrayJob())
+    rp.addJob('stray', use, immediate=True)
+    transaction.abort()
+    if opened:
+        transaction.get()            # the caller's, open before the job
+    with caplog.at_level('WARNING', logger='m01.remote'):
+        assert SimpleJobWorker(rp, waitTime=0).doProcessNextJob()
+    stray = [record for record in caplog.records
+             if "joined the thread's default transaction" in
+             record.getMessage()]
+    assert len(stray) == (1 if warned else 0)
+    transaction.abort()
 
 
 def test_a_bound_processor_shares_everything_but_its_transactions(rp):

@@ -1,13 +1,19 @@
 """m01.remote.store on both stores: connecting, time zones, and the
-embedded store's thread safety."""
+embedded store's thread safety, its index and the mongomock releases it
+fits."""
 import datetime
 import itertools
+import logging
 import threading
 
 import pymongo
 import pytest
+import transaction
 
-from m01.remote import store
+from m01.remote import store, testing
+from m01.remote.processor import RemoteProcessor
+from m01.remote.store.embedded import compat
+from m01.remote.store.embedded.writes import EmbeddedJobWrites
 
 THREADS = 4
 
@@ -302,9 +308,56 @@ def test_embedded_change_notes_start_with_the_first_claim(
 
 
 def test_embedded_store_claims_in_place(mongomock_database):
-    from m01.remote.store.strategy import EmbeddedJobWrites, jobWritesFor
+    from m01.remote.store.strategy import jobWritesFor
     assert isinstance(jobWritesFor(mongomock_database, 'r'),
                       EmbeddedJobWrites)
+
+
+# the mongomock releases the index fits
+
+def test_the_tested_mongomock_runs_indexed():
+    assert compat.check()
+    assert compat.missing() == []
+    assert compat.version('4.3.0') == (4, 3, 0)
+    assert compat.version('5.0.0rc1') == (5, 0)
+    assert compat.version('dev') == (0,)
+
+
+@pytest.mark.parametrize('release, lacking', [
+    ((4, 4, 0), []), ((4, 2, 9), []), ((0,), []),
+    ((4, 3, 0), ['Collection._update'])])
+def test_another_mongomock_runs_plain_with_a_warning(release, lacking,
+                                                     caplog):
+    with caplog.at_level(logging.WARNING, logger='m01.remote'):
+        assert not compat.check(release, lacking)
+    (record,) = caplog.records
+    assert 'runs on plain mongomock, slower but correct' in \
+        record.getMessage()
+    assert ('lacks' in record.getMessage()) == bool(lacking)
+
+
+@pytest.fixture
+def plainMongomock(monkeypatch):
+    """The embedded store as it runs outside the tested mongomock
+    releases."""
+    monkeypatch.setattr(compat, '_checked', False)
+
+
+def test_plain_mongomock_runs_the_queue_unindexed(plainMongomock):
+    client = store.connect('mongomock://')
+    database = client.plain
+    rp = RemoteProcessor(database)
+    rp.ensureIndexes()
+    assert type(rp.jobWrites.strategy) is EmbeddedJobWrites
+    assert '_iter_documents' not in vars(rp.jobsCollection._wrapped)
+    rp.addJobFactory('echo', testing.EchoJob())
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(5)]
+    urgent = rp.addJob('echo', 'urgent', immediate=True, priority=1)
+    assert [job.__name__ for job in rp.pullNextJobs(3)] == \
+        [urgent] + ids[:2]
+    assert rp.processJobs() == 3
+    transaction.commit()
+    assert {rp.getJobStatus(jobid) for jobid in ids[2:]} == {'completed'}
 
 
 def test_embedded_status_lookups_follow_every_kind_of_change(

@@ -7,9 +7,14 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from m01.remote import interfaces
-from m01.remote.worker import wakeevents
-from m01.remote.worker.wakeevents import NOBODY, NOW, itemDueTime, jobDueTime
-from m01.remote.worker.wakeup import Wakeup
+from m01.remote.worker import wakeup as waking
+from m01.remote.worker.wakeup import (
+    NOBODY,
+    NOW,
+    Wakeup,
+    itemDueTime,
+    jobDueTime,
+)
 
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -205,7 +210,7 @@ def test_an_activated_item_without_a_time_wakes_at_once(update):
 
 
 def test_the_waker_wakes_now_or_at_the_due_time(wakeup, clock):
-    waker = wakeevents.Waker(wakeup, jobDueTime)
+    waker = waking.Waker(wakeup, jobDueTime)
     assert waker(insert(dict(JOB, retryTime=later(60)))) is False
     assert wakeup.dueTimes == [later(60)]
     assert waker(insert(dict(JOB, status='error'))) is False
@@ -215,12 +220,12 @@ def test_the_waker_wakes_now_or_at_the_due_time(wakeup, clock):
 
 
 def test_the_pipelines_name_only_waking_writes():
-    (stage,) = wakeevents.jobPipeline()
+    (stage,) = waking.jobPipeline()
     conditions = stage['$match']['$or']
     assert {'fullDocument.status': 'queued'} in conditions
     assert {'updateDescription.updatedFields.status': 'queued'} in \
         conditions
-    (stage,) = wakeevents.schedulerPipeline()
+    (stage,) = waking.schedulerPipeline()
     assert {'updateDescription.updatedFields.nextCallTime':
             {'$exists': True}} in stage['$match']['$or']
 

@@ -6,29 +6,42 @@ committed, so a site may still change its settings after the include;
 worker threads start on ``ApplicationCreated``, never at import or include
 time.
 """
-import atexit
-import contextlib
-import inspect
-import logging
-import weakref
-
 from pyramid.config import PHASE1_CONFIG
 from pyramid.events import ApplicationCreated
 from pyramid.exceptions import ConfigurationError
 from zope.interface import Interface
 
+from m01.remote.configured import make_remote_processor
 from m01.remote.interfaces import (
     IJob,
     IJobErrorMessage,
-    IJobOutboxFactory,
     IJobWorker,
     IRemoteProcessor,
+    ISchedulerItem,
 )
+from m01.remote.job import Job
+from m01.remote.processes.worker import ProcessJobWorker
+from m01.remote.queue.errormessage import registerJobErrorMessageAdapter
+from m01.remote.scheduler import put_scheduler_item
 from m01.remote.settings import get_remote_settings, parse_settings
-
-logger = logging.getLogger('m01.remote')
-
-ROUTE_NAME = 'm01.remote'
+from m01.remote.views.routes import (
+    ROUTE_NAME,
+    pages_root_factory,
+    root_factory,
+)
+from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+from m01.remote.worker.kinds import (  # noqa: F401  (public here)
+    get_job_worker_factory,
+    worker_arguments,
+    worker_kinds,
+)
+from m01.remote.worker.threads import (  # noqa: F401  (public here)
+    STOP_TIMEOUT,
+    in_process_threads,
+    no_in_process_threads,
+    start_threads,
+    stop_threads,
+)
 
 # Action orders: the processor is made after the site's own default-order
 # registrations (a worker kind it registers in an action is then known),
@@ -37,10 +50,6 @@ ROUTE_NAME = 'm01.remote'
 PROCESSOR_ORDER = 10
 DIRECTIVE_ORDER = 20
 SCHEDULER_ITEM_ORDER = 30
-
-#: Seconds the atexit hook waits for running jobs.
-STOP_TIMEOUT = 30.0
-
 
 def get_remote_processor(request):
     """The application's ``IRemoteProcessor`` bound to the request's
@@ -58,128 +67,9 @@ def get_remote_processor(request):
                           session=processor.outbox.sessionOf(request))
 
 
-def root_factory(request):
-    """A root factory making the processor the traversal root.
-
-    Used by the ``m01.remote`` route; a site whose whole purpose is the
-    queue may also pass it to its ``Configurator(root_factory=...)``.
-    """
-    return request.remote_processor
-
-
-def pages_root_factory(request):
-    """The root factory of the route when the pages are registered: the
-    processor, but a request lacking the pages' permission is refused
-    (the site's forbidden handling) before any id in its path is looked
-    up, so an anonymous answer never tells which jobs or items exist.
-
-    Paths of one segment (``/remote/jobs``) name no id and are left to
-    the views' own permission check, which the site's policy then makes
-    once, as for any view.
-    """
-    processor = request.remote_processor
-    traverse = (request.matchdict or {}).get('traverse') or ()
-    if len(traverse) > 1:
-        permission = get_remote_settings(request.registry).permission
-        if not request.has_permission(permission, processor):
-            from pyramid.httpexceptions import HTTPForbidden
-            raise HTTPForbidden()
-    return processor
-
-
-# worker kinds: named adapters (IRemoteProcessor) -> IJobWorker
-
-def worker_arguments(settings, factory, **extra):
-    """The keyword arguments the worker kind ``factory`` is called with:
-    ``waitTime``, ``jobQuery``, ``maxThreads``, ``batchSize``,
-    ``maxProcesses``, ``maxJobsPerChild`` and ``killGrace`` from the
-    ``m01.remote.worker.*`` settings, and the ``extra`` ones (``m01remote
-    worker`` gives ``configUri``), those it accepts (``accepted_names``).
-    """
-    offered = {'waitTime': settings.worker_wait_time,
-               'jobQuery': settings.worker_job_query,
-               'maxThreads': settings.worker_max_threads,
-               'batchSize': settings.worker_batch_size,
-               'maxProcesses': settings.worker_max_processes,
-               'maxJobsPerChild': settings.worker_max_jobs_per_child,
-               'killGrace': settings.worker_kill_grace}
-    offered.update(extra)
-    names = accepted_names(factory)
-    if names is None:
-        return offered
-    return {key: value for key, value in offered.items() if key in names}
-
-
-def _signature_names(callable):
-    """The keyword names ``callable`` declares, and whether it also takes
-    ``**kw``; None when it has no signature to read."""
-    try:
-        parameters = inspect.signature(callable).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    names = {parameter.name for parameter in parameters
-             if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD,
-                                   parameter.KEYWORD_ONLY)}
-    return names, any(parameter.kind is parameter.VAR_KEYWORD
-                      for parameter in parameters)
-
-
-def accepted_names(factory):
-    """The keyword names the worker kind ``factory`` accepts, or None for
-    any name.
-
-    A function taking ``**kw``, or a class whose ``__init__`` takes it
-    and has no base class but ``object``, accepts any name. A class whose
-    ``__init__`` takes ``**kw`` and has base classes (a subclass of
-    ``SimpleJobWorker`` passing ``**kw`` on, say) accepts the names it
-    declares and those the ``__init__`` of its bases accept, up to the
-    first one that takes no ``**kw``: those are the names the chain of
-    ``super().__init__(..., **kw)`` calls can take.
-    """
-    if not isinstance(factory, type):
-        read = _signature_names(factory)
-        if read is None or read[1]:
-            return None
-        return read[0]
-    accepted = set()
-    for cls in factory.__mro__:
-        if cls is object:
-            return None   # every __init__ took **kw: they keep them
-        if '__init__' not in vars(cls):
-            continue
-        read = _signature_names(vars(cls)['__init__'])
-        if read is None:
-            return None
-        names, takesMore = read
-        accepted |= names
-        if not takesMore:
-            return accepted
-    return None
-
-
-def worker_kinds(registry):
-    """The names of the worker kinds registered in ``registry``."""
-    return sorted(name for name, _ in registry.adapters.lookupAll(
-        (IRemoteProcessor,), IJobWorker))
-
-
-def get_job_worker_factory(registry, kind):
-    factory = registry.adapters.lookup((IRemoteProcessor,), IJobWorker,
-                                       name=kind)
-    if factory is None:
-        raise ConfigurationError(
-            'm01.remote.worker = %s: no worker kind of that name is '
-            'registered; the registered kinds are: %s' % (
-                kind, ', '.join(worker_kinds(registry)) or 'none'))
-    return factory
-
-
 def register_defaults(registry):
     """Register the default worker kinds and job error message adapter,
     each only where the site has not registered its own."""
-    from m01.remote.processes.worker import ProcessJobWorker
-    from m01.remote.queue.errormessage import registerJobErrorMessageAdapter
-    from m01.remote.worker import MultiJobWorker, SimpleJobWorker
     kinds = {'simple': SimpleJobWorker, 'multi': MultiJobWorker,
              'process': ProcessJobWorker}
     for name, factory in kinds.items():
@@ -191,88 +81,8 @@ def register_defaults(registry):
         registerJobErrorMessageAdapter(registry)
 
 
-def make_remote_processor(registry, settings=None):
-    """Connect to the store and return a processor set up from
-    ``settings`` (default: the registry's), its indexes ensured.
-
-    This is how both the application and the ``m01remote`` commands make
-    their processor.
-    """
-    # Imported here: importing m01.remote (for its interfaces, say) should
-    # not import pymongo and the whole queue.
-    from m01.remote.processor import RemoteProcessor
-    from m01.remote.store import connect
-    settings = settings or get_remote_settings(registry)
-    database = connect(settings.uri)[settings.database]
-    processor = RemoteProcessor(
-        database, name=settings.name, registry=registry,
-        prefix=settings.collection_prefix, leaseTime=settings.lease_time,
-        wakeup=settings.wakeup, writeConcern=settings.write_concern,
-        readPreference=settings.read_preference,
-        schedulerWorkerArguments={'waitTime': settings.scheduler_wait_time})
-    processor.jobWorkerFactory = get_job_worker_factory(registry,
-                                                        settings.worker)
-    processor.jobWorkerArguments = worker_arguments(
-        settings, processor.jobWorkerFactory)
-    processor.counters.retentionDays = settings.stats_retention_days
-    outbox = registry.queryUtility(IJobOutboxFactory)
-    if outbox is not None:
-        processor.useOutbox(outbox(processor))
-    processor.ensureIndexes()
-    return processor
-
-
-# threads
-
-_in_process_threads = True
-
-
-@contextlib.contextmanager
-def no_in_process_threads():
-    """Load an application without starting its worker threads.
-
-    The ``m01remote`` commands run the threads in the foreground
-    themselves, whatever ``start_worker`` says.
-    """
-    global _in_process_threads
-    _in_process_threads = False
-    try:
-        yield
-    finally:
-        _in_process_threads = True
-
-
-def start_threads(processor, worker=False, scheduler=False):
-    """Start the job worker and/or the scheduler thread of ``processor``
-    and make sure they are stopped gracefully when the process exits."""
-    if worker:
-        processor.startProcessor()
-    if scheduler:
-        processor.startScheduler()
-    if (worker or scheduler) and processor not in _stopped_at_exit:
-        _stopped_at_exit.add(processor)
-        atexit.register(_stop_at_exit, weakref.ref(processor))
-
-
-_stopped_at_exit = weakref.WeakSet()
-
-
-def _stop_at_exit(reference):
-    processor = reference()
-    if processor is not None:
-        stop_threads(processor)
-
-
-def stop_threads(processor, timeout=STOP_TIMEOUT):
-    """Stop both threads, each waiting up to ``timeout`` seconds for the
-    jobs it runs; a job still running after that keeps its lease and is
-    requeued by another worker once the lease expires."""
-    processor.stopProcessor(timeout)
-    processor.stopScheduler(timeout)
-
-
 def start_threads_on_app_created(event):
-    if not _in_process_threads:
+    if not in_process_threads():
         return
     registry = event.app.registry
     settings = get_remote_settings(registry)
@@ -290,7 +100,6 @@ def add_remote_job_factory(config, name, job_class, **defaults):
     ``job_class`` is a ``m01.remote.job.Job`` subclass or its dotted
     name. Two factories of the same name conflict at commit time.
     """
-    from m01.remote.job import Job
     job_class = config.maybe_dotted(job_class)
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError('A job factory name must be a non-empty '
@@ -326,7 +135,6 @@ def add_remote_scheduler_item(config, name, item):
     when nothing changed). Two items of the same name conflict at commit
     time.
     """
-    from m01.remote.interfaces import ISchedulerItem
     if not isinstance(name, str) or not name.strip():
         raise ConfigurationError('A scheduler item name must be a '
                                  'non-empty string, not %r' % (name,))
@@ -354,47 +162,6 @@ def add_remote_scheduler_item(config, name, item):
     intr['item'] = item
     config.action(('m01.remote.scheduler_item', name), register,
                   order=SCHEDULER_ITEM_ORDER, introspectables=(intr,))
-
-
-# Not compared: the scheduler moves these itself.
-_MOVING_FIELDS = ('_id', '_type', 'nextCallTime', 'retryTime')
-
-
-def _configured(item):
-    data = item.dump()
-    for key in _MOVING_FIELDS:
-        data.pop(key, None)
-    return data
-
-
-def put_scheduler_item(scheduler, name, item):
-    """Store (a copy of) ``item`` as the scheduler's item titled ``name``
-    and return its id: added when there is none, updated when it changed,
-    left alone (its next call time too) when it did not.
-
-    Two processes starting at the same moment may both add it; the next
-    start removes the younger duplicate.
-    """
-    data = dict(item.dump(), title=name)
-    data.pop('_id', None)
-    wanted = type(item)(data)
-    stored = [i for i in scheduler.values() if i.title == name]
-    keep = None
-    for candidate in stored:
-        if keep is None and type(candidate) is type(wanted):
-            keep = candidate
-        else:
-            scheduler.remove(candidate)
-    if keep is None:
-        return scheduler.add(wanted)
-    old, new = _configured(keep), _configured(wanted)
-    changed = {key: value for key, value in new.items()
-               if old.get(key) != value}
-    if changed:
-        logger.info('Scheduler item %r changed: %s', name,
-                    ', '.join(sorted(changed)))
-        scheduler.update(keep, **changed)
-    return keep.__name__
 
 
 # includeme

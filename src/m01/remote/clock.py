@@ -27,3 +27,18 @@ def stamp(message, now):
     """``[<ISO 8601 time, seconds>] message``: how the queue writes the
     messages it keeps with a job, as the specification shows them."""
     return '[%s] %s' % (now.isoformat(timespec='seconds'), message)
+
+
+class QueueClock:
+    """"Now" as the queue stores it, read from ``clock`` (a function
+    returning an aware datetime; default ``utcnow``): what a processor
+    hands its collaborators, each calling it for the time."""
+
+    def __init__(self, clock=None):
+        self.clock = clock or utcnow
+
+    def __call__(self):
+        return toBSONTime(self.clock())
+
+    def __repr__(self):
+        return '<QueueClock %r>' % (self.clock,)

@@ -25,15 +25,12 @@ from pyramid.exceptions import (
 )
 from pyramid.paster import bootstrap, get_appsettings, setup_logging
 
-from m01.remote import (
-    STOP_TIMEOUT,
-    make_remote_processor,
-    no_in_process_threads,
-    worker_arguments,
-)
+from m01.remote.configured import make_remote_processor
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.operations import commands as opscommands
 from m01.remote.settings import get_remote_settings, parse_settings
+from m01.remote.worker.kinds import worker_arguments
+from m01.remote.worker.threads import STOP_TIMEOUT, no_in_process_threads
 
 logger = logging.getLogger('m01.remote')
 

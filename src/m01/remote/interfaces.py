@@ -242,8 +242,8 @@ class IJobWrites(zope.interface.Interface):
         """Create what the strategy's queries need; idempotent."""
 
     def insertJobs(documents):
-        """Store new queued job documents, all of them or (on a duplicate
-        ``_id``) raise ``pymongo.errors.BulkWriteError``."""
+        """Store new queued job documents in one write; where one of their
+        ids exists already, raise ``m01.remote.job.DuplicateJobError``."""
 
     def claimNext(now, worker, leaseTime, jobQuery=None, excludedNames=()):
         """Claim the first due queued job in the claim order (highest
@@ -329,12 +329,61 @@ class IUpkeep(zope.interface.Interface):
 
 
 class IRemoteProcessor(zope.interface.Interface):
-    """The remote processor: job factories, jobs, scheduler and threads."""
+    """The remote processor: job factories, jobs, scheduler and threads,
+    in one MongoDB database (``m01.remote.processor.RemoteProcessor``).
 
-    __name__ = Attribute("The processor name, used in thread names.")
+    Jobs added, cancelled or retried join the current transaction of
+    ``transactionManager`` unless a call says ``immediate``; their writes
+    happen at the commit, after every other participant voted.
+    """
+
+    __name__ = Attribute("The processor's name in traversal (None: the "
+                         "root).")
+    name = Attribute("The processor name, used in thread names, worker ids "
+                     "and heartbeats.")
+    database = Attribute("The pymongo Database (or the embedded store's) "
+                         "the queue lives in, as given: a job's own "
+                         "writes use it with the client's write concern.")
+    prefix = Attribute("The prefix of the queue's collection names.")
+    registry = Attribute("The component registry: error message adapters "
+                         "and worker kinds are looked up in it.")
+    clock = Attribute("A function returning the time, timezone-aware.")
+    now = Attribute("A callable returning the time as the queue stores "
+                    "it: UTC, milliseconds (``m01.remote.clock``).")
+    transactionManager = Attribute(
+        "The transaction manager whose current transaction the jobs "
+        "added, cancelled or retried join (``bind`` gives another).")
+    pending = Attribute("This processor's share of the transactions of "
+                        "``transactionManager`` (``QueueTransaction``).")
     jobs = Attribute("The IJobContainer of this processor.")
     jobFactories = Attribute("The IJobFactoryContainer of this processor.")
     scheduler = Attribute("The IScheduler of this processor.")
+    jobsCollection = Attribute("The collection of the jobs.")
+    factoriesCollection = Attribute("The collection of the job factories.")
+    schedulerCollection = Attribute("The collection of the scheduler "
+                                    "items.")
+    pageJobsCollection = Attribute("The jobs collection as the pages read "
+                                   "it (their read preference).")
+    jobWrites = Attribute("The IJobWrites making every change of a job's "
+                          "status safe on this server.")
+    keys = Attribute("The jobs' key locks (``queue.keys.JobKeys``).")
+    slots = Attribute("The factories' concurrency slots "
+                      "(``queue.slots.ConcurrencySlots``).")
+    counters = Attribute("The IOutcomeCounters of this processor.")
+    leases = Attribute("The lease keeper renewing the leases of the jobs "
+                       "this process runs (``queue.leases.LeaseKeeper``).")
+    leaseTime = Attribute("Seconds a claim lasts (renewed while the job "
+                          "runs).")
+    monitor = Attribute("The IProcessMonitor: this process's heartbeat, "
+                        "and an operator's say over it.")
+    claims = Attribute("What claims jobs for this process's workers "
+                       "(``queue.claims.Claims``).")
+    runner = Attribute("What runs a claimed job and stores its outcome "
+                       "(``queue.runner.JobRunner``).")
+    threads = Attribute("The job worker and scheduler threads "
+                        "(``worker.threads.ProcessorThreads``).")
+    workerId = Attribute("What this process's claims name as their "
+                         "worker: host, pid and processor name.")
     isProcessing = Attribute("Whether the job worker thread runs.")
     isScheduling = Attribute("Whether the scheduler worker thread runs.")
     jobWorkerFactory = Attribute("The job worker class.")
@@ -350,6 +399,26 @@ class IRemoteProcessor(zope.interface.Interface):
                                  "scheduler for items other processes "
                                  "add or change.")
 
+    def bind(transactionManager, session=None):
+        """This processor with its jobs joining the transactions of
+        ``transactionManager`` (a request's ``request.tm``, a worker
+        loop's own); everything else (threads, leases, caches) is shared.
+        The whole transaction design rests on it: a request's jobs are
+        stored when its transaction commits, and not when it aborts.
+        With ``session`` (an SQLAlchemy session that manager commits),
+        the jobs it adds go through the outbox, as rows of that
+        session."""
+
+    def ensureIndexes():
+        """Create the indexes the queue needs; safe to call repeatedly."""
+
+    def close():
+        """Stop both threads and the change watchers and write the
+        outcome counters: nothing of this processor uses the client
+        afterwards."""
+
+    # job factories
+
     def addJobFactory(name, job):
         """Store a job factory under name (immediately, for all processes).
         """
@@ -357,15 +426,70 @@ class IRemoteProcessor(zope.interface.Interface):
     def getJobFactory(name):
         """Return the factory or raise KeyError."""
 
-    def addJob(name, input=None, immediate=False):
-        """Queue a job made by the named factory and return its id.
+    def removeJobFactory(name):
+        """Remove the factory ``name``; whether there was one."""
 
-        The job joins the current transaction unless immediate is true.
-        Raises ValueError for an unknown name or input BSON cannot store.
+    def pauseJobFactory(name):
+        """Stop every process from claiming jobs of the factory ``name``
+        until it is resumed."""
+
+    def resumeJobFactory(name):
+        """Let the jobs of the factory ``name`` be claimed again."""
+
+    # jobs
+
+    def addJob(name, input=None, immediate=False, jobid=None, delay=None,
+               at=None, priority=None, timeout=None, key=None,
+               onDuplicateKey='return'):
+        """Queue a job made by the factory ``name`` from ``input`` and
+        return its id.
+
+        - ``immediate``: store it now instead of when the current
+          transaction commits (and not remove it if that aborts).
+        - ``jobid``: the job's id (an ObjectId or its text), for a caller
+          that must know it beforehand; ``DuplicateJobError`` when a job
+          has it already.
+        - ``delay`` (seconds) or ``at`` (a timezone-aware datetime): when
+          the job becomes due, not both; default now.
+        - ``priority``: a whole number from -1,000,000 to 1,000,000
+          (default the factory's, 0): higher is claimed first, then the
+          longest queued.
+        - ``timeout``: seconds a run may take; past them the attempt
+          fails (retried by the job's rules). Default the factory's.
+        - ``key``: at most one live (queued or processing) job holds a
+          key; a second ``addJob`` with it returns the live job's id
+          (``onDuplicateKey``: ``'return'``) or raises
+          ``DuplicateJobKeyError`` (``'raise'``).
+
+        Raises ValueError (before anything is stored) for an unknown
+        factory, input BSON cannot store, or a bad argument.
         """
 
+    def getJob(jobid):
+        """The job object (changes set on it are written at commit);
+        KeyError for an unknown id."""
+
+    def getJobDocument(jobid):
+        """The job's document as this transaction sees it, or None."""
+
+    def pendingJobDocuments():
+        """The documents of the jobs added in the current transaction."""
+
+    def insertJobDocuments(documents):
+        """Store new job documents now (``IJobWrites.insertJobs``)."""
+
     def cancelJob(jobid, immediate=False):
-        """Cancel a queued or processing job."""
+        """Cancel a queued or processing job (at commit unless
+        ``immediate``); ValueError for a job in another status."""
+
+    def retryJob(jobid, immediate=False):
+        """Queue a job in error or cancelled again, its retries reset (at
+        commit unless ``immediate``); ValueError for another status,
+        ``DuplicateJobKeyError`` when another live job holds its key."""
+
+    def removeJob(jobid):
+        """Remove the job at once, whatever its status, and free its key;
+        whether it was there."""
 
     def getJobStatus(jobid):
         """Return the job status; KeyError for an unknown id."""
@@ -380,8 +504,15 @@ class IRemoteProcessor(zope.interface.Interface):
     def removeJobs(stati=None):
         """Remove jobs in the given statuses; return counts per status."""
 
+    # processing
+
     def pullNextJob(jobQuery=None, callTime=None):
         """Claim the next due job atomically and return it, or None."""
+
+    def pullNextJobs(limit, jobQuery=None, callTime=None):
+        """Claim up to ``limit`` due jobs in a constant number of commands
+        and return them in claim order (jobs of a factory with a
+        concurrency limit one at a time beside the batch)."""
 
     def processJob(jobid, job=None):
         """Run one job: a queued one is claimed first, a claimed one is
@@ -393,12 +524,24 @@ class IRemoteProcessor(zope.interface.Interface):
     def processJobs(jobQuery=None, callTime=None):
         """Run jobs until none is due; return how many ran."""
 
+    def recoverExpiredJobs(callTime=None):
+        """Requeue (or fail) the jobs whose worker stopped renewing their
+        lease; ``[(jobid, newStatus)]``."""
+
+    # scheduler
+
     def addScheduler(item):
         """Add a scheduler item; return its id."""
 
     def scheduleNextJob(callTime=None):
         """Turn the next due scheduler item into a job; return the job id
         or None."""
+
+    def scheduleItemNow(itemid):
+        """Add a job of the scheduler item ``itemid`` now, besides its
+        schedule; return the job id."""
+
+    # threads
 
     def startProcessor():
         """Start the job worker thread."""
@@ -433,12 +576,6 @@ class IRemoteProcessor(zope.interface.Interface):
     def useOutbox(outbox):
         """Send the jobs added through a binding with a session through
         ``outbox`` (an IJobOutbox), and sweep it as upkeep."""
-
-    def bind(transactionManager, session=None):
-        """This processor working in the transactions of
-        ``transactionManager``; with ``session`` (an SQLAlchemy session
-        that manager commits), the jobs it adds go through the outbox,
-        as rows of that session."""
 
 
 class IJobWorker(zope.interface.Interface):

@@ -1,18 +1,22 @@
-"""The remote processor: job factories, the job queue and its threads."""
+"""The remote processor: the specification's facade over the job queue,
+its scheduler and its threads (``IRemoteProcessor``).
+
+Its collaborators are made by ``m01.remote.wiring``; each call here is
+handed on to the one that does the work: claims to ``queue.claims``,
+running a job to ``queue.runner``, a new job's document to
+``queue.updates``, the writes of a cancel or a retry to
+``queue.changes``, and the writes that wait for the commit to the
+transaction's data manager (``queue.transaction``).
+"""
 import copy
 import functools
-import logging
-import os
-import socket
 
-import bson
-import pymongo.errors
 import transaction
 import zope.component
 import zope.interface
 
 from m01.remote import interfaces
-from m01.remote.clock import toBSONTime, utcnow
+from m01.remote.clock import QueueClock, toBSONTime
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
@@ -21,37 +25,25 @@ from m01.remote.interfaces import (
     REMOVABLE_STATI,
 )
 from m01.remote.job import (
-    DuplicateJobError,
     DuplicateJobKeyError,
-    UnknownJobClassError,
     checkPriority,
     checkSeconds,
     checkStorable,
-    dueTime,
-    loadJob,
 )
-from m01.remote.queue.containers import (
-    JobContainer,
-    JobFactoryContainer,
-    toObjectId,
+from m01.remote.queue.changes import (
+    cancelling,
+    keyReleaser,
+    releaseKey,
+    requeueing,
 )
-from m01.remote.queue.counters import OutcomeCounters
-from m01.remote.queue.keys import JobKeys, checkKey
-from m01.remote.queue.leases import LeaseKeeper
-from m01.remote.queue.runner import JobRunner
-from m01.remote.queue.search import TERMS_INDEX, addedTerms
-from m01.remote.queue.slots import ConcurrencySlots
+from m01.remote.queue.containers import JobContainer, toObjectId
+from m01.remote.queue.search import TERMS_INDEX
 from m01.remote.queue.transaction import QueueTransaction
+from m01.remote.queue.updates import newJobDocument
+from m01.remote.scheduler import scheduleNextJob
 from m01.remote.store import storeDatabase
-from m01.remote.store.cluster import forPages, queueDatabase
-from m01.remote.store.retried import RetriedOutcomes
-from m01.remote.store.strategy import ServerJobWrites
-from m01.remote.worker.heartbeats import ProcessMonitor
-from m01.remote.worker.threads import WorkerThread
-from m01.remote.worker.wakeevents import watchJobs, watchScheduler
-from m01.remote.worker.wakeup import Wakeup
-
-logger = logging.getLogger('m01.remote')
+from m01.remote.wiring import wire
+from m01.remote.worker import SchedulerWorker, SimpleJobWorker
 
 
 @zope.interface.implementer(interfaces.IRemoteProcessor)
@@ -73,7 +65,7 @@ class RemoteProcessor:
     ``wakeup`` says how idle loops learn of jobs (and scheduler items)
     committed by other processes: ``'auto'``, through change streams
     where the server offers them, else by polling; ``'changestream'``;
-    ``'poll'`` (``m01.remote.worker.wakeevents``).
+    ``'poll'`` (``m01.remote.worker.wakeup``).
 
     The queue's own collections are written with ``writeConcern``
     (``'majority'`` or a number of members); the pages' read-only
@@ -86,7 +78,7 @@ class RemoteProcessor:
     #: (``useOutbox``), or None.
     outbox = None
     #: The SQL session whose rows the jobs added here become, or None.
-    outboxSession = None
+    _outboxSession = None
 
     def __init__(self, database, name='root', registry=None, prefix='r',
                  leaseTime=60.0, transactionManager=None, clock=None,
@@ -94,76 +86,33 @@ class RemoteProcessor:
                  readPreference='primary',
                  jobWorkerFactory=None, jobWorkerArguments=None,
                  schedulerWorkerFactory=None, schedulerWorkerArguments=None):
-        from m01.remote import worker
         if not name or not isinstance(name, str):
             raise ValueError('A processor needs a name, not %r' % (name,))
         if leaseTime <= 0:
             raise ValueError('leaseTime must be positive, not %r'
                              % (leaseTime,))
-        # A plain mongomock database becomes the embedded store's.
+        # A plain mongomock database (a site's own tests) becomes the
+        # embedded store's.
         database = storeDatabase(database)
         self.database = database
-        database = queueDatabase(database, writeConcern)
         self.name = name
-        self.registry = registry or zope.component.getGlobalSiteManager()
-        self.clock = clock or utcnow
-        self.factoriesCollection = database[prefix + 'factories']
-        self.jobsCollection = database[prefix + 'jobs']
-        self.schedulerCollection = database[prefix + 'scheduler']
-        self.pageJobsCollection = forPages(self.jobsCollection,
-                                           readPreference)
         self.prefix = prefix
-        #: How job changes are made safe on this server (``IJobWrites``),
-        #: decided at first use: a processor is made without its server.
-        self.jobWrites = RetriedOutcomes(
-            ServerJobWrites(database, prefix), self.jobsCollection)
-        self.jobFactories = JobFactoryContainer(
-            self, self.factoriesCollection, database[prefix + 'pauses'])
-        self.keys = JobKeys(database[prefix + 'keys'], self.now,
-                            self._storedStatus)
-        # Not ``self.jobWrites.state``: that would choose the strategy,
-        # asking the server, now.
-        self.slots = ConcurrencySlots(
-            database[prefix + 'slots'], self.now,
-            lambda oid: self.jobWrites.state(oid))
-        #: How many jobs of each factory ended how (``IOutcomeCounters``).
-        self.counters = OutcomeCounters(database[prefix + 'counters'],
-                                        self.now)
-        self.scheduler = self._makeScheduler()
-        self.jobWorkerFactory = jobWorkerFactory or worker.SimpleJobWorker
+        self.registry = registry or zope.component.getGlobalSiteManager()
+        self.now = QueueClock(clock)
+        self.clock = self.now.clock
+        self.jobWorkerFactory = jobWorkerFactory or SimpleJobWorker
         self.jobWorkerArguments = dict(
             {'waitTime': 1.0} if jobWorkerArguments is None
             else jobWorkerArguments)
         self.schedulerWorkerFactory = (schedulerWorkerFactory or
-                                       worker.SchedulerWorker)
+                                       SchedulerWorker)
         self.schedulerWorkerArguments = dict(
             {'waitTime': 1.0} if schedulerWorkerArguments is None
             else schedulerWorkerArguments)
-        #: The heartbeat of this processor's workers, and an operator's
-        #: say over them (``IProcessMonitor``).
-        self.monitor = ProcessMonitor(
-            database[prefix + 'workers'], database[prefix + 'controls'],
-            self.now, name, running=lambda: self.leases.running(),
-            onStop=self._stopAsAsked)
-        #: What the idle loops wait on, and what wakes them for other
-        #: processes' commits.
-        self.jobWakeup = Wakeup(self.now)
-        self.schedulerWakeup = Wakeup(self.now)
-        self.jobChanges = watchJobs(self.jobsCollection, self.jobWakeup,
-                                    name, wakeup)
-        self.schedulerChanges = watchScheduler(
-            self.schedulerCollection, self.schedulerWakeup, name, wakeup)
-        self.leases = LeaseKeeper(
-            name, float(leaseTime), self.jobWrites, self.now,
-            recovered=self._jobsEnded,
-            upkeep=(self.slots, self.keys, self.counters, self.monitor))
-        self.runner = JobRunner(self.jobWrites, self.leases, self.registry,
-                                self.now, slots=self.slots, keys=self.keys,
-                                counters=self.counters)
+        wire(self, database, prefix, leaseTime, wakeup, writeConcern,
+             readPreference)
         self._transactionKey = object()
         self._useTransactionManager(transactionManager or transaction.manager)
-        self._jobWorker = WorkerThread(self, 'worker')
-        self._schedulerWorker = WorkerThread(self, 'scheduler')
 
     def _useTransactionManager(self, transactionManager, session=None):
         follow = None
@@ -175,41 +124,31 @@ class RemoteProcessor:
                     '(m01.remote.outbox)' % (self.name,))
             follow = functools.partial(self.outbox.follow, session)
         self.transactionManager = transactionManager
-        self.outboxSession = session
+        self._outboxSession = session
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
-            self.insertJobDocuments, self.wakeWorkers,
-            lambda *args: self.jobWrites.finishMany(*args), follow)
+            self.jobWrites.insertJobs, self.jobWakeup.set,
+            self.jobWrites.finishMany, follow)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)
 
     def bind(self, transactionManager, session=None):
         """This processor, its jobs joining the transactions of
-        ``transactionManager``. Everything else (threads, leases, caches)
-        is shared with this one.
-
-        With ``session`` (an SQLAlchemy session that ``transactionManager``
-        commits, through zope.sqlalchemy), the jobs added become rows of
-        that session in the outbox (``useOutbox``), committed or rolled
-        back with the session's own, and are moved into the queue once
-        committed."""
+        ``transactionManager`` (with ``session``, an SQLAlchemy session it
+        commits, as rows of that session in the outbox: ``useOutbox``).
+        Everything else (threads, leases, caches) is shared."""
         bound = copy.copy(self)
         bound._useTransactionManager(transactionManager, session)
         return bound
 
     def useOutbox(self, outbox):
         """Send the jobs added through a binding with a session through
-        ``outbox`` (``IJobOutbox``); the lease keeper sweeps it."""
+        ``outbox`` (``IJobOutbox``); the lease keeper sweeps it, and a key
+        whose job waits in it stays taken."""
         self.outbox = outbox
+        self.keys.waiting = outbox.status
         self.leases.upkeep.append(outbox)
-
-    def _makeScheduler(self):
-        from m01.remote.scheduler import Scheduler
-        scheduler = Scheduler(self.schedulerCollection, clock=self.clock)
-        scheduler.__parent__ = self
-        scheduler.__name__ = 'scheduler'
-        return scheduler
 
     def __repr__(self):
         return '<%s %r>' % (type(self).__name__, self.name)
@@ -220,9 +159,6 @@ class RemoteProcessor:
                     'scheduler': self.scheduler}
         return children[name]
 
-    def now(self):
-        return toBSONTime(self.clock())
-
     @property
     def leaseTime(self):
         """Seconds a claim lasts (renewed while the job runs)."""
@@ -230,8 +166,8 @@ class RemoteProcessor:
 
     @property
     def workerId(self):
-        # Read at each claim: a forked process has another pid.
-        return '%s:%d:%s' % (socket.gethostname(), os.getpid(), self.name)
+        """What this process's claims name as their worker."""
+        return self.claims.workerId
 
     def ensureIndexes(self):
         """Create the indexes the queue needs; safe to call repeatedly."""
@@ -245,39 +181,27 @@ class RemoteProcessor:
         self.monitor.ensureIndexes()
 
     def close(self):
+        """Stop both threads and the change watchers, and write the
+        outcome counters: no thread of this processor goes on using the
+        client after this."""
         self.stopProcessor()
         self.stopScheduler()
-        # No thread of ours goes on using the client after this.
         self.jobChanges.stop()
         self.schedulerChanges.stop()
-        self._writeCounters(self.counters.close, 'it closed')
+        self.threads.writeCounters(self.counters.close, 'it closed')
 
     # transaction
 
     def pendingJobDocuments(self):
+        """The documents of the jobs added in the current transaction."""
         return self.pending.addedDocuments()
 
     def insertJobDocuments(self, documents):
-        try:
-            self.jobWrites.insertJobs(documents)
-        except pymongo.errors.BulkWriteError as e:
-            codes = {error.get('code') for error in
-                     e.details.get('writeErrors', ())}
-            if codes == {11000}:
-                raise DuplicateJobError(
-                    'A job with one of these ids exists already: %s'
-                    % ', '.join(str(d['_id']) for d in documents))
-            raise
+        """Store new job documents now (``IJobWrites.insertJobs``)."""
+        self.jobWrites.insertJobs(documents)
 
     def wakeWorkers(self):
         self.jobWakeup.set()
-
-    def _jobsEnded(self, jobids):
-        # Recovered or stopped by the lease keeper: they may run again.
-        self.wakeWorkers()
-        self.counters.countEnded(self.jobsCollection.find(
-            {'_id': {'$in': [toObjectId(jobid) for jobid in jobids]}},
-            {'name': 1, 'status': 1, 'attempts': 1}))
 
     def waitForWork(self, timeout):
         """Block until jobs were committed (here, or elsewhere as a change
@@ -305,6 +229,15 @@ class RemoteProcessor:
     def removeJobFactory(self, name):
         return self.jobFactories.remove(name)
 
+    def pauseJobFactory(self, name):
+        """Stop every process from claiming jobs of the factory ``name``
+        (within ``jobFactories.pauseSeconds``) until it is resumed."""
+        self.jobFactories.pause(name)
+
+    def resumeJobFactory(self, name):
+        self.jobFactories.resume(name)
+        self.wakeWorkers()
+
     # jobs
 
     def addJob(self, name, input=None, immediate=False, jobid=None,
@@ -313,7 +246,7 @@ class RemoteProcessor:
         # A job for the outbox needs no MongoDB (unless it has a key):
         # the factory last read serves while the store is away.
         try:
-            if self.outboxSession is not None and not immediate:
+            if self._outboxSession is not None and not immediate:
                 factory = self.jobFactories.factory(name, lastKnown=True)
             else:
                 factory = self.getJobFactory(name)
@@ -332,22 +265,11 @@ class RemoteProcessor:
         if onDuplicateKey not in ('return', 'raise'):
             raise ValueError("onDuplicateKey is 'return' or 'raise', not %r"
                              % (onDuplicateKey,))
-        now = self.now()
-        document = job.dump()
-        document.update({
-            '_id': toObjectId(jobid) if jobid is not None
-            else bson.ObjectId(),
-            'status': QUEUED, 'created': now, 'queued': now,
-            'retryTime': dueTime(now, delay, at), 'retryCounter': 0,
-            'errors': [], 'tracebacks': [], 'attempts': [], 'output': None,
-            'version': 0})
+        document = newJobDocument(job, input, self.now(), jobid, delay, at,
+                                  key)
         if key is not None:
-            checkKey(key)
-            document['key'] = key
-        document['terms'] = addedTerms(document['_id'], input)
-        checkStorable(document, 'document')
-        if key is not None:
-            holder = self.keys.reserve(key, document['_id'], self._status)
+            holder = self.keys.reserve(key, document['_id'],
+                                       self.jobs.document)
             if holder is not None:
                 if onDuplicateKey == 'raise':
                     raise DuplicateJobKeyError(
@@ -358,32 +280,15 @@ class RemoteProcessor:
             try:
                 self.insertJobDocuments([document])
             except BaseException:
-                self._releaseKey(document)
+                releaseKey(self.keys, document)
                 raise
             self.wakeWorkers()
         else:
             self.pending.add(document)
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
-                    lambda *ignored: self._releaseKey(document))
+                    keyReleaser(self.keys, document))
         return str(document['_id'])
-
-    def _releaseKey(self, document):
-        if document.get('key'):
-            self.keys.release(document['key'], document['_id'])
-
-    def _storedStatus(self, oid):
-        state = self.jobWrites.state(oid)
-        return state[0] if state else self._outboxStatus(oid)
-
-    def _status(self, oid):
-        """A job's status as this transaction sees it, or None."""
-        document = self.getJobDocument(oid)
-        return document['status'] if document else self._outboxStatus(oid)
-
-    def _outboxStatus(self, oid):
-        # A job committed to the outbox and not moved yet holds its key.
-        return self.outbox.status(oid) if self.outbox is not None else None
 
     def getJobDocument(self, jobid):
         """The job's document as this transaction sees it, or None."""
@@ -426,21 +331,9 @@ class RemoteProcessor:
         if pending is not None:
             pending['status'] = CANCELLED
             return
-        oid = document['_id']
-
-        def cancel():
-            now = self.now()
-            cancelled = self.jobWrites.cancel(oid, now)
-            if cancelled:
-                self._releaseKey(document)
-                picked = document.get('picked')
-                self.counters.count(
-                    document['name'], 'cancelled', now,
-                    (now - picked).total_seconds() if picked and
-                    document['status'] == PROCESSING else None)
-            return cancelled
-        self._change(jobid, cancel, {'status': CANCELLED}, immediate,
-                     'cancelled')
+        self._change(jobid, cancelling(self.jobWrites, self.keys,
+                                       self.counters, self.now, document),
+                     {'status': CANCELLED}, immediate, 'cancelled')
 
     def retryJob(self, jobid, immediate=False):
         """Queue a job that ended in error or was cancelled again."""
@@ -450,21 +343,22 @@ class RemoteProcessor:
                              'can be retried' % (jobid, document['status']))
         oid = document['_id']
         if document.get('key'):
-            holder = self.keys.reserve(document['key'], oid, self._status)
+            holder = self.keys.reserve(document['key'], oid,
+                                       self.jobs.document)
             if holder is not None and holder != str(oid):
                 raise DuplicateJobKeyError(
                     'Job %s cannot be retried: job %s holds its key %r'
                     % (jobid, holder, document['key']), holder)
-        self._change(
-            jobid, lambda: self.jobWrites.requeue(oid, self.now()),
-            {'status': QUEUED, 'retryCounter': 0}, immediate, 'retried')
+        self._change(jobid, requeueing(self.jobWrites, self.now, oid),
+                     {'status': QUEUED, 'retryCounter': 0}, immediate,
+                     'retried')
 
     def removeJob(self, jobid):
         document = self._document(jobid)
         removed = self.jobsCollection.delete_one(
             {'_id': document['_id']}).deleted_count == 1
         if removed:
-            self._releaseKey(document)
+            releaseKey(self.keys, document)
         return removed
 
     def removeJobs(self, stati=None):
@@ -477,96 +371,17 @@ class RemoteProcessor:
 
     # processing
 
-    #: How often a claim skips a factory at its concurrency limit and
-    #: claims again.
-    claimRounds = 5
-
     def pullNextJob(self, jobQuery=None, callTime=None):
-        if self.monitor.quiet:
-            return None      # an operator asked this process to take none
-        now = toBSONTime(callTime) if callTime else self.now()
-        excluded = set(self.jobFactories.pausedNames())
-        for _ in range(self.claimRounds):
-            excluded |= self.slots.fullNames()
-            document = self.jobWrites.claimNext(
-                now, self.workerId, self.leaseTime, jobQuery, excluded)
-            if document is None:
-                return None
-            if self._takeSlot(document):
-                return self._loadClaimed(document, now)
-            excluded.add(document['name'])
-        return None
+        return self.claims.next(jobQuery, callTime)
 
     def pullNextJobs(self, limit, jobQuery=None, callTime=None):
         """Claim up to ``limit`` due jobs at once (``IJobWrites.claimMany``:
-        a constant number of commands) and return them in claim order.
-
-        Jobs of factories with a concurrency limit are not batched: one of
-        them is claimed singly beside the batch, with its slot."""
-        if self.monitor.quiet:
-            return []        # an operator asked this process to take none
-        if limit <= 1:
-            job = self.pullNextJob(jobQuery, callTime)
-            return [job] if job is not None else []
-        now = toBSONTime(callTime) if callTime else self.now()
-        capped = self.jobFactories.cappedNames()
-        excluded = set(self.jobFactories.pausedNames()) | capped
-        documents = self.jobWrites.claimMany(
-            now, self.workerId, self.leaseTime, limit, jobQuery, excluded)
-        jobs = []
-        for document in documents:
-            job = self._loadClaimed(document, now)
-            if job is not None:
-                jobs.append(job)
-        if capped and len(documents) < limit:
-            onlyCapped = {'name': {'$in': sorted(capped)}}
-            job = self.pullNextJob(
-                {'$and': [jobQuery, onlyCapped]} if jobQuery else onlyCapped,
-                callTime)
-            if job is not None:
-                jobs.append(job)
-        return jobs
-
-    def _takeSlot(self, document):
-        """Whether the claimed job may start: its factory has no
-        concurrency limit, or a slot was free (``document['slot']``). If
-        not, the job went back to the queue."""
-        try:
-            limit = self.getJobFactory(document['name']).concurrency
-        except KeyError:
-            limit = None
-        if not limit:
-            return True
-        slot = self.slots.acquire(document['name'], limit, document['_id'],
-                                  document['claim'])
-        if slot is None:
-            self.jobWrites.unclaim(document['_id'], document['claim'])
-            return False
-        document['slot'] = slot
-        return True
-
-    def _loadClaimed(self, document, now):
-        try:
-            job = loadJob(document)
-        except UnknownJobClassError as error:
-            self.runner.failUnloadable(document, error, now)
-            if document.get('slot'):
-                self.slots.release(document['slot'], document['claim'])
-            return None
-        job.slot = document.get('slot')
-        # Renewed from the claim on: a claimed job may wait for its
-        # thread, or for the jobs before it in its batch.
-        self.leases.add(job.__name__, job.claim)
-        return job
+        a constant number of commands) and return them in claim order."""
+        return self.claims.many(limit, jobQuery, callTime)
 
     def processJob(self, jobid, job=None):
         if job is None:
-            now = self.now()
-            document = self.jobWrites.claimJob(
-                toObjectId(jobid), now, self.workerId, self.leaseTime)
-            if document is None or not self._takeSlot(document):
-                return False
-            job = self._loadClaimed(document, now)
+            job = self.claims.one(toObjectId(jobid))
             if job is None:
                 return False
         self.runner.run(job, self, self.pending)
@@ -591,15 +406,6 @@ class RemoteProcessor:
         return self.leases.recover(toBSONTime(callTime) if callTime
                                    else None)
 
-    def pauseJobFactory(self, name):
-        """Stop every process from claiming jobs of the factory ``name``
-        (within ``jobFactories.pauseSeconds``) until it is resumed."""
-        self.jobFactories.pause(name)
-
-    def resumeJobFactory(self, name):
-        self.jobFactories.resume(name)
-        self.wakeWorkers()
-
     # scheduler
 
     def addScheduler(self, item):
@@ -610,7 +416,6 @@ class RemoteProcessor:
     def scheduleNextJob(self, callTime=None):
         if self.monitor.quiet:
             return None
-        from m01.remote.scheduler import scheduleNextJob
         return scheduleNextJob(self, callTime)
 
     def scheduleItemNow(self, itemid):
@@ -621,41 +426,22 @@ class RemoteProcessor:
 
     @property
     def isProcessing(self):
-        return self._jobWorker.isRunning
+        return self.threads.worker.isRunning
 
     @property
     def isScheduling(self):
-        return self._schedulerWorker.isRunning
+        return self.threads.scheduler.isRunning
 
     def startProcessor(self):
-        self._jobWorker.start(self.jobWorkerFactory,
-                              self.jobWorkerArguments)
-        self.monitor.acquire('worker', getattr(self._jobWorker.worker,
-                                               'maxThreads', 1))
+        self.threads.startWorker(self.jobWorkerFactory,
+                                 self.jobWorkerArguments)
 
     def stopProcessor(self, timeout=None):
-        self._jobWorker.stop(timeout)
-        self.monitor.release('worker')
-        self._writeCounters(self.counters.flush, 'its job worker stopped')
-
-    def _writeCounters(self, write, when):
-        # Stopping or closing must not fail with the server gone.
-        try:
-            write()
-        except pymongo.errors.PyMongoError as error:
-            logger.warning('The outcome counters of %s could not be written '
-                           'as %s: %s', self.name, when, error)
+        self.threads.stopWorker(timeout)
 
     def startScheduler(self):
-        self._schedulerWorker.start(self.schedulerWorkerFactory,
+        self.threads.startScheduler(self.schedulerWorkerFactory,
                                     self.schedulerWorkerArguments)
-        self.monitor.acquire('scheduler')
 
     def stopScheduler(self, timeout=None):
-        self._schedulerWorker.stop(timeout)
-        self.monitor.release('scheduler')
-
-    def _stopAsAsked(self):
-        # An operator asked this process to stop (``IProcessMonitor``).
-        self.stopProcessor()
-        self.stopScheduler()
+        self.threads.stopScheduler(timeout)

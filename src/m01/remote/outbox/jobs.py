@@ -28,6 +28,7 @@ import zope.interface
 import zope.sqlalchemy
 
 from m01.remote.interfaces import IJobOutbox
+from m01.remote.job import DuplicateJobError
 
 logger = logging.getLogger('m01.remote')
 
@@ -196,7 +197,13 @@ class JobOutbox:
         while remaining:
             try:
                 self.jobWrites.insertJobs(remaining)
-            except pymongo.errors.BulkWriteError as error:
+            except (pymongo.errors.BulkWriteError, DuplicateJobError) as e:
+                # The store names a duplicate id a DuplicateJobError, from
+                # the server's error.
+                error = e if isinstance(e, pymongo.errors.BulkWriteError) \
+                    else e.__cause__
+                if not isinstance(error, pymongo.errors.BulkWriteError):
+                    raise
                 errors = error.details.get('writeErrors') or []
                 if not errors or any(e.get('code') != DUPLICATE_KEY
                                      for e in errors):

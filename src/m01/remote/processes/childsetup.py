@@ -19,10 +19,15 @@ import logging
 import sys
 
 import zope.interface
+from pyramid.paster import bootstrap, setup_logging
 
 from m01.remote import store
+from m01.remote.configured import make_remote_processor
 from m01.remote.interfaces import IChildSetup, IRemoteProcessor
 from m01.remote.job import Job, jobClassModules, registerJobClass
+from m01.remote.processor import RemoteProcessor
+from m01.remote.settings import get_remote_settings
+from m01.remote.worker.threads import no_in_process_threads
 
 logger = logging.getLogger('m01.remote')
 
@@ -95,13 +100,13 @@ class StoreChildSetup:
                 'The process worker cannot tell its children how to '
                 'connect to the database of %r: connect with '
                 'm01.remote.store.connect(uri), or give the worker a '
-                'childSetup (m01.remote.processes.childsetup.StoreChildSetup).'
+                'childSetup '
+                '(m01.remote.processes.childsetup.StoreChildSetup).'
                 % (processor,))
         return cls(uri, processor.database.name, processor.prefix,
                    processor.name, processor.leaseTime)
 
     def __call__(self):
-        from m01.remote.processor import RemoteProcessor
         importModules(self.modules)
         self._client = store.connect(self.uri)
         return reachable(RemoteProcessor(
@@ -134,10 +139,6 @@ class AppChildSetup:
                              else modules)
 
     def __call__(self):
-        from pyramid.paster import bootstrap, setup_logging
-
-        from m01.remote import make_remote_processor, no_in_process_threads
-        from m01.remote.settings import get_remote_settings
         setup_logging(self.configUri)
         with no_in_process_threads():
             self._env = bootstrap(self.configUri)

@@ -27,15 +27,13 @@ finish for the stop timeout; then their children are terminated and the
 jobs left to lease recovery, as a thread worker leaves a job still
 running when its process exits.
 """
-import atexit
 import logging
 import multiprocessing
-import multiprocessing.util  # noqa: F401  (its exit hook runs after ours)
+import multiprocessing.util  # noqa: F401  (exit hook: see worker.threads)
 import os
 import queue
 import threading
 import time
-import weakref
 
 import pymongo.errors
 
@@ -43,7 +41,6 @@ from m01.remote import store
 from m01.remote.processes.childsetup import AppChildSetup, StoreChildSetup
 from m01.remote.processes.pool import STOP, ChildOptions, ChildSlot
 from m01.remote.worker import MIN_IDLE_WAIT, WAITED, BaseWorker
-from m01.remote.worker.threads import DEFAULT_STOP_TIMEOUT
 
 logger = logging.getLogger('m01.remote')
 
@@ -140,7 +137,6 @@ class ProcessJobWorker(BaseWorker):
         return True
 
     def loop(self):
-        _running.add(self)
         self._ended.clear()
         self._abandon.clear()
         self.slots = [
@@ -160,7 +156,6 @@ class ProcessJobWorker(BaseWorker):
             finally:
                 self.slots = []
                 leases.release()
-                _running.discard(self)
                 self._ended.set()
 
     def _finishSlots(self):
@@ -213,14 +208,3 @@ class ProcessJobWorker(BaseWorker):
             logger.exception('ProcessJobWorker: job %s failed to finish',
                              job.__name__)
 
-
-# Stopped at exit before multiprocessing joins its children (atexit runs
-# the hooks registered last first; multiprocessing.util registered its
-# own when imported above).
-_running = weakref.WeakSet()
-
-
-@atexit.register
-def _stopAtExit():
-    for worker in list(_running):
-        worker.stop(DEFAULT_STOP_TIMEOUT)

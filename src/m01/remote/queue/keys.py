@@ -46,23 +46,29 @@ def checkKey(key):
 @zope.interface.implementer(IUpkeep)
 class JobKeys:
     """The key locks of one database (``collection``), ``now`` telling
-    the time and ``statusOf(oid)`` a stored job's status (None when there
-    is no such job)."""
+    the time and ``jobWrites`` (``IJobWrites``) a stored job's state."""
 
-    def __init__(self, collection, now, statusOf):
+    def __init__(self, collection, now, jobWrites):
         self.collection = collection
         self.now = now
-        self.statusOf = statusOf
+        self.jobWrites = jobWrites
         self._lastTidy = None
+
+    @staticmethod
+    def waiting(oid):
+        """The status of the job ``oid`` where it waits to be stored (an
+        outbox's rows, ``IJobOutbox.status``), else None: its key stays
+        taken meanwhile. Nothing waits unless an outbox is used."""
+        return None
 
     @staticmethod
     def _lockId(key):
         return 'key:' + key
 
-    def reserve(self, key, oid, statusOf):
+    def reserve(self, key, oid, documentOf):
         """Reserve ``key`` for the job ``oid``: None when reserved, else
-        the id (a string) of the live job holding it. ``statusOf(oid)``
-        is a job's status as the caller sees it (its pending jobs
+        the id (a string) of the live job holding it. ``documentOf(oid)``
+        is a job's document as the caller sees it (its pending jobs
         included), or None when there is no such job."""
         checkKey(key)
         lockId = self._lockId(key)
@@ -78,15 +84,19 @@ class JobKeys:
             lock = self.collection.find_one({'_id': lockId})
             if lock is None:
                 continue                        # released meanwhile
-            if self._holds(lock, statusOf, now):
+            document = documentOf(lock['job'])
+            status = document['status'] if document \
+                else self.waiting(lock['job'])
+            if self._holds(lock, status, now):
                 return str(lock['job'])
             self._end(lock)                     # stale: take it over
         raise KeyRaceLost('the key %r changed hands %d times while it was '
                           'reserved' % (key, ATTEMPTS))
 
     @staticmethod
-    def _holds(lock, statusOf, now):
-        status = statusOf(lock['job'])
+    def _holds(lock, status, now):
+        """Whether ``lock`` still stands for its job, whose status is
+        ``status`` (None when there is no such job)."""
         if status is None:
             return lock['at'] > now - PENDING_AGE
         return status in (QUEUED, PROCESSING)
@@ -113,7 +123,9 @@ class JobKeys:
         self._lastTidy = now
         freed = 0
         for lock in self.collection.find():
-            if not self._holds(lock, self.statusOf, now) and \
+            state = self.jobWrites.state(lock['job'])
+            status = state[0] if state else self.waiting(lock['job'])
+            if not self._holds(lock, status, now) and \
                     self._end(lock):
                 freed += 1
         return freed

@@ -10,7 +10,27 @@ import logging
 import threading
 import time
 
+from m01.remote.queue.containers import toObjectId
+
 logger = logging.getLogger('m01.remote')
+
+
+class EndedJobs:
+    """What follows the jobs a lease keeper recovered or stopped: their
+    outcome is counted (``IOutcomeCounters``), and idle workers are woken
+    (``IWakeup``), since such a job may run again. ``jobs`` is the jobs
+    collection."""
+
+    def __init__(self, jobs, counters, wakeup):
+        self.jobs = jobs
+        self.counters = counters
+        self.wakeup = wakeup
+
+    def __call__(self, jobids):
+        self.wakeup.set()
+        self.counters.countEnded(self.jobs.find(
+            {'_id': {'$in': [toObjectId(jobid) for jobid in jobids]}},
+            {'name': 1, 'status': 1, 'attempts': 1}))
 
 
 class LeaseKeeper:
@@ -20,7 +40,7 @@ class LeaseKeeper:
     ``jobWrites`` makes the changes (``IJobWrites``), ``now`` tells the
     time, ``leaseTime`` is the length of a lease in seconds, and
     ``recovered`` is called with the ids of the jobs it recovered or
-    stopped (the processor wakes its workers then). It also ends the
+    stopped (``EndedJobs``). It also ends the
     running jobs that passed their timeout (when one of this process's
     does, at once), and tidies what ``upkeep`` (``IUpkeep``: key locks,
     concurrency slots) keeps.

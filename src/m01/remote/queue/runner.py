@@ -20,6 +20,8 @@ import time
 import traceback
 
 import transaction
+import transaction.interfaces
+import zope.interface
 
 from m01.remote.clock import stamp, toBSONTime
 from m01.remote.interfaces import CANCELLED, PROCESSING, QUEUED
@@ -256,32 +258,80 @@ class JobRunner:
                              job.__name__)
 
 
+@zope.interface.implementer(transaction.interfaces.ISynchronizer)
 class _ThreadTransaction:
-    """Notices a job that joined the thread's default transaction
+    """Notices a job that used the thread's default transaction
     (``transaction.get()``) while the worker ran it in a transaction of
-    its own: that work would never be committed by the worker."""
+    its own: that work would never be committed by the worker.
+
+    It watches through the manager's public synchronizer hook
+    (``registerSynch``), which tells a synchronizer of the current
+    transaction when it registers and of each one begun after: another
+    transaction current after the job than before, or commit or abort
+    hooks added to the one open before, give the job away. (A resource
+    joining a transaction the thread had open before shows in nothing
+    public.)"""
 
     def __init__(self, manager):
         self.watched = manager is not transaction.manager
+        self.began = []
         if self.watched:
-            self.before = self._joined()
+            transaction.manager.registerSynch(self)
+            self.before = self.began.pop() if self.began else None
+            self.hooks = self._hooks(self.before)
 
     @staticmethod
-    def _joined():
-        # Looked at without beginning one: the thread's manager holds its
-        # current transaction, if any, as ``manager._txn``.
-        txn = getattr(getattr(transaction.manager, 'manager', None),
-                      '_txn', None)
+    def _hooks(txn):
         if txn is None:
-            return (0, 0)
-        return (len(getattr(txn, '_resources', ())),
-                len(list(txn.getBeforeCommitHooks())))
+            return None
+        return tuple(len(list(hooks())) for hooks in (
+            txn.getBeforeCommitHooks, txn.getAfterCommitHooks,
+            txn.getBeforeAbortHooks, txn.getAfterAbortHooks))
+
+    def _current(self):
+        """The thread's current transaction, None when there is none: told
+        to a synchronizer registering (``get()`` would begin one)."""
+        told = []
+        probe = _Told(told)
+        transaction.manager.registerSynch(probe)
+        transaction.manager.unregisterSynch(probe)
+        return told[-1] if told else None
+
+    # ISynchronizer
+
+    def newTransaction(self, txn):
+        self.began.append(txn)
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        pass
 
     def warnIfJoined(self, job):
-        if self.watched and self._joined() != self.before:
+        if not self.watched:
+            return
+        transaction.manager.unregisterSynch(self)
+        current = self._current()
+        if self.began or current is not self.before or \
+                self._hooks(current) != self.hooks:
             logger.warning(
                 'Job %s joined the thread\'s default transaction '
                 '(transaction.get()); its worker commits another one: join '
                 'remoteProcessor.transactionManager.get() instead, or that '
                 'work is not stored with the job.', job.__name__)
+
+
+@zope.interface.implementer(transaction.interfaces.ISynchronizer)
+class _Told:
+    """A synchronizer noting the transactions it is told of."""
+
+    def __init__(self, told):
+        self.newTransaction = told.append
+
+    def beforeCompletion(self, txn):
+        pass
+
+    def afterCompletion(self, txn):
+        pass
 

@@ -32,13 +32,13 @@ FULL_SECONDS = 0.5
 
 @zope.interface.implementer(IUpkeep)
 class ConcurrencySlots:
-    """The slots of one database (``collection``); ``stateOf(oid)`` is a
-    stored job's ``(status, claim)``, or None."""
+    """The slots of one database (``collection``); ``now`` tells the time
+    and ``jobWrites`` (``IJobWrites``) a stored job's state."""
 
-    def __init__(self, collection, now, stateOf):
+    def __init__(self, collection, now, jobWrites):
         self.collection = collection
         self.now = now
-        self.stateOf = stateOf
+        self.jobWrites = jobWrites
         self._full = {}
         self._lock = threading.Lock()
 
@@ -88,7 +88,8 @@ class ConcurrencySlots:
     def tidy(self, now):
         freed = 0
         for slot in self.collection.find():
-            if self.stateOf(slot['job']) != (PROCESSING, slot['claim']) \
-                    and self._end(slot['_id'], slot['claim']):
+            held = (PROCESSING, slot['claim'])
+            if self.jobWrites.state(slot['job']) != held and \
+                    self._end(slot['_id'], slot['claim']):
                 freed += 1
         return freed

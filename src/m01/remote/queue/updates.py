@@ -1,10 +1,10 @@
 """Every change of a job's status, as the updates that make it.
 
-Pure functions: what a claim sets, which jobs are due and in which order
-they are claimed, what a failed attempt, a completion, a cancel, a
-requeue, a timeout or a lost worker writes, and the attempt each records.
-The write strategies (``IJobWrites``: ``store.atomic``, the embedded
-one) apply each as one conditional write.
+Pure functions: a new job's document, what a claim sets, which jobs are
+due and in which order they are claimed, what a failed attempt, a
+completion, a cancel, a requeue, a timeout or a lost worker writes, and
+the attempt each records. The write strategies (``IJobWrites``:
+``store.atomic``, the embedded one) apply each as one conditional write.
 """
 import datetime
 import functools
@@ -22,6 +22,7 @@ from m01.remote.interfaces import (
     PROCESSING,
     QUEUED,
 )
+from m01.remote.job import checkStorable, dueTime
 from m01.remote.limits import (
     ATTEMPT_TRACEBACK_TEXT,
     MAX_ATTEMPTS,
@@ -33,7 +34,14 @@ from m01.remote.limits import (
     cutText,
     cutTraceback,
 )
-from m01.remote.queue.search import errorTerms, outputTerms, pushTerms
+from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.keys import checkKey
+from m01.remote.queue.search import (
+    addedTerms,
+    errorTerms,
+    outputTerms,
+    pushTerms,
+)
 
 #: Claims take the highest priority first, then the longest queued.
 CLAIM_ORDER = [('priority', pymongo.DESCENDING),
@@ -63,6 +71,28 @@ MAX_PROGRESS_MESSAGE_CHARS = MAX_PROGRESS_MESSAGE
 
 #: How a failed job's next attempt is delayed (``retryBackoff``).
 BACKOFFS = ('fixed', 'exponential')
+
+
+def newJobDocument(job, input, now, jobid=None, delay=None, at=None,
+                   key=None):
+    """The document of a new queued job: ``job`` as its factory made it
+    from ``input``, due at ``now``, after ``delay`` seconds or ``at`` a
+    time, under the id ``jobid`` (a new one by default) and holding
+    ``key``. Raises ValueError for a bad key or a document BSON cannot
+    store."""
+    document = job.dump()
+    document.update({
+        '_id': toObjectId(jobid) if jobid is not None else bson.ObjectId(),
+        'status': QUEUED, 'created': now, 'queued': now,
+        'retryTime': dueTime(now, delay, at), 'retryCounter': 0,
+        'errors': [], 'tracebacks': [], 'attempts': [], 'output': None,
+        'version': 0})
+    if key is not None:
+        checkKey(key)
+        document['key'] = key
+    document['terms'] = addedTerms(document['_id'], input)
+    checkStorable(document, 'document')
+    return document
 
 
 def newClaimToken():

@@ -8,6 +8,7 @@ oldest due job, served by the claim index; an outcome is one
 ``update_one`` conditional on the claim token.
 """
 import pymongo
+import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import (
@@ -17,6 +18,7 @@ from m01.remote.interfaces import (
     QUEUED,
     IJobWrites,
 )
+from m01.remote.job import DuplicateJobError
 from m01.remote.queue.updates import (
     CLAIM_INDEX,
     CLAIM_ORDER,
@@ -75,7 +77,16 @@ class AtomicJobWrites:
 
     def insertJobs(self, documents):
         """Store new job documents (all queued) in one write."""
-        self.jobs.insert_many(documents, ordered=True)
+        try:
+            self.jobs.insert_many(documents, ordered=True)
+        except pymongo.errors.BulkWriteError as e:
+            codes = {error.get('code') for error in
+                     e.details.get('writeErrors', ())}
+            if codes == {11000}:
+                raise DuplicateJobError(
+                    'A job with one of these ids exists already: %s'
+                    % ', '.join(str(d['_id']) for d in documents)) from e
+            raise
 
     def claimNext(self, now, worker, leaseTime, jobQuery=None,
                   excludedNames=()):

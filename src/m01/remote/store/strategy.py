@@ -1,9 +1,11 @@
-"""Which ``IJobWrites`` strategy a server gets, and the embedded one.
+"""Which ``IJobWrites`` strategy a server gets.
 
 - MongoDB, and any server whose single-document conditional updates and
   ``findAndModify`` are atomic, takes ``store.atomic.AtomicJobWrites``.
 - The embedded store (mongomock) serialises its calls, so the same writes
-  are safe there; only its claim differs (``EmbeddedJobWrites``).
+  are safe there; its claims and its writes of one job go through the
+  store's index where that fits the mongomock in use
+  (``store.embedded.writes.EmbeddedJobWrites``).
 - FerretDB v1 applies an update as a read followed by a write, so two
   workers can both claim one job there: it is refused at first use
   (``UnsupportedServer``).
@@ -12,53 +14,10 @@ import threading
 
 import zope.interface
 
-from m01.remote.interfaces import QUEUED, IJobWrites
-from m01.remote.queue.updates import (
-    CLAIM_ORDER,
-    claimFields,
-    dueQuery,
-    versioned,
-)
+from m01.remote.interfaces import IJobWrites
 from m01.remote.store import isEmbedded
 from m01.remote.store.atomic import AtomicJobWrites
-
-
-class EmbeddedJobWrites(AtomicJobWrites):
-    """The embedded store: the same conditional writes, but a claim finds
-    the oldest due job through an ordered index of the queued jobs
-    (``SerializedCollection.claimFirst``), not through a sorted query,
-    which mongomock answers by copying and sorting every queued job."""
-
-    def claimNext(self, now, worker, leaseTime, jobQuery=None,
-                  excludedNames=()):
-        return self.jobs.claimFirst(
-            dueQuery(now, jobQuery, excludedNames), CLAIM_ORDER,
-            versioned({'$set': claimFields(now, worker, leaseTime)}),
-            equal=[('status', QUEUED)])
-
-
-    def claimMany(self, now, worker, leaseTime, limit, jobQuery=None,
-                  excludedNames=()):
-        # One call: the index gives up to ``limit`` jobs under the lock.
-        return self.jobs.claimMany(
-            dueQuery(now, jobQuery, excludedNames), CLAIM_ORDER,
-            versioned({'$set': claimFields(now, worker, leaseTime)}),
-            limit, equal=[('status', QUEUED)])
-
-
-    def _change(self, query, update):
-        # Applied in place where it can be (``updateEach``).
-        return self.jobs.updateEach([(query, versioned(update))]) == [1]
-
-    def finishMany(self, outcomes):
-        # One call for all: mongomock has no bulk write of its own.
-        modified = self.jobs.updateEach(
-            [(self._owned(oid, claim), versioned(update))
-             for oid, claim, update in outcomes])
-        return [oid for (oid, _, _), count in zip(outcomes, modified,
-                                                  strict=True)
-                if count != 1]
-
+from m01.remote.store.embedded.writes import EmbeddedJobWrites
 
 #: What the queue needs of a server, said where one is refused.
 SUPPORTED_SERVERS = (
@@ -110,7 +69,9 @@ def jobWritesFor(database, prefix):
 class ServerJobWrites:
     """The strategy of ``jobWritesFor``, chosen when it is first used:
     creating a processor must not need its server to be up. Every
-    ``IJobWrites`` method is the chosen strategy's."""
+    ``IJobWrites`` method is the chosen strategy's, looked up when it is
+    called: a collaborator may be handed a method before the server is
+    asked."""
 
     def __init__(self, database, prefix):
         self._database = database
@@ -128,6 +89,10 @@ class ServerJobWrites:
         return self._strategy
 
     def __getattr__(self, name):
-        if name in IJobWrites:
-            return getattr(self.strategy, name)
-        raise AttributeError(name)
+        if name not in IJobWrites:
+            raise AttributeError(name)
+
+        def deferred(*args, **kw):
+            return getattr(self.strategy, name)(*args, **kw)
+        deferred.__name__ = name
+        return deferred

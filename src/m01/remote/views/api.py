@@ -30,6 +30,7 @@ from m01.remote.operations.actions import WORKER_ACTIONS
 from m01.remote.settings import get_remote_settings
 from m01.remote.views.cronwords import describe
 from m01.remote.views.itemform import kindOf
+from m01.remote.views.routes import root_factory
 
 #: route name -> (pattern after the prefix, {method: view name})
 ROUTES = {
@@ -343,7 +344,6 @@ def spec():
 def includeme(config):
     """Add the API's routes (before the pages' traversal route, which
     would match their paths too) and views."""
-    from m01.remote import root_factory
     settings = get_remote_settings(config.registry)
     prefix = '' if settings.route_prefix == '/' else settings.route_prefix
     config.add_renderer(shapes.RENDERER, shapes.rendererFactory)

@@ -16,8 +16,8 @@ import importlib.resources
 from pyramid.response import Response
 from pyramid.security import NO_PERMISSION_REQUIRED
 
-from m01.remote import ROUTE_NAME
 from m01.remote.interfaces import IRemoteProcessor
+from m01.remote.views.routes import ROUTE_NAME
 
 #: The files, by the view name they are served under.
 ASSETS = {

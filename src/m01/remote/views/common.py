@@ -1,7 +1,6 @@
 """What every management page shares: URLs, the layout, flash messages,
 form parsing and the ``remote_view`` decorator."""
 import json
-import urllib.parse
 
 import venusian
 from pyramid.decorator import reify
@@ -9,7 +8,6 @@ from pyramid.httpexceptions import HTTPBadRequest, HTTPNotFound, HTTPSeeOther
 from pyramid.interfaces import ISessionFactory
 from pyramid.renderers import get_renderer
 from pyramid.response import Response
-from pyramid.traversal import lineage, quote_path_segment
 
 from m01.remote import operations
 from m01.remote.limits import (
@@ -26,8 +24,9 @@ from m01.remote.operations.shapes import finite
 from m01.remote.settings import get_remote_settings
 from m01.remote.views import formatting, waiting
 from m01.remote.views.assets import asset
+from m01.remote.views.routes import ROUTE_NAME, resourceUrl
+from m01.remote.views.sources import QueueSources
 
-ROUTE_NAME = 'm01.remote'
 VIEW_CATEGORY = 'm01.remote'
 
 LAYOUT = 'm01.remote.templates:layout.pt'
@@ -74,23 +73,6 @@ class remote_view:
         if info.scope == 'class' and settings.get('attr') is None:
             settings['attr'] = wrapped.__name__
         return wrapped
-
-
-def resourceUrl(request, resource, *elements, query=None, anchor=None):
-    """The URL of ``resource`` (or of a view of it, given elements) under
-    the management route, whatever its prefix; ``anchor`` the id of an
-    element of its page."""
-    names = [loc.__name__ for loc in lineage(resource)
-             if getattr(loc, '__parent__', None) is not None]
-    names.reverse()
-    names.extend(elements)
-    base = request.route_url(ROUTE_NAME, traverse=()).rstrip('/')
-    url = base + '/' + '/'.join(quote_path_segment(n) for n in names)
-    if query:
-        url += '?' + urllib.parse.urlencode(query, doseq=True)
-    if anchor:
-        url += '#' + urllib.parse.quote(anchor, safe=':')
-    return url
 
 
 def formatTime(value):
@@ -305,8 +287,6 @@ class BaseView:
         ``m01.remote.views.sources``, read through the operator's layer
         once per page. A source set here in its place
         (``BaseView.sources = ...``) serves every page instead."""
-        # Imported here: the sources build their URLs with this module.
-        from m01.remote.views.sources import QueueSources
         return QueueSources(self.request)
 
     @property

@@ -16,6 +16,7 @@ from pyramid.security import NO_PERMISSION_REQUIRED
 from m01.remote import operations
 from m01.remote.queue.counters import OUTCOMES
 from m01.remote.settings import get_remote_settings
+from m01.remote.views.routes import root_factory
 
 ROUTE_NAME = 'm01.remote.metrics'
 CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
@@ -119,7 +120,6 @@ def metricsView(request):
 def includeme(config):
     """Add the metrics route and view as ``m01.remote.metrics`` says;
     before the pages' traversal route, which would match it too."""
-    from m01.remote import root_factory
     settings = get_remote_settings(config.registry)
     if settings.metrics == 'false':
         return

@@ -18,7 +18,8 @@ from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.limits import MAX_FORM_FIELDS, MAX_REQUEST_BODY, shorten
 from m01.remote.settings import get_remote_settings
 from m01.remote.views.api import errorView
-from m01.remote.views.common import ROUTE_NAME, BaseView, template
+from m01.remote.views.common import BaseView, template
+from m01.remote.views.routes import ROUTE_NAME
 
 #: Sent with every response under the route (unless a view set its own):
 #: no page may be framed (its action buttons could be), nothing is

@@ -67,7 +67,7 @@ import datetime
 from m01.remote import operations
 from m01.remote.interfaces import QUEUED, STATI
 from m01.remote.operations.stats import WINDOWS
-from m01.remote.views.common import resourceUrl
+from m01.remote.views.routes import resourceUrl
 
 _LABELS = {'hour': 'Last hour', 'day': 'Last day', 'week': 'Last week'}
 #: The charts' spans, the layer's windows: name -> (label, seconds per

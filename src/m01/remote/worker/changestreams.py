@@ -3,7 +3,7 @@
 A ``ChangeWatcher`` runs one thread per processor and collection while a
 loop needs it (``acquire`` / ``release``, as the lease keeper does). It
 opens a change stream of the collection, hands each change to its
-``onChange`` (``m01.remote.worker.wakeevents`` decides whom a change wakes) and
+``onChange`` (``m01.remote.worker.wakeup`` decides whom a change wakes) and
 calls ``onOpen`` once the stream is open: the loops then make one claim
 round, which finds whatever was committed before the stream began, while
 the stream delivers everything committed after.

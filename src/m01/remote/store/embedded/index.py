@@ -25,7 +25,8 @@ change in place. A drop gives the collection a new dictionary; the next
 claim sees it and builds its indexes again.
 
 Every function here runs under the embedded store's lock (see
-``m01.remote.store``).
+``store.embedded.client``), and only where ``compat.indexed()`` says
+the index fits the mongomock in use.
 """
 import collections
 import copy
@@ -34,6 +35,7 @@ import itertools
 
 import bson
 import pymongo
+from mongomock import filtering, helpers
 
 from m01.remote.queue.updates import orderKey
 from m01.remote.store.embedded.updates import updateInPlace
@@ -46,7 +48,6 @@ OUTDATED_ENTRIES_PER_ENTRY = 2
 def instrument(collection):
     """Give a mongomock collection object the look-up by ``_id`` and the
     change notes the claim index needs (once per object)."""
-    from mongomock.filtering import filter_applies
     if '_iter_documents' in vars(collection):
         return
     scan = collection._iter_documents
@@ -56,7 +57,8 @@ def instrument(collection):
         oid = filter.get('_id') if type(filter) is dict else None
         if isinstance(oid, (bson.ObjectId, str)):
             document = collection._store._documents.get(oid)
-            if document is None or not filter_applies(filter, document):
+            if document is None or \
+                    not filtering.filter_applies(filter, document):
                 return iter(())
             return iter((document,))
         status = filter.get('status') if type(filter) is dict else None
@@ -66,7 +68,7 @@ def instrument(collection):
         # Read before the caller changes any of them.
         documents = state.documents
         return iter([documents[oid] for oid in state.statusIds(status)
-                     if filter_applies(filter, documents[oid])])
+                     if filtering.filter_applies(filter, documents[oid])])
 
     def iterDocuments(filter):
         state = _liveClaimState(collection._store)
@@ -92,7 +94,6 @@ def claimFirst(collection, query, order, update, equal):
     """Update and return (as updated) the first document, in ``order``
     (``(field, direction)`` pairs), of those with the ``equal`` (field,
     value) pairs that match ``query``; None when there is none."""
-    from mongomock.filtering import filter_applies
     state = _claimState(collection._store)
     index = state.index(tuple(equal), tuple(order))
     documents = state.documents
@@ -104,7 +105,7 @@ def claimFirst(collection, query, order, update, equal):
             if index.keys.get(oid) != key:
                 heapq.heappop(heap)           # outdated entry
                 continue
-            if filter_applies(query, documents[oid]):
+            if filtering.filter_applies(query, documents[oid]):
                 return updateOne(collection, {'_id': oid}, update,
                                  returnDocument=True)
             skipped.append(heapq.heappop(heap))   # not due, or not asked
@@ -120,7 +121,6 @@ def updateOne(collection, query, update, returnDocument=False):
     (None when none matched), as ``find_one_and_update`` returns it. The
     queue's updates of one job are applied in place
     (``m01.remote.store.embedded.updates``), others by mongomock."""
-    from mongomock.helpers import make_datetime_timezone_aware_in_document
     modified = updateInPlace(collection, query, update,
                              lambda oid: _noteChanged(collection._store, oid))
     if modified is None:
@@ -135,7 +135,8 @@ def updateOne(collection, query, update, returnDocument=False):
     document = collection._store._documents[query['_id']]
     if collection.codec_options.tz_aware:
         # A copy, its times aware, as mongomock's reads return them.
-        return make_datetime_timezone_aware_in_document(document)
+        return helpers.make_datetime_timezone_aware_in_document(
+            document)
     return copy.deepcopy(document)
 
 

@@ -16,11 +16,12 @@ check, a value of an unexpected type) is left to mongomock: the function
 answers None before it changed anything.
 
 Every function here runs under the embedded store's lock (see
-``m01.remote.store``).
+``store.embedded.client``).
 """
 import numbers
 
 import bson
+from mongomock import filtering, helpers
 
 #: The operators applied here.
 OPERATORS = frozenset(('$set', '$unset', '$inc', '$push'))
@@ -34,8 +35,6 @@ def updateInPlace(collection, query, update, noteChanged):
     was changed, 0 when no document matched, None when the update is not
     one applied here (nothing changed: let mongomock apply it).
     ``noteChanged(oid)`` is told of the change."""
-    from mongomock.filtering import filter_applies
-    from mongomock.helpers import patch_datetime_awareness_in_document
     oid = query.get('_id') if type(query) is dict else None
     if not isinstance(oid, bson.ObjectId) or not _applicable(
             collection, update):
@@ -43,10 +42,10 @@ def updateInPlace(collection, query, update, noteChanged):
     document = collection._store._documents.get(oid)
     if document is None:
         return 0
-    query = patch_datetime_awareness_in_document(query)
-    if not filter_applies(query, document):
+    query = helpers.patch_datetime_awareness_in_document(query)
+    if not filtering.filter_applies(query, document):
         return 0
-    update = patch_datetime_awareness_in_document(update)
+    update = helpers.patch_datetime_awareness_in_document(update)
     if not _fits(document, update):
         return None
     for field, value in update.get('$set', {}).items():
