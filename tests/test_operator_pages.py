@@ -370,7 +370,7 @@ def test_every_confirmation_names_its_action_and_dismisses_with_back(site):
 
 def test_a_delay_items_last_run_and_its_job(site):
     frozen = [formatting.utc(datetime.datetime(2030, 1, 1, 12))]
-    site.rp.clock = site.rp.scheduler.clock = lambda: frozen[0]
+    site.rp.now.clock = site.rp.scheduler.clock = lambda: frozen[0]
     delay = site.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60,
                                         'title': 'Every minute'}))
     cron = site.rp.addScheduler(Cron.fromExpression(
