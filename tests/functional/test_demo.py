@@ -64,6 +64,33 @@ def test_login_opens_the_pages(app):
     assert 'Logged in as admin' in app.get('/').text
 
 
+def test_the_pages_show_the_user_and_log_out(app):
+    login(app)
+    page = app.get('/remote/')
+    assert page.html.find(id='user').find(
+        class_='user-name').get_text(strip=True) == 'admin'
+    logout = page.forms['logout']
+    assert logout.action == '/logout'
+    assert logout.submit(status=303).location == 'http://localhost/'
+    app.get('/remote', status=303)
+
+
+@pytest.mark.parametrize('path', ['/', '/login'])
+def test_the_demos_pages_have_the_pages_look(app, path):
+    page = app.get(path)
+    assert page.html.find('meta', attrs={'name': 'viewport'})[
+        'content'] == 'width=device-width, initial-scale=1'
+    assert page.html.find('link', rel='stylesheet')['href'].endswith(
+        '/remote/m01remote.css')
+    assert page.html.find('header').find(class_='brand')
+    if path == '/login':
+        hint = page.html.find(id='login-hint').get_text(' ', strip=True)
+        assert 'admin / admin with development.ini' in ' '.join(hint.split())
+        assert page.html.find(id='login')['class'] == ['card']
+        assert [label.get_text(strip=True) for label in
+                page.html.find_all('label')] == ['User', 'Password']
+
+
 def test_a_wrong_password_is_refused(app):
     response = login(app, password='guess', status=400)
     assert 'Wrong user or password.' in response.text

@@ -176,6 +176,7 @@ def test_a_cancelled_job_still_running_says_so_and_names_its_thread(site):
     assert 'Cancelled, but still running: thread %s of process' % thread \
         in still
     assert 'until its code returns' in still
+    assert page.html.find(id='cancelled-note') is None
     assert "Its thread still runs it" not in still
     assert 'its thread still runs it' in text(page.html.find(id='attempts'))
     # Its page keeps refreshing itself until the thread lets it go.
@@ -210,6 +211,8 @@ def test_a_cancelled_job_still_running_says_so_and_names_its_thread(site):
     site.rp.monitor.beat()
     page = site.app.get('/remote/jobs/' + jobid)
     assert page.html.find(id='still-running') is None
+    assert text(page.html.find(id='cancelled-note')) == \
+        'Cancelled: it does not run again unless it is retried.'
     assert site.rp.getJobStatus(jobid) == 'cancelled'
 
 
@@ -367,7 +370,7 @@ def test_every_confirmation_names_its_action_and_dismisses_with_back(site):
 
 def test_a_delay_items_last_run_and_its_job(site):
     frozen = [formatting.utc(datetime.datetime(2030, 1, 1, 12))]
-    site.rp.clock = site.rp.scheduler.clock = lambda: frozen[0]
+    site.rp.now.clock = site.rp.scheduler.clock = lambda: frozen[0]
     delay = site.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60,
                                         'title': 'Every minute'}))
     cron = site.rp.addScheduler(Cron.fromExpression(

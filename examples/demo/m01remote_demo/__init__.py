@@ -197,7 +197,7 @@ def render_page(request, title, body, status=200):
         home=html.escape(request.route_url('home')),
         pages=html.escape(pages_url(request)), user=corner,
         stylesheet=html.escape(request.route_url(
-            ROUTE_NAME, traverse=('m01remote.css',))))
+            ROUTE_NAME, traverse='/m01remote.css')))
     return Response(page, status=status, content_type='text/html',
                     charset='utf-8')
 
