@@ -12,6 +12,8 @@
    - A form or link marked data-confirm, which leads to a confirmation
      page, shows that page's form in a dialog instead.
    - A checkbox marked data-select-all selects every row of its form.
+   - A select marked data-factory-select shows only the hint (marked
+     data-factory-hint) of the factory chosen.
 */
 (function () {
   'use strict';
@@ -37,13 +39,23 @@
       return 'now';
     }
     for (var i = 0; i < UNITS.length; i++) {
-      if (distance < UNITS[i][0]) {
-        var count = Math.floor(distance / UNITS[i][1]);
+      var count = Math.floor(distance / UNITS[i][1] + 0.5);
+      if (count * UNITS[i][1] < UNITS[i][0]) {
         var text = count + ' ' + (count === 1 ? UNITS[i][2] : UNITS[i][3]);
         return seconds > 0 ? 'in ' + text : text + ' ago';
       }
     }
     return '';
+  }
+
+  // The server's clock now, as the pages write times: HH:MM:SS UTC.
+  function clockNow() {
+    var now = new Date(Date.now() + skew);
+    function two(n) {
+      return (n < 10 ? '0' : '') + n;
+    }
+    return two(now.getUTCHours()) + ':' + two(now.getUTCMinutes()) + ':'
+      + two(now.getUTCSeconds()) + ' UTC';
   }
 
   function updateTimes(scope) {
@@ -183,7 +195,7 @@
         // The page says how often to look again (a queued job that
         // started is looked at more often).
         live.setAttribute('data-live', again.getAttribute('data-live'));
-        say('Updated ' + new Date().toLocaleTimeString() + '.');
+        say('Updated ' + clockNow() + '.');
         schedule();
       })
       .catch(function () {
@@ -325,4 +337,21 @@
       countSelected(form);
     }
   });
+  // The add-job form: the chosen factory's hint only.
+  function showHint(select) {
+    var hints = document.querySelectorAll('[data-factory-hint]');
+    // None chosen yet: every factory's.
+    for (var i = 0; i < hints.length; i++) {
+      hints[i].hidden = select.value !== '' && hints[i].getAttribute(
+        'data-factory-hint') !== select.value;
+    }
+  }
+
+  var factorySelect = document.querySelector('[data-factory-select]');
+  if (factorySelect) {
+    showHint(factorySelect);
+    factorySelect.addEventListener('change', function () {
+      showHint(factorySelect);
+    });
+  }
 })();

@@ -29,10 +29,13 @@ from m01.remote import interfaces  # noqa: E402
 
 USER = {'X-Site-User': 'operator'}
 #: Pages that need parameters to show themselves rather than redirect.
-QUERIES = {(interfaces.IJobContainer, 'remove'): 'status=completed',
-           (interfaces.IJobContainer, 'bulk'): 'action=cancel&all=1',
+QUERIES = {(interfaces.IJobContainer, 'bulk'): 'action=cancel&all=1',
            (interfaces.IRemoteProcessor, 'control-worker'):
            'process=nobody&action=quiet'}
+#: Pages that answer otherwise than with themselves: the API's address
+#: leads to its index, the metrics' (off here) says how to turn them on.
+STATUSES = {(interfaces.IRemoteProcessor, 'api'): 303,
+            (interfaces.IRemoteProcessor, 'metrics'): 404}
 
 
 def site_packages_check():
@@ -64,7 +67,10 @@ def page_views(registry):
                 isinstance(context, type) and
                 issubclass(context, BaseException)):
             continue   # an error page, not a page of its own
-        pages.add((view['context'], view['name']))
+        # A factory is a job in the factories' container.
+        if view.get('containment') is interfaces.IJobFactoryContainer:
+            context = interfaces.IJobFactoryContainer, 'factory'
+        pages.add((context, view['name']))
     return pages
 
 
@@ -78,6 +84,8 @@ def examples(app, rp):
         interfaces.IJobContainer: prefix + '/jobs',
         interfaces.IJob: prefix + '/jobs/' + jobid,
         interfaces.IJobFactoryContainer: prefix + '/factories',
+        (interfaces.IJobFactoryContainer, 'factory'):
+        prefix + '/factories/greet',
         interfaces.IScheduler: prefix + '/scheduler',
         interfaces.ISchedulerItem: prefix + '/scheduler/' + item.__name__,
     }, jobid
@@ -105,7 +113,8 @@ def check(installed=False):
         if (context, name) in QUERIES:
             path += '?' + QUERIES[context, name]
         response = app.get(path, headers=USER, expect_errors=True)
-        assert response.status_int == 200, (path, response.status)
+        assert response.status_int == STATUSES.get((context, name), 200), (
+            path, response.status)
         if response.content_type == 'text/html':
             assert '</html>' in response.text, path
         rendered.append(path)

@@ -1,23 +1,23 @@
 """Random and hostile requests for the management pages, and a test site
 to send them to.
 
-``FuzzSite`` is a site as ``tests/test_views.py`` builds one (a cookie
-session, ``RemoteUserPolicy``), seeded with jobs in every status and a
-Delay and a Cron item; ``DemoFuzzSite`` is the demo site, logged in
-through its form. ``requests()`` is a hypothesis strategy drawing
-``FuzzRequest`` objects: a path of every page and action and of the
-JSON API (with ids of jobs and items that exist, ids that do not, random
-text, bytes and percent-escapes), a query string and a form (known field
-names and NoSQL-shaped ones, with huge numbers, deep JSON, long strings,
-control characters and invalid UTF-8), sent logged in or anonymous,
-POSTs mostly with the session's valid CSRF token so that the handlers
-are reached.
+``FuzzSite`` is a site as ``tests/functional/test_views.py`` builds one
+(a cookie session, ``RemoteUserPolicy``), seeded with jobs in every
+status and a Delay and a Cron item; ``DemoFuzzSite`` is the demo site,
+logged in through its form. ``requests()`` is a hypothesis strategy
+drawing ``FuzzRequest`` objects: a path of every page and action and of
+the JSON API (with ids of jobs and items that exist, ids that do not,
+random text, bytes and percent-escapes), a query string and a form
+(known field names and NoSQL-shaped ones, with huge numbers, deep JSON,
+long strings, control characters and invalid UTF-8), sent logged in or
+anonymous, POSTs mostly with the session's valid CSRF token so that the
+handlers are reached.
 
 ``FuzzSite.send`` sends one through the WSGI application directly (no
 client-side URL handling, so any byte reaches the server), keeps the
 cookies the site sets, and returns a ``Sent`` record. Used by
-``tests/test_fuzz.py`` (a short run) and ``benchmarks/fuzz_pages.py``
-(a long one).
+``tests/functional/test_fuzz.py`` (a short run) and
+``benchmarks/fuzz_pages.py`` (a long one).
 """
 import dataclasses
 import http.cookies
@@ -41,7 +41,7 @@ MAX_RESPONSE = 2 * 1024 * 1024
 
 # Every page and action; {job} and {item} are filled with an id.
 PATHS = (
-    '', 'jobs', 'jobs/add', 'jobs/remove', 'factories', 'scheduler',
+    '', 'jobs', 'jobs/add', 'factories', 'scheduler', 'api', 'metrics',
     'scheduler/add-delay', 'scheduler/add-cron', 'start-processor',
     'stop-processor', 'start-scheduler', 'stop-scheduler',
     'jobs/{job}', 'jobs/{job}/cancel', 'jobs/{job}/retry',
@@ -54,7 +54,8 @@ PATHS = (
     'jobs/bulk', 'control-worker', 'factories/echo/pause',
     'factories/echo/resume',
     # The JSON API.
-    'api/overview', 'api/stats', 'api/csrf', 'api/openapi.json', 'api/jobs',
+    'api/', 'api/overview', 'api/stats', 'api/csrf', 'api/openapi.json',
+    'api/jobs',
     'api/jobs/bulk', 'api/jobs/{job}', 'api/jobs/{job}/cancel',
     'api/jobs/{job}/retry', 'api/factories', 'api/factories/echo/pause',
     'api/factories/echo/resume', 'api/scheduler', 'api/scheduler/{item}',
@@ -65,6 +66,7 @@ FIELDS = (
     'name', 'input', 'status', 'page', 'sort', 'order', 'jobName', 'title',
     'description', 'delay', 'retryDelay', 'minute', 'hour', 'dayOfMonth',
     'month', 'dayOfWeek', 'timezone', 'expression', 'active', 'keep-input',
+    'at', 'priority', 'timeout', 'key',
     'came_from', 'csrf_token', 'shown', 'span', 'q', 'job', 'all',
     'action', 'process', 'window', 'pageSize',
 )
@@ -111,7 +113,7 @@ _names = st.one_of(st.sampled_from(FIELDS), st.sampled_from(FIELDS),
                    st.sampled_from(NOSQL_FIELDS),
                    st.text(min_size=1, max_size=12))
 # The actions take a POST, the pages a GET; other methods now and then.
-ACTIONS = ('add', 'remove', 'processor', 'scheduler', 'cancel', 'retry',
+ACTIONS = ('add', 'processor', 'scheduler', 'cancel', 'retry',
            'delete', 'edit', 'toggle', 'run', 'add-delay', 'add-cron',
            'bulk', 'control-worker', 'pause', 'resume', 'deactivate',
            'quiet', 'stop')

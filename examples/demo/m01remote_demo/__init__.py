@@ -156,12 +156,13 @@ PAGE = """<!DOCTYPE html>
 <head>
   <meta charset="utf-8">
   <meta name="viewport" content="width=device-width, initial-scale=1">
-  <title>{title} - m01.remote demo</title>
+  <title>{title} – m01.remote demo</title>
   <link rel="stylesheet" href="{stylesheet}">
 </head>
 <body>
 <header><nav aria-label="Sections"><a class="brand" href="{home}">m01.remote
-demo</a></nav></header>
+demo</a><a class="tab" href="{pages}">Management pages</a>{user}</nav>
+</header>
 <main>
 <h1>{title}</h1>
 {body}
@@ -170,14 +171,33 @@ demo</a></nav></header>
 </html>
 """
 
+USER = (
+    '<div class="user" id="user"><span class="user-name">{user}</span>'
+    '<form method="post" action="{logout}" class="inline" id="logout">'
+    '<input type="hidden" name="csrf_token" value="{token}">'
+    '<button type="submit" class="link">Log out</button></form></div>')
+LOGIN_LINK = '<div class="user" id="user"><a class="tab" href="{login}">' \
+    'Log in</a></div>'
+
 
 def render_page(request, title, body, status=200):
-    """A page of the demo in the add-on's look (its stylesheet)."""
+    """A page of the demo in the add-on's look: its stylesheet, its
+    header with the signed-in user and the logout (or a login link)."""
+    user = request.authenticated_userid
+    if user is None:
+        corner = LOGIN_LINK.format(
+            login=html.escape(request.route_url('login')))
+    else:
+        corner = USER.format(
+            user=html.escape(user),
+            logout=html.escape(request.route_url('logout')),
+            token=html.escape(get_csrf_token(request)))
     page = PAGE.format(
         title=html.escape(title), body=body,
         home=html.escape(request.route_url('home')),
+        pages=html.escape(pages_url(request)), user=corner,
         stylesheet=html.escape(request.route_url(
-            ROUTE_NAME, traverse=('m01remote.css',))))
+            ROUTE_NAME, traverse='/m01remote.css')))
     return Response(page, status=status, content_type='text/html',
                     charset='utf-8')
 
@@ -188,22 +208,23 @@ def pages_url(request):
 
 def welcome_view(request):
     user = request.authenticated_userid
-    link = '<p><a href="%s">The management pages</a></p>' % html.escape(
-        pages_url(request))
     if user is None:
-        state = ('<p>Log in to manage the queue: <a href="%s">log in</a>'
-                 '</p>' % html.escape(request.route_url('login')))
+        state = ('<p>Log in to manage the queue: <a class="button" '
+                 'href="%s">Log in</a></p>'
+                 % html.escape(request.route_url('login')))
     else:
-        state = (
-            '<form method="post" action="%s"><p>Logged in as %s. '
-            '<input type="hidden" name="csrf_token" value="%s">'
-            '<button type="submit">Log out</button></p></form>' % (
-                html.escape(request.route_url('logout')), html.escape(user),
-                html.escape(get_csrf_token(request))))
-    body = ('<p>A remote processing queue stored in MongoDB. This demo has '
-            'an <code>echo</code>, a <code>sleep</code> and an always '
-            'failing <code>fail</code> job, an echo every minute and a '
-            'sleep every five minutes.</p>' + link + state)
+        state = ('<p>Logged in as %s: <a class="button" '
+                 'href="%s">Open the management pages</a></p>'
+                 % (html.escape(user), html.escape(pages_url(request))))
+    body = (
+        '<div class="card"><p class="nomargin-top">A remote processing '
+        'queue stored in MongoDB. This demo has an <code>echo</code>, a '
+        '<code>sleep</code>, a <code>steps</code> and an always failing '
+        '<code>fail</code> job, an echo every minute and a sleep every '
+        'five minutes.</p>%s'
+        '<p class="help">The management pages: <a href="%s">%s</a></p>'
+        '</div>' % (state, html.escape(pages_url(request)),
+                    html.escape(pages_url(request))))
     return render_page(request, 'm01.remote', body)
 
 
@@ -222,7 +243,7 @@ def safe_came_from(request, came_from):
 
 
 LOGIN_HINT = (
-    '<p class="hint">The demo has one user, named by the '
+    '<p class="help" id="login-hint">The demo has one user, named by the '
     '<code>demo.user</code> and <code>demo.password</code> settings: '
     '<code>admin</code> / <code>admin</code> with '
     '<code>development.ini</code>.</p>')
@@ -230,18 +251,24 @@ LOGIN_HINT = (
 
 def login_form(request, came_from, message='', status=200):
     body = (
-        '%s%s<form method="post" action="%s">'
+        '%s<form method="post" action="%s" class="card" id="login">'
         '<input type="hidden" name="csrf_token" value="%s">'
         '<input type="hidden" name="came_from" value="%s">'
-        '<p><label>User <input name="login" autocomplete="username">'
-        '</label></p>'
-        '<p><label>Password <input type="password" name="password" '
-        'autocomplete="current-password"></label></p>'
-        '<p><button type="submit">Log in</button></p></form>' % (
+        '%s'
+        '<div class="field"><label for="login-user">User</label>'
+        '<input type="text" id="login-user" name="login" '
+        'autocomplete="username" autocapitalize="none" spellcheck="false">'
+        '</div>'
+        '<div class="field"><label for="login-password">Password</label>'
+        '<input type="password" id="login-password" name="password" '
+        'autocomplete="current-password"></div>'
+        '<p class="actions"><button type="submit">Log in</button></p>'
+        '</form>' % (
             '<p role="alert" class="flash flash-error">%s</p>'
-            % html.escape(message) if message else '', LOGIN_HINT,
+            % html.escape(message) if message else '',
             html.escape(request.route_url('login')),
-            html.escape(get_csrf_token(request)), html.escape(came_from)))
+            html.escape(get_csrf_token(request)), html.escape(came_from),
+            LOGIN_HINT))
     return render_page(request, 'Log in', body, status)
 
 
@@ -423,6 +450,8 @@ def main(global_config, **settings):
     """The demo WSGI application (``use = egg:m01remote_demo``)."""
     user, password, secret = demo_settings(settings)
     demo_url(settings)          # a bad one fails at start
+    # The management pages offer the demo's logout beside its user.
+    settings.setdefault('m01.remote.logout_url', '/logout')
     config = Configurator(settings=settings)
     config.registry.demo_login = {'user': user, 'password': password,
                                   'throttle': LoginThrottle()}

@@ -81,6 +81,7 @@ class RemoteSettings:
     socket_timeout: float = SOCKET_TIMEOUT
     connect_timeout: float = CONNECT_TIMEOUT
     server_selection_timeout: float = SERVER_SELECTION_TIMEOUT
+    logout_url: str = None
 
     @property
     def embedded(self):
@@ -290,6 +291,21 @@ def _route_prefix(value):
     return value if value == '/' else value.rstrip('/')
 
 
+def _logout_url(value):
+    if value is None or isinstance(value, str) and not value.strip():
+        return None     # the site has no logout the pages could offer
+    value = _text(value)
+    parts = urllib.parse.urlsplit(value)
+    local = value.startswith('/') and not value.startswith('//') \
+        and not parts.scheme and not parts.netloc
+    remote = parts.scheme in ('http', 'https') and parts.netloc
+    if not (local or remote) or any(char.isspace() or char in '"<>\\'
+                                    for char in value):
+        raise ValueError('expected the URL of the site\'s logout, a path '
+                         'such as /logout or an http(s) URL')
+    return value
+
+
 #: setting key (after the prefix) -> (RemoteSettings field, parser)
 OPTIONS = {
     'uri': ('uri', _uri),
@@ -321,6 +337,7 @@ OPTIONS = {
     'connect_timeout': ('connect_timeout', _positive_seconds),
     'server_selection_timeout': ('server_selection_timeout',
                                  _positive_seconds),
+    'logout_url': ('logout_url', _logout_url),
 }
 
 

@@ -272,10 +272,11 @@ def pageCases(cases, rp, stored):
     page('add: HTML input', 'POST', add,
          {'name': HTML, 'input': '"%s"' % HTML.replace('"', '\\"')},
          expect=(303,))
-    page('remove: processing jobs', 'POST', '/remote/jobs/remove',
-         {'status': 'processing'}, expect=(400,))
-    page('remove: HTML status', 'GET', '/remote/jobs/remove',
-         {'status': HTML}, expect=(400,))
+    page('bulk delete: processing jobs', 'POST', '/remote/jobs/bulk',
+         {'action': 'delete', 'status': 'processing', 'all': '1'},
+         expect=(303,))
+    page('bulk delete: HTML status', 'GET', '/remote/jobs/bulk',
+         {'action': 'delete', 'status': HTML, 'all': '1'}, expect=(400,))
     cron = '/remote/scheduler/add-cron'
     for label, fields in (
             ('minute 61', {'minute': '61'}),

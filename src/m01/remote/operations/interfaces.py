@@ -78,12 +78,37 @@ class IQueueQueries(zope.interface.Interface):
         active or the inactive ones, given ``active``), the active ones
         first, by next call time."""
 
+    def delayLastRuns(items):
+        """``{itemid: (callTime, jobid)}`` of the Delay items of
+        ``items`` whose last run's job is found: the call before their
+        next one (``delay`` seconds before it) and the job the scheduler
+        added for it."""
+
     def workers(limit=200):
         """The processes that beat, most recently seen first: each its
         heartbeat (host, pid, processor, origin, kinds, threads, jobs
         with their lease expiry, started, seen) with its ``id``, its
         ``state`` ('running', 'quiet', 'stopping', 'stopped', 'gone') and
         the ``control`` an operator sent it."""
+
+    def capacity():
+        """What decides whether a due job is claimed now
+        (``waits.Capacity``): the paused factories, each concurrency
+        limit and how many of its slots are taken, the worker threads of
+        the processes alive and how many run a job, and which process and
+        thread runs each job their heartbeats list."""
+
+    def waitReasons(job, capacity=None):
+        """Why the queued ``job`` is not running yet, the reason to act
+        on first first (``waits.reasons``: inactive, due later, its
+        factory paused or at its concurrency limit, no worker, every
+        worker quiet, every thread busy); ``[]`` when nothing holds it;
+        None for a job that is not queued."""
+
+    def position(job, capacity=None):
+        """How many due jobs are claimed before the queued ``job``
+        (at most ``waits.MAX_POSITION``); None for a job that is not
+        queued."""
 
     def countsByFactory():
         """``{factory: {status: count}}`` of every job, in one

@@ -5,13 +5,17 @@ charts. Every answer is bounded: listings are paged (at most
 id at most ``MAX_LOOKUP`` in one query.
 """
 import dataclasses
+import datetime
 import math
 
+import bson
 import pymongo
 import zope.interface
 
+from m01.remote import interfaces
+from m01.remote.interfaces import QUEUED
 from m01.remote.job import jobClassKey
-from m01.remote.operations import stats
+from m01.remote.operations import stats, waits
 from m01.remote.operations.filters import (
     JobFilter,
     JobPage,
@@ -20,6 +24,7 @@ from m01.remote.operations.filters import (
 )
 from m01.remote.operations.interfaces import IQueueQueries
 from m01.remote.queue.containers import toObjectId
+from m01.remote.scheduler import jobIdFor
 from m01.remote.worker.heartbeats import processState
 
 #: Scheduler items one page lists, at most.
@@ -28,6 +33,42 @@ MAX_ITEMS_PAGE = 500
 MAX_WORKERS = 200
 #: Jobs looked up by id at once, at most.
 MAX_LOOKUP = 500
+#: Seconds after a Delay item's call its job is looked for, at most, and
+#: the jobs of its factory created then looked at.
+DELAY_RUN_WINDOW = 60
+DELAY_RUN_CANDIDATES = 20
+#: How far the clock of the process that made a job may be behind.
+CLOCK_SLACK = datetime.timedelta(seconds=1)
+#: How long after a Delay item's run was due a scheduler may have made
+#: it (its poll interval and then some), in the milliseconds BSON keeps.
+DELAY_LATENESS_MS = 5000
+
+
+def _runOf(itemid, called, candidates):
+    """The id among ``candidates`` that the scheduler gives the run of
+    the item ``itemid`` it made at ``called``, due up to
+    ``DELAY_LATENESS_MS`` before; None when none is."""
+    if not candidates:
+        return None
+    millisecond = datetime.timedelta(milliseconds=1)
+    for late in range(DELAY_LATENESS_MS + 1):
+        jobid = jobIdFor(itemid, called - late * millisecond)
+        if jobid in candidates:
+            return jobid
+    return None
+
+
+def _clockMade(oid, created):
+    """Whether the ObjectId ``oid`` was made from the clock when the job
+    was created (as every id but the scheduler's is)."""
+    if not isinstance(oid, bson.ObjectId) or created is None:
+        return True
+    made = oid.generation_time.replace(tzinfo=None)
+    if created.tzinfo is not None:
+        created = created.astimezone(datetime.timezone.utc).replace(
+            tzinfo=None)
+    return abs((made - created).total_seconds()) <= \
+        CLOCK_SLACK.total_seconds() * 5
 
 
 @dataclasses.dataclass
@@ -156,6 +197,43 @@ class QueueQueries:
             skip=(page - 1) * pageSize, limit=pageSize, match=match)
         return total, items
 
+    def delayLastRuns(self, items):
+        """``{itemid: (callTime, jobid)}`` of the Delay items of ``items``
+        whose last run's job is found.
+
+        A Delay item runs ``delay`` seconds after the call that last ran
+        it, so that call was at ``nextCallTime - delay``, and its job was
+        created then, under the id the scheduler derives from the item
+        and the time the run was due (``scheduler.jobIdFor``), which was
+        at most ``DELAY_LATENESS`` before the call. The jobs of the
+        item's factory created then whose ids were not made from the
+        clock (as every other job's are) are the candidates; the one
+        whose id the item's due times give is the run's. One query per
+        item, and the ids of its due times hashed until one matches."""
+        found = {}
+        for item in items:
+            delay = getattr(item, 'delay', None)
+            if not delay or item.nextCallTime is None or \
+                    interfaces.ICron.providedBy(item):
+                continue
+            called = item.nextCallTime - datetime.timedelta(seconds=delay)
+            window = datetime.timedelta(
+                seconds=min(delay, DELAY_RUN_WINDOW))
+            candidates = {
+                str(document['_id']) for document in
+                self.processor.jobsCollection.find(
+                    {'name': item.jobName,
+                     'created': {'$gte': called - CLOCK_SLACK,
+                                 '$lte': called + window}},
+                    {'_id': 1, 'created': 1}).sort(
+                        [('created', pymongo.ASCENDING)]).limit(
+                            DELAY_RUN_CANDIDATES)
+                if not _clockMade(document['_id'], document['created'])}
+            jobid = _runOf(item.__name__, called, candidates)
+            if jobid is not None:
+                found[item.__name__] = (called, jobid)
+        return found
+
     def workers(self, limit=MAX_WORKERS):
         """The processes that beat (``worker.heartbeats``), the most recently
         seen first, each a dict of its heartbeat with its ``id`` and its
@@ -193,6 +271,42 @@ class QueueQueries:
                       state=processState(beat, control, now),
                       control=(control or {}).get('action'))
         return worker
+
+    def capacity(self):
+        """What decides whether a due job is claimed now (a
+        ``waits.Capacity``): the paused factories, the concurrency limits
+        and their slots taken, the worker threads alive and busy, and the
+        thread running each job the heartbeats list."""
+        factories = self.processor.jobFactories
+        caps = {}
+        for name in sorted(factories.cappedNames()):
+            try:
+                limit = factories.factory(name).concurrency
+            except KeyError:
+                continue          # removed meanwhile
+            if limit:
+                caps[name] = (limit, self.processor.slots.running(name))
+        return waits.capacityOf(self.workers(),
+                                factories.pausedNames(fresh=True), caps)
+
+    def waitReasons(self, job, capacity=None):
+        """Why the queued ``job`` is not running yet (``waits.reasons``);
+        None for a job that is not queued."""
+        if job.status != QUEUED:
+            return None
+        return waits.reasons(job, capacity or self.capacity(),
+                             self.processor.now())
+
+    def position(self, job, capacity=None):
+        """How many due jobs a free thread claims before the queued, due
+        ``job`` (its paused factories' left out), at most
+        ``waits.MAX_POSITION``; None for a job that is not queued."""
+        if job.status != QUEUED:
+            return None
+        query = waits.aheadQuery(job, capacity or self.capacity(),
+                                 self.processor.now())
+        return self.processor.jobsCollection.count_documents(
+            query, limit=waits.MAX_POSITION)
 
     def countsByFactory(self):
         return stats.statusCounts(self.processor.jobsCollection)

@@ -18,10 +18,25 @@ import time
 import pymongo.errors
 
 from m01.remote.queue.containers import toObjectId
-from m01.remote.store import failure
 
 logger = logging.getLogger('m01.remote')
 
+
+
+def isTimeout(error):
+    """Whether ``error`` is a call that waited for an answer as long as
+    its client allows (``socketTimeout``): the server, or the network to
+    it, does not answer. A refused or reset connection, or no server to
+    send the call to, is not: those are told at once."""
+    return isinstance(error, pymongo.errors.NetworkTimeout)
+
+
+def failure(operation, error):
+    """``operation`` (what a loop was doing: "claiming jobs") and what
+    became of it, for a log line."""
+    if isTimeout(error):
+        return '%s timed out (%s)' % (operation, error)
+    return '%s failed (%s)' % (operation, error)
 
 class EndedJobs:
     """What follows the jobs a lease keeper recovered or stopped: their
@@ -65,6 +80,7 @@ class LeaseKeeper:
         self._claims = {}
         self._deadlines = {}
         self._expires = {}
+        self._threads = {}
         self._lock = threading.Lock()
         self._users = 0
         self._stop = threading.Event()
@@ -80,11 +96,21 @@ class LeaseKeeper:
     def interval(self):
         return max(self.leaseTime / 3.0, 0.05)
 
+    def holdClaims(self, claims):
+        """Fence the attempts ``claims`` (``(oid, claim)`` pairs) of a
+        unit of work and renew their leases for another ``leaseTime``
+        (``IJobWrites.holdClaims``): the ids of those whose claim was
+        lost."""
+        until = self.now() + datetime.timedelta(seconds=self.leaseTime)
+        return self.jobWrites.holdClaims(claims, until)
+
     def add(self, jobid, claim, deadline=None):
         """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
-        discarded; end it as timed out at ``deadline``."""
+        discarded; end it as timed out at ``deadline``. The thread calling
+        is named as the job's (the one that runs it calls last)."""
         with self._lock:
             self._claims[jobid] = claim
+            self._threads[jobid] = threading.current_thread().name
             self._expires[jobid] = self.now() + datetime.timedelta(
                 seconds=self.leaseTime)
             if deadline is not None:
@@ -102,6 +128,7 @@ class LeaseKeeper:
                 self._claims.pop(jobid, None)
                 self._deadlines.pop(jobid, None)
                 self._expires.pop(jobid, None)
+                self._threads.pop(jobid, None)
 
     @property
     def claims(self):
@@ -173,10 +200,13 @@ class LeaseKeeper:
         return stalled
 
     def running(self):
-        """``[(jobid, leaseExpires)]`` of the jobs this process runs, the
-        expiry as this keeper last set it."""
+        """``[(jobid, leaseExpires, thread)]`` of the jobs this process
+        runs, the expiry as this keeper last set it, and the name of the
+        thread running the job: an operator sees which thread a job holds
+        (a cancelled one too, until its code returns)."""
         with self._lock:
-            return sorted(self._expires.items())
+            return sorted((jobid, expires, self._threads.get(jobid))
+                          for jobid, expires in self._expires.items())
 
     def renew(self):
         until = self.now() + datetime.timedelta(seconds=self.leaseTime)

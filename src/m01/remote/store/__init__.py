@@ -52,9 +52,10 @@ def connect(uri, socketTimeout=SOCKET_TIMEOUT, connectTimeout=CONNECT_TIMEOUT,
     ``m01.remote.*_timeout`` settings): ``socketTimeout`` for an answer
     to arrive, ``connectTimeout`` to open a connection (and for the
     driver's checks of the server), ``serverSelectionTimeout`` to find
-    the server. A call that passes the socket timeout raises an
-    ``isTimeout`` error, a ``ConnectionFailure``. The same option in the
-    URI (``socketTimeoutMS`` and so on) or in ``options`` wins.
+    the server. A call that passes the socket timeout raises a
+    ``NetworkTimeout`` (``queue.leases.isTimeout``), a
+    ``ConnectionFailure``. The same option in the URI
+    (``socketTimeoutMS`` and so on) or in ``options`` wins.
     """
     options.setdefault('tz_aware', True)
     options.setdefault('tzinfo', UTC)
@@ -93,22 +94,6 @@ def socketTimeoutOf(database):
     if isEmbedded(database):
         return None
     return database.client.options.pool_options.socket_timeout
-
-
-def isTimeout(error):
-    """Whether ``error`` is a call that waited for an answer as long as
-    its client allows (``socketTimeout``): the server, or the network to
-    it, does not answer. A refused or reset connection, or no server to
-    send the call to, is not: those are told at once."""
-    return isinstance(error, pymongo.errors.NetworkTimeout)
-
-
-def failure(operation, error):
-    """``operation`` (what a loop was doing: "claiming jobs") and what
-    became of it, for a log line."""
-    if isTimeout(error):
-        return '%s timed out (%s)' % (operation, error)
-    return '%s failed (%s)' % (operation, error)
 
 
 def uriOf(database):

@@ -34,6 +34,7 @@ from m01.remote.views.routes import root_factory
 
 #: route name -> (pattern after the prefix, {method: view name})
 ROUTES = {
+    'index': ('/api/', {'GET': 'index'}),
     'overview': ('/api/overview', {'GET': 'overview'}),
     'stats': ('/api/stats', {'GET': 'stats'}),
     'csrf': ('/api/csrf', {'GET': 'csrf'}),
@@ -130,6 +131,29 @@ class ApiViews:
             raise bad(e)
 
     # reads
+
+    def index(self):
+        """What the API offers: each path with its methods and what it
+        does (as the OpenAPI document says), and where that document and
+        the pages are."""
+        base = self.request.route_url(routeName('index')).rstrip('/')
+        base = base[:-len('/api')]
+        endpoints = []
+        for path, methods in spec()['paths'].items():
+            endpoint = {'path': path,
+                        'methods': sorted(method.upper()
+                                          for method in methods),
+                        'summary': '; '.join(
+                            operation.get('summary', '')
+                            for operation in methods.values())}
+            if '{' not in path and 'get' in methods:
+                endpoint['url'] = base + path
+            endpoints.append(endpoint)
+        return {'title': 'The JSON API of m01.remote',
+                'openapi': self.request.route_url(routeName('openapi')),
+                'pages': base + '/',
+                'csrf': self.request.route_url(routeName('csrf')),
+                'endpoints': endpoints}
 
     def overview(self):
         data = self.queries.overview()

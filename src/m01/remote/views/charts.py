@@ -38,26 +38,36 @@ def _number(value):
 
 
 def _clock(value, seconds):
-    """A time, with its weekday when the chart spans ``seconds`` of a
-    day or more."""
+    """A time, with its day when the chart spans ``seconds`` of a day or
+    more (a week starts and ends on the same weekday)."""
     if seconds >= 86400:
-        return value.strftime('%a %H:%M')
+        return '%s %d %s' % (value.strftime('%a'), value.day,
+                             value.strftime('%b %H:%M'))
     return value.strftime('%H:%M')
+
+
+def _series(entry):
+    """``(name, values, cssClass, description)`` of a series entry."""
+    name, values, cls = entry[:3]
+    return name, values, cls, entry[3] if len(entry) > 3 else ''
 
 
 def stackedBars(series, bucketSeconds, end, title, unit='jobs'):
     """The geometry of a bar chart of the periods ending at ``end``,
     each ``bucketSeconds`` long, the series stacked.
 
-    ``series`` is ``[(name, values, cssClass)]``, every ``values`` list
-    as long as the others (the oldest period first). Returns ``{'width',
-    'height', 'title', 'desc', 'empty', 'bars', 'grid', 'labels'}``:
-    bars ``{'x', 'y', 'w', 'h', 'cls', 'tip'}`` and gridlines ``{'y',
-    'label'}`` in SVG units, the top one first, and the times of the
-    start, the middle and the end.
+    ``series`` is ``[(name, values, cssClass[, description])]``, every
+    ``values`` list as long as the others (the oldest period first).
+    Returns ``{'width', 'height', 'title', 'desc', 'empty', 'bars',
+    'grid', 'labels', 'legend'}``: bars ``{'x', 'y', 'w', 'h', 'cls',
+    'tip'}`` and gridlines ``{'y', 'label'}`` in SVG units, the top one
+    first, the times of the start, the middle and the end, and the
+    legend: what each colour counts, ``{'name', 'cls', 'description',
+    'total'}``.
     """
+    series = [_series(entry) for entry in series]
     counts = len(series[0][1]) if series else 0
-    totals = [sum(values[index] for _name, values, _cls in series)
+    totals = [sum(values[index] for _name, values, _cls, _d in series)
               for index in range(counts)]
     peak = max(totals, default=0)
     top = niceMax(peak)
@@ -74,9 +84,9 @@ def stackedBars(series, bucketSeconds, end, title, unit='jobs'):
             _clock(begins, spanSeconds),
             _clock(begins + period, min(spanSeconds, bucketSeconds)),
             ', '.join('%s %s' % (_number(values[index]), name)
-                      for name, values, _cls in series))
+                      for name, values, _cls, _d in series))
         base = HEIGHT - BOTTOM
-        for _name, values, cls in series:
+        for _name, values, cls, _d in series:
             value = values[index]
             if value <= 0:
                 continue
@@ -92,15 +102,18 @@ def stackedBars(series, bucketSeconds, end, title, unit='jobs'):
     labels = [_clock(start + period * index, spanSeconds)
               for index in ((0, counts // 2, counts) if counts else ())]
     sums = ', '.join('%s %s' % (_number(sum(values)), name)
-                     for name, values, _cls in series)
+                     for name, values, _cls, _d in series)
     desc = ('%s from %s to %s UTC, in periods of %s: %s; at most %s in '
             'one period.' % (unit.capitalize(), _clock(start, spanSeconds),
                              _clock(end, spanSeconds), _period(bucketSeconds),
                              sums,
                              _number(peak))) if counts else 'No data.'
+    legend = [{'name': name, 'cls': cls, 'description': description,
+               'total': _number(sum(values))}
+              for name, values, cls, description in series]
     return {'width': WIDTH, 'height': HEIGHT, 'title': title, 'desc': desc,
             'empty': not counts or peak == 0, 'bars': bars, 'grid': grid,
-            'labels': labels}
+            'labels': labels, 'legend': legend}
 
 
 def _period(seconds):

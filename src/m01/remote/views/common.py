@@ -22,7 +22,7 @@ from m01.remote.limits import (
 )
 from m01.remote.operations.shapes import finite
 from m01.remote.settings import get_remote_settings
-from m01.remote.views import formatting
+from m01.remote.views import formatting, waiting
 from m01.remote.views.assets import asset
 from m01.remote.views.routes import ROUTE_NAME, resourceUrl
 from m01.remote.views.sources import QueueSources
@@ -216,12 +216,43 @@ def confirmation(message, back, action=None, button='Confirm',
     the hidden ``fields`` (``(name, value)`` pairs) and the CSRF token;
     ``button`` labels its button, red when ``danger``; ``rows`` are
     ``(label, value)`` pairs shown in a table (counts, say); ``back`` is
-    where "Cancel" leads. With the script, the page asking shows the form
-    in a dialog; without it, the page is shown.
+    where "Back" leads. The button names the action ("Delete job"), the
+    one dismissing it never does. With the script, the page asking shows
+    the form in a dialog; without it, the page is shown.
     """
     return {'message': message, 'back': back, 'action': action,
             'button': button, 'danger': danger, 'detail': detail,
             'fields': list(fields), 'rows': list(rows)}
+
+
+#: Pages a pager links on either side of the current one.
+PAGER_SPAN = 2
+
+
+def pager(page, pages, urlFor, asked=None, total=None, first=None,
+          last=None, noun='jobs'):
+    """The view-model of a pager (the ``pager`` macro): page ``page`` of
+    ``pages``, ``urlFor(n)`` the URL of page n. ``asked`` is the page
+    asked for, when it was past the last (the page then says so).
+    ``links`` are the first and last pages and those around this one,
+    ``{'number', 'url', 'current'}``, a gap where pages are left out
+    (``number`` None)."""
+    shown = sorted({1, pages} | set(range(max(1, page - PAGER_SPAN),
+                                          min(pages, page + PAGER_SPAN) + 1)))
+    links, before = [], 0
+    for number in shown:
+        if number > before + 1:
+            links.append({'number': None, 'url': None, 'current': False})
+        links.append({'number': number, 'current': number == page,
+                      'url': urlFor(number)})
+        before = number
+    return {
+        'page': page, 'pages': pages, 'total': total, 'first': first,
+        'last': last, 'noun': noun, 'links': links if pages > 1 else [],
+        'previous': urlFor(page - 1) if page > 1 else None,
+        'next': urlFor(page + 1) if page < pages else None,
+        'pastEnd': asked if asked is not None and asked > pages else None,
+    }
 
 
 FLASH_QUEUES = ('error', 'success', 'info')
@@ -289,9 +320,25 @@ class BaseView:
         return resourceUrl(self.request, self.processor, name,
                            query={'v': asset(name).digest})
 
-    def url(self, resource, *elements, **query):
+    def url(self, resource, *elements, _anchor=None, **query):
         return resourceUrl(self.request, resource, *elements,
-                           query=query or None)
+                           query=query or None, anchor=_anchor)
+
+    @property
+    def signedIn(self):
+        """The site's signed-in user (``authenticated_userid``), or None.
+        """
+        userid = self.request.authenticated_userid
+        return None if userid is None else shorten(str(userid), 80)
+
+    @property
+    def logoutUrl(self):
+        """The site's logout (``m01.remote.logout_url``), or None."""
+        return get_remote_settings(self.request.registry).logout_url
+
+    def apiUrl(self, name):
+        """The URL of the JSON API's ``name`` ('' for its index)."""
+        return resourceUrl(self.request, self.processor, 'api', name)
 
     #: The navigation tab of the page.
     section = None
@@ -308,6 +355,7 @@ class BaseView:
                 for key, title, url in items]
 
     formatTime = staticmethod(formatTime)
+    endedButRunning = staticmethod(waiting.endedButRunning)
     duration = staticmethod(formatting.duration)
     formatJSON = staticmethod(formatJSON)
     formatValue = staticmethod(formatValue)

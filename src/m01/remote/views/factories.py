@@ -1,11 +1,63 @@
-"""The job factories page: names, classes, the defaults each job gets,
-and pausing or resuming a factory."""
-import dataclasses
-
+"""The job factories page: each factory with its state (taking jobs or
+paused, its concurrency limit), its jobs counted by status, what its
+jobs get by default, and pausing or resuming it after a confirmation."""
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.views.common import BaseView, remote_view, template
+from m01.remote.views.common import (
+    BaseView,
+    confirmation,
+    formatValue,
+    remote_view,
+    template,
+)
+from m01.remote.views.formatting import duration
+
+#: The statuses the page counts a factory's jobs in, with their label.
+COUNTED = ((interfaces.QUEUED, 'queued'),
+           (interfaces.PROCESSING, 'processing'),
+           (interfaces.ERROR, 'in error'))
+#: Characters of a default value the summary shows.
+SHOWN_DEFAULT = 60
+
+
+def _seconds(value):
+    """A setting in seconds as the page writes it: "5 s", "1 min 30 s".
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return formatValue(value, SHOWN_DEFAULT)
+    return '%g s' % value if value < 60 else duration(value)
+
+
+def defaultsSummary(defaults):
+    """What a factory's jobs get, in words: ``[(label, text)]``, the
+    attempts always, the rest only where it differs from a plain job.
+    (Its default input is among all the defaults only: a job added
+    without an input has none.)"""
+    attempts = defaults.get('maxRetries')
+    text = 'at most %s' % attempts
+    if attempts != 1:
+        retry = 'retried %s after a failure' % _seconds(
+            defaults.get('retryDelay'))
+        if defaults.get('retryBackoff') == 'exponential':
+            retry += ', doubling each time'
+        if defaults.get('retryDelayMax') is not None:
+            retry += ' up to %s' % _seconds(defaults['retryDelayMax'])
+        if defaults.get('retryJitter'):
+            retry += ', moved up to %g %% either way' % (
+                defaults['retryJitter'] * 100)
+        text += ', %s' % retry
+    summary = [('Attempts', text)]
+    if defaults.get('priority'):
+        summary.append(('Priority', '%+d' % defaults['priority']))
+    if defaults.get('timeout'):
+        summary.append(('Timeout', _seconds(defaults['timeout'])))
+    if defaults.get('title'):
+        summary.append(('Title', formatValue(defaults['title'],
+                                             SHOWN_DEFAULT)))
+    if defaults.get('active') is False:
+        summary.append(('Added', 'inactive'))
+    return summary
 
 
 @view_defaults(context=interfaces.IJobFactoryContainer,
@@ -16,9 +68,30 @@ class FactoriesView(BaseView):
 
     @remote_view(request_method='GET')
     def list(self):
-        factories = [dict(dataclasses.asdict(info),
-                          url=self.url(self.context, info.name))
-                     for info in self.queries.factories()]
+        counts = self.queries.countsByFactory()
+        capacity = self.queries.capacity()
+        rp = self.processor
+        factories = []
+        for info in self.queries.factories():
+            jobs = counts.get(info.name, {})
+            limit, running = capacity.caps.get(info.name, (None, 0))
+            factories.append({
+                'name': info.name, 'className': info.className,
+                'doc': info.doc, 'paused': info.paused,
+                'concurrency': info.concurrency, 'slotsTaken': running,
+                'defaults': info.defaults,
+                'summary': defaultsSummary(dict(info.defaults)),
+                'counts': [(label, jobs[status],
+                            self.url(rp.jobs, status=status,
+                                     name=info.name))
+                           for status, label in COUNTED
+                           if jobs.get(status)],
+                'total': sum(jobs.values()),
+                'jobsUrl': self.url(rp.jobs, name=info.name),
+                'addUrl': self.url(rp.jobs, 'add', name=info.name),
+                'switchUrl': self.url(self.context, info.name,
+                                      'resume' if info.paused
+                                      else 'pause')})
         return {'title': 'Job factories', 'factories': factories}
 
 
@@ -37,7 +110,44 @@ class FactoryView(BaseView):
                        'error')
         else:
             self.flash(message % name)
-        return self.redirect(self.context.__parent__)
+        return self.redirect(self.context.__parent__,
+                             _anchor='factory-' + name)
+
+    def _confirm(self, pause):
+        name = self.context.__name__
+        back = self.url(self.context.__parent__,
+                        _anchor='factory-' + name)
+        paused = self.queries.factory(name).paused
+        title = '%s a factory' % ('Pause' if pause else 'Resume')
+        if paused == pause:
+            return {'title': title, 'confirm': confirmation(
+                'Job factory %s is %s already.'
+                % (name, 'paused' if paused else 'not paused'), back)}
+        if pause:
+            confirm = confirmation(
+                'Pause job factory %s?' % name, back,
+                action=self.url(self.context, 'pause'),
+                button='Pause factory', danger=False,
+                detail='No process claims its jobs until it is resumed: '
+                'they wait, queued. The jobs running now finish.')
+        else:
+            confirm = confirmation(
+                'Resume job factory %s?' % name, back,
+                action=self.url(self.context, 'resume'),
+                button='Resume factory', danger=False,
+                detail='Its queued jobs are claimed again, in their '
+                'order.')
+        return {'title': title, 'confirm': confirm}
+
+    @remote_view(name='pause', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmPause(self):
+        return self._confirm(True)
+
+    @remote_view(name='resume', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmResume(self):
+        return self._confirm(False)
 
     @remote_view(name='pause', request_method='POST', require_csrf=True)
     def pause(self):

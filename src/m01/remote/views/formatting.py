@@ -72,14 +72,16 @@ def exact(value):
 
 def relative(value, now):
     """How far ``value`` is from ``now`` in a few characters: "now",
-    "12 s ago", "in 5 min", "3 days ago"."""
+    "12 s ago", "in 5 min", "3 days ago". Rounded to the nearest unit
+    (1 min 44 s ago is "2 min ago"), so that it agrees with a duration
+    beside it."""
     seconds = (utc(value) - utc(now)).total_seconds()
     distance = abs(seconds)
     if distance < 1:
         return 'now'
     for limit, unit, singular, plural in _UNITS:
-        if limit is None or distance < limit:
-            count = int(distance // unit)
+        count = int(distance / unit + 0.5)
+        if limit is None or count * unit < limit:
             text = (singular if count == 1 else plural) % count
             break
     return 'in %s' % text if seconds > 0 else '%s ago' % text

@@ -16,15 +16,18 @@ DELAY_FIELDS = ('delay',)
 CRON_LISTS = ('minute', 'hour', 'dayOfMonth', 'month', 'dayOfWeek')
 CRON_FIELDS = CRON_LISTS + ('timezone',)
 
+#: The fields typed as numbers; the weekdays are ticked by name.
 CRON_FORM_FIELDS = (
     ('minute', 'Minutes', '0–59'),
     ('hour', 'Hours', '0–23'),
     ('dayOfMonth', 'Days of month', '1–31'),
     ('month', 'Months', '1–12'),
-    # As the item stores them (datetime.weekday()); the expression counts
-    # as crontab does, from Sunday.
-    ('dayOfWeek', 'Weekdays', '0–6: Monday is 0, Sunday 6'),
 )
+#: The weekdays' names, in the order the item numbers them
+#: (``datetime.weekday()``: Monday is 0). The form never shows those
+#: numbers: the expression's count (crontab's, from Sunday) is the only
+#: one an operator reads.
+WEEKDAYS = ('Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun')
 
 #: Names a time zone field offers (the IANA zones of the installed
 #: database, without its aliases for POSIX rules).
@@ -92,6 +95,15 @@ def parseCronList(text, name):
     return sorted(values)
 
 
+def parseWeekdays(names):
+    """The weekdays ticked (their names) as the item numbers them; [] for
+    none (any day)."""
+    if len(names) > len(WEEKDAYS) or \
+            not all(name in WEEKDAYS for name in names):
+        raise ValueError('Tick weekdays among %s.' % ', '.join(WEEKDAYS))
+    return sorted({WEEKDAYS.index(name) for name in names})
+
+
 def fieldOfError(message, fields):
     for name in ERROR_FIELDS:
         if name in fields and re.search(r'\b%s\b' % name, message):
@@ -120,6 +132,8 @@ def itemValues(item):
         for name in CRON_LISTS:
             values[name] = '' if item.expression else ','.join(
                 str(v) for v in getattr(item, name))
+        values['dayOfWeek'] = [] if item.expression else [
+            WEEKDAYS[day] for day in item.dayOfWeek]
         values['timezone'] = '' if item.timezone == 'UTC' else item.timezone
     return values
 
@@ -151,6 +165,8 @@ class ItemForm:
             DELAY_FIELDS if self.kind == 'delay'
             else CRON_FIELDS + ('expression',))
         values = {name: params.get(name, '') for name in names}
+        if self.kind == 'cron':
+            values['dayOfWeek'] = params.getall('dayOfWeek')
         values['active'] = bool(params.get('active'))
         values['keep-input'] = (self.item is not None
                                 and params.get('keep-input') == '1'
@@ -179,8 +195,9 @@ class ItemForm:
             if timezone:
                 data['timezone'] = timezone
             for name in CRON_LISTS:
-                self._parse(data, name,
-                            functools.partial(parseCronList, name=name))
+                parse = parseWeekdays if name == 'dayOfWeek' else \
+                    functools.partial(parseCronList, name=name)
+                self._parse(data, name, parse)
         return data
 
     def _parse(self, data, name, parse):

@@ -74,8 +74,9 @@ def _attempt(number, record):
     }
 
 
-def attempts(job, now):
-    """The attempts of the job, newest first, a running one on top."""
+def attempts(job, now, holder=None):
+    """The attempts of the job, newest first, a running one on top (its
+    thread named when ``holder``, the process running it, is known)."""
     records = [record for record in (job.attempts or ())
                if isinstance(record, dict)]
     shown = [_attempt(number, record)
@@ -83,7 +84,9 @@ def attempts(job, now):
     if job.status == interfaces.PROCESSING:
         shown.append({
             'number': len(records) + 1, 'outcome': RUNNING,
-            'worker': job.worker, 'thread': None, 'started': job.picked,
+            'worker': job.worker,
+            'thread': holder.get('thread') if holder else None,
+            'started': job.picked,
             'ended': None, 'seconds': between(job.picked, now),
             'error': '', 'traceback': '',
             'leaseExpires': job.leaseExpires})
@@ -122,10 +125,11 @@ def logLines(job):
     return [splitStamp(line) for line in lines[-SHOWN_LOG_LINES:]]
 
 
-def liveSeconds(job, now):
+def liveSeconds(job, now, holder=None):
     """How often the script refreshes the page: while the job may still
-    change by itself (it runs, or it is queued); None once it ended."""
-    if job.status == interfaces.PROCESSING:
+    change by itself (it runs, or it is queued, or a thread still runs it
+    though it ended: ``holder``); None once it ended."""
+    if job.status == interfaces.PROCESSING or holder is not None:
         return LIVE_RUNNING
     if job.status == interfaces.QUEUED and job.active:
         due = job.retryTime is None or job.retryTime <= now
@@ -137,3 +141,12 @@ def jobProgress(job):
     """The progress bar's view-model while the job runs or after it
     stopped short (cancelled, failed); None when it reported none."""
     return progress(job)
+
+
+def attemptsText(job):
+    """How many attempts failed of those the job may make (its
+    ``maxRetries`` counts every attempt, the first too)."""
+    failed = job.retryCounter or 0
+    allowed = job.maxRetries or 0
+    return '%d failed, of at most %d attempt%s' % (
+        failed, allowed, '' if allowed == 1 else 's')

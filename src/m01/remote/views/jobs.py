@@ -1,19 +1,23 @@
-"""The job pages: the paged list with its search, removing jobs and the
-bulk actions (each after a confirmation), adding a job, the detail page
-of a job and its actions.
+"""The job pages: the paged list with its search and the bulk actions
+(each after a confirmation), adding a job, the detail page of a job and
+its actions.
 
-The list, the remove and the bulk forms read their parameters strictly
+One way to each action: jobs are cancelled, retried or deleted many at
+once by the bulk form only (the rows chosen, or every job the filter
+shows), one at a time on the job's page; each asks first, on the same
+confirmation page (a dialog with the script).
+
+The list and the bulk form read their parameters strictly
 (``m01.remote.operations``): an unknown or malformed one is a 400 naming
-it, and a remove or bulk action changes the jobs chosen (statuses, rows)
-or, only when the form says ``all``, every job the filter shows.
+it, and a bulk action changes the rows chosen or, only when the form
+says ``all``, every job the filter shows.
 """
-import dataclasses
-
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 from webob.multidict import MultiDict
 
 from m01.remote import interfaces
+from m01.remote.job import DuplicateJobKeyError
 from m01.remote.limits import quote, shorten
 from m01.remote.operations import (
     BULK_LIMITS,
@@ -23,7 +27,7 @@ from m01.remote.operations import (
 )
 from m01.remote.operations.filters import MAX_PAGE, flagParam
 from m01.remote.queue.updates import DELETABLE, MAX_ATTEMPTS
-from m01.remote.views import jobpage
+from m01.remote.views import common, jobform, jobpage, waiting
 from m01.remote.views.common import (
     BaseView,
     Shown,
@@ -32,7 +36,6 @@ from m01.remote.views.common import (
     echoed,
     intParam,
     jsonDownload,
-    parseJSON,
     remote_view,
     template,
 )
@@ -50,8 +53,7 @@ ORDERS = ('desc', 'asc')
 DEFAULT_FILTERS = {'sort': 'created', 'order': 'desc'}
 #: The parameters of the list beside the filter's.
 LIST_PARAMS = ('sort', 'order', 'page')
-#: Those of the remove and bulk forms (the token when posted).
-REMOVE_PARAMS = ('all', 'csrf_token')
+#: Those of the bulk form (the token when posted).
 BULK_PARAMS = ('sort', 'order', 'csrf_token')
 DONE = {'cancel': 'Cancelled', 'retry': 'Queued again', 'delete': 'Deleted'}
 #: What a bulk action does, said on its confirmation.
@@ -74,13 +76,6 @@ def parsed(parse, *args):
         return parse(*args)
     except ValueError as e:
         raise HTTPBadRequest(str(e))
-
-
-def _pairs(params):
-    """Query parameters as (name, value) pairs, lists spread out."""
-    for name, value in params.items():
-        for one in value if isinstance(value, list) else [value]:
-            yield name, one
 
 
 def filterRows(selected):
@@ -130,101 +125,29 @@ class JobsView(BaseView):
         shown = self.queries.jobs(selected, filters['sort'],
                                   filters['order'] == 'desc', page,
                                   PAGE_SIZE)
+        capacity = self.queries.capacity()
+        rows = []
+        for job in shown.jobs:
+            row = jobRow(job, self.now, filters['sort'])
+            row['waits'] = waiting.waitNotes(
+                self, job, self.queries.waitReasons(job, capacity))
+            row['stillRunning'] = waiting.stillRunning(
+                self, job, waiting.holderOf(job, capacity))
+            rows.append(row)
+        asked = page
         page, pages = shown.page, shown.pages
-        pager = {
-            'page': page, 'pages': pages, 'total': shown.total,
-            'first': shown.first, 'last': shown.last,
-            'previous': self.pageUrl(selected, filters, page - 1)
-            if page > 1 else None,
-            'next': self.pageUrl(selected, filters, page + 1)
-            if page < pages else None,
-            'firstUrl': self.pageUrl(selected, filters, 1) if page > 1
-            else None,
-            'lastUrl': self.pageUrl(selected, filters, pages)
-            if page < pages else None,
-        }
+        pager = common.pager(
+            page, pages, lambda n: self.pageUrl(selected, filters, n),
+            asked=asked, total=shown.total, first=shown.first,
+            last=shown.last)
         return {'title': 'Jobs', 'live': LIVE_LIST,
                 'jobs': shown.jobs, 'filters': filters,
-                'rows': [jobRow(job, self.now, filters['sort'])
-                         for job in shown.jobs],
+                'rows': rows,
                 'timeLabel': TIME_LABELS[filters['sort']],
                 'pager': pager, 'stati': STATI, 'sorts': SORT_FIELDS,
                 'factoryNames': self.queries.factoryNames(),
-                'removable': REMOVABLE,
                 'search': self.sources.jobSearch(self.request),
-                'bulk': self.sources.bulkActions(self.request, filters),
-                'removeMatching': self.removeMatching(selected,
-                                                      shown.total)}
-
-    @staticmethod
-    def removeMatching(selected, total):
-        """Every job this filter shows removed at once, where the remove
-        does just that (one removable status, whatever the factory and
-        the search): the status and how many jobs match; None
-        otherwise."""
-        if len(selected.statuses) != 1 or not total or \
-                selected.statuses[0] not in REMOVABLE:
-            return None
-        return {'status': selected.statuses[0], 'total': total}
-
-    def _removeFilter(self, params):
-        """``(selected, removable, every)`` of a remove form: the filter
-        sent; the jobs it removes, less the processing ones (a processing
-        job is cancelled, not removed), or None when the form chose no
-        status and not every status (``all``); and whether it did."""
-        selected = parsed(JobFilter.fromParams, params, REMOVE_PARAMS)
-        every = parsed(flagParam, params, 'all')
-        if selected.statuses == (interfaces.PROCESSING,):
-            raise HTTPBadRequest('Processing jobs are not removed: cancel '
-                                 'them first.')
-        if every:
-            selected = dataclasses.replace(selected, statuses=())
-        elif not selected.statuses:
-            return selected, None, False
-        return selected, selected.without((interfaces.PROCESSING,))[0], every
-
-    @remote_view(name='remove', request_method='GET',
-                 renderer=template('confirm'))
-    def confirmRemove(self):
-        selected, removable, every = self._removeFilter(self.request.GET)
-        back = self.url(self.context, **selected.params())
-        if removable is None:
-            return {'title': 'Remove jobs', 'confirm': confirmation(
-                'Choose the statuses of the jobs to remove, or every '
-                'status.', back)}
-        counts = self.queries.countByStatus(removable)
-        rows = [(status, '{:,}'.format(counts[status]))
-                for status in removable.statuses if counts.get(status)]
-        total = sum(counts.get(status, 0) for status in removable.statuses)
-        if not total:
-            return {'title': 'Remove jobs', 'confirm': confirmation(
-                'No job matches: there is nothing to remove.', back)}
-        detail = ('The jobs that match when you confirm go (the counts may '
-                  'have changed by then); a processing job never does.')
-        if total > BULK_LIMITS['delete']:
-            detail += (' A removal takes at most %s jobs: remove again for '
-                       'the rest.' % '{:,}'.format(BULK_LIMITS['delete']))
-        return {'title': 'Remove jobs', 'confirm': confirmation(
-            'This removes %s jobs for good:' % '{:,}'.format(total), back,
-            action=self.url(self.context, 'remove'),
-            button='Remove %s jobs' % '{:,}'.format(total),
-            fields=sorted(_pairs(selected.params())) + (
-                [('all', '1')] if every else []),
-            rows=[(name, value) for name, value in filterRows(selected)
-                  if name != 'Status'] + rows, detail=detail)}
-
-    @remote_view(name='remove', request_method='POST', require_csrf=True)
-    def remove(self):
-        selected, removable, every = self._removeFilter(self.request.POST)
-        if removable is None:
-            raise HTTPBadRequest('Choose the statuses of the jobs to '
-                                 'remove, or every status (all).')
-        result = self.actions.bulk('delete', removable, all=every)
-        message = 'Removed %d jobs.' % result.done
-        if result.more:
-            message += ' More match: remove again to go on.'
-        self.flash(message)
-        return self.redirect(self.context, **selected.params())
+                'bulk': self.sources.bulkActions(self.request, filters)}
 
     def _bulk(self, params):
         """The ``BulkRequest`` of a bulk form. Its filter is the list's;
@@ -262,12 +185,15 @@ class JobsView(BaseView):
         if count > BULK_LIMITS[action]:
             detail += (' Each time at most %s jobs: apply again for the '
                        'rest.' % '{:,}'.format(BULK_LIMITS[action]))
+        rows = filterRows(selected)
+        if jobids is None and not rows:
+            rows = [('Filter', 'none: every job')]
         return {'title': title, 'confirm': confirmation(
             '%s %s jobs?' % (name, '{:,}'.format(count)), back,
             action=self.url(self.context, 'bulk'),
             button='%s %s jobs' % (name, '{:,}'.format(count)),
             danger=danger, detail=detail, fields=request.params(),
-            rows=[('Jobs', chosen)] + filterRows(selected))}
+            rows=[('Jobs', chosen)] + rows)}
 
     @remote_view(name='bulk', request_method='POST', require_csrf=True)
     def bulk(self):
@@ -283,11 +209,14 @@ class JobsView(BaseView):
         self.flash(message)
         return self.redirect(self.context, **request.jobFilter.params())
 
-    def _addForm(self, name='', input='', errors=None):
+    def _addForm(self, name='', values=None, errors=None):
         self.section = 'add'
+        infos = self.queries.factories()
         return {'title': 'Add a job',
-                'factoryNames': self.queries.factoryNames(),
-                'name': name, 'input': input, 'errors': errors or {}}
+                'factoryNames': [info.name for info in infos],
+                'hints': jobform.factoryHints(infos),
+                'name': name, 'values': values or {},
+                'errors': errors or {}}
 
     @remote_view(name='add', request_method='GET',
                  renderer=template('job_add'))
@@ -298,28 +227,41 @@ class JobsView(BaseView):
                  renderer=template('job_add'))
     def add(self):
         name = self.request.POST.get('name', '')
-        text = self.request.POST.get('input', '')
-        errors = {}
+        form = jobform.JobForm(self.request.POST)
+        errors = form.errors
         if not name:
             errors['name'] = 'Choose a job factory.'
         elif name not in self.queries.factoryNames():
             errors['name'] = 'There is no job factory %s.' % quote(name)
-        try:
-            input = parseJSON(text)
-        except ValueError as e:
-            errors['input'] = str(e)
+        input, options = form.options()
         if not errors:
             try:
-                jobid = self.actions.addJob(name, input)
+                jobid = self.actions.addJob(name, input,
+                                            onDuplicateKey='raise',
+                                            **options)
+            except DuplicateJobKeyError as e:
+                errors['key'] = 'Job %s holds this key: it is queued or ' \
+                    'running. A key is unique among those.' % e.jobid
             except ValueError as e:
-                errors['input'] = str(e)
+                errors[_fieldOf(str(e))] = str(e)
         if errors:
             self.invalid()
-            values = {'name': name, 'input': text}
+            values = dict(form.values, name=name)
             echoed(values, errors)
-            return self._addForm(values['name'], values['input'], errors)
+            return self._addForm(values.pop('name'), values, errors)
         self.flash('Job %s added.' % jobid)
         return self.redirect(self.context, jobid)
+
+
+def _fieldOf(message):
+    """The add-job form's field an error of the queue is about."""
+    for name in ('priority', 'timeout', 'delay', 'key'):
+        if message.lower().startswith(name) or \
+                ('job %s' % name) in message.lower():
+            return name
+    if message.startswith('at ') or 'a time (at)' in message:
+        return 'at'
+    return 'input'
 
 
 @view_defaults(context=interfaces.IJob, containment=interfaces.IJobContainer)
@@ -331,7 +273,10 @@ class JobView(BaseView):
     def detail(self):
         job = self.context
         errors, errorCount = jobpage.shownErrors(job)
-        attempts = jobpage.attempts(job, self.now)
+        capacity = self.queries.capacity()
+        holder = waiting.holderOf(job, capacity)
+        attempts = jobpage.attempts(job, self.now, holder)
+        reasons = self.queries.waitReasons(job, capacity)
         times = [('Created', job.created), ('Queued', job.queued),
                  ('Started', job.picked), ('Ended', job.completed)]
         if job.status == interfaces.QUEUED:
@@ -348,9 +293,19 @@ class JobView(BaseView):
                 'attempts': attempts, 'maxAttempts': MAX_ATTEMPTS,
                 'log': jobpage.logLines(job),
                 'errors': errors, 'errorCount': errorCount,
-                'times': times, 'live': jobpage.liveSeconds(job, self.now),
+                'times': times,
+                'live': jobpage.liveSeconds(job, self.now, holder),
+                'waits': waiting.waitNotes(self, job, reasons),
+                'position': waiting.positionText(
+                    self.queries.position(job, capacity))
+                if reasons == [] else '',
+                'stillRunning': waiting.stillRunning(self, job, holder),
+                'thread': waiting.threadName(holder)
+                if holder is not None else None,
+                'attemptsText': jobpage.attemptsText(job),
                 'tags': tags(job, self.now),
-                'cancelHelp': jobpage.CANCEL_HELP.get(job.status, ''),
+                'cancelHelp': jobpage.CANCEL_HELP.get(job.status, '')
+                if job.status == interfaces.PROCESSING else '',
                 'canCancel': job.status in (interfaces.QUEUED,
                                             interfaces.PROCESSING),
                 'canRetry': job.status in (interfaces.ERROR,
@@ -384,6 +339,47 @@ class JobView(BaseView):
         else:
             self.flash(done)
         return self.redirect(self.context)
+
+    @remote_view(name='cancel', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmCancel(self):
+        job = self.context
+        back = self.url(job)
+        if job.status not in (interfaces.QUEUED, interfaces.PROCESSING):
+            confirm = confirmation(
+                'Job %s is %s: only a queued or processing job is '
+                'cancelled.' % (self.named(), job.status), back)
+        else:
+            confirm = confirmation(
+                'Cancel job %s?' % self.named(), back,
+                action=self.url(job, 'cancel'), button='Cancel job',
+                danger=False,
+                detail=jobpage.CANCEL_HELP.get(job.status, ''))
+        return {'title': 'Cancel a job', 'confirm': confirm}
+
+    @remote_view(name='retry', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmRetry(self):
+        job = self.context
+        back = self.url(job)
+        if job.status not in (interfaces.ERROR, interfaces.CANCELLED):
+            confirm = confirmation(
+                'Job %s is %s: only a job in error or cancelled is '
+                'retried.' % (self.named(), job.status), back)
+        else:
+            detail = ('It is queued again, due now, with all its attempts '
+                      'to make; its errors and earlier attempts stay on its '
+                      'page.')
+            holder = waiting.holderOf(job, self.queries.capacity())
+            if holder is not None:
+                detail += (' Mind that %s still runs it: retried now, it '
+                           'may run twice at once.'
+                           % waiting.threadName(holder))
+            confirm = confirmation(
+                'Retry job %s now?' % self.named(), back,
+                action=self.url(job, 'retry'), button='Retry job',
+                danger=holder is not None, detail=detail)
+        return {'title': 'Retry a job', 'confirm': confirm}
 
     @remote_view(name='cancel', request_method='POST', require_csrf=True)
     def cancel(self):

@@ -3,8 +3,9 @@ latest failures, and the threads of the web process serving the page."""
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
+from m01.remote.operations import waits
 from m01.remote.operations.actions import STOP_TIMEOUT
-from m01.remote.views import charts, sources
+from m01.remote.views import charts, sources, waiting
 from m01.remote.views.common import (
     BaseView,
     choiceParam,
@@ -15,6 +16,20 @@ from m01.remote.views.common import (
 from m01.remote.views.jobrows import jobRow
 
 LATEST_ERRORS = 10
+
+
+class _DueJob:
+    """Any job due now, of no factory in particular: what holds every
+    due job (no worker, every thread busy)."""
+
+    status = interfaces.QUEUED
+    active = True
+    retryTime = None
+    retryCounter = 0
+    name = None
+
+
+_DUE = _DueJob()
 #: Seconds between two refreshes of the page by the script.
 LIVE_OVERVIEW = 10
 
@@ -64,9 +79,44 @@ class OverviewView(BaseView):
             'factoryStats': self.sources.factoryStats(rp, self.now, span),
             'workers': workers,
             'alive': sum(1 for p in workers['processes'] if p['alive']),
+            'endedRunning': [job for p in workers['processes']
+                             if p['alive'] for job in p['jobs']
+                             if self.endedButRunning(job)],
             'failures': [jobRow(job, self.now, 'completed') for job in
                          queries.latestFailures(LATEST_ERRORS)],
+            'holds': self.holds(),
         }
+
+    def holds(self):
+        """What holds the due jobs, in words: ``[(text, link)]``, the
+        factories paused or at their limit with due jobs, and the worker
+        threads when none takes them (``IQueueQueries.capacity``)."""
+        queries = self.queries
+        capacity = queries.capacity()
+        due = {name: count for name, (count, _oldest)
+               in queries.backlog().items() if count}
+        rp = self.context
+        holds = []
+        for name in sorted(set(due) & capacity.paused):
+            holds.append(('%s due job%s of the paused factory %s'
+                          % ('{:,}'.format(due[name]),
+                             '' if due[name] == 1 else 's', name),
+                          ('resume it', self.url(
+                              rp.jobFactories, _anchor='factory-' + name))))
+        for name, (limit, running) in sorted(capacity.caps.items()):
+            if due.get(name) and running >= limit and \
+                    name not in capacity.paused:
+                holds.append(('%s due job%s of %s, which runs at most %d '
+                              'at once' % ('{:,}'.format(due[name]),
+                                           '' if due[name] == 1 else 's',
+                                           name, limit), None))
+        if not sum(count for name, count in due.items()
+                   if name not in capacity.paused):
+            return holds
+        reasons = waits.reasons(_DUE, capacity, self.now)
+        for note in waiting.waitNotes(self, _DUE, reasons):
+            holds.append((note['text'], note['link']))
+        return holds
 
     @staticmethod
     def chart(activity):
@@ -75,10 +125,15 @@ class OverviewView(BaseView):
             return None
         label = sources.SPANS[activity['span']][0]
         return charts.stackedBars(
-            [('completed', activity['completed'], 'bar'),
-             ('failed', activity['failed'], 'bar failures')],
+            [('completed', activity['completed'], 'bar',
+              'attempts that completed: each one a job completed'),
+             ('failed', activity['failed'], 'bar failures',
+              'attempts that failed, timed out or lost their worker, '
+              'retried or not: a job that ends in error counts once for '
+              'each of its attempts')],
             activity['bucketSeconds'], activity['end'],
-            'Jobs completed and failed, %s' % label.lower())
+            'Attempts completed and failed, %s' % label.lower(),
+            unit='attempts')
 
     def _switch(self, kind, running, message):
         self.actions.switchThreads(kind, running)
@@ -98,7 +153,8 @@ class OverviewView(BaseView):
         else:
             confirm = confirmation(
                 'Stop the %s of this web process?' % what, back,
-                action=self.url(self.context, action), button='Stop it',
+                action=self.url(self.context, action),
+                button='Stop the %s' % what,
                 detail='What it runs now finishes first (this page waits '
                 'up to %g s; the thread ends once it is done). Workers '
                 'and schedulers in other processes go on.' % STOP_TIMEOUT)

@@ -38,9 +38,10 @@ def pages_root_factory(request):
     return processor
 
 
-def resourceUrl(request, resource, *elements, query=None):
+def resourceUrl(request, resource, *elements, query=None, anchor=None):
     """The URL of ``resource`` (or of a view of it, given elements) under
-    the management route, whatever its prefix."""
+    the management route, whatever its prefix; ``anchor`` the id of an
+    element of its page."""
     names = [loc.__name__ for loc in lineage(resource)
              if getattr(loc, '__parent__', None) is not None]
     names.reverse()
@@ -49,4 +50,6 @@ def resourceUrl(request, resource, *elements, query=None):
     url = base + '/' + '/'.join(quote_path_segment(n) for n in names)
     if query:
         url += '?' + urllib.parse.urlencode(query, doseq=True)
+    if anchor:
+        url += '#' + urllib.parse.quote(anchor, safe=':')
     return url

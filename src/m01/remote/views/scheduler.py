@@ -8,17 +8,20 @@ from m01.remote import interfaces
 from m01.remote.limits import MAX_NAME, shorten
 from m01.remote.operations.filters import MAX_PAGE
 from m01.remote.scheduler import jobIdFor
+from m01.remote.scheduler.items import DEFAULT_RETRY_DELAY
 from m01.remote.views.common import (
     BaseView,
     confirmation,
     intParam,
     jsonDownload,
+    pager,
     remote_view,
     template,
 )
 from m01.remote.views.cronwords import describe
 from m01.remote.views.itemform import (
     CRON_FORM_FIELDS,
+    WEEKDAYS,
     ItemForm,
     itemValues,
     kindOf,
@@ -42,18 +45,27 @@ class SchedulerBase(BaseView):
     def itemRows(self, items):
         """The view-models of items on the scheduler's pages.
 
-        A Cron item's ``lastRun`` is the run before its next one and the
-        job of that run, found by the id the scheduler gives it
-        (``jobIdFor``), the jobs of all the items in one query: ``{'due',
-        'jobid', 'job'}`` (``job`` None when there is none: the item was
-        added or changed since, the run was missed while no scheduler
-        ran, or the job was removed); None for a Delay item."""
+        An item's ``lastRun`` is the run before its next one and the job
+        of that run: ``{'due', 'jobid', 'job', 'kind'}``. A Cron item's is
+        found by the id the scheduler gives its job (``jobIdFor``), the
+        jobs of all the items in one query (``job`` None when there is
+        none: the item was added or changed since, the run was missed
+        while no scheduler ran, or the job was removed). A Delay item's
+        run was ``delay`` seconds before its next one, its job the one the
+        scheduler added then (``IQueueQueries.delayLastRuns``); None when
+        none is found (it has not run since it was added or changed)."""
         lastRuns = {}
         for item in items:
             due = previousCall(item)
             if due is not None:
                 lastRuns[item.__name__] = {
-                    'due': due, 'jobid': jobIdFor(item.__name__, due)}
+                    'due': due, 'jobid': jobIdFor(item.__name__, due),
+                    'kind': 'cron'}
+        delays = self.queries.delayLastRuns(
+            [item for item in items if kindOf(item) == 'delay'])
+        for itemid, (called, jobid) in delays.items():
+            lastRuns[itemid] = {'due': called, 'jobid': jobid,
+                                'kind': 'delay'}
         jobs = self.queries.jobsById(
             [run['jobid'] for run in lastRuns.values()])
         for run in lastRuns.values():
@@ -80,7 +92,8 @@ class SchedulerBase(BaseView):
                 'row': None if item is None else self.itemRows([item])[0],
                 'factoryNames': self.queries.factoryNames(),
                 'timezones': timezoneNames() if kind == 'cron' else (),
-                'cronFields': CRON_FORM_FIELDS}
+                'cronFields': CRON_FORM_FIELDS, 'weekdays': WEEKDAYS,
+                'defaultLock': DEFAULT_RETRY_DELAY}
 
 
 @view_defaults(context=interfaces.IScheduler)
@@ -100,13 +113,14 @@ class SchedulerView(SchedulerBase):
                 'shown', '')
         active = queries.schedulerItems(1, 1, active=True)[0] if total \
             else 0
+        first = (page - 1) * ITEMS_PAGE + 1
         return {'title': 'Scheduler', 'items': items, 'total': total,
                 'pauseAll': {'active': active, 'inactive': total - active},
-                'page': page, 'pages': pages,
-                'previous': self.url(self.context, page=page - 1)
-                if page > 1 else None,
-                'next': self.url(self.context, page=page + 1)
-                if page < pages else None}
+                'pager': pager(
+                    page, pages, lambda n: self.url(self.context, page=n)
+                    if n > 1 else self.url(self.context), total=total,
+                    first=first, last=first + len(items) - 1,
+                    noun='items')}
 
     @remote_view(name='pause-all', request_method='GET',
                  renderer=template('confirm'))
@@ -120,7 +134,8 @@ class SchedulerView(SchedulerBase):
         if not count:
             message = ('No scheduler item is active.' if pause
                        else 'Every scheduler item is active.')
-            return {'title': 'Pause all' if pause else 'Resume all',
+            return {'title': 'Deactivate all' if pause
+                    else 'Activate all',
                     'confirm': confirmation(message, back)}
         if pause:
             confirm = confirmation(
@@ -128,7 +143,7 @@ class SchedulerView(SchedulerBase):
                 back, action=self.url(self.context, 'pause-all'),
                 button='Deactivate %d items' % count,
                 detail='No job is added for them until they are activated '
-                'again; jobs added already are not touched. Resume all '
+                'again; jobs added already are not touched. Activate all '
                 'activates every item, those inactive before too.',
                 rows=[(shorten(item.title or item.__name__), 'active')
                       for item in items])
@@ -141,7 +156,7 @@ class SchedulerView(SchedulerBase):
                 'made up.',
                 rows=[(shorten(item.title or item.__name__), 'inactive')
                       for item in items])
-        return {'title': 'Pause all' if pause else 'Resume all',
+        return {'title': 'Deactivate all' if pause else 'Activate all',
                 'confirm': confirm}
 
     @remote_view(name='pause-all', request_method='POST', require_csrf=True)

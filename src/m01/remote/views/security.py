@@ -56,10 +56,39 @@ class ErrorView(BaseView):
         super().__init__(context, request)
         self.status = getattr(context, 'code', 400)
         self.title = getattr(context, 'title', 'Bad Request')
+        self.links = []
         if isinstance(context, UnicodeDecodeError):
             self.detail = 'The request is not valid UTF-8.'
         else:
             self.detail = getattr(context, 'detail', None) or ''
+        if isinstance(context, HTTPNotFound) and \
+                self.detail in ('', request.path_info):
+            self.detail, self.links = self.notFound()
+
+    def notFound(self):
+        """What a 404 of a path no view answers says, and where to go:
+        ``(detail, [(label, url)])``."""
+        request = self.request
+        traversed = tuple(getattr(request, 'traversed', None) or ())
+        name = shorten(getattr(request, 'view_name', '') or '', 80)
+        rp = self.processor
+        if traversed == ('jobs',) and name:
+            return ('There is no job %s. It may have been deleted (by hand, '
+                    'or with the jobs of a filter), or the address is '
+                    'mistyped.' % name,
+                    [('Search the jobs for it',
+                      self.url(rp.jobs, q=name)),
+                     ('All jobs', self.url(rp.jobs))])
+        if traversed == ('scheduler',) and name:
+            return ('There is no scheduler item %s: it may have been '
+                    'deleted.' % name,
+                    [('The scheduler items', self.url(rp.scheduler))])
+        if traversed == ('factories',) and name:
+            return ('There is no job factory %s: the application registers '
+                    'them as it starts.' % name,
+                    [('The job factories', self.url(rp.jobFactories))])
+        return ('There is no page %s here.'
+                % shorten(request.path_info, 200), [])
 
     @property
     def processor(self):
@@ -73,7 +102,7 @@ class ErrorView(BaseView):
     def __call__(self):
         self.request.response.status = self.status
         return {'title': '%d %s' % (self.status, self.title),
-                'detail': shorten(self.detail, 1000)}
+                'detail': shorten(self.detail, 1000), 'links': self.links}
 
 
 def errorResponse(exception, request):

@@ -45,8 +45,12 @@ The view-models:
     'stopping', 'stopped' or 'gone' (no heartbeat for a while), and
     ``alive`` False for the last two (the page greys them); ``jobs`` are
     the jobs it runs, each ``{'id', 'name', 'title', 'started',
-    'leaseExpires'}``; ``quietUrl``, ``resumeUrl`` and ``stopUrl`` are
-    links to GET confirmation pages of those actions (``confirm.pt``
+    'leaseExpires', 'thread', 'status'}`` (``thread`` the name of the
+    thread running it, when the heartbeat says; ``status`` the job's,
+    which is not 'processing' for a job cancelled before it reached a
+    checkpoint: its thread runs it until its code returns);
+    ``quietUrl``, ``resumeUrl`` and ``stopUrl`` are links to GET
+    confirmation pages of those actions (``confirm.pt``
     with ``common.confirmation``, whose form posts the action), None
     where the action does not apply (the page then shows no button).
 
@@ -164,7 +168,10 @@ class QueueSources:
                             'title': job.title if job is not None else '',
                             'started': job.picked if job is not None
                             else None,
-                            'leaseExpires': entry.get('leaseExpires')})
+                            'leaseExpires': entry.get('leaseExpires'),
+                            'thread': entry.get('thread'),
+                            'status': job.status if job is not None
+                            else None})
         controls = CONTROLS.get(worker['state'], ())
 
         def url(action):

@@ -19,14 +19,14 @@ from m01.remote.views.sources import CONTROLS
 
 #: action -> (question, button, what follows, whether it is red)
 QUESTIONS = {
-    'quiet': ('Let process %s take no more jobs?', 'Quiet it',
+    'quiet': ('Let process %s take no more jobs?', 'Quiet process',
               'It finishes the jobs it runs and then waits, its scheduler '
               'adds no jobs, until it is resumed. It sees this at its next '
               'heartbeat, within seconds.', False),
-    'resume': ('Let process %s take jobs again?', 'Resume it',
+    'resume': ('Let process %s take jobs again?', 'Resume process',
                'It sees this at its next heartbeat, within seconds.',
                False),
-    'stop': ('Stop process %s?', 'Stop it',
+    'stop': ('Stop process %s?', 'Stop process',
              'It stops as on SIGTERM: it takes no more jobs, lets the '
              'running ones finish and exits. Only a process manager starts '
              'it again.', True),

@@ -21,7 +21,8 @@ import transaction
 import zope.interface
 
 from m01.remote import interfaces
-from m01.remote.store import isTimeout
+from m01.remote.job import AttemptRefused
+from m01.remote.queue.leases import isTimeout
 
 logger = logging.getLogger('m01.remote')
 
@@ -119,11 +120,19 @@ class BaseWorker:
     def inUnitOfWork(self, work):
         """Call ``work(processor)`` with the processor bound to a new
         transaction manager, and commit that manager's transaction; abort
-        it if ``work`` or the commit raises."""
+        it if ``work`` or the commit raises. A commit refused because a
+        job's claim no longer held (``AttemptRefused``) is not an error
+        of the loop: each job of the unit logged what became of it."""
         manager = transaction.TransactionManager()
         try:
             result = work(self.remoteProcessor.bind(manager))
+        except BaseException:
+            manager.abort()
+            raise
+        try:
             manager.commit()
+        except AttemptRefused:
+            manager.abort()
         except BaseException:
             manager.abort()
             raise

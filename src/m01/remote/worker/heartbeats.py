@@ -5,11 +5,11 @@ While a process runs a worker or a scheduler (the ``m01remote`` commands
 or in-process threads), its ``ProcessMonitor`` writes a heartbeat every
 ``interval`` seconds: a document in ``<prefix>workers`` naming the host,
 the process id, the processor, what it runs (``kinds``), its threads,
-the jobs it runs with their lease expiry, when it started and when it
-was last seen. A process that stops beating for ``GONE_SECONDS`` is
-shown as gone; its document is removed after ``PRUNE_SECONDS`` by any
-process's lease keeper (``IUpkeep``). A process that stops its workers
-says so (``stopped``).
+the jobs it runs with their lease expiry and thread, when it started
+and when it was last seen. A process that stops beating for
+``GONE_SECONDS`` is shown as gone; its document is removed after
+``PRUNE_SECONDS`` by any process's lease keeper (``IUpkeep``). A process
+that stops its workers says so (``stopped``).
 
 An operator controls a process through a document of ``<prefix>controls``
 with the process's id, which the monitor reads with each beat:
@@ -32,7 +32,7 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import IProcessMonitor, IUpkeep
-from m01.remote.store import failure
+from m01.remote.queue.leases import failure
 
 logger = logging.getLogger('m01.remote')
 
@@ -176,8 +176,9 @@ class ProcessMonitor:
         """The heartbeat as it is written now."""
         with self._lock:
             kinds = dict(self._kinds)
-        jobs = [{'job': jobid, 'leaseExpires': expires}
-                for jobid, expires in list(self.running())[:MAX_LISTED_JOBS]]
+        jobs = [{'job': jobid, 'leaseExpires': expires, 'thread': thread}
+                for jobid, expires, thread
+                in list(self.running())[:MAX_LISTED_JOBS]]
         return {'host': socket.gethostname(), 'pid': os.getpid(),
                 'processor': self.name, 'origin': self.origin,
                 'kinds': sorted(kinds), 'threads': kinds,

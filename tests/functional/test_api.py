@@ -1,6 +1,7 @@
 """The JSON API (``m01.remote.views.api``) on every store, every answer
 checked against the OpenAPI document shipped with the package."""
 import datetime
+import threading
 
 import bson
 import pytest
@@ -333,6 +334,39 @@ def test_workers_are_listed_and_controlled(api):
         api.post('/workers/%s/explode' % monitor.processId, status=404)
     finally:
         monitor.release('worker')
+
+
+def test_a_workers_jobs_name_their_thread(api):
+    jobid, = api.addJobs('echo', [1])
+    monitor = api.rp.monitor
+    monitor.acquire('worker')
+    # As a worker thread running the job registers it.
+    api.rp.leases.add(jobid, 'a-claim')
+    try:
+        monitor.beat()
+        worker, = api.get('/workers')['workers']
+        running, = worker['jobs']
+        assert (running['job'], running['thread']) == (
+            jobid, threading.current_thread().name)
+    finally:
+        api.rp.leases.discard(jobid)
+        monitor.release('worker')
+
+
+def test_the_api_has_an_index(api):
+    index = body(api.app.get('/remote/api/'))
+    assert index['openapi'] == 'http://localhost/remote/api/openapi.json'
+    assert index['csrf'] == 'http://localhost/remote/api/csrf'
+    paths = [endpoint['path'] for endpoint in index['endpoints']]
+    assert paths == list(spec()['paths'])
+    workers = [endpoint for endpoint in index['endpoints']
+               if endpoint['path'] == '/api/workers'][0]
+    assert workers == {
+        'path': '/api/workers', 'methods': ['GET'],
+        'url': 'http://localhost/remote/api/workers',
+        'summary': 'The processes running workers, as their heartbeats '
+                   'tell'}
+    api.anonymous.get('/remote/api/', status=403)
 
 
 def test_a_body_too_large_is_a_json_413(api, monkeypatch):

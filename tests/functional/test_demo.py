@@ -40,7 +40,7 @@ def test_anonymous_welcome_page(app):
     response = app.get('/', status=200)
     assert 'The management pages' in response.text
     assert 'http://localhost/remote' in response.text
-    assert 'log in' in response.text
+    assert 'Log in' in response.text
 
 
 def test_the_pages_need_a_login(app):
@@ -62,6 +62,33 @@ def test_login_opens_the_pages(app):
     assert response.location == 'http://localhost/remote/jobs'
     assert app.get('/remote', status=200)
     assert 'Logged in as admin' in app.get('/').text
+
+
+def test_the_pages_show_the_user_and_log_out(app):
+    login(app)
+    page = app.get('/remote/')
+    assert page.html.find(id='user').find(
+        class_='user-name').get_text(strip=True) == 'admin'
+    logout = page.forms['logout']
+    assert logout.action == '/logout'
+    assert logout.submit(status=303).location == 'http://localhost/'
+    app.get('/remote', status=303)
+
+
+@pytest.mark.parametrize('path', ['/', '/login'])
+def test_the_demos_pages_have_the_pages_look(app, path):
+    page = app.get(path)
+    assert page.html.find('meta', attrs={'name': 'viewport'})[
+        'content'] == 'width=device-width, initial-scale=1'
+    assert page.html.find('link', rel='stylesheet')['href'].endswith(
+        '/remote/m01remote.css')
+    assert page.html.find('header').find(class_='brand')
+    if path == '/login':
+        hint = page.html.find(id='login-hint').get_text(' ', strip=True)
+        assert 'admin / admin with development.ini' in ' '.join(hint.split())
+        assert page.html.find(id='login')['class'] == ['card']
+        assert [label.get_text(strip=True) for label in
+                page.html.find_all('label')] == ['User', 'Password']
 
 
 def test_a_wrong_password_is_refused(app):
@@ -271,7 +298,7 @@ def test_a_missing_secret_is_replaced_by_a_random_one():
 def test_the_ini_files_have_valid_settings(name):
     from m01.remote.settings import parse_settings
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(os.path.join(HERE, os.pardir, name))
+    parser.read(os.path.join(HERE, os.pardir, os.pardir, name))
     settings = parse_settings(dict(parser['app:main']))
     assert settings.start_worker is (name == 'development.ini')
     assert settings.embedded is (name == 'development.ini')

@@ -88,6 +88,16 @@ def test_typed_values_from_python_are_accepted():
     assert settings.worker_job_query == {'name': 'echo'}
 
 
+@pytest.mark.parametrize('value, expected', [
+    ('/logout', '/logout'), (' /accounts/logout?next=/ ',
+                             '/accounts/logout?next=/'),
+    ('https://login.example.com/logout', 'https://login.example.com/logout'),
+    ('', None), (None, None)])
+def test_the_sites_logout(value, expected):
+    assert parse(logout_url=value).logout_url == expected
+    assert parse_settings({}).logout_url is None
+
+
 def test_the_process_worker_settings():
     settings = parse(worker='process', uri='mongodb://db/',
                      worker__max_processes='3',
@@ -198,6 +208,11 @@ BAD_VALUES = [
     ('socket_timeout', 'never', 'expected a number'),
     ('connect_timeout', '-1', 'expected a number of seconds >= 0'),
     ('server_selection_timeout', 'inf', 'expected a number of seconds'),
+    ('logout_url', 'logout', "expected the URL of the site's logout"),
+    ('logout_url', '//evil.example.com/logout', 'a path such as /logout'),
+    ('logout_url', 'javascript:alert(1)', 'or an http(s) URL'),
+    ('logout_url', '/log out', "the site's logout"),
+    ('logout_url', '/logout"><b>', "the site's logout"),
 ]
 
 
@@ -223,7 +238,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 27
+    assert len(valid_keys()) == len(OPTIONS) == 28
 
 
 def test_every_problem_is_reported_at_once():

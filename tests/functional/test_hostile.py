@@ -143,7 +143,7 @@ def inLayout(page, status):
     ('GET', 'jobs/%s' % MISSING, 404),
     ('GET', 'jobs/not-an-id', 404),
     ('GET', 'jobs/{job}/nothing', 404),
-    ('GET', 'jobs/{job}/cancel', 404),          # an action is POST only
+    ('GET', 'jobs/{job}/start', 404),
     ('GET', 'scheduler/%s' % MISSING, 404),
     ('GET', 'scheduler/{cron}/nothing/more', 404),
     ('GET', 'factories/gone', 404),
@@ -151,7 +151,7 @@ def inLayout(page, status):
     ('GET', 'jobs?page=x', 400),
     ('GET', 'jobs?status=bogus', 400),
     ('GET', 'jobs?name=' + 'n' * 201, 400),
-    ('GET', 'jobs/remove?status=processing', 400),
+    ('GET', 'jobs/bulk?action=delete&status=processing&all=yes', 400),
     ('GET', '?span=year', 400),
     ('GET', 'jobs/%ff', 400),                    # not UTF-8
     ('POST', 'jobs/add', 400),                   # no CSRF token

@@ -49,9 +49,9 @@ def _require_browser():
 
 
 @pytest.fixture(scope='module')
-def server():
+def demo():
     """The demo site, worker and scheduler threads running, on a free
-    loopback port."""
+    loopback port: ``(url, processor)``."""
     _require_browser()
     from m01remote_demo import main
     from webtest.http import StopableWSGIServer
@@ -69,14 +69,20 @@ def server():
     httpd = StopableWSGIServer(app, host='127.0.0.1', port=0)
     httpd.runner = threading.Thread(target=httpd.run, daemon=True)
     httpd.runner.start()
+    rp = app.registry.getUtility(IRemoteProcessor)
     try:
         # The socket listens already: requests wait in its backlog.
-        yield 'http://127.0.0.1:%s' % httpd.effective_port
+        yield 'http://127.0.0.1:%s' % httpd.effective_port, rp
     finally:
         httpd.shutdown()
-        rp = app.registry.getUtility(IRemoteProcessor)
         rp.stopProcessor(5)
         rp.stopScheduler(5)
+
+
+@pytest.fixture(scope='module')
+def server(demo):
+    """The demo site's URL."""
+    return demo[0]
 
 
 @pytest.fixture(scope='module')
@@ -122,7 +128,7 @@ def screenshot(browser, artifacts, name):
 
 
 #: The window sizes the pages are shown at: a desktop and a phone.
-DESKTOP = (1440, 900)
+DESKTOP = (1366, 900)
 PHONE = (390, 844)
 
 
@@ -314,8 +320,10 @@ def test_a_running_job_updates_its_page(server, browser, artifacts):
     running = textOf(browser, '#attempts li')
     assert 'running' in running and 'Attempt 1' in running
     assert textOf(browser, '#log-lines li').endswith('Step 1 of 16 done.')
-    status = textOf(browser, '#live-status')
-    assert 'Updating every 3 s' in status or 'Updated' in status, status
+    # The live line gives the server's time, in UTC as every page.
+    waitFor(lambda: re.search(
+        r'Updated \d\d:\d\d:\d\d UTC\.', textOf(browser, '#live-status')),
+        'the page to say when it was updated')
     assert 'next checkpoint' in textOf(browser, '#cancel-help')
     screenshot(browser, artifacts, '10-job-running')
     viewport(browser, PHONE)
@@ -376,7 +384,28 @@ def addCronItem(browser, server, title, expression, timezone):
     return browser.current_url.rsplit('=', 1)[1]
 
 
-def test_every_page_on_a_desktop_and_a_phone(server, browser, artifacts):
+def dialogButtons(dialog):
+    """The labels of a confirmation dialog's buttons, in order."""
+    return [button.text for button in dialog.find_elements(
+        'css selector', 'button, a.button')]
+
+
+def confirmInDialog(browser, opener, question, buttons):
+    """Open a confirmation in a dialog with the button ``opener`` (CSS),
+    check its question and its buttons' labels, and confirm."""
+    find(browser, opener).click()
+    dialog = find(browser, 'dialog.confirm[open]')
+    assert question in dialog.text, dialog.text
+    assert dialogButtons(dialog) == buttons
+    return dialog
+
+
+def flashes(browser):
+    return ' '.join(flash.text for flash in findAll(browser, '.flash'))
+
+
+def test_every_page_on_a_desktop_and_a_phone(demo, browser, artifacts):
+    server, rp = demo
     loggedIn(browser, server)
     viewport(browser, DESKTOP)
     done = addJob(browser, server, 'echo', '{"to": "ann@example.org"}')
@@ -390,23 +419,106 @@ def test_every_page_on_a_desktop_and_a_phone(server, browser, artifacts):
     assert 'every 15 minutes from 09:00 to 17:59, Monday to Friday, in ' \
         'Europe/Zurich' in row.text
     assert find(browser, '#runs-%s[open]' % itemid)
-    pages = [
-        ('overview', ''), ('jobs', 'jobs'), ('job', 'jobs/' + done),
-        ('job-failed', 'jobs/' + failed), ('job-add', 'jobs/add'),
-        ('factories', 'factories'), ('scheduler', 'scheduler'),
-        ('scheduler-item', 'scheduler/' + itemid),
-        ('scheduler-add-cron', 'scheduler/add-cron'),
-        ('workers', 'workers'), ('confirm-delete', 'jobs/%s/delete' % done),
-        ('not-found', 'nothing/here'),
-    ]
+
+    # A paused factory's job says why it waits.
+    browser.get(server + '/remote/factories')
+    dialog = confirmInDialog(
+        browser, '#factory-steps form[data-confirm] button',
+        'Pause job factory steps?', ['Pause factory', 'Back'])
+    screenshot(browser, artifacts, '19-confirm-pause-desktop')
+    dialog.find_element('css selector', 'button[type=submit]').click()
+    waitFor(lambda: 'Job factory steps paused' in flashes(browser),
+            'the factory to be paused')
+    try:
+        paused = addJob(browser, server, 'steps', '3')
+        assert 'Its factory steps is paused' in textOf(browser,
+                                                       '#why-waiting')
+        # A job cancelled while it sleeps, which never reaches a
+        # checkpoint, holds the only worker thread until it returns; the
+        # jobs behind it wait for a thread.
+        stuck = addJob(browser, server, 'sleep', '45')
+        waitFor(lambda: find(browser, '#job-status').text == 'processing',
+                'the sleep job to run', reload=browser.refresh)
+        dialog = confirmInDialog(browser, '#cancel button',
+                                 'Cancel job sleep (%s)?' % stuck,
+                                 ['Cancel job', 'Back'])
+        screenshot(browser, artifacts, '19-confirm-cancel-desktop')
+        dialog.find_element('css selector', 'button[type=submit]').click()
+        waitFor(lambda: find(browser, '#job-status').text == 'cancelled',
+                'the job to be cancelled', reload=browser.refresh)
+        # Its page says so once the process's heartbeat lists it.
+        waitFor(lambda: findAll(browser, '#still-running'),
+                'the cancelled job shown still running',
+                reload=browser.refresh)
+        assert 'Cancelled, but still running' in textOf(browser,
+                                                        '#still-running')
+        behind = addJob(browser, server, 'echo', '"behind the sleep"')
+        assert 'Every worker thread runs a job (1 of 1 busy)' in textOf(
+            browser, '#why-waiting')
+        pages = [
+            ('job-still-running', 'jobs/' + stuck),
+            ('job-waiting-thread', 'jobs/' + behind),
+            ('workers', 'workers'), ('overview', ''), ('jobs', 'jobs'),
+            ('job-paused', 'jobs/' + paused), ('job', 'jobs/' + done),
+            ('job-failed', 'jobs/' + failed), ('job-add', 'jobs/add'),
+            ('factories', 'factories'), ('scheduler', 'scheduler'),
+            ('scheduler-item', 'scheduler/' + itemid),
+            ('scheduler-add-cron', 'scheduler/add-cron'),
+            ('scheduler-add-delay', 'scheduler/add-delay'),
+            ('confirm-delete', 'jobs/%s/delete' % done),
+            ('confirm-retry', 'jobs/%s/retry' % failed),
+            ('not-found', 'jobs/0123456789abcdef01234567'),
+            ('page-past-the-end', 'jobs?page=40'),
+        ]
+        for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
+            viewport(browser, size)
+            for number, (name, path) in enumerate(pages, 20):
+                browser.get(server + '/remote/' + path)
+                find(browser, 'h1')
+                screenshot(browser, artifacts,
+                           '%d-%s-%s' % (number, name, label))
+                if size == PHONE:
+                    assert fitsThePhone(browser), name
+        viewport(browser, DESKTOP)
+        # The workers page and the list name the thread it holds.
+        browser.get(server + '/remote/workers')
+        assert 'still running' in textOf(browser, '#processes')
+        browser.get(server + '/remote/jobs')
+        assert 'still running' in textOf(browser, '#job-%s' % stuck)
+    finally:
+        rp.jobFactories.resume('steps')
+    # The thread is free once the sleep returns; the jobs behind run.
+    waitFor(lambda: rp.getJobStatus(behind) == 'completed',
+            'the job behind the sleep to run', seconds=90)
+    # Its page says so at the process's next heartbeat.
+    browser.get(server + '/remote/jobs/' + stuck)
+    waitFor(lambda: not findAll(browser, '#still-running'),
+            'the sleep job no longer shown running', reload=browser.refresh)
+
+    # The demo's own pages, in the add-on's look, signed in and out.
     for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
         viewport(browser, size)
-        for number, (name, path) in enumerate(pages, 20):
-            browser.get(server + '/remote/' + path)
-            find(browser, 'h1')
-            screenshot(browser, artifacts, '%d-%s-%s' % (number, name, label))
-            if size == PHONE:
-                assert fitsThePhone(browser), name
+        browser.get(server + '/')
+        assert find(browser, '#user .user-name').text == 'admin'
+        screenshot(browser, artifacts, '45-demo-welcome-%s' % label)
+        if size == PHONE:
+            assert fitsThePhone(browser), 'welcome'
+    viewport(browser, DESKTOP)
+    browser.get(server + '/remote/')
+    assert find(browser, '#user .user-name').text == 'admin'
+    find(browser, '#logout button').click()
+    waitFor(lambda: browser.current_url.rstrip('/') == server,
+            'the welcome page after logging out')
+    for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
+        viewport(browser, size)
+        browser.get(server + '/')
+        screenshot(browser, artifacts, '46-demo-logged-out-%s' % label)
+        browser.get(server + '/login')
+        assert 'admin' in textOf(browser, '#login-hint')
+        screenshot(browser, artifacts, '47-demo-login-%s' % label)
+        if size == PHONE:
+            assert fitsThePhone(browser), 'login'
+    loggedIn(browser, server)
     viewport(browser, DESKTOP)
     # The failed job leads with its failure, its traceback open.
     browser.get(server + '/remote/jobs/' + failed)
@@ -429,7 +541,8 @@ def test_the_pages_with_sample_data(server, browser, artifacts,
     from m01.remote.views.common import BaseView
     from support.samplesources import SampleSources
     monkeypatch.setattr(BaseView, 'sources', SampleSources(
-        quietUrl=server + '/remote/jobs/remove?status=completed'))
+        quietUrl=server + '/remote/jobs/bulk?action=cancel&status=queued'
+        '&all=1'))
     loggedIn(browser, server)
     for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
         viewport(browser, size)

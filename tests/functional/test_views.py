@@ -8,7 +8,6 @@ permission to any authenticated user (``REMOTE_USER`` here).
 import datetime
 import re
 
-import bson
 import pytest
 import transaction
 import webtest
@@ -133,7 +132,7 @@ def test_anonymous_is_refused_every_action(site):
     jobid, = site.addJobs('echo', [None])
     for url in ('/remote/start-processor', '/remote/stop-processor',
                 '/remote/start-scheduler', '/remote/stop-scheduler',
-                '/remote/jobs/add', '/remote/jobs/remove',
+                '/remote/jobs/add', '/remote/jobs/bulk',
                 '/remote/jobs/%s/cancel' % jobid,
                 '/remote/jobs/%s/retry' % jobid,
                 '/remote/jobs/%s/delete' % jobid,
@@ -167,8 +166,10 @@ def test_every_action_needs_the_csrf_token(site):
             ('/remote/start-processor', {}),
             ('/remote/start-scheduler', {}),
             ('/remote/jobs/add', {'name': 'echo', 'input': '1'}),
-            ('/remote/jobs/remove', {'status': 'completed'}),
+            ('/remote/jobs/bulk', {'action': 'delete',
+                                   'status': 'completed', 'all': '1'}),
             ('/remote/jobs/%s/retry' % errorid, {}),
+            ('/remote/factories/echo/pause', {}),
             ('/remote/jobs/%s/delete' % jobid, {}),
             ('/remote/scheduler/add-delay',
              {'jobName': 'echo', 'delay': '60'}),
@@ -182,15 +183,18 @@ def test_every_action_needs_the_csrf_token(site):
     assert site.rp.getJobStatus(errorid) == 'error'
     assert len(site.rp.jobs) == 2
     assert list(site.rp.scheduler.values()) == []
+    assert not site.rp.jobFactories.isPaused('echo')
 
 
 def test_actions_are_not_done_on_get(site):
     jobid, = site.addJobs('echo', [None])
     site.app.get('/remote/start-processor', status=404)
-    site.app.get('/remote/jobs/%s/cancel' % jobid, status=404)
     # These GETs are confirmation pages.
-    site.app.get('/remote/jobs/%s/delete' % jobid, status=200)
+    for action in ('cancel', 'delete'):
+        site.app.get('/remote/jobs/%s/%s' % (jobid, action), status=200)
+    site.app.get('/remote/factories/echo/pause', status=200)
     assert site.rp.getJobStatus(jobid) == 'queued'
+    assert not site.rp.jobFactories.isPaused('echo')
     assert not site.rp.isProcessing
     site.rp.startScheduler()
     site.app.get('/remote/stop-scheduler', status=200)
@@ -220,8 +224,8 @@ def test_deleting_a_job_asks_first(site):
     question = form.submit()
     assert 'Delete job echo (%s) for good?' % jobid in text(question.html)
     assert jobid in site.rp.jobs
-    # Cancel leads back to the job.
-    assert question.click('Cancel').request.path.endswith(jobid)
+    # Back leads back to the job.
+    assert question.click('Back').request.path.endswith(jobid)
     confirm(form).follow()
     assert jobid not in site.rp.jobs
 
@@ -293,7 +297,7 @@ def test_the_overview_of_an_idle_queue(site):
     chart = page.html.find(id='activity-chart')
     assert chart.find('svg') is not None
     assert chart.find('svg').find('rect') is None
-    assert 'No job completed or failed then.' in text(chart)
+    assert 'No attempt completed or failed then.' in text(chart)
     rows = page.html.find(id='factory-stats').select('tbody tr')
     assert [text(row.find('td')) for row in rows] == ['echo', 'error',
                                                       'fatal']
@@ -419,7 +423,6 @@ def test_the_jobs_list_refreshes_its_rows_but_not_its_filters(site):
     assert listed.find('input', attrs={'name': 'all'})
     # What the reader types or picks in the filters is never replaced.
     assert not insidePart(page.html.find(id='filters'))
-    assert not insidePart(page.html.find(id='remove'))
 
 
 def test_the_workers_page_refreshes_its_processes(site):
@@ -477,8 +480,8 @@ def test_the_overview_with_the_back_ends_data(site, sample):
     svg = page.html.find(id='activity-chart').find('svg')
     assert svg['role'] == 'img'
     assert svg.find('title').get_text() == \
-        'Jobs completed and failed, last hour'
-    assert svg.find('desc').get_text().startswith('Jobs from ')
+        'Attempts completed and failed, last hour'
+    assert svg.find('desc').get_text().startswith('Attempts from ')
     bars = svg.find_all('rect')
     assert len(bars) > 60 and all(bar.find('title') for bar in bars)
     assert 'failures' in ' '.join(' '.join(bar['class']) for bar in bars)
@@ -571,13 +574,17 @@ def test_jobs_are_paged_on_the_server(site, monkeypatch):
     page = site.app.get('/remote/jobs')
     newest = list(reversed(jobids))
     assert jobIds(page) == newest[:50]
-    assert 'Jobs 1–50 of 120, page 1 of 3' in text(
-        page.html.find(class_='pager'))
-    page = page.click('next ›')
+    # A pager above the list and one below it, with the pages' numbers.
+    for pager in ('pager-top', 'pager-bottom'):
+        assert text(page.html.find(id=pager)) == \
+            'Jobs 1–50 of 120 1 2 3 next ›'
+    page = page.click('next ›', index=0)
     assert jobIds(page) == newest[50:100]
-    page = page.click('last »')
+    assert text(page.html.find(id='pager-top').find(
+        attrs={'aria-current': 'page'})) == '2'
+    page = page.click('3', href='page=3', index=0)
     assert jobIds(page) == newest[100:]
-    assert 'page 3 of 3' in page.text
+    assert 'Jobs 101–120 of 120' in text(page.html.find(id='pager-top'))
     assert page.html.find('a', rel='next') is None
 
 
@@ -623,37 +630,6 @@ def test_a_row_says_what_the_job_is_and_how_it_went(site):
     assert page.html.select('#jobs thead th')[-2].get_text() == 'Completed'
 
 
-def test_remove_every_job_a_status_filter_shows(site):
-    site.addJobs('error', [None, None])
-    site.addJobs('echo', [None, None])
-    site.process()
-    page = site.app.get('/remote/jobs')
-    assert 'remove-matching' not in page.forms
-    page = site.app.get('/remote/jobs', {'status': 'error'})
-    form = page.forms['remove-matching']
-    assert 'Remove all 2 error jobs' in text(
-        page.html.find(id='remove-matching'))
-    question = form.submit()
-    assert 'This removes 2 jobs for good' in text(question.html)
-    assert confirm(form).status_int == 303
-    assert site.rp.jobs.countByStatus()['error'] == 0
-    assert site.rp.jobs.countByStatus()['completed'] == 2
-    # The remove honours the factory and the search too.
-    fatal, = site.addJobs('fatal', [None])
-    site.process()
-    page = site.app.get('/remote/jobs', {'status': 'completed',
-                                         'name': 'echo'})
-    assert 'Remove all 2 completed jobs' in text(
-        page.html.find(id='remove-matching'))
-    question = page.forms['remove-matching'].submit()
-    assert ['Factory', 'echo'] in [
-        [text(cell) for cell in row.find_all(['th', 'td'])]
-        for row in question.html.find(id='confirm').find_all('tr')]
-    # Not where the remove would do less than the filter shows.
-    page = site.app.get('/remote/jobs', {'status': 'processing'})
-    assert 'remove-matching' not in page.forms
-
-
 def test_search_and_bulk_selection(site):
     jobids = site.addJobs('echo', [1, 2, 3])
     page = site.app.get('/remote/jobs', {'q': 'needle <b>',
@@ -693,8 +669,15 @@ def test_no_search_or_bulk_selection_where_a_source_offers_none(
 def test_page_numbers_out_of_range_are_clamped(site, page, shown):
     site.addJobs('echo', range(101))
     result = site.app.get('/remote/jobs', {'page': page})
-    assert 'page %d of 3' % shown in result.text
+    assert text(result.html.find(id='pager-top').find(
+        attrs={'aria-current': 'page'})) == str(shown)
     assert len(jobIds(result)) == (1 if shown == 3 else 50)
+    # A page past the last says so.
+    past = result.html.find(id='past-the-end')
+    if page.isdigit() and int(page) > 3:
+        assert 'the list has 3 pages. This is the last.' in text(past)
+    else:
+        assert past is None
 
 
 @pytest.mark.parametrize('params', [
@@ -729,7 +712,7 @@ def test_filter_jobs_by_status_and_factory(site):
 
 def test_sort_jobs_by_created_queued_and_completed(site):
     clock = Clock()
-    site.rp.clock = clock
+    site.rp.now.clock = clock
     first, second, third = [site.addJobs('echo', [i])[0] for i in range(3)]
     for jobid in (third, first, second):
         site.rp.processJob(jobid)
@@ -759,93 +742,6 @@ class Clock:
 
 # removing jobs
 
-def test_remove_the_jobs_of_the_filter_after_confirmation(site):
-    site.addJobs('echo', [1, 2])
-    site.addJobs('error', [None])
-    site.process()
-    queued = site.addJobs('echo', [3, 4])
-    page = site.app.get('/remote/jobs', {'status': 'completed'})
-    form = page.forms['remove']
-    # The filter's status is chosen already.
-    assert [box.value for box in form.fields['status'] if box.checked] \
-        == ['completed']
-    question = form.submit()
-    assert question.status_int == 200
-    assert 'This removes 2 jobs' in question.text
-    assert len(site.rp.jobs) == 5    # nothing removed before confirming
-    page = question.forms['confirm-form'].submit().follow()
-    assert flash(page) == ['Removed 2 jobs.']
-    # Back on the list as it was filtered.
-    assert page.request.GET.get('status') == 'completed'
-    assert site.rp.jobs.countByStatus()['error'] == 1
-    assert sorted(site.rp.jobs.keys()) == sorted(
-        queued + [site.rp.jobs.query(status='error')[1][0].__name__])
-
-
-def test_remove_jobs_of_chosen_statuses(site):
-    site.addJobs('echo', [1, 2])
-    site.addJobs('error', [None])
-    site.process()
-    queued = site.addJobs('echo', [3, 4])
-    form = site.app.get('/remote/jobs').forms['remove']
-    for box in form.fields['status']:
-        box.checked = box._value in ('completed', 'error')
-    question = form.submit()
-    counts = [[text(cell) for cell in row.find_all(['th', 'td'])]
-              for row in question.html.find(id='confirm').find_all('tr')]
-    assert counts == [['completed', '2'], ['error', '1']]
-    assert 'This removes 3 jobs' in text(question.html)
-    page = question.forms['confirm-form'].submit().follow()
-    assert flash(page) == ['Removed 3 jobs.']
-    assert sorted(site.rp.jobs.keys()) == sorted(queued)
-
-
-def test_remove_honours_the_factory_filter(site):
-    echo = site.addJobs('echo', [1, 2])
-    error = site.addJobs('error', [None])
-    form = site.app.get('/remote/jobs', {'name': 'echo'}).forms['remove']
-    form['all'] = True
-    question = form.submit()
-    assert 'This removes 2 jobs' in question.text
-    question.forms['confirm-form'].submit().follow()
-    assert sorted(site.rp.jobs.keys()) == error
-    assert not set(echo) & set(site.rp.jobs.keys())
-
-
-def test_remove_without_a_filter_leaves_processing_jobs(site):
-    jobid, = site.addJobs('echo', [1])
-    running, = site.addJobs('echo', [2])
-    site.process()
-    # As a worker's claim leaves it: the page must not remove it.
-    site.rp.jobsCollection.update_one({'_id': bson.ObjectId(running)},
-                                      {'$set': {'status': 'processing'}})
-    # Every status, chosen in the form.
-    form = site.app.get('/remote/jobs').forms['remove']
-    form['all'] = True
-    question = form.submit()
-    assert 'This removes 1 jobs' in question.text
-    page = question.forms['confirm-form'].submit().follow()
-    assert flash(page) == ['Removed 1 jobs.']
-    assert site.rp.jobs.keys() == [running]
-    # Nothing left to remove: the page says so and asks nothing.
-    question = site.app.get('/remote/jobs/remove', {'all': '1'})
-    assert 'nothing to remove' in text(question.html.find(id='confirm'))
-    assert 'confirm-form' not in question.forms
-
-
-def test_remove_without_a_status_or_every_status_removes_nothing(site):
-    jobids = site.addJobs('echo', [1, 2])
-    site.process()
-    question = site.app.get('/remote/jobs/remove')
-    assert 'Choose the statuses of the jobs to remove, or every status.' \
-        in text(question.html.find(id='confirm'))
-    assert 'confirm-form' not in question.forms
-    assert 'Choose the statuses' in site.post('/remote/jobs/remove', {},
-                                              status=400).text
-    site.post('/remote/jobs/remove', {'name': 'echo'}, status=400)
-    assert sorted(site.rp.jobs.keys()) == sorted(jobids)
-
-
 def test_search_jobs_by_their_input(site):
     ann, bob = site.addJobs('echo', [{'to': 'ann@example.com'},
                                      {'to': 'bob@example.com'}])
@@ -859,10 +755,9 @@ def test_search_jobs_by_their_input(site):
     assert jobIds(site.app.get('/remote/jobs', {'q': 'example'})) == [bob,
                                                                       ann]
     site.app.get('/remote/jobs', {'q': 'x' * 501}, status=400)
-    # The search is kept by the pager and the bulk and remove forms.
+    # The search is kept by the pager and the bulk form.
     page = site.app.get('/remote/jobs', {'q': 'ann'})
     assert page.forms['bulk']['q'].value == 'ann'
-    assert page.forms['remove']['q'].value == 'ann'
 
 
 def bulkRequest(site, page, action, jobids=(), all=False):
@@ -938,9 +833,6 @@ def storedJobs(rp):
     ('jobs', {'status': 'error', 'all': '1'}, "'all'"),
     ('jobs', {'name': ['echo', 'error']}, 'name is given 2 times'),
     ('jobs', {'q': '%%'}, 'q has no word'),
-    ('jobs/remove', {'stauts': 'error'}, "'stauts'"),
-    ('jobs/remove', {'all': 'yes'}, "all is true or false"),
-    ('jobs/remove', {'all': '1', 'sort': 'created'}, "'sort'"),
     ('jobs/bulk', {'action': 'delete', 'all': '1', 'stauts': 'error'},
      "'stauts'"),
     ('jobs/bulk', {'action': 'delete', 'all': '1', 'page': '2'}, "'page'"),
@@ -976,12 +868,6 @@ def test_the_pages_own_parameters_are_accepted(site):
     assert site.rp.getJobStatus(jobid) == 'cancelled'
 
 
-@pytest.mark.parametrize('status', ['processing', 'nonsense'])
-def test_remove_refuses_other_statuses(site, status):
-    site.app.get('/remote/jobs/remove', {'status': status}, status=400)
-    site.post('/remote/jobs/remove', {'status': status}, status=400)
-
-
 # job detail and actions
 
 def test_job_detail_shows_everything(site):
@@ -995,7 +881,7 @@ def test_job_detail_shows_everything(site):
         'echo – job %s' % jobid)
     assert 'Factory echo' in content
     assert 'Status completed' in content
-    assert '0 of 3 used' in content
+    assert 'Attempts 0 failed, of at most 3 attempts' in content
     for label, value in (('Created', job.created), ('Queued', job.queued),
                          ('Started', job.picked),
                          ('Ended', job.completed)):
@@ -1044,7 +930,7 @@ def test_a_failed_job_leads_with_its_latest_failure(site):
     # The page leads with the latest: it is not open twice.
     assert [item.find('details').has_attr('open') for item in items] == [
         False, False]
-    assert '2 of 2 used' in text(page.html)
+    assert 'Attempts 2 failed, of at most 2 attempts' in text(page.html)
     assert 'retry' in page.forms and 'cancel' not in page.forms
     # The job ended: the page does not refresh itself.
     assert page.html.find(attrs={'data-live': True}) is None
@@ -1136,11 +1022,12 @@ def test_cancel_retry_and_delete_a_job(site):
     jobid, = site.addJobs('echo', ['x'])
     page = site.app.get('/remote/jobs/%s' % jobid)
     assert 'retry' not in page.forms
-    page = page.forms['cancel'].submit().follow()
+    # Each asks first, as a delete does.
+    page = confirm(page.forms['cancel']).follow()
     assert flash(page) == ['Job cancelled.']
     assert site.rp.getJobStatus(jobid) == 'cancelled'
     assert 'cancel' not in page.forms
-    page = page.forms['retry'].submit().follow()
+    page = confirm(page.forms['retry']).follow()
     assert flash(page) == ['Job queued again.']
     assert site.rp.getJobStatus(jobid) == 'queued'
     page = confirm(page.forms['delete'])
@@ -1153,8 +1040,9 @@ def test_cancel_retry_and_delete_a_job(site):
 def test_an_action_on_a_job_that_changed_meanwhile_says_why(site):
     jobid, = site.addJobs('echo', ['x'])
     page = site.app.get('/remote/jobs/%s' % jobid)
-    site.process()    # completed while the page was open
-    page = page.forms['cancel'].submit().follow()
+    question = page.forms['cancel'].submit()
+    site.process()    # completed while the question was open
+    page = question.forms['confirm-form'].submit().follow()
     assert flash(page) == []
     assert 'only queued or processing jobs can be cancelled' in \
         flash(page, 'error')[0]
@@ -1282,14 +1170,14 @@ def test_pause_and_resume_a_factory(site):
     page = site.app.get('/remote/factories')
     form = [f for f in page.forms.values()
             if f.action.endswith('/factories/echo/pause')][0]
-    page = form.submit().follow()
+    page = confirm(form).follow()
     assert flash(page) == ['Job factory echo paused: its jobs wait.']
     assert page.html.find(id='paused-echo')
     assert site.rp.jobFactories.isPaused('echo')
     assert site.process() == 0
     form = [f for f in page.forms.values()
             if f.action.endswith('/factories/echo/resume')][0]
-    page = form.submit().follow()
+    page = confirm(form).follow()
     assert flash(page) == ['Job factory echo resumed.']
     assert not page.html.find(id='paused-echo')
     assert site.process() == 1
@@ -1408,7 +1296,9 @@ def test_add_a_cron_item_from_fields(site):
     form['jobName'] = 'echo'
     form['minute'] = '0, 30'
     form['hour'] = '8-10'
-    form['dayOfWeek'] = '0-4'
+    # The weekdays are ticked by name: no numbering to get wrong.
+    for box in form.fields['dayOfWeek']:
+        box.checked = box._value in ('Mon', 'Tue', 'Wed', 'Thu', 'Fri')
     page = form.submit().follow()
     item, = site.rp.scheduler.values()
     assert (item.minute, item.hour, item.dayOfWeek, item.timezone) == \
@@ -1612,8 +1502,8 @@ def test_the_scheduler_says_when_items_run(site):
 
 def test_a_daylight_saving_day_is_noted(site, monkeypatch):
     from m01.remote.scheduler import Cron
-    site.rp.clock = lambda: datetime.datetime(2026, 3, 27, 12, tzinfo=UTC)
-    site.rp.scheduler.clock = site.rp.clock
+    site.rp.now.clock = lambda: datetime.datetime(2026, 3, 27, 12, tzinfo=UTC)
+    site.rp.scheduler.clock = site.rp.now.clock
     itemid = site.rp.addScheduler(Cron.fromExpression(
         '30 2 * * *', jobName='echo', timezone='Europe/Zurich'))
     page = site.app.get('/remote/scheduler/%s' % itemid)
@@ -1642,10 +1532,10 @@ def test_the_last_run_links_to_its_job(site):
     assert shownTime(last) == formatting.exact(due)
     assert last.find('a')['href'].endswith('/remote/jobs/' + jobid)
     assert text(last.find(class_='status')) == 'queued'
-    # A Delay item's runs cannot be told from its schedule: its jobs can.
+    # A Delay item that has not run says so.
     last = page.html.find(id='item-' + delay).find(
         'td', attrs={'data-label': 'Last run'})
-    assert last.find('a')['href'].endswith('/remote/jobs?name=echo')
+    assert text(last) == 'no run since it was added or changed'
 
 
 def test_pause_all_and_resume_all_ask_first(site):
@@ -1677,10 +1567,13 @@ def test_the_cron_form_helps_with_weekdays_and_time_zones(site):
     page = site.app.get('/remote/scheduler/add-cron')
     expression = text(page.html.find(id='expression-help'))
     assert '0 (or 7) is Sunday, 1 Monday' in expression
-    fields = text(page.html.find(id='fields-help'))
-    assert 'weekday field counts from Monday: 0 is Monday … 6 Sunday' in \
-        fields
-    assert 'Monday is 0, Sunday 6' in text(page.html)
+    # The weekdays are ticked by their names: the expression's numbering
+    # is the only one the form shows.
+    weekdays = page.html.find(id='item-dayOfWeek')
+    assert [box['value'] for box in weekdays.find_all('input')] == [
+        'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun']
+    assert 'Monday is 0' not in text(page.html)
+    assert 'counts from Monday' not in text(page.html)
     assert page.html.find(id='item-timezone')['list'] == 'timezones'
     zones = [option['value'] for option in
              page.html.find(id='timezones').find_all('option')]

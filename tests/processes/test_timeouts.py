@@ -15,6 +15,7 @@ from pyramid.config import Configurator
 from m01.remote import store
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.processor import RemoteProcessor
+from m01.remote.queue import leases
 from m01.remote.queue.leases import LeaseKeeper
 from m01.remote.worker import MultiJobWorker, OutageTracker, SimpleJobWorker
 from m01.remote.worker.changestreams import AWAIT_MS, ChangeWatcher
@@ -60,13 +61,13 @@ def test_connect_bounds_every_call_unless_the_uri_says_otherwise():
 
 
 def test_a_timeout_is_told_from_other_failures():
-    assert store.isTimeout(TIMED_OUT)
-    assert not store.isTimeout(pymongo.errors.AutoReconnect('reset'))
-    assert not store.isTimeout(
+    assert leases.isTimeout(TIMED_OUT)
+    assert not leases.isTimeout(pymongo.errors.AutoReconnect('reset'))
+    assert not leases.isTimeout(
         pymongo.errors.ServerSelectionTimeoutError('no server'))
-    assert store.failure('claiming jobs', TIMED_OUT).startswith(
+    assert leases.failure('claiming jobs', TIMED_OUT).startswith(
         'claiming jobs timed out (127.0.0.1:9: timed out')
-    assert store.failure('claiming jobs', ValueError('x')) == \
+    assert leases.failure('claiming jobs', ValueError('x')) == \
         'claiming jobs failed (x)'
 
 
