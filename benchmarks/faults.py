@@ -1,9 +1,11 @@
-"""No job lost, none done twice: the seven fault scenarios on a real
-server, one line each (see ``tests/support/faults/scenarios.py``)::
+"""No job lost, none done twice: the fault scenarios on a real server,
+one line each (see ``tests/support/faults/scenarios.py``; the network
+ones in ``tests/support/faults/network.py``)::
 
     python benchmarks/faults.py                   # the full sizes
     python benchmarks/faults.py --short           # the sizes CI runs
     python benchmarks/faults.py --only load --jobs 2000
+    python benchmarks/faults.py --only partition,resets --batch 10
 """
 import os
 import sys

@@ -1,12 +1,12 @@
 """Random and hostile requests to the management pages, as many as asked.
 
-The long run of ``tests/test_fuzz.py``: the same sites (the test site or
-the demo, on the embedded store, seeded with jobs in every status and
-scheduler items) and the same hypothesis strategy (``support.pagefuzz``).
-Every request is sent and recorded, whatever it answers; at the end the
-script prints how many it sent, the statuses seen, the slowest requests,
-the largest answer and every 5xx or answer over 2 MB, and exits 1 if
-there was any.
+The long run of ``tests/functional/test_fuzz.py``: the same sites (the
+test site or the demo, on the embedded store, seeded with jobs in every
+status and scheduler items) and the same hypothesis strategy
+(``support.pagefuzz``). Every request is sent and recorded, whatever it
+answers; at the end the script prints how many it sent, the statuses
+seen, the slowest requests, the largest answer and every 5xx or answer
+over 2 MB, and exits 1 if there was any.
 
 How to run::
 

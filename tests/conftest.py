@@ -18,6 +18,16 @@ under ``CI=true``, where they fail: CI must never go green without them.
 database beside the queue), started once per session, and
 ``postgres_database`` a fresh database on it per test; the same rule
 holds for them.
+
+The tests are in levels, each a folder (``python -m pytest tests/unit``
+runs one): ``unit/`` (no server: cron, settings, pages' formatting, the
+wake-ups, the package's layout), ``stores/`` (the contracts of the
+store, the processor, the queue and the scheduler, on every store),
+``functional/`` (the Pyramid add-on: includeme, directives, every page
+and the API through WebTest, the browser), ``spec/`` (the
+specification's doctests), ``processes/`` (process workers, the
+``m01remote`` command, the fault scenarios). ``support/`` holds what they
+share; ``installed/`` is the host site the wheel check runs.
 """
 import os
 

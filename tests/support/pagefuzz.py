@@ -1,23 +1,23 @@
 """Random and hostile requests for the management pages, and a test site
 to send them to.
 
-``FuzzSite`` is a site as ``tests/test_views.py`` builds one (a cookie
-session, ``RemoteUserPolicy``), seeded with jobs in every status and a
-Delay and a Cron item; ``DemoFuzzSite`` is the demo site, logged in
-through its form. ``requests()`` is a hypothesis strategy drawing
-``FuzzRequest`` objects: a path of every page and action and of the
-JSON API (with ids of jobs and items that exist, ids that do not, random
-text, bytes and percent-escapes), a query string and a form (known field
-names and NoSQL-shaped ones, with huge numbers, deep JSON, long strings,
-control characters and invalid UTF-8), sent logged in or anonymous,
-POSTs mostly with the session's valid CSRF token so that the handlers
-are reached.
+``FuzzSite`` is a site as ``tests/functional/test_views.py`` builds one
+(a cookie session, ``RemoteUserPolicy``), seeded with jobs in every
+status and a Delay and a Cron item; ``DemoFuzzSite`` is the demo site,
+logged in through its form. ``requests()`` is a hypothesis strategy
+drawing ``FuzzRequest`` objects: a path of every page and action and of
+the JSON API (with ids of jobs and items that exist, ids that do not,
+random text, bytes and percent-escapes), a query string and a form
+(known field names and NoSQL-shaped ones, with huge numbers, deep JSON,
+long strings, control characters and invalid UTF-8), sent logged in or
+anonymous, POSTs mostly with the session's valid CSRF token so that the
+handlers are reached.
 
 ``FuzzSite.send`` sends one through the WSGI application directly (no
 client-side URL handling, so any byte reaches the server), keeps the
 cookies the site sets, and returns a ``Sent`` record. Used by
-``tests/test_fuzz.py`` (a short run) and ``benchmarks/fuzz_pages.py``
-(a long one).
+``tests/functional/test_fuzz.py`` (a short run) and
+``benchmarks/fuzz_pages.py`` (a long one).
 """
 import dataclasses
 import http.cookies

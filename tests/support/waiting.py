@@ -7,11 +7,12 @@ BOUND = 20.0
 
 
 def until(condition, bound=BOUND, what='the condition'):
-    """Return once ``condition()`` is true; AssertionError after ``bound``
-    seconds."""
+    """Return ``condition()`` once it is true; AssertionError after
+    ``bound`` seconds."""
     deadline = time.monotonic() + bound
     pause = threading.Event()
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             raise AssertionError('%s not met within %s s' % (what, bound))
         pause.wait(0.01)
+    return value

@@ -17,7 +17,7 @@ def make_remote_processor(registry, settings=None):
     worker's children make their processor.
     """
     settings = settings or get_remote_settings(registry)
-    database = connect(settings.uri)[settings.database]
+    database = connect(settings.uri, **settings.timeouts)[settings.database]
     processor = RemoteProcessor(
         database, name=settings.name, registry=registry,
         prefix=settings.collection_prefix, leaseTime=settings.lease_time,

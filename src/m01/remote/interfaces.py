@@ -301,6 +301,14 @@ class IJobWrites(zope.interface.Interface):
         """Extend to ``until`` the lease of every processing job holding
         one of ``claims``; how many were extended."""
 
+    def holdClaims(claims, until):
+        """Renew to ``until`` the lease of each job of ``claims`` (``(oid,
+        claim)`` pairs) while it is still processing under that claim,
+        each one conditional write (one command for all where the server
+        allows): the fence a worker passes before it stores what an
+        attempt did. The ids of those whose claim no longer holds (the
+        job was cancelled, timed out, taken over or removed)."""
+
     def recoverExpired(now, limit=100):
         """Give up to ``limit`` processing jobs whose lease expired before
         ``now`` back to the queue as failed attempts (or to ``error``

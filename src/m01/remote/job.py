@@ -68,6 +68,16 @@ class ConflictError(transaction.interfaces.TransientError):
     the transaction (pyramid_retry does) reads it again."""
 
 
+class AttemptRefused(Exception):
+    """The commit of a unit of work was refused: the claim of a job it
+    ran no longer held (the job was cancelled, timed out or taken over),
+    so nothing of the unit is stored. ``jobids`` are the refused jobs."""
+
+    def __init__(self, message, jobids):
+        super().__init__(message)
+        self.jobids = list(jobids)
+
+
 class JobInterrupted(Exception):
     """Raised in a running job (by ``checkpoint``, ``progress`` or
     ``log``) that must stop: it is no longer this worker's."""
@@ -210,7 +220,7 @@ class Job:
     version = 0
     #: The stored ``progress`` (fraction, message, at) and ``log`` lines.
     reportedProgress = None
-    #: Set while the job runs (``m01.remote.queue.runner.JobControl``).
+    #: Set while the job runs (``m01.remote.queue.control.JobControl``).
     _control = None
     #: Set on a job loaded through the processor (``EDITABLE`` fields).
     _changes = None

@@ -128,7 +128,8 @@ class RemoteProcessor:
         self.pending = QueueTransaction(
             transactionManager, self._transactionKey,
             self.jobWrites.insertJobs, self.jobWakeup.set,
-            self.jobWrites.finishMany, follow)
+            self.jobWrites.finishMany, follow,
+            holdClaims=self.leases.holdClaims)
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)

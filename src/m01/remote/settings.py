@@ -26,6 +26,20 @@ _COLLECTION_PREFIX = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]*$')
 _KIND = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:-]*$')
 
 
+#: Seconds a call to the server may wait for an answer by default: far
+#: above the change stream's await (1 s) and an outcome of a few hundred
+#: kilobytes on a slow link; below a third of the default lease (60 s),
+#: so that a renewal stuck on a dead connection gives up and is tried
+#: again on a new one before the leases it renews expire.
+SOCKET_TIMEOUT = 20.0
+#: Seconds opening a connection (and the driver's check of the server,
+#: which uses this as its timeout) may take by default.
+CONNECT_TIMEOUT = 10.0
+#: Seconds a call waits for a server to send it to by default: fail
+#: within seconds when the server is down, not after pymongo's 30 s.
+SERVER_SELECTION_TIMEOUT = 5.0
+
+
 class SettingsError(ConfigurationError):
     """One or more ``m01.remote.*`` settings are wrong."""
 
@@ -64,6 +78,9 @@ class RemoteSettings:
     wakeup: str = 'auto'
     write_concern: str | int = 'majority'
     read_preference: str = 'primary'
+    socket_timeout: float = SOCKET_TIMEOUT
+    connect_timeout: float = CONNECT_TIMEOUT
+    server_selection_timeout: float = SERVER_SELECTION_TIMEOUT
     logout_url: str = None
 
     @property
@@ -79,6 +96,13 @@ class RemoteSettings:
         if self.route_prefix == '/':
             return '/*traverse'
         return self.route_prefix + '*traverse'
+
+    @property
+    def timeouts(self):
+        """The timeouts ``store.connect`` takes, in seconds."""
+        return {'socketTimeout': self.socket_timeout,
+                'connectTimeout': self.connect_timeout,
+                'serverSelectionTimeout': self.server_selection_timeout}
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -309,6 +333,10 @@ OPTIONS = {
     'wakeup': ('wakeup', _wakeup),
     'write_concern': ('write_concern', _write_concern),
     'read_preference': ('read_preference', _read_preference),
+    'socket_timeout': ('socket_timeout', _positive_seconds),
+    'connect_timeout': ('connect_timeout', _positive_seconds),
+    'server_selection_timeout': ('server_selection_timeout',
+                                 _positive_seconds),
     'logout_url': ('logout_url', _logout_url),
 }
 

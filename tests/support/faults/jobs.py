@@ -36,6 +36,8 @@ STALE = 'stale'
 
 #: The longest a job of these scenarios sleeps, whatever its input says.
 MAX_SECONDS = 600.0
+#: The most bytes its input may add to its output.
+MAX_PAD = 1024 * 1024
 
 
 def _seconds(value):
@@ -52,7 +54,11 @@ class RecordedJob(Job):
     """Sleeps as its input says, then records that it ran, once.
 
     The output names the run (worker and claim), so a scenario can tell
-    whose outcome the queue kept.
+    whose outcome the queue kept. With ``pad`` in its input (a number of
+    bytes) the output carries that much more, for a slow link to carry;
+    with ``child`` true the job adds a ``record`` job whose input names
+    it as ``parent``, through its transaction (a job's own queue write,
+    which must happen once as the job's outcome does).
     """
 
     def __call__(self, remoteProcessor):
@@ -65,7 +71,14 @@ class RecordedJob(Job):
         remoteProcessor.transactionManager.get().addBeforeCommitHook(
             recordExecution, (remoteProcessor.database,
                               remoteProcessor.jobsCollection, run))
-        return {'worker': run['worker'], 'claim': run['claim']}
+        given = self.input if isinstance(self.input, dict) else {}
+        if given.get('child'):
+            remoteProcessor.addJob('record', {'parent': self.__name__})
+        output = {'worker': run['worker'], 'claim': run['claim']}
+        pad = given.get('pad')
+        if isinstance(pad, int) and 0 < pad <= MAX_PAD:
+            output['pad'] = 'x' * pad
+        return output
 
 
 def recordExecution(database, jobs, run):

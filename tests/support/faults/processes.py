@@ -159,7 +159,9 @@ def outageLogged(result, process, kind):
     counts = {}
     for failed, back in OUTAGE_LINES[kind]:
         loop = failed.split(':')[0].split()[0]
-        count = text.count(failed)
+        # A call that timed out says the database does not answer.
+        count = text.count(failed) + text.count(failed.replace(
+            'cannot be reached', 'does not answer'))
         counts['%s:%s' % (process.label, loop)] = count
         wanted = (0, 1) if loop == 'Renewing' else (1,)
         result.check(count in wanted and text.count(back) == count,

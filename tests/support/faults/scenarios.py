@@ -1,9 +1,10 @@
-"""No job lost, none done twice: seven fault scenarios on a real server.
+"""No job lost, none done twice: fault scenarios on a real server.
 
     python benchmarks/faults.py                   # the full sizes
     python benchmarks/faults.py --short           # the sizes CI runs
     python benchmarks/faults.py --only crash,outage --uri mongodb://...
     python benchmarks/faults.py --only load --jobs 2000
+    python benchmarks/faults.py --only partition --batch 10
 
 Without ``--uri`` a throw-away server is started: mongo-java-server with
 its H2 backend (conditional writes are atomic there, the path a MongoDB
@@ -67,15 +68,23 @@ graceful
     jobs, one of them longer than S: the short ones finish, the process
     exits within S (+2 s), and the long one is handed back to another
     worker when its lease expires (bound: S + lease + lease/3 + 10 s).
+latency, partition, isolated, flapping, resets, silent, slowlink
+    A bad network between the worker processes and the server, each
+    worker behind a fault proxy of its own: see
+    ``support.faults.network``. Each runs unbatched and batched (two
+    lines, ``partition/1`` and ``partition/10``) unless ``--batch`` is
+    given.
 """
 import argparse
 import dataclasses
+import functools
 import json
 import signal
 import sys
 import tempfile
 import time
 
+from support.faults import network
 from support.faults.audit import Result
 from support.faults.harness import LATENCY, Environment
 from support.faults.processes import crash, graceful, outage
@@ -127,9 +136,17 @@ def badinput(env, size):
     return fault_badinput.run(env, Result('badinput'))
 
 
+for _kind in SIZES:
+    SIZES[_kind].update(network.SIZES[_kind])
+
 SCENARIOS = {'load': load, 'crash': crash, 'outage': outage,
              'scheduler': scheduler, 'badinput': badinput, 'poison': poison,
              'graceful': graceful}
+#: The network scenarios (``support.faults.network``): each runs
+#: unbatched and batched unless a batch size is given.
+NETWORK = tuple(network.FAULTS)
+for _name in NETWORK:
+    SCENARIOS[_name] = functools.partial(network.network, _name)
 
 
 def runScenario(name, env, short=False, **overrides):
@@ -140,7 +157,8 @@ def runScenario(name, env, short=False, **overrides):
     try:
         result = SCENARIOS[name](env, size)
     except Exception as e:
-        result = Result(name)
+        result = Result(name if name not in NETWORK else '%s/%d' % (
+            name, size.get('batch') or 1))
         result.problems.append('%s: %s' % (type(e).__name__, e))
     if not result.skipped:
         result.details['scenario_s'] = round(time.monotonic() - started, 1)
@@ -196,13 +214,17 @@ def main(argv=None):
             overrides = {}
             if name == 'load' and args.jobs:
                 overrides['jobs'] = args.jobs
-            if args.batch:
-                overrides['batch'] = args.batch
-            result = runScenario(name, env, args.short, **overrides)
-            results.append(result)
-            print(result.line(), flush=True)
-            for problem in result.problems:
-                print('! %s' % problem, flush=True)
+            batches = [args.batch]
+            if name in NETWORK and not args.batch:
+                batches = network.BATCHES
+            for batch in batches:
+                if batch:
+                    overrides['batch'] = batch
+                result = runScenario(name, env, args.short, **overrides)
+                results.append(result)
+                print(result.line(), flush=True)
+                for problem in result.problems:
+                    print('! %s' % problem, flush=True)
     finally:
         if server is not None:
             server.close()

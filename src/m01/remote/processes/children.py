@@ -38,7 +38,7 @@ from m01.remote.job import (
     loadJob,
 )
 from m01.remote.queue.containers import toObjectId
-from m01.remote.queue.runner import JobControl, deadlineOf
+from m01.remote.queue.control import JobControl, deadlineOf
 from m01.remote.queue.updates import TIMED_OUT_MESSAGE
 
 logger = logging.getLogger('m01.remote')

@@ -19,7 +19,7 @@ from m01.remote.processes.children import (
     runDocument,
 )
 from m01.remote.queue.containers import toObjectId
-from m01.remote.queue.runner import deadlineOf
+from m01.remote.queue.control import deadlineOf
 from m01.remote.queue.updates import TIMED_OUT_MESSAGE
 
 logger = logging.getLogger('m01.remote')

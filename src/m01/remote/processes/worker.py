@@ -82,6 +82,8 @@ class ProcessJobWorker(BaseWorker):
     ``startTimeout`` how long a child may take to be ready.
     """
 
+    operation = 'claiming jobs'
+
     def __init__(self, remoteProcessor, waitTime=1.0, maxProcesses=None,
                  jobQuery=None, maxJobsPerChild=None, killGrace=5.0,
                  configUri=None, childSetup=None, watchInterval=1.0,
@@ -200,7 +202,7 @@ class ProcessJobWorker(BaseWorker):
         except pymongo.errors.ConnectionFailure as error:
             # The outage is logged once, with the loop's; the job keeps
             # its claim and runs again once its lease expires.
-            self.outage.failed(error)
+            self.outage.failed(error, 'finishing job %s' % job.__name__)
             logger.warning('ProcessJobWorker: the outcome of job %s was not '
                            'stored (the database cannot be reached); it '
                            'runs again once its lease expires', job.__name__)

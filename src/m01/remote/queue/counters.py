@@ -155,6 +155,11 @@ class OutcomeCounters:
             self._timer = None
         try:
             self.flush()
+        except pymongo.errors.InvalidOperation:
+            # The client was closed under us (the process, or its owner,
+            # shuts down): nothing can be written any more.
+            logger.debug('The outcome counters were not written: the '
+                         'client is closed')
         except Exception:
             logger.exception('Writing the outcome counters failed; they '
                              'are written with the next ones')

@@ -4,16 +4,39 @@ A claimed job carries ``leaseExpires``. While this process runs the job,
 the lease keeper renews it; when a worker dies, nobody renews it, and
 the keeper of any other process gives the job back to the queue once it
 has expired (``recover``).
+
+A keeper that has not managed to renew for a lease's length (the server
+does not answer it, or cannot be reached) may have lost every lease it
+held: other processes take those jobs over. Its workers then claim no
+more jobs (``claimable``), and say so, until it renews again.
 """
 import datetime
 import logging
 import threading
 import time
 
+import pymongo.errors
+
 from m01.remote.queue.containers import toObjectId
 
 logger = logging.getLogger('m01.remote')
 
+
+
+def isTimeout(error):
+    """Whether ``error`` is a call that waited for an answer as long as
+    its client allows (``socketTimeout``): the server, or the network to
+    it, does not answer. A refused or reset connection, or no server to
+    send the call to, is not: those are told at once."""
+    return isinstance(error, pymongo.errors.NetworkTimeout)
+
+
+def failure(operation, error):
+    """``operation`` (what a loop was doing: "claiming jobs") and what
+    became of it, for a log line."""
+    if isTimeout(error):
+        return '%s timed out (%s)' % (operation, error)
+    return '%s failed (%s)' % (operation, error)
 
 class EndedJobs:
     """What follows the jobs a lease keeper recovered or stopped: their
@@ -64,10 +87,22 @@ class LeaseKeeper:
         self._wake = threading.Event()
         self._thread = None
         self._failing = False
+        #: When (``time.monotonic``) leases were last renewed, and
+        #: whether a worker was told that was too long ago.
+        self._renewed = time.monotonic()
+        self._stalled = False
 
     @property
     def interval(self):
         return max(self.leaseTime / 3.0, 0.05)
+
+    def holdClaims(self, claims):
+        """Fence the attempts ``claims`` (``(oid, claim)`` pairs) of a
+        unit of work and renew their leases for another ``leaseTime``
+        (``IJobWrites.holdClaims``): the ids of those whose claim was
+        lost."""
+        until = self.now() + datetime.timedelta(seconds=self.leaseTime)
+        return self.jobWrites.holdClaims(claims, until)
 
     def add(self, jobid, claim, deadline=None):
         """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
@@ -105,6 +140,7 @@ class LeaseKeeper:
         with self._lock:
             self._users += 1
             if self._thread is None or not self._thread.is_alive():
+                self._renewed = time.monotonic()
                 self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._run, daemon=True,
@@ -142,6 +178,27 @@ class LeaseKeeper:
                 logger.warning('The lease keeper did not stop within '
                                '%.1f s', timeout)
 
+    def claimable(self):
+        """Whether this process's workers may claim jobs: not while the
+        keeper runs and has not renewed leases for a lease's length (the
+        jobs it holds may be another process's by now, and new claims
+        would not be renewed either). Said once in the log."""
+        return not self._stalledNow()
+
+    def _stalledNow(self):
+        """Whether the keeper runs and has not renewed for a lease's
+        length; said once, by whichever thread notices first."""
+        with self._lock:
+            since = time.monotonic() - self._renewed
+            stalled = self._thread is not None and since > self.leaseTime
+            told, self._stalled = self._stalled, self._stalled or stalled
+        if stalled and not told:
+            logger.error('The lease keeper of %s has not renewed its leases '
+                         'for %.1f s (leases last %.1f s): its workers take '
+                         'no more jobs until it does', self.name, since,
+                         self.leaseTime)
+        return stalled
+
     def running(self):
         """``[(jobid, leaseExpires, thread)]`` of the jobs this process
         runs, the expiry as this keeper last set it, and the name of the
@@ -160,7 +217,18 @@ class LeaseKeeper:
             for jobid, claim in claims:
                 if self._claims.get(jobid) == claim:
                     self._expires[jobid] = until
+        if claims:
+            self._renewedNow()
         return extended
+
+    def _renewedNow(self):
+        """The server answered a renewal (or a whole tick)."""
+        with self._lock:
+            self._renewed = time.monotonic()
+            stalled, self._stalled = self._stalled, False
+        if stalled:
+            logger.warning('The lease keeper of %s renews its leases again: '
+                           'its workers take jobs again', self.name)
 
     def recover(self, now=None):
         """Requeue (or fail) the jobs whose worker stopped renewing their
@@ -187,20 +255,36 @@ class LeaseKeeper:
 
     def tick(self):
         """Renew our leases, recover expired ones, stop timed-out jobs and
-        tidy, once."""
+        tidy, once. The leases count as renewed when the renewal was
+        answered, or, with none to renew, when every call was."""
+        doing = 'renewing leases'
         try:
             self.renew()
+            doing = 'recovering expired leases'
             self.recover()
+            doing = 'ending timed-out jobs'
             self.stopTimedOut()
+            doing = 'tidying'
             now = self.now()
             for upkeep in self.upkeep:
                 upkeep.tidy(now)
-        except Exception:
-            if not self._failing:
-                logger.exception('Renewing job leases failed; retrying '
-                                 'every %.1f s', self.interval)
+        except Exception as error:
+            if self._failing:
+                pass
+            elif isinstance(error, pymongo.errors.ConnectionFailure):
+                logger.error('Renewing job leases failed: %s; retrying '
+                             'every %.1f s', failure(doing, error),
+                             self.interval)
+            else:
+                logger.exception('Renewing job leases failed while %s; '
+                                 'retrying every %.1f s', doing,
+                                 self.interval)
             self._failing = True
+            self._stalledNow()
         else:
+            # Every call answered: renewing would work, with or without
+            # leases to renew.
+            self._renewedNow()
             if self._failing:
                 logger.info('Renewing job leases works again')
             self._failing = False

@@ -72,7 +72,11 @@ class JobChanges:
     """The fields set on one loaded job (its stored ``document``), written
     through ``jobWrites`` when the current transaction of ``pending`` (a
     ``QueueTransaction``) commits, conditional on the document's
-    ``version``."""
+    ``version``.
+
+    The fields are kept by the transaction's data manager, so an abort or
+    a savepoint rolled back (a failed or refused attempt of the job that
+    set them) drops them too."""
 
     def __init__(self, pending, jobWrites, document):
         self.pending = pending
@@ -80,8 +84,6 @@ class JobChanges:
         self.document = document
         self.oid = document['_id']
         self.version = document.get('version', 0)
-        self._fields = {}
-        self._dataManager = None
 
     def set(self, job, name, value):
         value = checkedValue(name, value)
@@ -91,21 +93,11 @@ class JobChanges:
                 self.oid, self.document.get('terms'),
                 self.document.get('input'), value)
             checkStorable(dict(self.document, **fields), 'document')
-        dm = self.pending.dataManager()
-        if dm is not self._dataManager:
-            # A new transaction: what an aborted one set is gone.
-            self._dataManager = dm
-            self._fields = {}
-            dm.addWrite(self._write)
-        self._fields.update(fields)
-        dm.noteChange(str(self.oid), fields)
+        self.pending.dataManager().addEdit(self, str(self.oid), fields)
         return value
 
-    def _write(self):
-        fields, self._fields = self._fields, {}
-        self._dataManager = None
-        if not fields:
-            return
+    def write(self, fields):
+        """Set ``fields`` on the job if it is still at our version."""
         if not self.jobWrites.edit(self.oid, self.version, fields):
             raise ConflictError(
                 'Job %s changed since it was read (at version %d): %s not '

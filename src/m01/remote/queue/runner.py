@@ -1,13 +1,54 @@
 """Running a claimed job, and storing its outcome with the transaction.
 
 A job runs in the transaction of the unit of work that claimed it (a
-worker step's): what it writes through that transaction and its outcome
-are stored by the same commit. A job that fails has its own writes
-rolled back to the savepoint taken before it ran; the failure is then
-recorded. Each outcome is conditional on the job's claim token
-(``IJobWrites``), and the job's lease is renewed until the transaction
-that stores the outcome has ended; then its concurrency slot and (once
-it ended for good) its key are released.
+worker step's: one job, or a batch of them): what it writes through that
+transaction (jobs it adds, fields it sets on loaded jobs, conditional
+writes, what it writes to another resource joined to the transaction)
+and its outcome are stored by the same commit. A job that fails has its
+own writes rolled back to the savepoint taken before it ran; the failure
+is then recorded. The job's lease is renewed until the transaction that
+stores the outcome has ended; then its concurrency slot and (once its
+outcome was stored and ended it for good) its key are released.
+
+An outcome is stored only while the job is still processing under the
+claim its worker took (its claim token): a job cancelled, timed out or
+taken over (its lease expired and another worker claimed it) has its
+outcome refused, and then nothing the attempt wrote through the
+transaction may be stored either. Python cannot stop a thread, so such
+a job may run on and return; three fences keep its writes out:
+
+1. When the job has returned (or failed), its runner checks the claim,
+   unless the database confirmed it less than ``CHECK_INTERVAL`` ago
+   (when the job started, at a checkpoint, a progress or log call): one
+   conditional write renewing the job's lease while it is processing
+   under its claim (``IJobWrites.holdClaims``). If the claim no longer
+   holds, the transaction is rolled back to the job's savepoint, in
+   every participant (ours drops the jobs it added and the changes it
+   made; a resource that joined during the run is aborted), before the
+   next job of a batch runs: the others are not touched. A job that
+   returned past its deadline has timed out, whatever the lease keeper
+   has done yet: rolled back the same way, its timed-out attempt is
+   stored at once, conditional on its claim (the keeper may have stored
+   it first), and adds nothing to the unit.
+2. At commit, before any participant votes, the data manager fences
+   every attempt of the unit at once (one command; not for a single
+   attempt with nothing else in its transaction, which the third fence
+   covers alone). A claim lost since its job's own check (a short job
+   is checked only here; a job of a batch may be cancelled while the
+   later ones run) aborts the whole unit, nothing written anywhere; its
+   other jobs, whose claims still hold, go back to the queue in their
+   place (one conditional write each, ``unclaim``), not counted as
+   attempts, and run again.
+3. At the vote, the outcomes are stored first, each conditional on its
+   claim, and only then the jobs added and the other writes
+   (``m01.remote.queue.transaction``): an outcome refused in the moment
+   between the fence and its write aborts the transaction, or, in a
+   batch whose other outcomes were stored, drops the refused attempt's
+   own writes to the queue.
+
+A refusal is logged with what became of the attempt's writes. A commit
+that aborts at a fence raises ``AttemptRefused``; a worker's unit of
+work logs it and goes on.
 
 While it runs, the job reaches its worker through a ``JobControl``: its
 ``checkpoint``, ``progress`` and ``log`` calls raise ``JobCancelled``
@@ -16,7 +57,6 @@ once the job was cancelled, ``JobTimedOut`` past its timeout.
 import datetime
 import logging
 import threading
-import time
 import traceback
 
 import transaction
@@ -24,87 +64,27 @@ import transaction.interfaces
 import zope.interface
 
 from m01.remote.clock import stamp, toBSONTime
-from m01.remote.interfaces import CANCELLED, PROCESSING, QUEUED
+from m01.remote.interfaces import QUEUED
 from m01.remote.job import (
-    JobCancelled,
     JobError,
     JobInterrupted,
     JobTimedOut,
     checkOutput,
 )
 from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.control import JobControl, deadlineOf
 from m01.remote.queue.errormessage import getJobErrorMessage
 from m01.remote.queue.updates import (
-    TIMED_OUT_MESSAGE,
     TIMED_OUT_OUTCOME,
     completeUpdate,
     failureUpdate,
-    logUpdate,
-    progressUpdate,
 )
 
 logger = logging.getLogger('m01.remote')
 
-#: A checkpoint asks the database whether the job was cancelled at most
-#: this often (seconds); in between it only checks the timeout.
-CHECK_INTERVAL = 1.0
-
-
-def deadlineOf(job):
-    """When the claimed ``job`` times out, or None."""
-    if not job.timeout or job.picked is None:
-        return None
-    return job.picked + datetime.timedelta(seconds=job.timeout)
-
-
-class JobControl:
-    """What a running job calls through its ``checkpoint``, ``progress``
-    and ``log``: the job ``oid`` running under ``claim`` until
-    ``deadline`` (or for ever), its state read and written through
-    ``jobWrites``."""
-
-    def __init__(self, jobWrites, oid, claim, deadline, timeout, now,
-                 checkInterval=None):
-        self.jobWrites = jobWrites
-        self.oid = oid
-        self.claim = claim
-        self.deadline = deadline
-        self.timeout = timeout
-        self.now = now
-        self.checkInterval = CHECK_INTERVAL if checkInterval is None \
-            else checkInterval
-        self._checked = time.monotonic()
-
-    def _checkDeadline(self):
-        if self.deadline is not None and self.now() >= self.deadline:
-            raise JobTimedOut(TIMED_OUT_MESSAGE % ('%g' % self.timeout))
-
-    def _stopUnlessOwned(self, state):
-        self._checked = time.monotonic()
-        if state == (PROCESSING, self.claim):
-            return
-        if state is not None and state[0] == CANCELLED:
-            raise JobCancelled('Job %s was cancelled.' % self.oid)
-        raise JobInterrupted(
-            'Job %s is no longer this worker\'s (it is %s).'
-            % (self.oid, state[0] if state else 'removed'))
-
-    def checkpoint(self):
-        self._checkDeadline()
-        if time.monotonic() - self._checked >= self.checkInterval:
-            self._stopUnlessOwned(self.jobWrites.state(self.oid))
-
-    def _report(self, update):
-        self._checkDeadline()
-        if not self.jobWrites.report(self.oid, self.claim, update):
-            self._stopUnlessOwned(self.jobWrites.state(self.oid))
-        self._checked = time.monotonic()
-
-    def progress(self, fraction, message):
-        self._report(progressUpdate(fraction, message, self.now()))
-
-    def log(self, line):
-        self._report(logUpdate(line, self.now()))
+#: The log line of a refused attempt: the job, what became of its writes.
+REFUSED = ('Job %s was cancelled, timed out or taken over: its outcome was '
+           'not stored and %s.')
 
 
 class JobRunner:
@@ -143,43 +123,67 @@ class JobRunner:
         the output or raises what the job raised."""
         # Join before the savepoint: a rollback then empties our buffer
         # instead of removing us from the transaction.
-        queueTransaction.dataManager()
+        dataManager = queueTransaction.dataManager()
         manager = queueTransaction.transactionManager
         savepoint = manager.get().savepoint(optimistic=True)
+        start = (dataManager, dataManager.mark())
         oid = toObjectId(job.__name__)
         deadline = deadlineOf(job)
         self.leases.add(job.__name__, job.claim, deadline)
-        job._control = JobControl(self.jobWrites, oid, job.claim, deadline,
-                                  job.timeout, self.now)
+        control = job._control = JobControl(
+            self.jobWrites, oid, job.claim, deadline, job.timeout, self.now)
         recorded = False
         stray = _ThreadTransaction(manager)
         try:
             try:
                 output = job(remoteProcessor) if call is None \
                     else call(job, remoteProcessor)
+                # Returned after its deadline: it timed out all the same.
+                control.checkDeadline()
                 checkOutput(output)
             except JobTimedOut as error:
-                self._rollback(savepoint, manager)
-                self._recordFailure(job, error, queueTransaction, callTime,
-                                    outcome=TIMED_OUT_OUTCOME)
+                self._rollback(savepoint, manager, dataManager)
+                self._recordTimeout(job, error, callTime)
             except JobInterrupted as error:
-                self._rollback(savepoint, manager)
+                self._rollback(savepoint, manager, dataManager)
                 logger.info('Job %s stopped: %s', job.__name__, error)
                 self._endRun(job, final=False)
             except (Exception, SystemExit) as error:
                 # A job calling sys.exit() fails; its worker goes on.
-                self._rollback(savepoint, manager)
-                self._recordFailure(job, error, queueTransaction, callTime)
+                self._rollback(savepoint, manager, dataManager)
+                if self._holds(job, control):
+                    self._recordFailure(job, error, queueTransaction,
+                                        start, callTime)
             else:
-                update = completeUpdate(job, output, self.now(),
-                                        threading.current_thread().name)
-                self._recordOutcome(job, queueTransaction, update)
+                if self._holds(job, control):
+                    update = completeUpdate(job, output, self.now(),
+                                            threading.current_thread().name)
+                    self._recordOutcome(job, queueTransaction, start,
+                                        update)
+                else:
+                    self._rollback(savepoint, manager, dataManager)
             recorded = True
         finally:
             job._control = None
             stray.warnIfJoined(job)
             if not recorded:
                 self._endRun(job, final=False)
+
+    def _holds(self, job, control):
+        """Whether the claim of ``job``, which has just run, still holds:
+        asked of the database (renewing the job's lease) unless it
+        confirmed the claim within the check interval. If not, the run is
+        over and the caller discards what it wrote."""
+        if control.confirmedRecently():
+            return True
+        until = self.now() + datetime.timedelta(
+            seconds=self.leases.leaseTime)
+        if not self.jobWrites.holdClaims(
+                [(toObjectId(job.__name__), job.claim)], until):
+            return True
+        logger.warning(REFUSED, job.__name__, 'its writes were discarded')
+        self._endRun(job, final=False)
+        return False
 
     def failUnloadable(self, document, error, now):
         """Count a claimed job whose class this process lacks as a failed
@@ -191,16 +195,39 @@ class JobRunner:
                                    final=False))
 
     @staticmethod
-    def _rollback(savepoint, manager):
+    def _rollback(savepoint, manager, dataManager):
         try:
             savepoint.rollback()
         except Exception:
             # The job ended its transaction itself, or a participant
-            # cannot roll back to a savepoint: drop all of it.
+            # cannot roll back to a savepoint: drop all of it. The jobs
+            # run before in the same unit go back to the queue.
+            logger.warning('A savepoint could not be rolled back: the whole '
+                           'transaction is aborted', exc_info=True)
+            dataManager.withdraw()
             manager.abort()
 
-    def _recordFailure(self, job, error, queueTransaction, callTime,
-                       outcome=None):
+    def _recordTimeout(self, job, error, callTime):
+        """Store at once that ``job`` timed out, if it is still under its
+        claim: its attempt, rolled back, adds nothing to the transaction,
+        and the lease keeper may be storing the same (the first wins)."""
+        update = self._failureUpdate(job, error, callTime,
+                                     outcome=TIMED_OUT_OUTCOME)
+        stored = self._finish(job.name, toObjectId(job.__name__), job.claim,
+                              update)
+        if stored:
+            logger.warning('Job %s timed out; it is now %s.', job.__name__,
+                           update['$set']['status'])
+        else:
+            logger.warning(REFUSED, job.__name__, 'its writes were discarded')
+        self._endRun(job, stored and update['$set']['status'] != QUEUED)
+
+    def _recordFailure(self, job, error, queueTransaction, start,
+                       callTime):
+        update = self._failureUpdate(job, error, callTime)
+        self._recordOutcome(job, queueTransaction, start, update)
+
+    def _failureUpdate(self, job, error, callTime, outcome=None):
         now = toBSONTime(callTime) if callTime else self.now()
         # The adapter stamps the message with the time of the failure.
         job.errorTime = now
@@ -214,32 +241,60 @@ class JobRunner:
             isinstance(error, JobError),
             thread=threading.current_thread().name,
             **({'outcome': outcome} if outcome else {}))
-        self._recordOutcome(job, queueTransaction, update)
+        return update
 
-    def _recordOutcome(self, job, queueTransaction, update):
+    def _recordOutcome(self, job, queueTransaction, start, update):
         oid = toObjectId(job.__name__)
         final = update['$set']['status'] != QUEUED
+        attempt = _AttemptState()
 
-        def refused():
-            logger.warning(
-                'The outcome of job %s was not stored: the job was '
-                'cancelled, timed out or taken over after its lease '
-                'expired.', job.__name__)
+        def refused(consequence):
+            logger.warning(REFUSED, job.__name__, consequence)
 
         def stored():
+            attempt.stored = True
             if self.counters is not None:
                 self.counters.countUpdate(job.name, update)
-        queueTransaction.dataManager().addOutcome(oid, job.claim, update,
-                                                  refused, stored)
+
+        def withdrawn():
+            attempt.withdrawn = True
+        dataManager = queueTransaction.dataManager()
+        # Rolled back to nothing by an abort (a participant without
+        # savepoints), the attempt's writes begin in a new transaction.
+        began = start[1] if start[0] is dataManager else dataManager.mark()
+        dataManager.addOutcome(oid, job.claim, update, began, refused,
+                               stored, withdrawn)
         txn = queueTransaction.transactionManager.get()
         # Keep renewing the job's lease until the transaction that stores
         # its outcome ends: a lease that expired while the outcome waits
         # for the commit would let another worker run the job again.
-        # Committed, the job is no longer processing; aborted, it runs
-        # again once the lease expires.
+        # Stored, the job is no longer processing; not stored, it runs
+        # again: at once if its unit was withdrawn at the fence (given
+        # back), else once its lease expires.
         txn.addAfterCommitHook(
-            lambda committed: self._endRun(job, final and committed))
-        txn.addAfterAbortHook(lambda *ignored: self._endRun(job, False))
+            lambda committed: self._afterTransaction(job, final, attempt))
+        txn.addAfterAbortHook(
+            lambda *ignored: self._afterTransaction(job, final, attempt))
+
+    def _afterTransaction(self, job, final, attempt):
+        self._endRun(job, final and attempt.stored)
+        if attempt.withdrawn and not attempt.givenBack:
+            attempt.givenBack = True
+            self._giveBack(job)
+
+    def _giveBack(self, job):
+        """Put ``job``, whose claim held but whose unit of work aborted,
+        back to the queue in its place (not counted as an attempt)."""
+        try:
+            if self.jobWrites.unclaim(toObjectId(job.__name__), job.claim):
+                logger.info(
+                    'Job %s went back to the queue: its unit of work was '
+                    'aborted for another job, its writes discarded; it runs '
+                    'again.', job.__name__)
+        except Exception:
+            # Not given back, it runs again once its lease expires.
+            logger.exception('Giving job %s back to the queue failed',
+                             job.__name__)
 
     def _endRun(self, job, final):
         """The run of ``job`` is over (``final``: the job ended for good,
@@ -256,6 +311,15 @@ class JobRunner:
             # The lease keeper frees what a missed release left behind.
             logger.exception('Releasing the slot or key of job %s failed',
                              job.__name__)
+
+
+class _AttemptState:
+    """What became of one attempt's outcome at commit."""
+
+    def __init__(self):
+        self.stored = False
+        self.withdrawn = False
+        self.givenBack = False
 
 
 @zope.interface.implementer(transaction.interfaces.ISynchronizer)

@@ -12,36 +12,117 @@ unit of work. A request's is pyramid_tm's ``request.tm`` (the thread's
 default manager, or an explicit one); a worker loop owns one of its own.
 ``QueueTransaction`` is a processor's share of one manager's
 transactions.
+
+The attempts of jobs run in the transaction (a worker's unit of work:
+one job, or a batch) are stored with what they wrote, or not at all
+(``m01.remote.queue.runner`` tells the whole story):
+
+- ``commit`` (called on every participant before any votes, so before a
+  one-phase SQL session commits) fences the unit: one conditional write
+  per attempt, renewing its lease while the job is still processing
+  under the attempt's claim (``holdClaims``; skipped for one attempt
+  with no other participant, whose outcome, written first, is fence
+  enough). If one claim no longer holds (the job was cancelled, timed
+  out or taken over since it ran) it raises ``AttemptRefused``: the
+  transaction aborts and nothing is written anywhere; the attempts whose
+  claims held are told (``withdrawn``) so their worker gives their jobs
+  back to the queue.
+- ``tpc_vote`` stores the outcomes first, each conditional on its claim,
+  then inserts the jobs added and runs the conditional writes. An
+  outcome refused there (a cancel or a timeout that came between the
+  fence and the outcome) raises ``AttemptRefused`` when no outcome was
+  stored: nothing of the queue is written and every participant that
+  has not committed yet aborts. When others were stored (a batch), their
+  attempts' writes are written and the refused attempt's own queue
+  writes (what it added and changed between its ``mark`` and its
+  outcome) are dropped; what it wrote to another resource of the
+  transaction is committed with the others', and its log line says so.
+
+A write failing after the outcomes were stored (a duplicate job id, a
+job changed meanwhile, the database lost) fails the commit, but those
+outcomes stay stored.
 """
 import copy
 
 import transaction.interfaces
 import zope.interface
 
+from m01.remote.job import AttemptRefused
+
 #: The first character of the queue's sort key: U+10FFFF, the greatest
 #: code point, a noncharacter that no name or path begins with.
 LAST = '\U0010ffff'
+
+#: What became of a refused attempt's writes, by where it was refused.
+ABORTED_AT_FENCE = ('its transaction was aborted before anything was '
+                    'written: its writes were discarded')
+ABORTED_AT_VOTE = ('its transaction was aborted: its writes to the queue '
+                   'and to every resource that had not committed yet were '
+                   'discarded')
+DROPPED_AT_VOTE = ('its writes to the queue were discarded, but what it '
+                   'wrote to other resources of the transaction was '
+                   'committed with the other jobs of its batch')
+
+
+class PendingOutcome:
+    """The outcome of one attempt of the job ``oid`` under ``claim``, and
+    where its queue writes begin and end (``(inserts, writes)``
+    positions). ``refused(consequence)`` is called if its claim no longer
+    holds (``consequence`` says what became of its writes), ``stored()``
+    once its outcome was stored, ``withdrawn()`` if its claim held but
+    the transaction was aborted for another attempt in it."""
+
+    __slots__ = ('oid', 'claim', 'update', 'start', 'end', 'refused',
+                 'stored', 'withdrawn')
+
+    def __init__(self, oid, claim, update, start, end, refused,
+                 stored=None, withdrawn=None):
+        self.oid = oid
+        self.claim = claim
+        self.update = update
+        self.start = start
+        self.end = end
+        self.refused = refused
+        self.stored = stored
+        self.withdrawn = withdrawn
+
+
+class Edit:
+    """The conditional write of the fields set on one loaded job in one
+    transaction (``changes``: its ``JobChanges``), kept by the data
+    manager under ``key`` so that a savepoint rolls them back too."""
+
+    def __init__(self, dataManager, key, changes):
+        self.dataManager = dataManager
+        self.key = key
+        self.changes = changes
+
+    def __call__(self):
+        fields = self.dataManager.edits.get(self.key)
+        if fields:
+            self.changes.write(dict(fields))
 
 
 @zope.interface.implementer(transaction.interfaces.IDataManager)
 class QueueDataManager:
     """The pending writes of one processor in one transaction.
 
-    At commit, ``insertJobs(documents)`` stores the jobs added, then the
-    conditional writes run, then ``finishOutcomes(outcomes)`` stores the
-    outcomes of the jobs run in the transaction (one command for all,
-    where the server allows) and answers which were refused (each
-    outcome's ``refused`` or ``stored`` callback is called); once
-    committed, ``wakeWorkers()`` is called if there was anything for a
-    worker.
+    At ``commit``, ``holdClaims([(oid, claim)])`` fences the attempts run
+    in the transaction and answers which claims no longer hold. At
+    ``tpc_vote``, ``finishOutcomes(outcomes)`` stores their outcomes (one
+    command for all, where the server allows) and answers which were
+    refused; then ``insertJobs(documents)`` stores the jobs added and
+    the conditional writes run. Once committed, ``wakeWorkers()`` is
+    called if there was anything for a worker.
     """
 
     def __init__(self, transactionManager, insertJobs, wakeWorkers,
-                 finishOutcomes=None):
+                 finishOutcomes=None, holdClaims=None):
         self.transaction_manager = transactionManager
         self._insertJobs = insertJobs
         self._wakeWorkers = wakeWorkers
         self._finishOutcomes = finishOutcomes
+        self._holdClaims = holdClaims
         # Documents of jobs added in this transaction, in order; one
         # insert_many stores them all.
         self.inserts = []
@@ -50,9 +131,10 @@ class QueueDataManager:
         self.updates = {}
         # Conditional writes, each a callable run once at commit.
         self.writes = []
-        # (oid, claim, update, refused, stored): job outcomes, stored
-        # together; ``refused()`` is called for one its claim no longer
-        # holds, ``stored()`` (when given) for the others.
+        # Edit.key -> the fields an Edit of ``writes`` sets.
+        self.edits = {}
+        # The attempts run in this transaction (``PendingOutcome``), in
+        # order.
         self.outcomes = []
         self.wakeWorkers = False
         # Whether an outbox takes the jobs added at commit.
@@ -76,9 +158,40 @@ class QueueDataManager:
             self.noteChange(jobid, fields)
         self.wakeWorkers = self.wakeWorkers or wake
 
-    def addOutcome(self, oid, claim, update, refused, stored=None):
-        self.outcomes.append((oid, claim, update, refused, stored))
+    def addEdit(self, changes, jobid, fields):
+        """Set ``fields`` on the stored job ``jobid`` at commit, by
+        ``changes.write(fields)`` (a ``JobChanges``): one write for every
+        field set through ``changes`` in this transaction."""
+        key = id(changes)
+        if key not in self.edits:
+            self.edits[key] = {}
+            self.writes.append(Edit(self, key, changes))
+        self.edits[key].update(fields)
+        self.noteChange(jobid, fields)
+
+    def mark(self):
+        """Where the writes of an attempt about to run begin: hand it to
+        ``addOutcome`` with the attempt's outcome."""
+        return (len(self.inserts), len(self.writes))
+
+    def addOutcome(self, oid, claim, update, start, refused, stored=None,
+                   withdrawn=None):
+        """Store the outcome ``update`` of the attempt of job ``oid``
+        under ``claim`` with what it wrote since ``start`` (a ``mark``),
+        conditional on its claim (see ``PendingOutcome`` for the callbacks)."""
+        self.outcomes.append(PendingOutcome(
+            oid, claim, update, start, self.mark(), refused, stored,
+            withdrawn))
         self.wakeWorkers = True
+
+    def withdraw(self):
+        """The transaction is about to be aborted for none of its
+        attempts' own doing (a participant could not roll back to the
+        savepoint of a refused or failed one): tell each attempt whose
+        outcome was pending (``withdrawn``)."""
+        for attempt in self.outcomes:
+            if attempt.withdrawn is not None:
+                attempt.withdrawn()
 
     def noteChange(self, jobid, fields):
         """Show ``fields`` on the job ``jobid`` until the commit."""
@@ -88,8 +201,28 @@ class QueueDataManager:
         self.inserts = []
         self.updates = {}
         self.writes = []
+        self.edits = {}
         self.outcomes = []
         self.wakeWorkers = False
+
+    def _alone(self, txn):
+        """Whether no other resource takes part in ``txn`` (as its list of
+        them, ``_resources``, tells; when it cannot be told, not)."""
+        resources = getattr(txn, '_resources', None)
+        return resources is not None and all(
+            resource is self for resource in resources)
+
+    def _without(self, attempts):
+        """The inserts and writes of this transaction but those of
+        ``attempts``."""
+        inserts, writes = set(), set()
+        for attempt in attempts:
+            inserts.update(range(attempt.start[0], attempt.end[0]))
+            writes.update(range(attempt.start[1], attempt.end[1]))
+        return ([document for number, document in enumerate(self.inserts)
+                 if number not in inserts],
+                [write for number, write in enumerate(self.writes)
+                 if number not in writes])
 
     # IDataManager
 
@@ -100,22 +233,52 @@ class QueueDataManager:
         pass
 
     def commit(self, txn):
-        pass
+        if not self.outcomes or self._holdClaims is None:
+            return
+        if len(self.outcomes) == 1 and self._alone(txn):
+            # One attempt and nothing else to commit: its outcome, stored
+            # first at the vote and conditional on its claim, is the fence.
+            return
+        lost = set(self._holdClaims(
+            [(attempt.oid, attempt.claim) for attempt in self.outcomes]))
+        if not lost:
+            return
+        for attempt in self.outcomes:
+            if attempt.oid in lost:
+                attempt.refused(ABORTED_AT_FENCE)
+            elif attempt.withdrawn is not None:
+                attempt.withdrawn()
+        raise AttemptRefused(
+            'The claim of job %s no longer holds: nothing of its unit of '
+            'work is stored' % ', '.join(sorted(str(oid) for oid in lost)),
+            lost)
 
     def tpc_vote(self, txn):
-        if self.inserts:
-            self._insertJobs(self.inserts)
-        for write in self.writes:
-            write()
+        inserts, writes = self.inserts, self.writes
         if self.outcomes:
-            refused = set(self._finishOutcomes(
-                [(oid, claim, update)
-                 for oid, claim, update, _, _ in self.outcomes]))
-            for oid, _, _, onRefused, onStored in self.outcomes:
-                if oid in refused:
-                    onRefused()
-                elif onStored is not None:
-                    onStored()
+            lost = set(self._finishOutcomes(
+                [(attempt.oid, attempt.claim, attempt.update)
+                 for attempt in self.outcomes]))
+            refused = [attempt for attempt in self.outcomes
+                       if attempt.oid in lost]
+            if len(refused) == len(self.outcomes):
+                for attempt in refused:
+                    attempt.refused(ABORTED_AT_VOTE)
+                raise AttemptRefused(
+                    'The outcome of job %s was refused: its transaction is '
+                    'aborted' % ', '.join(sorted(str(oid) for oid in lost)),
+                    lost)
+            if refused:
+                inserts, writes = self._without(refused)
+            for attempt in self.outcomes:
+                if attempt.oid in lost:
+                    attempt.refused(DROPPED_AT_VOTE)
+                elif attempt.stored is not None:
+                    attempt.stored()
+        if inserts:
+            self._insertJobs(inserts)
+        for write in writes:
+            write()
 
     def tpc_finish(self, txn):
         if self.inserts or self.wakeWorkers:
@@ -161,6 +324,7 @@ class QueueSavepoint:
         self.inserts = copy.deepcopy(dataManager.inserts)
         self.updates = copy.deepcopy(dataManager.updates)
         self.writes = list(dataManager.writes)
+        self.edits = copy.deepcopy(dataManager.edits)
         self.outcomes = list(dataManager.outcomes)
         self.wakeWorkers = dataManager.wakeWorkers
 
@@ -169,6 +333,7 @@ class QueueSavepoint:
         dm.inserts = copy.deepcopy(self.inserts)
         dm.updates = copy.deepcopy(self.updates)
         dm.writes = list(self.writes)
+        dm.edits = copy.deepcopy(self.edits)
         dm.outcomes = list(self.outcomes)
         dm.wakeWorkers = self.wakeWorkers
 
@@ -185,13 +350,14 @@ class QueueTransaction:
     added from the data manager at commit (``IJobOutbox.follow``)."""
 
     def __init__(self, transactionManager, key, insertJobs, wakeWorkers,
-                 finishOutcomes=None, follow=None):
+                 finishOutcomes=None, follow=None, holdClaims=None):
         self.transactionManager = transactionManager
         self._key = key
         self._insertJobs = insertJobs
         self._wakeWorkers = wakeWorkers
         self._finishOutcomes = finishOutcomes
         self._follow = follow
+        self._holdClaims = holdClaims
 
     def dataManager(self, join=True):
         """The data manager of the current transaction; joined to it when
@@ -203,7 +369,8 @@ class QueueTransaction:
             if not join:
                 return None
         dm = QueueDataManager(self.transactionManager, self._insertJobs,
-                              self._wakeWorkers, self._finishOutcomes)
+                              self._wakeWorkers, self._finishOutcomes,
+                              self._holdClaims)
         txn.join(dm)
         txn.set_data(self._key, dm)
         return dm

@@ -10,7 +10,13 @@ import logging
 import urllib.parse
 
 import pymongo
+import pymongo.errors
 
+from m01.remote.settings import (
+    CONNECT_TIMEOUT,
+    SERVER_SELECTION_TIMEOUT,
+    SOCKET_TIMEOUT,
+)
 from m01.remote.store import embedded
 from m01.remote.store.embedded.client import (
     SerializedDatabase,
@@ -34,12 +40,22 @@ LOCK_ATTRIBUTE = '_m01_remote_lock'
 URI_ATTRIBUTE = '_m01_remote_uri'
 
 
-def connect(uri, **options):
+def connect(uri, socketTimeout=SOCKET_TIMEOUT, connectTimeout=CONNECT_TIMEOUT,
+            serverSelectionTimeout=SERVER_SELECTION_TIMEOUT, **options):
     """Return a client for ``uri``.
 
     ``mongomock://`` gives a fresh in-memory store (nothing is kept across
     restarts, and only this process sees it); anything else goes to
     ``pymongo.MongoClient``. Datetimes come back timezone-aware in UTC.
+
+    Every call the client makes is bounded (seconds; the
+    ``m01.remote.*_timeout`` settings): ``socketTimeout`` for an answer
+    to arrive, ``connectTimeout`` to open a connection (and for the
+    driver's checks of the server), ``serverSelectionTimeout`` to find
+    the server. A call that passes the socket timeout raises a
+    ``NetworkTimeout`` (``queue.leases.isTimeout``), a
+    ``ConnectionFailure``. The same option in the URI
+    (``socketTimeoutMS`` and so on) or in ``options`` wins.
     """
     options.setdefault('tz_aware', True)
     options.setdefault('tzinfo', UTC)
@@ -51,11 +67,14 @@ def connect(uri, **options):
             'Unsupported store URI %r: use mongodb://host:port/ for a '
             'MongoDB server or mongomock:// for the embedded in-memory '
             'store.' % uri)
-    if 'serverselectiontimeoutms' not in uri.lower():
-        # Fail within seconds when the server is down, not after 30 s;
-        # an explicit URI option is left to win.
-        options.setdefault('serverSelectionTimeoutMS', 5000)
-    if 'retrywrites' not in uri.lower():
+    named = uri.lower()
+    for option, seconds in (('socketTimeoutMS', socketTimeout),
+                            ('connectTimeoutMS', connectTimeout),
+                            ('serverSelectionTimeoutMS',
+                             serverSelectionTimeout)):
+        if option.lower() not in named and seconds is not None:
+            options.setdefault(option, max(int(seconds * 1000), 1))
+    if 'retrywrites' not in named:
         # pymongo's default, kept whatever it becomes: a claim or an
         # outcome cut off by a step-down is retried once by the driver
         # and applied once by the server (m01.remote.store.retried).
@@ -67,6 +86,14 @@ def connect(uri, **options):
                        'outcome cut off by a primary stepping down then '
                        'waits for its lease to expire', _redacted(uri))
     return client
+
+
+def socketTimeoutOf(database):
+    """Seconds the client of ``database`` waits for an answer; None for
+    the embedded store and for a client without a socket timeout."""
+    if isEmbedded(database):
+        return None
+    return database.client.options.pool_options.socket_timeout
 
 
 def uriOf(database):

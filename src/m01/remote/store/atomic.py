@@ -204,6 +204,30 @@ class AtomicJobWrites:
             {'status': PROCESSING, 'claim': {'$in': list(claims)}},
             {'$set': {'leaseExpires': until}}).modified_count
 
+    def holdClaims(self, claims, until):
+        if not claims:
+            return []
+        # Not versioned, as a renewal: a hold changes nothing a condition
+        # restates.
+        renew = {'$set': {'leaseExpires': until}}
+        if len(claims) == 1:
+            oid, claim = claims[0]
+            held = self.jobs.update_one(self._owned(oid, claim),
+                                        renew).matched_count
+            return [] if held else [oid]
+        result = self.jobs.bulk_write(
+            [pymongo.UpdateOne(self._owned(oid, claim), renew)
+             for oid, claim in claims], ordered=False)
+        if result.matched_count == len(claims):
+            return []
+        # Some no longer hold: those not under their claim now (a claim
+        # once lost is never held again, so none is missed).
+        current = {document['_id']: document.get('claim')
+                   for document in self.jobs.find(
+                       {'_id': {'$in': [oid for oid, _ in claims]}},
+                       {'claim': 1})}
+        return [oid for oid, claim in claims if current.get(oid) != claim]
+
     def _endRunning(self, documents, now, condition, updateFor):
         ended = []
         for document in documents:

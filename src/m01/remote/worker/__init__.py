@@ -21,6 +21,8 @@ import transaction
 import zope.interface
 
 from m01.remote import interfaces
+from m01.remote.job import AttemptRefused
+from m01.remote.queue.leases import isTimeout
 
 logger = logging.getLogger('m01.remote')
 
@@ -56,11 +58,18 @@ class OutageTracker:
         self.failures = 0
         self._lock = threading.Lock()
 
-    def failed(self, error):
+    def failed(self, error, operation='a database call'):
+        """``operation`` (what was being done: "claiming jobs") failed
+        with ``error``; the seconds to wait before trying again."""
         with self._lock:
-            if self.failures == 0:
-                logger.error('%s: the database cannot be reached (%s); '
-                             'retrying with back-off', self.label, error)
+            if self.failures == 0 and isTimeout(error):
+                logger.error('%s: the database does not answer: %s timed '
+                             'out (%s); retrying with back-off',
+                             self.label, operation, error)
+            elif self.failures == 0:
+                logger.error('%s: the database cannot be reached while %s '
+                             '(%s); retrying with back-off', self.label,
+                             operation, error)
             self.failures += 1
             failures = self.failures
         return min(0.5 * 2 ** min(failures - 1, 5), MAX_OUTAGE_WAIT)
@@ -75,6 +84,9 @@ class OutageTracker:
 
 @zope.interface.implementer(interfaces.IJobWorker)
 class BaseWorker:
+
+    #: What a step does, for the log when the database fails it.
+    operation = 'claiming and running jobs'
 
     def __init__(self, remoteProcessor, waitTime=1.0):
         if waitTime < 0:
@@ -108,11 +120,19 @@ class BaseWorker:
     def inUnitOfWork(self, work):
         """Call ``work(processor)`` with the processor bound to a new
         transaction manager, and commit that manager's transaction; abort
-        it if ``work`` or the commit raises."""
+        it if ``work`` or the commit raises. A commit refused because a
+        job's claim no longer held (``AttemptRefused``) is not an error
+        of the loop: each job of the unit logged what became of it."""
         manager = transaction.TransactionManager()
         try:
             result = work(self.remoteProcessor.bind(manager))
+        except BaseException:
+            manager.abort()
+            raise
+        try:
             manager.commit()
+        except AttemptRefused:
+            manager.abort()
         except BaseException:
             manager.abort()
             raise
@@ -132,11 +152,19 @@ class BaseWorker:
         when it only waited for something else)."""
         raise NotImplementedError
 
+    def mayClaim(self):
+        """Whether this loop may claim: not while the lease keeper cannot
+        renew the leases of what it claimed (``LeaseKeeper.claimable``).
+        """
+        return self.remoteProcessor.leases.claimable()
+
     def guardedStep(self):
+        if not self.mayClaim():
+            return False
         try:
             worked = self.step()
         except pymongo.errors.ConnectionFailure as error:
-            self.idle(self.outage.failed(error))
+            self.idle(self.outage.failed(error, self.operation))
             return False
         except Exception:
             logger.exception('%s: an unexpected error; the loop goes on',
@@ -213,6 +241,8 @@ class MultiJobWorker(BaseWorker):
     unit of work, whose commit stores their outcomes together.
     """
 
+    operation = 'claiming jobs'
+
     def __init__(self, remoteProcessor, waitTime=1.0, maxThreads=None,
                  jobQuery=None, batchSize=1):
         super().__init__(remoteProcessor, waitTime)
@@ -248,7 +278,7 @@ class MultiJobWorker(BaseWorker):
         except pymongo.errors.ConnectionFailure as error:
             # The outage is logged once, with the loop's; the job keeps
             # its claim and runs again once its lease expires.
-            self.outage.failed(error)
+            self.outage.failed(error, 'finishing job %s' % jobid)
             logger.warning('MultiJobWorker: the outcome of job %s was not '
                            'stored (the database cannot be reached); it '
                            'runs again once its lease expires', jobid)
@@ -264,7 +294,7 @@ class MultiJobWorker(BaseWorker):
             self.runBatch(jobs)
             self.outage.succeeded()
         except pymongo.errors.ConnectionFailure as error:
-            self.outage.failed(error)
+            self.outage.failed(error, 'finishing %d jobs' % len(jobs))
             logger.warning('MultiJobWorker: the outcomes of %d jobs were '
                            'not stored (the database cannot be reached); '
                            'they run again once their leases expire',
@@ -356,6 +386,11 @@ class MultiJobWorker(BaseWorker):
 @zope.interface.implementer(interfaces.ISchedulerWorker)
 class SchedulerWorker(BaseWorker):
     """Turns due scheduler items into jobs."""
+
+    operation = 'scheduling jobs'
+
+    def mayClaim(self):
+        return True     # it claims no job
 
     def step(self):
         return self.inUnitOfWork(

@@ -27,11 +27,13 @@ track of the token (or a clock that ran ahead of the server's) costs a
 wait of at most one poll.
 
 An empty ``getMore`` is held by MongoDB for ``AWAIT_MS``, so an idle
-stream costs one command a second. mongo-java-server answers at once
-(and reads its whole oplog for each answer): such a server is asked
-again only after ``PACE`` seconds, and only while a loop waits for a
-change (``needed``): the changes committed while every loop was busy
-come with the first answer after.
+stream costs one command a second; on a client whose socket timeout
+(``m01.remote.socket_timeout``) is shorter than twice that, for half the
+socket timeout, so that the timeout never cuts a getMore that waits.
+mongo-java-server answers at once (and reads its whole oplog for each
+answer): such a server is asked again only after ``PACE`` seconds, and
+only while a loop waits for a change (``needed``): the changes
+committed while every loop was busy come with the first answer after.
 """
 import contextlib
 import logging
@@ -43,7 +45,7 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import IChangeWatcher
-from m01.remote.store import isEmbedded
+from m01.remote.store import isEmbedded, socketTimeoutOf
 
 logger = logging.getLogger('m01.remote.changes')
 
@@ -208,8 +210,16 @@ class ChangeWatcher:
 
     # the thread
 
+    def awaitMs(self):
+        """Milliseconds the server may hold an empty getMore:
+        ``AWAIT_MS``, at most half the client's socket timeout."""
+        timeout = socketTimeoutOf(self.collection.database)
+        if timeout is None:
+            return AWAIT_MS
+        return max(min(AWAIT_MS, int(timeout * 500)), 1)
+
     def _open(self, token):
-        options = {'max_await_time_ms': AWAIT_MS}
+        options = {'max_await_time_ms': self.awaitMs()}
         if token is not None:
             options['start_after'] = token
         else:
@@ -265,6 +275,7 @@ class ChangeWatcher:
             self.resumed += 1
         else:
             self.opened += 1
+        awaited = self.awaitMs() / 1000.0
         while not stop.is_set():
             asked = time.monotonic()
             change = stream.try_next()
@@ -274,7 +285,7 @@ class ChangeWatcher:
                     self.wakes += 1
                 continue
             answered = time.monotonic() - asked
-            if answered < AWAIT_MS / 2000.0:
+            if answered < awaited / 2.0:
                 stop.wait(PACE - answered)   # it does not hold a getMore
                 # Nor is a getMore cheap there: while every loop is busy
                 # (a busy loop claims again before it waits), ask nothing;

@@ -32,6 +32,7 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import IProcessMonitor, IUpkeep
+from m01.remote.queue.leases import failure
 
 logger = logging.getLogger('m01.remote')
 
@@ -149,12 +150,22 @@ class ProcessMonitor:
             self._wake.clear()
 
     def _guardedBeat(self):
+        doing = 'writing the heartbeat'
         try:
-            self.beat()
-        except Exception:
-            if not self._failing:
-                logger.exception('The heartbeat of %s failed; retrying '
-                                 'every %.1f s', self.name, self.interval)
+            processId = self._writeBeat()
+            doing = 'reading its controls'
+            self._obey(self._readControl(processId))
+        except Exception as error:
+            if self._failing:
+                pass
+            elif isinstance(error, pymongo.errors.ConnectionFailure):
+                logger.error('The heartbeat of %s failed: %s; retrying '
+                             'every %.1f s', self.name, failure(doing, error),
+                             self.interval)
+            else:
+                logger.exception('The heartbeat of %s failed while %s; '
+                                 'retrying every %.1f s', self.name, doing,
+                                 self.interval)
             self._failing = True
         else:
             if self._failing:
@@ -176,6 +187,11 @@ class ProcessMonitor:
                 'stopped': None}
 
     def beat(self):
+        processId = self._writeBeat()
+        self._obey(self._readControl(processId))
+
+    def _writeBeat(self):
+        """Write the heartbeat; the process id it has."""
         processId = self.processId
         update = {'$set': self.document()}
         try:
@@ -184,8 +200,12 @@ class ProcessMonitor:
             # A beat of another thread inserted it first: two upserts of
             # one new _id may race.
             self.beats.update_one({'_id': processId}, update)
+        return processId
+
+    def _readControl(self, processId):
+        """What an operator asks of ``processId``: an action or None."""
         control = self.controls.find_one({'_id': processId})
-        self._obey((control or {}).get('action'))
+        return (control or {}).get('action')
 
     def _obey(self, action):
         if self.quiet != (action == QUIET):

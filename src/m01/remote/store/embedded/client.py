@@ -144,14 +144,18 @@ class SerializedCollection(_Serialized):
                 claimed.append(document)
         return claimed
 
-    def updateEach(self, changes):
+    def updateEach(self, changes, matched=False):
         """``update_one(filter, update)`` for each pair of ``changes``,
-        under one hold of the lock; the modified count of each."""
+        under one hold of the lock; the modified count of each (with
+        ``matched``, the matched count)."""
         with self._lock:
             if not indexed():
-                return [self._wrapped.update_one(query, update).modified_count
-                        for query, update in changes]
-            return [index.updateOne(self._wrapped, query, update)
+                results = [self._wrapped.update_one(query, update)
+                           for query, update in changes]
+                return [result.matched_count if matched
+                        else result.modified_count for result in results]
+            return [index.updateOne(self._wrapped, query, update,
+                                    matched=matched)
                     for query, update in changes]
 
     def _claimFirst(self, query, order, update, equal):

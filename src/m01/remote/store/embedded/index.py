@@ -115,19 +115,23 @@ def claimFirst(collection, query, order, update, equal):
             heapq.heappush(heap, entry)
 
 
-def updateOne(collection, query, update, returnDocument=False):
+def updateOne(collection, query, update, returnDocument=False,
+              matched=False):
     """``update_one(query, update)`` on the mongomock ``collection``: its
-    modified count, or with ``returnDocument`` the document as updated
-    (None when none matched), as ``find_one_and_update`` returns it. The
-    queue's updates of one job are applied in place
-    (``m01.remote.store.embedded.updates``), others by mongomock."""
+    modified count (with ``matched``, its matched count), or with
+    ``returnDocument`` the document as updated (None when none matched),
+    as ``find_one_and_update`` returns it. The queue's updates of one job
+    are applied in place (``m01.remote.store.embedded.updates``), others
+    by mongomock."""
     modified = updateInPlace(collection, query, update,
-                             lambda oid: _noteChanged(collection._store, oid))
+                             lambda oid: _noteChanged(collection._store, oid),
+                             matched=matched and not returnDocument)
     if modified is None:
         if returnDocument:
             return collection.find_one_and_update(
                 query, update, return_document=pymongo.ReturnDocument.AFTER)
-        return collection.update_one(query, update).modified_count
+        result = collection.update_one(query, update)
+        return result.matched_count if matched else result.modified_count
     if not returnDocument:
         return modified
     if not modified:

@@ -29,15 +29,17 @@ OPERATORS = frozenset(('$set', '$unset', '$inc', '$push'))
 PUSH_MODIFIERS = frozenset(('$each', '$slice'))
 
 
-def updateInPlace(collection, query, update, noteChanged):
+def updateInPlace(collection, query, update, noteChanged, matched=False):
     """Apply ``update`` to the document of the mongomock ``collection``
     whose ``_id`` ``query`` names, if it matches ``query``: 1 when it
     was changed, 0 when no document matched, None when the update is not
     one applied here (nothing changed: let mongomock apply it).
-    ``noteChanged(oid)`` is told of the change."""
+    ``noteChanged(oid)`` is told of the change. With ``matched``, an
+    update without ``$inc`` (a lease renewal) is applied here too, and 1
+    says that the document matched, whether or not it changed."""
     oid = query.get('_id') if type(query) is dict else None
     if not isinstance(oid, bson.ObjectId) or not _applicable(
-            collection, update):
+            collection, update, matched):
         return None
     document = collection._store._documents.get(oid)
     if document is None:
@@ -60,11 +62,13 @@ def updateInPlace(collection, query, update, noteChanged):
     return 1
 
 
-def _applicable(collection, update):
+def _applicable(collection, update, matched=False):
     """Whether ``update`` is one applied here, on ``collection``."""
-    if type(update) is not dict or not update.get('$inc'):
+    if type(update) is not dict or not (update.get('$inc') or (
+            matched and update)):
         # Without an $inc an update may change nothing, which mongomock
-        # tells by comparing; every update of the queue counts a version.
+        # tells by comparing; every update of the queue counts a version
+        # (but a renewal, whose caller asks whether it matched).
         return False
     if any(index.get('unique') and [key for key, _ in index['key']]
            != ['_id'] for index in collection._store.indexes.values()):

@@ -46,3 +46,13 @@ class EmbeddedJobWrites(AtomicJobWrites):
         return [oid for (oid, _, _), count in zip(outcomes, modified,
                                                   strict=True)
                 if count != 1]
+
+    def holdClaims(self, claims, until):
+        # One call for all, each renewal applied in place; a renewal
+        # counts as held when it matched (its lease may be unchanged).
+        renew = {'$set': {'leaseExpires': until}}
+        matched = self.jobs.updateEach(
+            [(self._owned(oid, claim), renew) for oid, claim in claims],
+            matched=True)
+        return [oid for (oid, _), count in zip(claims, matched, strict=True)
+                if count != 1]

@@ -298,7 +298,7 @@ def test_a_missing_secret_is_replaced_by_a_random_one():
 def test_the_ini_files_have_valid_settings(name):
     from m01.remote.settings import parse_settings
     parser = configparser.ConfigParser(interpolation=None)
-    parser.read(os.path.join(HERE, os.pardir, name))
+    parser.read(os.path.join(HERE, os.pardir, os.pardir, name))
     settings = parse_settings(dict(parser['app:main']))
     assert settings.start_worker is (name == 'development.ini')
     assert settings.embedded is (name == 'development.ini')

@@ -29,7 +29,7 @@ from support.waiting import BOUND, until
 #: Longer than any bound below: only a wake-up runs a job in time.
 LONG_WAIT = 60.0
 SUPPORT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                       'support')
+                       os.pardir, 'support')
 
 
 

@@ -32,7 +32,7 @@ from test_views import Site
 from test_views import makeApp as makePagesApp
 
 HERE = os.path.dirname(__file__)
-ROOT = os.path.dirname(HERE)
+ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
 @pytest.fixture

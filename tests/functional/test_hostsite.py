@@ -6,7 +6,7 @@ import os
 import sys
 
 INSTALLED = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                         'installed')
+                         os.pardir, 'installed')
 if INSTALLED not in sys.path:
     sys.path.insert(0, INSTALLED)
 

@@ -31,7 +31,9 @@ def test_defaults():
         scheduler_wait_time=1.0, route_prefix='/remote',
         permission='m01.remote.manage', pages=True,
         stats_retention_days=8, metrics='false', wakeup='auto',
-        write_concern='majority', read_preference='primary')
+        write_concern='majority', read_preference='primary',
+        socket_timeout=20.0, connect_timeout=10.0,
+        server_selection_timeout=5.0)
     assert settings.embedded
     assert settings.route_pattern == '/remote*traverse'
 
@@ -127,6 +129,17 @@ def test_empty_job_query_means_none():
     assert parse(worker__job_query='  ').worker_job_query is None
 
 
+def test_the_timeouts_of_every_database_call():
+    settings = parse(socket_timeout='2.5', connect_timeout='1',
+                     server_selection_timeout=3)
+    assert settings.timeouts == {'socketTimeout': 2.5,
+                                 'connectTimeout': 1.0,
+                                 'serverSelectionTimeout': 3.0}
+    assert parse().timeouts == {'socketTimeout': 20.0,
+                                'connectTimeout': 10.0,
+                                'serverSelectionTimeout': 5.0}
+
+
 def test_srv_uri_is_accepted():
     assert parse(uri='mongodb+srv://cluster.example.com/').uri == \
         'mongodb+srv://cluster.example.com/'
@@ -191,6 +204,10 @@ BAD_VALUES = [
     ('write_concern', True, 'majority or a number of members >= 1'),
     ('read_preference', 'secondaryFirst', 'expected one of primary, '
      'primaryPreferred, secondary, secondaryPreferred, nearest'),
+    ('socket_timeout', '0', 'expected a number of seconds > 0'),
+    ('socket_timeout', 'never', 'expected a number'),
+    ('connect_timeout', '-1', 'expected a number of seconds >= 0'),
+    ('server_selection_timeout', 'inf', 'expected a number of seconds'),
     ('logout_url', 'logout', "expected the URL of the site's logout"),
     ('logout_url', '//evil.example.com/logout', 'a path such as /logout'),
     ('logout_url', 'javascript:alert(1)', 'or an http(s) URL'),
@@ -221,7 +238,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 25
+    assert len(valid_keys()) == len(OPTIONS) == 28
 
 
 def test_every_problem_is_reported_at_once():

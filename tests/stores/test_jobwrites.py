@@ -215,6 +215,41 @@ def test_leases_are_extended_and_expired_ones_recovered(writes, now):
     assert writes.recoverExpired(now + 20 * SECOND) == []
 
 
+def test_a_hold_renews_each_lease_still_held_and_names_the_lost(writes,
+                                                               now):
+    held, cancelled, taken, done = [jobDocument(now) for _ in range(4)]
+    writes.insertJobs([held, cancelled, taken, done])
+    claims = {document['_id']: writes.claimJob(
+        document['_id'], now, 'w', 10)['claim']
+        for document in (held, cancelled, taken, done)}
+    assert writes.cancel(cancelled['_id'], now)
+    # Taken over: its lease ran out and another worker claimed it.
+    writes.jobs.update_one({'_id': taken['_id']},
+                           {'$set': {'claim': 'another worker\'s'}})
+    assert complete(writes, done['_id'], claims[done['_id']], 'x', now)
+    version = stored(writes, held['_id'])['version']
+    until = now + 60 * SECOND
+    pairs = [(oid, claims[oid]) for oid in (held['_id'], cancelled['_id'],
+                                             taken['_id'], done['_id'])]
+    lost = [cancelled['_id'], taken['_id'], done['_id']]
+    if type(writes) is AtomicJobWrites and isEmbedded(writes.jobs.database):
+        # That strategy never serves the embedded store, whose bulk write
+        # takes no pymongo UpdateOne: one claim at a time there.
+        assert [oid for pair in pairs
+                for oid in writes.holdClaims([pair], until)] == lost
+    else:
+        assert sorted(writes.holdClaims(pairs, until)) == sorted(lost)
+    job = stored(writes, held['_id'])
+    assert clock.toBSONTime(job['leaseExpires']) == clock.toBSONTime(until)
+    # Not versioned, as a renewal: an edit of the job still applies.
+    assert (job['status'], job['version']) == ('processing', version)
+    # Held again at once (the same lease: matched, not modified).
+    assert writes.holdClaims(pairs[:1], until) == []
+    assert writes.holdClaims(pairs[1:2], until) == [cancelled['_id']]
+    assert writes.holdClaims([], until) == []
+    assert stored(writes, cancelled['_id'])['status'] == 'cancelled'
+
+
 def test_a_duplicate_id_is_refused_and_nothing_half_stored(writes, now):
     document = jobDocument(now)
     writes.insertJobs([document])

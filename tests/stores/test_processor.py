@@ -10,7 +10,7 @@ import zope.interface
 from zope.interface.verify import verifyObject
 
 from m01.remote import interfaces, testing
-from m01.remote.job import DuplicateJobError, Job
+from m01.remote.job import AttemptRefused, DuplicateJobError, Job
 from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import updates
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
@@ -151,7 +151,9 @@ def test_a_job_cancelled_while_running_stays_cancelled(rp):
     rp.addJobFactory('self-cancel', CancelsItself())
     jobid = rp.addJob('self-cancel', immediate=True)
     assert rp.processNextJob() is True
-    transaction.commit()
+    with pytest.raises(AttemptRefused):
+        transaction.commit()
+    transaction.abort()
     assert rp.getJobStatus(jobid) == 'cancelled'
     assert rp.getJobResult(jobid) is None
 

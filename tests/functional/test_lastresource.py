@@ -42,10 +42,13 @@ def stored_inputs(rp):
 
 
 def fail_inserts(monkeypatch, rp):
-    """Make the processor's job inserts fail as a lost server would."""
+    """The processor bound again, its job inserts failing as a lost
+    server would (a binding's transactions take the store's writes as
+    they are when it is bound)."""
     def insertJobs(documents):
         raise pymongo.errors.AutoReconnect('connection closed')
     monkeypatch.setattr(rp.jobWrites, 'insertJobs', insertJobs)
+    return rp.bind(rp.transactionManager)
 
 
 # The sort keys of the real participants
@@ -186,13 +189,14 @@ def test_the_queue_inserts_after_every_vote(database):
     manager = transaction.TransactionManager()
     rp = processor(database, manager)
     calls = []
-    rp.addJob('echo', 'last')
     original = rp.jobWrites.insertJobs
 
     def insertJobs(documents):
         calls.append('queue insert')
         return original(documents)
     rp.jobWrites.insertJobs = insertJobs
+    rp = rp.bind(manager)
+    rp.addJob('echo', 'last')
     for key in ['/var/site/Data.fs:1', 'sqlalchemy.twophase:1'] + LATE_KEYS:
         Participant(manager, key, calls)
     manager.commit()
@@ -209,9 +213,9 @@ def test_a_failed_insert_aborts_the_prepared_participants(database,
     manager = transaction.TransactionManager()
     rp = processor(database, manager)
     calls = []
+    rp = fail_inserts(monkeypatch, rp)
     rp.addJob('echo', 'lost')
     prepared = Participant(manager, 'sqlalchemy.twophase:1', calls)
-    fail_inserts(monkeypatch, rp)
     with pytest.raises(pymongo.errors.AutoReconnect):
         manager.commit()
     manager.abort()
@@ -241,6 +245,7 @@ def test_real_participants_vote_before_the_queue_inserts(
         calls.append('queue insert')
         return original(documents)
     monkeypatch.setattr(rp.jobWrites, 'insertJobs', insertJobs)
+    rp = rp.bind(manager)
     sqlalchemy.event.listen(sqlite_engine, 'commit',
                             lambda conn: calls.append('sql commit'))
     storage = Watched(str(tmp_path / 'Data.fs'))
@@ -296,8 +301,8 @@ def test_a_failed_insert_aborts_a_zodb_change(database, tmp_path,
     try:
         connection = db.open(transaction_manager=manager)
         connection.root()['order'] = 1
+        rp = fail_inserts(monkeypatch, rp)
         rp.addJob('echo', 'order 1')
-        fail_inserts(monkeypatch, rp)
         with pytest.raises(pymongo.errors.AutoReconnect):
             manager.commit()
         manager.abort()

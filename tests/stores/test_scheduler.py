@@ -1,9 +1,7 @@
 """The scheduler container, its locks and scheduleNextJob, on both stores.
 """
 import datetime
-import doctest
 import logging
-import os
 import threading
 
 import bson
@@ -21,7 +19,6 @@ from m01.remote.scheduler import (
     scheduleNextJob,
 )
 
-HERE = os.path.dirname(__file__)
 UTC = datetime.timezone.utc
 T0 = datetime.datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -107,16 +104,6 @@ def delay(**data):
 
 def stored(scheduler, item):
     return scheduler.collection.find_one({'_id': bson.ObjectId(item)})
-
-
-def test_specification(database):
-    root = FakeProcessor(Scheduler(database['rscheduler']))
-    failed, attempted = doctest.testfile(
-        os.path.join(HERE, 'scheduler.txt'), module_relative=False,
-        globs={'root': root}, report=True, verbose=False,
-        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert attempted > 120
-    assert failed == 0, '%d of %d examples failed' % (failed, attempted)
 
 
 def test_interfaces(scheduler):

@@ -1,4 +1,5 @@
-"""The specification's README and "Job Workers" doctests, on both stores.
+"""The specification's README, "Job Workers" and "Scheduler" doctests,
+on both stores.
 """
 import doctest
 import os
@@ -8,6 +9,7 @@ import zope.component
 
 from m01.remote import testing
 from m01.remote.processor import RemoteProcessor
+from m01.remote.scheduler import Scheduler
 
 HERE = os.path.dirname(__file__)
 
@@ -37,4 +39,23 @@ def test_specification(document, database, registry):
         log_info.uninstall()
         rp.close()
     assert attempted > 20
+    assert failed == 0, '%d of %d examples failed' % (failed, attempted)
+
+
+class SchedulerRoot:
+    """What the "Scheduler" doctest uses of a processor: its scheduler."""
+
+    def __init__(self, scheduler):
+        self.scheduler = scheduler
+
+    def __repr__(self):
+        return '<TestProcessor None>'
+
+
+def test_the_scheduler_specification(database):
+    root = SchedulerRoot(Scheduler(database['rscheduler']))
+    failed, attempted = doctest.testfile(
+        os.path.join(HERE, 'spec_scheduler.txt'), module_relative=False,
+        globs={'root': root}, report=True, verbose=False, optionflags=FLAGS)
+    assert attempted > 120
     assert failed == 0, '%d of %d examples failed' % (failed, attempted)

@@ -712,7 +712,7 @@ def test_filter_jobs_by_status_and_factory(site):
 
 def test_sort_jobs_by_created_queued_and_completed(site):
     clock = Clock()
-    site.rp.clock = clock
+    site.rp.now.clock = clock
     first, second, third = [site.addJobs('echo', [i])[0] for i in range(3)]
     for jobid in (third, first, second):
         site.rp.processJob(jobid)
@@ -1502,8 +1502,8 @@ def test_the_scheduler_says_when_items_run(site):
 
 def test_a_daylight_saving_day_is_noted(site, monkeypatch):
     from m01.remote.scheduler import Cron
-    site.rp.clock = lambda: datetime.datetime(2026, 3, 27, 12, tzinfo=UTC)
-    site.rp.scheduler.clock = site.rp.clock
+    site.rp.now.clock = lambda: datetime.datetime(2026, 3, 27, 12, tzinfo=UTC)
+    site.rp.scheduler.clock = site.rp.now.clock
     itemid = site.rp.addScheduler(Cron.fromExpression(
         '30 2 * * *', jobName='echo', timezone='Europe/Zurich'))
     page = site.app.get('/remote/scheduler/%s' % itemid)

@@ -18,7 +18,7 @@ import pathlib
 
 import pytest
 
-SRC = pathlib.Path(__file__).resolve().parent.parent / 'src'
+SRC = pathlib.Path(__file__).resolve().parents[2] / 'src'
 PACKAGE = 'm01.remote'
 MAX_LINES = 450
 LONG_ALLOWED = {'m01.remote.interfaces'}

@@ -13,13 +13,14 @@ import transaction.interfaces
 
 from m01.remote import clock, limits, testing
 from m01.remote.job import (
+    AttemptRefused,
     ConflictError,
     DuplicateJobKeyError,
     Job,
     JobCancelled,
 )
 from m01.remote.processor import RemoteProcessor
-from m01.remote.queue import runner, updates
+from m01.remote.queue import control, updates
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.slots import ConcurrencySlots
 from support.jobs import (
@@ -233,9 +234,12 @@ def test_a_job_past_its_timeout_is_a_failed_attempt_and_its_late_outcome_refused
     document = stored(rp, jobid)
     assert 'timed out after 5 s' in document['errors'][0]
     assert document['attempts'][-1]['outcome'] == 'timed out'
-    # The thread that ran it ends later: its outcome is refused.
+    # The thread that ran it ends later: its outcome is refused, and its
+    # transaction aborted.
     rp.processJob(jobid, job)
-    transaction.commit()
+    with pytest.raises(AttemptRefused, match=jobid):
+        transaction.commit()
+    transaction.abort()
     assert stored(rp, jobid)['status'] == 'queued'
     assert stored(rp, jobid)['output'] is None
 
@@ -290,7 +294,7 @@ def test_the_lease_keeper_stops_a_thread_job_at_its_deadline(rp):
 
 def test_a_running_job_stops_at_its_checkpoint_when_cancelled(
         rp, monkeypatch):
-    monkeypatch.setattr(runner, 'CHECK_INTERVAL', 0.05)
+    monkeypatch.setattr(control, 'CHECK_INTERVAL', 0.05)
     rp.addJobFactory('checkpoint', CheckpointJob())
     jobid = rp.addJob('checkpoint', 30, immediate=True)
     ended = []
