@@ -541,8 +541,7 @@ def test_the_pages_with_sample_data(server, browser, artifacts,
     from m01.remote.views.common import BaseView
     from support.samplesources import SampleSources
     monkeypatch.setattr(BaseView, 'sources', SampleSources(
-        quietUrl=server + '/remote/jobs/bulk?action=cancel&status=queued'
-        '&all=1'))
+        quietUrl=server + '/remote/stop-scheduler'))
     loggedIn(browser, server)
     for size, label in ((DESKTOP, 'desktop'), (PHONE, 'phone')):
         viewport(browser, size)
