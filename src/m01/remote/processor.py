@@ -99,7 +99,6 @@ class RemoteProcessor:
         self.prefix = prefix
         self.registry = registry or zope.component.getGlobalSiteManager()
         self.now = QueueClock(clock)
-        self.clock = self.now.clock
         self.jobWorkerFactory = jobWorkerFactory or SimpleJobWorker
         self.jobWorkerArguments = dict(
             {'waitTime': 1.0} if jobWorkerArguments is None
@@ -160,6 +159,12 @@ class RemoteProcessor:
                     'scheduler': self.scheduler}
         return children[name]
 
+    clock = property(
+        lambda self: self.now.clock,
+        lambda self, clock: setattr(self.now, 'clock', clock),
+        doc="The function telling the time, that ``now`` reads: set it to "
+            "move every collaborator's time.")
+
     @property
     def leaseTime(self):
         """Seconds a claim lasts (renewed while the job runs)."""
@@ -205,17 +210,12 @@ class RemoteProcessor:
         self.jobWakeup.set()
 
     def waitForWork(self, timeout):
-        """Block until jobs were committed (here, or elsewhere as a change
-        stream tells), one came due, or timeout seconds."""
         return self.jobWakeup.wait(timeout)
 
     def wakeScheduler(self):
         self.schedulerWakeup.set()
 
     def waitForSchedule(self, timeout):
-        """Block until a scheduler item was added or changed (here, or
-        elsewhere as a change stream tells), one came due, or timeout
-        seconds."""
         return self.schedulerWakeup.wait(timeout)
 
     # job factories
