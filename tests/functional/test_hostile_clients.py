@@ -190,7 +190,7 @@ def test_the_demo_pages_look_like_the_add_on_and_fit_a_phone(demoApp):
         'width=device-width, initial-scale=1'
     stylesheet = page.html.find('link', {'rel': 'stylesheet'})['href']
     assert demoApp.get(stylesheet).content_type == 'text/css'
-    assert 'admin' in page.html.find(class_='hint').text
+    assert 'admin' in page.html.find(id='login-hint').text
 
 
 def test_the_login_cookie_is_secure_over_https(demoApp):
