@@ -123,20 +123,7 @@ class QueueDataManager:
         self._wakeWorkers = wakeWorkers
         self._finishOutcomes = finishOutcomes
         self._holdClaims = holdClaims
-        # Documents of jobs added in this transaction, in order; one
-        # insert_many stores them all.
-        self.inserts = []
-        # jobid -> fields set on a stored job by this transaction, so the
-        # processor shows its own pending changes before the commit.
-        self.updates = {}
-        # Conditional writes, each a callable run once at commit.
-        self.writes = []
-        # Edit.key -> the fields an Edit of ``writes`` sets.
-        self.edits = {}
-        # The attempts run in this transaction (``PendingOutcome``), in
-        # order.
-        self.outcomes = []
-        self.wakeWorkers = False
+        self._clear()
         # Whether an outbox takes the jobs added at commit.
         self.followed = False
 
@@ -198,10 +185,18 @@ class QueueDataManager:
         self.updates.setdefault(jobid, {}).update(fields)
 
     def _clear(self):
+        # Documents of jobs added in this transaction, in order; one
+        # insert_many stores them all.
         self.inserts = []
+        # jobid -> fields set on a stored job by this transaction, so the
+        # processor shows its own pending changes before the commit.
         self.updates = {}
+        # Conditional writes, each a callable run once at commit.
         self.writes = []
+        # Edit.key -> the fields an Edit of ``writes`` sets.
         self.edits = {}
+        # The attempts run in this transaction (``PendingOutcome``), in
+        # order.
         self.outcomes = []
         self.wakeWorkers = False
 
