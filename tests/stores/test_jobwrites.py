@@ -193,6 +193,30 @@ def test_cancel_and_requeue_restate_the_status(writes, now):
     assert stored(writes, oid)['status'] == 'cancelled'
 
 
+def test_a_batch_names_the_outcomes_refused_in_their_own_millisecond(
+        writes, now):
+    # A cancel and a sweep end two attempts of a batch in the very
+    # millisecond their worker's outcomes were made: each record ends
+    # its attempt at the same time, yet only the worker's name a thread.
+    if type(writes) is AtomicJobWrites and isEmbedded(writes.jobs.database):
+        pytest.skip('the embedded store has no bulk write of its own')
+    first, second, third = (jobDocument(now) for _ in range(3))
+    writes.insertJobs([first, second, third])
+    for document in (first, second, third):
+        writes.claimJob(document['_id'], now, 'w', 30)
+    outcomes = [(oid, stored(writes, oid)['claim'], updates.completeUpdate(
+        stored(writes, oid), 'done', now, 'worker-1'))
+        for oid in (first['_id'], second['_id'], third['_id'])]
+    assert writes.cancel(second['_id'], now)
+    expired = now + 31 * SECOND
+    assert writes.extendLeases([outcomes[0][1]], expired + SECOND) == 1
+    assert writes.recoverExpired(expired) == [(str(third['_id']), 'queued')]
+    assert sorted(writes.finishMany(outcomes)) == sorted(
+        [second['_id'], third['_id']])
+    assert [stored(writes, oid)['status'] for oid, _, _ in outcomes] == [
+        'completed', 'cancelled', 'queued']
+
+
 def test_leases_are_extended_and_expired_ones_recovered(writes, now):
     kept, lost, spent = (jobDocument(now), jobDocument(now),
                          jobDocument(now, maxRetries=1))

@@ -212,6 +212,29 @@ def _pushAttempt(update, attempt):
     return update
 
 
+def recordedAttempt(update):
+    """The attempt record an outcome ``update`` pushes, or None."""
+    attempts = (update.get('$push') or {}).get('attempts') or {}
+    records = attempts.get('$each') if isinstance(attempts, dict) else None
+    return records[-1] if records else None
+
+
+#: What tells one attempt record from another: an outcome a worker
+#: stored names its thread; a cancel, a sweep of lost workers or timeouts
+#: names none, even when it ends the same attempt in the same millisecond.
+ATTEMPT_IDENTITY = ('worker', 'thread', 'started', 'ended', 'outcome')
+
+
+def isRecordOf(document, update):
+    """Whether the newest attempt of ``document`` is the one the outcome
+    ``update`` pushes: whether that outcome was stored."""
+    attempt = recordedAttempt(update)
+    attempts = (document or {}).get('attempts') or []
+    return attempt is not None and bool(attempts) and all(
+        attempts[-1].get(key) == attempt.get(key)
+        for key in ATTEMPT_IDENTITY)
+
+
 _CLAIM_FIELDS = {'claim': '', 'leaseExpires': ''}
 
 

@@ -27,6 +27,7 @@ from m01.remote.queue.updates import (
     checkDeletable,
     claimFields,
     dueQuery,
+    isRecordOf,
     lostWorkerUpdate,
     orderKey,
     requeueUpdate,
@@ -150,15 +151,11 @@ class AtomicJobWrites:
             return []
         # Some were refused: those that are not as their outcome wrote
         # them (an outcome ends the attempt its claim began).
-        ended = {oid: update['$push']['attempts']['$each'][-1]['ended']
-                 for oid, _, update in outcomes
-                 if '$push' in update and 'attempts' in update['$push']}
+        updates = {oid: update for oid, _, update in outcomes}
         refused = []
         for document in self.jobs.find(
-                {'_id': {'$in': [oid for oid, _, _ in outcomes]}},
-                {'attempts': {'$slice': -1}}):
-            attempts = document.get('attempts') or [{}]
-            if attempts[-1].get('ended') != ended.get(document['_id']):
+                {'_id': {'$in': list(updates)}}, {'attempts': {'$slice': -1}}):
+            if not isRecordOf(document, updates[document['_id']]):
                 refused.append(document['_id'])
         return refused
 

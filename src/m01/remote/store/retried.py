@@ -42,19 +42,13 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import IJobWrites
+from m01.remote.queue.updates import isRecordOf
 
 #: Seconds an outcome is retried while the server does not answer.
 RETRY_SECONDS = 30.0
 #: The first pause between two attempts, doubled up to MAX_PAUSE.
 FIRST_PAUSE = 0.1
 MAX_PAUSE = 2.0
-
-
-def recordedAttempt(update):
-    """The attempt record an outcome ``update`` pushes, or None."""
-    attempts = (update.get('$push') or {}).get('attempts') or {}
-    records = attempts.get('$each') if isinstance(attempts, dict) else None
-    return records[-1] if records else None
 
 
 @zope.interface.implementer(IJobWrites)
@@ -100,10 +94,9 @@ class RetriedOutcomes:
         return done or (uncertain and applied())
 
     def finish(self, oid, claim, update):
-        attempt = recordedAttempt(update)
         return self._retried(
             lambda: self.writes.finish(oid, claim, update),
-            lambda: self._newestAttemptIs(oid, attempt))
+            lambda: self._stored(oid, update))
 
     def finishMany(self, outcomes):
         # The batch is retried whole: an outcome applied before an answer
@@ -113,20 +106,16 @@ class RetriedOutcomes:
             lambda: self.writes.finishMany(outcomes))
         if not (uncertain and refused):
             return refused
-        attempts = {oid: recordedAttempt(update)
-                    for oid, _claim, update in outcomes}
+        updates = {oid: update for oid, _claim, update in outcomes}
         return [oid for oid in refused
-                if not self._newestAttemptIs(oid, attempts.get(oid))]
+                if not self._stored(oid, updates[oid])]
 
     def unclaim(self, oid, claim):
         return self._retried(lambda: self.writes.unclaim(oid, claim),
                              lambda: False)
 
-    def _newestAttemptIs(self, oid, attempt):
-        if attempt is None:
-            return False
-        document = self.jobs.find_one({'_id': oid}, {'attempts': 1})
-        attempts = (document or {}).get('attempts') or []
-        return bool(attempts) and all(
-            attempts[-1].get(key) == attempt.get(key)
-            for key in ('worker', 'started', 'ended', 'outcome'))
+    def _stored(self, oid, update):
+        """Whether the outcome ``update`` of ``oid`` was stored."""
+        return isRecordOf(
+            self.jobs.find_one({'_id': oid}, {'attempts': {'$slice': -1}}),
+            update)
