@@ -834,3 +834,54 @@ class IJobOutboxFactory(zope.interface.Interface):
 
     def __call__(processor):
         """The ``IJobOutbox`` of ``processor``."""
+
+
+class IJobEvent(zope.interface.Interface):
+    """What happened to a job, sent through the processor's registry
+    (``registry.notify``): a site subscribes with
+    ``config.add_subscriber(handler, IJobFailed)``. A subscriber runs in
+    the process where it happened, outside the job's transaction; one
+    that raises is logged with the job's id and changes nothing."""
+
+    jobid = Attribute("The job's id (the string of its ObjectId).")
+    job = Attribute("The job (``IJob``), or None where the process that "
+                    "saw it happen has no job object (a job ended by the "
+                    "lease keeper's sweep, or cancelled).")
+    processor = Attribute("The ``IRemoteProcessor`` that saw it happen.")
+
+
+class IJobAdded(IJobEvent):
+    """A job was added: sent once the transaction that added it committed
+    (at once for ``immediate``)."""
+
+
+class IJobStarted(IJobEvent):
+    """A worker claimed the job and is about to run an attempt."""
+
+    attempt = Attribute("The number of this attempt, from 1.")
+
+
+class IJobCompleted(IJobEvent):
+    """The job's output was stored: it ended completed (an
+    ``IJobEnded`` follows)."""
+
+    output = Attribute("What the job returned.")
+
+
+class IJobFailed(IJobEvent):
+    """An attempt failed and the job will be retried: it raised, timed out,
+    or lost its worker; its failure was stored."""
+
+    error = Attribute("The exception the attempt raised; for an attempt "
+                      "ended by the lease keeper a ``JobTimedOut`` or a "
+                      "``JobInterrupted`` (its worker was lost) saying so.")
+
+
+class IJobEnded(IJobEvent):
+    """The job reached a final status, stored: completed, error (its last
+    attempt failed, timed out or lost its worker) or cancelled."""
+
+    status = Attribute("``completed``, ``error`` or ``cancelled``.")
+    error = Attribute("What ended a job in error (as ``IJobFailed.error``), "
+                      "None otherwise.")
+

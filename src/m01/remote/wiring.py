@@ -12,6 +12,7 @@ take it, as the specification has them.
 from m01.remote.queue.claims import Claims
 from m01.remote.queue.containers import JobFactoryContainer
 from m01.remote.queue.counters import OutcomeCounters
+from m01.remote.queue.events import SweepEvents
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
 from m01.remote.queue.runner import JobRunner
@@ -61,6 +62,8 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
         p.name, float(leaseTime), p.jobWrites, now,
         recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup),
         upkeep=(p.slots, p.keys, p.counters))
+    # The sweep's events carry the processor, as every event does.
+    p.leases.swept = SweepEvents(p.registry, p)
     p.monitor = ProcessMonitor(queue[prefix + 'workers'],
                                queue[prefix + 'controls'], now, p.name,
                                running=p.leases.running)

@@ -74,6 +74,7 @@ from m01.remote.job import (
 from m01.remote.queue.containers import toObjectId
 from m01.remote.queue.control import JobControl, deadlineOf
 from m01.remote.queue.errormessage import getJobErrorMessage
+from m01.remote.queue.events import AttemptEvents
 from m01.remote.queue.updates import (
     TIMED_OUT_OUTCOME,
     completeUpdate,
@@ -134,6 +135,8 @@ class JobRunner:
             self.jobWrites, oid, job.claim, deadline, job.timeout, self.now)
         recorded = False
         stray = _ThreadTransaction(manager)
+        events = AttemptEvents(self.registry, remoteProcessor, job)
+        events.started()
         try:
             try:
                 output = job(remoteProcessor) if call is None \
@@ -143,7 +146,7 @@ class JobRunner:
                 checkOutput(output)
             except JobTimedOut as error:
                 self._rollback(savepoint, manager, dataManager)
-                self._recordTimeout(job, error, callTime)
+                self._recordTimeout(job, error, callTime, events)
             except JobInterrupted as error:
                 self._rollback(savepoint, manager, dataManager)
                 logger.info('Job %s stopped: %s', job.__name__, error)
@@ -153,13 +156,13 @@ class JobRunner:
                 self._rollback(savepoint, manager, dataManager)
                 if self._holds(job, control):
                     self._recordFailure(job, error, queueTransaction,
-                                        start, callTime)
+                                        start, callTime, events)
             else:
                 if self._holds(job, control):
                     update = completeUpdate(job, output, self.now(),
                                             threading.current_thread().name)
                     self._recordOutcome(job, queueTransaction, start,
-                                        update)
+                                        update, events)
                 else:
                     self._rollback(savepoint, manager, dataManager)
             recorded = True
@@ -207,7 +210,7 @@ class JobRunner:
             dataManager.withdraw()
             manager.abort()
 
-    def _recordTimeout(self, job, error, callTime):
+    def _recordTimeout(self, job, error, callTime, events=None):
         """Store at once that ``job`` timed out, if it is still under its
         claim: its attempt, rolled back, adds nothing to the transaction,
         and the lease keeper may be storing the same (the first wins)."""
@@ -221,11 +224,14 @@ class JobRunner:
         else:
             logger.warning(REFUSED, job.__name__, 'its writes were discarded')
         self._endRun(job, stored and update['$set']['status'] != QUEUED)
+        if stored and events is not None:
+            events.stored(update, error)
 
     def _recordFailure(self, job, error, queueTransaction, start,
-                       callTime):
+                       callTime, events=None):
         update = self._failureUpdate(job, error, callTime)
-        self._recordOutcome(job, queueTransaction, start, update)
+        self._recordOutcome(job, queueTransaction, start, update, events,
+                            error)
 
     def _failureUpdate(self, job, error, callTime, outcome=None):
         now = toBSONTime(callTime) if callTime else self.now()
@@ -243,10 +249,13 @@ class JobRunner:
             **({'outcome': outcome} if outcome else {}))
         return update
 
-    def _recordOutcome(self, job, queueTransaction, start, update):
+    def _recordOutcome(self, job, queueTransaction, start, update,
+                       events=None, error=None):
         oid = toObjectId(job.__name__)
         final = update['$set']['status'] != QUEUED
         attempt = _AttemptState()
+        if events is not None:
+            attempt.notify = lambda: events.stored(update, error)
 
         def refused(consequence):
             logger.warning(REFUSED, job.__name__, consequence)
@@ -272,12 +281,15 @@ class JobRunner:
         # again: at once if its unit was withdrawn at the fence (given
         # back), else once its lease expires.
         txn.addAfterCommitHook(
-            lambda committed: self._afterTransaction(job, final, attempt))
+            lambda committed: self._afterTransaction(job, final, attempt,
+                                                     committed))
         txn.addAfterAbortHook(
             lambda *ignored: self._afterTransaction(job, final, attempt))
 
-    def _afterTransaction(self, job, final, attempt):
+    def _afterTransaction(self, job, final, attempt, committed=False):
         self._endRun(job, final and attempt.stored)
+        if committed and attempt.stored and attempt.notify is not None:
+            attempt.notify()
         if attempt.withdrawn and not attempt.givenBack:
             attempt.givenBack = True
             self._giveBack(job)
@@ -320,6 +332,8 @@ class _AttemptState:
         self.stored = False
         self.withdrawn = False
         self.givenBack = False
+        #: Sends the events of the outcome, once stored and committed.
+        self.notify = None
 
 
 @zope.interface.implementer(transaction.interfaces.ISynchronizer)
