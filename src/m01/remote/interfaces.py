@@ -885,3 +885,23 @@ class IJobEnded(IJobEvent):
     error = Attribute("What ended a job in error (as ``IJobFailed.error``), "
                       "None otherwise.")
 
+
+class IJobWrappers(zope.interface.Interface):
+    """The ordered chain of run wrappers around each job's run, declared
+    like Pyramid tweens: each factory is called as ``factory(handler,
+    registry)`` and returns a handler ``handler(job, remoteProcessor)``
+    that calls the ``handler`` it was given (or not) and returns the
+    job's output. The innermost handler calls the job."""
+
+    def add(name, factory, over=None, under=None):
+        """Add ``factory`` under ``name``; ``over`` (outside of) and
+        ``under`` (inside of) name other wrappers (or ``OUTERMOST`` /
+        ``JOB``). Without either, the ones added first are outermost."""
+
+    def names():
+        """The wrappers' names, outermost first."""
+
+    def handler(registry):
+        """The chain made for ``registry`` (once, until a wrapper is
+        added): the handler the runner calls for each attempt."""
+

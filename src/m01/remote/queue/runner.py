@@ -80,6 +80,7 @@ from m01.remote.queue.updates import (
     completeUpdate,
     failureUpdate,
 )
+from m01.remote.queue.wrappers import runHandler
 
 logger = logging.getLogger('m01.remote')
 
@@ -139,8 +140,8 @@ class JobRunner:
         events.started()
         try:
             try:
-                output = job(remoteProcessor) if call is None \
-                    else call(job, remoteProcessor)
+                output = runHandler(self.registry)(job, remoteProcessor) \
+                    if call is None else call(job, remoteProcessor)
                 # Returned after its deadline: it timed out all the same.
                 control.checkDeadline()
                 checkOutput(output)
