@@ -386,6 +386,8 @@ class IRemoteProcessor(zope.interface.Interface):
                         "and an operator's say over it.")
     claims = Attribute("What claims jobs for this process's workers "
                        "(``queue.claims.Claims``).")
+    asyncJobs = Attribute("The event loop the attempts of async jobs run "
+                          "on while a worker loop runs (``IAsyncJobs``).")
     runner = Attribute("What runs a claimed job and stores its outcome "
                        "(``queue.runner.JobRunner``).")
     threads = Attribute("The job worker and scheduler threads "
@@ -905,3 +907,29 @@ class IJobWrappers(zope.interface.Interface):
         """The chain made for ``registry`` (once, until a wrapper is
         added): the handler the runner calls for each attempt."""
 
+
+
+class IAsyncJobs(zope.interface.Interface):
+    """The event loop of a process on which the attempts of ``async``
+    jobs run as tasks, while worker loops use it (``acquire`` /
+    ``release``); at most ``limit`` at once."""
+
+    limit = Attribute("How many async attempts run at once at most.")
+    running = Attribute("How many async attempts run now.")
+
+    def accepts(job):
+        """Whether ``job`` is async and a worker loop runs the loop."""
+
+    def submit(runner, job, remoteProcessor, callTime=None):
+        """Run the attempt of the claimed ``job`` as a task, in a
+        transaction of its own: ``runner`` (``JobRunner``) sets it up in
+        the calling thread (which then waits for a free place) and stores
+        its outcome, in a thread of the loop's small pool."""
+
+    def acquire():
+        """A worker loop starts using the event loop (started if needed).
+        """
+
+    def release(timeout=None):
+        """A worker loop stops using it; the last one waits up to
+        ``timeout`` for the running attempts, and stops the loop."""

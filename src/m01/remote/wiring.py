@@ -9,6 +9,7 @@ as their ``__parent__`` (a location, for traversal and URLs), and the
 worker threads give it to the workers they make, whose constructors
 take it, as the specification has them.
 """
+from m01.remote.queue.asyncjobs import AsyncJobs
 from m01.remote.queue.claims import Claims
 from m01.remote.queue.containers import JobFactoryContainer
 from m01.remote.queue.counters import OutcomeCounters
@@ -73,5 +74,7 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.monitor.onStop = p.threads.stop
     p.runner = JobRunner(p.jobWrites, p.leases, p.registry, now,
                          slots=p.slots, keys=p.keys, counters=p.counters)
+    p.asyncJobs = AsyncJobs(p.name, p.leases.holdClaims, now)
+    p.runner.asyncJobs = p.asyncJobs
     p.claims = Claims(p.name, p.jobWrites, p.jobFactories, p.slots,
                       p.leases, p.runner, p.monitor, now)

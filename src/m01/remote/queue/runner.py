@@ -59,10 +59,6 @@ import logging
 import threading
 import traceback
 
-import transaction
-import transaction.interfaces
-import zope.interface
-
 from m01.remote.clock import stamp, toBSONTime
 from m01.remote.interfaces import QUEUED
 from m01.remote.job import (
@@ -75,6 +71,7 @@ from m01.remote.queue.containers import toObjectId
 from m01.remote.queue.control import JobControl, deadlineOf
 from m01.remote.queue.errormessage import getJobErrorMessage
 from m01.remote.queue.events import AttemptEvents
+from m01.remote.queue.stray import ThreadTransaction
 from m01.remote.queue.updates import (
     TIMED_OUT_OUTCOME,
     completeUpdate,
@@ -96,6 +93,10 @@ class JobRunner:
     (``ConcurrencySlots``) and ``keys`` (``JobKeys``) are released when a
     job is done with them; ``counters`` (``IOutcomeCounters``) count each
     outcome stored."""
+
+    #: Where the attempts of async jobs run while a worker loop runs
+    #: (``IAsyncJobs``), or None.
+    asyncJobs = None
 
     def __init__(self, jobWrites, leases, registry, now, slots=None,
                  keys=None, counters=None):
@@ -123,6 +124,24 @@ class JobRunner:
         ``call(job, remoteProcessor)``, when given, runs the job instead
         of this thread (the ``process`` worker's child does): it returns
         the output or raises what the job raised."""
+        if call is None and self.asyncJobs is not None and \
+                self.asyncJobs.accepts(job):
+            # On the process's event loop, in a transaction of its own.
+            self.asyncJobs.submit(self, job, remoteProcessor, callTime)
+            return
+        attempt = self.begin(job, remoteProcessor, queueTransaction)
+        stray = ThreadTransaction(attempt.manager)
+        try:
+            self.settle(attempt, lambda: runHandler(self.registry)(
+                job, remoteProcessor) if call is None
+                else call(job, remoteProcessor), callTime)
+        finally:
+            stray.warnIfJoined(job)
+
+    def begin(self, job, remoteProcessor, queueTransaction):
+        """Set up the attempt of the claimed ``job`` (its savepoint, its
+        lease, its ``JobControl``) and send ``IJobStarted``; the attempt,
+        for ``settle``."""
         # Join before the savepoint: a rollback then empties our buffer
         # instead of removing us from the transaction.
         dataManager = queueTransaction.dataManager()
@@ -134,14 +153,23 @@ class JobRunner:
         self.leases.add(job.__name__, job.claim, deadline)
         control = job._control = JobControl(
             self.jobWrites, oid, job.claim, deadline, job.timeout, self.now)
-        recorded = False
-        stray = _ThreadTransaction(manager)
         events = AttemptEvents(self.registry, remoteProcessor, job)
         events.started()
+        return _Attempt(job, queueTransaction, manager, dataManager,
+                        savepoint, start, control, events)
+
+    def settle(self, attempt, outcome, callTime=None):
+        """Add what became of ``attempt`` (``begin``) to its transaction:
+        ``outcome()`` returns the job's output or raises what it raised.
+        """
+        job, queueTransaction = attempt.job, attempt.queueTransaction
+        manager, dataManager = attempt.manager, attempt.dataManager
+        savepoint, start = attempt.savepoint, attempt.start
+        control, events = attempt.control, attempt.events
+        recorded = False
         try:
             try:
-                output = runHandler(self.registry)(job, remoteProcessor) \
-                    if call is None else call(job, remoteProcessor)
+                output = outcome()
                 # Returned after its deadline: it timed out all the same.
                 control.checkDeadline()
                 checkOutput(output)
@@ -169,7 +197,6 @@ class JobRunner:
             recorded = True
         finally:
             job._control = None
-            stray.warnIfJoined(job)
             if not recorded:
                 self._endRun(job, final=False)
 
@@ -326,6 +353,21 @@ class JobRunner:
                              job.__name__)
 
 
+class _Attempt:
+    """One attempt of a job, from ``begin`` to ``settle``."""
+
+    def __init__(self, job, queueTransaction, manager, dataManager,
+                 savepoint, start, control, events):
+        self.job = job
+        self.queueTransaction = queueTransaction
+        self.manager = manager
+        self.dataManager = dataManager
+        self.savepoint = savepoint
+        self.start = start
+        self.control = control
+        self.events = events
+
+
 class _AttemptState:
     """What became of one attempt's outcome at commit."""
 
@@ -335,82 +377,3 @@ class _AttemptState:
         self.givenBack = False
         #: Sends the events of the outcome, once stored and committed.
         self.notify = None
-
-
-@zope.interface.implementer(transaction.interfaces.ISynchronizer)
-class _ThreadTransaction:
-    """Notices a job that used the thread's default transaction
-    (``transaction.get()``) while the worker ran it in a transaction of
-    its own: that work would never be committed by the worker.
-
-    It watches through the manager's public synchronizer hook
-    (``registerSynch``), which tells a synchronizer of the current
-    transaction when it registers and of each one begun after: another
-    transaction current after the job than before, or commit or abort
-    hooks added to the one open before, give the job away. (A resource
-    joining a transaction the thread had open before shows in nothing
-    public.)"""
-
-    def __init__(self, manager):
-        self.watched = manager is not transaction.manager
-        self.began = []
-        if self.watched:
-            transaction.manager.registerSynch(self)
-            self.before = self.began.pop() if self.began else None
-            self.hooks = self._hooks(self.before)
-
-    @staticmethod
-    def _hooks(txn):
-        if txn is None:
-            return None
-        return tuple(len(list(hooks())) for hooks in (
-            txn.getBeforeCommitHooks, txn.getAfterCommitHooks,
-            txn.getBeforeAbortHooks, txn.getAfterAbortHooks))
-
-    def _current(self):
-        """The thread's current transaction, None when there is none: told
-        to a synchronizer registering (``get()`` would begin one)."""
-        told = []
-        probe = _Told(told)
-        transaction.manager.registerSynch(probe)
-        transaction.manager.unregisterSynch(probe)
-        return told[-1] if told else None
-
-    # ISynchronizer
-
-    def newTransaction(self, txn):
-        self.began.append(txn)
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        pass
-
-    def warnIfJoined(self, job):
-        if not self.watched:
-            return
-        transaction.manager.unregisterSynch(self)
-        current = self._current()
-        if self.began or current is not self.before or \
-                self._hooks(current) != self.hooks:
-            logger.warning(
-                'Job %s joined the thread\'s default transaction '
-                '(transaction.get()); its worker commits another one: join '
-                'remoteProcessor.transactionManager.get() instead, or that '
-                'work is not stored with the job.', job.__name__)
-
-
-@zope.interface.implementer(transaction.interfaces.ISynchronizer)
-class _Told:
-    """A synchronizer noting the transactions it is told of."""
-
-    def __init__(self, told):
-        self.newTransaction = told.append
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        pass
-

@@ -35,12 +35,22 @@ def isAsyncJob(job):
 
 
 def callJob(job, remoteProcessor):
-    """The innermost handler: call the job; run a coroutine it returns to
-    its end on a loop of this call's own, cut at the job's deadline."""
+    """The innermost handler: call the job. A coroutine it returns is
+    returned as it is on a running event loop (the worker's, which
+    awaits it), else run to its end on a loop of this call's own, cut at
+    the job's deadline."""
     output = job(remoteProcessor)
-    if inspect.iscoroutine(output):
+    if inspect.iscoroutine(output) and not _onLoop():
         output = asyncio.run(_untilDeadline(job, output))
     return output
+
+
+def _onLoop():
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _untilDeadline(job, coroutine):
