@@ -27,7 +27,7 @@ def test_defaults():
         worker_max_threads=os.cpu_count() or 1, worker_job_query=None,
         worker_max_processes=os.cpu_count() or 1,
         worker_max_jobs_per_child=None, worker_kill_grace=5.0,
-        worker_async_limit=100, lease_time=60.0, start_worker=False, start_scheduler=False,
+        worker_async_limit=100, tracing=True, lease_time=60.0, start_worker=False, start_scheduler=False,
         scheduler_wait_time=1.0, route_prefix='/remote',
         permission='m01.remote.manage', pages=True,
         stats_retention_days=8, metrics='false', wakeup='auto',
@@ -195,6 +195,7 @@ BAD_VALUES = [
     ('route_prefix', '/{id}', 'URL path'),
     ('permission', ' ', 'must not be empty'),
     ('pages', 'sometimes', 'expected true or false'),
+    ('tracing', 'maybe', 'expected true or false'),
     ('stats.retention_days', '0', 'from 1 to 3660'),
     ('stats.retention_days', '1.5', 'expected an integer'),
     ('stats.retention_days', 7.0, 'whole number of days'),
@@ -242,7 +243,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 29
+    assert len(valid_keys()) == len(OPTIONS) == 30
 
 
 def test_every_problem_is_reported_at_once():

@@ -22,6 +22,7 @@ from m01.remote.interfaces import (
 )
 from m01.remote.job import Job
 from m01.remote.processes.worker import ProcessJobWorker
+from m01.remote.queue import tracing
 from m01.remote.queue.errormessage import registerJobErrorMessageAdapter
 from m01.remote.queue.wrappers import (  # noqa: F401  (public here)
     JOB,
@@ -220,6 +221,10 @@ def _configure_route_and_pages(config):
     settings = parse_settings(config.registry.settings or {})
     config.registry.m01_remote_settings = settings
     register_defaults(config.registry)
+    if settings.tracing and tracing.available():
+        # Outermost: the span covers every other wrapper.
+        job_wrappers(config.registry).add(
+            tracing.WRAPPER_NAME, tracing.jobSpan, under=OUTERMOST)
     # Their routes first: the pages' traversal route matches them too.
     config.include('m01.remote.views.metrics')
     if settings.pages:

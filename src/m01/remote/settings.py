@@ -67,6 +67,7 @@ class RemoteSettings:
     worker_max_jobs_per_child: int = None
     worker_kill_grace: float = 5.0
     worker_async_limit: int = 100
+    tracing: bool = True
     lease_time: float = 60.0
     start_worker: bool = False
     start_scheduler: bool = False
@@ -332,6 +333,7 @@ OPTIONS = {
                                   _max_jobs_per_child),
     'worker.kill_grace': ('worker_kill_grace', _seconds),
     'worker.async_limit': ('worker_async_limit', _async_limit),
+    'tracing': ('tracing', _boolean),
     'lease_time': ('lease_time', _positive_seconds),
     'start_worker': ('start_worker', _boolean),
     'start_scheduler': ('start_scheduler', _boolean),
