@@ -1,0 +1,52 @@
+"""A site subscribing to every job event, for the tests of events in
+``m01remote worker`` processes and their children.
+
+Each subscriber writes ``{'event', 'jobid', 'pid'}`` to the ``events``
+collection of the queue's database, through the event's processor, so
+a test in another process reads which process saw what. Its factories:
+``echo``, ``fatal`` (two attempts, each failing) and ``spawner`` (adds
+an ``echo`` job with its own input).
+"""
+import os
+
+from pyramid.config import Configurator
+
+from m01.remote.interfaces import (
+    IJobAdded,
+    IJobCompleted,
+    IJobEnded,
+    IJobFailed,
+    IJobStarted,
+)
+from m01.remote.job import Job
+from m01.remote.testing import EchoJob, FatalErrorJob
+
+EVENTS = (IJobAdded, IJobStarted, IJobCompleted, IJobFailed, IJobEnded)
+
+
+class SpawnerJob(Job):
+    """Adds an ``echo`` job with its input, in its transaction."""
+
+    def __call__(self, remoteProcessor):
+        return remoteProcessor.addJob('echo', self.input)
+
+
+def recorder(interface):
+    def record(event):
+        event.processor.database.events.insert_one({
+            'event': interface.__name__, 'jobid': event.jobid,
+            'pid': os.getpid(),
+            'status': getattr(event, 'status', None)})
+    return record
+
+
+def main(global_config, **settings):
+    config = Configurator(settings=settings)
+    config.include('m01.remote')
+    config.add_remote_job_factory('echo', EchoJob)
+    config.add_remote_job_factory('fatal', FatalErrorJob, maxRetries=2,
+                                  retryDelay=0)
+    config.add_remote_job_factory('spawner', SpawnerJob)
+    for interface in EVENTS:
+        config.add_subscriber(recorder(interface), interface)
+    return config.make_wsgi_app()
