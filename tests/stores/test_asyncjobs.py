@@ -3,6 +3,7 @@ by a direct ``processNextJob``, as tasks on the worker's event loop
 while a worker runs, capped by ``asyncJobs.limit``; a timeout or a cancel
 stops the task at its next ``await`` and its outcome is refused."""
 import asyncio
+import datetime
 import threading
 
 import pytest
@@ -172,3 +173,20 @@ def test_a_cancel_cancels_the_task_and_stores_nothing(rp):
     assert document['status'] == 'cancelled'
     assert 'output' not in document or document['output'] is None
     assert rp.jobsCollection.count_documents({'name': 'echo'}) == 0
+
+
+def test_a_task_still_running_when_the_worker_stops_is_left_to_recovery(
+        rp):
+    jobid = rp.addJob('stuck', immediate=True)
+    rp.startProcessor()
+    try:
+        until(lambda: rp.asyncJobs.running == 1, 30, 'the job to run')
+    finally:
+        rp.stopProcessor(timeout=0.2)
+    # Cancelled, no longer renewed by this process, still processing
+    # until its lease expires.
+    assert state['stopped'] == [jobid]
+    assert [jobid_ for jobid_, _, _ in rp.leases.running()] == []
+    assert rp.getJobStatus(jobid) == 'processing'
+    later = rp.now() + datetime.timedelta(seconds=3600)
+    assert rp.recoverExpiredJobs(later) == [(jobid, 'error')]

@@ -230,3 +230,16 @@ def test_the_global_registry_by_default(database, global_registry):
 
 def test_the_processor_provides_its_interface_still(rp):
     verifyObject(interfaces.IRemoteProcessor, rp)
+
+
+def test_a_job_this_process_cannot_load_fails_its_attempt(rp, recorder):
+    jobid = rp.addJob('echo', immediate=True)
+    rp.jobsCollection.update_one({'_id': rp.jobs.document(jobid)['_id']},
+                                 {'$set': {'jobClass': 'no.such.Job'}})
+    recorder.clear()
+    rp.processNextJob()
+    transaction.commit()
+    assert recorder.names() == ['IJobFailed']
+    event = recorder.seen[0][2]
+    assert event.job is None
+    assert 'no.such.Job' in str(event.error)

@@ -76,5 +76,6 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
                          slots=p.slots, keys=p.keys, counters=p.counters)
     p.asyncJobs = AsyncJobs(p.name, p.leases.holdClaims, now)
     p.runner.asyncJobs = p.asyncJobs
+    p.runner.sweepEvents = p.leases.swept
     p.claims = Claims(p.name, p.jobWrites, p.jobFactories, p.slots,
                       p.leases, p.runner, p.monitor, now)

@@ -40,6 +40,9 @@ logger = logging.getLogger('m01.remote')
 
 #: Threads storing outcomes (and holding claims) for the loop.
 POOL_SIZE = 4
+#: Seconds the tasks still running when the last worker stops have to
+#: end, once cancelled.
+STOP_WAIT = 5.0
 
 
 def _raising(error):
@@ -53,18 +56,21 @@ def _returning(output):
 
 
 class _Running:
-    """An attempt running as a task: why it was stopped, if it was."""
+    """An attempt handed to the loop: its task once it started, why it
+    was stopped, if it was, and ``finish``, which stores its outcome."""
 
-    def __init__(self, job, task):
+    def __init__(self, job, finish):
         self.job = job
-        self.task = task
+        self.finish = finish
+        self.task = None
         self.reason = None
 
     def stop(self, reason):
         """Cancel the task, unless it was stopped or has ended."""
         if self.reason is None:
             self.reason = reason
-            self.task.cancel()
+            if self.task is not None:
+                self.task.cancel()
 
     def outcome(self):
         """What a stopped attempt raises, for ``settle``."""
@@ -132,18 +138,37 @@ class AsyncJobs:
                 self._watch(), self._loop)
 
     def release(self, timeout=None):
+        """The last user waits up to ``timeout`` for the running
+        attempts, then stops the loop; an attempt still running is left
+        to lease recovery, as a thread worker leaves a job still running
+        when its process exits."""
         with self._lock:
             self._users = max(self._users - 1, 0)
             if self._users or self._loop is None:
                 return
-            # The last user: let the running attempts end, then stop.
             self._idle.wait_for(lambda: not self._running, timeout)
             loop, thread, pool = self._loop, self._thread, self._pool
             self._loop = self._thread = self._pool = None
             self._watcher.cancel()
+            left = [entry for entry in self._running.values()
+                    if entry.reason != 'ended']
+        if left:
+            # Their tasks end at their next await, their finally blocks
+            # run; nothing of them is stored.
+            try:
+                asyncio.run_coroutine_threadsafe(
+                    self._abandon(left), loop).result(STOP_WAIT)
+            except Exception:
+                logger.warning('%d async jobs did not stop within %.1f s',
+                               len(left), STOP_WAIT)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
         pool.shutdown(wait=False)
+        for entry in left:
+            # Its lease is no longer renewed: it runs again once expired.
+            entry.finish(_raising(JobInterrupted(
+                'Job %s was still running when its worker stopped.'
+                % entry.job.__name__)))
 
     @staticmethod
     def _serve(loop):
@@ -161,7 +186,6 @@ class AsyncJobs:
         processor = remoteProcessor.bind(manager)
         manager.begin()
         attempt = runner.begin(job, processor, processor.pending)
-        self._places.acquire()
         handler = runHandler(runner.registry)
 
         def finish(outcome):
@@ -175,49 +199,66 @@ class AsyncJobs:
                 logger.exception('The outcome of job %s was not stored; it '
                                  'runs again once its lease expires',
                                  job.__name__)
+        entry = _Running(job, finish)
+        self._places.acquire()
+        with self._lock:
+            self._running[job.__name__] = entry
+            loop = self._loop
         try:
             asyncio.run_coroutine_threadsafe(
-                self._attempt(job, lambda: handler(job, processor), finish),
-                self._loop)
+                self._attempt(entry, lambda: handler(job, processor)), loop)
         except Exception as error:
             # The loop stopped meanwhile: a failed attempt.
-            self._places.release()
+            self._done(entry)
             finish(_raising(error))
 
-    async def _attempt(self, job, call, finish):
-        loop = asyncio.get_running_loop()
-        running = _Running(job, asyncio.current_task())
+    @staticmethod
+    async def _abandon(entries):
+        tasks = [entry.task for entry in entries if entry.task is not None]
+        for entry in entries:
+            entry.reason = 'abandoned'
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _done(self, entry):
         with self._lock:
-            self._running[job.__name__] = running
-        control = job._control
+            if self._running.get(entry.job.__name__) is entry:
+                del self._running[entry.job.__name__]
+            self._idle.notify_all()
+        self._places.release()
+
+    async def _attempt(self, entry, call):
+        loop = asyncio.get_running_loop()
+        entry.task = asyncio.current_task()
+        control = entry.job._control
         timer = None
         if control is not None and control.deadline is not None:
             seconds = (control.deadline - self.now()).total_seconds()
-            timer = loop.call_later(max(seconds, 0), running.stop,
+            timer = loop.call_later(max(seconds, 0), entry.stop,
                                     'timed out')
         try:
             try:
+                if entry.reason is not None:
+                    raise asyncio.CancelledError()  # stopped before it ran
                 output = call()
                 if inspect.isawaitable(output):
                     output = await output
             except asyncio.CancelledError:
-                if running.reason is None:
-                    raise       # the loop itself is stopping
-                outcome = running.outcome()
+                if entry.reason in (None, 'abandoned'):
+                    raise       # its worker stopped
+                outcome = entry.outcome()
             except (Exception, SystemExit) as error:
                 outcome = _raising(error)
             else:
                 outcome = _returning(output)
             # Ended: neither the deadline nor a lost claim cancels it now.
-            running.reason = running.reason or 'ended'
-            await loop.run_in_executor(self._pool, finish, outcome)
+            entry.reason = entry.reason or 'ended'
+            await loop.run_in_executor(self._pool, entry.finish, outcome)
         finally:
             if timer is not None:
                 timer.cancel()
-            with self._lock:
-                self._running.pop(job.__name__, None)
-                self._idle.notify_all()
-            self._places.release()
+            self._done(entry)
 
     async def _watch(self):
         """Every ``watchInterval``: hold the running attempts' claims,
@@ -226,7 +267,8 @@ class AsyncJobs:
         while True:
             await asyncio.sleep(self.watchInterval)
             with self._lock:
-                running = list(self._running.values())
+                running = [entry for entry in self._running.values()
+                           if entry.reason is None]
             if not running:
                 continue
             claims = [(toObjectId(r.job.__name__), r.job.claim)

@@ -159,9 +159,10 @@ def outcome(registry, processor, jobid, status, error=None, job=None,
 
 
 class SweepEvents:
-    """The events of the attempts the lease keeper ended, told as
-    ``[(jobid, status)]`` with what ended them (``'timed out'`` or
-    ``'lost'``)."""
+    """The events of the attempts ended without a job object, told as
+    ``[(jobid, status)]`` with what ended them: ``'timed out'`` or
+    ``'lost'`` (the lease keeper's sweeps), or the error itself (a job
+    whose class this process lacks)."""
 
     def __init__(self, registry, processor):
         self.registry = registry
@@ -169,7 +170,10 @@ class SweepEvents:
 
     def __call__(self, ended, how):
         for jobid, status in ended:
-            error = JobTimedOut('Job %s timed out.' % jobid) \
-                if how == 'timed out' else \
-                JobInterrupted('Job %s lost its worker.' % jobid)
+            if isinstance(how, BaseException):
+                error = how
+            elif how == 'timed out':
+                error = JobTimedOut('Job %s timed out.' % jobid)
+            else:
+                error = JobInterrupted('Job %s lost its worker.' % jobid)
             outcome(self.registry, self.processor, jobid, status, error)

@@ -97,6 +97,9 @@ class JobRunner:
     #: Where the attempts of async jobs run while a worker loop runs
     #: (``IAsyncJobs``), or None.
     asyncJobs = None
+    #: Sends the events of an attempt failed without a job object
+    #: (``SweepEvents``), or None.
+    sweepEvents = None
 
     def __init__(self, jobWrites, leases, registry, now, slots=None,
                  keys=None, counters=None):
@@ -221,9 +224,13 @@ class JobRunner:
         attempt, at once: a deployment mistake, not the job's (another
         worker may have the class)."""
         logger.error('Job %s cannot run here: %s', document['_id'], error)
-        self._finish(document['name'], document['_id'], document['claim'],
-                     failureUpdate(document, stamp(error, now), '', now,
-                                   final=False))
+        update = failureUpdate(document, stamp(error, now), '', now,
+                               final=False)
+        if self._finish(document['name'], document['_id'],
+                        document['claim'], update) and \
+                self.sweepEvents is not None:
+            self.sweepEvents([(str(document['_id']),
+                               update['$set']['status'])], error)
 
     @staticmethod
     def _rollback(savepoint, manager, dataManager):
