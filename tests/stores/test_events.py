@@ -243,3 +243,26 @@ def test_a_job_this_process_cannot_load_fails_its_attempt(rp, recorder):
     event = recorder.seen[0][2]
     assert event.job is None
     assert 'no.such.Job' in str(event.error)
+
+
+def test_a_subscriber_adds_a_job_when_one_ends_in_error(database):
+    config = Configurator()
+
+    def followUp(event):
+        if event.status == 'error':
+            event.processor.addJob('echo', {'failed': event.jobid},
+                                   immediate=True)
+    config.add_subscriber(followUp, IJobEnded)
+    config.commit()
+    rp = RemoteProcessor(database, registry=config.registry)
+    try:
+        rp.addJobFactory('echo', testing.EchoJob())
+        rp.addJobFactory('error', testing.ErrorJob())
+        jobid = rp.addJob('error', immediate=True)
+        rp.processNextJob()
+        transaction.commit()
+        assert rp.getJobStatus(jobid) == 'error'
+        [added] = rp.jobsCollection.find({'name': 'echo'})
+        assert added['input'] == {'failed': jobid}
+    finally:
+        rp.close()
