@@ -74,7 +74,7 @@ class Worker:
 def seen(rp, jobid):
     return [(e['event'], e['pid'], e['status'])
             for e in rp.database.events.find({'jobid': jobid},
-                                             sort=[('_id', 1)])]
+                                             sort=[('at', 1)])]
 
 
 @pytest.mark.mongojava
@@ -84,19 +84,21 @@ def test_a_subscriber_fires_in_the_worker_process(site, tmp_path):
     try:
         fatal = rp.addJob('fatal', immediate=True)
         echo = rp.addJob('echo', 'hi', immediate=True)
-        until(lambda: len(seen(rp, fatal)) == 5 and
-              len(seen(rp, echo)) == 4, DEADLINE, 'the events')
+        until(lambda: len(seen(rp, fatal)) == 7 and
+              len(seen(rp, echo)) == 5, DEADLINE, 'the events')
     finally:
         status = worker.stop()
     assert status == 0, worker.output()
     pid, here = worker.process.pid, os.getpid()
     assert seen(rp, fatal) == [
         ('IJobAdded', here, None), ('IJobStarted', pid, None),
-        ('IJobFailed', pid, None), ('IJobStarted', pid, None),
+        ('wrapped', pid, None), ('IJobFailed', pid, None),
+        ('IJobStarted', pid, None), ('wrapped', pid, None),
         ('IJobEnded', pid, 'error')]
     assert seen(rp, echo) == [
         ('IJobAdded', here, None), ('IJobStarted', pid, None),
-        ('IJobCompleted', pid, None), ('IJobEnded', pid, 'completed')]
+        ('wrapped', pid, None), ('IJobCompleted', pid, None),
+        ('IJobEnded', pid, 'completed')]
 
 
 @pytest.mark.mongojava
@@ -109,18 +111,19 @@ def test_a_subscriber_fires_in_a_process_workers_child(site, tmp_path):
         until(lambda: rp.getJobStatus(spawner) == 'completed', DEADLINE,
               'the spawner job')
         added = rp.getJobResult(spawner)
-        until(lambda: len(seen(rp, added)) == 4, DEADLINE,
+        until(lambda: len(seen(rp, added)) == 5, DEADLINE,
               'the added job\'s events')
     finally:
         status = worker.stop()
     assert status == 0, worker.output()
     pid, here = worker.process.pid, os.getpid()
-    # The job the child added: IJobAdded where it committed, the child.
+    # The job the child added: IJobAdded where it committed, the child;
+    # the run wrapper runs in the child too.
     [(event, child, _)] = seen(rp, added)[:1]
     assert event == 'IJobAdded' and child not in (pid, here)
     assert seen(rp, added)[1:] == [
-        ('IJobStarted', pid, None), ('IJobCompleted', pid, None),
-        ('IJobEnded', pid, 'completed')]
+        ('IJobStarted', pid, None), ('wrapped', child, None),
+        ('IJobCompleted', pid, None), ('IJobEnded', pid, 'completed')]
     assert [e[:2] for e in seen(rp, spawner)] == [
-        ('IJobAdded', here), ('IJobStarted', pid), ('IJobCompleted', pid),
-        ('IJobEnded', pid)]
+        ('IJobAdded', here), ('IJobStarted', pid), ('wrapped', child),
+        ('IJobCompleted', pid), ('IJobEnded', pid)]

@@ -15,6 +15,7 @@ from m01.remote import testing
 from m01.remote.interfaces import IAsyncJobs
 from m01.remote.job import Job
 from m01.remote.processor import RemoteProcessor
+from m01.remote.worker import MultiJobWorker, SimpleJobWorker
 from support.waiting import until
 
 #: What the jobs below note, shared by the tests in one process.
@@ -57,6 +58,14 @@ class TogetherJob(Job):
                 state['running'] -= 1
 
 
+class FailingJob(Job):
+    """Fails after an await."""
+
+    async def __call__(self, remoteProcessor):
+        await asyncio.sleep(0)
+        raise RuntimeError('failed after awaiting')
+
+
 class StuckJob(Job):
     """Adds a job, then awaits for ever; notes how it was stopped."""
 
@@ -82,6 +91,8 @@ def rp(database):
     processor.addJobFactory('async', AsyncEchoJob())
     processor.addJobFactory('together', TogetherJob())
     processor.addJobFactory('stuck', StuckJob({'maxRetries': 1}))
+    processor.addJobFactory('failing', FailingJob({'maxRetries': 2,
+                                                   'retryDelay': 0}))
     yield processor
     processor.close()
 
@@ -116,7 +127,9 @@ def test_a_direct_run_times_out_at_its_next_await(rp):
     assert rp.jobsCollection.count_documents({'name': 'echo'}) == 0
 
 
-def test_a_worker_runs_async_jobs_together_on_one_loop(rp):
+@pytest.mark.parametrize('kind', [SimpleJobWorker, MultiJobWorker])
+def test_a_worker_runs_async_jobs_together_on_one_loop(rp, kind):
+    rp.jobWorkerFactory = kind
     jobids = [rp.addJob('together', 20, immediate=True) for _ in range(20)]
     rp.startProcessor()
     try:
@@ -185,8 +198,26 @@ def test_a_task_still_running_when_the_worker_stops_is_left_to_recovery(
         rp.stopProcessor(timeout=0.2)
     # Cancelled, no longer renewed by this process, still processing
     # until its lease expires.
+    until(lambda: rp.leases.running() == [], 30,
+          'the lease to be given up')
     assert state['stopped'] == [jobid]
-    assert [jobid_ for jobid_, _, _ in rp.leases.running()] == []
     assert rp.getJobStatus(jobid) == 'processing'
     later = rp.now() + datetime.timedelta(seconds=3600)
     assert rp.recoverExpiredJobs(later) == [(jobid, 'error')]
+
+
+def test_an_async_failure_is_retried_with_its_traceback(rp):
+    jobid = rp.addJob('failing', immediate=True)
+    rp.startProcessor()
+    try:
+        until(lambda: ended(rp, jobid), 30, 'the job to end')
+    finally:
+        rp.stopProcessor(timeout=10)
+    document = rp.getJobDocument(jobid)
+    assert document['status'] == 'error'
+    assert document['retryCounter'] == 2
+    assert 'failed after awaiting' in document['errors'][-1]
+    assert 'FailingJob' not in document['errors'][-1]
+    assert 'await asyncio.sleep(0)' not in document['tracebacks'][-1]
+    assert "raise RuntimeError('failed after awaiting')" in \
+        document['tracebacks'][-1]

@@ -1,13 +1,16 @@
 """A site subscribing to every job event, for the tests of events in
 ``m01remote worker`` processes and their children.
 
-Each subscriber writes ``{'event', 'jobid', 'pid'}`` to the ``events``
+Each subscriber writes ``{'event', 'jobid', 'pid', 'at'}`` to the ``events``
 collection of the queue's database, through the event's processor, so
-a test in another process reads which process saw what. Its factories:
+a test in another process reads which process saw what; so does its
+run wrapper (``wrapped``), in the process that runs the job. Its
+factories:
 ``echo``, ``fatal`` (two attempts, each failing) and ``spawner`` (adds
 an ``echo`` job with its own input).
 """
 import os
+import time
 
 from pyramid.config import Configurator
 
@@ -35,9 +38,18 @@ def recorder(interface):
     def record(event):
         event.processor.database.events.insert_one({
             'event': interface.__name__, 'jobid': event.jobid,
-            'pid': os.getpid(),
+            'pid': os.getpid(), 'at': time.time_ns(),
             'status': getattr(event, 'status', None)})
     return record
+
+
+def noting_wrapper(handler, registry):
+    def wrapped(job, remoteProcessor):
+        remoteProcessor.database.events.insert_one({
+            'event': 'wrapped', 'jobid': job.__name__, 'pid': os.getpid(),
+            'at': time.time_ns(), 'status': None})
+        return handler(job, remoteProcessor)
+    return wrapped
 
 
 def main(global_config, **settings):
@@ -47,6 +59,7 @@ def main(global_config, **settings):
     config.add_remote_job_factory('fatal', FatalErrorJob, maxRetries=2,
                                   retryDelay=0)
     config.add_remote_job_factory('spawner', SpawnerJob)
+    config.add_job_wrapper(noting_wrapper)
     for interface in EVENTS:
         config.add_subscriber(recorder(interface), interface)
     return config.make_wsgi_app()
