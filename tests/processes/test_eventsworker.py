@@ -108,8 +108,13 @@ def test_a_subscriber_fires_in_a_process_workers_child(site, tmp_path):
     worker = Worker(ini, tmp_path)
     try:
         spawner = rp.addJob('spawner', 'from a child', immediate=True)
+        awaited = rp.addJob('async', 'awaited in a child', immediate=True)
         until(lambda: rp.getJobStatus(spawner) == 'completed', DEADLINE,
               'the spawner job')
+        # An async job runs to its end in the child.
+        until(lambda: rp.getJobStatus(awaited) == 'completed', DEADLINE,
+              'the async job')
+        assert rp.getJobResult(awaited) == 'awaited in a child'
         added = rp.getJobResult(spawner)
         until(lambda: len(seen(rp, added)) == 5, DEADLINE,
               'the added job\'s events')

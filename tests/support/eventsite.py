@@ -6,9 +6,11 @@ collection of the queue's database, through the event's processor, so
 a test in another process reads which process saw what; so does its
 run wrapper (``wrapped``), in the process that runs the job. Its
 factories:
-``echo``, ``fatal`` (two attempts, each failing) and ``spawner`` (adds
-an ``echo`` job with its own input).
+``echo``, ``fatal`` (two attempts, each failing), ``spawner`` (adds
+an ``echo`` job with its own input) and ``async`` (awaits, returns its
+input).
 """
+import asyncio
 import os
 import time
 
@@ -25,6 +27,14 @@ from m01.remote.job import Job
 from m01.remote.testing import EchoJob, FatalErrorJob
 
 EVENTS = (IJobAdded, IJobStarted, IJobCompleted, IJobFailed, IJobEnded)
+
+
+class AsyncEchoJob(Job):
+    """Awaits, then returns its input."""
+
+    async def __call__(self, remoteProcessor):
+        await asyncio.sleep(0.01)
+        return self.input
 
 
 class SpawnerJob(Job):
@@ -59,6 +69,7 @@ def main(global_config, **settings):
     config.add_remote_job_factory('fatal', FatalErrorJob, maxRetries=2,
                                   retryDelay=0)
     config.add_remote_job_factory('spawner', SpawnerJob)
+    config.add_remote_job_factory('async', AsyncEchoJob)
     config.add_job_wrapper(noting_wrapper)
     for interface in EVENTS:
         config.add_subscriber(recorder(interface), interface)
