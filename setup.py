@@ -51,6 +51,8 @@ testing_requires = sqlalchemy_requires + [
     'pyramid_retry',
     'pyramid_zodbconn',
     'pytest',
+    # The suite in parallel processes (the README's test command).
+    'pytest-xdist',
     'ruff',
     'selenium',
     'waitress',
