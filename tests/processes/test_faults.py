@@ -29,6 +29,7 @@ from m01.remote.processor import RemoteProcessor
 from m01.remote.queue.leases import LeaseKeeper
 from m01.remote.worker import MultiJobWorker
 from support import testserver
+from support.faults import processes as fault_processes
 from support.faults import scenarios as faults
 
 
@@ -157,7 +158,8 @@ def test_graceful_stop(env):
     assertExactlyOnce(result)
     details = result.details
     size = faults.SIZES['short']['graceful']
-    assert details['exit_s'] <= size['stopTimeout'] + 2
+    assert details['exit_s'] <= size['stopTimeout'] + \
+        fault_processes.EXIT_ALLOWANCE
     assert details['finished_by_victim'] == size['threads'] - 1
     assert result.recovery <= details['bound_s']
 
