@@ -18,7 +18,7 @@ import transaction
 import transaction.interfaces
 import zope.interface
 
-from m01.remote import testing
+from m01.remote import testing, worker
 from m01.remote.job import AttemptRefused, Job
 from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import control
@@ -151,6 +151,13 @@ def rp(database):
     for gate in GATES.values():
         gate.set()
     processor.close()
+
+
+@pytest.fixture
+def oneUnit(monkeypatch):
+    """A batch run here is one unit of work, however slow the machine
+    (a worker commits a batch's unit after ``BATCH_SECONDS`` of work)."""
+    monkeypatch.setattr(worker, 'BATCH_SECONDS', 3600.0)
 
 
 @pytest.fixture(params=['after the run', 'at commit'])
@@ -298,7 +305,7 @@ def test_two_refused_attempts_store_no_child_and_the_third_one(rp):
 @pytest.mark.parametrize('savepoints', [True, False],
                          ids=['savepoints', 'no savepoints'])
 def test_one_refused_job_of_a_batch_leaves_the_others_stored_once(
-        rp, checks, savepoints, caplog):
+        rp, checks, savepoints, caplog, oneUnit):
     LEDGER.savepoints = savepoints
     parents = [addParent(rp) for _ in range(3)]
     ids = [jobid for jobid, _ in parents]
