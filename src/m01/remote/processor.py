@@ -11,6 +11,7 @@ transaction's data manager (``queue.transaction``).
 import copy
 import functools
 
+import bson
 import transaction
 import zope.component
 import zope.interface
@@ -20,9 +21,9 @@ from m01.remote.clock import QueueClock, toBSONTime
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
-    PROCESSING,
     QUEUED,
     REMOVABLE_STATI,
+    WAITING,
 )
 from m01.remote.job import (
     DuplicateJobKeyError,
@@ -37,9 +38,18 @@ from m01.remote.queue.changes import (
     requeueing,
 )
 from m01.remote.queue.containers import JobContainer, toObjectId
+from m01.remote.queue.dependencies import (
+    CANCEL,
+    RUN,
+    applyDependencies,
+    checkDependencies,
+    checkOnFailure,
+    checkSteps,
+    settling,
+)
 from m01.remote.queue.search import TERMS_INDEX
 from m01.remote.queue.transaction import QueueTransaction
-from m01.remote.queue.updates import newJobDocument
+from m01.remote.queue.updates import CANCELLABLE, newJobDocument
 from m01.remote.scheduler import scheduleNextJob
 from m01.remote.store import storeDatabase
 from m01.remote.wiring import wire
@@ -178,6 +188,7 @@ class RemoteProcessor:
     def ensureIndexes(self):
         """Create the indexes the queue needs; safe to call repeatedly."""
         self.jobWrites.ensureIndexes()
+        self.dependencies.ensureIndexes()
         self.jobsCollection.create_index([('created', -1), ('_id', -1)],
                                          name='m01_remote_created')
         self.jobsCollection.create_index(TERMS_INDEX,
@@ -243,7 +254,15 @@ class RemoteProcessor:
 
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
-               onDuplicateKey='return'):
+               onDuplicateKey='return', dependsOn=None, onFailure=CANCEL):
+        return self._addJob(name, input, immediate, jobid, delay, at,
+                            priority, timeout, key, onDuplicateKey,
+                            dependsOn, onFailure)
+
+    def _addJob(self, name, input=None, immediate=False, jobid=None,
+                delay=None, at=None, priority=None, timeout=None, key=None,
+                onDuplicateKey='return', dependsOn=None, onFailure=CANCEL,
+                workflow=None):
         # A job for the outbox needs no MongoDB (unless it has a key):
         # the factory last read serves while the store is away.
         try:
@@ -266,8 +285,15 @@ class RemoteProcessor:
         if onDuplicateKey not in ('return', 'raise'):
             raise ValueError("onDuplicateKey is 'return' or 'raise', not %r"
                              % (onDuplicateKey,))
+        checkOnFailure(onFailure)
         document = newJobDocument(job, input, self.now(), jobid, delay, at,
                                   key)
+        if workflow is not None:
+            document['workflow'] = workflow
+        if dependsOn is not None:
+            oids = checkDependencies(dependsOn)
+            applyDependencies(document, oids, self._dependencyStatuses(oids),
+                              onFailure, document['created'])
         if key is not None:
             holder = self.keys.reserve(key, document['_id'],
                                        self.jobs.document)
@@ -277,19 +303,85 @@ class RemoteProcessor:
                         'Job %s holds the key %r: it is queued or running'
                         % (holder, key), holder)
                 return holder
+        waiting = document['status'] == WAITING
         if immediate:
             try:
                 self.insertJobDocuments([document])
             except BaseException:
                 releaseKey(self.keys, document)
                 raise
+            if waiting:
+                self.dependencies.settle([document['_id']])
             self.wakeWorkers()
         else:
             self.pending.add(document)
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
                     keyReleaser(self.keys, document))
+            if waiting:
+                # A dependency may end before this job is stored.
+                self.transactionManager.get().addAfterCommitHook(
+                    settling(self.dependencies, document['_id']))
         return str(document['_id'])
+
+    def _dependencyStatuses(self, oids):
+        """``{oid: status}`` of the jobs ``oids``, added in this
+        transaction or stored; ValueError naming an unknown one."""
+        statuses = {}
+        for oid in oids:
+            pending = self.pending.addedDocument(str(oid))
+            if pending is not None:
+                statuses[oid] = pending['status']
+        statuses.update(self.dependencies.statuses(
+            [oid for oid in oids if oid not in statuses]))
+        unknown = [str(oid) for oid in oids if oid not in statuses]
+        if unknown:
+            raise ValueError('Unknown job %s in dependsOn'
+                             % ', '.join(unknown))
+        return statuses
+
+    # workflows
+
+    def addChain(self, jobs, onFailure=CANCEL):
+        """Add ``jobs``, each to run once the one before completed; see
+        ``IRemoteProcessor.addChain``."""
+        steps = checkSteps(jobs)
+        checkOnFailure(onFailure)
+        return self._addWorkflow(steps, None, onFailure, chain=True)
+
+    def addGroup(self, jobs, callback=None, onFailure=RUN):
+        """Add ``jobs`` and a ``callback`` job that runs once every one of
+        them ended; see ``IRemoteProcessor.addGroup``."""
+        steps = checkSteps(jobs)
+        if callback is not None:
+            callback = checkSteps([callback], 'callback')[0]
+        checkOnFailure(onFailure)
+        return self._addWorkflow(steps, callback, onFailure, chain=False)
+
+    def _addWorkflow(self, steps, callback, onFailure, chain):
+        workflow = bson.ObjectId()
+        # Joined before the savepoint, so that its rollback empties our
+        # buffer: the jobs are added all, or none.
+        self.pending.dataManager()
+        savepoint = self.transactionManager.get().savepoint(optimistic=True)
+        try:
+            added = []
+            for step in steps:
+                dependsOn = added[-1:] if chain and added else None
+                added.append(self._addJob(
+                    dependsOn=dependsOn, onFailure=onFailure,
+                    workflow=workflow, **step))
+            last = None
+            if callback is not None:
+                last = self._addJob(dependsOn=added, onFailure=onFailure,
+                                    workflow=workflow, **callback)
+        except BaseException:
+            savepoint.rollback()
+            raise
+        return {'workflow': str(workflow), 'jobs': added, 'callback': last}
+
+    def getDependencyResults(self, jobid):
+        return self.dependencies.results(self._document(jobid)['_id'])
 
     def getJobDocument(self, jobid):
         """The job's document as this transaction sees it, or None."""
@@ -325,15 +417,17 @@ class RemoteProcessor:
 
     def cancelJob(self, jobid, immediate=False):
         document = self._document(jobid)
-        if document['status'] not in (QUEUED, PROCESSING):
-            raise ValueError('Job %s is %s; only queued or processing jobs '
-                             'can be cancelled' % (jobid, document['status']))
+        if document['status'] not in CANCELLABLE:
+            raise ValueError('Job %s is %s; only waiting, queued or '
+                             'processing jobs can be cancelled'
+                             % (jobid, document['status']))
         pending = self.pending.addedDocument(str(document['_id']))
         if pending is not None:
             pending['status'] = CANCELLED
             return
         self._change(jobid, cancelling(self.jobWrites, self.keys,
-                                       self.counters, self.now, document),
+                                       self.counters, self.now, document,
+                                       self.dependencies),
                      {'status': CANCELLED}, immediate, 'cancelled')
 
     def retryJob(self, jobid, immediate=False):

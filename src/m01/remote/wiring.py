@@ -12,6 +12,7 @@ take it, as the specification has them.
 from m01.remote.queue.claims import Claims
 from m01.remote.queue.containers import JobFactoryContainer
 from m01.remote.queue.counters import OutcomeCounters
+from m01.remote.queue.dependencies import Dependencies
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
 from m01.remote.queue.runner import JobRunner
@@ -57,10 +58,14 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.jobChanges = watchJobs(p.jobsCollection, p.jobWakeup, p.name, wakeup)
     p.schedulerChanges = watchScheduler(p.schedulerCollection,
                                         p.schedulerWakeup, p.name, wakeup)
+    # Releases the jobs waiting for others as those end.
+    p.dependencies = Dependencies(p.jobsCollection, now, p.counters, p.keys,
+                                  p.jobWakeup, pages=p.pageJobsCollection)
     p.leases = LeaseKeeper(
         p.name, float(leaseTime), p.jobWrites, now,
-        recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup),
-        upkeep=(p.slots, p.keys, p.counters))
+        recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup,
+                            p.dependencies),
+        upkeep=(p.slots, p.keys, p.counters, p.dependencies))
     p.monitor = ProcessMonitor(queue[prefix + 'workers'],
                                queue[prefix + 'controls'], now, p.name,
                                running=p.leases.running)
@@ -69,6 +74,7 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     # An operator asking this process to stop stops both threads.
     p.monitor.onStop = p.threads.stop
     p.runner = JobRunner(p.jobWrites, p.leases, p.registry, now,
-                         slots=p.slots, keys=p.keys, counters=p.counters)
+                         slots=p.slots, keys=p.keys, counters=p.counters,
+                         dependencies=p.dependencies)
     p.claims = Claims(p.name, p.jobWrites, p.jobFactories, p.slots,
                       p.leases, p.runner, p.monitor, now)

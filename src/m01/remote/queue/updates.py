@@ -21,6 +21,7 @@ from m01.remote.interfaces import (
     ERROR,
     PROCESSING,
     QUEUED,
+    WAITING,
 )
 from m01.remote.job import checkStorable, dueTime
 from m01.remote.limits import (
@@ -351,6 +352,9 @@ def versioned(update):
     update['$inc'] = dict(update.get('$inc', {}), version=1)
     return update
 
+
+#: The statuses a job may be cancelled in.
+CANCELLABLE = (WAITING, QUEUED, PROCESSING)
 
 #: The statuses a job may be removed in: not while it runs (it belongs to
 #: its worker then; cancel it first).

@@ -1,0 +1,29 @@
+"""Job classes for the dependency and workflow tests, importable by a
+worker process (importing this module registers them).
+
+Each run writes a record to the ``calls`` collection at once (not
+through the transaction), so a test counts the runs of every job.
+"""
+from m01.remote.job import Job
+
+
+class StepJob(Job):
+    """Records its run and returns its input."""
+
+    def __call__(self, remoteProcessor):
+        remoteProcessor.database.calls.insert_one(
+            {'job': self.__name__, 'input': self.input})
+        return self.input
+
+
+class GatherJob(Job):
+    """A group's callback: records its run with what the jobs it depends
+    on ended in, and returns the sum of their outputs."""
+
+    def __call__(self, remoteProcessor):
+        results = remoteProcessor.getDependencyResults(self.__name__)
+        ended = [result['status'] for result in results]
+        remoteProcessor.database.calls.insert_one(
+            {'job': self.__name__, 'input': self.input, 'gather': True,
+             'statuses': ended})
+        return sum(result['output'] or 0 for result in results)
