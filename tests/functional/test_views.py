@@ -1044,7 +1044,7 @@ def test_an_action_on_a_job_that_changed_meanwhile_says_why(site):
     site.process()    # completed while the question was open
     page = question.forms['confirm-form'].submit().follow()
     assert flash(page) == []
-    assert 'only queued or processing jobs can be cancelled' in \
+    assert 'only waiting, queued or processing jobs can be cancelled' in \
         flash(page, 'error')[0]
     assert site.rp.getJobStatus(jobid) == 'completed'
     page = site.post('/remote/jobs/%s/retry' % jobid).follow()

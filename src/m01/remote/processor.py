@@ -4,14 +4,13 @@ its scheduler and its threads (``IRemoteProcessor``).
 Its collaborators are made by ``m01.remote.wiring``; each call here is
 handed on to the one that does the work: claims to ``queue.claims``,
 running a job to ``queue.runner``, a new job's document to
-``queue.updates``, the writes of a cancel or a retry to
-``queue.changes``, and the writes that wait for the commit to the
-transaction's data manager (``queue.transaction``).
+``queue.updates``, a job's dependencies to ``workflows``, the writes of
+a cancel or a retry to ``queue.changes``, and the writes that wait for
+the commit to the transaction's data manager (``queue.transaction``).
 """
 import copy
 import functools
 
-import bson
 import transaction
 import zope.component
 import zope.interface
@@ -23,7 +22,6 @@ from m01.remote.interfaces import (
     ERROR,
     QUEUED,
     REMOVABLE_STATI,
-    WAITING,
 )
 from m01.remote.job import (
     DuplicateJobKeyError,
@@ -38,26 +36,18 @@ from m01.remote.queue.changes import (
     requeueing,
 )
 from m01.remote.queue.containers import JobContainer, toObjectId
-from m01.remote.queue.dependencies import (
-    CANCEL,
-    RUN,
-    applyDependencies,
-    checkDependencies,
-    checkOnFailure,
-    checkSteps,
-    settling,
-)
 from m01.remote.queue.search import TERMS_INDEX
 from m01.remote.queue.transaction import QueueTransaction
-from m01.remote.queue.updates import CANCELLABLE, newJobDocument
+from m01.remote.queue.updates import newJobDocument
 from m01.remote.scheduler import scheduleNextJob
 from m01.remote.store import storeDatabase
 from m01.remote.wiring import wire
 from m01.remote.worker import SchedulerWorker, SimpleJobWorker
+from m01.remote.workflows import ProcessorWorkflows
 
 
 @zope.interface.implementer(interfaces.IRemoteProcessor)
-class RemoteProcessor:
+class RemoteProcessor(ProcessorWorkflows):
     """A job queue and scheduler stored in a MongoDB database.
 
     ``database`` is a pymongo ``Database``, the embedded store's, or a
@@ -254,15 +244,7 @@ class RemoteProcessor:
 
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
-               onDuplicateKey='return', dependsOn=None, onFailure=CANCEL):
-        return self._addJob(name, input, immediate, jobid, delay, at,
-                            priority, timeout, key, onDuplicateKey,
-                            dependsOn, onFailure)
-
-    def _addJob(self, name, input=None, immediate=False, jobid=None,
-                delay=None, at=None, priority=None, timeout=None, key=None,
-                onDuplicateKey='return', dependsOn=None, onFailure=CANCEL,
-                workflow=None):
+               onDuplicateKey='return', dependsOn=None, onFailure='cancel'):
         # A job for the outbox needs no MongoDB (unless it has a key):
         # the factory last read serves while the store is away.
         try:
@@ -285,15 +267,9 @@ class RemoteProcessor:
         if onDuplicateKey not in ('return', 'raise'):
             raise ValueError("onDuplicateKey is 'return' or 'raise', not %r"
                              % (onDuplicateKey,))
-        checkOnFailure(onFailure)
         document = newJobDocument(job, input, self.now(), jobid, delay, at,
                                   key)
-        if workflow is not None:
-            document['workflow'] = workflow
-        if dependsOn is not None:
-            oids = checkDependencies(dependsOn)
-            applyDependencies(document, oids, self._dependencyStatuses(oids),
-                              onFailure, document['created'])
+        self._dependOn(document, dependsOn, onFailure)
         if key is not None:
             holder = self.keys.reserve(key, document['_id'],
                                        self.jobs.document)
@@ -303,85 +279,21 @@ class RemoteProcessor:
                         'Job %s holds the key %r: it is queued or running'
                         % (holder, key), holder)
                 return holder
-        waiting = document['status'] == WAITING
         if immediate:
             try:
                 self.insertJobDocuments([document])
             except BaseException:
                 releaseKey(self.keys, document)
                 raise
-            if waiting:
-                self.dependencies.settle([document['_id']])
+            self._settle(document, None)
             self.wakeWorkers()
         else:
             self.pending.add(document)
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
                     keyReleaser(self.keys, document))
-            if waiting:
-                # A dependency may end before this job is stored.
-                self.transactionManager.get().addAfterCommitHook(
-                    settling(self.dependencies, document['_id']))
+            self._settle(document, self.transactionManager.get())
         return str(document['_id'])
-
-    def _dependencyStatuses(self, oids):
-        """``{oid: status}`` of the jobs ``oids``, added in this
-        transaction or stored; ValueError naming an unknown one."""
-        statuses = {}
-        for oid in oids:
-            pending = self.pending.addedDocument(str(oid))
-            if pending is not None:
-                statuses[oid] = pending['status']
-        statuses.update(self.dependencies.statuses(
-            [oid for oid in oids if oid not in statuses]))
-        unknown = [str(oid) for oid in oids if oid not in statuses]
-        if unknown:
-            raise ValueError('Unknown job %s in dependsOn'
-                             % ', '.join(unknown))
-        return statuses
-
-    # workflows
-
-    def addChain(self, jobs, onFailure=CANCEL):
-        """Add ``jobs``, each to run once the one before completed; see
-        ``IRemoteProcessor.addChain``."""
-        steps = checkSteps(jobs)
-        checkOnFailure(onFailure)
-        return self._addWorkflow(steps, None, onFailure, chain=True)
-
-    def addGroup(self, jobs, callback=None, onFailure=RUN):
-        """Add ``jobs`` and a ``callback`` job that runs once every one of
-        them ended; see ``IRemoteProcessor.addGroup``."""
-        steps = checkSteps(jobs)
-        if callback is not None:
-            callback = checkSteps([callback], 'callback')[0]
-        checkOnFailure(onFailure)
-        return self._addWorkflow(steps, callback, onFailure, chain=False)
-
-    def _addWorkflow(self, steps, callback, onFailure, chain):
-        workflow = bson.ObjectId()
-        # Joined before the savepoint, so that its rollback empties our
-        # buffer: the jobs are added all, or none.
-        self.pending.dataManager()
-        savepoint = self.transactionManager.get().savepoint(optimistic=True)
-        try:
-            added = []
-            for step in steps:
-                dependsOn = added[-1:] if chain and added else None
-                added.append(self._addJob(
-                    dependsOn=dependsOn, onFailure=onFailure,
-                    workflow=workflow, **step))
-            last = None
-            if callback is not None:
-                last = self._addJob(dependsOn=added, onFailure=onFailure,
-                                    workflow=workflow, **callback)
-        except BaseException:
-            savepoint.rollback()
-            raise
-        return {'workflow': str(workflow), 'jobs': added, 'callback': last}
-
-    def getDependencyResults(self, jobid):
-        return self.dependencies.results(self._document(jobid)['_id'])
 
     def getJobDocument(self, jobid):
         """The job's document as this transaction sees it, or None."""
@@ -417,10 +329,7 @@ class RemoteProcessor:
 
     def cancelJob(self, jobid, immediate=False):
         document = self._document(jobid)
-        if document['status'] not in CANCELLABLE:
-            raise ValueError('Job %s is %s; only waiting, queued or '
-                             'processing jobs can be cancelled'
-                             % (jobid, document['status']))
+        self._checkCancellable(jobid, document)
         pending = self.pending.addedDocument(str(document['_id']))
         if pending is not None:
             pending['status'] = CANCELLED
@@ -496,8 +405,7 @@ class RemoteProcessor:
         return count
 
     def recoverExpiredJobs(self, callTime=None):
-        """Requeue (or fail) jobs whose worker stopped renewing its lease.
-        """
+        """Requeue (or fail) the jobs whose worker's lease expired."""
         return self.leases.recover(toBSONTime(callTime) if callTime
                                    else None)
 

@@ -355,6 +355,8 @@ def versioned(update):
 
 #: The statuses a job may be cancelled in.
 CANCELLABLE = (WAITING, QUEUED, PROCESSING)
+CANCEL_REFUSED = ('Job %s is %s; only waiting, queued or processing jobs '
+                  'can be cancelled')
 
 #: The statuses a job may be removed in: not while it runs (it belongs to
 #: its worker then; cancel it first).
