@@ -2,6 +2,7 @@
 import pytest
 import transaction
 import zope.component
+from tests.support.workflowjobs import GatherJob, StepJob
 
 from m01.remote import testing
 from m01.remote.interfaces import (
@@ -12,7 +13,6 @@ from m01.remote.interfaces import (
     WAITING,
 )
 from m01.remote.processor import RemoteProcessor
-from tests.support.workflowjobs import GatherJob, StepJob
 
 
 @pytest.fixture
@@ -251,3 +251,23 @@ def test_dependents_are_found_by_their_dependsOn_field(rp):
     assert rp.dependencies.dependents(first) == [(second, 'step', WAITING)]
     assert rp.dependencies.dependencies(rp.getJobDocument(second)) == (
         [(first, 'step', QUEUED)], 1)
+
+
+def test_an_immediate_job_cannot_depend_on_one_not_stored_yet(rp):
+    first = rp.addJob('step', 1)
+    with pytest.raises(ValueError, match='not immediate'):
+        rp.addJob('step', 2, dependsOn=[first], immediate=True)
+
+
+def test_a_dependency_already_running_is_released_by_upkeep(rp):
+    # Claimed before its dependent was added, the job's run does not know
+    # of it: the lease keeper's upkeep releases the dependent.
+    first = rp.addJob('step', 1, immediate=True)
+    job = rp.pullNextJob()
+    second = rp.addJob('step', 2, dependsOn=[first], immediate=True)
+    assert rp.getJobDocument(first)['hasDependents'] is True
+    rp.processJob(job.__name__, job)
+    transaction.commit()
+    assert rp.getJobStatus(second) == WAITING
+    assert rp.dependencies.tidy(rp.now()) == 1
+    assert rp.getJobStatus(second) == QUEUED

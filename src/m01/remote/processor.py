@@ -269,7 +269,7 @@ class RemoteProcessor(ProcessorWorkflows):
                              % (onDuplicateKey,))
         document = newJobDocument(job, input, self.now(), jobid, delay, at,
                                   key)
-        self._dependOn(document, dependsOn, onFailure)
+        self._dependOn(document, dependsOn, onFailure, immediate)
         if key is not None:
             holder = self.keys.reserve(key, document['_id'],
                                        self.jobs.document)

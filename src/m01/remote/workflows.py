@@ -5,11 +5,14 @@ A job added with ``dependsOn`` waits (``queue.dependencies`` tells how it
 is released); a chain and a group are jobs added together, in one
 transaction, depending on each other and named by one workflow id.
 """
+import functools
+
 import bson
 
 from m01.remote.interfaces import WAITING
 from m01.remote.queue.dependencies import (
     CANCEL,
+    DEPENDENTS,
     RUN,
     applyDependencies,
     checkDependencies,
@@ -23,26 +26,39 @@ from m01.remote.queue.updates import CANCEL_REFUSED, CANCELLABLE
 class ProcessorWorkflows:
     """What ``RemoteProcessor`` does for jobs depending on others."""
 
-    def _dependOn(self, document, dependsOn, onFailure):
+    def _dependOn(self, document, dependsOn, onFailure, immediate):
         """Make the new job ``document`` depend on the jobs ``dependsOn``
         (``IRemoteProcessor.addJob``)."""
         checkOnFailure(onFailure)
         if dependsOn is not None:
             oids = checkDependencies(dependsOn)
-            applyDependencies(document, oids, self._dependencyStatuses(oids),
+            applyDependencies(document, oids,
+                              self._dependencyStatuses(oids, immediate),
                               onFailure, document['created'])
 
     def _settle(self, document, txn):
-        """The job ``document``, if waiting, is released from the jobs
-        that ended before it was stored: now (it was), or once ``txn``
-        commits."""
+        """The job ``document``, if waiting, is stored (``txn`` None) or
+        will be when ``txn`` commits: mark the jobs it waits for, so that
+        their end looks for it (those added in this transaction at once,
+        the stored ones with it), and release it from those that ended
+        before it was stored."""
         if document['status'] != WAITING:
             return
+        stored = []
+        for oid in document['waitingFor']:
+            pending = self.pending.addedDocument(str(oid))
+            if pending is not None:
+                pending[DEPENDENTS] = True
+            else:
+                stored.append(oid)
         if txn is None:
+            self.dependencies.mark(stored)
             self.dependencies.settle([document['_id']])
-        else:
-            txn.addAfterCommitHook(
-                settling(self.dependencies, document['_id']))
+            return
+        if stored:
+            self.pending.dataManager().addWrite(
+                functools.partial(self.dependencies.mark, stored))
+        txn.addAfterCommitHook(settling(self.dependencies, document['_id']))
 
     @staticmethod
     def _checkCancellable(jobid, document):
@@ -51,12 +67,18 @@ class ProcessorWorkflows:
         if document['status'] not in CANCELLABLE:
             raise ValueError(CANCEL_REFUSED % (jobid, document['status']))
 
-    def _dependencyStatuses(self, oids):
+    def _dependencyStatuses(self, oids, immediate=False):
         """``{oid: status}`` of the jobs ``oids``, added in this
-        transaction or stored; ValueError naming an unknown one."""
+        transaction or stored; ValueError naming an unknown one (or one
+        not stored yet, for a job stored ``immediate``)."""
         statuses = {}
         for oid in oids:
             pending = self.pending.addedDocument(str(oid))
+            if pending is not None and immediate:
+                raise ValueError(
+                    'Job %s in dependsOn is stored when the transaction '
+                    'commits: add its dependents in it, not immediate'
+                    % oid)
             if pending is not None:
                 statuses[oid] = pending['status']
         statuses.update(self.dependencies.statuses(

@@ -51,6 +51,11 @@ CANCEL = 'cancel'
 RUN = 'run'
 ON_FAILURE = (CANCEL, RUN)
 
+#: The field marking a job other jobs depend on (set as the first such
+#: job is added): only the end of a job so marked looks for the jobs
+#: waiting for it.
+DEPENDENTS = 'hasDependents'
+
 #: The statuses a dependency has ended in.
 ENDED = (COMPLETED, ERROR, CANCELLED)
 #: What the release of a job that was removed before it ended sees.
@@ -196,6 +201,11 @@ class Dependencies:
                                name='m01_remote_workflow', sparse=True)
         self.jobs.create_index([('status', 1), ('_id', 1)],
                                name='m01_remote_status')
+
+    def mark(self, oids):
+        """Mark the stored jobs ``oids`` as jobs others depend on."""
+        self.jobs.update_many({'_id': {'$in': list(oids)}},
+                              {'$set': {DEPENDENTS: True}})
 
     def statuses(self, oids):
         """``{oid: status}`` of the stored jobs among ``oids``."""

@@ -18,7 +18,7 @@ import time
 import pymongo.errors
 
 from m01.remote.queue.containers import toObjectId
-from m01.remote.queue.dependencies import ENDED
+from m01.remote.queue.dependencies import DEPENDENTS, ENDED
 
 logger = logging.getLogger('m01.remote')
 
@@ -57,11 +57,12 @@ class EndedJobs:
         self.wakeup.set()
         documents = list(self.jobs.find(
             {'_id': {'$in': [toObjectId(jobid) for jobid in jobids]}},
-            {'name': 1, 'status': 1, 'attempts': 1}))
+            {'name': 1, 'status': 1, 'attempts': 1, DEPENDENTS: 1}))
         self.counters.countEnded(documents)
         if self.dependencies is not None:
             for document in documents:
-                if document['status'] in ENDED:
+                if document['status'] in ENDED and \
+                        document.get(DEPENDENTS):
                     self.dependencies.endedSafely(document['_id'],
                                                   document['status'])
 

@@ -293,7 +293,8 @@ class JobRunner:
         """The outcome ``update`` of ``job`` was stored: if it ended the
         job for good, release the jobs waiting for it."""
         status = update['$set']['status']
-        if status != QUEUED and self.dependencies is not None:
+        if status != QUEUED and self.dependencies is not None and \
+                getattr(job, 'hasDependents', True):
             self.dependencies.endedSafely(toObjectId(job.__name__), status)
 
     def _giveBack(self, job):
