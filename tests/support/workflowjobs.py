@@ -4,6 +4,9 @@ worker process (importing this module registers them).
 Each run writes a record to the ``calls`` collection at once (not
 through the transaction), so a test counts the runs of every job.
 """
+import threading
+import time
+
 from m01.remote.job import Job
 
 
@@ -27,3 +30,17 @@ class GatherJob(Job):
             {'job': self.__name__, 'input': self.input, 'gather': True,
              'statuses': ended})
         return sum(result['output'] or 0 for result in results)
+
+
+class SyncedStepJob(Job):
+    """Input ``{'number': n, 'until': t}``: records its run, waits until
+    the time ``t`` (seconds since the epoch; so that the members of a
+    group end at the same moment), returns ``n``."""
+
+    def __call__(self, remoteProcessor):
+        remoteProcessor.database.calls.insert_one(
+            {'job': self.__name__, 'input': self.input})
+        pause = self.input['until'] - time.time()
+        if pause > 0:
+            threading.Event().wait(pause)
+        return self.input['number']

@@ -238,7 +238,7 @@ class Dependencies:
                 {'dependsOn': oid, 'status': WAITING}, {'_id': 1})]
             for dependent in dependents:
                 outcome = self.release(dependent, oid, status)
-                if outcome is not None:
+                if outcome in (QUEUED, CANCELLED):
                     released += 1
                 if outcome == CANCELLED:
                     endings.append((dependent, CANCELLED))
@@ -246,8 +246,10 @@ class Dependencies:
 
     def release(self, oid, ended, status):
         """The job ``ended``, which the waiting job ``oid`` depends on,
-        ended in ``status``: one conditional write. The job's new status
-        when this write released it (queued or cancelled), else None."""
+        ended in ``status``: one conditional write. The job's status when
+        the write was made: queued or cancelled (released), waiting (it
+        waits for others still); None when there was nothing to write
+        (released from ``ended`` by another already)."""
         now = self.now()
         base = {'_id': oid, 'status': WAITING}
         failed = status != COMPLETED
@@ -283,7 +285,7 @@ class Dependencies:
                                        {'waitingFor': {'$ne': [ended]}}]}),
                 {'$pull': {'waitingFor': ended}, '$inc': {'version': 1}})
             if pulled.modified_count:
-                return None
+                return WAITING
             # Neither: the job waits no more for ``ended`` (released by
             # another), or another dependency's pull left ours alone.
             if self.jobs.count_documents(
@@ -304,7 +306,7 @@ class Dependencies:
     def settle(self, oids):
         """Make the releases the waiting jobs ``oids`` (just stored) missed:
         a dependency that ended between their ``addJob`` and their
-        commit. How many were released."""
+        commit. How many releases it made."""
         documents = list(self.jobs.find(
             {'_id': {'$in': [toObjectId(oid) for oid in oids]},
              'status': WAITING}, {'waitingFor': 1}))
@@ -316,20 +318,20 @@ class Dependencies:
         if not waited:
             return 0
         statuses = self.statuses(waited)
-        released = 0
+        made = 0
         for document in documents:
             for oid in document.get('waitingFor') or ():
                 status = statuses.get(oid, REMOVED)
-                if status in ENDED or status == REMOVED:
-                    outcome = self.release(document['_id'], oid, status)
-                    if outcome is not None:
-                        released += 1
-                    if outcome == CANCELLED:
-                        released += self._releaseAll(
-                            [(document['_id'], CANCELLED)])
-                    if outcome is not None:
-                        break
-        return released
+                if status not in ENDED and status != REMOVED:
+                    continue
+                outcome = self.release(document['_id'], oid, status)
+                if outcome is not None:
+                    made += 1
+                if outcome == CANCELLED:
+                    made += self._releaseAll([(document['_id'], CANCELLED)])
+                if outcome in (QUEUED, CANCELLED):
+                    break
+        return made
 
     # IUpkeep
 
@@ -337,7 +339,8 @@ class Dependencies:
         """Release the waiting jobs whose dependencies ended without
         releasing them (their process died in between): up to
         ``sweepLimit`` waiting jobs per call, going on from the last one
-        looked at, round all of them. How many were released."""
+        looked at, round all of them. How many releases it made (a job
+        waiting for several may take several)."""
         query = {'status': WAITING}
         if self._after is not None:
             query['_id'] = {'$gt': self._after}
@@ -345,7 +348,11 @@ class Dependencies:
             '_id', pymongo.ASCENDING).limit(self.sweepLimit))
         self._after = documents[-1]['_id'] \
             if len(documents) == self.sweepLimit else None
-        return self._repair(documents)
+        made = self._repair(documents)
+        if made:
+            logger.warning('Made %d releases of waiting jobs missed when '
+                           'their dependencies ended', made)
+        return made
 
     # reading
 
