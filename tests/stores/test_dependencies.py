@@ -2,7 +2,6 @@
 import pytest
 import transaction
 import zope.component
-from tests.support.workflowjobs import GatherJob, StepJob
 
 from m01.remote import testing
 from m01.remote.interfaces import (
@@ -13,6 +12,7 @@ from m01.remote.interfaces import (
     WAITING,
 )
 from m01.remote.processor import RemoteProcessor
+from support.workflowjobs import GatherJob, StepJob
 
 
 @pytest.fixture
