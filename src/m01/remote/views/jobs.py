@@ -26,7 +26,7 @@ from m01.remote.operations import (
     JobFilter,
 )
 from m01.remote.operations.filters import MAX_PAGE, flagParam
-from m01.remote.queue.updates import DELETABLE, MAX_ATTEMPTS
+from m01.remote.queue.updates import CANCELLABLE, DELETABLE, MAX_ATTEMPTS
 from m01.remote.views import common, jobform, jobpage, waiting
 from m01.remote.views.common import (
     BaseView,
@@ -306,8 +306,8 @@ class JobView(BaseView):
                 'tags': tags(job, self.now),
                 'cancelHelp': jobpage.CANCEL_HELP.get(job.status, '')
                 if job.status == interfaces.PROCESSING else '',
-                'canCancel': job.status in (interfaces.QUEUED,
-                                            interfaces.PROCESSING),
+                'canCancel': job.status in CANCELLABLE,
+                'relations': self.queries.relations(job.__name__),
                 'canRetry': job.status in (interfaces.ERROR,
                                            interfaces.CANCELLED),
                 'canDelete': job.status in REMOVABLE}
