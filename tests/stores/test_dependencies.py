@@ -2,6 +2,7 @@
 import pytest
 import transaction
 import zope.component
+from zope.interface.verify import verifyObject
 
 from m01.remote import testing
 from m01.remote.interfaces import (
@@ -10,6 +11,7 @@ from m01.remote.interfaces import (
     ERROR,
     QUEUED,
     WAITING,
+    IJobDependencies,
 )
 from m01.remote.processor import RemoteProcessor
 from support.workflowjobs import GatherJob, StepJob
@@ -27,6 +29,10 @@ def rp(database):
     yield processor
     transaction.abort()
     processor.close()
+
+
+def test_the_dependencies_provide_their_interface(rp):
+    verifyObject(IJobDependencies, rp.dependencies)
 
 
 def runAll(rp):

@@ -338,6 +338,59 @@ class IUpkeep(zope.interface.Interface):
         May do nothing if it tidied recently."""
 
 
+class IJobDependencies(IUpkeep):
+    """Releases the jobs waiting for others as those end
+    (``queue.dependencies.Dependencies``): each release one conditional
+    write; ``tidy`` makes those a dead process missed."""
+
+    def ensureIndexes():
+        """Create the indexes of dependents, workflows and waiting jobs."""
+
+    def statuses(oids):
+        """``{oid: status}`` of the stored jobs among ``oids``."""
+
+    def mark(oids):
+        """Mark the stored jobs ``oids`` as jobs others depend on
+        (``hasDependents``): only their end looks for dependents."""
+
+    def ended(oid, status):
+        """The job ``oid`` ended in ``status``, its outcome stored:
+        release the jobs waiting for it (and theirs, for a cancel); how
+        many were queued or cancelled."""
+
+    def endedSafely(oid, status):
+        """``ended``, an error logged and left to ``tidy``."""
+
+    def release(oid, ended, status):
+        """The one conditional write releasing the waiting job ``oid``
+        from the job ``ended`` (ended in ``status``): the job's status it
+        made (queued, cancelled, or waiting when others remain), or None
+        when there was nothing to write."""
+
+    def settle(oids):
+        """Make the releases the waiting jobs ``oids``, just stored, missed
+        while they were not; how many it made."""
+
+    def results(oid):
+        """``[{'id', 'status', 'output'}]`` of the jobs ``oid`` depends
+        on, in its order."""
+
+    def dependencies(document, limit=100):
+        """``([(jobid, name, status)], total)`` of the jobs the job
+        ``document`` depends on, the first ``limit``."""
+
+    def dependents(oid, limit=100):
+        """``[(jobid, name, status)]`` of the first ``limit`` jobs that
+        depend on the job ``oid``."""
+
+    def workflowJobs(workflow, skip=0, limit=50):
+        """``[(jobid, name, status)]`` of one page of the jobs of the
+        workflow ``workflow``, in the order they were added."""
+
+    def workflowProgress(workflow):
+        """``{status: count}`` of the jobs of the workflow ``workflow``."""
+
+
 class IRemoteProcessor(zope.interface.Interface):
     """The remote processor: job factories, jobs, scheduler and threads,
     in one MongoDB database (``m01.remote.processor.RemoteProcessor``).
@@ -380,7 +433,7 @@ class IRemoteProcessor(zope.interface.Interface):
     dependencies = Attribute(
         "What releases the jobs waiting for others as those end, and reads "
         "dependencies, dependents and workflows for the pages "
-        "(``queue.dependencies.Dependencies``).")
+        "(``IJobDependencies``).")
     slots = Attribute("The factories' concurrency slots "
                       "(``queue.slots.ConcurrencySlots``).")
     counters = Attribute("The IOutcomeCounters of this processor.")

@@ -31,6 +31,7 @@ import logging
 
 import bson
 import pymongo
+import zope.interface
 
 from m01.remote.clock import stamp
 from m01.remote.interfaces import (
@@ -39,6 +40,7 @@ from m01.remote.interfaces import (
     ERROR,
     QUEUED,
     WAITING,
+    IJobDependencies,
 )
 from m01.remote.limits import MAX_DEPENDENCIES, MAX_ERRORS
 from m01.remote.queue.containers import toObjectId
@@ -174,6 +176,7 @@ def applyDependencies(document, oids, statuses, onFailure, now):
     return document
 
 
+@zope.interface.implementer(IJobDependencies)
 class Dependencies:
     """Releases the jobs waiting for others in ``jobs`` (the jobs
     collection; ``pages``, the one the pages read, defaults to it).
