@@ -74,3 +74,14 @@ def test_an_unknown_workflow_is_not_found(site):
     site.app.get('/remote/jobs/workflow?id=' + '0' * 24, status=404)
     site.app.get('/remote/jobs/workflow?id=nope', status=404)
     site.app.get('/remote/jobs/workflow', status=404)
+
+
+def test_a_waiting_job_is_cancelled_from_its_page(site):
+    rp = site.rp
+    first = rp.addJob('echo', 1)
+    second = rp.addJob('echo', 2, dependsOn=[first])
+    transaction.commit()
+    confirm = site.app.get('/remote/jobs/%s/cancel' % second)
+    assert 'the jobs waiting for it are cancelled too' in text(confirm.html)
+    site.post('/remote/jobs/%s/cancel' % second)
+    assert rp.getJobStatus(second) == 'cancelled'

@@ -65,7 +65,7 @@ BULK_HELP = {
               'processing job is never deleted: cancel it first.',
 }
 #: What a bulk action changes, said when it changes none of the jobs.
-BULK_FITS = {'cancel': 'queued or processing', 'retry': 'in error or '
+BULK_FITS = {'cancel': 'waiting, queued or processing', 'retry': 'in error or '
              'cancelled', 'delete': 'not processing'}
 
 
@@ -345,9 +345,9 @@ class JobView(BaseView):
     def confirmCancel(self):
         job = self.context
         back = self.url(job)
-        if job.status not in (interfaces.QUEUED, interfaces.PROCESSING):
+        if job.status not in CANCELLABLE:
             confirm = confirmation(
-                'Job %s is %s: only a queued or processing job is '
+                'Job %s is %s: only a waiting, queued or processing job is '
                 'cancelled.' % (self.named(), job.status), back)
         else:
             confirm = confirmation(
