@@ -1,4 +1,6 @@
 """Dependencies, chains and groups, on every store."""
+import datetime
+
 import pytest
 import transaction
 import zope.component
@@ -278,3 +280,19 @@ def test_a_dependency_already_running_is_released_by_upkeep(rp):
     assert rp.getJobStatus(second) == WAITING
     assert rp.dependencies.tidy(rp.now()) == 1
     assert rp.getJobStatus(second) == QUEUED
+
+
+def test_a_job_lost_for_the_last_time_cancels_its_dependents(rp):
+    first = rp.addJob('step', 1, immediate=True)
+    second = rp.addJob('step', 2, dependsOn=[first], immediate=True)
+    job = rp.pullNextJob()
+    assert job.__name__ == first
+    # Its worker died on its last attempt: the lease keeper ends it.
+    rp.jobsCollection.update_one(
+        {'_id': rp.getJobDocument(first)['_id']},
+        {'$set': {'leaseExpires': rp.now() - datetime.timedelta(hours=1),
+                  'retryCounter': 2, 'maxRetries': 3}})
+    rp.leases.discard(first)
+    assert rp.recoverExpiredJobs() == [(first, ERROR)]
+    assert rp.getJobStatus(second) == CANCELLED
+    assert first in rp.getJobErrors(second)[0]
