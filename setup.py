@@ -38,6 +38,8 @@ sqlalchemy_requires = [
 testing_requires = sqlalchemy_requires + [
     'beautifulsoup4',
     'hypothesis',
+    # The tracing tests export spans to the SDK's in-memory exporter.
+    'opentelemetry-sdk >= 1.20',
     # Every answer of the JSON API in the tests is checked against its
     # OpenAPI document.
     'openapi-core == 0.23.1',
@@ -49,6 +51,8 @@ testing_requires = sqlalchemy_requires + [
     'pyramid_retry',
     'pyramid_zodbconn',
     'pytest',
+    # The suite in parallel processes (the README's test command).
+    'pytest-xdist',
     'ruff',
     'selenium',
     'waitress',
@@ -56,6 +60,10 @@ testing_requires = sqlalchemy_requires + [
     'ZODB',
     'build',
 ]
+
+# Tracing: a job keeps the trace context of the span active when it was
+# added, and each attempt's run is a span of that trace.
+otel_requires = ['opentelemetry-api >= 1.20']
 
 # The Sphinx documentation in docs/: its build and its doctests.
 docs_requires = [
@@ -99,7 +107,8 @@ setup(
     python_requires='>=3.10',
     install_requires=requires,
     extras_require={'testing': testing_requires, 'docs': docs_requires,
-                    'sqlalchemy': sqlalchemy_requires},
+                    'sqlalchemy': sqlalchemy_requires,
+                    'otel': otel_requires},
     entry_points={
         'console_scripts': [
             'm01remote = m01.remote.console:main',

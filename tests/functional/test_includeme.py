@@ -65,6 +65,7 @@ def test_includeme_registers_exactly():
          m01.remote.add_remote_job_factory),
         ('add_directive', 'add_remote_scheduler_item',
          m01.remote.add_remote_scheduler_item),
+        ('add_directive', 'add_job_wrapper', m01.remote.add_job_wrapper),
         ('add_request_method', m01.remote.get_remote_processor,
          'remote_processor', True),
         ('add_subscriber', m01.remote.start_threads_on_app_created,

@@ -413,6 +413,13 @@ def test_a_stream_survives_a_server_restart(mongojava_uri, processors):
         until(completed(producer, jobid), what='the job after the restart')
         assert worker.jobChanges.wakes >= 1
     finally:
+        # Close the processors while their server still answers: closed
+        # after it, each would wait for a server to select.
+        while processors:
+            processor = processors.pop()
+            processor.close()
+            processor.jobChanges.stop()
+            processor.schedulerChanges.stop()
         server.close()
 
 

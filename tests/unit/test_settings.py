@@ -27,7 +27,8 @@ def test_defaults():
         worker_max_threads=os.cpu_count() or 1, worker_job_query=None,
         worker_max_processes=os.cpu_count() or 1,
         worker_max_jobs_per_child=None, worker_kill_grace=5.0,
-        lease_time=60.0, start_worker=False, start_scheduler=False,
+        worker_async_limit=100, tracing=True, lease_time=60.0,
+        start_worker=False, start_scheduler=False,
         scheduler_wait_time=1.0, route_prefix='/remote',
         permission='m01.remote.manage', pages=True,
         stats_retention_days=8, metrics='false', wakeup='auto',
@@ -83,6 +84,7 @@ def test_typed_values_from_python_are_accepted():
     assert settings.start_worker is True
     assert settings.pages is False
     assert settings.worker_max_threads == 3
+    assert parse(worker__async_limit='0').worker_async_limit == 0
     assert settings.lease_time == 5.0
     assert settings.worker_wait_time == 0.0
     assert settings.worker_job_query == {'name': 'echo'}
@@ -177,6 +179,9 @@ BAD_VALUES = [
     ('worker.max_processes', '1.5', 'expected an integer'),
     ('worker.max_jobs_per_child', '0', '>= 1'),
     ('worker.max_jobs_per_child', 'often', 'expected an integer'),
+    ('worker.async_limit', '-1', 'from 0 to 100000'),
+    ('worker.async_limit', '1.5', 'expected an integer'),
+    ('worker.async_limit', 2.0, 'expected an integer'),
     ('worker.kill_grace', '-1', '>= 0'),
     ('worker.kill_grace', 'soon', 'expected a number'),
     ('lease_time', '0', '> 0'),
@@ -191,6 +196,7 @@ BAD_VALUES = [
     ('route_prefix', '/{id}', 'URL path'),
     ('permission', ' ', 'must not be empty'),
     ('pages', 'sometimes', 'expected true or false'),
+    ('tracing', 'maybe', 'expected true or false'),
     ('stats.retention_days', '0', 'from 1 to 3660'),
     ('stats.retention_days', '1.5', 'expected an integer'),
     ('stats.retention_days', 7.0, 'whole number of days'),
@@ -238,7 +244,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 28
+    assert len(valid_keys()) == len(OPTIONS) == 30
 
 
 def test_every_problem_is_reported_at_once():

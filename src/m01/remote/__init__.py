@@ -16,12 +16,19 @@ from m01.remote.interfaces import (
     IJob,
     IJobErrorMessage,
     IJobWorker,
+    IJobWrappers,
     IRemoteProcessor,
     ISchedulerItem,
 )
 from m01.remote.job import Job
 from m01.remote.processes.worker import ProcessJobWorker
+from m01.remote.queue import tracing
 from m01.remote.queue.errormessage import registerJobErrorMessageAdapter
+from m01.remote.queue.wrappers import (  # noqa: F401  (public here)
+    JOB,
+    OUTERMOST,
+    JobWrappers,
+)
 from m01.remote.scheduler import put_scheduler_item
 from m01.remote.settings import get_remote_settings, parse_settings
 from m01.remote.views.routes import (
@@ -164,6 +171,48 @@ def add_remote_scheduler_item(config, name, item):
                   order=SCHEDULER_ITEM_ORDER, introspectables=(intr,))
 
 
+def job_wrappers(registry):
+    """The registry's ``IJobWrappers``, registered at first use."""
+    wrappers = registry.queryUtility(IJobWrappers)
+    if wrappers is None:
+        wrappers = JobWrappers()
+        registry.registerUtility(wrappers, IJobWrappers)
+    return wrappers
+
+
+def add_job_wrapper(config, factory, name=None, over=None, under=None):
+    """Wrap each job's run in what ``factory(handler, registry)``
+    returns (``m01.remote.queue.wrappers``), as Pyramid wraps requests in
+    tweens: the wrappers declared first are outermost; ``over`` and
+    ``under`` name wrappers (or ``OUTERMOST`` / ``JOB``) it goes outside
+    or inside of. ``factory`` may be a dotted name; ``name`` defaults to
+    its dotted name. Two wrappers of one name conflict at commit time.
+    """
+    factory = config.maybe_dotted(factory)
+    if not callable(factory):
+        raise ConfigurationError('add_job_wrapper: %r is not callable'
+                                 % (factory,))
+    if name is None:
+        name = '%s.%s' % (factory.__module__, factory.__qualname__)
+    for value in (over, under):
+        names = value if isinstance(value, (list, tuple)) else [value]
+        if not all(n is None or isinstance(n, str) for n in names):
+            raise ConfigurationError('add_job_wrapper(%r): over and under '
+                                     'name wrappers, not %r' % (name, value))
+
+    def register():
+        job_wrappers(config.registry).add(name, factory, over=over,
+                                          under=under)
+
+    intr = config.introspectable('m01.remote job wrappers', name, name,
+                                 'm01.remote job wrapper')
+    intr['factory'] = factory
+    intr['over'] = over
+    intr['under'] = under
+    config.action(('m01.remote.job_wrapper', name), register,
+                  introspectables=(intr,))
+
+
 # includeme
 
 def _configure_route_and_pages(config):
@@ -172,6 +221,10 @@ def _configure_route_and_pages(config):
     settings = parse_settings(config.registry.settings or {})
     config.registry.m01_remote_settings = settings
     register_defaults(config.registry)
+    if settings.tracing and tracing.available():
+        # Outermost: the span covers every other wrapper.
+        job_wrappers(config.registry).add(
+            tracing.WRAPPER_NAME, tracing.jobSpan, under=OUTERMOST)
     # Their routes first: the pages' traversal route matches them too.
     config.include('m01.remote.views.metrics')
     if settings.pages:
@@ -191,8 +244,9 @@ def _register_processor(registry):
 def includeme(config):
     """Set up m01.remote in a Pyramid application.
 
-    Registers the ``config.add_remote_job_factory`` and
-    ``config.add_remote_scheduler_item`` directives, the
+    Registers the ``config.add_remote_job_factory``,
+    ``config.add_remote_scheduler_item`` and ``config.add_job_wrapper``
+    directives, the
     ``request.remote_processor`` property and, at commit time, the
     processor (an ``IRemoteProcessor`` utility), the ``m01.remote``
     traversal route and the management pages. No security policy is set:
@@ -205,6 +259,7 @@ def includeme(config):
     config.add_directive('add_remote_job_factory', add_remote_job_factory)
     config.add_directive('add_remote_scheduler_item',
                          add_remote_scheduler_item)
+    config.add_directive('add_job_wrapper', add_job_wrapper)
     config.add_request_method(get_remote_processor, 'remote_processor',
                               reify=True)
     config.add_subscriber(start_threads_on_app_created, ApplicationCreated)

@@ -445,6 +445,8 @@ class IRemoteProcessor(zope.interface.Interface):
                         "and an operator's say over it.")
     claims = Attribute("What claims jobs for this process's workers "
                        "(``queue.claims.Claims``).")
+    asyncJobs = Attribute("The event loop the attempts of async jobs run "
+                          "on while a worker loop runs (``IAsyncJobs``).")
     runner = Attribute("What runs a claimed job and stores its outcome "
                        "(``queue.runner.JobRunner``).")
     threads = Attribute("The job worker and scheduler threads "
@@ -923,3 +925,100 @@ class IJobOutboxFactory(zope.interface.Interface):
 
     def __call__(processor):
         """The ``IJobOutbox`` of ``processor``."""
+
+
+class IJobEvent(zope.interface.Interface):
+    """What happened to a job, sent through the processor's registry
+    (``registry.notify``): a site subscribes with
+    ``config.add_subscriber(handler, IJobFailed)``. A subscriber runs in
+    the process where it happened, outside the job's transaction; one
+    that raises is logged with the job's id and changes nothing."""
+
+    jobid = Attribute("The job's id (the string of its ObjectId).")
+    job = Attribute("The job (``IJob``), or None where the process that "
+                    "saw it happen has no job object (a job ended by the "
+                    "lease keeper's sweep, or cancelled).")
+    processor = Attribute("The ``IRemoteProcessor`` that saw it happen.")
+
+
+class IJobAdded(IJobEvent):
+    """A job was added: sent once the transaction that added it committed
+    (at once for ``immediate``)."""
+
+
+class IJobStarted(IJobEvent):
+    """A worker claimed the job and is about to run an attempt."""
+
+    attempt = Attribute("The number of this attempt, from 1.")
+
+
+class IJobCompleted(IJobEvent):
+    """The job's output was stored: it ended completed (an
+    ``IJobEnded`` follows)."""
+
+    output = Attribute("What the job returned.")
+
+
+class IJobFailed(IJobEvent):
+    """An attempt failed and the job will be retried: it raised, timed out,
+    or lost its worker; its failure was stored."""
+
+    error = Attribute("The exception the attempt raised; for an attempt "
+                      "ended by the lease keeper a ``JobTimedOut`` or a "
+                      "``JobInterrupted`` (its worker was lost) saying so.")
+
+
+class IJobEnded(IJobEvent):
+    """The job reached a final status, stored: completed, error (its last
+    attempt failed, timed out or lost its worker) or cancelled."""
+
+    status = Attribute("``completed``, ``error`` or ``cancelled``.")
+    error = Attribute("What ended a job in error (as ``IJobFailed.error``), "
+                      "None otherwise.")
+
+
+class IJobWrappers(zope.interface.Interface):
+    """The ordered chain of run wrappers around each job's run, declared
+    like Pyramid tweens: each factory is called as ``factory(handler,
+    registry)`` and returns a handler ``handler(job, remoteProcessor)``
+    that calls the ``handler`` it was given (or not) and returns the
+    job's output. The innermost handler calls the job."""
+
+    def add(name, factory, over=None, under=None):
+        """Add ``factory`` under ``name``; ``over`` (outside of) and
+        ``under`` (inside of) name other wrappers (or ``OUTERMOST`` /
+        ``JOB``). Without either, the ones added first are outermost."""
+
+    def names():
+        """The wrappers' names, outermost first."""
+
+    def handler(registry):
+        """The chain made for ``registry`` (once, until a wrapper is
+        added): the handler the runner calls for each attempt."""
+
+
+
+class IAsyncJobs(zope.interface.Interface):
+    """The event loop of a process on which the attempts of ``async``
+    jobs run as tasks, while worker loops use it (``acquire`` /
+    ``release``); at most ``limit`` at once."""
+
+    limit = Attribute("How many async attempts run at once at most.")
+    running = Attribute("How many async attempts run now.")
+
+    def accepts(job):
+        """Whether ``job`` is async and a worker loop runs the loop."""
+
+    def submit(runner, job, remoteProcessor, callTime=None):
+        """Run the attempt of the claimed ``job`` as a task, in a
+        transaction of its own: ``runner`` (``JobRunner``) sets it up in
+        the calling thread (which then waits for a free place) and stores
+        its outcome, in a thread of the loop's small pool."""
+
+    def acquire():
+        """A worker loop starts using the event loop (started if needed).
+        """
+
+    def release(timeout=None):
+        """A worker loop stops using it; the last one waits up to
+        ``timeout`` for the running attempts, and stops the loop."""

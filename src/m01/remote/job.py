@@ -218,6 +218,9 @@ class Job:
     concurrency = None
     key = None
     version = 0
+    #: The trace context of the span active when the job was added
+    #: (``m01.remote.queue.tracing``), or None.
+    traceContext = None
     #: The stored ``progress`` (fraction, message, at) and ``log`` lines.
     reportedProgress = None
     #: Set while the job runs (``m01.remote.queue.control.JobControl``).
@@ -334,7 +337,7 @@ class Job:
 STORED_ATTRIBUTES = BASE_FIELDS + (
     'name', 'output', 'status', 'retryCounter', 'retryTime', 'created',
     'queued', 'picked', 'completed', 'worker', 'leaseExpires', 'claim',
-    'errors', 'tracebacks', 'attempts', 'key', 'version')
+    'errors', 'tracebacks', 'attempts', 'key', 'version', 'traceContext')
 #: Stored fields whose attribute has another name (``progress`` and
 #: ``log`` are the methods a running job calls).
 RENAMED_ATTRIBUTES = {'progress': 'reportedProgress', 'log': 'logLines'}

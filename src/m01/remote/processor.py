@@ -29,8 +29,8 @@ from m01.remote.job import (
     checkSeconds,
     checkStorable,
 )
+from m01.remote.queue import events
 from m01.remote.queue.changes import (
-    cancelling,
     keyReleaser,
     releaseKey,
     requeueing,
@@ -51,21 +51,18 @@ class RemoteProcessor(ProcessorWorkflows):
     """A job queue and scheduler stored in a MongoDB database.
 
     ``database`` is a pymongo ``Database``, the embedded store's, or a
-    plain mongomock one, which becomes the embedded store's
-    (``store.storeDatabase``).
-    ``registry`` is the component registry used to adapt error messages
-    and to find worker kinds; it defaults to the global one. Worker
-    threads get it from here, never from thread-locals.
+    plain mongomock one (which becomes the embedded store's).
+    ``registry`` (default: the global one) adapts error messages and
+    finds worker kinds, run wrappers and the subscribers of job events;
+    worker threads get it from here, never from thread-locals.
 
     Jobs added, cancelled or retried join the current transaction of
     ``transactionManager`` (default: the thread's, ``transaction.manager``).
     ``bind(manager)`` gives the same processor working in the transactions
     of another manager: a request's ``request.tm``, a worker loop's own.
 
-    ``wakeup`` says how idle loops learn of jobs (and scheduler items)
-    committed by other processes: ``'auto'``, through change streams
-    where the server offers them, else by polling; ``'changestream'``;
-    ``'poll'`` (``m01.remote.worker.wakeup``).
+    ``wakeup`` (``'auto'``, ``'changestream'``, ``'poll'``) says how
+    idle loops learn of other processes' commits (``worker.wakeup``).
 
     The queue's own collections are written with ``writeConcern``
     (``'majority'`` or a number of members); the pages' read-only
@@ -285,14 +282,15 @@ class RemoteProcessor(ProcessorWorkflows):
             except BaseException:
                 releaseKey(self.keys, document)
                 raise
-            self._settle(document, None)
             self.wakeWorkers()
         else:
             self.pending.add(document)
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
                     keyReleaser(self.keys, document))
-            self._settle(document, self.transactionManager.get())
+        self._settle(document, immediate)
+        events.added(self.registry, self, job, document,
+                     None if immediate else self.transactionManager)
         return str(document['_id'])
 
     def getJobDocument(self, jobid):
@@ -334,10 +332,10 @@ class RemoteProcessor(ProcessorWorkflows):
         if pending is not None:
             pending['status'] = CANCELLED
             return
-        self._change(jobid, cancelling(self.jobWrites, self.keys,
-                                       self.counters, self.now, document,
-                                       self.dependencies),
-                     {'status': CANCELLED}, immediate, 'cancelled')
+        self._change(jobid, events.cancelled(
+            self.registry, self, jobid, self._cancelling(document),
+            None if immediate else self.transactionManager),
+            {'status': CANCELLED}, immediate, 'cancelled')
 
     def retryJob(self, jobid, immediate=False):
         """Queue a job that ended in error or was cancelled again."""

@@ -66,6 +66,8 @@ class RemoteSettings:
         default_factory=default_max_threads)
     worker_max_jobs_per_child: int = None
     worker_kill_grace: float = 5.0
+    worker_async_limit: int = 100
+    tracing: bool = True
     lease_time: float = 60.0
     start_worker: bool = False
     start_scheduler: bool = False
@@ -206,6 +208,15 @@ def _batch_size(value):
     return value
 
 
+def _async_limit(value):
+    if isinstance(value, float):
+        raise ValueError('expected an integer')
+    value = _number(value, int)
+    if not 0 <= value <= 100000:
+        raise ValueError('expected an integer from 0 to 100000')
+    return value
+
+
 def _max_jobs_per_child(value):
     if value is None or isinstance(value, str) and not value.strip():
         return None     # no limit
@@ -321,6 +332,8 @@ OPTIONS = {
     'worker.max_jobs_per_child': ('worker_max_jobs_per_child',
                                   _max_jobs_per_child),
     'worker.kill_grace': ('worker_kill_grace', _seconds),
+    'worker.async_limit': ('worker_async_limit', _async_limit),
+    'tracing': ('tracing', _boolean),
     'lease_time': ('lease_time', _positive_seconds),
     'start_worker': ('start_worker', _boolean),
     'start_scheduler': ('start_scheduler', _boolean),

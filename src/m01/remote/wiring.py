@@ -9,10 +9,12 @@ as their ``__parent__`` (a location, for traversal and URLs), and the
 worker threads give it to the workers they make, whose constructors
 take it, as the specification has them.
 """
+from m01.remote.queue.asyncjobs import AsyncJobs
 from m01.remote.queue.claims import Claims
 from m01.remote.queue.containers import JobFactoryContainer
 from m01.remote.queue.counters import OutcomeCounters
 from m01.remote.queue.dependencies import Dependencies
+from m01.remote.queue.events import SweepEvents
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
 from m01.remote.queue.runner import JobRunner
@@ -66,6 +68,8 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
         recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup,
                             p.dependencies),
         upkeep=(p.slots, p.keys, p.counters, p.dependencies))
+    # The sweep's events carry the processor, as every event does.
+    p.leases.swept = SweepEvents(p.registry, p)
     p.monitor = ProcessMonitor(queue[prefix + 'workers'],
                                queue[prefix + 'controls'], now, p.name,
                                running=p.leases.running)
@@ -76,5 +80,8 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.runner = JobRunner(p.jobWrites, p.leases, p.registry, now,
                          slots=p.slots, keys=p.keys, counters=p.counters,
                          dependencies=p.dependencies)
+    p.asyncJobs = AsyncJobs(p.name, p.leases.holdClaims, now)
+    p.runner.asyncJobs = p.asyncJobs
+    p.runner.sweepEvents = p.leases.swept
     p.claims = Claims(p.name, p.jobWrites, p.jobFactories, p.slots,
                       p.leases, p.runner, p.monitor, now)

@@ -10,6 +10,7 @@ import functools
 import bson
 
 from m01.remote.interfaces import WAITING
+from m01.remote.queue.changes import cancelling
 from m01.remote.queue.dependencies import (
     CANCEL,
     DEPENDENTS,
@@ -36,14 +37,20 @@ class ProcessorWorkflows:
                               self._dependencyStatuses(oids, immediate),
                               onFailure, document['created'])
 
-    def _settle(self, document, txn):
-        """The job ``document``, if waiting, is stored (``txn`` None) or
-        will be when ``txn`` commits: mark the jobs it waits for, so that
-        their end looks for it (those added in this transaction at once,
-        the stored ones with it), and release it from those that ended
-        before it was stored."""
+    def _cancelling(self, document):
+        """The write cancelling the stored job ``document``."""
+        return cancelling(self.jobWrites, self.keys, self.counters,
+                          self.now, document, self.dependencies)
+
+    def _settle(self, document, immediate):
+        """The job ``document``, if waiting, is stored (``immediate``) or
+        will be when the transaction commits: mark the jobs it waits for,
+        so that their end looks for it (those added in this transaction
+        at once, the stored ones with it), and release it from those that
+        ended before it was stored."""
         if document['status'] != WAITING:
             return
+        txn = None if immediate else self.transactionManager.get()
         stored = []
         for oid in document['waitingFor']:
             pending = self.pending.addedDocument(str(oid))

@@ -40,6 +40,7 @@ from m01.remote.job import (
 from m01.remote.queue.containers import toObjectId
 from m01.remote.queue.control import JobControl, deadlineOf
 from m01.remote.queue.updates import TIMED_OUT_MESSAGE
+from m01.remote.queue.wrappers import runHandler
 
 logger = logging.getLogger('m01.remote')
 
@@ -304,7 +305,8 @@ def runJob(processor, document):
         job._control = JobControl(processor.jobWrites, document['_id'],
                                   document['claim'], deadline, job.timeout,
                                   processor.now)
-        output = job(processor.bind(manager))
+        output = runHandler(processor.registry)(job,
+                                                processor.bind(manager))
         checkOutput(output)
         if deadline is not None and processor.now() >= deadline:
             # Too late: its worker refuses the output; so do its writes.

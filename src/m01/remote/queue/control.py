@@ -69,6 +69,11 @@ class JobControl:
             'Job %s is no longer this worker\'s (it is %s).'
             % (self.oid, state[0] if state else 'removed'))
 
+    def confirm(self):
+        """Ask the database now whether the job is still this worker's;
+        raise as a checkpoint does when it is not."""
+        self._stopUnlessOwned(self.jobWrites.state(self.oid))
+
     def checkpoint(self):
         self._checkDeadline()
         if time.monotonic() - self._checked >= self.checkInterval:

@@ -80,6 +80,9 @@ class LeaseKeeper:
     concurrency slots) keeps.
     """
 
+    #: Told ``(ended, how)`` of the jobs it ended (``SweepEvents``).
+    swept = None
+
     def __init__(self, name, leaseTime, jobWrites, now, recovered=None,
                  upkeep=()):
         self.name = name
@@ -248,7 +251,7 @@ class LeaseKeeper:
         for jobid, status in recovered:
             logger.warning('Job %s lost its worker; it is now %s.',
                            jobid, status)
-        self._announce(recovered)
+        self._announce(recovered, 'lost')
         return recovered
 
     def stopTimedOut(self, now=None):
@@ -257,12 +260,14 @@ class LeaseKeeper:
         stopped = self.jobWrites.stopTimedOut(now or self.now())
         for jobid, status in stopped:
             logger.warning('Job %s timed out; it is now %s.', jobid, status)
-        self._announce(stopped)
+        self._announce(stopped, 'timed out')
         return stopped
 
-    def _announce(self, ended):
+    def _announce(self, ended, how):
         if ended and self.recovered is not None:
             self.recovered([jobid for jobid, _ in ended])
+        if ended and self.swept is not None:
+            self.swept(ended, how)
 
     def tick(self):
         """Renew our leases, recover expired ones, stop timed-out jobs and

@@ -59,10 +59,6 @@ import logging
 import threading
 import traceback
 
-import transaction
-import transaction.interfaces
-import zope.interface
-
 from m01.remote.clock import stamp, toBSONTime
 from m01.remote.interfaces import QUEUED
 from m01.remote.job import (
@@ -74,11 +70,14 @@ from m01.remote.job import (
 from m01.remote.queue.containers import toObjectId
 from m01.remote.queue.control import JobControl, deadlineOf
 from m01.remote.queue.errormessage import getJobErrorMessage
+from m01.remote.queue.events import AttemptEvents
+from m01.remote.queue.stray import ThreadTransaction
 from m01.remote.queue.updates import (
     TIMED_OUT_OUTCOME,
     completeUpdate,
     failureUpdate,
 )
+from m01.remote.queue.wrappers import runHandler
 
 logger = logging.getLogger('m01.remote')
 
@@ -96,6 +95,13 @@ class JobRunner:
     outcome stored; ``dependencies`` (``queue.dependencies``) releases
     the jobs waiting for a job that ended for good, once its outcome is
     stored."""
+
+    #: Where the attempts of async jobs run while a worker loop runs
+    #: (``IAsyncJobs``), or None.
+    asyncJobs = None
+    #: Sends the events of an attempt failed without a job object
+    #: (``SweepEvents``), or None.
+    sweepEvents = None
 
     def __init__(self, jobWrites, leases, registry, now, slots=None,
                  keys=None, counters=None, dependencies=None):
@@ -124,6 +130,24 @@ class JobRunner:
         ``call(job, remoteProcessor)``, when given, runs the job instead
         of this thread (the ``process`` worker's child does): it returns
         the output or raises what the job raised."""
+        if call is None and self.asyncJobs is not None and \
+                self.asyncJobs.accepts(job):
+            # On the process's event loop, in a transaction of its own.
+            self.asyncJobs.submit(self, job, remoteProcessor, callTime)
+            return
+        attempt = self.begin(job, remoteProcessor, queueTransaction)
+        stray = ThreadTransaction(attempt.manager)
+        try:
+            self.settle(attempt, lambda: runHandler(self.registry)(
+                job, remoteProcessor) if call is None
+                else call(job, remoteProcessor), callTime)
+        finally:
+            stray.warnIfJoined(job)
+
+    def begin(self, job, remoteProcessor, queueTransaction):
+        """Set up the attempt of the claimed ``job`` (its savepoint, its
+        lease, its ``JobControl``) and send ``IJobStarted``; the attempt,
+        for ``settle``."""
         # Join before the savepoint: a rollback then empties our buffer
         # instead of removing us from the transaction.
         dataManager = queueTransaction.dataManager()
@@ -135,18 +159,29 @@ class JobRunner:
         self.leases.add(job.__name__, job.claim, deadline)
         control = job._control = JobControl(
             self.jobWrites, oid, job.claim, deadline, job.timeout, self.now)
+        events = AttemptEvents(self.registry, remoteProcessor, job)
+        events.started()
+        return _Attempt(job, queueTransaction, manager, dataManager,
+                        savepoint, start, control, events)
+
+    def settle(self, attempt, outcome, callTime=None):
+        """Add what became of ``attempt`` (``begin``) to its transaction:
+        ``outcome()`` returns the job's output or raises what it raised.
+        """
+        job, queueTransaction = attempt.job, attempt.queueTransaction
+        manager, dataManager = attempt.manager, attempt.dataManager
+        savepoint, start = attempt.savepoint, attempt.start
+        control, events = attempt.control, attempt.events
         recorded = False
-        stray = _ThreadTransaction(manager)
         try:
             try:
-                output = job(remoteProcessor) if call is None \
-                    else call(job, remoteProcessor)
+                output = outcome()
                 # Returned after its deadline: it timed out all the same.
                 control.checkDeadline()
                 checkOutput(output)
             except JobTimedOut as error:
                 self._rollback(savepoint, manager, dataManager)
-                self._recordTimeout(job, error, callTime)
+                self._recordTimeout(job, error, callTime, events)
             except JobInterrupted as error:
                 self._rollback(savepoint, manager, dataManager)
                 logger.info('Job %s stopped: %s', job.__name__, error)
@@ -156,19 +191,18 @@ class JobRunner:
                 self._rollback(savepoint, manager, dataManager)
                 if self._holds(job, control):
                     self._recordFailure(job, error, queueTransaction,
-                                        start, callTime)
+                                        start, callTime, events)
             else:
                 if self._holds(job, control):
                     update = completeUpdate(job, output, self.now(),
                                             threading.current_thread().name)
                     self._recordOutcome(job, queueTransaction, start,
-                                        update)
+                                        update, events)
                 else:
                     self._rollback(savepoint, manager, dataManager)
             recorded = True
         finally:
             job._control = None
-            stray.warnIfJoined(job)
             if not recorded:
                 self._endRun(job, final=False)
 
@@ -193,9 +227,13 @@ class JobRunner:
         attempt, at once: a deployment mistake, not the job's (another
         worker may have the class)."""
         logger.error('Job %s cannot run here: %s', document['_id'], error)
-        self._finish(document['name'], document['_id'], document['claim'],
-                     failureUpdate(document, stamp(error, now), '', now,
-                                   final=False))
+        update = failureUpdate(document, stamp(error, now), '', now,
+                               final=False)
+        if self._finish(document['name'], document['_id'],
+                        document['claim'], update) and \
+                self.sweepEvents is not None:
+            self.sweepEvents([(str(document['_id']),
+                               update['$set']['status'])], error)
 
     @staticmethod
     def _rollback(savepoint, manager, dataManager):
@@ -210,7 +248,7 @@ class JobRunner:
             dataManager.withdraw()
             manager.abort()
 
-    def _recordTimeout(self, job, error, callTime):
+    def _recordTimeout(self, job, error, callTime, events=None):
         """Store at once that ``job`` timed out, if it is still under its
         claim: its attempt, rolled back, adds nothing to the transaction,
         and the lease keeper may be storing the same (the first wins)."""
@@ -226,11 +264,14 @@ class JobRunner:
         self._endRun(job, stored and update['$set']['status'] != QUEUED)
         if stored:
             self._released(job, update)
+        if stored and events is not None:
+            events.stored(update, error)
 
     def _recordFailure(self, job, error, queueTransaction, start,
-                       callTime):
+                       callTime, events=None):
         update = self._failureUpdate(job, error, callTime)
-        self._recordOutcome(job, queueTransaction, start, update)
+        self._recordOutcome(job, queueTransaction, start, update, events,
+                            error)
 
     def _failureUpdate(self, job, error, callTime, outcome=None):
         now = toBSONTime(callTime) if callTime else self.now()
@@ -248,9 +289,12 @@ class JobRunner:
             **({'outcome': outcome} if outcome else {}))
         return update
 
-    def _recordOutcome(self, job, queueTransaction, start, update):
+    def _recordOutcome(self, job, queueTransaction, start, update,
+                       events=None, error=None):
         oid = toObjectId(job.__name__)
         attempt = _AttemptState()
+        if events is not None:
+            attempt.notify = lambda: events.stored(update, error)
 
         def refused(consequence):
             logger.warning(REFUSED, job.__name__, consequence)
@@ -276,15 +320,18 @@ class JobRunner:
         # again: at once if its unit was withdrawn at the fence (given
         # back), else once its lease expires.
         txn.addAfterCommitHook(
-            lambda committed: self._afterTransaction(job, update, attempt))
+            lambda committed: self._afterTransaction(job, update, attempt,
+                                                     committed))
         txn.addAfterAbortHook(
             lambda *ignored: self._afterTransaction(job, update, attempt))
 
-    def _afterTransaction(self, job, update, attempt):
+    def _afterTransaction(self, job, update, attempt, committed=False):
         final = update['$set']['status'] != QUEUED
         self._endRun(job, final and attempt.stored)
         if attempt.stored:
             self._released(job, update)
+        if committed and attempt.stored and attempt.notify is not None:
+            attempt.notify()
         if attempt.withdrawn and not attempt.givenBack:
             attempt.givenBack = True
             self._giveBack(job)
@@ -328,6 +375,21 @@ class JobRunner:
                              job.__name__)
 
 
+class _Attempt:
+    """One attempt of a job, from ``begin`` to ``settle``."""
+
+    def __init__(self, job, queueTransaction, manager, dataManager,
+                 savepoint, start, control, events):
+        self.job = job
+        self.queueTransaction = queueTransaction
+        self.manager = manager
+        self.dataManager = dataManager
+        self.savepoint = savepoint
+        self.start = start
+        self.control = control
+        self.events = events
+
+
 class _AttemptState:
     """What became of one attempt's outcome at commit."""
 
@@ -335,82 +397,5 @@ class _AttemptState:
         self.stored = False
         self.withdrawn = False
         self.givenBack = False
-
-
-@zope.interface.implementer(transaction.interfaces.ISynchronizer)
-class _ThreadTransaction:
-    """Notices a job that used the thread's default transaction
-    (``transaction.get()``) while the worker ran it in a transaction of
-    its own: that work would never be committed by the worker.
-
-    It watches through the manager's public synchronizer hook
-    (``registerSynch``), which tells a synchronizer of the current
-    transaction when it registers and of each one begun after: another
-    transaction current after the job than before, or commit or abort
-    hooks added to the one open before, give the job away. (A resource
-    joining a transaction the thread had open before shows in nothing
-    public.)"""
-
-    def __init__(self, manager):
-        self.watched = manager is not transaction.manager
-        self.began = []
-        if self.watched:
-            transaction.manager.registerSynch(self)
-            self.before = self.began.pop() if self.began else None
-            self.hooks = self._hooks(self.before)
-
-    @staticmethod
-    def _hooks(txn):
-        if txn is None:
-            return None
-        return tuple(len(list(hooks())) for hooks in (
-            txn.getBeforeCommitHooks, txn.getAfterCommitHooks,
-            txn.getBeforeAbortHooks, txn.getAfterAbortHooks))
-
-    def _current(self):
-        """The thread's current transaction, None when there is none: told
-        to a synchronizer registering (``get()`` would begin one)."""
-        told = []
-        probe = _Told(told)
-        transaction.manager.registerSynch(probe)
-        transaction.manager.unregisterSynch(probe)
-        return told[-1] if told else None
-
-    # ISynchronizer
-
-    def newTransaction(self, txn):
-        self.began.append(txn)
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        pass
-
-    def warnIfJoined(self, job):
-        if not self.watched:
-            return
-        transaction.manager.unregisterSynch(self)
-        current = self._current()
-        if self.began or current is not self.before or \
-                self._hooks(current) != self.hooks:
-            logger.warning(
-                'Job %s joined the thread\'s default transaction '
-                '(transaction.get()); its worker commits another one: join '
-                'remoteProcessor.transactionManager.get() instead, or that '
-                'work is not stored with the job.', job.__name__)
-
-
-@zope.interface.implementer(transaction.interfaces.ISynchronizer)
-class _Told:
-    """A synchronizer noting the transactions it is told of."""
-
-    def __init__(self, told):
-        self.newTransaction = told.append
-
-    def beforeCompletion(self, txn):
-        pass
-
-    def afterCompletion(self, txn):
-        pass
-
+        #: Sends the events of the outcome, once stored and committed.
+        self.notify = None

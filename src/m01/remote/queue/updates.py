@@ -43,6 +43,7 @@ from m01.remote.queue.search import (
     outputTerms,
     pushTerms,
 )
+from m01.remote.queue.tracing import currentTraceContext
 
 #: Claims take the highest priority first, then the longest queued.
 CLAIM_ORDER = [('priority', pymongo.DESCENDING),
@@ -92,6 +93,9 @@ def newJobDocument(job, input, now, jobid=None, delay=None, at=None,
         checkKey(key)
         document['key'] = key
     document['terms'] = addedTerms(document['_id'], input)
+    traceContext = currentTraceContext()
+    if traceContext:
+        document['traceContext'] = traceContext
     checkStorable(document, 'document')
     return document
 

@@ -87,6 +87,8 @@ class BaseWorker:
 
     #: What a step does, for the log when the database fails it.
     operation = 'claiming and running jobs'
+    #: How long stopping waits for the running jobs (None: for ever).
+    _stopTimeout = None
 
     def __init__(self, remoteProcessor, waitTime=1.0):
         if waitTime < 0:
@@ -98,6 +100,7 @@ class BaseWorker:
         self.outage = OutageTracker(type(self).__name__)
 
     def stop(self, timeout=None):
+        self._stopTimeout = timeout
         self._stopped.set()
         self.remoteProcessor.wakeWorkers()
 
@@ -223,9 +226,12 @@ class SimpleJobWorker(BaseWorker):
     def loop(self):
         leases = self.remoteProcessor.leases
         leases.acquire()
+        asyncJobs = self.remoteProcessor.asyncJobs
+        asyncJobs.acquire()
         try:
             super().loop()
         finally:
+            asyncJobs.release(self._stopTimeout)
             leases.release()
 
 
@@ -366,6 +372,8 @@ class MultiJobWorker(BaseWorker):
             thread.start()
         leases = self.remoteProcessor.leases
         leases.acquire()
+        asyncJobs = self.remoteProcessor.asyncJobs
+        asyncJobs.acquire()
         try:
             super().loop()
         finally:
@@ -376,6 +384,7 @@ class MultiJobWorker(BaseWorker):
             for thread in self.threads:
                 thread.join(self._stopTimeout)
             self.threads = []
+            asyncJobs.release(self._stopTimeout)
             leases.release()
 
     def stop(self, timeout=None):
