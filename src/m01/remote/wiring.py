@@ -69,7 +69,7 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
                             p.dependencies),
         upkeep=(p.slots, p.keys, p.counters, p.dependencies))
     # The sweep's events carry the processor, as every event does.
-    p.leases.swept = SweepEvents(p.registry, p)
+    p.leases.swept = p.dependencies.swept = SweepEvents(p.registry, p)
     p.monitor = ProcessMonitor(queue[prefix + 'workers'],
                                queue[prefix + 'controls'], now, p.name,
                                running=p.leases.running)

@@ -42,6 +42,7 @@ from m01.remote.interfaces import (
     WAITING,
     IJobDependencies,
 )
+from m01.remote.job import JobError
 from m01.remote.limits import MAX_DEPENDENCIES, MAX_ERRORS
 from m01.remote.queue.containers import toObjectId
 
@@ -181,9 +182,14 @@ class Dependencies:
     """Releases the jobs waiting for others in ``jobs`` (the jobs
     collection; ``pages``, the one the pages read, defaults to it).
     ``now`` tells the time; a dependent cancelled is counted
-    (``counters``, ``IOutcomeCounters``) and gives its key back
-    (``keys``); ``wakeup`` (``IWakeup``) is set when a job was queued.
+    (``counters``, ``IOutcomeCounters``), gives its key back (``keys``)
+    and is told to ``swept`` (``queue.events.SweepEvents``: its
+    ``IJobEnded``); ``wakeup`` (``IWakeup``) is set when a job was
+    queued.
     """
+
+    #: Sends the events of the dependents cancelled, or None.
+    swept = None
 
     def __init__(self, jobs, now, counters=None, keys=None, wakeup=None,
                  pages=None, sweepLimit=SWEEP_LIMIT):
@@ -303,6 +309,9 @@ class Dependencies:
             self.counters.count(document['name'], CANCELLED, now, None)
         if document.get('key') and self.keys is not None:
             self.keys.release(document['key'], document['_id'])
+        if self.swept is not None:
+            self.swept([(str(document['_id']), CANCELLED)],
+                       JobError('A job it depends on failed'))
 
     # repairs
 
