@@ -256,8 +256,8 @@ def test_overview_counts_jobs_and_lists_latest_errors(site):
               row.find('td', class_='num').get_text(strip=True)
               for row in page.html.select('table tr') if row.find('span')
               and row.find('td', class_='num')}
-    assert counts == {'queued': '1', 'processing': '0', 'completed': '2',
-                      'cancelled': '0', 'error': '1'}
+    assert counts == {'waiting': '0', 'queued': '1', 'processing': '0',
+                      'completed': '2', 'cancelled': '0', 'error': '1'}
     assert '/remote/jobs?status=error' in page.text
     errors = page.html.find(id='latest-errors')
     assert errorid in str(errors)
@@ -1044,7 +1044,7 @@ def test_an_action_on_a_job_that_changed_meanwhile_says_why(site):
     site.process()    # completed while the question was open
     page = question.forms['confirm-form'].submit().follow()
     assert flash(page) == []
-    assert 'only queued or processing jobs can be cancelled' in \
+    assert 'only waiting, queued or processing jobs can be cancelled' in \
         flash(page, 'error')[0]
     assert site.rp.getJobStatus(jobid) == 'completed'
     page = site.post('/remote/jobs/%s/retry' % jobid).follow()

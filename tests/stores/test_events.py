@@ -266,3 +266,16 @@ def test_a_subscriber_adds_a_job_when_one_ends_in_error(database):
         assert added['input'] == {'failed': jobid}
     finally:
         rp.close()
+
+
+def test_a_dependent_cancelled_by_a_failure_ends(rp, recorder):
+    failing = rp.addJob('error')
+    dependent = rp.addJob('echo', 1, dependsOn=[failing])
+    transaction.commit()
+    recorder.clear()
+    rp.processNextJob()
+    transaction.commit()
+    assert recorder.names(dependent) == ['IJobEnded']
+    event, = [e for _, jobid, e in recorder.seen if jobid == dependent]
+    assert event.status == 'cancelled'
+    assert recorder.names(failing) == ['IJobStarted', 'IJobEnded']

@@ -138,7 +138,8 @@ def test_cancel_of_a_stored_job_joins_the_transaction(rp):
     rp.cancelJob(jobid)
     transaction.commit()
     assert rp.getJobStatus(jobid) == 'cancelled'
-    with pytest.raises(ValueError, match='only queued or processing'):
+    with pytest.raises(ValueError,
+                       match='only waiting, queued or processing'):
         rp.cancelJob(jobid)
 
 

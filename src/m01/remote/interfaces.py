@@ -13,6 +13,7 @@ from zope.interface import Attribute
 class JobStatus(str, enum.Enum):
     """The life cycle of a job. Stored as these readable strings."""
 
+    WAITING = 'waiting'
     QUEUED = 'queued'
     PROCESSING = 'processing'
     COMPLETED = 'completed'
@@ -23,6 +24,7 @@ class JobStatus(str, enum.Enum):
         return self.value
 
 
+WAITING = JobStatus.WAITING.value
 QUEUED = JobStatus.QUEUED.value
 PROCESSING = JobStatus.PROCESSING.value
 COMPLETED = JobStatus.COMPLETED.value
@@ -336,6 +338,59 @@ class IUpkeep(zope.interface.Interface):
         May do nothing if it tidied recently."""
 
 
+class IJobDependencies(IUpkeep):
+    """Releases the jobs waiting for others as those end
+    (``queue.dependencies.Dependencies``): each release one conditional
+    write; ``tidy`` makes those a dead process missed."""
+
+    def ensureIndexes():
+        """Create the indexes of dependents, workflows and waiting jobs."""
+
+    def statuses(oids):
+        """``{oid: status}`` of the stored jobs among ``oids``."""
+
+    def mark(oids):
+        """Mark the stored jobs ``oids`` as jobs others depend on
+        (``hasDependents``): only their end looks for dependents."""
+
+    def ended(oid, status):
+        """The job ``oid`` ended in ``status``, its outcome stored:
+        release the jobs waiting for it (and theirs, for a cancel); how
+        many were queued or cancelled."""
+
+    def endedSafely(oid, status):
+        """``ended``, an error logged and left to ``tidy``."""
+
+    def release(oid, ended, status):
+        """The one conditional write releasing the waiting job ``oid``
+        from the job ``ended`` (ended in ``status``): the job's status it
+        made (queued, cancelled, or waiting when others remain), or None
+        when there was nothing to write."""
+
+    def settle(oids):
+        """Make the releases the waiting jobs ``oids``, just stored, missed
+        while they were not; how many it made."""
+
+    def results(oid):
+        """``[{'id', 'status', 'output'}]`` of the jobs ``oid`` depends
+        on, in its order."""
+
+    def dependencies(document, limit=100):
+        """``([(jobid, name, status)], total)`` of the jobs the job
+        ``document`` depends on, the first ``limit``."""
+
+    def dependents(oid, limit=100):
+        """``[(jobid, name, status)]`` of the first ``limit`` jobs that
+        depend on the job ``oid``."""
+
+    def workflowJobs(workflow, skip=0, limit=50):
+        """``[(jobid, name, status)]`` of one page of the jobs of the
+        workflow ``workflow``, in the order they were added."""
+
+    def workflowProgress(workflow):
+        """``{status: count}`` of the jobs of the workflow ``workflow``."""
+
+
 class IRemoteProcessor(zope.interface.Interface):
     """The remote processor: job factories, jobs, scheduler and threads,
     in one MongoDB database (``m01.remote.processor.RemoteProcessor``).
@@ -375,6 +430,10 @@ class IRemoteProcessor(zope.interface.Interface):
     jobWrites = Attribute("The IJobWrites making every change of a job's "
                           "status safe on this server.")
     keys = Attribute("The jobs' key locks (``queue.keys.JobKeys``).")
+    dependencies = Attribute(
+        "What releases the jobs waiting for others as those end, and reads "
+        "dependencies, dependents and workflows for the pages "
+        "(``IJobDependencies``).")
     slots = Attribute("The factories' concurrency slots "
                       "(``queue.slots.ConcurrencySlots``).")
     counters = Attribute("The IOutcomeCounters of this processor.")
@@ -450,7 +509,7 @@ class IRemoteProcessor(zope.interface.Interface):
 
     def addJob(name, input=None, immediate=False, jobid=None, delay=None,
                at=None, priority=None, timeout=None, key=None,
-               onDuplicateKey='return'):
+               onDuplicateKey='return', dependsOn=None, onFailure='cancel'):
         """Queue a job made by the factory ``name`` from ``input`` and
         return its id.
 
@@ -470,10 +529,40 @@ class IRemoteProcessor(zope.interface.Interface):
           key; a second ``addJob`` with it returns the live job's id
           (``onDuplicateKey``: ``'return'``) or raises
           ``DuplicateJobKeyError`` (``'raise'``).
+        - ``dependsOn``: a list of job ids (stored, or added in this
+          transaction) the job waits for: it is ``waiting``, never
+          claimed, until each of them ended; one already completed counts
+          at once. When one ends in error or is cancelled, the job is
+          cancelled with a message naming it (``onFailure``:
+          ``'cancel'``), or runs all the same (``'run'``).
 
         Raises ValueError (before anything is stored) for an unknown
-        factory, input BSON cannot store, or a bad argument.
+        factory, input BSON cannot store, an unknown job in
+        ``dependsOn``, or a bad argument.
         """
+
+    def addChain(jobs, onFailure='cancel'):
+        """Add ``jobs`` (each a ``(name, input)`` pair or a dict of
+        ``name``, ``input``, ``priority``, ``timeout``, ``delay``, ``at``)
+        in the current transaction, each depending on the one before
+        (``onFailure`` as for ``addJob``: by default a job that fails
+        cancels the rest). Returns ``{'workflow': id, 'jobs': [ids],
+        'callback': None}``; the workflow id names them all. All are
+        added, or none (ValueError)."""
+
+    def addGroup(jobs, callback=None, onFailure='run'):
+        """Add ``jobs`` (as for ``addChain``), independent of each other,
+        and a ``callback`` job (one such item) depending on all of them:
+        it runs once, after every one of them ended (``onFailure``:
+        ``'run'``, whatever they ended in; ``'cancel'``: only if all
+        completed), and reads their outputs with
+        ``getDependencyResults``. Returns ``{'workflow': id, 'jobs':
+        [ids], 'callback': id or None}``. All are added, or none."""
+
+    def getDependencyResults(jobid):
+        """``[{'id', 'status', 'output'}]`` of the jobs ``jobid`` depends
+        on, in the order given (status None for one removed); KeyError
+        for an unknown job."""
 
     def getJob(jobid):
         """The job object (changes set on it are written at commit);
@@ -489,7 +578,7 @@ class IRemoteProcessor(zope.interface.Interface):
         """Store new job documents now (``IJobWrites.insertJobs``)."""
 
     def cancelJob(jobid, immediate=False):
-        """Cancel a queued or processing job (at commit unless
+        """Cancel a waiting, queued or processing job (at commit unless
         ``immediate``); ValueError for a job in another status."""
 
     def retryJob(jobid, immediate=False):

@@ -305,3 +305,8 @@ def checkTimezoneName(name):
         raise ValueError('timezone %s is not a known IANA timezone name'
                          % quote(name))
     return name
+
+#: The most jobs one job may depend on (the members of a group its
+#: callback waits for), and the most jobs one chain or group adds: a
+#: waiting job's document lists the ids it still waits for.
+MAX_DEPENDENCIES = 10000

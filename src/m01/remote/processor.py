@@ -4,9 +4,9 @@ its scheduler and its threads (``IRemoteProcessor``).
 Its collaborators are made by ``m01.remote.wiring``; each call here is
 handed on to the one that does the work: claims to ``queue.claims``,
 running a job to ``queue.runner``, a new job's document to
-``queue.updates``, the writes of a cancel or a retry to
-``queue.changes``, and the writes that wait for the commit to the
-transaction's data manager (``queue.transaction``).
+``queue.updates``, a job's dependencies to ``workflows``, the writes of
+a cancel or a retry to ``queue.changes``, and the writes that wait for
+the commit to the transaction's data manager (``queue.transaction``).
 """
 import copy
 import functools
@@ -20,7 +20,6 @@ from m01.remote.clock import QueueClock, toBSONTime
 from m01.remote.interfaces import (
     CANCELLED,
     ERROR,
-    PROCESSING,
     QUEUED,
     REMOVABLE_STATI,
 )
@@ -32,7 +31,6 @@ from m01.remote.job import (
 )
 from m01.remote.queue import events
 from m01.remote.queue.changes import (
-    cancelling,
     keyReleaser,
     releaseKey,
     requeueing,
@@ -45,10 +43,11 @@ from m01.remote.scheduler import scheduleNextJob
 from m01.remote.store import storeDatabase
 from m01.remote.wiring import wire
 from m01.remote.worker import SchedulerWorker, SimpleJobWorker
+from m01.remote.workflows import ProcessorWorkflows
 
 
 @zope.interface.implementer(interfaces.IRemoteProcessor)
-class RemoteProcessor:
+class RemoteProcessor(ProcessorWorkflows):
     """A job queue and scheduler stored in a MongoDB database.
 
     ``database`` is a pymongo ``Database``, the embedded store's, or a
@@ -176,6 +175,7 @@ class RemoteProcessor:
     def ensureIndexes(self):
         """Create the indexes the queue needs; safe to call repeatedly."""
         self.jobWrites.ensureIndexes()
+        self.dependencies.ensureIndexes()
         self.jobsCollection.create_index([('created', -1), ('_id', -1)],
                                          name='m01_remote_created')
         self.jobsCollection.create_index(TERMS_INDEX,
@@ -241,7 +241,7 @@ class RemoteProcessor:
 
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
-               onDuplicateKey='return'):
+               onDuplicateKey='return', dependsOn=None, onFailure='cancel'):
         # A job for the outbox needs no MongoDB (unless it has a key):
         # the factory last read serves while the store is away.
         try:
@@ -266,6 +266,7 @@ class RemoteProcessor:
                              % (onDuplicateKey,))
         document = newJobDocument(job, input, self.now(), jobid, delay, at,
                                   key)
+        self._dependOn(document, dependsOn, onFailure, immediate)
         if key is not None:
             holder = self.keys.reserve(key, document['_id'],
                                        self.jobs.document)
@@ -287,6 +288,7 @@ class RemoteProcessor:
             if key is not None:
                 self.transactionManager.get().addAfterAbortHook(
                     keyReleaser(self.keys, document))
+        self._settle(document, immediate)
         events.added(self.registry, self, job, document,
                      None if immediate else self.transactionManager)
         return str(document['_id'])
@@ -325,17 +327,14 @@ class RemoteProcessor:
 
     def cancelJob(self, jobid, immediate=False):
         document = self._document(jobid)
-        if document['status'] not in (QUEUED, PROCESSING):
-            raise ValueError('Job %s is %s; only queued or processing jobs '
-                             'can be cancelled' % (jobid, document['status']))
+        self._checkCancellable(jobid, document)
         pending = self.pending.addedDocument(str(document['_id']))
         if pending is not None:
             pending['status'] = CANCELLED
             return
         self._change(jobid, events.cancelled(
-            self.registry, self, jobid, cancelling(
-                self.jobWrites, self.keys, self.counters, self.now,
-                document), None if immediate else self.transactionManager),
+            self.registry, self, jobid, self._cancelling(document),
+            None if immediate else self.transactionManager),
             {'status': CANCELLED}, immediate, 'cancelled')
 
     def retryJob(self, jobid, immediate=False):
@@ -404,8 +403,7 @@ class RemoteProcessor:
         return count
 
     def recoverExpiredJobs(self, callTime=None):
-        """Requeue (or fail) jobs whose worker stopped renewing its lease.
-        """
+        """Requeue (or fail) the jobs whose worker's lease expired."""
         return self.leases.recover(toBSONTime(callTime) if callTime
                                    else None)
 

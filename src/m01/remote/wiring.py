@@ -13,6 +13,7 @@ from m01.remote.queue.asyncjobs import AsyncJobs
 from m01.remote.queue.claims import Claims
 from m01.remote.queue.containers import JobFactoryContainer
 from m01.remote.queue.counters import OutcomeCounters
+from m01.remote.queue.dependencies import Dependencies
 from m01.remote.queue.events import SweepEvents
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
@@ -59,12 +60,16 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.jobChanges = watchJobs(p.jobsCollection, p.jobWakeup, p.name, wakeup)
     p.schedulerChanges = watchScheduler(p.schedulerCollection,
                                         p.schedulerWakeup, p.name, wakeup)
+    # Releases the jobs waiting for others as those end.
+    p.dependencies = Dependencies(p.jobsCollection, now, p.counters, p.keys,
+                                  p.jobWakeup, pages=p.pageJobsCollection)
     p.leases = LeaseKeeper(
         p.name, float(leaseTime), p.jobWrites, now,
-        recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup),
-        upkeep=(p.slots, p.keys, p.counters))
+        recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup,
+                            p.dependencies),
+        upkeep=(p.slots, p.keys, p.counters, p.dependencies))
     # The sweep's events carry the processor, as every event does.
-    p.leases.swept = SweepEvents(p.registry, p)
+    p.leases.swept = p.dependencies.swept = SweepEvents(p.registry, p)
     p.monitor = ProcessMonitor(queue[prefix + 'workers'],
                                queue[prefix + 'controls'], now, p.name,
                                running=p.leases.running)
@@ -73,7 +78,8 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     # An operator asking this process to stop stops both threads.
     p.monitor.onStop = p.threads.stop
     p.runner = JobRunner(p.jobWrites, p.leases, p.registry, now,
-                         slots=p.slots, keys=p.keys, counters=p.counters)
+                         slots=p.slots, keys=p.keys, counters=p.counters,
+                         dependencies=p.dependencies)
     p.asyncJobs = AsyncJobs(p.name, p.leases.holdClaims, now)
     p.runner.asyncJobs = p.asyncJobs
     p.runner.sweepEvents = p.leases.swept

@@ -66,6 +66,18 @@ class QueueActions:
         options.pop('immediate', None)
         return self.processor.addJob(name, input, **options)
 
+    def addWorkflow(self, kind, jobs, callback=None, onFailure=None):
+        options = {} if onFailure is None else {'onFailure': onFailure}
+        if kind == 'chain':
+            if callback is not None:
+                raise ValueError('A chain has no callback: its last job '
+                                 'is the one that runs last')
+            return self.processor.addChain(jobs, **options)
+        if kind == 'group':
+            return self.processor.addGroup(jobs, callback, **options)
+        raise ValueError("A workflow is a 'chain' or a 'group', not %r"
+                         % (kind,))
+
     def cancelJob(self, jobid):
         self.processor.cancelJob(jobid, immediate=True)
 

@@ -12,7 +12,7 @@ import dataclasses
 
 from bson import ObjectId
 
-from m01.remote.interfaces import CANCELLED, ERROR, PROCESSING, QUEUED
+from m01.remote.interfaces import CANCELLED, ERROR
 from m01.remote.limits import quote
 from m01.remote.operations.filters import (
     JobFilter,
@@ -20,10 +20,10 @@ from m01.remote.operations.filters import (
     flagParam,
     textParam,
 )
-from m01.remote.queue.updates import DELETABLE
+from m01.remote.queue.updates import CANCELLABLE, DELETABLE
 
 #: The statuses each bulk action changes.
-ACTION_STATI = {'cancel': (QUEUED, PROCESSING), 'retry': (ERROR, CANCELLED),
+ACTION_STATI = {'cancel': CANCELLABLE, 'retry': (ERROR, CANCELLED),
                 'delete': DELETABLE}
 ACTIONS = tuple(ACTION_STATI)
 #: The most job ids a selection names.

@@ -31,7 +31,7 @@ COMMANDS = {
     'jobs': ('list jobs (a filter, a search, a page)', None),
     'job': ('show one job', None),
     'retry': ('queue jobs in error or cancelled again', 'retry'),
-    'cancel': ('cancel queued or processing jobs', 'cancel'),
+    'cancel': ('cancel waiting, queued or processing jobs', 'cancel'),
     'remove': ('delete jobs that are not processing', 'delete'),
     'pause': ('stop every process from claiming a factory\'s jobs', None),
     'resume': ('let a paused factory\'s jobs be claimed again', None),

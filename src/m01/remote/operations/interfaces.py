@@ -64,6 +64,17 @@ class IQueueQueries(zope.interface.Interface):
     def latestFailures(limit=10):
         """The jobs that failed most recently, newest first."""
 
+    def relations(jobid, limit=100):
+        """``{'dependsOn': [(jobid, name, status)], 'dependsOnTotal',
+        'dependents': [...], 'workflow', 'onFailure'}`` of the job (the
+        first ``limit`` of each list); KeyError if there is none."""
+
+    def workflow(workflowid, page=1, pageSize=50):
+        """``{'workflow', 'progress': {status: count}, 'total', 'jobs':
+        [(jobid, name, status)], 'page', 'pages', 'pageSize'}``, the jobs
+        of a chain or group in the order they were added, one page;
+        KeyError when it has none."""
+
     def factories():
         """Every job factory as a ``FactoryInfo``, by name."""
 
@@ -162,8 +173,13 @@ class IQueueActions(zope.interface.Interface):
         """Queue a job (``IRemoteProcessor.addJob``'s options) in the
         current transaction; its id."""
 
+    def addWorkflow(kind, jobs, callback=None, onFailure=None):
+        """Add a ``'chain'`` or a ``'group'`` (``IRemoteProcessor``'s
+        ``addChain``, ``addGroup``) in the current transaction; what
+        they return."""
+
     def cancelJob(jobid):
-        """Cancel a queued or processing job."""
+        """Cancel a waiting, queued or processing job."""
 
     def retryJob(jobid):
         """Queue a job in error or cancelled again."""

@@ -31,6 +31,8 @@ from m01.remote.worker.heartbeats import processState
 MAX_ITEMS_PAGE = 500
 #: Processes a listing shows, at most (the most recently seen).
 MAX_WORKERS = 200
+#: The dependencies and dependents a job's page lists, at most.
+MAX_RELATIONS = 100
 #: Jobs looked up by id at once, at most.
 MAX_LOOKUP = 500
 #: Seconds after a Delay item's call its job is looked for, at most, and
@@ -156,6 +158,34 @@ class QueueQueries:
             return {}
         return {job.__name__: job
                 for job in self.processor.jobs.withIds(oids)}
+
+    def relations(self, jobid, limit=MAX_RELATIONS):
+        document = self.processor.getJobDocument(jobid)
+        if document is None:
+            raise KeyError(jobid)
+        dependencies = self.processor.dependencies
+        dependsOn, total = dependencies.dependencies(document, limit)
+        workflow = document.get('workflow')
+        return {'dependsOn': dependsOn, 'dependsOnTotal': total,
+                'dependents': dependencies.dependents(document['_id'],
+                                                      limit),
+                'workflow': str(workflow) if workflow else None,
+                'onFailure': document.get('onFailure')}
+
+    def workflow(self, workflowid, page=1, pageSize=50):
+        page, pageSize = checkPage(page, pageSize)
+        dependencies = self.processor.dependencies
+        progress = dependencies.workflowProgress(toObjectId(workflowid))
+        total = sum(progress.values())
+        if not total:
+            raise KeyError(workflowid)
+        pages = max(1, math.ceil(total / pageSize))
+        page = min(page, pages)
+        jobs = dependencies.workflowJobs(
+            toObjectId(workflowid), (page - 1) * pageSize, pageSize)
+        return {'workflow': str(workflowid), 'progress': progress,
+                'total': total, 'jobs': jobs, 'page': page, 'pages': pages,
+                'pageSize': pageSize}
 
     def latestFailures(self, limit=10):
         return self.processor.jobs.latestErrors(limit=limit)

@@ -158,6 +158,25 @@ def jobDetail(job):
     return detail
 
 
+def relatedJSON(row):
+    """A job another depends on, or depending on it: ``(jobid, name,
+    status)``; name and status None for one removed."""
+    jobid, name, status = row
+    return {'id': jobid, 'name': name, 'status': status}
+
+
+def relationsJSON(relations):
+    """A job's dependencies, dependents and workflow
+    (``IQueueQueries.relations``)."""
+    return {'dependsOn': [relatedJSON(row)
+                          for row in relations['dependsOn']],
+            'dependsOnTotal': relations['dependsOnTotal'],
+            'dependents': [relatedJSON(row)
+                           for row in relations['dependents']],
+            'workflow': relations['workflow'],
+            'onFailure': relations['onFailure']}
+
+
 def factoryJSON(info):
     return {'name': info.name, 'className': info.className,
             'doc': info.doc, 'paused': info.paused,

@@ -3,15 +3,18 @@ that make them: run at once, or by the data manager at the commit.
 
 A cancel and a retry are each one conditional write (``IJobWrites``);
 what follows one that happened is part of it: a cancelled job gives its
-key back and is counted as cancelled. A key reserved for a job added in
-a transaction that aborts is given back too.
+key back, is counted as cancelled and releases the jobs waiting for it.
+A key reserved for a job added in a transaction that aborts is given
+back too.
 """
-from m01.remote.interfaces import PROCESSING
+from m01.remote.interfaces import CANCELLED, PROCESSING
 
 
-def cancelling(jobWrites, keys, counters, now, document):
+def cancelling(jobWrites, keys, counters, now, document,
+               dependencies=None):
     """The write cancelling the stored job ``document`` (as read), if it
-    is still queued or processing: whether it did."""
+    is still waiting, queued or processing: whether it did. The jobs
+    waiting for it are released (``dependencies``)."""
     oid = document['_id']
 
     def cancel():
@@ -24,6 +27,8 @@ def cancelling(jobWrites, keys, counters, now, document):
                 document['name'], 'cancelled', at,
                 (at - picked).total_seconds() if picked and
                 document['status'] == PROCESSING else None)
+            if dependencies is not None:
+                dependencies.endedSafely(oid, CANCELLED)
         return cancelled
     return cancel
 

@@ -14,6 +14,7 @@ import socket
 
 from m01.remote.clock import toBSONTime
 from m01.remote.job import UnknownJobClassError, loadJob
+from m01.remote.queue.dependencies import DEPENDENTS
 
 
 class Claims:
@@ -131,6 +132,8 @@ class Claims:
                 self.slots.release(document['slot'], document['claim'])
             return None
         job.slot = document.get('slot')
+        # Whether jobs wait for it: its end releases them.
+        job.hasDependents = bool(document.get(DEPENDENTS))
         # Renewed from the claim on: a claimed job may wait for its
         # thread, or for the jobs before it in its batch.
         self.leases.add(job.__name__, job.claim)

@@ -20,7 +20,7 @@ import uuid
 import pymongo.errors
 import zope.interface
 
-from m01.remote.interfaces import PROCESSING, QUEUED, IUpkeep
+from m01.remote.interfaces import PROCESSING, QUEUED, WAITING, IUpkeep
 
 #: A lock whose job does not exist is left alone this long: its job may
 #: be in a transaction not committed yet.
@@ -99,7 +99,7 @@ class JobKeys:
         ``status`` (None when there is no such job)."""
         if status is None:
             return lock['at'] > now - PENDING_AGE
-        return status in (QUEUED, PROCESSING)
+        return status in (WAITING, QUEUED, PROCESSING)
 
     def release(self, key, oid):
         """The job ``oid`` ended: free its key, if it still holds it."""

@@ -18,6 +18,7 @@ import time
 import pymongo.errors
 
 from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.dependencies import DEPENDENTS, ENDED
 
 logger = logging.getLogger('m01.remote')
 
@@ -41,19 +42,29 @@ def failure(operation, error):
 class EndedJobs:
     """What follows the jobs a lease keeper recovered or stopped: their
     outcome is counted (``IOutcomeCounters``), and idle workers are woken
-    (``IWakeup``), since such a job may run again. ``jobs`` is the jobs
+    (``IWakeup``), since such a job may run again, and the jobs waiting
+    for one that ended for good are released (``dependencies``, a
+    ``queue.dependencies.Dependencies``). ``jobs`` is the jobs
     collection."""
 
-    def __init__(self, jobs, counters, wakeup):
+    def __init__(self, jobs, counters, wakeup, dependencies=None):
         self.jobs = jobs
         self.counters = counters
         self.wakeup = wakeup
+        self.dependencies = dependencies
 
     def __call__(self, jobids):
         self.wakeup.set()
-        self.counters.countEnded(self.jobs.find(
+        documents = list(self.jobs.find(
             {'_id': {'$in': [toObjectId(jobid) for jobid in jobids]}},
-            {'name': 1, 'status': 1, 'attempts': 1}))
+            {'name': 1, 'status': 1, 'attempts': 1, DEPENDENTS: 1}))
+        self.counters.countEnded(documents)
+        if self.dependencies is not None:
+            for document in documents:
+                if document['status'] in ENDED and \
+                        document.get(DEPENDENTS):
+                    self.dependencies.endedSafely(document['_id'],
+                                                  document['status'])
 
 
 class LeaseKeeper:

@@ -92,7 +92,9 @@ class JobRunner:
     their error messages, ``now`` tells the time; ``slots``
     (``ConcurrencySlots``) and ``keys`` (``JobKeys``) are released when a
     job is done with them; ``counters`` (``IOutcomeCounters``) count each
-    outcome stored."""
+    outcome stored; ``dependencies`` (``queue.dependencies``) releases
+    the jobs waiting for a job that ended for good, once its outcome is
+    stored."""
 
     #: Where the attempts of async jobs run while a worker loop runs
     #: (``IAsyncJobs``), or None.
@@ -102,7 +104,7 @@ class JobRunner:
     sweepEvents = None
 
     def __init__(self, jobWrites, leases, registry, now, slots=None,
-                 keys=None, counters=None):
+                 keys=None, counters=None, dependencies=None):
         self.jobWrites = jobWrites
         self.leases = leases
         self.registry = registry
@@ -110,6 +112,7 @@ class JobRunner:
         self.slots = slots
         self.keys = keys
         self.counters = counters
+        self.dependencies = dependencies
 
     def _finish(self, name, oid, claim, update):
         """Store an outcome under ``claim``, counted when it was."""
@@ -259,6 +262,8 @@ class JobRunner:
         else:
             logger.warning(REFUSED, job.__name__, 'its writes were discarded')
         self._endRun(job, stored and update['$set']['status'] != QUEUED)
+        if stored:
+            self._released(job, update)
         if stored and events is not None:
             events.stored(update, error)
 
@@ -287,7 +292,6 @@ class JobRunner:
     def _recordOutcome(self, job, queueTransaction, start, update,
                        events=None, error=None):
         oid = toObjectId(job.__name__)
-        final = update['$set']['status'] != QUEUED
         attempt = _AttemptState()
         if events is not None:
             attempt.notify = lambda: events.stored(update, error)
@@ -316,18 +320,29 @@ class JobRunner:
         # again: at once if its unit was withdrawn at the fence (given
         # back), else once its lease expires.
         txn.addAfterCommitHook(
-            lambda committed: self._afterTransaction(job, final, attempt,
+            lambda committed: self._afterTransaction(job, update, attempt,
                                                      committed))
         txn.addAfterAbortHook(
-            lambda *ignored: self._afterTransaction(job, final, attempt))
+            lambda *ignored: self._afterTransaction(job, update, attempt))
 
-    def _afterTransaction(self, job, final, attempt, committed=False):
+    def _afterTransaction(self, job, update, attempt, committed=False):
+        final = update['$set']['status'] != QUEUED
         self._endRun(job, final and attempt.stored)
+        if attempt.stored:
+            self._released(job, update)
         if committed and attempt.stored and attempt.notify is not None:
             attempt.notify()
         if attempt.withdrawn and not attempt.givenBack:
             attempt.givenBack = True
             self._giveBack(job)
+
+    def _released(self, job, update):
+        """The outcome ``update`` of ``job`` was stored: if it ended the
+        job for good, release the jobs waiting for it."""
+        status = update['$set']['status']
+        if status != QUEUED and self.dependencies is not None and \
+                getattr(job, 'hasDependents', True):
+            self.dependencies.endedSafely(toObjectId(job.__name__), status)
 
     def _giveBack(self, job):
         """Put ``job``, whose claim held but whose unit of work aborted,

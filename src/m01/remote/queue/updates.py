@@ -21,6 +21,7 @@ from m01.remote.interfaces import (
     ERROR,
     PROCESSING,
     QUEUED,
+    WAITING,
 )
 from m01.remote.job import checkStorable, dueTime
 from m01.remote.limits import (
@@ -355,6 +356,11 @@ def versioned(update):
     update['$inc'] = dict(update.get('$inc', {}), version=1)
     return update
 
+
+#: The statuses a job may be cancelled in.
+CANCELLABLE = (WAITING, QUEUED, PROCESSING)
+CANCEL_REFUSED = ('Job %s is %s; only waiting, queued or processing jobs '
+                  'can be cancelled')
 
 #: The statuses a job may be removed in: not while it runs (it belongs to
 #: its worker then; cancel it first).

@@ -20,6 +20,7 @@ from m01.remote.interfaces import (
 )
 from m01.remote.job import DuplicateJobError
 from m01.remote.queue.updates import (
+    CANCELLABLE,
     CLAIM_INDEX,
     CLAIM_ORDER,
     cancelCondition,
@@ -178,7 +179,7 @@ class AtomicJobWrites:
         for _ in range(ATTEMPTS):
             document = self.jobs.find_one({'_id': oid})
             if document is None or \
-                    document['status'] not in (QUEUED, PROCESSING):
+                    document['status'] not in CANCELLABLE:
                 return False
             if self._change(dict(cancelCondition(document), _id=oid),
                             cancelUpdate(document, now)):

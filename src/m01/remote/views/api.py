@@ -50,6 +50,8 @@ ROUTES = {
     'item': ('/api/scheduler/{itemid}', {'DELETE': 'deleteItem'}),
     'itemAction': ('/api/scheduler/{itemid}/{action}',
                    {'POST': 'itemAction'}),
+    'workflows': ('/api/workflows', {'POST': 'addWorkflow'}),
+    'workflow': ('/api/workflows/{workflowid}', {'GET': 'workflow'}),
     'workers': ('/api/workers', {'GET': 'workers'}),
     'workerAction': ('/api/workers/{processId}/{action}',
                      {'POST': 'workerAction'}),
@@ -57,7 +59,10 @@ ROUTES = {
 ROUTE_PREFIX = 'm01.remote.api.'
 #: The methods that change something: they need the CSRF token.
 CHANGES = ('POST', 'DELETE')
-ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key')
+ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key', 'dependsOn',
+               'onFailure')
+#: The fields of a workflow to add.
+WORKFLOW_FIELDS = ('kind', 'jobs', 'callback', 'onFailure')
 #: The parameters of the job listing beside the filter's.
 LISTING_PARAMS = ('sort', 'order', 'page', 'pageSize')
 
@@ -197,8 +202,21 @@ class ApiViews:
                 'filter': selected.params(), 'sort': sort, 'order': order}
 
     def job(self):
-        job = self._do(self.queries.job, self.request.matchdict['jobid'])
-        return shapes.jobDetail(job)
+        jobid = self.request.matchdict['jobid']
+        job = self._do(self.queries.job, jobid)
+        detail = shapes.jobDetail(job)
+        detail.update(shapes.relationsJSON(
+            self._do(self.queries.relations, jobid)))
+        return detail
+
+    def workflow(self):
+        params = self.request.GET
+        page = intParam(params, 'page', 1, 1, operations.filters.MAX_PAGE)
+        size = intParam(params, 'pageSize', 50, 1, operations.MAX_PAGE_SIZE)
+        data = self._do(self.queries.workflow,
+                        self.request.matchdict['workflowid'], page, size)
+        data['jobs'] = [shapes.relatedJSON(row) for row in data['jobs']]
+        return data
 
     def factories(self):
         return {'factories': [shapes.factoryJSON(info)
@@ -241,7 +259,20 @@ class ApiViews:
         except ValueError as e:
             raise bad(e)
         self.request.response.status = 201
-        return {'id': jobid, 'status': QUEUED, 'existing': False}
+        return {'id': jobid, 'existing': False,
+                'status': self.processor.getJobStatus(jobid)}
+
+    def addWorkflow(self):
+        body = jsonBody(self.request)
+        unknown = sorted(set(body) - set(WORKFLOW_FIELDS))
+        if unknown:
+            raise bad('Unknown field %s; a workflow takes %s'
+                      % (', '.join(unknown), ', '.join(WORKFLOW_FIELDS)))
+        added = self._do(self.actions.addWorkflow, body.get('kind'),
+                         body.get('jobs'), body.get('callback'),
+                         body.get('onFailure'))
+        self.request.response.status = 201
+        return added
 
     def jobAction(self):
         action = self.request.matchdict['action']

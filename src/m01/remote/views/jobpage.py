@@ -32,6 +32,9 @@ CANCEL_HELP = {
         'checkpoint, progress or log). A job that never reaches one runs '
         'on until it returns, and its outcome is refused.'),
     interfaces.QUEUED: 'Cancel: the job is not run.',
+    interfaces.WAITING: (
+        'Cancel: the job is not run, and the jobs waiting for it are '
+        'cancelled too (but those that run anyway).'),
 }
 
 

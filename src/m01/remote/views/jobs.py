@@ -26,7 +26,7 @@ from m01.remote.operations import (
     JobFilter,
 )
 from m01.remote.operations.filters import MAX_PAGE, flagParam
-from m01.remote.queue.updates import DELETABLE, MAX_ATTEMPTS
+from m01.remote.queue.updates import CANCELLABLE, DELETABLE, MAX_ATTEMPTS
 from m01.remote.views import common, jobform, jobpage, waiting
 from m01.remote.views.common import (
     BaseView,
@@ -65,7 +65,7 @@ BULK_HELP = {
               'processing job is never deleted: cancel it first.',
 }
 #: What a bulk action changes, said when it changes none of the jobs.
-BULK_FITS = {'cancel': 'queued or processing', 'retry': 'in error or '
+BULK_FITS = {'cancel': 'waiting, queued or processing', 'retry': 'in error or '
              'cancelled', 'delete': 'not processing'}
 
 
@@ -306,8 +306,8 @@ class JobView(BaseView):
                 'tags': tags(job, self.now),
                 'cancelHelp': jobpage.CANCEL_HELP.get(job.status, '')
                 if job.status == interfaces.PROCESSING else '',
-                'canCancel': job.status in (interfaces.QUEUED,
-                                            interfaces.PROCESSING),
+                'canCancel': job.status in CANCELLABLE,
+                'relations': self.queries.relations(job.__name__),
                 'canRetry': job.status in (interfaces.ERROR,
                                            interfaces.CANCELLED),
                 'canDelete': job.status in REMOVABLE}
@@ -345,9 +345,9 @@ class JobView(BaseView):
     def confirmCancel(self):
         job = self.context
         back = self.url(job)
-        if job.status not in (interfaces.QUEUED, interfaces.PROCESSING):
+        if job.status not in CANCELLABLE:
             confirm = confirmation(
-                'Job %s is %s: only a queued or processing job is '
+                'Job %s is %s: only a waiting, queued or processing job is '
                 'cancelled.' % (self.named(), job.status), back)
         else:
             confirm = confirmation(
