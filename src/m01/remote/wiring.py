@@ -14,6 +14,8 @@ from m01.remote.queue.containers import JobFactoryContainer
 from m01.remote.queue.counters import OutcomeCounters
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
+from m01.remote.queue.queues import QueueSettings
+from m01.remote.queue.rates import RateSlots
 from m01.remote.queue.runner import JobRunner
 from m01.remote.queue.slots import ConcurrencySlots
 from m01.remote.scheduler import Scheduler
@@ -44,6 +46,8 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
                                   p.jobsCollection)
     p.jobFactories = JobFactoryContainer(p, p.factoriesCollection,
                                          queue[prefix + 'pauses'])
+    p.queueSettings = QueueSettings(queue[prefix + 'queues'])
+    p.rates = RateSlots(queue[prefix + 'rates'])
     p.keys = JobKeys(queue[prefix + 'keys'], now, p.jobWrites)
     p.slots = ConcurrencySlots(queue[prefix + 'slots'], now, p.jobWrites)
     p.counters = OutcomeCounters(queue[prefix + 'counters'], now)
@@ -71,4 +75,5 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.runner = JobRunner(p.jobWrites, p.leases, p.registry, now,
                          slots=p.slots, keys=p.keys, counters=p.counters)
     p.claims = Claims(p.name, p.jobWrites, p.jobFactories, p.slots,
-                      p.leases, p.runner, p.monitor, now)
+                      p.leases, p.runner, p.monitor, now,
+                      p.queueSettings, p.rates)

@@ -282,6 +282,14 @@ class JobRunner:
             attempt.givenBack = True
             self._giveBack(job)
 
+    def handBack(self, job):
+        """Put the claimed ``job``, which did not start, back to the queue
+        in its place: its lease no longer renewed, its slot released."""
+        try:
+            self.jobWrites.unclaim(toObjectId(job.__name__), job.claim)
+        finally:
+            self._endRun(job, False)
+
     def _giveBack(self, job):
         """Put ``job``, whose claim held but whose unit of work aborted,
         back to the queue in its place (not counted as an attempt)."""
