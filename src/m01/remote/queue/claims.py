@@ -63,7 +63,10 @@ class Claims:
         excludedQueues = set(self.queues.pausedNames())
         for scope in self.rates.fullScopes(now):
             kind, _, name = scope.partition(':')
-            (names if kind == 'factory' else excludedQueues).add(name)
+            if kind == 'factory':
+                names.add(name)
+            elif self.queues.rateLimit(name):    # not lifted meanwhile
+                excludedQueues.add(name)
         if queues is not None and not set(queues) - excludedQueues:
             return None
         return names, excludedQueues
