@@ -250,16 +250,15 @@ class CountingSimpleWorker(SimpleJobWorker):
 
     def doProcessNextJob(self):
         # One job claimed singly (a batch is counted by runBatch).
-        single = (self.batchSize or self.sizer.size()) == 1
         processed = super().doProcessNextJob()
-        if processed and single:
+        if processed and self.batchSize == 1:
             self.tally.jobDone()
         return processed
 
     step = doProcessNextJob
 
-    def runBatch(self, jobs, handBackAt=None):
-        handedBack = super().runBatch(jobs, handBackAt)
+    def runBatch(self, jobs, handBackAt=None, sizer=None):
+        handedBack = super().runBatch(jobs, handBackAt, sizer)
         self.tally.jobDone(len(jobs) - handedBack)
         return handedBack
 
@@ -274,8 +273,8 @@ class CountingMultiWorker(MultiJobWorker):
         super().doProcessJob(jobid)
         self.tally.jobDone()
 
-    def runBatch(self, jobs, handBackAt=None):
-        handedBack = super().runBatch(jobs, handBackAt)
+    def runBatch(self, jobs, handBackAt=None, sizer=None):
+        handedBack = super().runBatch(jobs, handBackAt, sizer)
         self.tally.jobDone(len(jobs) - handedBack)
         return handedBack
 

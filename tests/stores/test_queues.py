@@ -162,13 +162,13 @@ def test_a_simple_worker_serves_its_queues(rp):
 def test_the_batch_size_follows_the_time_jobs_take():
     sizer = BatchSizer()
     assert sizer.size() == 1            # nothing ran yet
-    sizer.ran(1, ROUND_SECONDS * 2)     # slow jobs: one at a time
+    sizer.ran(ROUND_SECONDS * 2)     # slow jobs: one at a time
     assert sizer.size() == 1
-    for _ in range(20):
-        sizer.ran(10, ROUND_SECONDS / 50)
+    for _ in range(40):
+        sizer.ran(ROUND_SECONDS / 500)
     assert sizer.size() == MAX_AUTO_BATCH
-    for _ in range(20):
-        sizer.ran(1, ROUND_SECONDS / 4)
+    for _ in range(40):
+        sizer.ran(ROUND_SECONDS / 4)
     assert sizer.size() == 4
 
 

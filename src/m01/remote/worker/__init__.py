@@ -65,12 +65,12 @@ class BaseWorker:
         self._stopped.set()
         self.remoteProcessor.wakeWorkers()
 
-    def runBatch(self, jobs, handBackAt=None):
+    def runBatch(self, jobs, handBackAt=None, sizer=None):
         """Run claimed ``jobs`` one after another, their outcomes stored
         by one commit (one command where the server allows) per
         ``BATCH_SECONDS`` of work; those not started by ``handBackAt``
         (``time.monotonic``) go back to the queue in their place: how
-        many did."""
+        many did. ``sizer`` learns how long each job ran."""
         remaining = list(jobs)
         handedBack = []
 
@@ -85,7 +85,10 @@ class BaseWorker:
                     remaining.clear()
                     return
                 job = remaining.pop(0)
+                started = time.monotonic()
                 processor.processJob(job.__name__, job)
+                if sizer is not None:
+                    sizer.ran(time.monotonic() - started)
                 if time.monotonic() >= until:
                     return
         while remaining:
@@ -188,17 +191,14 @@ class SimpleJobWorker(BaseWorker):
         """Process the next job (batch) and commit; True when one was
         processed. With no ``batchSize``, the batch is sized by the
         time the jobs take (``BatchSizer``): one job at first."""
-        size = self.batchSize or self.sizer.size()
-        claimed = time.monotonic()
-        if size == 1:
-            worked = self.inUnitOfWork(
+        if self.batchSize == 1:
+            return self.inUnitOfWork(
                 lambda processor: processor.processNextJob(
                     self.jobQuery, queues=self.queues))
-            if worked:
-                self.sizer.ran(1, time.monotonic() - claimed)
-            return worked
-        jobs = self.remoteProcessor.pullNextJobs(size, self.jobQuery,
-                                                 queues=self.queues)
+        jobs = self.remoteProcessor.pullNextJobs(
+            self.batchSize or self.sizer.size(), self.jobQuery,
+            queues=self.queues)
+        claimed = time.monotonic()
         if self.batchSize:
             self.runBatch(jobs)
         elif jobs:
@@ -356,11 +356,11 @@ class MultiJobWorker(BaseWorker):
         while idle < self.maxThreads and self._slots.acquire(blocking=False):
             idle += 1
         jobs = []
-        claimed = time.monotonic()
         try:
             jobs = self.remoteProcessor.pullNextJobs(
                 idle * batchSize, self.jobQuery, queues=self.queues)
         finally:
+            claimed = time.monotonic()
             # Dealt out in claim order: each thread's first job is among
             # the first claimed.
             shares = [jobs[number::idle] for number in range(idle)]

@@ -1,6 +1,5 @@
 """How a worker sizes its batches, and which queues it serves."""
 import threading
-import time
 
 from m01.remote.job import checkQueueName
 
@@ -53,9 +52,10 @@ def queueGroups(queues, maxThreads):
 
 class BatchSizer:
     """How many jobs a worker with no ``batchSize`` claims for one thread:
-    as many as the thread runs in ``ROUND_SECONDS``, by the mean time of
-    the jobs run so far (their outcomes' commits included); one until a
-    job ran, at most ``MAX_AUTO_BATCH``."""
+    as many as the thread runs in ``ROUND_SECONDS``, by the recent mean
+    of the time the jobs ran (the claim and the commit are no part of
+    what a held job waits for: they come before the first job and after
+    the last); one until a job ran, at most ``MAX_AUTO_BATCH``."""
 
     def __init__(self):
         self.mean = None
@@ -68,14 +68,11 @@ class BatchSizer:
         return max(1, min(MAX_AUTO_BATCH, int(ROUND_SECONDS /
                                               max(mean, 1e-6))))
 
-    def ran(self, count, seconds):
-        """``count`` jobs ran in ``seconds``."""
-        if count < 1:
-            return
-        each = seconds / count
+    def ran(self, each):
+        """A job ran for ``each`` seconds."""
         with self._lock:
             self.mean = each if self.mean is None else \
-                0.5 * self.mean + 0.5 * each
+                0.8 * self.mean + 0.2 * each
 
 
 def queueNames(queues):
@@ -88,13 +85,11 @@ def queueNames(queues):
 
 def runRound(runBatch, jobs, claimed, sizer):
     """Run ``jobs`` of an automatic batch claimed at ``claimed``
-    (``time.monotonic``) with ``runBatch``: those not started one claim
+    (``time.monotonic``, as the claim returned) with ``runBatch``: those not started one claim
     round later go back to the queue, and ``sizer`` learns how long the
-    others took."""
-    started = time.monotonic()
+    others ran."""
     handBackAt = claimed + ROUND_SECONDS if len(jobs) > 1 else None
-    handedBack = runBatch(jobs, handBackAt)
-    sizer.ran(len(jobs) - handedBack, time.monotonic() - started)
+    return runBatch(jobs, handBackAt, sizer)
 
 
 def runParts(parts, stopped, name, stopTimeout):
