@@ -85,9 +85,9 @@ def queueNames(queues):
 
 def runRound(runBatch, jobs, claimed, sizer):
     """Run ``jobs`` of an automatic batch claimed at ``claimed``
-    (``time.monotonic``, as the claim returned) with ``runBatch``: those not started one claim
-    round later go back to the queue, and ``sizer`` learns how long the
-    others ran."""
+    (``time.monotonic``, as the claim returned) with ``runBatch``: those
+    not started one claim round later go back to the queue, and ``sizer``
+    learns how long the others ran."""
     handBackAt = claimed + ROUND_SECONDS if len(jobs) > 1 else None
     return runBatch(jobs, handBackAt, sizer)
 
