@@ -6,7 +6,7 @@ import time
 import pytest
 import transaction
 
-from m01.remote import testing
+from m01.remote import store, testing
 from m01.remote.job import Job
 from m01.remote.processor import RemoteProcessor
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
@@ -95,20 +95,21 @@ def test_the_claim_indexes_are_created(rp):
 
 
 class CountingJob(Job):
-    """Counts the jobs of its queue running at once in this process."""
+    """Counts the jobs of its queue running at once in its processor
+    (``most[processor, queue]``)."""
 
     lock = threading.Lock()
     running = {}
     most = {}
 
     def __call__(self, remoteProcessor):
+        key = (remoteProcessor.name, self.queue)
         with self.lock:
-            now = self.running[self.queue] = \
-                self.running.get(self.queue, 0) + 1
-            self.most[self.queue] = max(self.most.get(self.queue, 0), now)
+            now = self.running[key] = self.running.get(key, 0) + 1
+            self.most[key] = max(self.most.get(key, 0), now)
         time.sleep(0.05)
         with self.lock:
-            self.running[self.queue] -= 1
+            self.running[key] -= 1
         return self.input
 
 
@@ -131,7 +132,8 @@ def test_each_queue_runs_with_its_own_threads(rp):
     finally:
         worker.stop()
         thread.join(10)
-    assert CountingJob.most == {'mail': 3, 'reports': 1}
+    assert CountingJob.most == {('root', 'mail'): 3,
+                                ('root', 'reports'): 1}
     assert rp.getJobStatus(ids[-1]) == 'queued'     # a queue not served
 
 
@@ -233,3 +235,50 @@ def test_the_multi_thread_worker_keeps_the_claim_order_by_priority(rp):
                for jobid in low + high}
     assert max(started[jobid] for jobid in high) <= \
         min(started[jobid] for jobid in low)
+
+
+def test_two_processes_of_four_threads_hold_each_queues_threads(
+        database, store_uri):
+    # Two processors (each with a client of its own on a server), each
+    # with 4 threads: 2 of them for mail, 2 shared by the others.
+    CountingJob.running.clear()
+    CountingJob.most.clear()
+    clients = [] if store_uri == 'mongomock://' else [
+        store.connect(store_uri) for _ in range(2)]
+    processors = [RemoteProcessor(database, name='p0'),
+                  RemoteProcessor(database, name='p1')] if not clients \
+        else [RemoteProcessor(client[database.name], name='p%d' % n)
+              for n, client in enumerate(clients)]
+    first = processors[0]
+    first.ensureIndexes()
+    first.addJobFactory('count', CountingJob())
+    ids = [first.addJob('count', n, queue=queue)
+           for n in range(10) for queue in ('mail', 'reports')]
+    transaction.commit()
+    workers = [MultiJobWorker(p, waitTime=0.05, maxThreads=2,
+                              queues={'mail': 2, 'reports': None})
+               for p in processors]
+    assert {worker.maxThreads for worker in workers} == {4}
+    threads = [threading.Thread(target=worker) for worker in workers]
+    for thread in threads:
+        thread.start()
+    jobs = database[first.jobsCollection.name]
+    try:
+        until(lambda: jobs.count_documents({'status': 'completed'}) ==
+              len(ids), what='every job ran')
+    finally:
+        for worker in workers:
+            worker.stop()
+        for thread in threads:
+            thread.join(10)
+        for p in processors:
+            p.close()
+        for client in clients:
+            client.close()
+    # Each process ran at most 2 jobs of each queue at once.
+    most = CountingJob.most
+    assert set(most) <= {(p, q) for p in ('p0', 'p1')
+                         for q in ('mail', 'reports')}
+    assert max(most.values()) == 2
+    attempts = [len(document['attempts']) for document in jobs.find()]
+    assert attempts == [1] * len(ids)       # each ran once
