@@ -170,7 +170,7 @@ def test_the_batch_size_follows_the_time_jobs_take():
         sizer.ran(ROUND_SECONDS / 500)
     assert sizer.size() == MAX_AUTO_BATCH
     for _ in range(40):
-        sizer.ran(ROUND_SECONDS / 4)
+        sizer.ran(ROUND_SECONDS / 8)
     assert sizer.size() == 4
 
 

@@ -4,8 +4,9 @@ import threading
 from m01.remote.job import checkQueueName
 
 #: The claim round of a worker sizing its batches itself (no
-#: ``batchSize``): a thread takes as many jobs as it runs in this time,
-#: and hands back those it has not started once it is over.
+#: ``batchSize``): a thread takes as many jobs as it runs in half this
+#: time (a margin for jobs slower than the mean), and hands back those
+#: it has not started once it is over.
 ROUND_SECONDS = 0.25
 #: The most jobs such a worker claims for one thread at once.
 MAX_AUTO_BATCH = 100
@@ -52,7 +53,7 @@ def queueGroups(queues, maxThreads):
 
 class BatchSizer:
     """How many jobs a worker with no ``batchSize`` claims for one thread:
-    as many as the thread runs in ``ROUND_SECONDS``, by the recent mean
+    as many as the thread runs in half ``ROUND_SECONDS``, by the recent mean
     of the time the jobs ran (the claim and the commit are no part of
     what a held job waits for: they come before the first job and after
     the last); one until a job ran, at most ``MAX_AUTO_BATCH``."""
@@ -65,7 +66,7 @@ class BatchSizer:
         mean = self.mean
         if mean is None:
             return 1
-        return max(1, min(MAX_AUTO_BATCH, int(ROUND_SECONDS /
+        return max(1, min(MAX_AUTO_BATCH, int(ROUND_SECONDS / 2 /
                                               max(mean, 1e-6))))
 
     def ran(self, each):
