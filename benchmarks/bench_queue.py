@@ -5,6 +5,7 @@ Huey and Celery (``peers.py``) on this machine in the same run::
 
     python benchmarks/bench_queue.py [--jobs N]
         [--store embedded,mongojava] [--uri URI]
+        [--parts enqueue,process,latency,scheduler,idle]
         [--peers/--no-peers] [--json PATH]
 
 Stores (``--store``, default ``embedded,mongojava``): ``embedded`` is
@@ -20,7 +21,10 @@ What is measured (each row in a fresh database, dropped afterwards):
   per enqueued job.
 * Processing: jobs enqueued beforehand (no worker running), then one
   ``SimpleJobWorker`` or one ``MultiJobWorker`` (``--threads``) per
-  process, in 1 and in 2 processes: jobs per second from the first job's
+  process, in 1 and in 2 processes, each with the default settings
+  (batches sized by the worker), with single claims (``batchSize = 1``)
+  and with batches of ``--batch``; on a server a throw-away row first
+  warms it up: jobs per second from the first job's
   start to the last job's committed outcome (as ``peers.py`` does from the
   first start to the last end), and commands per processed job from the
   workers' start to that last commit; those of the lease keeper and the
