@@ -23,8 +23,8 @@ What is measured (each row in a fresh database, dropped afterwards):
   ``SimpleJobWorker`` or one ``MultiJobWorker`` (``--threads``) per
   process, in 1 and in 2 processes, each with the default settings
   (batches sized by the worker), with single claims (``batchSize = 1``)
-  and with batches of ``--batch``; on a server a throw-away row first
-  warms it up: jobs per second from the first job's
+  and with batches of ``--batch``; on a server three throw-away rows
+  first warm it up: jobs per second from the first job's
   start to the last job's committed outcome (as ``peers.py`` does from the
   first start to the last end), and commands per processed job from the
   workers' start to that last commit; those of the lease keeper and the
@@ -643,13 +643,14 @@ def runStore(store, args, processJobs):
                         'enqueue', args.jobs, args.jobs, perTransaction,
                         args.row_timeout))
     if 'process' in parts and not store.embedded:
-        # A throw-away row first: a fresh mongo-java-server's JVM runs
-        # its first thousands of commands several times slower, which
-        # would count against whichever row came first.
+        # Throw-away rows first: a fresh mongo-java-server's JVM runs its
+        # first thousands of commands several times slower, which would
+        # count against whichever rows came first.
         say('[%s] warming the server up' % store.key)
-        guarded(benchProcess, store, 'warm-up', 'process', processJobs,
-                processJobs, 'multi', 1, args.threads, args.row_timeout,
-                args.batch)
+        for kind in ('multi', 'simple', 'multi'):
+            guarded(benchProcess, store, 'warm-up', 'process', processJobs,
+                    processJobs, kind, 1, args.threads, args.row_timeout,
+                    None)
     for processes in (1, 2) if 'process' in parts else ():
         # The default settings (batches sized by the worker), single
         # claims, batches of --batch.

@@ -70,10 +70,19 @@ class BatchSizer:
                                               max(mean, 1e-6))))
 
     def ran(self, each):
-        """A job ran for ``each`` seconds."""
+        """A job ran for ``each`` seconds. The mean follows faster jobs
+        at once (a process's first job, importing what it needs, is no
+        measure of the others) and slower ones gradually (one slow job
+        does not make the next batches small); what it gets wrong, the
+        hand-back at the end of a round bounds."""
         with self._lock:
-            self.mean = each if self.mean is None else \
-                0.8 * self.mean + 0.2 * each
+            mean = self.mean
+            if mean is None:
+                self.mean = each
+            elif each < mean:
+                self.mean = 0.5 * mean + 0.5 * each
+            else:
+                self.mean = 0.8 * mean + 0.2 * each
 
 
 def queueNames(queues):
