@@ -227,7 +227,7 @@ class MultiJobWorker(BaseWorker):
     commands) and shares them out; each thread runs its share in one
     unit of work, whose commit stores their outcomes together. With no
     ``batchSize`` (the default) the loop sizes the shares itself: as many
-    jobs as a thread runs in a claim round (``BatchSizer``), one while
+    jobs as a thread runs in half a claim round (``BatchSizer``), one while
     the jobs are slow; a thread hands back what it has not started when
     the round is over. With ``batchSize = 1`` each thread claims singly.
 
