@@ -5,6 +5,7 @@ Huey and Celery (``peers.py``) on this machine in the same run::
 
     python benchmarks/bench_queue.py [--jobs N]
         [--store embedded,mongojava] [--uri URI]
+        [--parts enqueue,process,latency,scheduler,idle]
         [--peers/--no-peers] [--json PATH]
 
 Stores (``--store``, default ``embedded,mongojava``): ``embedded`` is
@@ -20,7 +21,10 @@ What is measured (each row in a fresh database, dropped afterwards):
   per enqueued job.
 * Processing: jobs enqueued beforehand (no worker running), then one
   ``SimpleJobWorker`` or one ``MultiJobWorker`` (``--threads``) per
-  process, in 1 and in 2 processes: jobs per second from the first job's
+  process, in 1 and in 2 processes, each with the default settings
+  (batches sized by the worker), with single claims (``batchSize = 1``)
+  and with batches of ``--batch``; on a server three throw-away rows
+  first warm it up: jobs per second from the first job's
   start to the last job's committed outcome (as ``peers.py`` does from the
   first start to the last end), and commands per processed job from the
   workers' start to that last commit; those of the lease keeper and the
@@ -104,6 +108,8 @@ DEFAULT_JOBS = 10_000
 DEFAULT_PROCESS_JOBS = {'embedded': 1000, 'mongojava': 1000,
                         'mongodb': 1000}
 STORES = ('embedded', 'mongojava')
+#: The rows' kinds (``--parts``).
+PARTS = ('enqueue', 'process', 'latency', 'scheduler', 'idle')
 DEFAULT_ROW_TIMEOUT = 600.0
 ENQUEUE_BATCH = 100
 LATENCY_WARMUP = 3
@@ -114,6 +120,7 @@ WAIT_TIME = 1.0
 TARGETS = {
     'commands_per_processed_job': 2.0,
     'commands_per_processed_job_batched': 0.5,
+    'default_settings_huey_ratio': 1.5,
     'commands_per_enqueued_job_tx100': 0.05,
     'same_process_latency_median_ms': 20.0,
     'streams_latency_median_ms': 50.0,
@@ -247,7 +254,7 @@ class WorkerProcesses:
     """Worker processes (``bench_worker.py``) and their latest figures."""
 
     def __init__(self, store, database, kind, count, threads, waitTime,
-                 batch=1, wakeup='auto'):
+                 batch=None, wakeup='auto'):
         env = dict(os.environ, PYTHONUNBUFFERED='1', PYTHONPATH=os.pathsep
                    .join(p for p in (str(HERE), os.environ.get(
                        'PYTHONPATH', '')) if p))
@@ -257,7 +264,8 @@ class WorkerProcesses:
         for number in range(count):
             command = [sys.executable, str(HERE / 'bench_worker.py'),
                        store.uri, database, '--kind', kind,
-                       '--threads', str(threads), '--batch', str(batch),
+                       '--threads', str(threads),
+                       '--batch', str(batch or 0),
                        '--wait-time', str(waitTime),
                        '--name', 'bench-%d' % number, '--wakeup', wakeup]
             proc = subprocess.Popen(command, stdout=subprocess.PIPE,
@@ -336,14 +344,15 @@ def _processingFigures(tallies, jobs):
             'counter_commands': counters / done if done else None}
 
 
-def benchProcess(store, jobs, kind, processes, threads, timeout, batch=1,
-                 keyed=False):
-    what = 'process, %s%s, %d process%s%s' % (
+def benchProcess(store, jobs, kind, processes, threads, timeout,
+                 batch=None, keyed=False):
+    what = 'process, %s%s, %d process%s, %s' % (
         'keyed jobs of a capped factory, ' if keyed else '',
         'simple worker' if kind == 'simple'
         else 'multi-thread worker x%d' % threads,
         processes, '' if processes == 1 else 'es',
-        ', batches of %d' % batch if batch > 1 else '')
+        'default settings' if batch is None else 'single claims'
+        if batch == 1 else 'batches of %d' % batch)
     key = processKey(kind, processes, batch, keyed)
     if store.embedded and processes > 1:
         return row(store, key, what, jobs, note=(
@@ -609,9 +618,14 @@ def guarded(function, store, key, what, n, *args):
                    % (type(e).__name__, e))
 
 
-def processKey(kind, processes, batch=1, keyed=False):
+def processKey(kind, processes, batch=None, keyed=False):
+    """A processing row's key: ``process_multi_1p`` with the default
+    settings (batches sized by the worker), ``..._single`` claiming one
+    job at a time (``batchSize = 1``), ``..._b50`` in batches of 50."""
     key = '%s_%s_%dp' % ('keyed' if keyed else 'process', kind, processes)
-    return key + ('_b%d' % batch if batch > 1 else '')
+    if batch is None:
+        return key
+    return key + ('_single' if batch == 1 else '_b%d' % batch)
 
 
 def runStore(store, args, processJobs):
@@ -622,12 +636,26 @@ def runStore(store, args, processJobs):
             rows.append(one)
             say('[%s] %s' % (store.key, _line(one)))
 
-    for perTransaction in (1, ENQUEUE_BATCH):
-        add(guarded(benchEnqueue, store, 'enqueue_tx%d' % perTransaction,
-                    'enqueue', args.jobs, args.jobs, perTransaction,
-                    args.row_timeout))
-    for processes in (1, 2):
-        kinds = [('simple', 1), ('multi', 1)]
+    parts = args.parts
+    if 'enqueue' in parts:
+        for perTransaction in (1, ENQUEUE_BATCH):
+            add(guarded(benchEnqueue, store, 'enqueue_tx%d' % perTransaction,
+                        'enqueue', args.jobs, args.jobs, perTransaction,
+                        args.row_timeout))
+    if 'process' in parts and not store.embedded:
+        # Throw-away rows first: a fresh mongo-java-server's JVM runs its
+        # first thousands of commands several times slower, which would
+        # count against whichever rows came first.
+        say('[%s] warming the server up' % store.key)
+        for kind in ('multi', 'simple', 'multi'):
+            guarded(benchProcess, store, 'warm-up', 'process', processJobs,
+                    processJobs, kind, 1, args.threads, args.row_timeout,
+                    None)
+    for processes in (1, 2) if 'process' in parts else ():
+        # The default settings (batches sized by the worker), single
+        # claims, batches of --batch.
+        kinds = [('simple', None), ('multi', None), ('simple', 1),
+                 ('multi', 1)]
         if args.batch > 1:
             kinds += [('simple', args.batch), ('multi', args.batch)]
         for kind, batch in kinds:
@@ -635,24 +663,29 @@ def runStore(store, args, processJobs):
                 kind, processes, batch), 'process', processJobs,
                 processJobs, kind, processes, args.threads,
                 args.row_timeout, batch))
-    # A key to release and a concurrency slot to take and release, each
-    # job.
-    add(guarded(benchProcess, store, processKey('simple', 1, keyed=True),
-                'process', processJobs, processJobs, 'simple', 1,
-                args.threads, args.row_timeout, 1, True))
-    add(guarded(benchLatencySameProcess, store, 'latency_same_process',
-                'latency, same process', args.latency_samples,
-                args.latency_samples, args.row_timeout))
-    add(guarded(benchLatencyStreams, store, 'latency_streams',
-                'latency, change streams', args.latency_samples,
-                args.latency_samples, args.row_timeout))
-    add(guarded(benchLatencyPolling, store, 'latency_polling',
-                'latency, polling', args.latency_samples,
-                args.latency_samples, args.row_timeout))
-    add(guarded(benchScheduler, store, 'scheduler', 'scheduler',
-                args.cron_items, args.cron_items, args.row_timeout))
-    add(guarded(benchIdle, store, 'idle', 'idle cost', None,
-                args.idle_seconds))
+    if 'process' in parts:
+        # A key to release and a concurrency slot to take and release,
+        # each job.
+        add(guarded(benchProcess, store, processKey('simple', 1,
+                                                    keyed=True),
+                    'process', processJobs, processJobs, 'simple', 1,
+                    args.threads, args.row_timeout, None, True))
+    if 'latency' in parts:
+        add(guarded(benchLatencySameProcess, store, 'latency_same_process',
+                    'latency, same process', args.latency_samples,
+                    args.latency_samples, args.row_timeout))
+        add(guarded(benchLatencyStreams, store, 'latency_streams',
+                    'latency, change streams', args.latency_samples,
+                    args.latency_samples, args.row_timeout))
+        add(guarded(benchLatencyPolling, store, 'latency_polling',
+                    'latency, polling', args.latency_samples,
+                    args.latency_samples, args.row_timeout))
+    if 'scheduler' in parts:
+        add(guarded(benchScheduler, store, 'scheduler', 'scheduler',
+                    args.cron_items, args.cron_items, args.row_timeout))
+    if 'idle' in parts:
+        add(guarded(benchIdle, store, 'idle', 'idle cost', None,
+                    args.idle_seconds))
     return rows
 
 
@@ -793,7 +826,8 @@ def targets(rows, peerRows, stores):
         for r in rows:
             if r['store'] == store and r['key'].startswith('process_') \
                     and r['commands'] is not None:
-                batched = '_b' in r['key']
+                batched = '_single' not in r['key'] and \
+                    not r['key'].startswith('keyed')
                 limit = TARGETS['commands_per_processed_job_batched'
                                 if batched else 'commands_per_processed_job']
                 result.append(_target(
@@ -825,6 +859,20 @@ def targets(rows, peerRows, stores):
                         multi['what'], peer['variant'],
                         _num(peer['process_per_s']), _num(multi['per_s'])),
                     ratio, ratio >= 1.0))
+        for key in ('process_simple_1p', 'process_multi_1p'):
+            default = _find(rows, store, key)
+            for peer in huey:
+                if default and default['per_s']:
+                    ratio = default['per_s'] / peer['process_per_s']
+                    result.append(_target(
+                        store, '%s at least %g times as fast as Huey %s '
+                        '(%s jobs/s; ours %s): ratio' % (
+                            default['what'],
+                            TARGETS['default_settings_huey_ratio'],
+                            peer['variant'], _num(peer['process_per_s']),
+                            _num(default['per_s'])),
+                        ratio,
+                        ratio >= TARGETS['default_settings_huey_ratio']))
         streams = _find(rows, store, 'latency_streams')
         if streams and streams['latency_ms']:
             latency = streams['latency_ms']
@@ -894,6 +942,9 @@ def parseArgs(argv):
     parser.add_argument('--batch', type=int, default=50,
                         help='the batch size of the batched processing '
                         'rows (1: none); default %(default)s')
+    parser.add_argument('--parts', default=','.join(PARTS),
+                        help='comma-separated rows to measure of %s '
+                        '(default all)' % ', '.join(PARTS))
     parser.add_argument('--latency-samples', type=int, default=200)
     parser.add_argument('--cron-items', type=int, default=1000)
     parser.add_argument('--idle-seconds', type=float, default=40.0)
@@ -911,6 +962,11 @@ def parseArgs(argv):
     if unknown:
         parser.error('--store: unknown store(s) %s; choose from %s'
                      % (', '.join(unknown), ', '.join(STORES)))
+    args.parts = {name.strip() for name in args.parts.split(',')
+                  if name.strip()}
+    if args.parts - set(PARTS):
+        parser.error('--parts: unknown part(s) %s; choose from %s' % (
+            ', '.join(sorted(args.parts - set(PARTS))), ', '.join(PARTS)))
     args.processJobs = _processJobs(args.process_jobs, args.jobs)
     return args
 

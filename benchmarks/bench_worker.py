@@ -249,6 +249,7 @@ class CountingSimpleWorker(SimpleJobWorker):
         self.tally = tally
 
     def doProcessNextJob(self):
+        # One job claimed singly (a batch is counted by runBatch).
         processed = super().doProcessNextJob()
         if processed and self.batchSize == 1:
             self.tally.jobDone()
@@ -256,9 +257,10 @@ class CountingSimpleWorker(SimpleJobWorker):
 
     step = doProcessNextJob
 
-    def runBatch(self, jobs):
-        super().runBatch(jobs)
-        self.tally.jobDone(len(jobs))
+    def runBatch(self, jobs, handBackAt=None, sizer=None):
+        handedBack = super().runBatch(jobs, handBackAt, sizer)
+        self.tally.jobDone(len(jobs) - handedBack)
+        return handedBack
 
 
 class CountingMultiWorker(MultiJobWorker):
@@ -271,12 +273,16 @@ class CountingMultiWorker(MultiJobWorker):
         super().doProcessJob(jobid)
         self.tally.jobDone()
 
-    def runBatch(self, jobs):
-        super().runBatch(jobs)
-        self.tally.jobDone(len(jobs))
+    def runBatch(self, jobs, handBackAt=None, sizer=None):
+        handedBack = super().runBatch(jobs, handBackAt, sizer)
+        self.tally.jobDone(len(jobs) - handedBack)
+        return handedBack
 
 
-def makeWorker(rp, kind, tally, threads=4, waitTime=1.0, batch=1):
+def makeWorker(rp, kind, tally, threads=4, waitTime=1.0, batch=None):
+    """A counted worker; ``batch`` None (or 0) leaves its batches to it,
+    as the default settings do."""
+    batch = batch or None
     if kind == 'simple':
         return CountingSimpleWorker(rp, tally, waitTime=waitTime,
                                     batchSize=batch)
@@ -290,7 +296,7 @@ class RunningWorker:
     """A worker in a thread of its own, counted from its start."""
 
     def __init__(self, rp, kind, threads=4, waitTime=1.0, name=None,
-                 batch=1):
+                 batch=None):
         bench_jobs.progress.reset()
         countApart(rp)
         self.tally = Tally()
@@ -320,8 +326,9 @@ def main(argv=None):
                         default='simple')
     parser.add_argument('--threads', type=int, default=4)
     parser.add_argument('--wait-time', type=float, default=1.0)
-    parser.add_argument('--batch', type=int, default=1,
-                        help='jobs claimed at once per idle thread')
+    parser.add_argument('--batch', type=int, default=0,
+                        help='jobs claimed at once per idle thread (0, the '
+                        'default: sized by the worker)')
     parser.add_argument('--name', default='bench-%d' % os.getpid())
     parser.add_argument('--wakeup', default='auto',
                         choices=('auto', 'changestream', 'poll'))

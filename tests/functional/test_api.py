@@ -302,6 +302,60 @@ def test_factories_are_listed_paused_and_resumed(api):
     api.post('/factories/echo/explode', status=404)
 
 
+def test_queues_are_listed_paused_resumed_and_limited(api):
+    api.rp.addJobFactory('mail', testing.EchoJob({'queue': 'mail',
+                                                  'rateLimit': [5, 60]}))
+    api.addJobs('mail', [1, 2])
+    added = api.post('/jobs', {'name': 'echo', 'input': 3,
+                               'queue': 'reports'}, status=201)
+    assert api.rp.getJobDocument(added['id'])['queue'] == 'reports'
+    queues = {q['name']: q for q in api.get('/queues')['queues']}
+    assert sorted(queues) == ['default', 'mail', 'reports']
+    assert queues['mail']['counts']['queued'] == 2
+    assert queues['mail']['factories'] == ['mail']
+    assert queues['default']['factories'] == ['echo', 'fail']
+    assert queues['mail']['rateLimit'] is None
+    factory = {f['name']: f for f in api.get('/factories')['factories']}
+    assert factory['mail']['queue'] == 'mail'
+    assert factory['mail']['rateLimit'] == [5, 60]
+    assert factory['mail']['rateUsed'] == 0
+    listed = api.get('/jobs', {'queue': 'mail'})
+    assert listed['total'] == 2 and listed['filter'] == {'queue': 'mail'}
+    assert {job['queue'] for job in listed['jobs']} == {'mail'}
+    assert api.post('/queues/mail/pause') == {'name': 'mail',
+                                              'paused': True}
+    assert api.rp.queueSettings.isPaused('mail')
+    api.post('/queues/mail/resume')
+    assert not api.rp.queueSettings.isPaused('mail')
+    assert api.post('/queues/mail/limit', {'rateLimit': [10, 1.5]}) == \
+        {'name': 'mail', 'rateLimit': [10, 1.5]}
+    queues = {q['name']: q for q in api.get('/queues')['queues']}
+    assert queues['mail']['rateLimit'] == [10, 1.5]
+    assert queues['mail']['rateUsed'] == 0
+    api.post('/queues/mail/limit', {'rateLimit': None})
+    assert api.rp.queueSettings.rateLimit('mail', fresh=True) is None
+
+
+@pytest.mark.parametrize('path, json', [
+    ('/queues/mail/limit', {'rateLimit': [0, 60]}),
+    ('/queues/mail/limit', {'rateLimit': 'often'}),
+    ('/queues/mail/limit', {'limit': [1, 60]}),
+    ('/queues/a%20b/pause', None),
+])
+def test_a_bad_queue_change_is_refused(api, path, json):
+    api.post(path, json, status=400)
+    assert api.rp.queueSettings.documents(fresh=True) == {}
+
+
+def test_an_unknown_queue_action_is_not_found(api):
+    api.post('/queues/mail/explode', status=404)
+
+
+def test_a_bad_queue_filter_is_refused(api):
+    api.get('/jobs', {'queue': 'a b'}, status=400)
+    api.post('/jobs', {'name': 'echo', 'queue': ''}, status=400)
+
+
 def test_scheduler_items_are_listed_and_changed(api):
     itemid = api.rp.addScheduler(Delay({'jobName': 'echo', 'delay': 60}))
     items = api.get('/scheduler')

@@ -179,7 +179,7 @@ def test_real_configurator_registers_processor_route_and_request_method():
     assert rp.leaseTime == 20.0
     assert rp.jobWorkerFactory is SimpleJobWorker
     assert rp.jobWorkerArguments == {'waitTime': 0.25, 'jobQuery': None,
-                                     'batchSize': 1}
+                                     'batchSize': None, 'queues': None}
     assert rp.schedulerWorkerArguments == {'waitTime': 0.5}
     assert not rp.isProcessing and not rp.isScheduling
     assert registry.m01_remote_settings == RemoteSettings(
@@ -209,17 +209,18 @@ def test_worker_kinds_get_the_worker_settings():
     settings = app.registry.m01_remote_settings
     # Each kind gets the settings it takes; one taking **kw gets them all.
     assert m01.remote.worker_arguments(settings, SimpleJobWorker) == {
-        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'batchSize': 20}
+        'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'batchSize': 20,
+        'queues': None}
     assert m01.remote.worker_arguments(settings, MultiJobWorker) == {
         'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3,
-        'batchSize': 20}
+        'batchSize': 20, 'queues': None}
     assert m01.remote.worker_arguments(settings, ProcessJobWorker) == {
         'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxProcesses': 2,
-        'maxJobsPerChild': None, 'killGrace': 5.0}
+        'maxJobsPerChild': None, 'killGrace': 5.0, 'queues': None}
     assert m01.remote.worker_arguments(settings, SiteWorker) == {
         'waitTime': 0.25, 'jobQuery': {'name': 'echo'}, 'maxThreads': 3,
         'batchSize': 20, 'maxProcesses': 2, 'maxJobsPerChild': None,
-        'killGrace': 5.0}
+        'killGrace': 5.0, 'queues': None}
     assert m01.remote.worker_arguments(settings, site_worker) == {}
     # m01remote worker offers the ini file too.
     assert m01.remote.worker_arguments(
@@ -238,9 +239,9 @@ def test_the_processors_wakeup_is_made_from_the_settings(wakeup):
 
 @pytest.mark.parametrize('kind, expected', [
     ('simple', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'},
-                'batchSize': 1}),
+                'batchSize': None, 'queues': None}),
     ('multi', {'waitTime': 0.25, 'jobQuery': {'name': 'echo'},
-               'maxThreads': 3, 'batchSize': 1}),
+               'maxThreads': 3, 'batchSize': None, 'queues': None}),
 ])
 def test_the_processors_worker_is_made_from_the_settings(kind, expected):
     app = make_config(worker=kind, worker__wait_time='0.25',
@@ -280,7 +281,8 @@ def test_a_site_registers_its_own_kind():
     rp.startProcessor()
     try:
         assert rp.threads.worker.worker.arguments == {
-            'waitTime': 1.0, 'jobQuery': None, 'batchSize': 1,
+            'waitTime': 1.0, 'jobQuery': None, 'batchSize': None,
+            'queues': None,
             'maxThreads': rp.registry.m01_remote_settings.worker_max_threads,
             'maxProcesses':
                 rp.registry.m01_remote_settings.worker_max_processes,
@@ -313,12 +315,13 @@ def test_a_subclass_passing_kw_on_gets_what_its_bases_accept():
                            worker__batch_size='5').make_wsgi_app() \
         .registry.m01_remote_settings
     assert m01.remote.worker_arguments(settings, CountingWorker) == {
-        'waitTime': 1.0, 'jobQuery': None, 'batchSize': 5}
+        'waitTime': 1.0, 'jobQuery': None, 'batchSize': 5, 'queues': None}
     assert m01.remote.worker_arguments(settings, CountingMultiWorker) == {
-        'waitTime': 1.0, 'jobQuery': None, 'maxThreads': 3, 'batchSize': 5}
+        'waitTime': 1.0, 'jobQuery': None, 'maxThreads': 3, 'batchSize': 5,
+        'queues': None}
     assert kinds.accepted_names(CountingWorker) == {
         'self', 'remoteProcessor', 'label', 'waitTime', 'jobQuery',
-        'batchSize'}
+        'batchSize', 'queues'}
     # A class of its own taking **kw keeps them all; so does a function.
     assert kinds.accepted_names(SiteWorker) is None
     assert kinds.accepted_names(lambda processor, **kw: None) is None

@@ -104,6 +104,34 @@ def test_the_metrics_tell_depth_latency_outcomes_and_workers(public):
     assert samples['m01_remote_workers', ('state', 'running')] == 0
 
 
+def test_the_metrics_count_by_queue_and_tell_the_rate_limits(public):
+    app, rp = public
+    rp.addJobFactory('api', testing.EchoJob({'queue': 'mail',
+                                             'rateLimit': [1, 60]}))
+    rp.addJob('api', 1)
+    rp.addJob('api', 2)
+    rp.addJob('echo', 3)
+    transaction.commit()
+    rp.pauseQueue('default')
+    rp.setQueueRateLimit('mail', [5, 60])
+    assert rp.processJobs() == 1          # one start of api's limit
+    transaction.commit()
+    samples, types = parse(app.get('/remote/metrics').text)
+    assert types['m01_remote_queue_jobs'] == 'gauge'
+    assert samples['m01_remote_queue_jobs', ('queue', 'mail'),
+                   ('status', 'queued')] == 1
+    assert samples['m01_remote_queue_jobs', ('queue', 'mail'),
+                   ('status', 'completed')] == 1
+    assert samples['m01_remote_queue_jobs', ('queue', 'default'),
+                   ('status', 'queued')] == 1
+    assert samples['m01_remote_queue_paused', ('queue', 'default')] == 1
+    assert samples['m01_remote_queue_paused', ('queue', 'mail')] == 0
+    assert samples['m01_remote_rate_limit_starts', ('factory', 'api')] == 1
+    assert samples['m01_remote_rate_limit_used', ('factory', 'api')] == 1
+    assert samples['m01_remote_rate_limit_starts', ('queue', 'mail')] == 5
+    assert samples['m01_remote_rate_limit_used', ('queue', 'mail')] == 1
+
+
 def test_public_metrics_need_no_permission_pages_metrics_do(store_uri,
                                                             database):
     wsgi = makeApp(store_uri, database.name, 'pages')

@@ -129,7 +129,7 @@ def test_the_factories_page_shows_state_counts_and_what_jobs_get(site):
     assert text(echo.find(class_='factory-defaults').find('dl')) == \
         'Attempts at most 3, retried 10 s after a failure'
     folded = defaults.find('details')
-    assert text(folded.find('summary')) == 'All 11 defaults'
+    assert text(folded.find('summary')) == 'All 13 defaults'
     assert 'retryBackoff "fixed"' in text(folded)
     assert not folded.has_attr('open')
 
@@ -155,6 +155,61 @@ def test_pausing_a_factory_asks_first_and_its_jobs_say_why(site):
     assert link['href'].endswith('/remote/factories#factory-echo')
     assert 'factory paused' in text(rowOf(site.app.get('/remote/jobs'),
                                           jobid))
+
+
+def test_the_factories_page_shows_the_queues_and_rate_limits(site):
+    site.rp.addJobFactory('api', site.rp.getJobFactory('echo').__class__(
+        {'queue': 'mail', 'rateLimit': [2, 60]}))
+    site.addJobs('api', [1, 2, 3])
+    site.process()
+    page = site.app.get('/remote/factories')
+    api = page.html.find(id='factory-api')
+    assert text(api.find(class_='factory-queue')) == 'queue mail'
+    assert text(api.find(class_='factory-rate')) == \
+        'at most 2 starts per 1 min, 2 in the current period'
+    rows = {row['id']: row for row in page.html.select('#queues tbody tr')}
+    assert sorted(rows) == ['queue-default', 'queue-mail']
+    mail = rows['queue-mail']
+    assert text(mail.find(class_='queue-counts')) == '1 queued 3 in all'
+    assert mail.find(class_='queue-counts').find('a')['href'].endswith(
+        '/remote/jobs?status=queued&queue=mail')
+    assert text(mail.find(class_='queue-factories')) == 'api'
+    site.rp.setQueueRateLimit('mail', [5, 10])
+    page = site.app.get('/remote/factories')
+    assert text(page.html.find(id='queue-mail').find(
+        class_='queue-rate')) == \
+        'at most 5 starts per 10 s, 0 in the current period'
+    listed = site.app.get('/remote/jobs', {'queue': 'mail'})
+    assert len(listed.html.select('tr[id^="job-"]')) == 3
+
+
+def test_pausing_a_queue_asks_first(site):
+    site.rp.addJob('echo', 1, queue='mail')
+    transaction.commit()
+    page = site.app.get('/remote/factories')
+    form = [f for f in page.forms.values()
+            if f.action.endswith('/factories/pause-queue')][0]
+    question = form.submit()
+    assert text(question.html.find(id='confirm').find('p')) == \
+        'Pause queue default?'
+    form = [f for f in page.forms.values()
+            if f.action.endswith('/factories/pause-queue')][1]
+    question = form.submit()
+    assert text(question.html.find(id='confirm').find('p')) == \
+        'Pause queue mail?'
+    assert dialogButtons(question) == ('Pause queue', 'Back')
+    assert not site.rp.queueSettings.isPaused('mail')
+    page = question.forms['confirm-form'].submit().follow()
+    assert site.rp.queueSettings.isPaused('mail')
+    assert text(page.html.find(id='queue-mail').find(
+        class_='queue-state')) == 'paused'
+    form = [f for f in page.forms.values()
+            if f.action.endswith('/factories/resume-queue')][0]
+    form.submit().forms['confirm-form'].submit().follow()
+    assert not site.rp.queueSettings.isPaused('mail')
+    site.app.get('/remote/factories/pause-queue', {'queue': 'a b'},
+                 status=400)
+    site.app.get('/remote/factories/pause-queue', status=400)
 
 
 # 2. a cancelled job that never reaches a checkpoint

@@ -136,6 +136,42 @@ def test_pause_and_resume(rp):
     assert status == 1 and 'there is no job factory missing' in err
 
 
+def test_queues_are_listed_filtered_paused_and_limited(rp):
+    rp.addJob('echo', 1, queue='mail')
+    add(rp, 'echo', [2, 3])
+    status, out, _ = command(rp, 'queues')
+    assert status == 0
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ['queue', 'paused', 'queued']
+    assert lines[1].split()[:3] == ['default', 'no', '2']
+    assert lines[2].split()[:3] == ['mail', 'no', '1']
+    status, out, _ = command(rp, 'jobs', '--queue', 'mail', '--json')
+    assert json.loads(out)['total'] == 1
+    assert command(rp, 'pause-queue', 'mail') == (0, 'mail paused\n', '')
+    assert rp.queueSettings.isPaused('mail')
+    assert command(rp, 'resume-queue', 'mail', '--json')[1].strip() == \
+        json.dumps({'paused': False, 'queue': 'mail'}, indent=1)
+    assert command(rp, 'limit-queue', 'mail', '10/60') == \
+        (0, 'mail: at most 10 starts per 60 s\n', '')
+    assert rp.queueSettings.rateLimit('mail', fresh=True) == [10, 60]
+    status, out, _ = command(rp, 'queues', '--json')
+    listed = {q['name']: q for q in json.loads(out)['queues']}
+    assert listed['mail']['rateLimit'] == [10, 60]
+    assert listed['mail']['rateUsed'] == 0
+    assert command(rp, 'limit-queue', 'mail', 'none')[1] == \
+        'mail: no rate limit\n'
+    assert rp.queueSettings.rateLimit('mail', fresh=True) is None
+
+
+@pytest.mark.parametrize('argv', [
+    ('limit-queue', 'mail', '0/60'), ('limit-queue', 'mail', 'often'),
+    ('pause-queue', 'a b'), ('jobs', '--queue', 'a,b')])
+def test_a_bad_queue_argument_changes_nothing(rp, argv):
+    with pytest.raises(commands.Usage):
+        command(rp, *argv)
+    assert rp.queueSettings.documents(fresh=True) == {}
+
+
 @pytest.mark.mongojava
 def test_the_commands_through_m01remote(tmp_path, mongojava_uri, capsys):
     database = unique_database_name()
@@ -157,3 +193,24 @@ def test_the_embedded_store_is_refused(tmp_path, capsys):
     ini = write_ini(tmp_path / 'embedded.ini', 'mongomock://', 'm01test')
     assert console.main(['status', ini]) == 2
     assert 'embedded in-memory store' in capsys.readouterr().err
+
+
+def test_a_worker_serves_the_queues_given(tmp_path, capsys):
+    args = console.build_parser().parse_args(
+        ['worker', 'unused.ini', '--queue', 'mail:2', '--queue', 'reports'])
+    assert args.queue == ['mail:2', 'reports']
+    ini = write_ini(tmp_path / 'embedded.ini', 'mongomock://', 'm01test')
+    assert console.main(['worker', ini, '--queue', 'a b']) == 2
+    assert '--queue' in capsys.readouterr().err
+
+
+@pytest.mark.mongojava
+def test_the_queues_given_reach_the_worker(tmp_path, mongojava_uri):
+    ini = write_ini(tmp_path / 'queues.ini', mongojava_uri,
+                    unique_database_name())
+    processor, closer = console.load_processor(ini, None, ['mail:2', 'x'])
+    try:
+        assert processor.jobWorkerArguments['queues'] == {'mail': 2,
+                                                          'x': None}
+    finally:
+        closer()

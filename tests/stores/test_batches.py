@@ -79,11 +79,12 @@ def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
     try:
         counted = RemoteProcessor(client[rp.database.name])
         counted.addJobFactory('echo', testing.EchoJob())
-        # What claims read now and then (pauses, limits, the server's
-        # kind) is cached.
+        # What claims read now and then (pauses, limits, the queues'
+        # settings, the server's kind) is cached.
         assert counted.jobWrites.strategy is not None
         counted.jobFactories.pausedNames()
         counted.jobFactories.cappedNames()
+        counted.queueSettings.documents()
         listener.reset()
         jobs = counted.pullNextJobs(40)
         claims = listener.commands()

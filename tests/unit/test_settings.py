@@ -35,6 +35,8 @@ def test_defaults():
         write_concern='majority', read_preference='primary',
         socket_timeout=20.0, connect_timeout=10.0,
         server_selection_timeout=5.0)
+    assert settings.worker_batch_size is None     # sized by the worker
+    assert settings.worker_queues is None         # every queue
     assert settings.embedded
     assert settings.route_pattern == '/remote*traverse'
 
@@ -127,6 +129,14 @@ def test_route_pattern(prefix, pattern):
     assert parse(route_prefix=prefix).route_pattern == pattern
 
 
+def test_the_queues_a_worker_serves():
+    assert parse(worker__queues='mail:4, reports,default').worker_queues \
+        == {'mail': 4, 'reports': None, 'default': None}
+    assert parse(worker__queues=' ').worker_queues is None
+    assert parse(worker__batch_size='auto').worker_batch_size is None
+    assert parse(worker__batch_size='1').worker_batch_size == 1
+
+
 def test_empty_job_query_means_none():
     assert parse(worker__job_query='  ').worker_job_query is None
 
@@ -175,6 +185,11 @@ BAD_VALUES = [
     ('worker.batch_size', '0', 'from 1 to 1000'),
     ('worker.batch_size', '1001', 'from 1 to 1000'),
     ('worker.batch_size', 2.0, 'expected an integer'),
+    ('worker.queues', 'mail:0', '>= 1'),
+    ('worker.queues', 'mail:x', 'expected an integer'),
+    ('worker.queues', 'mail, mail', 'twice'),
+    ('worker.queues', 'a b', 'A queue name is'),
+    ('worker.queues', 42, 'expected queue names'),
     ('worker.max_processes', '0', '>= 1'),
     ('worker.max_processes', '1.5', 'expected an integer'),
     ('worker.max_jobs_per_child', '0', '>= 1'),
@@ -244,7 +259,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 30
+    assert len(valid_keys()) == len(OPTIONS) == 31
 
 
 def test_every_problem_is_reported_at_once():

@@ -45,7 +45,8 @@ UNLOADABLE = (OSError, LookupError, ImportError, UnicodeError,
               configparser.Error, plaster.PlasterError)
 #: The positional arguments, as the usage names them.
 POSITIONALS = {'config_uri': 'INI', 'factory': 'FACTORY', 'jobid': 'JOBID',
-               'jobids': 'JOBID'}
+               'jobids': 'JOBID', 'queue': 'QUEUE',
+               'limit': 'STARTS/SECONDS'}
 
 COMMANDS = {
     'worker': ('process queued jobs',
@@ -82,6 +83,13 @@ def build_parser():
             '--name', default=None,
             help='the processor name (default: m01.remote.name of the '
                  'application)')
+        if name == 'worker':
+            command.add_argument(
+                '--queue', action='append', default=[],
+                metavar='NAME[:THREADS]',
+                help='serve this queue (repeatable; default: '
+                     'm01.remote.worker.queues, or every queue), with '
+                     'THREADS threads of its own')
         command.add_argument(
             '--stop-timeout', type=float, default=STOP_TIMEOUT,
             metavar='SECONDS',
@@ -114,9 +122,15 @@ def refuse_embedded(settings):
             'application.' % settings.uri)
 
 
-def load_processor(config_uri, name=None):
+def load_processor(config_uri, name=None, queues=()):
     """Return ``(processor, closer)`` for the application of
-    ``config_uri``; its in-process threads are not started."""
+    ``config_uri``; its in-process threads are not started. ``queues``
+    (``NAME[:THREADS]`` texts) replace ``m01.remote.worker.queues``."""
+    try:
+        queues = parse_settings({'m01.remote.worker.queues': ', '.join(
+            queues)}).worker_queues if queues else None
+    except ConfigurationError as e:
+        raise CommandError('--queue: %s' % e)
     try:
         refuse_embedded(parse_settings(get_appsettings(config_uri)))
         with no_in_process_threads():
@@ -138,6 +152,8 @@ def load_processor(config_uri, name=None):
         if name and name != processor.name:
             processor = make_remote_processor(
                 registry, settings.replace(name=name))
+        if queues:
+            settings = settings.replace(worker_queues=queues)
         # A kind running jobs in child processes loads the ini there.
         processor.jobWorkerArguments = worker_arguments(
             settings, processor.jobWorkerFactory, configUri=config_uri)
@@ -216,7 +232,8 @@ def main(argv=None):
     if args.stop_timeout < 0:
         print('m01remote: --stop-timeout must be >= 0', file=sys.stderr)
         return 2
-    loaded = load_for_command(args.config_uri, args.name)
+    loaded = load_for_command(args.config_uri, args.name,
+                              getattr(args, 'queue', ()))
     if loaded is None:
         return 2
     processor, closer = loaded
@@ -226,13 +243,13 @@ def main(argv=None):
         closer()
 
 
-def load_for_command(config_uri, name):
-    """The processor ``name`` of the application of ``config_uri``, its
-    logging set up, and what closes it; None when it cannot be loaded
-    (said on stderr)."""
+def load_for_command(config_uri, name, queues=()):
+    """The processor ``name`` of the application of ``config_uri``
+    (serving ``queues``), its logging set up, and what closes it; None
+    when it cannot be loaded (said on stderr)."""
     try:
         setup_logging(config_uri)
-        return load_processor(config_uri, name)
+        return load_processor(config_uri, name, queues)
     except CommandError as e:
         message = str(e)
     except plaster.exceptions.LoaderNotFound as e:

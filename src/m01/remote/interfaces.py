@@ -65,6 +65,10 @@ class IJob(zope.interface.Interface):
     picked = Attribute("When a worker last claimed the job (UTC).")
     completed = Attribute("When the job reached a final status (UTC).")
     active = Attribute("Inactive jobs are never picked.")
+    queue = Attribute("The name of the queue the job is in (``default`` "
+                      "unless its factory or addJob names another).")
+    rateLimit = Attribute("At most ``[starts, seconds]`` jobs of the "
+                          "factory start per period, or None.")
     errorTime = Attribute("When the attempt that just failed ended (UTC): "
                           "set before its error message is adapted.")
 
@@ -247,16 +251,18 @@ class IJobWrites(zope.interface.Interface):
         """Store new queued job documents in one write; where one of their
         ids exists already, raise ``m01.remote.job.DuplicateJobError``."""
 
-    def claimNext(now, worker, leaseTime, jobQuery=None, excludedNames=()):
+    def claimNext(now, worker, leaseTime, jobQuery=None, excludedNames=(),
+                  queues=None, excludedQueues=()):
         """Claim the first due queued job in the claim order (highest
         ``priority``, then longest queued) matching ``jobQuery`` (a
-        MongoDB filter on the job's fields) and of no factory named in
-        ``excludedNames``: mark it ``processing`` with ``worker``, a new
+        MongoDB filter on the job's fields), of no factory named in
+        ``excludedNames``, in one of ``queues`` (None: any) and in none
+        of ``excludedQueues``: mark it ``processing`` with ``worker``, a new
         claim token and a lease of ``leaseTime`` seconds, atomically.
         Return its document as claimed, or None."""
 
     def claimMany(now, worker, leaseTime, limit, jobQuery=None,
-                  excludedNames=()):
+                  excludedNames=(), queues=None, excludedQueues=()):
         """Claim up to ``limit`` due jobs as ``claimNext`` would, in a
         constant number of commands, under one claim token; their
         documents as claimed, in claim order (maybe fewer than were due:
@@ -436,6 +442,9 @@ class IRemoteProcessor(zope.interface.Interface):
         "(``IJobDependencies``).")
     slots = Attribute("The factories' concurrency slots "
                       "(``queue.slots.ConcurrencySlots``).")
+    queueSettings = Attribute("What is set for the queues: paused, rate "
+                              "limits (``queue.queues.QueueSettings``).")
+    rates = Attribute("The rate limit slots (``queue.rates.RateSlots``).")
     counters = Attribute("The IOutcomeCounters of this processor.")
     leases = Attribute("The lease keeper renewing the leases of the jobs "
                        "this process runs (``queue.leases.LeaseKeeper``).")
@@ -505,11 +514,26 @@ class IRemoteProcessor(zope.interface.Interface):
     def resumeJobFactory(name):
         """Let the jobs of the factory ``name`` be claimed again."""
 
+    # queues
+
+    def pauseQueue(name):
+        """Stop every process from claiming jobs of the queue ``name``
+        until it is resumed."""
+
+    def resumeQueue(name):
+        """Let the jobs of the queue ``name`` be claimed again."""
+
+    def setQueueRateLimit(name, rateLimit):
+        """At most ``rateLimit`` (``[starts, seconds]``; None: no limit)
+        jobs of the queue ``name`` start per period, across every
+        process."""
+
     # jobs
 
     def addJob(name, input=None, immediate=False, jobid=None, delay=None,
                at=None, priority=None, timeout=None, key=None,
-               onDuplicateKey='return', dependsOn=None, onFailure='cancel'):
+               onDuplicateKey='return', dependsOn=None, onFailure='cancel',
+               queue=None):
         """Queue a job made by the factory ``name`` from ``input`` and
         return its id.
 
@@ -535,6 +559,8 @@ class IRemoteProcessor(zope.interface.Interface):
           at once. When one ends in error or is cancelled, the job is
           cancelled with a message naming it (``onFailure``:
           ``'cancel'``), or runs all the same (``'run'``).
+        - ``queue``: the queue it joins (default the factory's,
+          ``default``); workers claim from the queues they serve.
 
         Raises ValueError (before anything is stored) for an unknown
         factory, input BSON cannot store, an unknown job in
@@ -605,10 +631,11 @@ class IRemoteProcessor(zope.interface.Interface):
 
     # processing
 
-    def pullNextJob(jobQuery=None, callTime=None):
-        """Claim the next due job atomically and return it, or None."""
+    def pullNextJob(jobQuery=None, callTime=None, queues=None):
+        """Claim the next due job (of one of ``queues``; None: of any)
+        atomically and return it, or None."""
 
-    def pullNextJobs(limit, jobQuery=None, callTime=None):
+    def pullNextJobs(limit, jobQuery=None, callTime=None, queues=None):
         """Claim up to ``limit`` due jobs in a constant number of commands
         and return them in claim order (jobs of a factory with a
         concurrency limit one at a time beside the batch)."""
@@ -617,7 +644,7 @@ class IRemoteProcessor(zope.interface.Interface):
         """Run one job: a queued one is claimed first, a claimed one is
         run under its claim. Returns True when the job ran."""
 
-    def processNextJob(jobQuery=None, callTime=None):
+    def processNextJob(jobQuery=None, callTime=None, queues=None):
         """Claim and run the next job; return True when one ran."""
 
     def processJobs(jobQuery=None, callTime=None):

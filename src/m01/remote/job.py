@@ -14,6 +14,11 @@ import zope.interface
 
 from m01.remote import interfaces, limits
 from m01.remote.clock import toBSONTime
+from m01.remote.queuenames import (
+    DEFAULT_QUEUE,
+    checkQueueName,
+    checkRateLimit,
+)
 
 #: BSON's document size limit; MongoDB refuses anything larger.
 MAX_BSON_SIZE = limits.MAX_BSON_SIZE
@@ -24,7 +29,8 @@ _jobClasses = {}
 # keep must be declared in its ``fields``.
 BASE_FIELDS = ('input', 'maxRetries', 'retryDelay', 'active', 'title',
                'priority', 'timeout', 'retryBackoff', 'retryDelayMax',
-               'retryJitter', 'concurrency')
+               'retryJitter', 'concurrency', 'queue', 'rateLimit')
+
 
 #: A job's priority lies within these bounds (higher runs first).
 MAX_PRIORITY = 10 ** 6
@@ -179,8 +185,8 @@ class Job:
     ``Job(data)`` sets the stored fields (``BASE_FIELDS``: ``input``,
     ``maxRetries``, ``retryDelay``, ``active``, ``title``, ``priority``,
     ``timeout``, ``retryBackoff``, ``retryDelayMax``, ``retryJitter``,
-    ``concurrency``) and the names a subclass declares in ``fields``; an
-    unknown key or a bad value is refused.
+    ``concurrency``, ``queue``, ``rateLimit``) and the names a subclass
+    declares in ``fields``; an unknown key or a bad value is refused.
 
     While it runs, a job may call ``self.checkpoint()``,
     ``self.progress(fraction, message)`` and ``self.log(line)``: each
@@ -216,6 +222,11 @@ class Job:
     retryDelayMax = None
     retryJitter = 0
     concurrency = None
+    #: The queue its jobs join (workers select queues by name).
+    queue = DEFAULT_QUEUE
+    #: At most ``starts`` jobs of the factory start per ``seconds``
+    #: (``[starts, seconds]``), across every process; None: no limit.
+    rateLimit = None
     key = None
     version = 0
     #: The trace context of the span active when the job was added
@@ -272,6 +283,9 @@ class Job:
                                   not isinstance(limit, int) or limit < 1):
             raise ValueError('concurrency must be a whole number >= 1 or '
                              'None, not %r' % (limit,))
+        checkQueueName(self.queue)
+        if self.rateLimit is not None:
+            self.rateLimit = checkRateLimit(self.rateLimit)
 
     def __setattr__(self, name, value):
         changes = self._changes

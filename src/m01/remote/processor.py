@@ -26,6 +26,7 @@ from m01.remote.interfaces import (
 from m01.remote.job import (
     DuplicateJobKeyError,
     checkPriority,
+    checkQueueName,
     checkSeconds,
     checkStorable,
 )
@@ -164,16 +165,13 @@ class RemoteProcessor(ProcessorWorkflows):
 
     @property
     def leaseTime(self):
-        """Seconds a claim lasts (renewed while the job runs)."""
         return self.leases.leaseTime
 
     @property
     def workerId(self):
-        """What this process's claims name as their worker."""
         return self.claims.workerId
 
     def ensureIndexes(self):
-        """Create the indexes the queue needs; safe to call repeatedly."""
         self.jobWrites.ensureIndexes()
         self.dependencies.ensureIndexes()
         self.jobsCollection.create_index([('created', -1), ('_id', -1)],
@@ -183,11 +181,10 @@ class RemoteProcessor(ProcessorWorkflows):
         self.scheduler.ensureIndexes()
         self.counters.ensureIndexes()
         self.monitor.ensureIndexes()
+        self.rates.ensureIndexes()
 
     def close(self):
-        """Stop both threads and the change watchers, and write the
-        outcome counters: no thread of this processor goes on using the
-        client after this."""
+        # No thread of this processor uses the client after this.
         self.stopProcessor()
         self.stopScheduler()
         self.jobChanges.stop()
@@ -197,11 +194,9 @@ class RemoteProcessor(ProcessorWorkflows):
     # transaction
 
     def pendingJobDocuments(self):
-        """The documents of the jobs added in the current transaction."""
         return self.pending.addedDocuments()
 
     def insertJobDocuments(self, documents):
-        """Store new job documents now (``IJobWrites.insertJobs``)."""
         self.jobWrites.insertJobs(documents)
 
     def wakeWorkers(self):
@@ -219,7 +214,6 @@ class RemoteProcessor(ProcessorWorkflows):
     # job factories
 
     def addJobFactory(self, name, job):
-        """Store a job factory (at once, for every process)."""
         self.jobFactories.add(name, job)
 
     def getJobFactory(self, name):
@@ -229,19 +223,28 @@ class RemoteProcessor(ProcessorWorkflows):
         return self.jobFactories.remove(name)
 
     def pauseJobFactory(self, name):
-        """Stop every process from claiming jobs of the factory ``name``
-        (within ``jobFactories.pauseSeconds``) until it is resumed."""
         self.jobFactories.pause(name)
 
     def resumeJobFactory(self, name):
         self.jobFactories.resume(name)
         self.wakeWorkers()
 
+    def pauseQueue(self, name):
+        self.queueSettings.pause(name)
+
+    def resumeQueue(self, name):
+        self.queueSettings.resume(name)
+        self.wakeWorkers()
+
+    def setQueueRateLimit(self, name, rateLimit):
+        self.queueSettings.setRateLimit(name, rateLimit)
+
     # jobs
 
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
-               onDuplicateKey='return', dependsOn=None, onFailure='cancel'):
+               onDuplicateKey='return', dependsOn=None, onFailure='cancel',
+               queue=None):
         # A job for the outbox needs no MongoDB (unless it has a key):
         # the factory last read serves while the store is away.
         try:
@@ -261,6 +264,8 @@ class RemoteProcessor(ProcessorWorkflows):
         if timeout is not None:
             checkSeconds(timeout, 'timeout', positive=True)
             job.timeout = timeout
+        if queue is not None:
+            job.queue = checkQueueName(queue)
         if onDuplicateKey not in ('return', 'raise'):
             raise ValueError("onDuplicateKey is 'return' or 'raise', not %r"
                              % (onDuplicateKey,))
@@ -294,7 +299,6 @@ class RemoteProcessor(ProcessorWorkflows):
         return str(document['_id'])
 
     def getJobDocument(self, jobid):
-        """The job's document as this transaction sees it, or None."""
         return self.jobs.document(jobid)
 
     def _document(self, jobid):
@@ -338,7 +342,6 @@ class RemoteProcessor(ProcessorWorkflows):
             {'status': CANCELLED}, immediate, 'cancelled')
 
     def retryJob(self, jobid, immediate=False):
-        """Queue a job that ended in error or was cancelled again."""
         document = self._document(jobid)
         if document['status'] not in (ERROR, CANCELLED):
             raise ValueError('Job %s is %s; only jobs in error or cancelled '
@@ -373,13 +376,12 @@ class RemoteProcessor(ProcessorWorkflows):
 
     # processing
 
-    def pullNextJob(self, jobQuery=None, callTime=None):
-        return self.claims.next(jobQuery, callTime)
+    def pullNextJob(self, jobQuery=None, callTime=None, queues=None):
+        return self.claims.next(jobQuery, callTime, queues)
 
-    def pullNextJobs(self, limit, jobQuery=None, callTime=None):
-        """Claim up to ``limit`` due jobs at once (``IJobWrites.claimMany``:
-        a constant number of commands) and return them in claim order."""
-        return self.claims.many(limit, jobQuery, callTime)
+    def pullNextJobs(self, limit, jobQuery=None, callTime=None,
+                     queues=None):
+        return self.claims.many(limit, jobQuery, callTime, queues)
 
     def processJob(self, jobid, job=None):
         if job is None:
@@ -389,8 +391,8 @@ class RemoteProcessor(ProcessorWorkflows):
         self.runner.run(job, self, self.pending)
         return True
 
-    def processNextJob(self, jobQuery=None, callTime=None):
-        job = self.pullNextJob(jobQuery, callTime)
+    def processNextJob(self, jobQuery=None, callTime=None, queues=None):
+        job = self.pullNextJob(jobQuery, callTime, queues)
         if job is None:
             return False
         self.runner.run(job, self, self.pending, callTime)
@@ -403,7 +405,6 @@ class RemoteProcessor(ProcessorWorkflows):
         return count
 
     def recoverExpiredJobs(self, callTime=None):
-        """Requeue (or fail) the jobs whose worker's lease expired."""
         return self.leases.recover(toBSONTime(callTime) if callTime
                                    else None)
 

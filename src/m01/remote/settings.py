@@ -15,6 +15,7 @@ from pyramid.exceptions import ConfigurationError
 from pyramid.settings import falsey, truthy
 
 from m01.remote.limits import loadJSON
+from m01.remote.queuenames import checkQueueName
 
 PREFIX = 'm01.remote.'
 
@@ -61,7 +62,8 @@ class RemoteSettings:
     worker_max_threads: int = dataclasses.field(
         default_factory=default_max_threads)
     worker_job_query: dict = None
-    worker_batch_size: int = 1
+    worker_batch_size: int = None
+    worker_queues: dict = None
     worker_max_processes: int = dataclasses.field(
         default_factory=default_max_threads)
     worker_max_jobs_per_child: int = None
@@ -200,6 +202,9 @@ def _max_threads(value):
 
 
 def _batch_size(value):
+    if value is None or isinstance(value, str) and \
+            value.strip().lower() in ('', 'auto'):
+        return None     # sized by the worker
     if isinstance(value, float):
         raise ValueError('expected an integer')
     value = _number(value, int)
@@ -215,6 +220,29 @@ def _async_limit(value):
     if not 0 <= value <= 100000:
         raise ValueError('expected an integer from 0 to 100000')
     return value
+def _queues(value):
+    """``mail:4, reports, default``: the queues a worker serves, each
+    with its own number of threads or (none given) sharing the worker's.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError('expected queue names, such as "mail:4, reports"')
+    queues = {}
+    for part in value.replace('\n', ',').split(','):
+        part = part.strip()
+        if not part:
+            continue
+        name, _, threads = part.partition(':')
+        name = name.strip()
+        try:
+            checkQueueName(name)
+        except ValueError as e:
+            raise ValueError(str(e))
+        if name in queues:
+            raise ValueError('names queue %r twice' % name)
+        queues[name] = _max_threads(threads.strip()) if threads else None
+    return queues or None
 
 
 def _max_jobs_per_child(value):
@@ -328,6 +356,7 @@ OPTIONS = {
     'worker.max_threads': ('worker_max_threads', _max_threads),
     'worker.job_query': ('worker_job_query', _job_query),
     'worker.batch_size': ('worker_batch_size', _batch_size),
+    'worker.queues': ('worker_queues', _queues),
     'worker.max_processes': ('worker_max_processes', _max_threads),
     'worker.max_jobs_per_child': ('worker_max_jobs_per_child',
                                   _max_jobs_per_child),

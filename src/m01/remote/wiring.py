@@ -17,6 +17,8 @@ from m01.remote.queue.dependencies import Dependencies
 from m01.remote.queue.events import SweepEvents
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
+from m01.remote.queue.queues import QueueSettings
+from m01.remote.queue.rates import RateSlots
 from m01.remote.queue.runner import JobRunner
 from m01.remote.queue.slots import ConcurrencySlots
 from m01.remote.scheduler import Scheduler
@@ -47,6 +49,8 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
                                   p.jobsCollection)
     p.jobFactories = JobFactoryContainer(p, p.factoriesCollection,
                                          queue[prefix + 'pauses'])
+    p.queueSettings = QueueSettings(queue[prefix + 'queues'])
+    p.rates = RateSlots(queue[prefix + 'rates'])
     p.keys = JobKeys(queue[prefix + 'keys'], now, p.jobWrites)
     p.slots = ConcurrencySlots(queue[prefix + 'slots'], now, p.jobWrites)
     p.counters = OutcomeCounters(queue[prefix + 'counters'], now)
@@ -84,4 +88,5 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.runner.asyncJobs = p.asyncJobs
     p.runner.sweepEvents = p.leases.swept
     p.claims = Claims(p.name, p.jobWrites, p.jobFactories, p.slots,
-                      p.leases, p.runner, p.monitor, now)
+                      p.leases, p.runner, p.monitor, now,
+                      p.queueSettings, p.rates)

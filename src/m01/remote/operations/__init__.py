@@ -32,6 +32,7 @@ from m01.remote.operations.filters import (  # noqa: F401
 from m01.remote.operations.queries import (  # noqa: F401
     MAX_LOOKUP,
     FactoryInfo,
+    QueueInfo,
     QueueQueries,
 )
 

@@ -193,6 +193,17 @@ class QueueActions:
         self.processor.jobFactories.factory(name)   # KeyError if unknown
         self.processor.resumeJobFactory(name)
 
+    # queues
+
+    def pauseQueue(self, name):
+        self.processor.pauseQueue(name)
+
+    def resumeQueue(self, name):
+        self.processor.resumeQueue(name)
+
+    def setQueueRateLimit(self, name, rateLimit):
+        self.processor.setQueueRateLimit(name, rateLimit)
+
     # the scheduler
 
     def setSchedulerItemActive(self, itemid, active):

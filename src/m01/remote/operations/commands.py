@@ -9,6 +9,10 @@
     m01remote remove production.ini --all --status completed
     m01remote pause production.ini mail
     m01remote resume production.ini mail
+    m01remote queues production.ini
+    m01remote pause-queue production.ini reports
+    m01remote resume-queue production.ini reports
+    m01remote limit-queue production.ini payments 100/60
 
 Each prints a table for people, or JSON with ``--json``. Exit status: 0
 done; 1 nothing to do (no job matched, an unknown id or factory, a job
@@ -21,8 +25,14 @@ import sys
 import transaction
 
 from m01.remote import operations
+from m01.remote.job import checkRateLimit
 from m01.remote.operations import ACTIONS, JobFilter
-from m01.remote.operations.shapes import jobDetail, jobSummary, jsonDefault
+from m01.remote.operations.shapes import (
+    jobDetail,
+    jobSummary,
+    jsonDefault,
+    queueJSON,
+)
 
 #: command -> (help, bulk action or None)
 COMMANDS = {
@@ -35,6 +45,12 @@ COMMANDS = {
     'remove': ('delete jobs that are not processing', 'delete'),
     'pause': ('stop every process from claiming a factory\'s jobs', None),
     'resume': ('let a paused factory\'s jobs be claimed again', None),
+    'queues': ('show each queue\'s jobs, whether it is paused, its rate '
+               'limit', None),
+    'pause-queue': ('stop every process from claiming a queue\'s jobs',
+                    None),
+    'resume-queue': ('let a paused queue\'s jobs be claimed again', None),
+    'limit-queue': ('set or lift the rate limit of a queue', None),
 }
 DONE, NOTHING = 0, 1
 
@@ -50,6 +66,7 @@ def addFilterOptions(command):
     command.add_argument('--q', default='', metavar='TEXT',
                          help="only jobs whose input, output, errors or "
                               "id hold every word of TEXT")
+    command.add_argument('--queue', help='only jobs of this queue')
 
 
 def addCommands(commands, addCommon):
@@ -85,6 +102,13 @@ def addCommands(commands, addCommon):
             addFilterOptions(command)
         elif name in ('pause', 'resume'):
             command.add_argument('factory', metavar='FACTORY')
+        elif name.endswith('-queue'):
+            command.add_argument('queue', metavar='QUEUE')
+            if name == 'limit-queue':
+                command.add_argument(
+                    'limit', metavar='STARTS/SECONDS',
+                    help='at most STARTS jobs start per SECONDS, across '
+                         'every process; "none" lifts the limit')
 
 
 def printJSON(value, out):
@@ -112,7 +136,8 @@ def _cell(value):
 
 def _filter(args):
     try:
-        return JobFilter(tuple(args.status), args.name, args.q)
+        return JobFilter(tuple(args.status), args.name, args.q,
+                         args.queue)
     except ValueError as e:
         raise Usage(str(e))
 
@@ -232,6 +257,50 @@ def factory(actions, args, out, err):
     return DONE
 
 
+def queues(queries, args, out):
+    listed = queries.queues()
+    if args.json:
+        printJSON({'queues': [queueJSON(info) for info in listed]}, out)
+        return DONE
+    printTable(('queue', 'paused', 'queued', 'processing', 'error',
+                'rate limit', 'used', 'factories'),
+               [(info.name, 'yes' if info.paused else 'no',
+                 info.counts['queued'], info.counts['processing'],
+                 info.counts['error'],
+                 '%s/%s s' % tuple(info.rateLimit) if info.rateLimit
+                 else None, info.rateUsed, ', '.join(info.factories))
+                for info in listed], out)
+    return DONE
+
+
+def queue(actions, args, out):
+    try:
+        if args.command == 'limit-queue':
+            limit = None if args.limit.strip().lower() == 'none' \
+                else args.limit
+            actions.setQueueRateLimit(args.queue, limit)
+            shown = {'queue': args.queue, 'rateLimit': None
+                     if limit is None else checkRateLimit(limit)}
+        else:
+            (actions.pauseQueue if args.command == 'pause-queue'
+             else actions.resumeQueue)(args.queue)
+            shown = {'queue': args.queue,
+                     'paused': args.command == 'pause-queue'}
+    except ValueError as e:
+        raise Usage(str(e))
+    if args.json:
+        printJSON(shown, out)
+    elif 'paused' in shown:
+        out.write('%s %sd\n' % (args.queue,
+                                 args.command.split('-')[0]))
+    else:
+        out.write('%s: %s\n' % (args.queue, 'no rate limit'
+                                 if shown['rateLimit'] is None else
+                                 'at most %d starts per %s s'
+                                 % tuple(shown['rateLimit'])))
+    return DONE
+
+
 def run(processor, args, out=None, err=None):
     """Run the operator's command of ``args`` on ``processor``; the exit
     status. Raises ``Usage`` for a bad argument."""
@@ -251,6 +320,10 @@ def run(processor, args, out=None, err=None):
                 return job(queries, args, out, err)
             if action in ACTIONS:
                 return change(actions, args, action, out, err)
+            if args.command == 'queues':
+                return queues(queries, args, out)
+            if args.command.endswith('-queue'):
+                return queue(actions, args, out)
             return factory(actions, args, out, err)
     finally:
         # What this process counted (cancelled jobs) before it exits.

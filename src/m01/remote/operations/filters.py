@@ -14,12 +14,13 @@ import dataclasses
 import zope.interface
 
 from m01.remote.interfaces import STATI
+from m01.remote.job import DEFAULT_QUEUE, checkQueueName
 from m01.remote.limits import MAX_NAME, quote
 from m01.remote.operations.interfaces import IJobFilter
 from m01.remote.queue.search import queryTerms
 
 #: The parameters of a filter (in query strings, forms and JSON).
-FILTER_KEYS = ('status', 'name', 'q')
+FILTER_KEYS = ('status', 'name', 'q', 'queue')
 #: The fields a listing sorts by.
 SORT_FIELDS = ('created', 'queued', 'completed')
 ORDERS = ('desc', 'asc')
@@ -108,12 +109,14 @@ def checkText(value, name):
 @dataclasses.dataclass(frozen=True)
 class JobFilter:
     """Jobs of any of ``statuses`` (all when empty) of the factory
-    ``name`` (any when None) whose search terms hold every word of ``q``
-    (``m01.remote.queue.search``)."""
+    ``name`` (any when None) in the queue ``queue`` (any when None) whose
+    search terms hold every word of ``q`` (``m01.remote.queue.search``).
+    """
 
     statuses: tuple = ()
     name: str = None
     q: str = ''
+    queue: str = None
 
     def __post_init__(self):
         statuses = self.statuses
@@ -139,6 +142,8 @@ class JobFilter:
             if len(self.name) > MAX_NAME:
                 raise ValueError('name has %d characters; a job factory name '
                                  'has at most %d' % (len(self.name), MAX_NAME))
+        if self.queue is not None:
+            checkQueueName(self.queue)
         q = '' if self.q is None else checkText(self.q, 'q')
         object.__setattr__(self, 'q', q.strip())
         # ValueError for a search too long, or one without a word: a
@@ -163,22 +168,24 @@ class JobFilter:
             if status:
                 statuses.append(status)
         return cls(tuple(statuses), textParam(params, 'name') or None,
-                   textParam(params, 'q'))
+                   textParam(params, 'q'), textParam(params, 'queue') or None)
 
     @classmethod
     def fromJSON(cls, value, what='filter'):
-        """The filter of a JSON object (``{"status", "name", "q"}``, each
-        optional: ``status`` a status or a list of them, ``name`` and
-        ``q`` text). Unknown keys and values of another type, empty or
-        null are a ValueError naming them: leave a key out to mean any."""
+        """The filter of a JSON object (``{"status", "name", "q",
+        "queue"}``, each optional: ``status`` a status or a list of them,
+        ``name``, ``q`` and ``queue`` text). Unknown keys and values of
+        another type, empty or null are a ValueError naming them: leave a
+        key out to mean any."""
         if not isinstance(value, dict):
-            raise ValueError('%s must be an object with status, name or q, '
-                             'not %s' % (what, quote(value)))
+            raise ValueError('%s must be an object with status, name, q or '
+                             'queue, not %s' % (what, quote(value)))
         unknown = set(value) - set(FILTER_KEYS)
         if unknown:
             raise ValueError('Unknown %s key%s %s; a filter takes status, '
-                             'name and q' % (what, 's' if len(unknown) > 1
-                                             else '', _names(unknown)))
+                             'name, q and queue' % (
+                                 what, 's' if len(unknown) > 1 else '',
+                                 _names(unknown)))
         statuses = value.get('status', ())
         if isinstance(statuses, list):
             if not statuses and 'status' in value:
@@ -188,13 +195,14 @@ class JobFilter:
         elif 'status' in value and not isinstance(statuses, str):
             raise ValueError('%s.status must be a status or a list of them, '
                              'not %s' % (what, quote(statuses)))
-        for key in ('name', 'q'):
+        for key in ('name', 'q', 'queue'):
             if key in value and (not isinstance(value[key], str)
                                  or not value[key].strip()):
                 raise ValueError('%s.%s must be non-empty text, not %s; leave '
                                  'it out for any' % (what, key,
                                                      quote(value[key])))
-        return cls(statuses, value.get('name'), value.get('q', ''))
+        return cls(statuses, value.get('name'), value.get('q', ''),
+                   value.get('queue'))
 
     def isEmpty(self):
         """Whether the filter matches every job."""
@@ -212,6 +220,10 @@ class JobFilter:
             query['status'] = {'$in': list(self.statuses)}
         if self.name is not None:
             query['name'] = self.name
+        if self.queue == DEFAULT_QUEUE:
+            query['queue'] = {'$in': [DEFAULT_QUEUE, None]}
+        elif self.queue is not None:
+            query['queue'] = self.queue
         terms = self.terms()
         if terms:
             query['terms'] = {'$all': terms}
@@ -223,6 +235,8 @@ class JobFilter:
             params['status'] = list(self.statuses)
         if self.name is not None:
             params['name'] = self.name
+        if self.queue is not None:
+            params['queue'] = self.queue
         if self.q:
             params['q'] = self.q
         return params

@@ -84,6 +84,11 @@ class IQueueQueries(zope.interface.Interface):
     def factory(name):
         """The factory ``name`` as a ``FactoryInfo``; KeyError if none."""
 
+    def queues():
+        """Every queue a job, a factory or a setting names (``default``
+        always), by name, as a ``QueueInfo``: paused or not, its rate
+        limit and its use, its jobs by status, its factories."""
+
     def schedulerItems(page=1, pageSize=100, active=None):
         """``(total, items)``: one page of the scheduler items (only the
         active or the inactive ones, given ``active``), the active ones
@@ -204,6 +209,18 @@ class IQueueActions(zope.interface.Interface):
 
     def resumeFactory(name):
         """Let the factory's jobs be claimed again."""
+
+    def pauseQueue(name):
+        """Stop every process from claiming the queue's jobs; ValueError
+        for a name no queue can have."""
+
+    def resumeQueue(name):
+        """Let the queue's jobs be claimed again."""
+
+    def setQueueRateLimit(name, rateLimit):
+        """At most ``rateLimit`` (``[starts, seconds]``, None: no limit)
+        of the queue's jobs start per period; ValueError for a bad one.
+        """
 
     def setSchedulerItemActive(itemid, active):
         """Activate or deactivate a scheduler item; the item."""

@@ -14,7 +14,7 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.interfaces import QUEUED
-from m01.remote.job import jobClassKey
+from m01.remote.job import DEFAULT_QUEUE, jobClassKey
 from m01.remote.operations import stats, waits
 from m01.remote.operations.filters import (
     JobFilter,
@@ -24,6 +24,7 @@ from m01.remote.operations.filters import (
 )
 from m01.remote.operations.interfaces import IQueueQueries
 from m01.remote.queue.containers import toObjectId
+from m01.remote.queue.rates import factoryScope, queueScope
 from m01.remote.scheduler import jobIdFor
 from m01.remote.worker.heartbeats import processState
 
@@ -77,7 +78,8 @@ def _clockMade(oid, created):
 class FactoryInfo:
     """A job factory as the pages show it: its name, class, the first
     paragraph of the class's docstring, the defaults its jobs get, and
-    whether it is paused."""
+    whether it is paused; its queue, its rate limit (``[starts,
+    seconds]``) and how many starts of it the current period used."""
 
     name: str
     className: str
@@ -85,6 +87,23 @@ class FactoryInfo:
     defaults: list
     paused: bool
     concurrency: int = None
+    queue: str = DEFAULT_QUEUE
+    rateLimit: list = None
+    rateUsed: int = None
+
+
+@dataclasses.dataclass
+class QueueInfo:
+    """A queue as the pages show it: its name, whether it is paused, its
+    rate limit and how many starts the current period used, its jobs by
+    status and the factories whose jobs join it."""
+
+    name: str
+    paused: bool
+    rateLimit: list
+    rateUsed: int
+    counts: dict
+    factories: list
 
 
 def summary(doc):
@@ -94,7 +113,7 @@ def summary(doc):
     return text.replace('``', '')
 
 
-def factoryInfo(name, factory, paused):
+def factoryInfo(name, factory, paused, rateUsed=None):
     defaults = factory.dump()
     # The name and class have fields of their own; the fields a subclass
     # declares are shown beside the base ones.
@@ -104,7 +123,8 @@ def factoryInfo(name, factory, paused):
     return FactoryInfo(name=name, className=jobClassKey(type(factory)),
                        doc=summary(type(factory).__doc__),
                        defaults=sorted(defaults.items()), paused=paused,
-                       concurrency=factory.concurrency)
+                       concurrency=factory.concurrency, queue=factory.queue,
+                       rateLimit=factory.rateLimit, rateUsed=rateUsed)
 
 
 @zope.interface.implementer(IQueueQueries)
@@ -193,8 +213,38 @@ class QueueQueries:
     def factories(self):
         container = self.processor.jobFactories
         paused = container.pausedNames(fresh=True)
-        return [factoryInfo(name, factory, name in paused)
+        return [factoryInfo(name, factory, name in paused,
+                            self._rateUsed(factoryScope(name),
+                                           factory.rateLimit))
                 for name, factory in container.items()]
+
+    def _rateUsed(self, scope, limit):
+        if not limit:
+            return None
+        return self.processor.rates.used(scope, limit,
+                                         self.processor.now())
+
+    def queues(self):
+        """Every queue a job, a factory or a setting names, by name, as a
+        ``QueueInfo``."""
+        counts = stats.queueCounts(self.processor.jobsCollection)
+        settings = self.processor.queueSettings.documents(fresh=True)
+        factories = {}
+        for name, factory in self.processor.jobFactories.items():
+            factories.setdefault(factory.queue, []).append(name)
+        result = []
+        for name in sorted(set(counts) | set(settings) | set(factories)
+                           | {DEFAULT_QUEUE}):
+            setting = settings.get(name) or {}
+            limit = setting.get('rateLimit')
+            result.append(QueueInfo(
+                name=name, paused=bool(setting.get('paused')),
+                rateLimit=limit,
+                rateUsed=self._rateUsed(queueScope(name), limit),
+                counts=counts.get(name) or dict.fromkeys(
+                    interfaces.STATI, 0),
+                factories=sorted(factories.get(name, ()))))
+        return result
 
     def factoryNames(self):
         """The names of the job factories, sorted."""
@@ -203,8 +253,10 @@ class QueueQueries:
     def factory(self, name):
         """The factory ``name`` as a ``FactoryInfo``; KeyError if none."""
         container = self.processor.jobFactories
-        return factoryInfo(name, container.factory(name),
-                           container.isPaused(name))
+        factory = container.factory(name)
+        return factoryInfo(name, factory, container.isPaused(name),
+                           self._rateUsed(factoryScope(name),
+                                          factory.rateLimit))
 
     def schedulerItems(self, page=1, pageSize=100, active=None):
         if isinstance(pageSize, bool) or not isinstance(pageSize, int) or \

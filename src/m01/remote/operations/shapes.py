@@ -129,7 +129,7 @@ def jobSummary(job):
             'picked': job.picked, 'completed': job.completed,
             'retryTime': job.retryTime, 'retryCounter': job.retryCounter,
             'maxRetries': job.maxRetries, 'worker': job.worker,
-            'progress': job.reportedProgress}
+            'progress': job.reportedProgress, 'queue': job.queue}
 
 
 def jobDetail(job):
@@ -180,9 +180,16 @@ def relationsJSON(relations):
 def factoryJSON(info):
     return {'name': info.name, 'className': info.className,
             'doc': info.doc, 'paused': info.paused,
-            'concurrency': info.concurrency,
+            'concurrency': info.concurrency, 'queue': info.queue,
+            'rateLimit': info.rateLimit, 'rateUsed': info.rateUsed,
             'defaults': {key: boundedValue(value)[0]
                          for key, value in info.defaults}}
+
+
+def queueJSON(info):
+    return {'name': info.name, 'paused': info.paused,
+            'rateLimit': info.rateLimit, 'rateUsed': info.rateUsed,
+            'counts': info.counts, 'factories': info.factories}
 
 
 def schedulerItemJSON(item, kind, schedule):

@@ -11,6 +11,7 @@ the backlog).
 import datetime
 
 from m01.remote.interfaces import QUEUED, STATI
+from m01.remote.job import DEFAULT_QUEUE
 from m01.remote.queue.counters import FIELDS, HOUR, MINUTE, OUTCOMES
 
 #: window -> (seconds, bucket seconds, counter documents read)
@@ -80,6 +81,22 @@ def statusCounts(jobs):
             if status in STATI:
                 counts.setdefault(name, dict.fromkeys(STATI, 0))[status] = \
                     row['n']
+    return counts
+
+
+def queueCounts(jobs):
+    """``{queue: {status: n}}`` of every job, in one aggregation (a job
+    stored without a queue is in ``default``)."""
+    counts = {}
+    for row in jobs.aggregate([{'$group': {
+            '_id': {'$concat': [{'$ifNull': ['$queue', DEFAULT_QUEUE]},
+                                '|', '$status']},
+            'n': {'$sum': 1}}}]):
+        if isinstance(row['_id'], str):
+            queue, _, status = row['_id'].rpartition('|')
+            if status in STATI:
+                counts.setdefault(queue, dict.fromkeys(STATI, 0))[
+                    status] = row['n']
     return counts
 
 

@@ -41,6 +41,7 @@ from m01.remote import store
 from m01.remote.processes.childsetup import AppChildSetup, StoreChildSetup
 from m01.remote.processes.pool import STOP, ChildOptions, ChildSlot
 from m01.remote.worker import MIN_IDLE_WAIT, WAITED, BaseWorker
+from m01.remote.worker.batches import queueNames
 
 logger = logging.getLogger('m01.remote')
 
@@ -87,7 +88,7 @@ class ProcessJobWorker(BaseWorker):
     def __init__(self, remoteProcessor, waitTime=1.0, maxProcesses=None,
                  jobQuery=None, maxJobsPerChild=None, killGrace=5.0,
                  configUri=None, childSetup=None, watchInterval=1.0,
-                 startTimeout=60.0):
+                 startTimeout=60.0, queues=None):
         super().__init__(remoteProcessor, waitTime)
         if store.isEmbedded(remoteProcessor.database):
             raise ValueError(EMBEDDED_REFUSED)
@@ -102,6 +103,9 @@ class ProcessJobWorker(BaseWorker):
         self.startTimeout = _seconds(startTimeout, 'startTimeout',
                                      positive=True)
         self.jobQuery = jobQuery
+        # The queues it claims from (their threads' counts do not apply:
+        # it runs maxProcesses children).
+        self.queues = queueNames(queues)
         if childSetup is None:
             childSetup = AppChildSetup(configUri, remoteProcessor.name) \
                 if configUri else StoreChildSetup.forProcessor(
@@ -127,7 +131,8 @@ class ProcessJobWorker(BaseWorker):
             return WAITED   # every child busy: wait for one, do not poll
         job = None
         try:
-            job = self.remoteProcessor.pullNextJob(self.jobQuery)
+            job = self.remoteProcessor.pullNextJob(self.jobQuery,
+                                                   queues=self.queues)
         finally:
             if job is None:
                 self._ready.put(slot)

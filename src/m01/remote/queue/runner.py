@@ -343,6 +343,13 @@ class JobRunner:
         if status != QUEUED and self.dependencies is not None and \
                 getattr(job, 'hasDependents', True):
             self.dependencies.endedSafely(toObjectId(job.__name__), status)
+    def handBack(self, job):
+        """Put the claimed ``job``, which did not start, back to the queue
+        in its place: its lease no longer renewed, its slot released."""
+        try:
+            self.jobWrites.unclaim(toObjectId(job.__name__), job.claim)
+        finally:
+            self._endRun(job, False)
 
     def _giveBack(self, job):
         """Put ``job``, whose claim held but whose unit of work aborted,

@@ -23,7 +23,7 @@ from m01.remote.interfaces import (
     QUEUED,
     WAITING,
 )
-from m01.remote.job import checkStorable, dueTime
+from m01.remote.job import DEFAULT_QUEUE, checkStorable, dueTime
 from m01.remote.limits import (
     ATTEMPT_TRACEBACK_TEXT,
     MAX_ATTEMPTS,
@@ -54,6 +54,11 @@ CLAIM_ORDER = [('priority', pymongo.DESCENDING),
 CLAIM_INDEX = [('status', pymongo.ASCENDING),
                ('active', pymongo.ASCENDING)] + CLAIM_ORDER + [
                ('retryTime', pymongo.ASCENDING)]
+#: The same for a claim restricted to queues: the queue is one more
+#: equality field (MongoDB merges the walks of several queues in claim
+#: order).
+QUEUE_CLAIM_INDEX = CLAIM_INDEX[:2] + [('queue', pymongo.ASCENDING)] + \
+    CLAIM_INDEX[2:]
 
 LOST_WORKER_MESSAGE = ('The worker %s stopped answering while it ran the '
                        'job (its lease expired at %s).')
@@ -110,13 +115,27 @@ def claimFields(now, worker, leaseTime):
             'leaseExpires': now + datetime.timedelta(seconds=leaseTime)}
 
 
-def dueQuery(now, jobQuery=None, excludedNames=()):
+def dueQuery(now, jobQuery=None, excludedNames=(), queues=None,
+             excludedQueues=()):
     """The jobs a claim at ``now`` may take: queued, active, due, matching
     ``jobQuery``, of no factory in ``excludedNames`` (paused, or at their
-    concurrency limit)."""
+    concurrency limit), in one of ``queues`` (None: any) and in none of
+    ``excludedQueues`` (paused). A job stored without a queue is in
+    ``default``."""
     due = {'status': QUEUED, 'active': True, 'retryTime': {'$lte': now}}
     if excludedNames:
         due['name'] = {'$nin': sorted(excludedNames)}
+    if queues is not None:
+        chosen = sorted(set(queues) - set(excludedQueues))
+        if DEFAULT_QUEUE in chosen:
+            chosen.append(None)
+        due['queue'] = chosen[0] if len(chosen) == 1 else \
+            {'$in': chosen}
+    elif excludedQueues:
+        excluded = sorted(excludedQueues)
+        if DEFAULT_QUEUE in excluded:
+            excluded.append(None)
+        due['queue'] = {'$nin': excluded}
     return {'$and': [due, jobQuery]} if jobQuery else due
 
 

@@ -23,6 +23,7 @@ from m01.remote.queue.updates import (
     CANCELLABLE,
     CLAIM_INDEX,
     CLAIM_ORDER,
+    QUEUE_CLAIM_INDEX,
     cancelCondition,
     cancelUpdate,
     checkDeletable,
@@ -66,6 +67,8 @@ class AtomicJobWrites:
             # An index of the claim order before priorities: replaced.
             self.jobs.drop_index('m01_remote_claim')
         self.jobs.create_index(CLAIM_INDEX, name='m01_remote_claim')
+        self.jobs.create_index(QUEUE_CLAIM_INDEX,
+                               name='m01_remote_queue_claim')
         self.jobs.create_index([('status', 1), ('leaseExpires', 1)],
                                name='m01_remote_lease')
         if self.exactKeyIndexes:
@@ -91,14 +94,14 @@ class AtomicJobWrites:
             raise
 
     def claimNext(self, now, worker, leaseTime, jobQuery=None,
-                  excludedNames=()):
+                  excludedNames=(), queues=None, excludedQueues=()):
         return self.jobs.find_one_and_update(
-            dueQuery(now, jobQuery, excludedNames),
+            dueQuery(now, jobQuery, excludedNames, queues, excludedQueues),
             versioned({'$set': claimFields(now, worker, leaseTime)}),
             sort=CLAIM_ORDER, return_document=pymongo.ReturnDocument.AFTER)
 
     def claimMany(self, now, worker, leaseTime, limit, jobQuery=None,
-                  excludedNames=()):
+                  excludedNames=(), queues=None, excludedQueues=()):
         # Three commands for up to ``limit`` jobs: the candidates in claim
         # order with their versions; one bulk write claiming each only at
         # the version it was due at (a job another worker took, or that
@@ -107,7 +110,7 @@ class AtomicJobWrites:
         # claim's token telling what it won. One token for the batch:
         # each outcome restates it.
         candidates = list(self.jobs.find(
-            dueQuery(now, jobQuery, excludedNames),
+            dueQuery(now, jobQuery, excludedNames, queues, excludedQueues),
             {'_id': 1, 'version': 1}).sort(CLAIM_ORDER).limit(limit))
         if not candidates:
             return []

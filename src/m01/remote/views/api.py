@@ -52,6 +52,8 @@ ROUTES = {
                    {'POST': 'itemAction'}),
     'workflows': ('/api/workflows', {'POST': 'addWorkflow'}),
     'workflow': ('/api/workflows/{workflowid}', {'GET': 'workflow'}),
+    'queues': ('/api/queues', {'GET': 'queues'}),
+    'queueAction': ('/api/queues/{name}/{action}', {'POST': 'queueAction'}),
     'workers': ('/api/workers', {'GET': 'workers'}),
     'workerAction': ('/api/workers/{processId}/{action}',
                      {'POST': 'workerAction'}),
@@ -60,7 +62,7 @@ ROUTE_PREFIX = 'm01.remote.api.'
 #: The methods that change something: they need the CSRF token.
 CHANGES = ('POST', 'DELETE')
 ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key', 'dependsOn',
-               'onFailure')
+               'onFailure', 'queue')
 #: The fields of a workflow to add.
 WORKFLOW_FIELDS = ('kind', 'jobs', 'callback', 'onFailure')
 #: The parameters of the job listing beside the filter's.
@@ -222,6 +224,10 @@ class ApiViews:
         return {'factories': [shapes.factoryJSON(info)
                               for info in self.queries.factories()]}
 
+    def queues(self):
+        return {'queues': [shapes.queueJSON(info)
+                           for info in self.queries.queues()]}
+
     def scheduler(self):
         page = intParam(self.request.GET, 'page', 1, 1,
                         operations.filters.MAX_PAGE)
@@ -314,6 +320,27 @@ class ApiViews:
         name = self.request.matchdict['name']
         self._do(changes[action], name)
         return {'name': name, 'paused': action == 'pause'}
+
+    def queueAction(self):
+        action = self.request.matchdict['action']
+        name = self.request.matchdict['name']
+        if action in ('pause', 'resume'):
+            change = self.actions.pauseQueue if action == 'pause' \
+                else self.actions.resumeQueue
+            self._do(change, name)
+            return {'name': name, 'paused': action == 'pause'}
+        if action == 'limit':
+            body = jsonBody(self.request)
+            if not isinstance(body, dict) or set(body) != {'rateLimit'}:
+                raise bad('The body is {"rateLimit": [starts, seconds]} '
+                          '(or null for no limit)')
+            self._do(self.actions.setQueueRateLimit, name,
+                     body['rateLimit'])
+            return {'name': name,
+                    'rateLimit': self.processor.queueSettings.rateLimit(
+                        name, fresh=True)}
+        raise HTTPNotFound('A queue is paused, resumed or limited, not %r'
+                           % action)
 
     def itemAction(self):
         action = self.request.matchdict['action']

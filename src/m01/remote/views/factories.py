@@ -1,9 +1,15 @@
 """The job factories page: each factory with its state (taking jobs or
-paused, its concurrency limit), its jobs counted by status, what its
-jobs get by default, and pausing or resuming it after a confirmation."""
+paused, its concurrency limit, its queue, its rate limit and how much of
+it the current period used), its jobs counted by status, what its jobs
+get by default, and pausing or resuming it after a confirmation; then
+the queues, each with its state, rate limit and jobs, paused or resumed
+the same way."""
+from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
+from m01.remote.job import checkQueueName
+from m01.remote.operations.filters import textParam
 from m01.remote.views.common import (
     BaseView,
     confirmation,
@@ -79,6 +85,7 @@ class FactoriesView(BaseView):
                 'name': info.name, 'className': info.className,
                 'doc': info.doc, 'paused': info.paused,
                 'concurrency': info.concurrency, 'slotsTaken': running,
+                'queue': info.queue, 'rate': rateText(info),
                 'defaults': info.defaults,
                 'summary': defaultsSummary(dict(info.defaults)),
                 'counts': [(label, jobs[status],
@@ -92,7 +99,83 @@ class FactoriesView(BaseView):
                 'switchUrl': self.url(self.context, info.name,
                                       'resume' if info.paused
                                       else 'pause')})
-        return {'title': 'Job factories', 'factories': factories}
+        queues = [{
+            'name': info.name, 'paused': info.paused,
+            'rate': rateText(info), 'factories': info.factories,
+            'counts': [(label, info.counts[status],
+                        self.url(rp.jobs, status=status, queue=info.name))
+                       for status, label in COUNTED
+                       if info.counts.get(status)],
+            'total': sum(info.counts.values()),
+            'jobsUrl': self.url(rp.jobs, queue=info.name),
+            'switchUrl': self.url(self.context, 'resume-queue' if
+                                  info.paused else 'pause-queue')}
+            for info in self.queries.queues()]
+        return {'title': 'Job factories', 'factories': factories,
+                'queues': queues}
+
+    def _queueName(self):
+        params = self.request.POST if self.request.method == 'POST' \
+            else self.request.GET
+        try:
+            return checkQueueName(textParam(params, 'queue'))
+        except ValueError as e:
+            raise HTTPBadRequest(str(e))
+
+    def _confirmQueue(self, pause):
+        name = self._queueName()
+        back = self.url(self.context, _anchor='queue-' + name)
+        paused = self.processor.queueSettings.isPaused(name)
+        title = '%s a queue' % ('Pause' if pause else 'Resume')
+        if paused == pause:
+            return {'title': title, 'confirm': confirmation(
+                'Queue %s is %s already.'
+                % (name, 'paused' if paused else 'not paused'), back)}
+        return {'title': title, 'confirm': confirmation(
+            '%s queue %s?' % ('Pause' if pause else 'Resume', name), back,
+            action=self.url(self.context, '%s-queue' % (
+                'pause' if pause else 'resume')),
+            fields=[('queue', name)],
+            button='%s queue' % ('Pause' if pause else 'Resume'),
+            danger=False,
+            detail='No process claims its jobs until it is resumed: they '
+            'wait, queued. The jobs running now finish.' if pause else
+            'Its queued jobs are claimed again, in their order.')}
+
+    @remote_view(name='pause-queue', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmPauseQueue(self):
+        return self._confirmQueue(True)
+
+    @remote_view(name='resume-queue', request_method='GET',
+                 renderer=template('confirm'))
+    def confirmResumeQueue(self):
+        return self._confirmQueue(False)
+
+    @remote_view(name='pause-queue', request_method='POST',
+                 require_csrf=True)
+    def pauseQueue(self):
+        name = self._queueName()
+        self.actions.pauseQueue(name)
+        self.flash('Queue %s paused: its jobs wait.' % name)
+        return self.redirect(self.context, _anchor='queue-' + name)
+
+    @remote_view(name='resume-queue', request_method='POST',
+                 require_csrf=True)
+    def resumeQueue(self):
+        name = self._queueName()
+        self.actions.resumeQueue(name)
+        self.flash('Queue %s resumed.' % name)
+        return self.redirect(self.context, _anchor='queue-' + name)
+
+
+def rateText(info):
+    """A rate limit and its use, in words (None without a limit)."""
+    if not info.rateLimit:
+        return None
+    starts, seconds = info.rateLimit
+    return 'at most %d starts per %s, %s in the current period' % (
+        starts, _seconds(seconds), info.rateUsed)
 
 
 @view_defaults(context=interfaces.IJob,

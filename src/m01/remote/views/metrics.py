@@ -5,8 +5,9 @@ library: the format is a line per sample.
 ``m01.remote.metrics`` says whether they are served: ``false`` (the
 default), ``pages`` (behind the pages' permission) or ``public`` (no
 permission, for a scraper on a private network). A scrape costs what the
-stats cost without the charts: two aggregations of the jobs, the
-counters' totals, the heartbeats.
+stats cost without the charts: three aggregations of the jobs, the
+counters' totals, the heartbeats, the queues' settings and a count of
+each rate limit's slots.
 """
 import math
 
@@ -37,6 +38,14 @@ METRICS = {
     'm01_remote_runs_total': ('counter', 'Attempts counted that ran, by '
                               'factory.'),
     'm01_remote_factory_paused': ('gauge', '1 when the factory is paused.'),
+    'm01_remote_queue_jobs': ('gauge', 'Jobs stored, by queue and status.'),
+    'm01_remote_queue_paused': ('gauge', '1 when the queue is paused.'),
+    'm01_remote_rate_limit_starts': (
+        'gauge', 'The starts a rate limit allows per period, by factory '
+        'or queue.'),
+    'm01_remote_rate_limit_used': (
+        'gauge', 'The starts of a rate limit within the current period, '
+        'by factory or queue.'),
     'm01_remote_workers': ('gauge', 'Processes running workers, by state '
                            'as their heartbeats tell.'),
 }
@@ -88,11 +97,26 @@ def samples(queries):
     for info in factories:
         found['m01_remote_factory_paused'].append(
             ({'factory': info.name}, int(info.paused)))
+        rateSamples(found, {'factory': info.name}, info)
+    for info in queries.queues():
+        for status, count in sorted(info.counts.items()):
+            found['m01_remote_queue_jobs'].append(
+                ({'queue': info.name, 'status': status}, count))
+        found['m01_remote_queue_paused'].append(
+            ({'queue': info.name}, int(info.paused)))
+        rateSamples(found, {'queue': info.name}, info)
     states = [worker['state'] for worker in queries.workers()]
     for state in WORKER_STATES:
         found['m01_remote_workers'].append(({'state': state},
                                             states.count(state)))
     return found
+
+
+def rateSamples(found, labels, info):
+    if info.rateLimit:
+        found['m01_remote_rate_limit_starts'].append(
+            (labels, info.rateLimit[0]))
+        found['m01_remote_rate_limit_used'].append((labels, info.rateUsed))
 
 
 def exposition(found):

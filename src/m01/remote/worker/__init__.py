@@ -1,14 +1,11 @@
 """Job workers: the main loops that process jobs and schedule items.
 
-Each loop runs until ``stop()``. It never dies of an exception: the error
-is logged and the loop goes on; while the database cannot be reached it
-backs off and says so once per outage, not once per poll.
-
-Each step (a job claimed, run and its outcome stored; a scheduler item
-turned into a job) is a unit of work with a transaction manager of its
-own, which the step commits or aborts. A worker never touches the
-thread's default manager (``transaction.manager``): a job run in the
-thread of a caller's transaction leaves that transaction alone.
+Each loop runs until ``stop()``, never dies of an exception (logged, it
+goes on) and backs off while the database cannot be reached, saying so
+once per outage. Each step (a job claimed, run and its outcome stored;
+a scheduler item turned into a job) is a unit of work with a transaction
+manager of its own, which the step commits or aborts; a worker never
+touches the thread's default manager (``transaction.manager``).
 """
 import logging
 import os
@@ -22,14 +19,23 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.job import AttemptRefused
-from m01.remote.queue.leases import isTimeout
+from m01.remote.worker.batches import (
+    BatchSizer,
+    checkBatchSize,
+    queueGroups,
+    queueNames,
+    runParts,
+    runRound,
+)
+from m01.remote.worker.outage import (
+    MAX_OUTAGE_WAIT,  # noqa: F401
+    OutageTracker,
+)
 
 logger = logging.getLogger('m01.remote')
 
 #: An idle loop never polls more often than this, even with waitTime 0.
 MIN_IDLE_WAIT = 0.02
-#: The longest back-off while the database is unreachable.
-MAX_OUTAGE_WAIT = 10.0
 #: What a step returns when it only waited, without asking the database:
 #: true (do not idle after it) but no sign that the database is back.
 WAITED = 'waited'
@@ -37,49 +43,6 @@ WAITED = 'waited'
 #: this long, and goes on with the rest in a new transaction: a batch of
 #: slow jobs does not keep every outcome waiting for the last.
 BATCH_SECONDS = 1.0
-
-
-def checkBatchSize(batchSize):
-    if isinstance(batchSize, bool) or not isinstance(batchSize, int) or \
-            not 1 <= batchSize <= 1000:
-        raise ValueError('batchSize must be a whole number from 1 to 1000, '
-                         'not %r' % (batchSize,))
-    return batchSize
-
-
-class OutageTracker:
-    """Logs an unreachable database once, and once when it is back.
-
-    Shared by a worker's loop and its pool threads, hence the lock.
-    """
-
-    def __init__(self, label):
-        self.label = label
-        self.failures = 0
-        self._lock = threading.Lock()
-
-    def failed(self, error, operation='a database call'):
-        """``operation`` (what was being done: "claiming jobs") failed
-        with ``error``; the seconds to wait before trying again."""
-        with self._lock:
-            if self.failures == 0 and isTimeout(error):
-                logger.error('%s: the database does not answer: %s timed '
-                             'out (%s); retrying with back-off',
-                             self.label, operation, error)
-            elif self.failures == 0:
-                logger.error('%s: the database cannot be reached while %s '
-                             '(%s); retrying with back-off', self.label,
-                             operation, error)
-            self.failures += 1
-            failures = self.failures
-        return min(0.5 * 2 ** min(failures - 1, 5), MAX_OUTAGE_WAIT)
-
-    def succeeded(self):
-        with self._lock:
-            if self.failures:
-                logger.info('%s: the database is reachable again after %d '
-                            'failed attempts', self.label, self.failures)
-            self.failures = 0
 
 
 @zope.interface.implementer(interfaces.IJobWorker)
@@ -104,21 +67,35 @@ class BaseWorker:
         self._stopped.set()
         self.remoteProcessor.wakeWorkers()
 
-    def runBatch(self, jobs):
+    def runBatch(self, jobs, handBackAt=None, sizer=None):
         """Run claimed ``jobs`` one after another, their outcomes stored
         by one commit (one command where the server allows) per
-        ``BATCH_SECONDS`` of work."""
+        ``BATCH_SECONDS`` of work; those not started by ``handBackAt``
+        (``time.monotonic``) go back to the queue in their place: how
+        many did. ``sizer`` learns how long each job ran."""
         remaining = list(jobs)
+        handedBack = []
 
         def work(processor):
             until = time.monotonic() + BATCH_SECONDS
             while remaining:
+                if handBackAt is not None and \
+                        time.monotonic() >= handBackAt:
+                    handedBack.append(len(remaining))
+                    for job in remaining:
+                        processor.runner.handBack(job)
+                    remaining.clear()
+                    return
                 job = remaining.pop(0)
+                started = time.monotonic()
                 processor.processJob(job.__name__, job)
+                if sizer is not None:
+                    sizer.ran(time.monotonic() - started)
                 if time.monotonic() >= until:
                     return
         while remaining:
             self.inUnitOfWork(work)
+        return sum(handedBack)
 
     def inUnitOfWork(self, work):
         """Call ``work(processor)`` with the processor bound to a new
@@ -205,21 +182,30 @@ class SimpleJobWorker(BaseWorker):
     their outcomes together (``runBatch``)."""
 
     def __init__(self, remoteProcessor, waitTime=1.0, jobQuery=None,
-                 batchSize=1):
+                 batchSize=None, queues=None):
         super().__init__(remoteProcessor, waitTime)
         self.jobQuery = jobQuery
         self.batchSize = checkBatchSize(batchSize)
+        self.queues = queueNames(queues)
+        self.sizer = BatchSizer()
 
     def doProcessNextJob(self):
         """Process the next job (batch) and commit; True when one was
-        processed."""
-        if self.batchSize > 1:
-            jobs = self.remoteProcessor.pullNextJobs(self.batchSize,
-                                                     self.jobQuery)
+        processed. With no ``batchSize``, the batch is sized by the
+        time the jobs take (``BatchSizer``): one job at first."""
+        if self.batchSize == 1:
+            return self.inUnitOfWork(
+                lambda processor: processor.processNextJob(
+                    self.jobQuery, queues=self.queues))
+        jobs = self.remoteProcessor.pullNextJobs(
+            self.batchSize or self.sizer.size(), self.jobQuery,
+            queues=self.queues)
+        claimed = time.monotonic()
+        if self.batchSize:
             self.runBatch(jobs)
-            return bool(jobs)
-        return self.inUnitOfWork(
-            lambda processor: processor.processNextJob(self.jobQuery))
+        elif jobs:
+            runRound(self.runBatch, jobs, claimed, self.sizer)
+        return bool(jobs)
 
     step = doProcessNextJob
 
@@ -244,13 +230,21 @@ class MultiJobWorker(BaseWorker):
     With a ``batchSize`` above 1, the loop claims up to ``batchSize`` jobs
     for each idle thread at once (``pullNextJobs``: a constant number of
     commands) and shares them out; each thread runs its share in one
-    unit of work, whose commit stores their outcomes together.
+    unit of work, whose commit stores their outcomes together. With no
+    ``batchSize`` (the default) the loop sizes the shares itself: as many
+    jobs as a thread runs in half a claim round (``BatchSizer``), one while
+    the jobs are slow; a thread hands back what it has not started when
+    the round is over. With ``batchSize = 1`` each thread claims singly.
+
+    ``queues`` names the queues it serves (default every queue); a
+    ``{name: threads}`` dictionary gives a queue threads of its own
+    (``queueGroups``), each group a loop of its own.
     """
 
     operation = 'claiming jobs'
 
     def __init__(self, remoteProcessor, waitTime=1.0, maxThreads=None,
-                 jobQuery=None, batchSize=1):
+                 jobQuery=None, batchSize=None, queues=None):
         super().__init__(remoteProcessor, waitTime)
         self.batchSize = checkBatchSize(batchSize)
         if maxThreads is None:
@@ -259,6 +253,16 @@ class MultiJobWorker(BaseWorker):
                 or maxThreads < 1:
             raise ValueError('maxThreads must be a whole number >= 1, not %r'
                              % (maxThreads,))
+        groups = queueGroups(queues, maxThreads)
+        #: One worker per group of queues when there are several.
+        self.parts = []
+        if len(groups) > 1:
+            self.parts = [type(self)(remoteProcessor, waitTime, threads,
+                                     jobQuery, batchSize, names)
+                          for names, threads in groups]
+            maxThreads = sum(threads for _, threads in groups)
+        self.queues = groups[0][0]
+        self.sizer = BatchSizer()
         self.maxThreads = maxThreads
         self.jobQuery = jobQuery
         self.threads = []
@@ -269,7 +273,8 @@ class MultiJobWorker(BaseWorker):
 
     def doPullNextJob(self):
         """Claim the next job for a pool thread; None when none is due."""
-        job = self.remoteProcessor.pullNextJob(self.jobQuery)
+        job = self.remoteProcessor.pullNextJob(self.jobQuery,
+                                               queues=self.queues)
         if job is not None:
             self._pulled[job.__name__] = job
         return job
@@ -292,12 +297,17 @@ class MultiJobWorker(BaseWorker):
             logger.exception('MultiJobWorker: job %s failed to finish',
                              jobid)
 
-    def doProcessJobs(self, jobids):
+    def doProcessJobs(self, jobids, claimed=None):
         """Run a batch of jobs pulled by this worker, their outcomes
-        committed together (``runBatch``)."""
+        committed together (``runBatch``); one claimed at ``claimed``
+        (``time.monotonic``) by a worker sizing its batches itself runs
+        one claim round (``runRound``)."""
         jobs = [self._pulled.pop(jobid) for jobid in jobids]
         try:
-            self.runBatch(jobs)
+            if claimed is None:
+                self.runBatch(jobs)
+            else:       # sized by this worker: a claim round
+                runRound(self.runBatch, jobs, claimed, self.sizer)
             self.outage.succeeded()
         except pymongo.errors.ConnectionFailure as error:
             self.outage.failed(error, 'finishing %d jobs' % len(jobs))
@@ -315,7 +325,9 @@ class MultiJobWorker(BaseWorker):
             if work is _STOP:
                 return
             try:
-                if isinstance(work, list):
+                if isinstance(work, tuple):
+                    self.doProcessJobs(*work)
+                elif isinstance(work, list):
                     self.doProcessJobs(work)
                 else:
                     self.doProcessJob(work)
@@ -326,8 +338,10 @@ class MultiJobWorker(BaseWorker):
         if not self._slots.acquire(timeout=max(self.waitTime,
                                                MIN_IDLE_WAIT)):
             return WAITED  # every thread busy: wait for one, do not poll
+        if self.batchSize is None:
+            return self._batchStep(self.sizer.size(), auto=True)
         if self.batchSize > 1:
-            return self._batchStep()
+            return self._batchStep(self.batchSize)
         job = None
         try:
             job = self.doPullNextJob()
@@ -340,7 +354,7 @@ class MultiJobWorker(BaseWorker):
         self._queue.put(job.__name__)
         return True
 
-    def _batchStep(self):
+    def _batchStep(self, batchSize, auto=False):
         # One thread is ours; take every other idle one too, and claim
         # for all of them at once.
         idle = 1
@@ -349,8 +363,11 @@ class MultiJobWorker(BaseWorker):
         jobs = []
         try:
             jobs = self.remoteProcessor.pullNextJobs(
-                idle * self.batchSize, self.jobQuery)
+                idle * batchSize, self.jobQuery, queues=self.queues)
         finally:
+            claimed = time.monotonic()
+            # Dealt out in claim order: each thread's first job is among
+            # the first claimed.
             shares = [jobs[number::idle] for number in range(idle)]
             shares = [share for share in shares if share]
             for _ in range(idle - len(shares)):
@@ -358,9 +375,23 @@ class MultiJobWorker(BaseWorker):
         for share in shares:
             for job in share:
                 self._pulled[job.__name__] = job
+                if auto:
+                    logger.info('MultiJobWorker: processing job %s',
+                                job.__name__)
             logger.debug('MultiJobWorker: processing %d jobs', len(share))
-            self._queue.put([job.__name__ for job in share])
+            jobids = [job.__name__ for job in share]
+            self._queue.put((jobids, claimed) if auto else jobids)
         return bool(jobs)
+
+    def __call__(self):
+        if not self.parts:
+            return super().__call__()
+        self.running = True
+        try:
+            runParts(self.parts, self._stopped, self.remoteProcessor.name,
+                     lambda: self._stopTimeout)
+        finally:
+            self.running = False
 
     def loop(self):
         self.threads = [
@@ -389,6 +420,8 @@ class MultiJobWorker(BaseWorker):
 
     def stop(self, timeout=None):
         self._stopTimeout = timeout
+        for part in self.parts:
+            part.stop(timeout)
         super().stop(timeout)
 
 

@@ -10,7 +10,7 @@ from m01.remote.interfaces import IJobWorker, IRemoteProcessor
 
 def worker_arguments(settings, factory, **extra):
     """The keyword arguments the worker kind ``factory`` is called with:
-    ``waitTime``, ``jobQuery``, ``maxThreads``, ``batchSize``,
+    ``waitTime``, ``jobQuery``, ``maxThreads``, ``batchSize``, ``queues``,
     ``maxProcesses``, ``maxJobsPerChild`` and ``killGrace`` from the
     ``m01.remote.worker.*`` settings, and the ``extra`` ones (``m01remote
     worker`` gives ``configUri``), those it accepts (``accepted_names``).
@@ -19,6 +19,7 @@ def worker_arguments(settings, factory, **extra):
                'jobQuery': settings.worker_job_query,
                'maxThreads': settings.worker_max_threads,
                'batchSize': settings.worker_batch_size,
+               'queues': settings.worker_queues,
                'maxProcesses': settings.worker_max_processes,
                'maxJobsPerChild': settings.worker_max_jobs_per_child,
                'killGrace': settings.worker_kill_grace}

@@ -20,19 +20,21 @@ class EmbeddedJobWrites(AtomicJobWrites):
     which mongomock answers by copying and sorting every queued job."""
 
     def claimNext(self, now, worker, leaseTime, jobQuery=None,
-                  excludedNames=()):
+                  excludedNames=(), queues=None, excludedQueues=()):
         return self.jobs.claimFirst(
-            dueQuery(now, jobQuery, excludedNames), CLAIM_ORDER,
+            dueQuery(now, jobQuery, excludedNames, queues, excludedQueues),
+            CLAIM_ORDER,
             versioned({'$set': claimFields(now, worker, leaseTime)}),
-            equal=[('status', QUEUED)])
+            equal=_equal(queues, excludedQueues))
 
     def claimMany(self, now, worker, leaseTime, limit, jobQuery=None,
-                  excludedNames=()):
+                  excludedNames=(), queues=None, excludedQueues=()):
         # One call: the index gives up to ``limit`` jobs under the lock.
         return self.jobs.claimMany(
-            dueQuery(now, jobQuery, excludedNames), CLAIM_ORDER,
+            dueQuery(now, jobQuery, excludedNames, queues, excludedQueues),
+            CLAIM_ORDER,
             versioned({'$set': claimFields(now, worker, leaseTime)}),
-            limit, equal=[('status', QUEUED)])
+            limit, equal=_equal(queues, excludedQueues))
 
     def _change(self, query, update):
         # Applied in place where it can be (``updateEach``).
@@ -56,3 +58,14 @@ class EmbeddedJobWrites(AtomicJobWrites):
             matched=True)
         return [oid for (oid, _), count in zip(claims, matched, strict=True)
                 if count != 1]
+
+
+def _equal(queues, excludedQueues):
+    """The equality pairs of the index a claim reads: the queued jobs of
+    its one queue, or all queued jobs (the others skipped as the query
+    says). The embedded store is in memory: every job it holds was
+    stored with its queue."""
+    chosen = set(queues or ()) - set(excludedQueues)
+    if queues is not None and len(chosen) == 1:
+        return [('status', QUEUED), ('queue', chosen.pop())]
+    return [('status', QUEUED)]
