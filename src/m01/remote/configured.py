@@ -29,6 +29,7 @@ def make_remote_processor(registry, settings=None):
     processor.jobWorkerArguments = worker_arguments(
         settings, processor.jobWorkerFactory)
     processor.counters.retentionDays = settings.stats_retention_days
+    processor.retention.periods = settings.retention
     outbox = registry.queryUtility(IJobOutboxFactory)
     if outbox is not None:
         processor.useOutbox(outbox(processor))

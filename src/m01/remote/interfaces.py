@@ -336,6 +336,26 @@ class IUpkeep(zope.interface.Interface):
         May do nothing if it tidied recently."""
 
 
+class IJobRetention(IUpkeep):
+    """Removes finished jobs once their retention period passed, in
+    bounded batches, as the lease keeper's upkeep. A period is seconds,
+    or None to keep a job for ever."""
+
+    periods = Attribute("``{status: seconds or None}`` for completed, "
+                        "error and cancelled: the periods in force where "
+                        "a factory has none of its own.")
+    batchSize = Attribute("Jobs one removal considers at most.")
+    maxBatches = Attribute("Removals one round makes at most.")
+
+    def periodsOf(factory):
+        """``{status: seconds or None}``: the periods in force for the
+        jobs of ``factory`` (a job factory), its own over ``periods``."""
+
+    def removeDue(now):
+        """Remove the finished jobs due for removal at ``now`` (at most
+        ``maxBatches`` batches); how many were removed."""
+
+
 class IRemoteProcessor(zope.interface.Interface):
     """The remote processor: job factories, jobs, scheduler and threads,
     in one MongoDB database (``m01.remote.processor.RemoteProcessor``).
@@ -375,6 +395,11 @@ class IRemoteProcessor(zope.interface.Interface):
     jobWrites = Attribute("The IJobWrites making every change of a job's "
                           "status safe on this server.")
     keys = Attribute("The jobs' key locks (``queue.keys.JobKeys``).")
+    debouncer = Attribute("What moves the queued job holding a key for an "
+                          "``addJob`` with ``debounce`` "
+                          "(``queue.debounce.Debouncer``).")
+    retention = Attribute("The IJobRetention removing finished jobs once "
+                          "their retention period passed.")
     slots = Attribute("The factories' concurrency slots "
                       "(``queue.slots.ConcurrencySlots``).")
     counters = Attribute("The IOutcomeCounters of this processor.")
@@ -448,7 +473,7 @@ class IRemoteProcessor(zope.interface.Interface):
 
     def addJob(name, input=None, immediate=False, jobid=None, delay=None,
                at=None, priority=None, timeout=None, key=None,
-               onDuplicateKey='return'):
+               onDuplicateKey='return', keyPeriod=None, debounce=None):
         """Queue a job made by the factory ``name`` from ``input`` and
         return its id.
 
@@ -468,6 +493,15 @@ class IRemoteProcessor(zope.interface.Interface):
           key; a second ``addJob`` with it returns the live job's id
           (``onDuplicateKey``: ``'return'``) or raises
           ``DuplicateJobKeyError`` (``'raise'``).
+        - ``keyPeriod`` (seconds, with ``key``): the key stays held that
+          long after its job ended (completed, in error or cancelled):
+          unique for a period. The job is kept at least as long.
+        - ``debounce`` (seconds, with ``key``): the job is due that long
+          after it was added; adding with its key while it is still
+          queued queues no other job but moves its due time to
+          ``debounce`` seconds from then and gives it the new input, in
+          one conditional write (a burst of adds runs one job, with the
+          last input). Not with ``delay`` or ``at``.
 
         Raises ValueError (before anything is stored) for an unknown
         factory, input BSON cannot store, or a bad argument.

@@ -26,6 +26,9 @@ BASE_FIELDS = ('input', 'maxRetries', 'retryDelay', 'active', 'title',
                'priority', 'timeout', 'retryBackoff', 'retryDelayMax',
                'retryJitter', 'concurrency')
 
+#: A factory's settings its jobs' documents do not carry.
+FACTORY_FIELDS = ('retention',)
+
 #: A job's priority lies within these bounds (higher runs first).
 MAX_PRIORITY = 10 ** 6
 #: The longest timeout, retry delay or delay before a job (seconds): a
@@ -216,7 +219,13 @@ class Job:
     retryDelayMax = None
     retryJitter = 0
     concurrency = None
+    #: ``{status: seconds or None}`` its jobs are kept once ended in each
+    #: final status, over the processor's (``queue.retention``).
+    retention = None
     key = None
+    #: Seconds the job's key stays held after it ended (``addJob``'s
+    #: ``keyPeriod``), or None.
+    keyPeriod = None
     version = 0
     #: The stored ``progress`` (fraction, message, at) and ``log`` lines.
     reportedProgress = None
@@ -235,11 +244,13 @@ class Job:
         self.attempts = []
         self.logLines = []
         for key, value in dict(data or {}).items():
-            if key not in BASE_FIELDS and key not in self.fields:
+            if key not in BASE_FIELDS and key not in FACTORY_FIELDS and \
+                    key not in self.fields:
                 raise ValueError(
                     '%s does not accept %r; it accepts %s' % (
                         type(self).__name__, key,
-                        ', '.join(BASE_FIELDS + tuple(self.fields))))
+                        ', '.join(BASE_FIELDS + FACTORY_FIELDS +
+                                  tuple(self.fields))))
             setattr(self, key, value)
         self._checkLimits()
 
@@ -269,6 +280,8 @@ class Job:
                                   not isinstance(limit, int) or limit < 1):
             raise ValueError('concurrency must be a whole number >= 1 or '
                              'None, not %r' % (limit,))
+        if self.retention is not None:
+            checkRetention(self.retention)
 
     def __setattr__(self, name, value):
         changes = self._changes
@@ -307,7 +320,7 @@ class Job:
 
     def data(self):
         """The factory's settings, as given to ``Job(data)``."""
-        names = BASE_FIELDS + tuple(self.fields)
+        names = BASE_FIELDS + FACTORY_FIELDS + tuple(self.fields)
         return {key: getattr(self, key) for key in names}
 
     def getJob(self, input=None):
@@ -334,7 +347,7 @@ class Job:
 STORED_ATTRIBUTES = BASE_FIELDS + (
     'name', 'output', 'status', 'retryCounter', 'retryTime', 'created',
     'queued', 'picked', 'completed', 'worker', 'leaseExpires', 'claim',
-    'errors', 'tracebacks', 'attempts', 'key', 'version')
+    'errors', 'tracebacks', 'attempts', 'key', 'keyPeriod', 'version')
 #: Stored fields whose attribute has another name (``progress`` and
 #: ``log`` are the methods a running job calls).
 RENAMED_ATTRIBUTES = {'progress': 'reportedProgress', 'log': 'logLines'}
@@ -365,6 +378,23 @@ def dueTime(now, delay=None, at=None):
                              % (at,))
         return toBSONTime(at)
     return now
+
+
+RETAINED = (interfaces.COMPLETED, interfaces.ERROR, interfaces.CANCELLED)
+
+
+def checkRetention(periods, what='retention'):
+    """``periods`` as a dict of final statuses to seconds or None (for
+    ever); ValueError for anything else."""
+    unknown = sorted(set(periods) - set(RETAINED), key=str) \
+        if isinstance(periods, dict) else [periods]
+    if unknown:
+        raise ValueError('%s is a dict of %s to seconds (None: for ever); '
+                         'not %s' % (what, ', '.join(RETAINED),
+                                     ', '.join(map(repr, unknown))))
+    for status, period in periods.items():
+        checkSeconds(period, '%s[%r]' % (what, status), optional=True)
+    return dict(periods)
 
 
 def checkSeconds(value, what, optional=False, positive=False):

@@ -1,8 +1,8 @@
 """The collaborators of one processor, each made once and handed what it
 uses: the job write strategy, the containers, key locks, concurrency
-slots, outcome counters, wake-ups and change watchers, the lease keeper,
-the heartbeat monitor, the worker threads, the job runner and the
-claims.
+slots, retention, outcome counters, wake-ups and change watchers, the
+lease keeper, the heartbeat monitor, the worker threads, the job runner
+and the claims.
 
 None is handed the processor to call back into. The containers take it
 as their ``__parent__`` (a location, for traversal and URLs), and the
@@ -14,6 +14,7 @@ from m01.remote.queue.containers import JobFactoryContainer
 from m01.remote.queue.counters import OutcomeCounters
 from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
+from m01.remote.queue.retention import JobRetention
 from m01.remote.queue.runner import JobRunner
 from m01.remote.queue.slots import ConcurrencySlots
 from m01.remote.scheduler import Scheduler
@@ -44,7 +45,9 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
                                   p.jobsCollection)
     p.jobFactories = JobFactoryContainer(p, p.factoriesCollection,
                                          queue[prefix + 'pauses'])
-    p.keys = JobKeys(queue[prefix + 'keys'], now, p.jobWrites)
+    p.keys = JobKeys(queue[prefix + 'keys'], now, p.jobWrites,
+                     p.jobsCollection)
+    p.retention = JobRetention(p.jobsCollection, p.factoriesCollection, now)
     p.slots = ConcurrencySlots(queue[prefix + 'slots'], now, p.jobWrites)
     p.counters = OutcomeCounters(queue[prefix + 'counters'], now)
     p.scheduler = Scheduler(p.schedulerCollection, clock=p.clock)
@@ -60,7 +63,7 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.leases = LeaseKeeper(
         p.name, float(leaseTime), p.jobWrites, now,
         recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup),
-        upkeep=(p.slots, p.keys, p.counters))
+        upkeep=(p.slots, p.keys, p.counters, p.retention))
     p.monitor = ProcessMonitor(queue[prefix + 'workers'],
                                queue[prefix + 'controls'], now, p.name,
                                running=p.leases.running)
