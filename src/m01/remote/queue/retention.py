@@ -118,6 +118,8 @@ class JobRetention:
         return self.removeDue(now)
 
     def removeDue(self, now):
+        # Full batches bound a round; each status and factory adds at
+        # most one more, which was not.
         removed = batches = 0
         self._behind = False
         for status in RETAINED:
@@ -128,15 +130,15 @@ class JobRetention:
                 cutoff = now - datetime.timedelta(seconds=period)
                 kept = []
                 while True:
-                    if batches >= self.maxBatches:
-                        self._behind = True
-                        return removed
-                    batches += 1
                     count, full = self._removeBatch(status, cutoff, names,
                                                     kept, now)
                     removed += count
                     if not full:
                         break
+                    batches += 1
+                    if batches >= self.maxBatches:
+                        self._behind = True
+                        return removed
         return removed
 
     def _removeBatch(self, status, cutoff, names, kept, now):
