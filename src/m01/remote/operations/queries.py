@@ -83,6 +83,9 @@ class FactoryInfo:
     defaults: list
     paused: bool
     concurrency: int = None
+    #: ``{status: seconds or None}``: how long its finished jobs are kept
+    #: (``IJobRetention.periodsOf``).
+    retention: dict = None
 
 
 def summary(doc):
@@ -92,7 +95,7 @@ def summary(doc):
     return text.replace('``', '')
 
 
-def factoryInfo(name, factory, paused):
+def factoryInfo(name, factory, paused, retention=None):
     defaults = factory.dump()
     # The name and class have fields of their own; the fields a subclass
     # declares are shown beside the base ones.
@@ -102,7 +105,8 @@ def factoryInfo(name, factory, paused):
     return FactoryInfo(name=name, className=jobClassKey(type(factory)),
                        doc=summary(type(factory).__doc__),
                        defaults=sorted(defaults.items()), paused=paused,
-                       concurrency=factory.concurrency)
+                       concurrency=factory.concurrency,
+                       retention=retention)
 
 
 @zope.interface.implementer(IQueueQueries)
@@ -163,7 +167,9 @@ class QueueQueries:
     def factories(self):
         container = self.processor.jobFactories
         paused = container.pausedNames(fresh=True)
-        return [factoryInfo(name, factory, name in paused)
+        periodsOf = self.processor.retention.periodsOf
+        return [factoryInfo(name, factory, name in paused,
+                            periodsOf(factory))
                 for name, factory in container.items()]
 
     def factoryNames(self):
@@ -173,8 +179,9 @@ class QueueQueries:
     def factory(self, name):
         """The factory ``name`` as a ``FactoryInfo``; KeyError if none."""
         container = self.processor.jobFactories
-        return factoryInfo(name, container.factory(name),
-                           container.isPaused(name))
+        factory = container.factory(name)
+        return factoryInfo(name, factory, container.isPaused(name),
+                           self.processor.retention.periodsOf(factory))
 
     def schedulerItems(self, page=1, pageSize=100, active=None):
         if isinstance(pageSize, bool) or not isinstance(pageSize, int) or \

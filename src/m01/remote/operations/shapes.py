@@ -162,6 +162,7 @@ def factoryJSON(info):
     return {'name': info.name, 'className': info.className,
             'doc': info.doc, 'paused': info.paused,
             'concurrency': info.concurrency,
+            'retention': dict(info.retention or {}),
             'defaults': {key: boundedValue(value)[0]
                          for key, value in info.defaults}}
 

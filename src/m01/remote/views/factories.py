@@ -1,9 +1,11 @@
 """The job factories page: each factory with its state (taking jobs or
 paused, its concurrency limit), its jobs counted by status, what its
-jobs get by default, and pausing or resuming it after a confirmation."""
+jobs get by default, how long its finished jobs are kept, and pausing or
+resuming it after a confirmation."""
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
+from m01.remote.job import RETAINED
 from m01.remote.views.common import (
     BaseView,
     confirmation,
@@ -60,6 +62,14 @@ def defaultsSummary(defaults):
     return summary
 
 
+def keptSummary(periods):
+    """How long the finished jobs of a factory are kept, in words:
+    ``[(status, 'for 1 day')]``."""
+    return [(status, 'for ever' if periods[status] is None
+             else 'for %s' % duration(periods[status]))
+            for status in RETAINED if status in (periods or {})]
+
+
 @view_defaults(context=interfaces.IJobFactoryContainer,
                renderer=template('factories'))
 class FactoriesView(BaseView):
@@ -79,6 +89,7 @@ class FactoriesView(BaseView):
                 'name': info.name, 'className': info.className,
                 'doc': info.doc, 'paused': info.paused,
                 'concurrency': info.concurrency, 'slotsTaken': running,
+                'kept': keptSummary(info.retention),
                 'defaults': info.defaults,
                 'summary': defaultsSummary(dict(info.defaults)),
                 'counts': [(label, jobs[status],
