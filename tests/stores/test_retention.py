@@ -309,6 +309,19 @@ def test_a_missed_release_still_holds_the_key_for_its_period(rp, clock):
     assert rp.addJob('echo', 3, key='k', immediate=True) != first
 
 
+def test_a_job_queued_again_holds_its_key_past_its_old_period(rp, clock):
+    first = cancelled(rp, key='r', keyPeriod=60)
+    rp.retryJob(first, immediate=True)
+    clock.move(120)                 # past the period of its first end
+    assert rp.addJob('echo', 'y', key='r', immediate=True) == first
+    assert rp.keys.tidy(rp.now()) == 0
+    rp.cancelJob(first, immediate=True)
+    clock.move(59)
+    assert rp.addJob('echo', 'y', key='r', immediate=True) == first
+    clock.move(1)
+    assert rp.addJob('echo', 'y', key='r', immediate=True) != first
+
+
 @pytest.mark.parametrize('options', [
     {'keyPeriod': 60}, {'debounce': 5}, {'key': 'k', 'keyPeriod': -1},
     {'key': 'k', 'keyPeriod': 'a minute'}, {'key': 'k', 'debounce': -1},

@@ -273,8 +273,7 @@ class RemoteProcessor:
         document = newJobDocument(job, input, self.now(), jobid, delay, at,
                                   key, keyPeriod, debounce)
         if key is not None:
-            holder, moved = self.debouncer.add(
-                document['_id'], key, keyPeriod, input, debounce, immediate)
+            holder, moved = self.debouncer.add(document, immediate)
             if holder is not None:
                 if not moved and onDuplicateKey == 'raise':
                     raise self.debouncer.duplicate(holder, key)
@@ -347,7 +346,8 @@ class RemoteProcessor:
         oid = document['_id']
         if document.get('key'):
             holder = self.keys.reserve(document['key'], oid,
-                                       self.jobs.document)
+                                       self.jobs.document,
+                                       document.get('keyPeriod'))
             if holder is not None and holder != str(oid):
                 raise DuplicateJobKeyError(
                     'Job %s cannot be retried: job %s holds its key %r'

@@ -61,13 +61,16 @@ class Debouncer:
         self.jobWrites = jobWrites
         self.now = now
 
-    def add(self, oid, key, period, input, debounce, immediate):
-        """Reserve ``key`` (held ``period`` seconds after its job ended)
-        for the new job ``oid``, or, with ``debounce``, move the queued
-        job holding it: ``(None, False)`` when reserved (store the new
+    def add(self, document, immediate):
+        """Reserve the key of the new job ``document`` (held its
+        ``keyPeriod`` seconds after it ended), or, when it is debounced
+        (its ``debounce``), move the queued job holding it, giving it the
+        new job's input: ``(None, False)`` when reserved (store the new
         job), ``(holder, True)`` when ``holder`` was moved, ``(holder,
         False)`` when ``holder`` holds the key (and, debounced, is no
         longer queued)."""
+        oid, key = document['_id'], document['key']
+        period, debounce = document.get('keyPeriod'), document.get('debounce')
         if debounce is None:
             return self.keys.reserve(key, oid, self.documentOf,
                                      period), False
@@ -76,11 +79,11 @@ class Debouncer:
             holder = self.keys.reserve(key, oid, self.documentOf, period)
             if holder is None:
                 return None, False
-            document = self.documentOf(holder)
-            if document is not None and document['status'] != QUEUED:
+            held = self.documentOf(holder)
+            if held is not None and held['status'] != QUEUED:
                 return holder, False
-            if document is not None and \
-                    self._move(document, input, debounce, immediate):
+            if held is not None and self._move(held, document['input'],
+                                               debounce, immediate):
                 return holder, True
             # Not stored yet (another process is storing it), or changed
             # under us: read it again, after a pause.

@@ -114,12 +114,12 @@ class JobKeys:
         """Whether ``lock`` still stands for its job, whose status is
         ``status`` (None when there is no such job) and which ended at
         ``ended`` (if it did)."""
+        if status in (QUEUED, PROCESSING):
+            return True                 # also a job queued again
         if lock.get('until') is not None:
             return lock['until'] > now
         if status is None:
             return lock['at'] > now - PENDING_AGE
-        if status in (QUEUED, PROCESSING):
-            return True
         return heldUntil(lock.get('period'), ended, now) is not None
 
     def release(self, key, oid, ended=None, period=None):
@@ -153,10 +153,7 @@ class JobKeys:
         self._lastTidy = now
         freed = 0
         for lock in self.collection.find():
-            if lock.get('until') is not None:
-                status = ended = None
-            else:
-                status, ended = self._ended(lock)
+            status, ended = self._ended(lock)
             if not self._holds(lock, status, ended, now) and \
                     self._end(lock):
                 freed += 1
