@@ -431,3 +431,17 @@ def test_a_key_held_for_a_period_and_a_debounced_add(api):
     for bad in ({'debounce': 30}, {'key': 'x', 'keyPeriod': -1},
                 {'key': 'x', 'debounce': 3, 'delay': 1}):
         api.post('/jobs', dict(bad, name='echo'), status=400)
+
+
+def test_the_retention_settings_are_the_processor_s(store_uri, database):
+    wsgi = makeApp(store_uri, database.name, **{
+        'm01.remote.retention.completed': '2h',
+        'm01.remote.retention.cancelled': 'forever'})
+    rp = wsgi.registry.getUtility(IRemoteProcessor)
+    assert rp.retention.periods == {'completed': 7200.0,
+                                    'error': 7 * 86400.0,
+                                    'cancelled': None}
+    api = Api(wsgi)
+    assert api.get('/factories')['factories'][0]['retention'] == \
+        rp.retention.periods
+    rp.close()
