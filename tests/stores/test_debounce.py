@@ -90,6 +90,17 @@ def test_an_add_in_a_transaction_moves_the_job_at_its_commit(rp, clock):
     assert stored(rp, first)['retryTime'] == START + seconds(15)
 
 
+def test_adds_in_one_transaction_move_a_stored_job_once(rp, clock):
+    first = rp.addJob('echo', 1, key='k', debounce=10, immediate=True)
+    clock.move(5)
+    for number in (2, 3, 4):
+        assert rp.addJob('echo', number, key='k', debounce=10) == first
+    transaction.commit()
+    document = stored(rp, first)
+    assert document['input'] == 4 and document['version'] == 1
+    assert document['retryTime'] == START + seconds(15)
+
+
 def test_an_aborted_add_leaves_the_job_as_it_was(rp, clock):
     first = rp.addJob('echo', 1, key='k', debounce=10, immediate=True)
     clock.move(5)

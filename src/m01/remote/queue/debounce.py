@@ -11,7 +11,7 @@ for the job each write only over the version they read, and the one
 refused reads the job again and writes after the other.
 
 An add made in a transaction writes at its commit (the job's
-``JobChanges``); a job changed meanwhile (claimed, or moved by another
+``JobChanges``; one write for all its adds to one job); a job changed meanwhile (claimed, or moved by another
 add) fails the commit with ``ConflictError``, which pyramid_retry
 answers by running the request again. Once the job was claimed, an add
 is answered as an add of a held key is (its id, or
@@ -19,6 +19,7 @@ is answered as an add of a held key is (its id, or
 """
 import datetime
 import time
+import weakref
 
 from m01.remote.interfaces import QUEUED
 from m01.remote.job import RETAINED, ConflictError, DuplicateJobKeyError
@@ -60,6 +61,9 @@ class Debouncer:
         self.pending = pending
         self.jobWrites = jobWrites
         self.now = now
+        # transaction -> {oid: JobChanges}: the adds of one transaction
+        # to one stored job make one write at its commit.
+        self._changes = weakref.WeakKeyDictionary()
 
     def add(self, document, immediate):
         """Reserve the key of the new job ``document`` (held its
@@ -114,7 +118,12 @@ class Debouncer:
         if immediate:
             return self.jobWrites.edit(document['_id'],
                                        document.get('version', 0), fields)
-        self.pending.dataManager().addEdit(
-            JobChanges(self.pending, self.jobWrites, document),
-            str(document['_id']), fields)
+        byJob = self._changes.setdefault(
+            self.pending.transactionManager.get(), {})
+        changes = byJob.get(document['_id'])
+        if changes is None:
+            changes = byJob[document['_id']] = JobChanges(
+                self.pending, self.jobWrites, document)
+        self.pending.dataManager().addEdit(changes, str(document['_id']),
+                                           fields)
         return True
