@@ -178,6 +178,28 @@ def test_a_round_removes_bounded_batches_and_the_next_catches_up(rp, clock):
     assert rp.retention.tidy(rp.now()) == 0    # within the interval
 
 
+def test_a_round_past_its_time_leaves_the_rest_to_the_next(rp, clock):
+    rp.retention.periods = dict(DEFAULT_PERIODS, completed=1)
+    rp.retention.batchSize = 2
+    rp.retention.maxSeconds = 0.0
+    for _ in range(5):
+        finish(rp)
+    clock.move(2)
+    assert [rp.retention.tidy(rp.now()) for _ in range(4)] == [2, 2, 1, 0]
+
+
+def test_a_removal_by_ids_takes_each_listed_job_once(rp):
+    """A batch by ``_id`` (the embedded store looks each up)."""
+    done, queued = finish(rp), rp.addJob('echo', 'q', immediate=True)
+    ids = [bson.ObjectId(done), bson.ObjectId(done), bson.ObjectId(queued),
+           bson.ObjectId()]
+    assert rp.jobsCollection.count_documents(
+        {'_id': {'$in': ids}, 'status': 'completed'}) == 1
+    assert rp.jobsCollection.delete_many(
+        {'_id': {'$in': ids}, 'status': 'completed'}).deleted_count == 1
+    assert left(rp) == {queued}
+
+
 def test_jobs_kept_fill_no_batch_for_ever(rp, clock):
     """Jobs a key keeps do not hide the due ones behind them."""
     rp.retention.periods = dict(DEFAULT_PERIODS, completed=1)

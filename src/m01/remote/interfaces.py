@@ -346,6 +346,8 @@ class IJobRetention(IUpkeep):
                         "a factory has none of its own.")
     batchSize = Attribute("Jobs one removal considers at most.")
     maxBatches = Attribute("Removals one round makes at most.")
+    maxSeconds = Attribute("Seconds after which a round starts no other "
+                           "removal of a full batch.")
 
     def periodsOf(factory):
         """``{status: seconds or None}``: the periods in force for the

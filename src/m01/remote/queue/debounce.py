@@ -11,9 +11,10 @@ for the job each write only over the version they read, and the one
 refused reads the job again and writes after the other.
 
 An add made in a transaction writes at its commit (the job's
-``JobChanges``; one write for all its adds to one job); a job changed meanwhile (claimed, or moved by another
-add) fails the commit with ``ConflictError``, which pyramid_retry
-answers by running the request again. Once the job was claimed, an add
+``JobChanges``; one write for all its adds to one job); a job changed
+meanwhile (claimed, or moved by another add) fails the commit with
+``ConflictError``, which pyramid_retry answers by running the request
+again. Once the job was claimed, an add
 is answered as an add of a held key is (its id, or
 ``DuplicateJobKeyError``): a running job's input is not changed.
 """

@@ -10,7 +10,8 @@ period seconds or None to keep the jobs for ever.
 Every process's lease keeper removes them as its upkeep (``IUpkeep``),
 at most every ``interval`` seconds, or at once again when its last
 round had more than it removes in one (a busy site catching up): a
-round reads at most ``maxBatches`` batches of ``batchSize`` due jobs,
+round reads at most ``maxBatches`` batches of ``batchSize`` due jobs
+(and starts no other full one after ``maxSeconds``),
 oldest first, and removes each batch with one ``delete_many`` whose
 filter restates the status and the end time (a job requeued meanwhile,
 or ended anew, is not removed). Processes removing at once remove each
@@ -56,6 +57,9 @@ BATCH_SIZE = 500
 MAX_BATCHES = 20
 #: Seconds between two rounds that removed all that was due.
 INTERVAL = 10.0
+#: Seconds a round may take before it leaves the rest to the next: the
+#: lease keeper renews leases between two.
+MAX_ROUND_SECONDS = 2.0
 #: The status of a job waiting for the jobs its ``dependsOn`` names.
 WAITING = 'waiting'
 #: What the removal's query reads.
@@ -71,7 +75,7 @@ class JobRetention:
 
     def __init__(self, jobs, factories, now, periods=None,
                  batchSize=BATCH_SIZE, maxBatches=MAX_BATCHES,
-                 interval=INTERVAL):
+                 interval=INTERVAL, maxSeconds=MAX_ROUND_SECONDS):
         self.jobs = jobs
         self.factories = factories
         self.now = now
@@ -80,6 +84,7 @@ class JobRetention:
         self.batchSize = batchSize
         self.maxBatches = maxBatches
         self.interval = interval
+        self.maxSeconds = maxSeconds
         self._last = None
         self._behind = False
 
@@ -122,6 +127,7 @@ class JobRetention:
         # most one more, which was not.
         removed = batches = 0
         self._behind = False
+        deadline = time.monotonic() + self.maxSeconds
         for status in RETAINED:
             for names, periods in self._groups():
                 period = periods.get(status)
@@ -136,7 +142,8 @@ class JobRetention:
                     if not full:
                         break
                     batches += 1
-                    if batches >= self.maxBatches:
+                    if batches >= self.maxBatches or \
+                            time.monotonic() > deadline:
                         self._behind = True
                         return removed
         return removed
