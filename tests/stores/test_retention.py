@@ -353,3 +353,9 @@ def test_bad_key_options_are_refused_before_anything_is_stored(rp, options):
         rp.addJob('echo', 'x', immediate=True, **options)
     assert rp.jobsCollection.count_documents({}) == 0
     assert rp.keys.collection.count_documents({}) == 0
+
+
+def test_the_lease_keeper_comes_back_soon_while_retention_is_behind(rp):
+    assert rp.leases._nextWait() == rp.leases.interval > 1.0
+    rp.retention.behind = True
+    assert rp.leases._nextWait() == 1.0

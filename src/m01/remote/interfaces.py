@@ -348,6 +348,8 @@ class IJobRetention(IUpkeep):
     maxBatches = Attribute("Removals one round makes at most.")
     maxSeconds = Attribute("Seconds after which a round starts no other "
                            "removal of a full batch.")
+    behind = Attribute("Whether the last round left due jobs: the lease "
+                       "keeper comes back within a second.")
 
     def periodsOf(factory):
         """``{status: seconds or None}``: the periods in force for the

@@ -8,11 +8,11 @@ its factory sets (``Job({'retention': {'completed': 3600}})``), each
 period seconds or None to keep the jobs for ever.
 
 Every process's lease keeper removes them as its upkeep (``IUpkeep``),
-at most every ``interval`` seconds, or at once again when its last
-round had more than it removes in one (a busy site catching up): a
+at most every ``interval`` seconds, or again a second later when its
+last round had more than it removes in one (a busy site catching up): a
 round reads at most ``maxBatches`` batches of ``batchSize`` due jobs
-(and starts no other full one after ``maxSeconds``),
-oldest first, and removes each batch with one ``delete_many`` whose
+(and no other after ``maxSeconds``), oldest first, by one query per
+status and factory, and removes each batch with one ``delete_many`` whose
 filter restates the status and the end time (a job requeued meanwhile,
 or ended anew, is not removed). Processes removing at once remove each
 job once.
@@ -53,13 +53,13 @@ DAY = 24 * 3600.0
 #: default (seconds; None: for ever).
 DEFAULT_PERIODS = {COMPLETED: DAY, ERROR: 7 * DAY, CANCELLED: 7 * DAY}
 #: Due jobs one removal considers, and removals one round makes at most.
-BATCH_SIZE = 500
-MAX_BATCHES = 20
+BATCH_SIZE = 1000
+MAX_BATCHES = 50
 #: Seconds between two rounds that removed all that was due.
 INTERVAL = 10.0
 #: Seconds a round may take before it leaves the rest to the next: the
 #: lease keeper renews leases between two.
-MAX_ROUND_SECONDS = 2.0
+MAX_ROUND_SECONDS = 5.0
 #: The status of a job waiting for the jobs its ``dependsOn`` names.
 WAITING = 'waiting'
 #: What the removal's query reads.
@@ -85,8 +85,10 @@ class JobRetention:
         self.maxBatches = maxBatches
         self.interval = interval
         self.maxSeconds = maxSeconds
+        #: Whether the last round left due jobs (the lease keeper's next
+        #: round comes sooner, and does not wait for ``interval``).
+        self.behind = False
         self._last = None
-        self._behind = False
 
     def ensureIndexes(self):
         self.jobs.create_index(RETENTION_INDEX, name='m01_remote_retention')
@@ -116,7 +118,7 @@ class JobRetention:
     def tidy(self, now):
         """Remove what is due, at most every ``interval`` seconds unless
         the last round left some."""
-        if not self._behind and self._last is not None and \
+        if not self.behind and self._last is not None and \
                 time.monotonic() - self._last < self.interval:
             return 0
         self._last = time.monotonic()
@@ -126,7 +128,7 @@ class JobRetention:
         # Full batches bound a round; each status and factory adds at
         # most one more, which was not.
         removed = batches = 0
-        self._behind = False
+        self.behind = False
         deadline = time.monotonic() + self.maxSeconds
         for status in RETAINED:
             for names, periods in self._groups():
@@ -134,43 +136,48 @@ class JobRetention:
                 if period is None:
                     continue            # kept for ever
                 cutoff = now - datetime.timedelta(seconds=period)
-                kept = []
-                while True:
-                    count, full = self._removeBatch(status, cutoff, names,
-                                                    kept, now)
-                    removed += count
-                    if not full:
+                for due in self._batches(status, cutoff, names,
+                                         self.maxBatches - batches):
+                    removed += self._remove(due, status, cutoff, now)
+                    if len(due) < self.batchSize:
                         break
                     batches += 1
                     if batches >= self.maxBatches or \
                             time.monotonic() > deadline:
-                        self._behind = True
+                        self.behind = True
                         return removed
         return removed
 
-    def _removeBatch(self, status, cutoff, names, kept, now):
-        """Remove one batch of the jobs in ``status`` that ended before
-        ``cutoff``, of the factories ``names`` (a filter), but those in
-        ``kept`` (which grows by the jobs this batch keeps): how many
-        were removed, and whether the batch was full."""
-        query = dict(names, status=status, completed={'$lt': cutoff})
-        if kept:
-            query['_id'] = {'$nin': kept}
-        due = list(self.jobs.find(
-            query, {'_id': 1, 'completed': 1, 'keyPeriod': 1}).sort(
-                RETENTION_INDEX[1:]).limit(self.batchSize))
+    def _batches(self, status, cutoff, names, batches):
+        """The jobs in ``status`` that ended before ``cutoff``, of the
+        factories ``names`` (a filter), oldest first, read by one query
+        for at most ``batches`` batches, in batches."""
+        cursor = self.jobs.find(
+            dict(names, status=status, completed={'$lt': cutoff}),
+            {'_id': 1, 'completed': 1, 'keyPeriod': 1}).sort(
+                RETENTION_INDEX[1:]).limit(batches * self.batchSize)
+        due = []
+        for document in cursor:
+            due.append(document)
+            if len(due) == self.batchSize:
+                yield due
+                due = []
+        yield due
+
+    def _remove(self, due, status, cutoff, now):
+        """Remove the jobs ``due`` but those still needed, each only
+        while it is in ``status`` and ended before ``cutoff``: how many
+        were removed."""
         if not due:
-            return 0, False
+            return 0
         needed = self._needed(due, now)
-        kept.extend(needed)
         removable = [document['_id'] for document in due
                      if document['_id'] not in needed]
-        count = 0
-        if removable:
-            count = self.jobs.delete_many(
-                {'_id': {'$in': removable}, 'status': status,
-                 'completed': {'$lt': cutoff}}).deleted_count
-        return count, len(due) == self.batchSize
+        if not removable:
+            return 0
+        return self.jobs.delete_many(
+            {'_id': {'$in': removable}, 'status': status,
+             'completed': {'$lt': cutoff}}).deleted_count
 
     def _needed(self, due, now):
         """The ids among ``due`` that must be kept: a key held for a

@@ -67,9 +67,11 @@ def instrument(collection):
             # A batch by ``_id`` (a bulk delete, the retention's): each
             # looked up, not every document tested against the list.
             documents = collection._store._documents
+            rest = {key: value for key, value in filter.items()
+                    if key != '_id'}
             return iter([documents[each] for each in oids
                          if each in documents and filtering.filter_applies(
-                             filter, documents[each])])
+                             rest, documents[each])])
         status = filter.get('status') if type(filter) is dict else None
         state = _liveClaimState(collection._store)
         if not isinstance(status, str) or state is None:
