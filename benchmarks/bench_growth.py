@@ -3,12 +3,16 @@ completed jobs accumulate.
 
     python benchmarks/bench_growth.py [--jobs 100000] [--batch 1000]
         [--window 10000] [--store mongojava,embedded] [--oplog]
-        [--kind simple|multi] [--tracemalloc] [--json PATH]
+        [--kind simple|multi] [--retention SECONDS] [--tracemalloc]
+        [--json PATH]
 
 A worker runs ``--jobs`` no-op jobs, enqueued by this process in
 transactions of ``--batch`` whenever fewer than two batches are queued,
-so the queue stays short while the completed jobs pile up (none is
-removed). Printed per store:
+so the queue stays short while the completed jobs pile up: none is
+removed within the default retention (a day), unless ``--retention``
+sets how long the worker keeps a completed job (seconds), which its
+lease keeper's upkeep then removes (``queue.retention``). Printed per
+store:
 
 * the worker process's resident memory (``VmRSS`` of ``/proc``) after
   1,000, 10,000 and 100,000 jobs (and after the first job, as the
@@ -18,7 +22,7 @@ removed). Printed per store:
   inside the commit) and of a lease renewal (``extendLeases``, the lease
   keeper's update; the no-op jobs end before a keeper's tick would see
   them, so a thread of the worker times the same update every 0.5 s
-  with a claim no job holds).
+  with a claim no job holds), and the jobs stored at its end.
 
 Stores: ``mongojava`` is a throw-away mongo-java-server, the worker a
 process of its own (``bench_growth.py --worker``, ``SimpleJobWorker`` or
@@ -89,9 +93,11 @@ class Timings:
     """The worker's timed calls, per window of ``window`` finished jobs,
     and its memory at the checkpoints."""
 
-    def __init__(self, window, pid='self'):
+    def __init__(self, window, pid='self', stored=None):
         self.window = window
         self.pid = pid
+        #: Counts the stored jobs, at the end of each window.
+        self.stored = stored
         self._lock = threading.Lock()
         self.done = 0
         self.current = {'claim': [], 'outcome': [], 'renewal': []}
@@ -118,6 +124,8 @@ class Timings:
                 if values else None
             figures[kind + '_n'] = len(values)
         self.current = {kind: [] for kind in self.current}
+        if self.stored is not None:
+            figures['stored'] = self.stored()
         return figures
 
     def figures(self):
@@ -165,6 +173,15 @@ def renewalProbe(rp, stopped):
     return thread
 
 
+def keep(rp, retention):
+    """Keep ``rp``'s completed jobs ``retention`` seconds (None: the
+    default), and count its stored jobs at each window's end."""
+    if retention is not None:
+        rp.retention.periods = dict(rp.retention.periods,
+                                    completed=retention)
+    return lambda: rp.jobsCollection.estimated_document_count()
+
+
 def makeWorker(rp, kind, threads):
     if kind == 'multi':
         return MultiJobWorker(rp, waitTime=WAIT_TIME, maxThreads=threads)
@@ -174,8 +191,8 @@ def makeWorker(rp, kind, threads):
 class InProcessWorker:
     """The worker as a thread of this process (the embedded store)."""
 
-    def __init__(self, rp, kind, threads, window):
-        self.timings = Timings(window)
+    def __init__(self, rp, kind, threads, window, retention=None):
+        self.timings = Timings(window, stored=keep(rp, retention))
         instrument(rp, self.timings)
         self.stopped = threading.Event()
         renewalProbe(rp, self.stopped)
@@ -201,10 +218,13 @@ class InProcessWorker:
 class WorkerProcess:
     """The worker as a process of its own (``--worker``)."""
 
-    def __init__(self, uri, database, kind, threads, window, trace):
+    def __init__(self, uri, database, kind, threads, window, trace,
+                 retention=None):
         command = [sys.executable, str(Path(__file__).resolve()),
                    '--worker', uri, database, '--kind', kind,
                    '--threads', str(threads), '--window', str(window)]
+        if retention is not None:
+            command += ['--retention', str(retention)]
         if trace:
             command.append('--tracemalloc')
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE,
@@ -278,7 +298,8 @@ def runStore(key, args):
         db = client['m01growth']
         rp = setUp(db)
         worker = InProcessWorker(RemoteProcessor(db, name='bench-growth'),
-                                 args.kind, args.threads, args.window)
+                                 args.kind, args.threads, args.window,
+                                 args.retention)
         try:
             drive(rp, worker, args.jobs, args.batch, args.timeout)
         finally:
@@ -290,7 +311,8 @@ def runStore(key, args):
             name = testserver.unique_database_name('m01growth')
             rp = setUp(client[name])
             worker = WorkerProcess(uri, name, args.kind, args.threads,
-                                   args.window, args.tracemalloc)
+                                   args.window, args.tracemalloc,
+                                   args.retention)
             try:
                 drive(rp, worker, args.jobs, args.batch, args.timeout)
             finally:
@@ -300,6 +322,7 @@ def runStore(key, args):
         figures['server'] = 'mongo-java-server %s, oplog %s' % (
             javaserver.library_version(), 'on' if args.oplog else 'off')
     figures['store'] = key
+    figures['retention'] = args.retention
     figures['seconds'] = time.monotonic() - started
     return figures
 
@@ -316,12 +339,16 @@ def formatFigures(figures):
         ', '.join('%s MiB after %s job%s' % (
             '%.1f' % (rss[n] / 1024.0), '{:,}'.format(n),
             '' if n == 1 else 's') for n in sorted(rss))))
-    lines.append('  %-12s %12s %14s %14s' % (
-        'jobs', 'claim ms', 'outcome ms', 'renewal ms'))
+    if figures.get('retention') is not None:
+        lines.append('  completed jobs kept %g s' % figures['retention'])
+    lines.append('  %-12s %12s %14s %14s %12s' % (
+        'jobs', 'claim ms', 'outcome ms', 'renewal ms', 'stored'))
     for window in figures.get('windows') or []:
-        lines.append('  %-12s %12s %14s %14s' % (
+        lines.append('  %-12s %12s %14s %14s %12s' % (
             '{:,}'.format(window['jobs']), _ms(window['claim_ms']),
-            _ms(window['outcome_ms']), _ms(window['renewal_ms'])))
+            _ms(window['outcome_ms']), _ms(window['renewal_ms']),
+            '{:,}'.format(window['stored']) if 'stored' in window
+            else '-'))
     if figures.get('tracemalloc'):
         lines.append('  allocations grown most since the first window:')
         lines += ['    ' + line for line in figures['tracemalloc']]
@@ -344,7 +371,7 @@ def workerMain(args):
         tracemalloc.start(5)
     client = store.connect(args.uri)
     rp = RemoteProcessor(client[args.database], name='bench-growth')
-    timings = Timings(args.window)
+    timings = Timings(args.window, stored=keep(rp, args.retention))
     instrument(rp, timings)
     probeStopped = threading.Event()
     renewalProbe(rp, probeStopped)
@@ -393,6 +420,9 @@ def parseArgs(argv):
     parser.add_argument('--kind', choices=('simple', 'multi'),
                         default='simple')
     parser.add_argument('--threads', type=int, default=4)
+    parser.add_argument('--retention', type=float, default=None,
+                        help='seconds a completed job is kept (default: '
+                        'the default retention, a day)')
     parser.add_argument('--timeout', type=float, default=4 * 3600)
     parser.add_argument('--tracemalloc', action='store_true')
     parser.add_argument('--json', metavar='PATH')

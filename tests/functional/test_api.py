@@ -452,3 +452,50 @@ def test_times_are_iso_8601_in_utc(api):
     created = api.get('/jobs/' + jobid)['created']
     moment = datetime.datetime.fromisoformat(created)
     assert moment.utcoffset() == datetime.timedelta(0)
+
+
+def test_factories_say_how_long_their_finished_jobs_are_kept(api):
+    api.rp.retention.periods = {'completed': 60, 'error': None,
+                                'cancelled': 3600}
+    api.rp.addJobFactory('audit', testing.EchoJob(
+        {'retention': {'completed': None}}))
+    kept = {f['name']: f['retention']
+            for f in api.get('/factories')['factories']}
+    assert kept['echo'] == {'completed': 60, 'error': None,
+                            'cancelled': 3600}
+    assert kept['audit'] == {'completed': None, 'error': None,
+                             'cancelled': 3600}
+
+
+def test_a_key_held_for_a_period_and_a_debounced_add(api):
+    first = api.post('/jobs', {'name': 'echo', 'input': 1, 'key': 'p',
+                               'keyPeriod': 600}, status=201)
+    api.post('/jobs/%s/cancel' % first['id'])
+    # Ended, it holds its key for its period: the existing job answers.
+    again = api.post('/jobs', {'name': 'echo', 'key': 'p'}, status=200)
+    assert again == {'id': first['id'], 'status': 'cancelled',
+                     'existing': True}
+    burst = api.post('/jobs', {'name': 'echo', 'input': 1, 'key': 'd',
+                               'debounce': 30}, status=201)
+    moved = api.post('/jobs', {'name': 'echo', 'input': 2, 'key': 'd',
+                               'debounce': 30}, status=200)
+    assert moved == {'id': burst['id'], 'status': 'queued',
+                     'existing': True}
+    assert api.rp.getJobDocument(burst['id'])['input'] == 2
+    for bad in ({'debounce': 30}, {'key': 'x', 'keyPeriod': -1},
+                {'key': 'x', 'debounce': 3, 'delay': 1}):
+        api.post('/jobs', dict(bad, name='echo'), status=400)
+
+
+def test_the_retention_settings_are_the_processor_s(store_uri, database):
+    wsgi = makeApp(store_uri, database.name, **{
+        'm01.remote.retention.completed': '2h',
+        'm01.remote.retention.cancelled': 'forever'})
+    rp = wsgi.registry.getUtility(IRemoteProcessor)
+    assert rp.retention.periods == {'completed': 7200.0,
+                                    'error': 7 * 86400.0,
+                                    'cancelled': None}
+    api = Api(wsgi)
+    assert api.get('/factories')['factories'][0]['retention'] == \
+        rp.retention.periods
+    rp.close()

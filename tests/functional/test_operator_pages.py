@@ -16,6 +16,7 @@ import pytest
 import transaction
 import webtest
 
+from m01.remote import testing
 from m01.remote.interfaces import IRemoteProcessor
 from m01.remote.job import Job
 from m01.remote.scheduler import Cron, Delay
@@ -698,3 +699,18 @@ def test_the_mean_run_time_has_a_short_label_on_a_phone(site):
     labels = {cell['data-label'] for cell in cells}
     assert max(len(label) for label in labels) <= 12
     assert 'Mean run' in labels
+
+
+def test_the_factories_page_shows_how_long_finished_jobs_are_kept(site):
+    site.rp.retention.periods = {'completed': 3600, 'error': None,
+                                 'cancelled': 7 * 86400}
+    site.rp.addJobFactory('audit', testing.EchoJob(
+        {'retention': {'completed': None, 'error': 600}}))
+    page = site.app.get('/remote/factories')
+    rows = {row['id']: row for row in page.html.select('#factories tbody tr')}
+    assert text(rows['factory-echo'].find(class_='factory-kept')) == \
+        'Kept once ended: completed for 1 h, error for ever, ' \
+        'cancelled for 7 days'
+    assert text(rows['factory-audit'].find(class_='factory-kept')) == \
+        'Kept once ended: completed for ever, error for 10 min, ' \
+        'cancelled for 7 days'

@@ -215,6 +215,12 @@ BAD_VALUES = [
     ('stats.retention_days', '0', 'from 1 to 3660'),
     ('stats.retention_days', '1.5', 'expected an integer'),
     ('stats.retention_days', 7.0, 'whole number of days'),
+    ('retention.completed', '1 fortnight', 'with a unit'),
+    ('retention.completed', '-3', 'with a unit'),
+    ('retention.error', -1, 'seconds >= 0'),
+    ('retention.error', '6000w', 'at most a century'),
+    ('retention.cancelled', True, 'expected a number'),
+    ('retention.cancelled', 'nan', 'with a unit'),
     ('metrics', 'yes', 'expected false'),
     ('metrics', True, 'expected false'),
     ('wakeup', 'streams', 'expected one of auto, changestream, poll'),
@@ -344,3 +350,17 @@ def test_get_remote_settings_without_settings():
 def test_get_remote_settings_refuses_bad_settings():
     with pytest.raises(SettingsError):
         get_remote_settings(DummyRegistry({'m01.remote.pages': 'no way'}))
+
+
+def test_retention_periods_take_units_and_forever():
+    settings = parse_settings({
+        'm01.remote.retention.completed': '90m',
+        'm01.remote.retention.error': ' Forever ',
+        'm01.remote.retention.cancelled': 45})
+    assert settings.retention == {'completed': 5400.0, 'error': None,
+                                  'cancelled': 45.0}
+    assert parse_settings({}).retention == {
+        'completed': 86400.0, 'error': 7 * 86400.0,
+        'cancelled': 7 * 86400.0}
+    assert parse_settings({'m01.remote.retention.completed': '2w'}) \
+        .retention_completed == 14 * 86400.0

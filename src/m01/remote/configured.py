@@ -30,6 +30,7 @@ def make_remote_processor(registry, settings=None):
         settings, processor.jobWorkerFactory)
     processor.counters.retentionDays = settings.stats_retention_days
     processor.asyncJobs.limit = settings.worker_async_limit
+    processor.retention.periods = settings.retention
     outbox = registry.queryUtility(IJobOutboxFactory)
     if outbox is not None:
         processor.useOutbox(outbox(processor))

@@ -397,6 +397,30 @@ class IJobDependencies(IUpkeep):
         """``{status: count}`` of the jobs of the workflow ``workflow``."""
 
 
+class IJobRetention(IUpkeep):
+    """Removes finished jobs once their retention period passed, in
+    bounded batches, as the lease keeper's upkeep. A period is seconds,
+    or None to keep a job for ever."""
+
+    periods = Attribute("``{status: seconds or None}`` for completed, "
+                        "error and cancelled: the periods in force where "
+                        "a factory has none of its own.")
+    batchSize = Attribute("Jobs one removal considers at most.")
+    maxBatches = Attribute("Removals one round makes at most.")
+    maxSeconds = Attribute("Seconds after which a round starts no other "
+                           "removal of a full batch.")
+    behind = Attribute("Whether the last round left due jobs: the lease "
+                       "keeper comes back within a second.")
+
+    def periodsOf(factory):
+        """``{status: seconds or None}``: the periods in force for the
+        jobs of ``factory`` (a job factory), its own over ``periods``."""
+
+    def removeDue(now):
+        """Remove the finished jobs due for removal at ``now`` (at most
+        ``maxBatches`` batches); how many were removed."""
+
+
 class IRemoteProcessor(zope.interface.Interface):
     """The remote processor: job factories, jobs, scheduler and threads,
     in one MongoDB database (``m01.remote.processor.RemoteProcessor``).
@@ -440,6 +464,11 @@ class IRemoteProcessor(zope.interface.Interface):
         "What releases the jobs waiting for others as those end, and reads "
         "dependencies, dependents and workflows for the pages "
         "(``IJobDependencies``).")
+    debouncer = Attribute("What moves the queued job holding a key for an "
+                          "``addJob`` with ``debounce`` "
+                          "(``queue.debounce.Debouncer``).")
+    retention = Attribute("The IJobRetention removing finished jobs once "
+                          "their retention period passed.")
     slots = Attribute("The factories' concurrency slots "
                       "(``queue.slots.ConcurrencySlots``).")
     queueSettings = Attribute("What is set for the queues: paused, rate "
@@ -533,7 +562,7 @@ class IRemoteProcessor(zope.interface.Interface):
     def addJob(name, input=None, immediate=False, jobid=None, delay=None,
                at=None, priority=None, timeout=None, key=None,
                onDuplicateKey='return', dependsOn=None, onFailure='cancel',
-               queue=None):
+               queue=None, keyPeriod=None, debounce=None):
         """Queue a job made by the factory ``name`` from ``input`` and
         return its id.
 
@@ -561,6 +590,15 @@ class IRemoteProcessor(zope.interface.Interface):
           ``'cancel'``), or runs all the same (``'run'``).
         - ``queue``: the queue it joins (default the factory's,
           ``default``); workers claim from the queues they serve.
+        - ``keyPeriod`` (seconds, with ``key``): the key stays held that
+          long after its job ended (completed, in error or cancelled):
+          unique for a period. The job is kept at least as long.
+        - ``debounce`` (seconds, with ``key``): the job is due that long
+          after it was added; adding with its key while it is still
+          queued queues no other job but moves its due time to
+          ``debounce`` seconds from then and gives it the new input, in
+          one conditional write (a burst of adds runs one job, with the
+          last input). Not with ``delay`` or ``at``.
 
         Raises ValueError (before anything is stored) for an unknown
         factory, input BSON cannot store, an unknown job in

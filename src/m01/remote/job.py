@@ -31,6 +31,8 @@ BASE_FIELDS = ('input', 'maxRetries', 'retryDelay', 'active', 'title',
                'priority', 'timeout', 'retryBackoff', 'retryDelayMax',
                'retryJitter', 'concurrency', 'queue', 'rateLimit')
 
+#: A factory's settings its jobs' documents do not carry.
+FACTORY_FIELDS = ('retention',)
 
 #: A job's priority lies within these bounds (higher runs first).
 MAX_PRIORITY = 10 ** 6
@@ -227,7 +229,13 @@ class Job:
     #: At most ``starts`` jobs of the factory start per ``seconds``
     #: (``[starts, seconds]``), across every process; None: no limit.
     rateLimit = None
+    #: ``{status: seconds or None}`` its jobs are kept once ended in each
+    #: final status, over the processor's (``queue.retention``).
+    retention = None
     key = None
+    #: Seconds the job's key stays held after it ended (``addJob``'s
+    #: ``keyPeriod``), or None.
+    keyPeriod = None
     version = 0
     #: The trace context of the span active when the job was added
     #: (``m01.remote.queue.tracing``), or None.
@@ -249,11 +257,13 @@ class Job:
         self.attempts = []
         self.logLines = []
         for key, value in dict(data or {}).items():
-            if key not in BASE_FIELDS and key not in self.fields:
+            if key not in BASE_FIELDS and key not in FACTORY_FIELDS and \
+                    key not in self.fields:
                 raise ValueError(
                     '%s does not accept %r; it accepts %s' % (
                         type(self).__name__, key,
-                        ', '.join(BASE_FIELDS + tuple(self.fields))))
+                        ', '.join(BASE_FIELDS + FACTORY_FIELDS +
+                                  tuple(self.fields))))
             setattr(self, key, value)
         self._checkLimits()
 
@@ -286,6 +296,8 @@ class Job:
         checkQueueName(self.queue)
         if self.rateLimit is not None:
             self.rateLimit = checkRateLimit(self.rateLimit)
+        if self.retention is not None:
+            checkRetention(self.retention)
 
     def __setattr__(self, name, value):
         changes = self._changes
@@ -324,7 +336,7 @@ class Job:
 
     def data(self):
         """The factory's settings, as given to ``Job(data)``."""
-        names = BASE_FIELDS + tuple(self.fields)
+        names = BASE_FIELDS + FACTORY_FIELDS + tuple(self.fields)
         return {key: getattr(self, key) for key in names}
 
     def getJob(self, input=None):
@@ -351,7 +363,8 @@ class Job:
 STORED_ATTRIBUTES = BASE_FIELDS + (
     'name', 'output', 'status', 'retryCounter', 'retryTime', 'created',
     'queued', 'picked', 'completed', 'worker', 'leaseExpires', 'claim',
-    'errors', 'tracebacks', 'attempts', 'key', 'version', 'traceContext')
+    'errors', 'tracebacks', 'attempts', 'key', 'keyPeriod', 'version',
+    'traceContext')
 #: Stored fields whose attribute has another name (``progress`` and
 #: ``log`` are the methods a running job calls).
 RENAMED_ATTRIBUTES = {'progress': 'reportedProgress', 'log': 'logLines'}
@@ -382,6 +395,23 @@ def dueTime(now, delay=None, at=None):
                              % (at,))
         return toBSONTime(at)
     return now
+
+
+RETAINED = (interfaces.COMPLETED, interfaces.ERROR, interfaces.CANCELLED)
+
+
+def checkRetention(periods, what='retention'):
+    """``periods`` as a dict of final statuses to seconds or None (for
+    ever); ValueError for anything else."""
+    unknown = sorted(set(periods) - set(RETAINED), key=str) \
+        if isinstance(periods, dict) else [periods]
+    if unknown:
+        raise ValueError('%s is a dict of %s to seconds (None: for ever); '
+                         'not %s' % (what, ', '.join(RETAINED),
+                                     ', '.join(map(repr, unknown))))
+    for status, period in periods.items():
+        checkSeconds(period, '%s[%r]' % (what, status), optional=True)
+    return dict(periods)
 
 
 def checkSeconds(value, what, optional=False, positive=False):

@@ -37,6 +37,7 @@ from m01.remote.queue.changes import (
     requeueing,
 )
 from m01.remote.queue.containers import JobContainer, toObjectId
+from m01.remote.queue.debounce import Debouncer
 from m01.remote.queue.search import TERMS_INDEX
 from m01.remote.queue.transaction import QueueTransaction
 from m01.remote.queue.updates import newJobDocument
@@ -130,6 +131,8 @@ class RemoteProcessor(ProcessorWorkflows):
         self.jobs = JobContainer(self, self.jobsCollection, self.pending,
                                  self.jobWrites,
                                  pages=self.pageJobsCollection)
+        self.debouncer = Debouncer(self.keys, self.jobs.document,
+                                   self.pending, self.jobWrites, self.now)
 
     def bind(self, transactionManager, session=None):
         """This processor, its jobs joining the transactions of
@@ -180,6 +183,7 @@ class RemoteProcessor(ProcessorWorkflows):
                                          name='m01_remote_terms')
         self.scheduler.ensureIndexes()
         self.counters.ensureIndexes()
+        self.retention.ensureIndexes()
         self.monitor.ensureIndexes()
         self.rates.ensureIndexes()
 
@@ -244,7 +248,7 @@ class RemoteProcessor(ProcessorWorkflows):
     def addJob(self, name, input=None, immediate=False, jobid=None,
                delay=None, at=None, priority=None, timeout=None, key=None,
                onDuplicateKey='return', dependsOn=None, onFailure='cancel',
-               queue=None):
+               queue=None, keyPeriod=None, debounce=None):
         # A job for the outbox needs no MongoDB (unless it has a key):
         # the factory last read serves while the store is away.
         try:
@@ -270,16 +274,13 @@ class RemoteProcessor(ProcessorWorkflows):
             raise ValueError("onDuplicateKey is 'return' or 'raise', not %r"
                              % (onDuplicateKey,))
         document = newJobDocument(job, input, self.now(), jobid, delay, at,
-                                  key)
+                                  key, keyPeriod, debounce)
         self._dependOn(document, dependsOn, onFailure, immediate)
         if key is not None:
-            holder = self.keys.reserve(key, document['_id'],
-                                       self.jobs.document)
+            holder, moved = self.debouncer.add(document, immediate)
             if holder is not None:
-                if onDuplicateKey == 'raise':
-                    raise DuplicateJobKeyError(
-                        'Job %s holds the key %r: it is queued or running'
-                        % (holder, key), holder)
+                if not moved and onDuplicateKey == 'raise':
+                    raise self.debouncer.duplicate(holder, key)
                 return holder
         if immediate:
             try:
@@ -349,7 +350,8 @@ class RemoteProcessor(ProcessorWorkflows):
         oid = document['_id']
         if document.get('key'):
             holder = self.keys.reserve(document['key'], oid,
-                                       self.jobs.document)
+                                       self.jobs.document,
+                                       document.get('keyPeriod'))
             if holder is not None and holder != str(oid):
                 raise DuplicateJobKeyError(
                     'Job %s cannot be retried: job %s holds its key %r'

@@ -78,6 +78,9 @@ class RemoteSettings:
     permission: str = 'm01.remote.manage'
     pages: bool = True
     stats_retention_days: int = 8
+    retention_completed: float = 24 * 3600.0
+    retention_error: float = 7 * 24 * 3600.0
+    retention_cancelled: float = 7 * 24 * 3600.0
     metrics: str = 'false'
     wakeup: str = 'auto'
     write_concern: str | int = 'majority'
@@ -107,6 +110,14 @@ class RemoteSettings:
         return {'socketTimeout': self.socket_timeout,
                 'connectTimeout': self.connect_timeout,
                 'serverSelectionTimeout': self.server_selection_timeout}
+
+    @property
+    def retention(self):
+        """How long finished jobs are kept by final status (seconds, None
+        for ever): ``JobRetention.periods``."""
+        return {'completed': self.retention_completed,
+                'error': self.retention_error,
+                'cancelled': self.retention_cancelled}
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
@@ -274,6 +285,33 @@ def _days(value):
     return value
 
 
+#: The units a retention period may be given in, in seconds.
+PERIOD_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 24 * 3600, 'w': 7 * 24 * 3600}
+#: What keeps finished jobs for ever.
+FOREVER = ('forever', 'never')
+_PERIOD = re.compile(r'^(\d+(?:\.\d+)?)\s*([smhdw]?)$')
+
+
+def _period(value):
+    """Seconds, or None for ever: a number of seconds, a number with a
+    unit (``90s``, ``30m``, ``12h``, ``7d``, ``2w``) or ``forever``."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in FOREVER:
+            return None
+        match = _PERIOD.match(text)
+        if match is None:
+            raise ValueError('expected a number of seconds, a number with '
+                             'a unit (30m, 12h, 7d, 2w) or forever')
+        value = float(match.group(1)) * PERIOD_UNITS[match.group(2) or 's']
+    value = _seconds(value)
+    if value > 100 * 365 * 24 * 3600:
+        raise ValueError('expected at most a century (or forever)')
+    return value
+
+
 METRICS = ('false', 'pages', 'public')
 
 
@@ -371,6 +409,9 @@ OPTIONS = {
     'permission': ('permission', _text),
     'pages': ('pages', _boolean),
     'stats.retention_days': ('stats_retention_days', _days),
+    'retention.completed': ('retention_completed', _period),
+    'retention.error': ('retention_error', _period),
+    'retention.cancelled': ('retention_cancelled', _period),
     'metrics': ('metrics', _metrics),
     'wakeup': ('wakeup', _wakeup),
     'write_concern': ('write_concern', _write_concern),

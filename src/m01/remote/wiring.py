@@ -1,8 +1,8 @@
 """The collaborators of one processor, each made once and handed what it
 uses: the job write strategy, the containers, key locks, concurrency
-slots, outcome counters, wake-ups and change watchers, the lease keeper,
-the heartbeat monitor, the worker threads, the job runner and the
-claims.
+slots, retention, outcome counters, wake-ups and change watchers, the
+lease keeper, the heartbeat monitor, the worker threads, the job runner
+and the claims.
 
 None is handed the processor to call back into. The containers take it
 as their ``__parent__`` (a location, for traversal and URLs), and the
@@ -19,6 +19,7 @@ from m01.remote.queue.keys import JobKeys
 from m01.remote.queue.leases import EndedJobs, LeaseKeeper
 from m01.remote.queue.queues import QueueSettings
 from m01.remote.queue.rates import RateSlots
+from m01.remote.queue.retention import JobRetention
 from m01.remote.queue.runner import JobRunner
 from m01.remote.queue.slots import ConcurrencySlots
 from m01.remote.scheduler import Scheduler
@@ -51,7 +52,9 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
                                          queue[prefix + 'pauses'])
     p.queueSettings = QueueSettings(queue[prefix + 'queues'])
     p.rates = RateSlots(queue[prefix + 'rates'])
-    p.keys = JobKeys(queue[prefix + 'keys'], now, p.jobWrites)
+    p.keys = JobKeys(queue[prefix + 'keys'], now, p.jobWrites,
+                     p.jobsCollection)
+    p.retention = JobRetention(p.jobsCollection, p.factoriesCollection, now)
     p.slots = ConcurrencySlots(queue[prefix + 'slots'], now, p.jobWrites)
     p.counters = OutcomeCounters(queue[prefix + 'counters'], now)
     p.scheduler = Scheduler(p.schedulerCollection, clock=p.clock)
@@ -71,7 +74,7 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
         p.name, float(leaseTime), p.jobWrites, now,
         recovered=EndedJobs(p.jobsCollection, p.counters, p.jobWakeup,
                             p.dependencies),
-        upkeep=(p.slots, p.keys, p.counters, p.dependencies))
+        upkeep=(p.slots, p.keys, p.counters, p.dependencies, p.retention))
     # The sweep's events carry the processor, as every event does.
     p.leases.swept = p.dependencies.swept = SweepEvents(p.registry, p)
     p.monitor = ProcessMonitor(queue[prefix + 'workers'],

@@ -90,6 +90,9 @@ class FactoryInfo:
     queue: str = DEFAULT_QUEUE
     rateLimit: list = None
     rateUsed: int = None
+    #: ``{status: seconds or None}``: how long its finished jobs are kept
+    #: (``IJobRetention.periodsOf``).
+    retention: dict = None
 
 
 @dataclasses.dataclass
@@ -113,7 +116,7 @@ def summary(doc):
     return text.replace('``', '')
 
 
-def factoryInfo(name, factory, paused, rateUsed=None):
+def factoryInfo(name, factory, paused, rateUsed=None, retention=None):
     defaults = factory.dump()
     # The name and class have fields of their own; the fields a subclass
     # declares are shown beside the base ones.
@@ -124,7 +127,8 @@ def factoryInfo(name, factory, paused, rateUsed=None):
                        doc=summary(type(factory).__doc__),
                        defaults=sorted(defaults.items()), paused=paused,
                        concurrency=factory.concurrency, queue=factory.queue,
-                       rateLimit=factory.rateLimit, rateUsed=rateUsed)
+                       rateLimit=factory.rateLimit, rateUsed=rateUsed,
+                       retention=retention)
 
 
 @zope.interface.implementer(IQueueQueries)
@@ -213,9 +217,11 @@ class QueueQueries:
     def factories(self):
         container = self.processor.jobFactories
         paused = container.pausedNames(fresh=True)
+        periodsOf = self.processor.retention.periodsOf
         return [factoryInfo(name, factory, name in paused,
                             self._rateUsed(factoryScope(name),
-                                           factory.rateLimit))
+                                           factory.rateLimit),
+                            periodsOf(factory))
                 for name, factory in container.items()]
 
     def _rateUsed(self, scope, limit):
@@ -256,7 +262,8 @@ class QueueQueries:
         factory = container.factory(name)
         return factoryInfo(name, factory, container.isPaused(name),
                            self._rateUsed(factoryScope(name),
-                                          factory.rateLimit))
+                                          factory.rateLimit),
+                           self.processor.retention.periodsOf(factory))
 
     def schedulerItems(self, page=1, pageSize=100, active=None):
         if isinstance(pageSize, bool) or not isinstance(pageSize, int) or \

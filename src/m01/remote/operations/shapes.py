@@ -182,6 +182,7 @@ def factoryJSON(info):
             'doc': info.doc, 'paused': info.paused,
             'concurrency': info.concurrency, 'queue': info.queue,
             'rateLimit': info.rateLimit, 'rateUsed': info.rateUsed,
+            'retention': dict(info.retention or {}),
             'defaults': {key: boundedValue(value)[0]
                          for key, value in info.defaults}}
 

@@ -21,7 +21,7 @@ def cancelling(jobWrites, keys, counters, now, document,
         at = now()
         cancelled = jobWrites.cancel(oid, at)
         if cancelled:
-            releaseKey(keys, document)
+            releaseKey(keys, document, ended=at)
             picked = document.get('picked')
             counters.count(
                 document['name'], 'cancelled', at,
@@ -39,10 +39,16 @@ def requeueing(jobWrites, now, oid):
     return lambda: jobWrites.requeue(oid, now())
 
 
-def releaseKey(keys, document):
-    """Give back the key of the job ``document``, if it holds one."""
+def releaseKey(keys, document, ended=None):
+    """Give back the key of the job ``document``, if it holds one: at
+    once, or, for a job that ended at ``ended`` and holds its key for a
+    period (``keyPeriod``), at the end of that period."""
     if document.get('key'):
-        keys.release(document['key'], document['_id'])
+        if ended is None:
+            keys.release(document['key'], document['_id'])
+        else:
+            keys.release(document['key'], document['_id'], ended,
+                         document.get('keyPeriod'))
 
 
 def keyReleaser(keys, document):

@@ -22,6 +22,8 @@ from m01.remote.queue.dependencies import DEPENDENTS, ENDED
 
 logger = logging.getLogger('m01.remote')
 
+#: Seconds to the next round when an upkeep is behind (``behind``).
+BEHIND_WAIT = 1.0
 
 
 def isTimeout(error):
@@ -314,6 +316,10 @@ class LeaseKeeper:
         if deadlines:
             untilFirst = (min(deadlines) - self.now()).total_seconds()
             wait = min(wait, max(untilFirst, 0.0) + 0.05)
+        if any(getattr(upkeep, 'behind', False) for upkeep in self.upkeep):
+            # An upkeep left work for its next round (finished jobs due
+            # for removal on a busy site): come back soon.
+            wait = min(wait, BEHIND_WAIT)
         return wait
 
     def _run(self):

@@ -375,7 +375,9 @@ class JobRunner:
             if slot and self.slots is not None:
                 self.slots.release(slot, job.claim)
             if final and job.key and self.keys is not None:
-                self.keys.release(job.key, toObjectId(job.__name__))
+                self.keys.release(job.key, toObjectId(job.__name__),
+                                  self.now(),
+                                  job.keyPeriod)
         except Exception:
             # The lease keeper frees what a missed release left behind.
             logger.exception('Releasing the slot or key of job %s failed',

@@ -23,7 +23,7 @@ from m01.remote.interfaces import (
     QUEUED,
     WAITING,
 )
-from m01.remote.job import DEFAULT_QUEUE, checkStorable, dueTime
+from m01.remote.job import DEFAULT_QUEUE, checkSeconds, checkStorable, dueTime
 from m01.remote.limits import (
     ATTEMPT_TRACEBACK_TEXT,
     MAX_ATTEMPTS,
@@ -80,13 +80,32 @@ MAX_PROGRESS_MESSAGE_CHARS = MAX_PROGRESS_MESSAGE
 BACKOFFS = ('fixed', 'exponential')
 
 
+def checkKeyOptions(key, keyPeriod, debounce, delay=None, at=None):
+    """ValueError unless ``addJob``'s ``keyPeriod`` and ``debounce`` go
+    with the other arguments: both need a key, a debounced job is due
+    after its debounce (no ``delay`` or ``at``)."""
+    if keyPeriod is not None or debounce is not None:
+        if key is None:
+            raise ValueError('keyPeriod and debounce need a key')
+    checkSeconds(keyPeriod, 'keyPeriod', optional=True)
+    if debounce is not None:
+        checkSeconds(debounce, 'debounce')
+        if delay is not None or at is not None:
+            raise ValueError('A debounced job is due debounce seconds '
+                             'after the last add: give no delay or at')
+
+
 def newJobDocument(job, input, now, jobid=None, delay=None, at=None,
-                   key=None):
+                   key=None, keyPeriod=None, debounce=None):
     """The document of a new queued job: ``job`` as its factory made it
     from ``input``, due at ``now``, after ``delay`` seconds or ``at`` a
-    time, under the id ``jobid`` (a new one by default) and holding
-    ``key``. Raises ValueError for a bad key or a document BSON cannot
+    time (debounced: ``debounce`` seconds), under the id ``jobid`` (a new
+    one by default) and holding ``key`` (``keyPeriod`` seconds after its
+    end). Raises ValueError for a bad key or a document BSON cannot
     store."""
+    checkKeyOptions(key, keyPeriod, debounce, delay, at)
+    if debounce is not None:
+        delay = debounce
     document = job.dump()
     document.update({
         '_id': toObjectId(jobid) if jobid is not None else bson.ObjectId(),
@@ -97,6 +116,10 @@ def newJobDocument(job, input, now, jobid=None, delay=None, at=None,
     if key is not None:
         checkKey(key)
         document['key'] = key
+    if keyPeriod is not None:
+        document['keyPeriod'] = keyPeriod
+    if debounce is not None:
+        document['debounce'] = debounce
     document['terms'] = addedTerms(document['_id'], input)
     traceContext = currentTraceContext()
     if traceContext:

@@ -61,8 +61,8 @@ ROUTES = {
 ROUTE_PREFIX = 'm01.remote.api.'
 #: The methods that change something: they need the CSRF token.
 CHANGES = ('POST', 'DELETE')
-ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key', 'dependsOn',
-               'onFailure', 'queue')
+ADD_OPTIONS = ('delay', 'priority', 'timeout', 'key', 'keyPeriod',
+               'debounce', 'dependsOn', 'onFailure', 'queue')
 #: The fields of a workflow to add.
 WORKFLOW_FIELDS = ('kind', 'jobs', 'callback', 'onFailure')
 #: The parameters of the job listing beside the filter's.
@@ -264,6 +264,11 @@ class ApiViews:
                     QUEUED}
         except ValueError as e:
             raise bad(e)
+        if body.get('debounce') is not None and jobid not in {
+                str(document['_id'])
+                for document in self.processor.pendingJobDocuments()}:
+            # The queued job holding the key was moved, not a new one.
+            return {'id': jobid, 'existing': True, 'status': QUEUED}
         self.request.response.status = 201
         return {'id': jobid, 'existing': False,
                 'status': self.processor.getJobStatus(jobid)}

@@ -1,14 +1,14 @@
 """The job factories page: each factory with its state (taking jobs or
 paused, its concurrency limit, its queue, its rate limit and how much of
 it the current period used), its jobs counted by status, what its jobs
-get by default, and pausing or resuming it after a confirmation; then
-the queues, each with its state, rate limit and jobs, paused or resumed
-the same way."""
+get by default, how long its finished jobs are kept, and pausing or
+resuming it after a confirmation; then the queues, each with its state,
+rate limit and jobs, paused or resumed the same way."""
 from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.view import view_defaults
 
 from m01.remote import interfaces
-from m01.remote.job import checkQueueName
+from m01.remote.job import RETAINED, checkQueueName
 from m01.remote.operations.filters import textParam
 from m01.remote.views.common import (
     BaseView,
@@ -66,6 +66,14 @@ def defaultsSummary(defaults):
     return summary
 
 
+def keptSummary(periods):
+    """How long the finished jobs of a factory are kept, in words:
+    ``[(status, 'for 1 day')]``."""
+    return [(status, 'for ever' if periods[status] is None
+             else 'for %s' % duration(periods[status]))
+            for status in RETAINED if status in (periods or {})]
+
+
 @view_defaults(context=interfaces.IJobFactoryContainer,
                renderer=template('factories'))
 class FactoriesView(BaseView):
@@ -86,6 +94,7 @@ class FactoriesView(BaseView):
                 'doc': info.doc, 'paused': info.paused,
                 'concurrency': info.concurrency, 'slotsTaken': running,
                 'queue': info.queue, 'rate': rateText(info),
+                'kept': keptSummary(info.retention),
                 'defaults': info.defaults,
                 'summary': defaultsSummary(dict(info.defaults)),
                 'counts': [(label, jobs[status],

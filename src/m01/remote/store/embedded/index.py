@@ -6,7 +6,8 @@ sorted query copies and sorts all that match. Two paths of the queue
 cannot afford that with thousands of jobs stored:
 
 - a write by ``_id`` (each change of a job) looks the document up in the
-  dictionary (``instrument``);
+  dictionary, as does a bulk write of ids (``{'_id': {'$in': [...]}}``)
+  for each of its ids (``instrument``);
 - a claim (the oldest due job) reads an ordered index of the queued jobs
   (``claimFirst``) that is kept up to date from the ids of the documents
   changed since the last claim;
@@ -61,6 +62,16 @@ def instrument(collection):
                     not filtering.filter_applies(filter, document):
                 return iter(())
             return iter((document,))
+        oids = _idsIn(oid)
+        if oids is not None:
+            # A batch by ``_id`` (a bulk delete, the retention's): each
+            # looked up, not every document tested against the list.
+            documents = collection._store._documents
+            rest = {key: value for key, value in filter.items()
+                    if key != '_id'}
+            return iter([documents[each] for each in oids
+                         if each in documents and filtering.filter_applies(
+                             rest, documents[each])])
         status = filter.get('status') if type(filter) is dict else None
         state = _liveClaimState(collection._store)
         if not isinstance(status, str) or state is None:
@@ -88,6 +99,17 @@ def instrument(collection):
 
     collection._iter_documents = iterDocuments
     collection._update = noteChanges
+
+
+def _idsIn(condition):
+    """The ids of an ``{'$in': [ids]}`` condition on ``_id``, each once,
+    in order; None for any other condition."""
+    if type(condition) is not dict or list(condition) != ['$in'] or \
+            not isinstance(condition['$in'], (list, tuple)) or not all(
+                isinstance(each, (bson.ObjectId, str))
+                for each in condition['$in']):
+        return None
+    return list(dict.fromkeys(condition['$in']))
 
 
 def claimFirst(collection, query, order, update, equal):
