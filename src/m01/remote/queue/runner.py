@@ -296,6 +296,39 @@ class JobRunner:
             logger.exception('Giving job %s back to the queue failed',
                              job.__name__)
 
+    def giveBack(self, jobs):
+        """Give claimed ``jobs`` whose unit of work ended without storing
+        their outcomes (its commit raised, or it was cut short before
+        they ran) back to the queue: their leases are no longer renewed,
+        their slots are released, and each is put back in its place,
+        conditional on its claim (not counted as an attempt). One whose
+        claim no longer holds had its outcome stored after all, or was
+        cancelled or taken over; one that cannot be put back (the
+        database cannot be reached) runs again once its lease expires.
+        The log says which."""
+        for job in jobs:
+            self._endRun(job, final=False)
+            try:
+                back = self.jobWrites.unclaim(toObjectId(job.__name__),
+                                              job.claim)
+            except Exception as error:
+                logger.warning(
+                    'Job %s was not stored and could not be given back to '
+                    'the queue (%s: %s): its lease is no longer renewed, it '
+                    'runs again once the lease expires (within %.1f s).',
+                    job.__name__, type(error).__name__, error,
+                    self.leases.leaseTime)
+                continue
+            if back:
+                logger.info('Job %s went back to the queue: its unit of '
+                            'work ended before its outcome was stored; it '
+                            'runs again.', job.__name__)
+            else:
+                logger.info('Job %s was not given back to the queue: its '
+                            'claim no longer holds (its outcome was stored, '
+                            'or it was cancelled or taken over).',
+                            job.__name__)
+
     def _endRun(self, job, final):
         """The run of ``job`` is over (``final``: the job ended for good,
         its outcome stored): stop renewing its lease, release its slot,

@@ -106,16 +106,26 @@ class BaseWorker:
         by one commit (one command where the server allows) per
         ``BATCH_SECONDS`` of work."""
         remaining = list(jobs)
+        unit = []
 
         def work(processor):
             until = time.monotonic() + BATCH_SECONDS
             while remaining:
                 job = remaining.pop(0)
+                unit.append(job)
                 processor.processJob(job.__name__, job)
                 if time.monotonic() >= until:
                     return
-        while remaining:
-            self.inUnitOfWork(work)
+        try:
+            while remaining:
+                del unit[:]
+                self.inUnitOfWork(work)
+        except BaseException:
+            # Whatever the unit raised, the jobs whose outcomes it did not
+            # store (its own, and those not run yet) are no longer
+            # renewed and go back to the queue: none is left claimed.
+            self.remoteProcessor.runner.giveBack(unit + remaining)
+            raise
 
     def inUnitOfWork(self, work):
         """Call ``work(processor)`` with the processor bound to a new
@@ -295,10 +305,11 @@ class MultiJobWorker(BaseWorker):
             self.outage.succeeded()
         except pymongo.errors.ConnectionFailure as error:
             self.outage.failed(error, 'finishing %d jobs' % len(jobs))
-            logger.warning('MultiJobWorker: the outcomes of %d jobs were '
-                           'not stored (the database cannot be reached); '
-                           'they run again once their leases expire',
-                           len(jobs))
+            logger.warning('MultiJobWorker: a batch of %d jobs was cut '
+                           'short (the database cannot be reached); each '
+                           'job whose outcome was not stored went back to '
+                           'the queue, or runs again once its lease '
+                           'expires, as logged for it', len(jobs))
         except Exception:
             logger.exception('MultiJobWorker: a batch of %d jobs failed to '
                              'finish', len(jobs))
