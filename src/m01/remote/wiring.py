@@ -39,9 +39,11 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.schedulerCollection = queue[prefix + 'scheduler']
     p.pageJobsCollection = forPages(p.jobsCollection, readPreference)
     # How job changes are made safe on this server, decided at first
-    # use: a processor is made without its server.
+    # use: a processor is made without its server. A write whose answer
+    # is lost is retried for as long as a lease.
     p.jobWrites = RetriedOutcomes(ServerJobWrites(queue, prefix),
-                                  p.jobsCollection)
+                                  p.jobsCollection,
+                                  retrySeconds=float(leaseTime))
     p.jobFactories = JobFactoryContainer(p, p.factoriesCollection,
                                          queue[prefix + 'pauses'])
     p.keys = JobKeys(queue[prefix + 'keys'], now, p.jobWrites)

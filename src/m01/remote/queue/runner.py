@@ -59,6 +59,7 @@ import logging
 import threading
 import traceback
 
+import pymongo.errors
 import transaction
 import transaction.interfaces
 import zope.interface
@@ -306,12 +307,18 @@ class JobRunner:
         cancelled or taken over; one that cannot be put back (the
         database cannot be reached) runs again once its lease expires.
         The log says which."""
+        unreachable = None
         for job in jobs:
             self._endRun(job, final=False)
             try:
+                if unreachable is not None:
+                    # Each try waits as long as a lease: not once per job.
+                    raise unreachable
                 back = self.jobWrites.unclaim(toObjectId(job.__name__),
                                               job.claim)
             except Exception as error:
+                if isinstance(error, pymongo.errors.ConnectionFailure):
+                    unreachable = error
                 logger.warning(
                     'Job %s was not stored and could not be given back to '
                     'the queue (%s: %s): its lease is no longer renewed, it '
