@@ -209,6 +209,36 @@ def test_a_keeper_that_cannot_renew_for_a_lease_stops_the_claims(caplog):
     assert writes.renewals >= 1
 
 
+def test_a_slow_sweep_delays_no_renewal():
+    # On a slow link a sweep (reading and writing whole jobs) can take
+    # longer than a lease; the renewals go on meanwhile.
+    writes = Writes()
+    sweeping = threading.Event()
+    released = threading.Event()
+
+    def slowRecovery(now, limit=100):
+        sweeping.set()
+        released.wait(30)
+        return []
+    writes.recoverExpired = slowRecovery
+    lease = 0.6
+    keeper = LeaseKeeper('root', lease, writes, now)
+    keeper.add('a' * 24, 'claim')
+    keeper.acquire()
+    try:
+        assert sweeping.wait(10)
+        renewals = writes.renewals
+        started = time.monotonic()
+        until(lambda: writes.renewals >= renewals + 3,
+              what='renewals while a sweep takes long')
+        until(lambda: time.monotonic() - started > lease,
+              what='a lease passed')
+        assert keeper.claimable()
+    finally:
+        released.set()
+        keeper.release()
+
+
 class Unanswered:
     """A collection whose server does not answer."""
 

@@ -5,6 +5,13 @@ the lease keeper renews it; when a worker dies, nobody renews it, and
 the keeper of any other process gives the job back to the queue once it
 has expired (``recover``).
 
+The keeper renews in a thread of its own, every third of a lease, and
+does nothing else there: recovering other processes' jobs, ending timed
+out ones and tidying run in a second thread (its sweep). On a slow link
+a sweep can take longer than a lease (it reads and writes whole job
+documents); renewals waiting behind it let this process's leases expire
+while its jobs still ran, and other processes ran them again.
+
 A keeper that has not managed to renew for a lease's length (the server
 does not answer it, or cannot be reached) may have lost every lease it
 held: other processes take those jobs over. Its workers then claim no
@@ -86,7 +93,10 @@ class LeaseKeeper:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = None
-        self._failing = False
+        self._sweeper = None
+        # Whether a round (renewing, sweeping or both: ``tick``) is
+        # failing, said once until it works again.
+        self._failing = {}
         #: When (``time.monotonic``) leases were last renewed, and
         #: whether a worker was told that was too long ago.
         self._renewed = time.monotonic()
@@ -145,19 +155,28 @@ class LeaseKeeper:
                 self._thread = threading.Thread(
                     target=self._run, daemon=True,
                     name='m01.remote-leases-%s' % self.name)
+                self._sweeper = threading.Thread(
+                    target=self._sweep, daemon=True,
+                    name='m01.remote-sweep-%s' % self.name)
                 self._thread.start()
+                self._sweeper.start()
 
     def release(self):
         """A worker loop ended: stop the keeper when it was the last."""
         with self._lock:
             self._users = max(self._users - 1, 0)
-            thread = self._thread if self._users == 0 else None
-            if thread is not None:
+            threads = self._threads_() if self._users == 0 else []
+            if threads:
                 self._stop.set()
                 self._wake.set()
-                self._thread = None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+                self._thread = self._sweeper = None
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def _threads_(self):
+        return [thread for thread in (self._thread, self._sweeper)
+                if thread is not None]
 
     def stop(self, timeout=None):
         """Stop renewing, between two ticks, whoever still uses it.
@@ -168,15 +187,21 @@ class LeaseKeeper:
         lease expires.
         """
         with self._lock:
-            thread, self._thread = self._thread, None
+            threads = self._threads_()
+            self._thread = self._sweeper = None
             self._users = 0
             self._stop.set()
             self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            if thread is threading.current_thread():
+                continue
+            thread.join(None if deadline is None
+                        else max(deadline - time.monotonic(), 0))
             if thread.is_alive():
                 logger.warning('The lease keeper did not stop within '
                                '%.1f s', timeout)
+                return
 
     def claimable(self):
         """Whether this process's workers may claim jobs: not while the
@@ -253,23 +278,27 @@ class LeaseKeeper:
         if ended and self.recovered is not None:
             self.recovered([jobid for jobid, _ in ended])
 
-    def tick(self):
-        """Renew our leases, recover expired ones, stop timed-out jobs and
-        tidy, once. The leases count as renewed when the renewal was
-        answered, or, with none to renew, when every call was."""
+    def tick(self, renew=True, sweep=True):
+        """Renew our leases, then sweep (recover expired ones, stop
+        timed-out jobs and tidy), once; the keeper's threads do one each
+        (``renew`` only, ``sweep`` only). The leases count as renewed
+        when the renewal was answered."""
         doing = 'renewing leases'
+        key = (renew, sweep)
         try:
-            self.renew()
-            doing = 'recovering expired leases'
-            self.recover()
-            doing = 'ending timed-out jobs'
-            self.stopTimedOut()
-            doing = 'tidying'
-            now = self.now()
-            for upkeep in self.upkeep:
-                upkeep.tidy(now)
+            if renew:
+                self.renew()
+            if sweep:
+                doing = 'recovering expired leases'
+                self.recover()
+                doing = 'ending timed-out jobs'
+                self.stopTimedOut()
+                doing = 'tidying'
+                now = self.now()
+                for upkeep in self.upkeep:
+                    upkeep.tidy(now)
         except Exception as error:
-            if self._failing:
+            if self._failing.get(key):
                 pass
             elif isinstance(error, pymongo.errors.ConnectionFailure):
                 logger.error('Renewing job leases failed: %s; retrying '
@@ -279,15 +308,17 @@ class LeaseKeeper:
                 logger.exception('Renewing job leases failed while %s; '
                                  'retrying every %.1f s', doing,
                                  self.interval)
-            self._failing = True
-            self._stalledNow()
+            self._failing[key] = True
+            if renew:
+                self._stalledNow()
         else:
-            # Every call answered: renewing would work, with or without
-            # leases to renew.
-            self._renewedNow()
-            if self._failing:
+            if renew:
+                # Answered: renewing works, with or without leases to
+                # renew.
+                self._renewedNow()
+            if self._failing.get(key):
                 logger.info('Renewing job leases works again')
-            self._failing = False
+            self._failing[key] = False
 
     def _nextWait(self):
         """Seconds to the next tick: the interval, or less when a job of
@@ -301,6 +332,13 @@ class LeaseKeeper:
         return wait
 
     def _run(self):
+        """The renewals: every interval, nothing else."""
+        while not self._stop.wait(self.interval):
+            self.tick(sweep=False)
+
+    def _sweep(self):
+        """The sweeps: every interval, or sooner when a job of this
+        process times out before."""
         while not self._stop.is_set():
             self._wake.clear()
             deadline = time.monotonic() + self._nextWait()
@@ -312,4 +350,4 @@ class LeaseKeeper:
                                time.monotonic() + self._nextWait())
             if self._stop.is_set():
                 return
-            self.tick()
+            self.tick(renew=False)
