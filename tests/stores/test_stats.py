@@ -91,3 +91,66 @@ def test_backlog_latency_and_counts_per_factory(rp, clock):
     assert factories['mail']['latency'] == 120.0
     assert stats['workers'] == {'alive': 0, 'gone': 0, 'listed': 0}
     assert stats['latestFailures'] == []
+
+
+def test_the_counts_follow_every_change(rp, clock):
+    # Kept by the embedded store, computed by the server elsewhere: the
+    # same figures after each kind of change.
+    queries = operations.queries(rp)
+    ids = [rp.addJob('echo', n) for n in range(6)]
+    ids.append(rp.addJob('echo', 6, delay=120))
+    ids.append(rp.addJob('mail', 7))
+    transaction.commit()
+    assert queries.countsByFactory()['echo']['queued'] == 7
+    assert queries.backlog() == {'echo': (6, NOW), 'mail': (1, NOW)}
+    rp.cancelJob(ids[0], immediate=True)
+    job = rp.jobs[ids[1]]
+    job.active = False
+    transaction.commit()
+    clock.now = NOW + MINUTE
+    assert rp.processNextJob()
+    transaction.commit()
+    rp.removeJob(ids[3])
+    transaction.commit()
+    counts = queries.countsByFactory()
+    assert counts['echo']['queued'] == 4
+    assert counts['echo']['cancelled'] == 1
+    assert counts['echo']['completed'] + counts['mail']['completed'] == 1
+    due = queries.backlog()
+    assert sum(n for n, _ in due.values()) == 3   # 2 inactive or later
+    clock.now = NOW + 3 * MINUTE
+    assert sum(n for n, _ in queries.backlog().values()) == 4
+
+
+def test_the_embedded_counts_read_only_what_changed(mongomock_database,
+                                                    clock, monkeypatch):
+    # The overview and the statistics read the counts of every job: at
+    # each request the embedded store reads only the jobs changed since
+    # the last, whatever the number of jobs stored.
+    rp = RemoteProcessor(mongomock_database, clock=clock)
+    rp.addJobFactory('echo', testing.EchoJob())
+    queries = operations.queries(rp)
+    collection = rp.jobsCollection._wrapped
+    scan = collection._iter_documents
+    reads = []
+
+    def counted(*args, **kw):
+        for document in scan(*args, **kw):
+            reads.append(document['_id'])
+            yield document
+    monkeypatch.setattr(collection, '_iter_documents', counted)
+
+    def readsOfARequest(stored):
+        rp.jobsCollection.insert_many([{
+            'name': 'echo', 'status': 'queued', 'active': True,
+            'queued': NOW, 'retryTime': NOW} for _ in range(stored)])
+        queries.countsByFactory()
+        queries.backlog()
+        rp.addJob('echo', 'one more', immediate=True)
+        del reads[:]
+        counts, due = queries.countsByFactory(), queries.backlog()
+        assert due['echo'][0] == counts['echo']['queued']
+        return len(reads)
+    few = readsOfARequest(10)
+    many = readsOfARequest(3000)
+    assert few == many
