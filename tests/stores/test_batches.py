@@ -10,6 +10,8 @@ import pymongo.errors
 import pymongo.monitoring
 import pytest
 import transaction
+import transaction.interfaces
+import zope.interface
 
 from m01.remote import testing
 from m01.remote import worker as workers
@@ -100,8 +102,9 @@ def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
     assert len(jobs) == 40
     # The candidates, the bulk claim, the claimed jobs read back.
     assert claims == ['find', 'update', 'find']
-    # One bulk write fencing all 40 claims, one storing their outcomes.
-    assert outcomes == ['update', 'update']
+    # One bulk write storing their outcomes, each conditional on its
+    # claim: with nothing else in the transaction, that is the fence.
+    assert outcomes == ['update']
     assert {rp.getJobStatus(job.__name__) for job in jobs} == {'completed'}
 
 
@@ -168,6 +171,22 @@ class CommandCounter(pymongo.monitoring.CommandListener):
         pass
 
 
+@zope.interface.implementer(transaction.interfaces.IDataManager)
+class Elsewhere:
+    """Another participant of a transaction (a SQL session, say)."""
+
+    def __init__(self, manager):
+        self.transaction_manager = manager
+
+    def abort(self, txn):
+        pass
+
+    tpc_begin = commit = tpc_vote = tpc_finish = tpc_abort = abort
+
+    def sortKey(self):
+        return 'elsewhere'
+
+
 def test_a_refused_outcome_in_a_batch_gives_the_others_back(rp, caplog):
     ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
     jobs = rp.pullNextJobs(4)
@@ -176,9 +195,11 @@ def test_a_refused_outcome_in_a_batch_gives_the_others_back(rp, caplog):
     manager = transaction.TransactionManager()
     with caplog.at_level(logging.INFO, logger='m01.remote'):
         # Short jobs: their claims are checked at the commit, which
-        # finds the cancelled one and writes nothing.
+        # finds the cancelled one and writes nothing: another resource
+        # takes part, which cannot keep the others' writes without it.
         with pytest.raises(AttemptRefused, match=cancelled):
             with manager:
+                manager.get().join(Elsewhere(manager))
                 bound = rp.bind(manager)
                 for job in jobs:
                     bound.processJob(job.__name__, job)
@@ -196,6 +217,30 @@ def test_a_refused_outcome_in_a_batch_gives_the_others_back(rp, caplog):
     transaction.commit()
     assert {rp.getJobStatus(jobid) for jobid in others} == {'completed'}
     assert set(stati) <= set(ids)
+
+
+def test_a_refused_outcome_in_a_batch_alone_leaves_the_others_stored(
+        rp, caplog):
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
+    jobs = rp.pullNextJobs(4)
+    cancelled = jobs[1].__name__
+    rp.cancelJob(cancelled, immediate=True)
+    manager = transaction.TransactionManager()
+    with caplog.at_level(logging.INFO, logger='m01.remote'):
+        # Nothing but the queue in the transaction: the outcomes are the
+        # fence, the refused one is dropped, the others stored (not run
+        # again).
+        with manager:
+            bound = rp.bind(manager)
+            for job in jobs:
+                bound.processJob(job.__name__, job)
+    assert [rp.getJobStatus(jobid) for jobid in ids] == [
+        'cancelled' if jobid == cancelled else 'completed' for jobid in ids]
+    assert rp.leases.claims == []
+    refused = [record.getMessage() for record in caplog.records
+               if 'was not stored' in record.getMessage()]
+    assert len(refused) == 1 and cancelled in refused[0]
+    assert 'the other jobs of its batch were stored' in refused[0]
 
 
 @pytest.mark.parametrize('kind', ['simple', 'multi'])

@@ -92,6 +92,8 @@ class LeaseKeeper:
         self._users = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # Set for a renewal now, not at the next interval.
+        self._renewSoon = threading.Event()
         self._thread = None
         self._sweeper = None
         # Whether a round (renewing, sweeping or both: ``tick``) is
@@ -114,15 +116,24 @@ class LeaseKeeper:
         until = self.now() + datetime.timedelta(seconds=self.leaseTime)
         return self.jobWrites.holdClaims(claims, until)
 
-    def add(self, jobid, claim, deadline=None):
+    def add(self, jobid, claim, deadline=None, expires=None):
         """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
         discarded; end it as timed out at ``deadline``. The thread calling
-        is named as the job's (the one that runs it calls last)."""
+        is named as the job's (the one that runs it calls last).
+
+        ``expires`` is when its lease expires as claimed: a claim that
+        took a while to reach this process (a batch read back over a slow
+        link) has its lease renewed at once, not at the next interval,
+        which could come after it expired."""
+        now = self.now()
         with self._lock:
             self._claims[jobid] = claim
             self._threads[jobid] = threading.current_thread().name
-            self._expires[jobid] = self.now() + datetime.timedelta(
+            self._expires[jobid] = expires or now + datetime.timedelta(
                 seconds=self.leaseTime)
+        if expires is not None and (expires - now).total_seconds() < \
+                self.leaseTime - self.interval:
+            self._renewSoon.set()
             if deadline is not None:
                 self._deadlines[jobid] = deadline
             else:
@@ -169,6 +180,7 @@ class LeaseKeeper:
             if threads:
                 self._stop.set()
                 self._wake.set()
+                self._renewSoon.set()
                 self._thread = self._sweeper = None
         for thread in threads:
             if thread is not threading.current_thread():
@@ -192,6 +204,7 @@ class LeaseKeeper:
             self._users = 0
             self._stop.set()
             self._wake.set()
+            self._renewSoon.set()
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in threads:
             if thread is threading.current_thread():
@@ -332,8 +345,13 @@ class LeaseKeeper:
         return wait
 
     def _run(self):
-        """The renewals: every interval, nothing else."""
-        while not self._stop.wait(self.interval):
+        """The renewals: every interval (or at once when a claim asks),
+        nothing else."""
+        while not self._stop.is_set():
+            self._renewSoon.wait(self.interval)
+            self._renewSoon.clear()
+            if self._stop.is_set():
+                return
             self.tick(sweep=False)
 
     def _sweep(self):

@@ -31,9 +31,9 @@ a job may run on and return; three fences keep its writes out:
    stored at once, conditional on its claim (the keeper may have stored
    it first), and adds nothing to the unit.
 2. At commit, before any participant votes, the data manager fences
-   every attempt of the unit at once (one command; not for a single
-   attempt with nothing else in its transaction, which the third fence
-   covers alone). A claim lost since its job's own check (a short job
+   every attempt of the unit at once (one command; not when nothing
+   else takes part in the transaction, which the third fence covers
+   alone, storing the others of a batch). A claim lost since its job's own check (a short job
    is checked only here; a job of a batch may be cancelled while the
    later ones run) aborts the whole unit, nothing written anywhere; its
    other jobs, whose claims still hold, go back to the queue in their
