@@ -33,12 +33,12 @@ a job may run on and return; three fences keep its writes out:
 2. At commit, before any participant votes, the data manager fences
    every attempt of the unit at once (one command; not when nothing
    else takes part in the transaction, which the third fence covers
-   alone, storing the others of a batch). A claim lost since its job's own check (a short job
-   is checked only here; a job of a batch may be cancelled while the
-   later ones run) aborts the whole unit, nothing written anywhere; its
-   other jobs, whose claims still hold, go back to the queue in their
-   place (one conditional write each, ``unclaim``), not counted as
-   attempts, and run again.
+   alone, storing the others of a batch). A claim lost since its job's
+   own check (a short job is checked only here; a job of a batch may be
+   cancelled while the later ones run) aborts the whole unit, nothing
+   written anywhere; its other jobs, whose claims still hold, go back to
+   the queue in their place (one conditional write each,
+   ``unclaim``), not counted as attempts, and run again.
 3. At the vote, the outcomes are stored first, each conditional on its
    claim, and only then the jobs added and the other writes
    (``m01.remote.queue.transaction``): an outcome refused in the moment

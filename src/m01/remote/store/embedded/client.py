@@ -171,6 +171,16 @@ class SerializedCollection(_Serialized):
                 counts[key] = counts.get(key, 0) + 1
             return counts
 
+    def latest(self, order, limit, where):
+        """Up to ``limit`` documents for which ``where(document)`` holds,
+        first in ``order`` (``index.latest``), or None where the index
+        does not fit. ``where`` is one function kept for the life of the
+        process (it names an index)."""
+        with self._lock:
+            if indexed():
+                return index.latest(self._wrapped, order, limit, where)
+            return None
+
     def backlog(self, now):
         """``{name: (due jobs, queued time of the oldest)}`` at ``now``
         (``index.backlog``), or None where the index does not fit."""

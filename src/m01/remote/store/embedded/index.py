@@ -33,10 +33,8 @@ Every function here runs under the embedded store's lock (see
 ``store.embedded.client``), and only where ``compat.indexed()`` says
 the index fits the mongomock in use.
 """
-import bisect
 import collections
 import copy
-import datetime
 import heapq
 import itertools
 
@@ -44,8 +42,8 @@ import bson
 import pymongo
 from mongomock import filtering, helpers
 
-from m01.remote.interfaces import QUEUED
 from m01.remote.queue.updates import orderKey
+from m01.remote.store.embedded.counts import BacklogIndex, CountIndex
 from m01.remote.store.embedded.updates import updateInPlace
 
 #: The index keeps at most this many outdated heap entries per current one
@@ -160,34 +158,40 @@ def countBy(collection, fields):
     return _claimState(collection._store).counts(tuple(fields))
 
 
+def latest(collection, order, limit, where):
+    """Up to ``limit`` documents of the mongomock ``collection`` for
+    which ``where(document)`` holds, first in ``order`` (``(field,
+    direction)`` pairs), read from an ordered index of those documents
+    kept up to date from the changes; copies, their times aware as
+    mongomock's reads return them."""
+    state = _claimState(collection._store)
+    index = state.index((), tuple(order), where)
+    documents = state.documents
+    heap = index.heap
+    taken = []
+    found = []
+    try:
+        while heap and len(found) < limit:
+            entry = heapq.heappop(heap)
+            key, _, oid = entry
+            if index.keys.get(oid) != key:
+                continue                      # outdated entry
+            taken.append(entry)
+            found.append(documents[oid])
+    finally:
+        for entry in taken:
+            heapq.heappush(heap, entry)
+    if collection.codec_options.tz_aware:
+        return [helpers.make_datetime_timezone_aware_in_document(document)
+                for document in found]
+    return [copy.deepcopy(document) for document in found]
+
+
 def backlog(collection, now):
     """``{name: (n, queued)}``: the jobs of the mongomock ``collection``
-    due at ``now`` (queued, active, ``retryTime`` passed) by their
-    ``name``, and when the oldest of them was queued (None when unknown).
-    Read from an index of the queued, active jobs of each name ordered by
-    ``retryTime`` and by ``queued``, kept up to date from the changes:
-    counting the due ones is a binary search; the oldest is the first in
-    queued order that is due (the first one, unless jobs queued earlier
-    wait for a later retry)."""
-    state = _claimState(collection._store)
-    index = state.backlog()
-    aware = now.tzinfo is not None
-    if aware:
-        now = now.astimezone(datetime.timezone.utc).replace(tzinfo=None)
-    result = {}
-    for name, members in index.names.items():
-        count = bisect.bisect_right(members.times, (now, _LAST))
-        if not count:
-            continue
-        oldest = None
-        for queued, key in members.ages:
-            if index.retryTimes[key] <= now:
-                oldest = queued
-                break
-        if aware and oldest is not None:
-            oldest = oldest.replace(tzinfo=datetime.timezone.utc)
-        result[name] = (count, oldest)
-    return result
+    due at ``now`` by their ``name``, and when the oldest of them was
+    queued (``counts.BacklogIndex.due``)."""
+    return _claimState(collection._store).backlog().due(now)
 
 
 def _noteChanged(store, oid):
@@ -247,16 +251,16 @@ class _ClaimState:
         self._catchUp()
         group = self.groups.get(fields)
         if group is None:
-            group = self.groups[fields] = _CountIndex(fields)
+            group = self.groups[fields] = CountIndex(fields)
             group.note(list(self.documents), self.documents)
         return dict(group.counts)
 
     def backlog(self):
-        """The index of the queued, active documents (``_BacklogIndex``).
+        """The index of the queued, active documents (``BacklogIndex``).
         """
         self._catchUp()
         if self.due is None:
-            self.due = _BacklogIndex()
+            self.due = BacklogIndex()
             self.due.note(list(self.documents), self.documents)
         return self.due
 
@@ -268,11 +272,12 @@ class _ClaimState:
             self.statuses.note(list(self.documents), self.documents)
         return list(self.statuses.ids.get(status, ()))
 
-    def index(self, equal, order):
+    def index(self, equal, order, where=None):
         self._catchUp()
-        index = self.indexes.get((equal, order))
+        index = self.indexes.get((equal, order, where))
         if index is None:
-            index = self.indexes[equal, order] = _OrderedIndex(equal, order)
+            index = self.indexes[equal, order, where] = _OrderedIndex(
+                equal, order, where)
             index.note(list(self.documents), self.documents)
         return index
 
@@ -297,13 +302,15 @@ def _claimState(store):
 
 
 class _OrderedIndex:
-    """The ids of the documents having the ``equal`` pairs, in a heap in
-    ``order``. ``keys`` holds each member's current key; a heap entry whose
-    key is not that one is outdated and skipped."""
+    """The ids of the documents having the ``equal`` pairs (and for which
+    ``where(document)`` holds, when given), in a heap in ``order``.
+    ``keys`` holds each member's current key; a heap entry whose key is
+    not that one is outdated and skipped."""
 
-    def __init__(self, equal, order):
+    def __init__(self, equal, order, where=None):
         self.equal = equal
         self.order = order
+        self.where = where
         self.keys = {}
         self.heap = []
         self._counter = itertools.count()
@@ -314,7 +321,8 @@ class _OrderedIndex:
             document = documents.get(oid)
             if document is None or not all(
                     document.get(field) == value
-                    for field, value in self.equal):
+                    for field, value in self.equal) or (
+                    self.where is not None and not self.where(document)):
                 keys.pop(oid, None)
                 continue
             key = orderKey(document, self.order)
@@ -350,97 +358,3 @@ class _ValueIndex:
                 self.values[oid] = value
                 self.ids.setdefault(value, {})[oid] = None
 
-
-class _CountIndex:
-    """The number of documents by their values of ``fields``."""
-
-    def __init__(self, fields):
-        self.fields = fields
-        self.keys = {}       # id -> its values
-        self.counts = {}     # values -> number of documents
-
-    def note(self, ids, documents):
-        counts = self.counts
-        for oid in ids:
-            old = self.keys.pop(oid, None)
-            if old is not None:
-                counts[old] -= 1
-                if not counts[old]:
-                    del counts[old]
-            document = documents.get(oid)
-            if document is None:
-                continue
-            key = tuple(_hashable(document.get(field))
-                        for field in self.fields)
-            self.keys[oid] = key
-            counts[key] = counts.get(key, 0) + 1
-
-
-#: Sorts after every id's text in an index entry.
-_LAST = '\U0010ffff'
-
-
-class _Named:
-    """The queued, active jobs of one name: ``(retryTime, id)`` and
-    ``(queued, id)`` entries, each list sorted."""
-
-    def __init__(self):
-        self.times = []
-        self.ages = []
-
-
-class _BacklogIndex:
-    """The queued, active documents with a ``retryTime``, by ``name``."""
-
-    def __init__(self):
-        self.names = {}         # name -> _Named
-        self.entries = {}       # id -> (name, time entry, age entry)
-        self.retryTimes = {}    # id text -> retryTime
-
-    def note(self, ids, documents):
-        for oid in ids:
-            self._remove(oid)
-            document = documents.get(oid)
-            if document is None or document.get('status') != QUEUED or \
-                    document.get('active') is not True:
-                continue
-            name, retryTime = document.get('name'), document.get('retryTime')
-            if not isinstance(name, str) or \
-                    not isinstance(retryTime, datetime.datetime):
-                continue
-            key = str(oid)
-            queued = document.get('queued')
-            timeEntry = (retryTime, key)
-            ageEntry = (queued, key) if isinstance(
-                queued, datetime.datetime) else None
-            named = self.names.setdefault(name, _Named())
-            bisect.insort(named.times, timeEntry)
-            if ageEntry is not None:
-                bisect.insort(named.ages, ageEntry)
-            self.entries[oid] = (name, timeEntry, ageEntry)
-            self.retryTimes[key] = retryTime
-
-    def _remove(self, oid):
-        entry = self.entries.pop(oid, None)
-        if entry is None:
-            return
-        name, timeEntry, ageEntry = entry
-        named = self.names[name]
-        _discard(named.times, timeEntry)
-        if ageEntry is not None:
-            _discard(named.ages, ageEntry)
-        del self.retryTimes[timeEntry[1]]
-        if not named.times:
-            del self.names[name]
-
-
-def _discard(entries, entry):
-    number = bisect.bisect_left(entries, entry)
-    if number < len(entries) and entries[number] == entry:
-        del entries[number]
-
-
-def _hashable(value):
-    if isinstance(value, (dict, list)):
-        return repr(value)
-    return value
