@@ -14,6 +14,7 @@ from m01.remote import testing
 from m01.remote.job import Job
 from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import control
+from m01.remote.store import retried
 from m01.remote.worker import SimpleJobWorker
 
 
@@ -89,7 +90,7 @@ def test_a_lost_answer_reruns_no_job(rp, monkeypatch, name, batch):
     assert rp.leases.claims == []
 
 
-def test_a_write_never_answered_is_given_up_within_a_lease(rp, monkeypatch):
+def test_a_write_never_answered_is_given_up(rp, monkeypatch):
     rp.addJob('echo', 'x', immediate=True)
     monkeypatch.setattr(rp.jobWrites, 'retrySeconds', 0.3)
     calls = losingAnswers(monkeypatch, rp.jobWrites.writes, 'finishMany',
@@ -103,6 +104,6 @@ def test_a_write_never_answered_is_given_up_within_a_lease(rp, monkeypatch):
     assert rp.processNextJob() is False
 
 
-def test_a_processor_retries_for_as_long_as_a_lease(database):
+def test_a_processor_retries_for_some_leases(database):
     rp = RemoteProcessor(database, leaseTime=12.5)
-    assert rp.jobWrites.retrySeconds == 12.5
+    assert rp.jobWrites.retrySeconds == retried.RETRY_LEASES * 12.5

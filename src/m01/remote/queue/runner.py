@@ -312,7 +312,7 @@ class JobRunner:
             self._endRun(job, final=False)
             try:
                 if unreachable is not None:
-                    # Each try waits as long as a lease: not once per job.
+                    # Each try waits for some leases: not once per job.
                     raise unreachable
                 back = self.jobWrites.unclaim(toObjectId(job.__name__),
                                               job.claim)

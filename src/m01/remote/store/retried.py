@@ -21,13 +21,17 @@ unknown. So for each change the queue makes:
   same.
 * An outcome (``finish``, ``finishMany``, ``unclaim``: conditional on
   the claim token) is retried until the server answers, for up to
-  ``retrySeconds`` (the processor's lease: as long as the job's lease
-  holds; an election takes seconds, a reset or a silent connection a
-  socket timeout; the job's lease is renewed meanwhile by the lease
-  keeper, which renews nothing else). Retrying cannot write it twice:
-  once applied, the job no longer holds the claim, and the retry matches
-  nothing. So when a retry matches nothing, the job is read: if its
-  newest attempt is the one this outcome recorded
+  ``retrySeconds`` (a processor's: ``RETRY_LEASES`` leases; an election
+  takes seconds, a reset or a silent connection a socket timeout; the
+  job's lease is renewed meanwhile by the lease keeper, which renews
+  nothing else). Whether the claim still holds is the server's to say: a
+  worker cut off past its lease finds, once the network heals, its
+  outcome stored if no other worker took the job over meanwhile (every
+  worker may have been cut off too), or refused if one did; giving up at
+  the lease would run it again in the first case too. Retrying cannot
+  write it twice: once applied, the job no longer holds the claim, and
+  the retry matches nothing. So when a retry matches nothing, the job is
+  read: if its newest attempt is the one this outcome recorded
   (``queue.updates.isRecordOf``), the outcome was applied and the
   transaction goes on to commit what the job wrote through it. Without
   this the commit would abort, losing the job's own writes although its
@@ -43,8 +47,8 @@ unknown. So for each change the queue makes:
 
 If the server does not answer in time the error propagates, the
 transaction aborts, and the job runs again once its lease has expired
-(at least once, as after a crash): its worker was cut off longer than
-its lease, and another worker may have taken the job over by then.
+(at least once, as after a crash): its worker was cut off for longer
+than ``RETRY_LEASES`` leases.
 
 The other changes need nothing of this kind: a lease renewal that fails
 is tried again at the next tick, lease recovery at the next round, and
@@ -63,11 +67,16 @@ from m01.remote.queue.updates import isRecordOf
 logger = logging.getLogger('m01.remote')
 
 #: Seconds an outcome is retried while the server does not answer, by
-#: default (a processor retries for as long as a lease).
+#: default.
 RETRY_SECONDS = 30.0
-#: The first pause between two attempts, doubled up to MAX_PAUSE.
+#: A processor's writes are retried for this many leases.
+RETRY_LEASES = 10
+#: The first pause between two attempts, doubled up to MAX_PAUSE: short,
+#: so that a retry lands soon after the network heals, before another
+#: worker's lease keeper takes the job over (each try waits up to the
+#: socket timeout anyway while nothing answers).
 FIRST_PAUSE = 0.1
-MAX_PAUSE = 2.0
+MAX_PAUSE = 0.5
 
 
 @zope.interface.implementer(IJobWrites)
