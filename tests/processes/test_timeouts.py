@@ -239,6 +239,28 @@ def test_a_slow_sweep_delays_no_renewal():
         keeper.release()
 
 
+def test_a_claim_arriving_late_is_renewed_at_once():
+    # A batch read back over a slow link reaches the keeper with little
+    # of its lease left: renewed at once, not at the next interval.
+    writes = Writes()
+    keeper = LeaseKeeper('root', 60.0, writes, now)   # renews every 20 s
+    keeper.acquire()
+    try:
+        # A claim in time, with a deadline: kept, the keeper wakes then.
+        keeper.add('a' * 24, 'claim', deadline=now() + datetime.timedelta(
+            seconds=1), expires=now() + datetime.timedelta(seconds=60))
+        assert keeper._nextWait() < 5
+        assert writes.renewals == 0
+        keeper.add('b' * 24, 'late', expires=now() + datetime.timedelta(
+            seconds=5))
+        until(lambda: writes.renewals >= 1, bound=10,
+              what='the late claim renewed')
+        expires = dict((jobid, at) for jobid, at, _ in keeper.running())
+        assert expires['b' * 24] > now() + datetime.timedelta(seconds=30)
+    finally:
+        keeper.release()
+
+
 class Unanswered:
     """A collection whose server does not answer."""
 

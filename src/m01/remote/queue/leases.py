@@ -131,15 +131,15 @@ class LeaseKeeper:
             self._threads[jobid] = threading.current_thread().name
             self._expires[jobid] = expires or now + datetime.timedelta(
                 seconds=self.leaseTime)
-        if expires is not None and (expires - now).total_seconds() < \
-                self.leaseTime - self.interval:
-            self._renewSoon.set()
             if deadline is not None:
                 self._deadlines[jobid] = deadline
             else:
                 self._deadlines.pop(jobid, None)
         if deadline is not None:
             self._wake.set()    # the keeper may have to tick earlier
+        if expires is not None and (expires - now).total_seconds() < \
+                self.leaseTime - self.interval:
+            self._renewSoon.set()
 
     def discard(self, jobid, claim=None):
         """Stop renewing the lease of ``jobid``; with ``claim``, only while
