@@ -183,6 +183,7 @@ def test_a_keeper_that_cannot_renew_for_a_lease_stops_the_claims(caplog):
     writes.released.clear()     # every renewal hangs from now on
     lease = 0.6
     keeper = LeaseKeeper('root', lease, writes, now)
+    keeper.add('a' * 24, 'claim')
     assert keeper.claimable()   # not running: nothing to renew
     with caplog.at_level(logging.INFO, logger='m01.remote'):
         started = time.monotonic()

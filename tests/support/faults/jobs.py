@@ -89,15 +89,23 @@ RECORD_RETRY_SECONDS = 120.0
 
 
 def _retried(call):
-    """``call()``'s answer, retried across connection failures."""
+    """``call()``'s answer, retried while its answer may have been lost
+    (a reset or a silent connection). A server that cannot be reached at
+    all (refused, none to select) fails the call at once: nothing was
+    sent, and the job's commit fails as its worker logs."""
     deadline = time.monotonic() + RECORD_RETRY_SECONDS
     while True:
         try:
             return call()
-        except pymongo.errors.ConnectionFailure:
-            if time.monotonic() > deadline:
+        except pymongo.errors.ConnectionFailure as error:
+            if time.monotonic() > deadline or _unreachable(error):
                 raise
             time.sleep(0.1)  # a pause between two tries, not a race
+
+
+def _unreachable(error):
+    return isinstance(error, pymongo.errors.ServerSelectionTimeoutError) \
+        or 'refused' in str(error).lower()
 
 
 def recordExecution(database, jobs, run):

@@ -28,6 +28,10 @@ from m01.remote.queue.containers import toObjectId
 
 logger = logging.getLogger('m01.remote')
 
+#: Seconds between two renewals while they fail (each waits up to the
+#: socket timeout for an answer anyway).
+RETRY_PAUSE = 0.25
+
 
 
 def isTimeout(error):
@@ -97,8 +101,9 @@ class LeaseKeeper:
         self._thread = None
         self._sweeper = None
         # Whether a round (renewing, sweeping or both: ``tick``) is
-        # failing, said once until it works again.
+        # failing, and whether that was said (once until it works again).
         self._failing = {}
+        self._told = {}
         #: When (``time.monotonic``) leases were last renewed, and
         #: whether a worker was told that was too long ago.
         self._renewed = time.monotonic()
@@ -295,7 +300,8 @@ class LeaseKeeper:
         """Renew our leases, then sweep (recover expired ones, stop
         timed-out jobs and tidy), once; the keeper's threads do one each
         (``renew`` only, ``sweep`` only). The leases count as renewed
-        when the renewal was answered."""
+        when the renewal was answered, or, with none to renew, when every
+        call was."""
         doing = 'renewing leases'
         key = (renew, sweep)
         try:
@@ -311,7 +317,14 @@ class LeaseKeeper:
                 for upkeep in self.upkeep:
                     upkeep.tidy(now)
         except Exception as error:
-            if self._failing.get(key):
+            self._failing[key] = True
+            # Said once per outage: by the sweeps, whose calls fail as the
+            # renewals' do (a renewer that cannot renew says so when its
+            # leases are a lease old, ``_stalledNow``); a renewal that
+            # fails otherwise (a bug) is said with its traceback.
+            quiet = not sweep and isinstance(
+                error, pymongo.errors.ConnectionFailure)
+            if quiet or self._told.get(key):
                 pass
             elif isinstance(error, pymongo.errors.ConnectionFailure):
                 logger.error('Renewing job leases failed: %s; retrying '
@@ -321,17 +334,18 @@ class LeaseKeeper:
                 logger.exception('Renewing job leases failed while %s; '
                                  'retrying every %.1f s', doing,
                                  self.interval)
-            self._failing[key] = True
-            if renew:
-                self._stalledNow()
+            self._told[key] = self._told.get(key) or not quiet
+            self._stalledNow()
         else:
-            if renew:
-                # Answered: renewing works, with or without leases to
-                # renew.
+            # The leases count as renewed when a renewal of them was
+            # answered (``renew``), or, with none to renew, when the
+            # sweep's calls were.
+            if (renew and sweep) or (sweep and not self.claims):
                 self._renewedNow()
-            if self._failing.get(key):
-                logger.info('Renewing job leases works again')
             self._failing[key] = False
+            if self._told.get(key):
+                self._told[key] = False
+                logger.info('Renewing job leases works again')
 
     def _nextWait(self):
         """Seconds to the next tick: the interval, or less when a job of
@@ -348,7 +362,11 @@ class LeaseKeeper:
         """The renewals: every interval (or at once when a claim asks),
         nothing else."""
         while not self._stop.is_set():
-            self._renewSoon.wait(self.interval)
+            # Failing, tried again soon: renewed as soon as the network
+            # heals, before other processes take its jobs over.
+            failing = self._failing.get((True, False))
+            self._renewSoon.wait(min(self.interval, RETRY_PAUSE)
+                                 if failing else self.interval)
             self._renewSoon.clear()
             if self._stop.is_set():
                 return
