@@ -183,6 +183,7 @@ def test_a_keeper_that_cannot_renew_for_a_lease_stops_the_claims(caplog):
     writes.released.clear()     # every renewal hangs from now on
     lease = 0.6
     keeper = LeaseKeeper('root', lease, writes, now)
+    keeper.add('a' * 24, 'claim')
     assert keeper.claimable()   # not running: nothing to renew
     with caplog.at_level(logging.INFO, logger='m01.remote'):
         started = time.monotonic()
@@ -207,6 +208,58 @@ def test_a_keeper_that_cannot_renew_for_a_lease_stops_the_claims(caplog):
     assert said.count('The lease keeper of root renews its leases again: '
                       'its workers take jobs again') == 1
     assert writes.renewals >= 1
+
+
+def test_a_slow_sweep_delays_no_renewal():
+    # On a slow link a sweep (reading and writing whole jobs) can take
+    # longer than a lease; the renewals go on meanwhile.
+    writes = Writes()
+    sweeping = threading.Event()
+    released = threading.Event()
+
+    def slowRecovery(now, limit=100):
+        sweeping.set()
+        released.wait(30)
+        return []
+    writes.recoverExpired = slowRecovery
+    lease = 0.6
+    keeper = LeaseKeeper('root', lease, writes, now)
+    keeper.add('a' * 24, 'claim')
+    keeper.acquire()
+    try:
+        assert sweeping.wait(10)
+        renewals = writes.renewals
+        started = time.monotonic()
+        until(lambda: writes.renewals >= renewals + 3,
+              what='renewals while a sweep takes long')
+        until(lambda: time.monotonic() - started > lease,
+              what='a lease passed')
+        assert keeper.claimable()
+    finally:
+        released.set()
+        keeper.release()
+
+
+def test_a_claim_arriving_late_is_renewed_at_once():
+    # A batch read back over a slow link reaches the keeper with little
+    # of its lease left: renewed at once, not at the next interval.
+    writes = Writes()
+    keeper = LeaseKeeper('root', 60.0, writes, now)   # renews every 20 s
+    keeper.acquire()
+    try:
+        # A claim in time, with a deadline: kept, the keeper wakes then.
+        keeper.add('a' * 24, 'claim', deadline=now() + datetime.timedelta(
+            seconds=1), expires=now() + datetime.timedelta(seconds=60))
+        assert keeper._nextWait() < 5
+        assert writes.renewals == 0
+        keeper.add('b' * 24, 'late', expires=now() + datetime.timedelta(
+            seconds=5))
+        until(lambda: writes.renewals >= 1, bound=10,
+              what='the late claim renewed')
+        expires = dict((jobid, at) for jobid, at, _ in keeper.running())
+        assert expires['b' * 24] > now() + datetime.timedelta(seconds=30)
+    finally:
+        keeper.release()
 
 
 class Unanswered:

@@ -6,11 +6,15 @@ import subprocess
 import sys
 
 import bson
+import pymongo.errors
 import pymongo.monitoring
 import pytest
 import transaction
+import transaction.interfaces
+import zope.interface
 
 from m01.remote import testing
+from m01.remote import worker as workers
 from m01.remote.job import AttemptRefused
 from m01.remote.processor import RemoteProcessor
 from m01.remote.store import isEmbedded
@@ -99,8 +103,9 @@ def test_a_batch_costs_a_constant_number_of_commands(rp, store_uri):
     assert len(jobs) == 40
     # The candidates, the bulk claim, the claimed jobs read back.
     assert claims == ['find', 'update', 'find']
-    # One bulk write fencing all 40 claims, one storing their outcomes.
-    assert outcomes == ['update', 'update']
+    # One bulk write storing their outcomes, each conditional on its
+    # claim: with nothing else in the transaction, that is the fence.
+    assert outcomes == ['update']
     assert {rp.getJobStatus(job.__name__) for job in jobs} == {'completed'}
 
 
@@ -167,6 +172,22 @@ class CommandCounter(pymongo.monitoring.CommandListener):
         pass
 
 
+@zope.interface.implementer(transaction.interfaces.IDataManager)
+class Elsewhere:
+    """Another participant of a transaction (a SQL session, say)."""
+
+    def __init__(self, manager):
+        self.transaction_manager = manager
+
+    def abort(self, txn):
+        pass
+
+    tpc_begin = commit = tpc_vote = tpc_finish = tpc_abort = abort
+
+    def sortKey(self):
+        return 'elsewhere'
+
+
 def test_a_refused_outcome_in_a_batch_gives_the_others_back(rp, caplog):
     ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
     jobs = rp.pullNextJobs(4)
@@ -175,9 +196,11 @@ def test_a_refused_outcome_in_a_batch_gives_the_others_back(rp, caplog):
     manager = transaction.TransactionManager()
     with caplog.at_level(logging.INFO, logger='m01.remote'):
         # Short jobs: their claims are checked at the commit, which
-        # finds the cancelled one and writes nothing.
+        # finds the cancelled one and writes nothing: another resource
+        # takes part, which cannot keep the others' writes without it.
         with pytest.raises(AttemptRefused, match=cancelled):
             with manager:
+                manager.get().join(Elsewhere(manager))
                 bound = rp.bind(manager)
                 for job in jobs:
                     bound.processJob(job.__name__, job)
@@ -195,6 +218,30 @@ def test_a_refused_outcome_in_a_batch_gives_the_others_back(rp, caplog):
     transaction.commit()
     assert {rp.getJobStatus(jobid) for jobid in others} == {'completed'}
     assert set(stati) <= set(ids)
+
+
+def test_a_refused_outcome_in_a_batch_alone_leaves_the_others_stored(
+        rp, caplog):
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
+    jobs = rp.pullNextJobs(4)
+    cancelled = jobs[1].__name__
+    rp.cancelJob(cancelled, immediate=True)
+    manager = transaction.TransactionManager()
+    with caplog.at_level(logging.INFO, logger='m01.remote'):
+        # Nothing but the queue in the transaction: the outcomes are the
+        # fence, the refused one is dropped, the others stored (not run
+        # again).
+        with manager:
+            bound = rp.bind(manager)
+            for job in jobs:
+                bound.processJob(job.__name__, job)
+    assert [rp.getJobStatus(jobid) for jobid in ids] == [
+        'cancelled' if jobid == cancelled else 'completed' for jobid in ids]
+    assert rp.leases.claims == []
+    refused = [record.getMessage() for record in caplog.records
+               if 'was not stored' in record.getMessage()]
+    assert len(refused) == 1 and cancelled in refused[0]
+    assert 'the other jobs of its batch were stored' in refused[0]
 
 
 @pytest.mark.parametrize('kind', ['simple', 'multi'])
@@ -215,6 +262,72 @@ def test_batching_workers_run_every_job_once(rp, kind):
     ran = [record['job'] for record in rp.database.executions.find()]
     assert sorted(ran) == sorted(ids)
     assert {rp.getJobStatus(jobid) for jobid in ids} == {'completed'}
+
+
+@pytest.mark.parametrize('error', [
+    RuntimeError('a bug'), pymongo.errors.AutoReconnect('connection closed')],
+    ids=['bug', 'network'])
+def test_a_failed_batch_commit_strands_no_job(rp, monkeypatch, caplog,
+                                              error):
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
+    # One job a unit of work; the second unit's commit fails, whatever
+    # the error (a network one once its retries are over).
+    monkeypatch.setattr(workers, 'BATCH_SECONDS', 0)
+    monkeypatch.setattr(rp.jobWrites, 'retrySeconds', 0)
+    finishMany = rp.jobWrites.writes.finishMany
+    calls = []
+
+    def failing(outcomes):
+        calls.append(outcomes)
+        if len(calls) > 1:
+            raise error
+        return finishMany(outcomes)
+    monkeypatch.setattr(rp.jobWrites.writes, 'finishMany', failing)
+    worker = SimpleJobWorker(rp, waitTime=0, batchSize=4)
+    jobs = rp.pullNextJobs(4)
+    assert [job.__name__ for job in jobs] == ids
+    with caplog.at_level(logging.INFO, logger='m01.remote'):
+        with pytest.raises(type(error)):
+            worker.runBatch(jobs)
+    assert rp.getJobStatus(ids[0]) == 'completed'
+    # The job whose commit failed and those not run yet are back in the
+    # queue, their attempts not counted, their leases no longer renewed.
+    assert [rp.getJobStatus(jobid) for jobid in ids[1:]] == ['queued'] * 3
+    assert {rp.jobs[jobid].retryCounter for jobid in ids[1:]} == {0}
+    assert rp.leases.claims == []
+    back = [record.getMessage() for record in caplog.records
+            if 'went back to the queue' in record.getMessage()]
+    assert sorted(jobid for jobid in ids for message in back
+                  if jobid in message) == sorted(ids[1:])
+    monkeypatch.undo()
+    assert rp.processJobs() == 3
+    transaction.commit()
+    assert {rp.getJobStatus(jobid) for jobid in ids} == {'completed'}
+
+
+def test_a_batch_that_cannot_be_given_back_is_no_longer_renewed(
+        rp, monkeypatch, caplog):
+    ids = [rp.addJob('echo', n, immediate=True) for n in range(3)]
+    monkeypatch.setattr(rp.jobWrites, 'retrySeconds', 0)
+
+    def unreachable(*args):
+        raise pymongo.errors.AutoReconnect('connection closed')
+    monkeypatch.setattr(rp.jobWrites.writes, 'finishMany', unreachable)
+    monkeypatch.setattr(rp.jobWrites.writes, 'unclaim', unreachable)
+    jobs = rp.pullNextJobs(3)
+    with caplog.at_level(logging.INFO, logger='m01.remote'):
+        with pytest.raises(pymongo.errors.AutoReconnect):
+            SimpleJobWorker(rp, waitTime=0, batchSize=3).runBatch(jobs)
+    assert rp.leases.claims == []
+    said = [record.getMessage() for record in caplog.records
+            if 'runs again once the lease expires' in record.getMessage()]
+    assert sorted(jobid for jobid in ids for message in said
+                  if jobid in message) == sorted(ids)
+    monkeypatch.undo()
+    # Nobody renews them: they return to the queue by their leases.
+    later = jobs[0].leaseExpires + (jobs[0].leaseExpires - jobs[0].picked)
+    recovered = rp.recoverExpiredJobs(callTime=later)
+    assert sorted(jobid for jobid, _ in recovered) == sorted(ids)
 
 
 def test_a_batch_left_unrun_returns_to_the_queue_by_its_leases(rp):

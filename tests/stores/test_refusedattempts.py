@@ -459,7 +459,25 @@ def test_the_claims_are_fenced_then_the_outcomes_stored_first(alone):
         ('insert', [{'_id': 'child'}]), 'write', 'wake']
 
 
-def test_a_batch_is_fenced_whole_even_alone():
+def test_a_batch_alone_is_fenced_by_its_outcomes():
+    calls = []
+    manager = transaction.TransactionManager()
+    dm = QueueDataManager(
+        manager, lambda documents: None, lambda: None,
+        lambda outcomes: calls.append('finish') or ['second'],
+        lambda claims: calls.append(('hold', claims)) or ['second'])
+    manager.get().join(dm)
+    for oid in ('first', 'second'):
+        dm.addOutcome(oid, 'claim', {'$set': {}}, dm.mark(),
+                      lambda consequence: calls.append(consequence),
+                      lambda: calls.append('stored'),
+                      withdrawn=lambda: calls.append('withdrawn'))
+    manager.commit()
+    # No command more: the refused one is dropped, the other stored.
+    assert calls == ['finish', 'stored', transactionmodule.DROPPED_ALONE]
+
+
+def test_a_batch_beside_another_resource_is_fenced_whole():
     calls = []
     manager = transaction.TransactionManager()
     dm = QueueDataManager(
@@ -467,6 +485,7 @@ def test_a_batch_is_fenced_whole_even_alone():
         lambda outcomes: calls.append('finish') or [],
         lambda claims: calls.append(('hold', claims)) or ['second'])
     manager.get().join(dm)
+    Ledger().write(manager, 'an entry')
     for oid in ('first', 'second'):
         dm.addOutcome(oid, 'claim', {'$set': {}}, dm.mark(),
                       lambda consequence: calls.append(consequence),

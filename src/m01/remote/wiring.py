@@ -24,7 +24,7 @@ from m01.remote.queue.runner import JobRunner
 from m01.remote.queue.slots import ConcurrencySlots
 from m01.remote.scheduler import Scheduler
 from m01.remote.store.cluster import forPages, queueDatabase
-from m01.remote.store.retried import RetriedOutcomes
+from m01.remote.store.retried import RETRY_LEASES, RetriedOutcomes
 from m01.remote.store.strategy import ServerJobWrites
 from m01.remote.worker.heartbeats import ProcessMonitor
 from m01.remote.worker.threads import ProcessorThreads
@@ -45,9 +45,11 @@ def wire(processor, database, prefix, leaseTime, wakeup, writeConcern,
     p.schedulerCollection = queue[prefix + 'scheduler']
     p.pageJobsCollection = forPages(p.jobsCollection, readPreference)
     # How job changes are made safe on this server, decided at first
-    # use: a processor is made without its server.
+    # use: a processor is made without its server. A write whose answer
+    # is lost is retried until the server answers, for some leases.
     p.jobWrites = RetriedOutcomes(ServerJobWrites(queue, prefix),
-                                  p.jobsCollection)
+                                  p.jobsCollection,
+                                  retrySeconds=RETRY_LEASES * leaseTime)
     p.jobFactories = JobFactoryContainer(p, p.factoriesCollection,
                                          queue[prefix + 'pauses'])
     p.queueSettings = QueueSettings(queue[prefix + 'queues'])

@@ -16,7 +16,9 @@ run's (``status`` processing, same ``claim``): a run whose job was taken
 over meanwhile (its worker was paused or cut off past its lease) leaves
 a ``stale`` entry instead, and the queue refuses its outcome too. A run
 cut short (a killed worker, an abort) writes nothing, as a real job's
-transactional work would.
+transactional work would. The record's own writes are retried across a
+lost answer, as an idempotent job's would be: a record found after a
+lost answer under this run's claim is this run's, not a second one.
 """
 import datetime
 import logging
@@ -81,22 +83,61 @@ class RecordedJob(Job):
         return output
 
 
+#: How long the record's writes are retried while the server does not
+#: answer.
+RECORD_RETRY_SECONDS = 120.0
+
+
+def _retried(call):
+    """``call()``'s answer, retried while its answer may have been lost
+    (a reset or a silent connection). A server that cannot be reached at
+    all (refused, none to select) fails the call at once: nothing was
+    sent, and the job's commit fails as its worker logs."""
+    deadline = time.monotonic() + RECORD_RETRY_SECONDS
+    while True:
+        try:
+            return call()
+        except pymongo.errors.ConnectionFailure as error:
+            if time.monotonic() > deadline or _unreachable(error):
+                raise
+            time.sleep(0.1)  # a pause between two tries, not a race
+
+
+def _unreachable(error):
+    return isinstance(error, pymongo.errors.ServerSelectionTimeoutError) \
+        or 'refused' in str(error).lower()
+
+
 def recordExecution(database, jobs, run):
     """Write the execution record of ``run`` if its job is still its own.
     """
-    current = jobs.find_one({'_id': ObjectId(run['job'])},
-                            {'status': 1, 'claim': 1})
+    current = _retried(lambda: jobs.find_one(
+        {'_id': ObjectId(run['job'])}, {'status': 1, 'claim': 1}))
     if current is None or current.get('status') != 'processing' or \
             current.get('claim') != run['claim']:
         database[STALE].insert_one(dict(run, at=_now()))
         logger.warning('Job %s was taken over while %s ran it: no record',
                        run['job'], run['worker'])
         return
+    record = {'_id': run['job'], 'claim': run['claim'],
+              'worker': run['worker'], 'at': _now()}
+    uncertain = False
+
+    def insert():
+        nonlocal uncertain
+        try:
+            database[EXECUTIONS].insert_one(dict(record))
+        except pymongo.errors.ConnectionFailure:
+            uncertain = True
+            raise
     try:
-        database[EXECUTIONS].insert_one(
-            {'_id': run['job'], 'claim': run['claim'],
-             'worker': run['worker'], 'at': _now()})
+        _retried(insert)
     except pymongo.errors.DuplicateKeyError:
+        if uncertain:
+            stored = _retried(lambda: database[EXECUTIONS].find_one(
+                {'_id': run['job']}, {'claim': 1}))
+            if stored is not None and stored.get('claim') == run['claim']:
+                return      # this run's, its first answer lost
         database[DUPLICATES].insert_one(dict(run, at=_now()))
         logger.error('Job %s ran a second time (in %s)', run['job'],
                      run['worker'])

@@ -6,13 +6,16 @@ Each is bounded: a window reads at most its buckets' counter documents
 (an hour: 60 minute documents per factory; a day: 1,440; a week: 168
 hour documents), the jobs are read by two aggregations
 (mongo-java-server reads every job for each, MongoDB the claim index for
-the backlog).
+the backlog). The embedded store keeps both counts itself, up to date
+with each change (its collections' ``countBy`` and ``backlog``): its
+aggregation reads and copies every job, at each request.
 """
 import datetime
 
 from m01.remote.interfaces import QUEUED, STATI
 from m01.remote.job import DEFAULT_QUEUE
 from m01.remote.queue.counters import FIELDS, HOUR, MINUTE, OUTCOMES
+from m01.remote.store import isEmbedded
 
 #: window -> (seconds, bucket seconds, counter documents read)
 WINDOWS = {'hour': (3600, 60, MINUTE),
@@ -72,9 +75,15 @@ def statusCounts(jobs):
     for 100,000 jobs).
     """
     counts = {}
-    for row in jobs.aggregate([{'$group': {
+    if isEmbedded(jobs.database):
+        rows = [{'_id': '%s|%s' % key, 'n': n}
+                for key, n in jobs.countBy(('name', 'status')).items()
+                if all(isinstance(value, str) for value in key)]
+    else:
+        rows = jobs.aggregate([{'$group': {
             '_id': {'$concat': ['$name', '|', '$status']},
-            'n': {'$sum': 1}}}]):
+            'n': {'$sum': 1}}}])
+    for row in rows:
         if isinstance(row['_id'], str):
             # A status never holds '|'; a factory name may.
             name, _, status = row['_id'].rpartition('|')
@@ -103,6 +112,9 @@ def queueCounts(jobs):
 def backlog(jobs, now):
     """``{factory: (due jobs, queued time of the oldest due one)}``: what
     waits for a worker now."""
+    counted = jobs.backlog(now) if isEmbedded(jobs.database) else None
+    if counted is not None:
+        return counted
     due = {'status': QUEUED, 'active': True, 'retryTime': {'$lte': now}}
     return {row['_id']: (row['n'], row['oldest'])
             for row in jobs.aggregate([

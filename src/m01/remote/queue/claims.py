@@ -216,5 +216,6 @@ class Claims:
         job.hasDependents = bool(document.get(DEPENDENTS))
         # Renewed from the claim on: a claimed job may wait for its
         # thread, or for the jobs before it in its batch.
-        self.leases.add(job.__name__, job.claim)
+        self.leases.add(job.__name__, job.claim,
+                        expires=document.get('leaseExpires'))
         return job

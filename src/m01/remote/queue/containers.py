@@ -18,6 +18,25 @@ from m01.remote.job import (
 from m01.remote.queue.persistent import JobChanges
 
 SORT_FIELDS = ('created', 'queued', 'completed')
+#: The order of the latest failures: the newest queued first.
+LATEST_ERRORS_ORDER = (('queued', pymongo.DESCENDING),
+                       ('_id', pymongo.DESCENDING))
+
+
+def _kept(collection, name):
+    """The method ``name`` of ``collection`` where its store offers it
+    (the embedded store's collections keep counts and orders up to date
+    with each change), else None: asked of its class, since a server's
+    collection answers any attribute with a subcollection."""
+    if hasattr(type(collection), name):
+        return getattr(collection, name)
+    return None
+
+
+def _hasErrors(document):
+    """Whether a stored job recorded an error (``errors.0`` exists)."""
+    errors = document.get('errors')
+    return isinstance(errors, list) and bool(errors)
 
 
 def toObjectId(jobid):
@@ -154,6 +173,13 @@ class JobContainer:
         """``{status: count}`` of the stored jobs (matching ``match``)."""
         # One pass over the jobs, not one count per status.
         counts = dict.fromkeys(interfaces.STATI, 0)
+        countBy = _kept(self.pages, 'countBy')
+        if not match and countBy is not None:
+            # Kept up to date by the embedded store.
+            for (status,), n in countBy(('status',)).items():
+                if status in counts:
+                    counts[status] = n
+            return counts
         pipeline = [{'$group': {'_id': '$status', 'n': {'$sum': 1}}}]
         if match:
             pipeline.insert(0, {'$match': match})
@@ -163,12 +189,18 @@ class JobContainer:
         return counts
 
     def latestErrors(self, limit=10):
-        cursor = self.pages.find(
-            {'errors.0': {'$exists': True}}).sort(
-            [('queued', pymongo.DESCENDING), ('_id', pymongo.DESCENDING)]
-        ).limit(limit)
+        documents = None
+        latest = _kept(self.pages, 'latest')
+        if latest is not None:
+            # Kept in order by the embedded store, which would otherwise
+            # test and sort every job at each request.
+            documents = latest(LATEST_ERRORS_ORDER, limit, _hasErrors)
+        if documents is None:
+            documents = self.pages.find(
+                {'errors.0': {'$exists': True}}).sort(
+                LATEST_ERRORS_ORDER).limit(limit)
         return [self._located(loadJob(document, strict=False))
-                for document in cursor]
+                for document in documents]
 
 
 @zope.interface.implementer(interfaces.IJobFactoryContainer)

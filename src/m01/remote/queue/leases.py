@@ -5,6 +5,13 @@ the lease keeper renews it; when a worker dies, nobody renews it, and
 the keeper of any other process gives the job back to the queue once it
 has expired (``recover``).
 
+The keeper renews in a thread of its own, every third of a lease, and
+does nothing else there: recovering other processes' jobs, ending timed
+out ones and tidying run in a second thread (its sweep). On a slow link
+a sweep can take longer than a lease (it reads and writes whole job
+documents); renewals waiting behind it let this process's leases expire
+while its jobs still ran, and other processes ran them again.
+
 A keeper that has not managed to renew for a lease's length (the server
 does not answer it, or cannot be reached) may have lost every lease it
 held: other processes take those jobs over. Its workers then claim no
@@ -24,6 +31,9 @@ logger = logging.getLogger('m01.remote')
 
 #: Seconds to the next round when an upkeep is behind (``behind``).
 BEHIND_WAIT = 1.0
+#: Seconds between two renewals while they fail (each waits up to the
+#: socket timeout for an answer anyway).
+RETRY_PAUSE = 0.25
 
 
 def isTimeout(error):
@@ -40,6 +50,7 @@ def failure(operation, error):
     if isTimeout(error):
         return '%s timed out (%s)' % (operation, error)
     return '%s failed (%s)' % (operation, error)
+
 
 class EndedJobs:
     """What follows the jobs a lease keeper recovered or stopped: their
@@ -101,8 +112,14 @@ class LeaseKeeper:
         self._users = 0
         self._stop = threading.Event()
         self._wake = threading.Event()
+        # Set for a renewal now, not at the next interval.
+        self._renewSoon = threading.Event()
         self._thread = None
-        self._failing = False
+        self._sweeper = None
+        # Whether a round (renewing, sweeping or both: ``tick``) is
+        # failing, and whether that was said (once until it works again).
+        self._failing = {}
+        self._told = {}
         #: When (``time.monotonic``) leases were last renewed, and
         #: whether a worker was told that was too long ago.
         self._renewed = time.monotonic()
@@ -120,14 +137,20 @@ class LeaseKeeper:
         until = self.now() + datetime.timedelta(seconds=self.leaseTime)
         return self.jobWrites.holdClaims(claims, until)
 
-    def add(self, jobid, claim, deadline=None):
+    def add(self, jobid, claim, deadline=None, expires=None):
         """Renew the lease of ``jobid`` (claimed as ``claim``) until it is
         discarded; end it as timed out at ``deadline``. The thread calling
-        is named as the job's (the one that runs it calls last)."""
+        is named as the job's (the one that runs it calls last).
+
+        ``expires`` is when its lease expires as claimed: a claim that
+        took a while to reach this process (a batch read back over a slow
+        link) has its lease renewed at once, not at the next interval,
+        which could come after it expired."""
+        now = self.now()
         with self._lock:
             self._claims[jobid] = claim
             self._threads[jobid] = threading.current_thread().name
-            self._expires[jobid] = self.now() + datetime.timedelta(
+            self._expires[jobid] = expires or now + datetime.timedelta(
                 seconds=self.leaseTime)
             if deadline is not None:
                 self._deadlines[jobid] = deadline
@@ -135,6 +158,9 @@ class LeaseKeeper:
                 self._deadlines.pop(jobid, None)
         if deadline is not None:
             self._wake.set()    # the keeper may have to tick earlier
+        if expires is not None and (expires - now).total_seconds() < \
+                self.leaseTime - self.interval:
+            self._renewSoon.set()
 
     def discard(self, jobid, claim=None):
         """Stop renewing the lease of ``jobid``; with ``claim``, only while
@@ -161,19 +187,29 @@ class LeaseKeeper:
                 self._thread = threading.Thread(
                     target=self._run, daemon=True,
                     name='m01.remote-leases-%s' % self.name)
+                self._sweeper = threading.Thread(
+                    target=self._sweep, daemon=True,
+                    name='m01.remote-sweep-%s' % self.name)
                 self._thread.start()
+                self._sweeper.start()
 
     def release(self):
         """A worker loop ended: stop the keeper when it was the last."""
         with self._lock:
             self._users = max(self._users - 1, 0)
-            thread = self._thread if self._users == 0 else None
-            if thread is not None:
+            threads = self._threads_() if self._users == 0 else []
+            if threads:
                 self._stop.set()
                 self._wake.set()
-                self._thread = None
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+                self._renewSoon.set()
+                self._thread = self._sweeper = None
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join()
+
+    def _threads_(self):
+        return [thread for thread in (self._thread, self._sweeper)
+                if thread is not None]
 
     def stop(self, timeout=None):
         """Stop renewing, between two ticks, whoever still uses it.
@@ -184,15 +220,22 @@ class LeaseKeeper:
         lease expires.
         """
         with self._lock:
-            thread, self._thread = self._thread, None
+            threads = self._threads_()
+            self._thread = self._sweeper = None
             self._users = 0
             self._stop.set()
             self._wake.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
+            self._renewSoon.set()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            if thread is threading.current_thread():
+                continue
+            thread.join(None if deadline is None
+                        else max(deadline - time.monotonic(), 0))
             if thread.is_alive():
                 logger.warning('The lease keeper did not stop within '
                                '%.1f s', timeout)
+                return
 
     def claimable(self):
         """Whether this process's workers may claim jobs: not while the
@@ -271,23 +314,35 @@ class LeaseKeeper:
         if ended and self.swept is not None:
             self.swept(ended, how)
 
-    def tick(self):
-        """Renew our leases, recover expired ones, stop timed-out jobs and
-        tidy, once. The leases count as renewed when the renewal was
-        answered, or, with none to renew, when every call was."""
+    def tick(self, renew=True, sweep=True):
+        """Renew our leases, then sweep (recover expired ones, stop
+        timed-out jobs and tidy), once; the keeper's threads do one each
+        (``renew`` only, ``sweep`` only). The leases count as renewed
+        when the renewal was answered, or, with none to renew, when every
+        call was."""
         doing = 'renewing leases'
+        key = (renew, sweep)
         try:
-            self.renew()
-            doing = 'recovering expired leases'
-            self.recover()
-            doing = 'ending timed-out jobs'
-            self.stopTimedOut()
-            doing = 'tidying'
-            now = self.now()
-            for upkeep in self.upkeep:
-                upkeep.tidy(now)
+            if renew:
+                self.renew()
+            if sweep:
+                doing = 'recovering expired leases'
+                self.recover()
+                doing = 'ending timed-out jobs'
+                self.stopTimedOut()
+                doing = 'tidying'
+                now = self.now()
+                for upkeep in self.upkeep:
+                    upkeep.tidy(now)
         except Exception as error:
-            if self._failing:
+            self._failing[key] = True
+            # Said once per outage: by the sweeps, whose calls fail as the
+            # renewals' do (a renewer that cannot renew says so when its
+            # leases are a lease old, ``_stalledNow``); a renewal that
+            # fails otherwise (a bug) is said with its traceback.
+            quiet = not sweep and isinstance(
+                error, pymongo.errors.ConnectionFailure)
+            if quiet or self._told.get(key):
                 pass
             elif isinstance(error, pymongo.errors.ConnectionFailure):
                 logger.error('Renewing job leases failed: %s; retrying '
@@ -297,15 +352,18 @@ class LeaseKeeper:
                 logger.exception('Renewing job leases failed while %s; '
                                  'retrying every %.1f s', doing,
                                  self.interval)
-            self._failing = True
+            self._told[key] = self._told.get(key) or not quiet
             self._stalledNow()
         else:
-            # Every call answered: renewing would work, with or without
-            # leases to renew.
-            self._renewedNow()
-            if self._failing:
+            # The leases count as renewed when a renewal of them was
+            # answered (``renew``), or, with none to renew, when the
+            # sweep's calls were.
+            if (renew and sweep) or (sweep and not self.claims):
+                self._renewedNow()
+            self._failing[key] = False
+            if self._told.get(key):
+                self._told[key] = False
                 logger.info('Renewing job leases works again')
-            self._failing = False
 
     def _nextWait(self):
         """Seconds to the next tick: the interval, or less when a job of
@@ -323,6 +381,22 @@ class LeaseKeeper:
         return wait
 
     def _run(self):
+        """The renewals: every interval (or at once when a claim asks),
+        nothing else."""
+        while not self._stop.is_set():
+            # Failing, tried again soon: renewed as soon as the network
+            # heals, before other processes take its jobs over.
+            failing = self._failing.get((True, False))
+            self._renewSoon.wait(min(self.interval, RETRY_PAUSE)
+                                 if failing else self.interval)
+            self._renewSoon.clear()
+            if self._stop.is_set():
+                return
+            self.tick(sweep=False)
+
+    def _sweep(self):
+        """The sweeps: every interval, or sooner when a job of this
+        process times out before."""
         while not self._stop.is_set():
             self._wake.clear()
             deadline = time.monotonic() + self._nextWait()
@@ -334,4 +408,4 @@ class LeaseKeeper:
                                time.monotonic() + self._nextWait())
             if self._stop.is_set():
                 return
-            self.tick()
+            self.tick(renew=False)

@@ -31,14 +31,14 @@ a job may run on and return; three fences keep its writes out:
    stored at once, conditional on its claim (the keeper may have stored
    it first), and adds nothing to the unit.
 2. At commit, before any participant votes, the data manager fences
-   every attempt of the unit at once (one command; not for a single
-   attempt with nothing else in its transaction, which the third fence
-   covers alone). A claim lost since its job's own check (a short job
-   is checked only here; a job of a batch may be cancelled while the
-   later ones run) aborts the whole unit, nothing written anywhere; its
-   other jobs, whose claims still hold, go back to the queue in their
-   place (one conditional write each, ``unclaim``), not counted as
-   attempts, and run again.
+   every attempt of the unit at once (one command; not when nothing
+   else takes part in the transaction, which the third fence covers
+   alone, storing the others of a batch). A claim lost since its job's
+   own check (a short job is checked only here; a job of a batch may be
+   cancelled while the later ones run) aborts the whole unit, nothing
+   written anywhere; its other jobs, whose claims still hold, go back to
+   the queue in their place (one conditional write each,
+   ``unclaim``), not counted as attempts, and run again.
 3. At the vote, the outcomes are stored first, each conditional on its
    claim, and only then the jobs added and the other writes
    (``m01.remote.queue.transaction``): an outcome refused in the moment
@@ -58,6 +58,8 @@ import datetime
 import logging
 import threading
 import traceback
+
+import pymongo.errors
 
 from m01.remote.clock import stamp, toBSONTime
 from m01.remote.interfaces import QUEUED
@@ -364,6 +366,45 @@ class JobRunner:
             # Not given back, it runs again once its lease expires.
             logger.exception('Giving job %s back to the queue failed',
                              job.__name__)
+
+    def giveBack(self, jobs):
+        """Give claimed ``jobs`` whose unit of work ended without storing
+        their outcomes (its commit raised, or it was cut short before
+        they ran) back to the queue: their leases are no longer renewed,
+        their slots are released, and each is put back in its place,
+        conditional on its claim (not counted as an attempt). One whose
+        claim no longer holds had its outcome stored after all, or was
+        cancelled or taken over; one that cannot be put back (the
+        database cannot be reached) runs again once its lease expires.
+        The log says which."""
+        unreachable = None
+        for job in jobs:
+            self._endRun(job, final=False)
+            try:
+                if unreachable is not None:
+                    # Each try waits for some leases: not once per job.
+                    raise unreachable
+                back = self.jobWrites.unclaim(toObjectId(job.__name__),
+                                              job.claim)
+            except Exception as error:
+                if isinstance(error, pymongo.errors.ConnectionFailure):
+                    unreachable = error
+                logger.warning(
+                    'Job %s was not stored and could not be given back to '
+                    'the queue (%s: %s): its lease is no longer renewed, it '
+                    'runs again once the lease expires (within %.1f s).',
+                    job.__name__, type(error).__name__, error,
+                    self.leases.leaseTime)
+                continue
+            if back:
+                logger.info('Job %s went back to the queue: its unit of '
+                            'work ended before its outcome was stored; it '
+                            'runs again.', job.__name__)
+            else:
+                logger.info('Job %s was not given back to the queue: its '
+                            'claim no longer holds (its outcome was stored, '
+                            'or it was cancelled or taken over).',
+                            job.__name__)
 
     def _endRun(self, job, final):
         """The run of ``job`` is over (``final``: the job ended for good,

@@ -20,13 +20,15 @@ one job, or a batch) are stored with what they wrote, or not at all
 - ``commit`` (called on every participant before any votes, so before a
   one-phase SQL session commits) fences the unit: one conditional write
   per attempt, renewing its lease while the job is still processing
-  under the attempt's claim (``holdClaims``; skipped for one attempt
-  with no other participant, whose outcome, written first, is fence
-  enough). If one claim no longer holds (the job was cancelled, timed
-  out or taken over since it ran) it raises ``AttemptRefused``: the
-  transaction aborts and nothing is written anywhere; the attempts whose
-  claims held are told (``withdrawn``) so their worker gives their jobs
-  back to the queue.
+  under the attempt's claim (``holdClaims``; skipped when no other
+  participant takes part, the outcomes, written first and each
+  conditional on its claim, being fence enough: a refused one has its
+  own queue writes dropped at the vote, and the others are stored, not
+  given back to run again). If one claim no longer holds (the job was
+  cancelled, timed out or taken over since it ran) it raises
+  ``AttemptRefused``: the transaction aborts and nothing is written
+  anywhere; the attempts whose claims held are told (``withdrawn``) so
+  their worker gives their jobs back to the queue.
 - ``tpc_vote`` stores the outcomes first, each conditional on its claim,
   then inserts the jobs added and runs the conditional writes. An
   outcome refused there (a cancel or a timeout that came between the
@@ -59,6 +61,8 @@ ABORTED_AT_FENCE = ('its transaction was aborted before anything was '
 ABORTED_AT_VOTE = ('its transaction was aborted: its writes to the queue '
                    'and to every resource that had not committed yet were '
                    'discarded')
+DROPPED_ALONE = ('its writes to the queue were discarded; the other jobs '
+                 'of its batch were stored')
 DROPPED_AT_VOTE = ('its writes to the queue were discarded, but what it '
                    'wrote to other resources of the transaction was '
                    'committed with the other jobs of its batch')
@@ -230,9 +234,10 @@ class QueueDataManager:
     def commit(self, txn):
         if not self.outcomes or self._holdClaims is None:
             return
-        if len(self.outcomes) == 1 and self._alone(txn):
-            # One attempt and nothing else to commit: its outcome, stored
-            # first at the vote and conditional on its claim, is the fence.
+        if self._alone(txn):
+            # Nothing else to commit: the outcomes, stored first at the
+            # vote and each conditional on its claim, are the fence; a
+            # refused one's queue writes are dropped there.
             return
         lost = set(self._holdClaims(
             [(attempt.oid, attempt.claim) for attempt in self.outcomes]))
@@ -265,9 +270,10 @@ class QueueDataManager:
                     lost)
             if refused:
                 inserts, writes = self._without(refused)
+            dropped = DROPPED_ALONE if self._alone(txn) else DROPPED_AT_VOTE
             for attempt in self.outcomes:
                 if attempt.oid in lost:
-                    attempt.refused(DROPPED_AT_VOTE)
+                    attempt.refused(dropped)
                 elif attempt.stored is not None:
                     attempt.stored()
         if inserts:

@@ -19,23 +19,43 @@ unknown. So for each change the queue makes:
   it, and nobody holds that one. A claim is not retried here: a second
   claim would take another job and leave the first to its lease all the
   same.
-* An outcome (``finish``, ``unclaim``: one ``update_one`` conditional on
-  the claim token) is retried here until the server answers, for up to
-  ``RETRY_SECONDS`` (an election takes seconds; the job's lease is
-  renewed meanwhile). Retrying cannot write it twice: once applied, the
-  job no longer holds the claim, and the retry matches nothing. So when
-  a retry matches nothing, the job is read: if its newest attempt is
-  the one this outcome recorded, the outcome was applied and the
+* An outcome (``finish``, ``finishMany``, ``unclaim``: conditional on
+  the claim token) is retried until the server answers, for up to
+  ``retrySeconds`` (a processor's: ``RETRY_LEASES`` leases; an election
+  takes seconds, a reset or a silent connection a socket timeout; the
+  job's lease is renewed meanwhile by the lease keeper, which renews
+  nothing else). Whether the claim still holds is the server's to say: a
+  worker cut off past its lease finds, once the network heals, its
+  outcome stored if no other worker took the job over meanwhile (every
+  worker may have been cut off too), or refused if one did; giving up at
+  the lease would run it again in the first case too. Retrying cannot
+  write it twice: once applied, the job no longer holds the claim, and
+  the retry matches nothing. So when a retry matches nothing, the job is
+  read: if its newest attempt is the one this outcome recorded
+  (``queue.updates.isRecordOf``), the outcome was applied and the
   transaction goes on to commit what the job wrote through it. Without
-  this the commit would abort, losing the job's own writes although
-  its outcome was stored. If the server does not answer in time the
-  error propagates, the transaction aborts, and the job runs again
-  once its lease has expired (at least once, as after a crash).
+  this the commit would abort, losing the job's own writes although its
+  outcome was stored, and the job would run again.
+* What the job wrote through its transaction is retried the same way,
+  each write safe to repeat: the fence of a unit of work
+  (``holdClaims``, a lease renewal conditional on each claim); the jobs
+  it added (``insertJobs``), under ids fixed before the first try, so
+  that after a lost answer the ones already stored are found by id and
+  only the others inserted; the fields it set on a loaded job (``edit``,
+  conditional on the version it read), found applied when the job is at
+  the next version with those fields.
+
+If the server does not answer in time the error propagates, the
+transaction aborts, and the job runs again once its lease has expired
+(at least once, as after a crash): its worker was cut off for longer
+than ``RETRY_LEASES`` leases.
 
 The other changes need nothing of this kind: a lease renewal that fails
 is tried again at the next tick, lease recovery at the next round, and
 a cancel, a retry or an edit from a page fails with the error shown.
 """
+import datetime
+import logging
 import time
 
 import pymongo.errors
@@ -44,11 +64,19 @@ import zope.interface
 from m01.remote.interfaces import IJobWrites
 from m01.remote.queue.updates import isRecordOf
 
-#: Seconds an outcome is retried while the server does not answer.
+logger = logging.getLogger('m01.remote')
+
+#: Seconds an outcome is retried while the server does not answer, by
+#: default.
 RETRY_SECONDS = 30.0
-#: The first pause between two attempts, doubled up to MAX_PAUSE.
+#: A processor's writes are retried for this many leases.
+RETRY_LEASES = 10
+#: The first pause between two attempts, doubled up to MAX_PAUSE: short,
+#: so that a retry lands soon after the network heals, before another
+#: worker's lease keeper takes the job over (each try waits up to the
+#: socket timeout anyway while nothing answers).
 FIRST_PAUSE = 0.1
-MAX_PAUSE = 2.0
+MAX_PAUSE = 0.5
 
 
 @zope.interface.implementer(IJobWrites)
@@ -73,16 +101,30 @@ class RetriedOutcomes:
     def _answered(self, change):
         """``change()``'s answer, retried across connection failures for
         up to ``retrySeconds``, and whether an earlier try may have been
-        applied (its answer was lost)."""
+        applied (its answer was lost). ``change`` is told (its
+        ``uncertain`` argument, when it takes one) whether an earlier try
+        may have been applied."""
+        return self._tried(lambda uncertain: change())
+
+    def _tried(self, change):
         deadline = time.monotonic() + self.retrySeconds
         pause = FIRST_PAUSE
         uncertain = False
         while True:
             try:
-                return change(), uncertain
-            except pymongo.errors.ConnectionFailure:
+                return change(uncertain), uncertain
+            except pymongo.errors.ConnectionFailure as error:
                 if time.monotonic() + pause > deadline:
+                    if uncertain:
+                        logger.warning(
+                            'A write of the queue was retried for %.1f s '
+                            'without an answer (%s): given up',
+                            self.retrySeconds, error)
                     raise
+                if not uncertain:
+                    logger.info('A write of the queue got no answer '
+                                   '(%s): retried for up to %.1f s',
+                                   error, self.retrySeconds)
                 uncertain = True
                 self.sleep(pause)
                 pause = min(pause * 2, MAX_PAUSE)
@@ -114,8 +156,55 @@ class RetriedOutcomes:
         return self._retried(lambda: self.writes.unclaim(oid, claim),
                              lambda: False)
 
+    def holdClaims(self, claims, until):
+        # A lease renewal conditional on each claim: repeated, it renews
+        # the same leases, and tells the same lost claims.
+        return self._answered(
+            lambda: self.writes.holdClaims(claims, until))[0]
+
+    def insertJobs(self, documents):
+        # Under ids fixed before the first try: after a lost answer the
+        # jobs stored already are found by id, and only the others are
+        # inserted (an ordered insert stops at its first failure).
+        ids = [document['_id'] for document in documents]
+
+        def insert(uncertain):
+            missing = documents
+            if uncertain:
+                stored = {document['_id'] for document in self.jobs.find(
+                    {'_id': {'$in': ids}}, {'_id': 1})}
+                missing = [document for document in documents
+                           if document['_id'] not in stored]
+            if missing:
+                self.writes.insertJobs(missing)
+        self._tried(insert)
+
+    def edit(self, oid, version, fields):
+        return self._retried(
+            lambda: self.writes.edit(oid, version, fields),
+            lambda: self._edited(oid, version, fields))
+
+    def _edited(self, oid, version, fields):
+        """Whether ``fields`` were set on ``oid`` at ``version`` (it is at
+        the next version, with those fields)."""
+        document = self.jobs.find_one(
+            {'_id': oid, 'version': version + 1},
+            dict.fromkeys(fields, 1))
+        return document is not None and all(
+            _same(document.get(name), value)
+            for name, value in fields.items())
+
     def _stored(self, oid, update):
         """Whether the outcome ``update`` of ``oid`` was stored."""
         return isRecordOf(
             self.jobs.find_one({'_id': oid}, {'attempts': {'$slice': -1}}),
             update)
+
+
+def _same(stored, value):
+    """Whether ``stored`` (as read back) is the ``value`` written: the
+    server keeps times to the millisecond."""
+    if isinstance(value, datetime.datetime) and \
+            isinstance(stored, datetime.datetime):
+        return abs(stored - value) < datetime.timedelta(milliseconds=1)
+    return stored == value

@@ -75,6 +75,7 @@ class BaseWorker:
         many did. ``sizer`` learns how long each job ran."""
         remaining = list(jobs)
         handedBack = []
+        unit = []
 
         def work(processor):
             until = time.monotonic() + BATCH_SECONDS
@@ -87,14 +88,23 @@ class BaseWorker:
                     remaining.clear()
                     return
                 job = remaining.pop(0)
+                unit.append(job)
                 started = time.monotonic()
                 processor.processJob(job.__name__, job)
                 if sizer is not None:
                     sizer.ran(time.monotonic() - started)
                 if time.monotonic() >= until:
                     return
-        while remaining:
-            self.inUnitOfWork(work)
+        try:
+            while remaining:
+                del unit[:]
+                self.inUnitOfWork(work)
+        except BaseException:
+            # Whatever the unit raised, the jobs whose outcomes it did not
+            # store (its own, and those not run yet) are no longer
+            # renewed and go back to the queue: none is left claimed.
+            self.remoteProcessor.runner.giveBack(unit + remaining)
+            raise
         return sum(handedBack)
 
     def inUnitOfWork(self, work):
@@ -311,10 +321,11 @@ class MultiJobWorker(BaseWorker):
             self.outage.succeeded()
         except pymongo.errors.ConnectionFailure as error:
             self.outage.failed(error, 'finishing %d jobs' % len(jobs))
-            logger.warning('MultiJobWorker: the outcomes of %d jobs were '
-                           'not stored (the database cannot be reached); '
-                           'they run again once their leases expire',
-                           len(jobs))
+            logger.warning('MultiJobWorker: a batch of %d jobs was cut '
+                           'short (the database cannot be reached); each '
+                           'job whose outcome was not stored went back to '
+                           'the queue, or runs again once its lease '
+                           'expires, as logged for it', len(jobs))
         except Exception:
             logger.exception('MultiJobWorker: a batch of %d jobs failed to '
                              'finish', len(jobs))

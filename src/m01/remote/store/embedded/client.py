@@ -158,6 +158,37 @@ class SerializedCollection(_Serialized):
                                     matched=matched)
                     for query, update in changes]
 
+    def countBy(self, fields):
+        """``{(value, ...): n}``: the documents counted by their values of
+        ``fields``, kept up to date from the changes since the last call
+        where the index fits (``index.countBy``), else counted."""
+        with self._lock:
+            if indexed():
+                return index.countBy(self._wrapped, fields)
+            counts = {}
+            for document in self._wrapped.find({}, dict.fromkeys(fields, 1)):
+                key = tuple(document.get(field) for field in fields)
+                counts[key] = counts.get(key, 0) + 1
+            return counts
+
+    def latest(self, order, limit, where):
+        """Up to ``limit`` documents for which ``where(document)`` holds,
+        first in ``order`` (``index.latest``), or None where the index
+        does not fit. ``where`` is one function kept for the life of the
+        process (it names an index)."""
+        with self._lock:
+            if indexed():
+                return index.latest(self._wrapped, order, limit, where)
+            return None
+
+    def backlog(self, now):
+        """``{name: (due jobs, queued time of the oldest)}`` at ``now``
+        (``index.backlog``), or None where the index does not fit."""
+        with self._lock:
+            if indexed():
+                return index.backlog(self._wrapped, now)
+            return None
+
     def _claimFirst(self, query, order, update, equal):
         if not indexed():
             return self._wrapped.find_one_and_update(
