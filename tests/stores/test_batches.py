@@ -14,11 +14,11 @@ import transaction.interfaces
 import zope.interface
 
 from m01.remote import testing
-from m01.remote import worker as workers
 from m01.remote.job import AttemptRefused
 from m01.remote.processor import RemoteProcessor
 from m01.remote.store import isEmbedded
 from m01.remote.worker import MultiJobWorker, SimpleJobWorker
+from m01.remote.worker import base as workerbase
 from support.jobs import RecordingJob, startProcessingThreads
 from support.testserver import unique_database_name
 
@@ -272,7 +272,7 @@ def test_a_failed_batch_commit_strands_no_job(rp, monkeypatch, caplog,
     ids = [rp.addJob('echo', n, immediate=True) for n in range(4)]
     # One job a unit of work; the second unit's commit fails, whatever
     # the error (a network one once its retries are over).
-    monkeypatch.setattr(workers, 'BATCH_SECONDS', 0)
+    monkeypatch.setattr(workerbase, 'BATCH_SECONDS', 0)
     monkeypatch.setattr(rp.jobWrites, 'retrySeconds', 0)
     finishMany = rp.jobWrites.writes.finishMany
     calls = []

@@ -18,13 +18,14 @@ import transaction
 import transaction.interfaces
 import zope.interface
 
-from m01.remote import testing, worker
+from m01.remote import testing
 from m01.remote.job import AttemptRefused, Job
 from m01.remote.processor import RemoteProcessor
 from m01.remote.queue import control
 from m01.remote.queue import transaction as transactionmodule
 from m01.remote.queue.transaction import QueueDataManager
 from m01.remote.worker import SimpleJobWorker
+from m01.remote.worker import base as workerbase
 from support.waiting import until
 
 #: Gates a job waits at before it writes, by job id; a job takes its
@@ -157,7 +158,7 @@ def rp(database):
 def oneUnit(monkeypatch):
     """A batch run here is one unit of work, however slow the machine
     (a worker commits a batch's unit after ``BATCH_SECONDS`` of work)."""
-    monkeypatch.setattr(worker, 'BATCH_SECONDS', 3600.0)
+    monkeypatch.setattr(workerbase, 'BATCH_SECONDS', 3600.0)
 
 
 @pytest.fixture(params=['after the run', 'at commit'])

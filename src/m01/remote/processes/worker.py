@@ -40,7 +40,7 @@ import pymongo.errors
 from m01.remote import store
 from m01.remote.processes.childsetup import AppChildSetup, StoreChildSetup
 from m01.remote.processes.pool import STOP, ChildOptions, ChildSlot
-from m01.remote.worker import MIN_IDLE_WAIT, WAITED, BaseWorker
+from m01.remote.worker.base import MIN_IDLE_WAIT, WAITED, BaseWorker
 from m01.remote.worker.batches import queueNames
 
 logger = logging.getLogger('m01.remote')
