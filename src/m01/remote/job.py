@@ -6,14 +6,21 @@ this process has imported (every ``Job`` subclass registers itself when
 its class statement runs), so database content never decides what code
 is imported.
 """
-import datetime
 
 import bson
 import transaction.interfaces
 import zope.interface
 
 from m01.remote import interfaces, limits
-from m01.remote.clock import toBSONTime
+from m01.remote.limits import (  # noqa: F401  (the names of record)
+    MAX_PRIORITY,
+    MAX_SECONDS,
+    RETAINED,
+    checkPriority,
+    checkRetention,
+    checkSeconds,
+    dueTime,
+)
 from m01.remote.queuenames import (
     DEFAULT_QUEUE,
     checkQueueName,
@@ -34,11 +41,6 @@ BASE_FIELDS = ('input', 'maxRetries', 'retryDelay', 'active', 'title',
 #: A factory's settings its jobs' documents do not carry.
 FACTORY_FIELDS = ('retention',)
 
-#: A job's priority lies within these bounds (higher runs first).
-MAX_PRIORITY = 10 ** 6
-#: The longest timeout, retry delay or delay before a job (seconds): a
-#: century, beyond which the datetimes BSON stores end.
-MAX_SECONDS = 100 * 365 * 24 * 3600
 BACKOFFS = ('fixed', 'exponential')
 
 #: What a job loaded through the processor writes when its attribute is
@@ -368,60 +370,6 @@ STORED_ATTRIBUTES = BASE_FIELDS + (
 #: Stored fields whose attribute has another name (``progress`` and
 #: ``log`` are the methods a running job calls).
 RENAMED_ATTRIBUTES = {'progress': 'reportedProgress', 'log': 'logLines'}
-
-
-def checkPriority(value):
-    if isinstance(value, bool) or not isinstance(value, int) or \
-            not -MAX_PRIORITY <= value <= MAX_PRIORITY:
-        raise ValueError('priority must be a whole number from %d to %d, '
-                         'not %r' % (-MAX_PRIORITY, MAX_PRIORITY, value))
-
-
-def dueTime(now, delay=None, at=None):
-    """When a job added at ``now`` is due: ``delay`` seconds later, at the
-    timezone-aware datetime ``at``, or now."""
-    if delay is not None and at is not None:
-        raise ValueError('Give a job a delay or a time (at), not both')
-    if delay is not None:
-        checkSeconds(delay, 'delay')
-        return now + datetime.timedelta(seconds=delay)
-    if at is not None:
-        if not isinstance(at, datetime.datetime) or at.tzinfo is None or \
-                at.utcoffset() is None:
-            raise ValueError('at must be a timezone-aware datetime, not %r'
-                             % (at,))
-        if abs((at - now).total_seconds()) > MAX_SECONDS:
-            raise ValueError('at must lie within a century of now, not %r'
-                             % (at,))
-        return toBSONTime(at)
-    return now
-
-
-RETAINED = (interfaces.COMPLETED, interfaces.ERROR, interfaces.CANCELLED)
-
-
-def checkRetention(periods, what='retention'):
-    """``periods`` as a dict of final statuses to seconds or None (for
-    ever); ValueError for anything else."""
-    unknown = sorted(set(periods) - set(RETAINED), key=str) \
-        if isinstance(periods, dict) else [periods]
-    if unknown:
-        raise ValueError('%s is a dict of %s to seconds (None: for ever); '
-                         'not %s' % (what, ', '.join(RETAINED),
-                                     ', '.join(map(repr, unknown))))
-    for status, period in periods.items():
-        checkSeconds(period, '%s[%r]' % (what, status), optional=True)
-    return dict(periods)
-
-
-def checkSeconds(value, what, optional=False, positive=False):
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
-            not 0 <= value <= MAX_SECONDS or (positive and value == 0):
-        raise ValueError('%s must be a number of seconds %s %d, not %r' % (
-            what, 'from 0 (excluded) to' if positive else 'from 0 to',
-            MAX_SECONDS, value))
 
 
 def loadJob(document, strict=True):

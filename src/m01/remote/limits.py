@@ -8,9 +8,13 @@ recursion before ``json.loads`` (or the store, which copies values
 recursively) could recurse, and a cron range is checked against its
 field's bounds before it is expanded.
 """
+import datetime
 import itertools
 import json
 import re
+
+from m01.remote import interfaces
+from m01.remote.clock import toBSONTime
 
 #: BSON's document size limit; MongoDB refuses anything larger.
 MAX_BSON_SIZE = 16 * 1024 * 1024
@@ -310,3 +314,66 @@ def checkTimezoneName(name):
 #: callback waits for), and the most jobs one chain or group adds: a
 #: waiting job's document lists the ids it still waits for.
 MAX_DEPENDENCIES = 10000
+
+
+# What a job may be given
+
+#: A job's priority lies within these bounds (higher runs first).
+MAX_PRIORITY = 10 ** 6
+#: The longest timeout, retry delay or delay before a job (seconds): a
+#: century, beyond which the datetimes BSON stores end.
+MAX_SECONDS = 100 * 365 * 24 * 3600
+
+
+def checkPriority(value):
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not -MAX_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError('priority must be a whole number from %d to %d, '
+                         'not %r' % (-MAX_PRIORITY, MAX_PRIORITY, value))
+
+
+def dueTime(now, delay=None, at=None):
+    """When a job added at ``now`` is due: ``delay`` seconds later, at the
+    timezone-aware datetime ``at``, or now."""
+    if delay is not None and at is not None:
+        raise ValueError('Give a job a delay or a time (at), not both')
+    if delay is not None:
+        checkSeconds(delay, 'delay')
+        return now + datetime.timedelta(seconds=delay)
+    if at is not None:
+        if not isinstance(at, datetime.datetime) or at.tzinfo is None or \
+                at.utcoffset() is None:
+            raise ValueError('at must be a timezone-aware datetime, not %r'
+                             % (at,))
+        if abs((at - now).total_seconds()) > MAX_SECONDS:
+            raise ValueError('at must lie within a century of now, not %r'
+                             % (at,))
+        return toBSONTime(at)
+    return now
+
+
+RETAINED = (interfaces.COMPLETED, interfaces.ERROR, interfaces.CANCELLED)
+
+
+def checkRetention(periods, what='retention'):
+    """``periods`` as a dict of final statuses to seconds or None (for
+    ever); ValueError for anything else."""
+    unknown = sorted(set(periods) - set(RETAINED), key=str) \
+        if isinstance(periods, dict) else [periods]
+    if unknown:
+        raise ValueError('%s is a dict of %s to seconds (None: for ever); '
+                         'not %s' % (what, ', '.join(RETAINED),
+                                     ', '.join(map(repr, unknown))))
+    for status, period in periods.items():
+        checkSeconds(period, '%s[%r]' % (what, status), optional=True)
+    return dict(periods)
+
+
+def checkSeconds(value, what, optional=False, positive=False):
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+            not 0 <= value <= MAX_SECONDS or (positive and value == 0):
+        raise ValueError('%s must be a number of seconds %s %d, not %r' % (
+            what, 'from 0 (excluded) to' if positive else 'from 0 to',
+            MAX_SECONDS, value))
