@@ -301,7 +301,7 @@ def test_read_preference(value, expected):
 
 
 def test_the_read_preferences_are_the_clusters():
-    from m01.remote.settings import READ_PREFERENCES
+    from m01.remote.settingvalues import READ_PREFERENCES
     from m01.remote.store import cluster
     assert READ_PREFERENCES == tuple(cluster.READ_PREFERENCES)
 

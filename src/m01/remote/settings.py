@@ -8,24 +8,36 @@ worse than a site that refuses to start.
 """
 import dataclasses
 import os
-import re
 import urllib.parse
 
 from pyramid.exceptions import ConfigurationError
-from pyramid.settings import falsey, truthy
 
-from m01.remote.limits import loadJSON
-from m01.remote.queuenames import checkQueueName
+from m01.remote.settingvalues import (
+    read_async_limit,
+    read_batch_size,
+    read_boolean,
+    read_collection_prefix,
+    read_database,
+    read_days,
+    read_job_query,
+    read_kind,
+    read_logout_url,
+    read_max_jobs_per_child,
+    read_max_threads,
+    read_metrics,
+    read_period,
+    read_positive_seconds,
+    read_queues,
+    read_read_preference,
+    read_route_prefix,
+    read_seconds,
+    read_text,
+    read_uri,
+    read_wakeup,
+    read_write_concern,
+)
 
 PREFIX = 'm01.remote.'
-
-STORE_SCHEMES = ('mongomock', 'mongodb', 'mongodb+srv')
-
-# MongoDB refuses these in database names.
-_DATABASE_FORBIDDEN = set('/\\. "$*<>:|?\0')
-_COLLECTION_PREFIX = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]*$')
-_KIND = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.:-]*$')
-
 
 #: Seconds a call to the server may wait for an answer by default: far
 #: above the change stream's await (1 s) and an outcome of a few hundred
@@ -126,301 +138,44 @@ class RemoteSettings:
 # Parsers take the raw value and return the typed one or raise ValueError
 # with a message that completes "m01.remote.<key> = <value>: ...".
 
-def _text(value):
-    if not isinstance(value, str):
-        raise ValueError('expected text')
-    value = value.strip()
-    if not value:
-        raise ValueError('must not be empty')
-    return value
-
-
-def _uri(value):
-    value = _text(value)
-    scheme = urllib.parse.urlsplit(value).scheme
-    if scheme not in STORE_SCHEMES:
-        raise ValueError(
-            'use mongodb://host:port/ for a MongoDB server or mongomock:// '
-            'for the embedded in-memory store')
-    return value
-
-
-def _database(value):
-    value = _text(value)
-    bad = sorted(_DATABASE_FORBIDDEN.intersection(value))
-    if bad or len(value) > 63:
-        raise ValueError('a MongoDB database name has at most 63 characters '
-                         'and none of / \\ . " $ * < > : | ? or spaces')
-    return value
-
-
-def _collection_prefix(value):
-    value = _text(value)
-    if not _COLLECTION_PREFIX.match(value) or value.startswith('system.'):
-        raise ValueError('use letters, digits, "_", "-" or "." and do not '
-                         'start with "system."')
-    return value
-
-
-def _kind(value):
-    value = _text(value)
-    if not _KIND.match(value):
-        raise ValueError('a worker kind is a name such as simple or multi')
-    return value
-
-
-def _boolean(value):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in truthy:
-        return True
-    if isinstance(value, str) and value.strip().lower() in falsey:
-        return False
-    raise ValueError('expected true or false')
-
-
-def _number(value, kind):
-    if isinstance(value, bool):
-        raise ValueError('expected a number')
-    try:
-        return kind(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError('expected %s' % (
-            'an integer' if kind is int else 'a number'))
-
-
-def _seconds(value):
-    value = _number(value, float)
-    if not value >= 0 or value == float('inf'):
-        raise ValueError('expected a number of seconds >= 0')
-    return value
-
-
-def _positive_seconds(value):
-    value = _seconds(value)
-    if value == 0:
-        raise ValueError('expected a number of seconds > 0')
-    return value
-
-
-def _max_threads(value):
-    if isinstance(value, float):
-        raise ValueError('expected an integer')
-    value = _number(value, int)
-    if value < 1:
-        raise ValueError('expected an integer >= 1')
-    return value
-
-
-def _batch_size(value):
-    if value is None or isinstance(value, str) and \
-            value.strip().lower() in ('', 'auto'):
-        return None     # sized by the worker
-    if isinstance(value, float):
-        raise ValueError('expected an integer')
-    value = _number(value, int)
-    if not 1 <= value <= 1000:
-        raise ValueError('expected an integer from 1 to 1000')
-    return value
-
-
-def _async_limit(value):
-    if isinstance(value, float):
-        raise ValueError('expected an integer')
-    value = _number(value, int)
-    if not 0 <= value <= 100000:
-        raise ValueError('expected an integer from 0 to 100000')
-    return value
-def _queues(value):
-    """``mail:4, reports, default``: the queues a worker serves, each
-    with its own number of threads or (none given) sharing the worker's.
-    """
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValueError('expected queue names, such as "mail:4, reports"')
-    queues = {}
-    for part in value.replace('\n', ',').split(','):
-        part = part.strip()
-        if not part:
-            continue
-        name, _, threads = part.partition(':')
-        name = name.strip()
-        try:
-            checkQueueName(name)
-        except ValueError as e:
-            raise ValueError(str(e))
-        if name in queues:
-            raise ValueError('names queue %r twice' % name)
-        queues[name] = _max_threads(threads.strip()) if threads else None
-    return queues or None
-
-
-def _max_jobs_per_child(value):
-    if value is None or isinstance(value, str) and not value.strip():
-        return None     # no limit
-    return _max_threads(value)
-
-
-def _job_query(value):
-    if isinstance(value, str):
-        if not value.strip():
-            return None
-        try:
-            value = loadJSON(value, 'the filter')
-        except ValueError as e:
-            raise ValueError('expected a JSON object (%s)' % e)
-    if value is not None and not isinstance(value, dict):
-        raise ValueError('expected a JSON object such as '
-                         '{"name": {"$in": ["echo"]}}')
-    return value
-
-
-def _days(value):
-    if isinstance(value, float):
-        raise ValueError('expected a whole number of days')
-    value = _number(value, int)
-    if not 1 <= value <= 3660:
-        raise ValueError('expected a whole number of days from 1 to 3660')
-    return value
-
-
-#: The units a retention period may be given in, in seconds.
-PERIOD_UNITS = {'s': 1, 'm': 60, 'h': 3600, 'd': 24 * 3600, 'w': 7 * 24 * 3600}
-#: What keeps finished jobs for ever.
-FOREVER = ('forever', 'never')
-_PERIOD = re.compile(r'^(\d+(?:\.\d+)?)\s*([smhdw]?)$')
-
-
-def _period(value):
-    """Seconds, or None for ever: a number of seconds, a number with a
-    unit (``90s``, ``30m``, ``12h``, ``7d``, ``2w``) or ``forever``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text in FOREVER:
-            return None
-        match = _PERIOD.match(text)
-        if match is None:
-            raise ValueError('expected a number of seconds, a number with '
-                             'a unit (30m, 12h, 7d, 2w) or forever')
-        value = float(match.group(1)) * PERIOD_UNITS[match.group(2) or 's']
-    value = _seconds(value)
-    if value > 100 * 365 * 24 * 3600:
-        raise ValueError('expected at most a century (or forever)')
-    return value
-
-
-METRICS = ('false', 'pages', 'public')
-
-
-def _metrics(value):
-    if value is False:
-        return 'false'
-    if not isinstance(value, str) or value.strip().lower() not in METRICS:
-        raise ValueError('expected false (no metrics), pages (behind the '
-                         "pages' permission) or public (no permission)")
-    return value.strip().lower()
-
-
-WAKEUPS = ('auto', 'changestream', 'poll')
-
-
-def _wakeup(value):
-    value = _text(value)
-    if value not in WAKEUPS:
-        raise ValueError('expected one of %s' % ', '.join(WAKEUPS))
-    return value
-
-
-def _write_concern(value):
-    if isinstance(value, str) and value.strip() == 'majority':
-        return 'majority'
-    if isinstance(value, float):
-        value = 'not an integer'
-    try:
-        members = _number(value, int)
-    except ValueError:
-        members = 0
-    if members < 1:
-        raise ValueError('expected majority or a number of members >= 1')
-    return members
-
-
-#: As MongoDB spells them (``m01.remote.store.cluster`` has the objects).
-READ_PREFERENCES = ('primary', 'primaryPreferred', 'secondary',
-                    'secondaryPreferred', 'nearest')
-
-
-def _read_preference(value):
-    value = _text(value)
-    for name in READ_PREFERENCES:
-        if value.lower() == name.lower():
-            return name
-    raise ValueError('expected one of %s' % ', '.join(READ_PREFERENCES))
-
-
-def _route_prefix(value):
-    value = _text(value)
-    if not value.startswith('/') or '*' in value or '{' in value:
-        raise ValueError('expected a URL path such as /remote')
-    return value if value == '/' else value.rstrip('/')
-
-
-def _logout_url(value):
-    if value is None or isinstance(value, str) and not value.strip():
-        return None     # the site has no logout the pages could offer
-    value = _text(value)
-    parts = urllib.parse.urlsplit(value)
-    local = value.startswith('/') and not value.startswith('//') \
-        and not parts.scheme and not parts.netloc
-    remote = parts.scheme in ('http', 'https') and parts.netloc
-    if not (local or remote) or any(char.isspace() or char in '"<>\\'
-                                    for char in value):
-        raise ValueError('expected the URL of the site\'s logout, a path '
-                         'such as /logout or an http(s) URL')
-    return value
-
-
 #: setting key (after the prefix) -> (RemoteSettings field, parser)
 OPTIONS = {
-    'uri': ('uri', _uri),
-    'database': ('database', _database),
-    'collection_prefix': ('collection_prefix', _collection_prefix),
-    'name': ('name', _text),
-    'worker': ('worker', _kind),
-    'worker.wait_time': ('worker_wait_time', _seconds),
-    'worker.max_threads': ('worker_max_threads', _max_threads),
-    'worker.job_query': ('worker_job_query', _job_query),
-    'worker.batch_size': ('worker_batch_size', _batch_size),
-    'worker.queues': ('worker_queues', _queues),
-    'worker.max_processes': ('worker_max_processes', _max_threads),
+    'uri': ('uri', read_uri),
+    'database': ('database', read_database),
+    'collection_prefix': ('collection_prefix', read_collection_prefix),
+    'name': ('name', read_text),
+    'worker': ('worker', read_kind),
+    'worker.wait_time': ('worker_wait_time', read_seconds),
+    'worker.max_threads': ('worker_max_threads', read_max_threads),
+    'worker.job_query': ('worker_job_query', read_job_query),
+    'worker.batch_size': ('worker_batch_size', read_batch_size),
+    'worker.queues': ('worker_queues', read_queues),
+    'worker.max_processes': ('worker_max_processes', read_max_threads),
     'worker.max_jobs_per_child': ('worker_max_jobs_per_child',
-                                  _max_jobs_per_child),
-    'worker.kill_grace': ('worker_kill_grace', _seconds),
-    'worker.async_limit': ('worker_async_limit', _async_limit),
-    'tracing': ('tracing', _boolean),
-    'lease_time': ('lease_time', _positive_seconds),
-    'start_worker': ('start_worker', _boolean),
-    'start_scheduler': ('start_scheduler', _boolean),
-    'scheduler.wait_time': ('scheduler_wait_time', _seconds),
-    'route_prefix': ('route_prefix', _route_prefix),
-    'permission': ('permission', _text),
-    'pages': ('pages', _boolean),
-    'stats.retention_days': ('stats_retention_days', _days),
-    'retention.completed': ('retention_completed', _period),
-    'retention.error': ('retention_error', _period),
-    'retention.cancelled': ('retention_cancelled', _period),
-    'metrics': ('metrics', _metrics),
-    'wakeup': ('wakeup', _wakeup),
-    'write_concern': ('write_concern', _write_concern),
-    'read_preference': ('read_preference', _read_preference),
-    'socket_timeout': ('socket_timeout', _positive_seconds),
-    'connect_timeout': ('connect_timeout', _positive_seconds),
+                                  read_max_jobs_per_child),
+    'worker.kill_grace': ('worker_kill_grace', read_seconds),
+    'worker.async_limit': ('worker_async_limit', read_async_limit),
+    'tracing': ('tracing', read_boolean),
+    'lease_time': ('lease_time', read_positive_seconds),
+    'start_worker': ('start_worker', read_boolean),
+    'start_scheduler': ('start_scheduler', read_boolean),
+    'scheduler.wait_time': ('scheduler_wait_time', read_seconds),
+    'route_prefix': ('route_prefix', read_route_prefix),
+    'permission': ('permission', read_text),
+    'pages': ('pages', read_boolean),
+    'stats.retention_days': ('stats_retention_days', read_days),
+    'retention.completed': ('retention_completed', read_period),
+    'retention.error': ('retention_error', read_period),
+    'retention.cancelled': ('retention_cancelled', read_period),
+    'metrics': ('metrics', read_metrics),
+    'wakeup': ('wakeup', read_wakeup),
+    'write_concern': ('write_concern', read_write_concern),
+    'read_preference': ('read_preference', read_read_preference),
+    'socket_timeout': ('socket_timeout', read_positive_seconds),
+    'connect_timeout': ('connect_timeout', read_positive_seconds),
     'server_selection_timeout': ('server_selection_timeout',
-                                 _positive_seconds),
-    'logout_url': ('logout_url', _logout_url),
+                                 read_positive_seconds),
+    'logout_url': ('logout_url', read_logout_url),
 }
 
 
