@@ -1,12 +1,11 @@
 """The remote processor: the specification's facade over the job queue,
 its scheduler and its threads (``IRemoteProcessor``).
 
-Its collaborators are made by ``m01.remote.wiring``; each call here is
-handed on to the one that does the work: claims to ``queue.claims``,
-running a job to ``queue.runner``, a new job's document to
-``queue.updates``, a job's dependencies to ``workflows``, the writes of
-a cancel or a retry to ``queue.changes``, and the writes that wait for
-the commit to the transaction's data manager (``queue.transaction``).
+Its collaborators are made by ``m01.remote.wiring``; each call goes to
+the one that does the work: claims (``queue.claims``), runs
+(``queue.runner``), a new job's document (``queue.updates``), its
+dependencies (``queue.dependencies``), a cancel's or a retry's writes
+(``queue.changes``), writes at commit (``queue.transaction``).
 """
 import copy
 import functools

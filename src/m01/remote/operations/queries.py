@@ -1,9 +1,7 @@
 """What an operator reads of a queue: counts, pages of jobs, a job, the
-factories, the scheduler items, the workers and the figures of the
-charts. Every answer is bounded: listings are paged (at most
-``MAX_PAGE_SIZE`` rows), counts are one aggregation, jobs looked up by
-id at most ``MAX_LOOKUP`` in one query.
-"""
+factories, the scheduler items, the workers, the charts' figures. Every
+answer is bounded: listings are paged (at most ``MAX_PAGE_SIZE`` rows),
+counts are one aggregation, ids looked up ``MAX_LOOKUP`` per query."""
 import dataclasses
 import datetime
 import math
@@ -90,8 +88,7 @@ class FactoryInfo:
     queue: str = DEFAULT_QUEUE
     rateLimit: list = None
     rateUsed: int = None
-    #: ``{status: seconds or None}``: how long its finished jobs are kept
-    #: (``IJobRetention.periodsOf``).
+    #: ``{status: seconds or None}``, ``IJobRetention.periodsOf``.
     retention: dict = None
 
 

@@ -1,10 +1,9 @@
 """Running a claimed job, and storing its outcome with the transaction.
 
-A job runs in the transaction of the unit of work that claimed it (a
-worker step's: one job, or a batch of them): what it writes through that
-transaction (jobs it adds, fields it sets on loaded jobs, conditional
-writes, what it writes to another resource joined to the transaction)
-and its outcome are stored by the same commit. A job that fails has its
+A job runs in the transaction of the unit of work that claimed it (one
+job, or a batch): what it writes through that transaction (jobs, fields,
+conditional writes, another joined resource's writes) and its outcome
+are stored by the same commit. A job that fails has its
 own writes rolled back to the savepoint taken before it ran; the failure
 is then recorded. The job's lease is renewed until the transaction that
 stores the outcome has ended; then its concurrency slot and (once its
