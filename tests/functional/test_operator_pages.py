@@ -12,6 +12,7 @@ import datetime
 import re
 import threading
 
+import bson
 import pytest
 import transaction
 import webtest
@@ -273,6 +274,23 @@ def test_a_cancelled_job_still_running_says_so_and_names_its_thread(site):
 
 
 # 3. why a queued job waits
+
+def test_a_job_added_in_a_trace_names_it_on_its_page_and_in_the_api(
+        site):
+    traced, plain = site.addJobs('echo', ['traced', 'plain'])
+    traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+    site.rp.jobsCollection.update_one(
+        {'_id': bson.ObjectId(traced)}, {'$set': {'traceContext': {
+            'traceparent': '00-%s-00f067aa0ba902b7-01' % traceId}}})
+    page = site.app.get('/remote/jobs/' + traced)
+    assert text(page.html.find(id='job-trace')) == traceId
+    assert site.app.get('/remote/api/jobs/' + traced).json[
+        'traceId'] == traceId
+    assert site.app.get('/remote/jobs/' + plain).html.find(
+        id='job-trace') is None
+    assert site.app.get('/remote/api/jobs/' + plain).json[
+        'traceId'] is None
+
 
 def test_a_queued_job_says_why_it_waits(site):
     later = site.rp.addJob('echo', 'later', delay=3600)

@@ -112,6 +112,17 @@ def test_one_request_one_trace_with_the_jobs_run(app):
         tracing.OUTCOME: 'completed'}
     assert len({span.context.trace_id
                 for span in EXPORTER.get_finished_spans()}) == 1
+    # The pages and the API name the trace to look the run up by.
+    assert tracing.traceIdOf(document['traceContext']) == \
+        format(request.context.trace_id, '032x')
+
+
+@pytest.mark.parametrize('stored', [
+    None, {}, 'text', {'traceparent': None}, {'traceparent': '00-x-y-01'},
+    {'traceparent': '00-%s-%s-01' % ('A' * 32, 'b' * 16)},
+    {'traceparent': '00-%s-%s-01-extra' % ('a' * 32, 'b' * 16)}])
+def test_a_stored_context_without_a_trace_names_none(stored):
+    assert tracing.traceIdOf(stored) is None
 
 
 def test_each_attempt_is_a_span_of_the_trace(app):

@@ -71,6 +71,27 @@ def test_one_job(rp):
     assert status == 1 and 'there is no job' in err
 
 
+def test_a_workflow_shows_its_progress_and_jobs(rp):
+    added = rp.addChain([('echo', 1), ('echo', 2), ('echo', 3)])
+    transaction.commit()
+    assert rp.processNextJob()
+    transaction.commit()
+    workflow = added['workflow']
+    status, out, _ = command(rp, 'workflow', workflow)
+    assert status == 0
+    assert '1 of 3 jobs ended (1 completed, 2 waiting)' in out
+    assert [line.split()[0] for line in out.splitlines()[2:]] == \
+        added['jobs']
+    shown = json.loads(command(rp, 'workflow', workflow, '--json')[1])
+    assert shown['progress']['completed'] == 1 and shown['total'] == 3
+    assert [job['status'] for job in shown['jobs']] == [
+        'completed', 'waiting', 'waiting']
+    status, _, err = command(rp, 'workflow', 'not-an-id')
+    assert status == 1 and 'there is no workflow' in err
+    with pytest.raises(commands.Usage):
+        command(rp, 'workflow', workflow, '--page', '0')
+
+
 def test_cancel_retry_and_remove(rp):
     jobids = add(rp, 'echo', [1, 2, 3])
     status, out, _ = command(rp, 'cancel', jobids[0], jobids[1])

@@ -4,6 +4,7 @@
     m01remote status production.ini
     m01remote jobs production.ini --status error --name mail --q invoice
     m01remote job production.ini 6b0ed1f2...
+    m01remote workflow production.ini 6b0ed1f3... [--page 2]
     m01remote retry production.ini 6b0ed1f2... [more ids]
     m01remote cancel production.ini --all --name mail --status queued
     m01remote remove production.ini --all --status completed
@@ -25,6 +26,7 @@ import sys
 import transaction
 
 from m01.remote import operations
+from m01.remote.interfaces import CANCELLED, COMPLETED, ERROR
 from m01.remote.job import checkRateLimit
 from m01.remote.operations import ACTIONS, JobFilter
 from m01.remote.operations.shapes import (
@@ -32,7 +34,11 @@ from m01.remote.operations.shapes import (
     jobSummary,
     jsonDefault,
     queueJSON,
+    relatedJSON,
 )
+
+#: The statuses a job of a workflow has ended in.
+ENDED = (COMPLETED, ERROR, CANCELLED)
 
 #: command -> (help, bulk action or None)
 COMMANDS = {
@@ -40,6 +46,8 @@ COMMANDS = {
                None),
     'jobs': ('list jobs (a filter, a search, a page)', None),
     'job': ('show one job', None),
+    'workflow': ('show a chain or a group: its progress and its jobs',
+                 None),
     'retry': ('queue jobs in error or cancelled again', 'retry'),
     'cancel': ('cancel waiting, queued or processing jobs', 'cancel'),
     'remove': ('delete jobs that are not processing', 'delete'),
@@ -90,6 +98,9 @@ def addCommands(commands, addCommon):
             command.add_argument('--page-size', type=int, default=50)
         elif name == 'job':
             command.add_argument('jobid', metavar='JOBID')
+        elif name == 'workflow':
+            command.add_argument('workflowid', metavar='WORKFLOW')
+            command.add_argument('--page', type=int, default=1)
         elif action is not None:
             command.add_argument('jobids', metavar='JOBID', nargs='*',
                                  help='the jobs (at most %d; with filter '
@@ -214,6 +225,33 @@ def job(queries, args, out, err):
     return DONE
 
 
+def workflow(queries, args, out, err):
+    try:
+        found = queries.workflow(args.workflowid, args.page)
+    except KeyError:
+        err.write('m01remote: there is no workflow %s\n' % args.workflowid)
+        return NOTHING
+    except ValueError as e:
+        raise Usage(str(e))
+    found['jobs'] = [relatedJSON(row) for row in found['jobs']]
+    if args.json:
+        printJSON(found, out)
+        return DONE
+    ended = sum(count for status, count in found['progress'].items()
+                if status in ENDED)
+    out.write('workflow %s: %d of %d jobs ended (%s)\n' % (
+        found['workflow'], ended, found['total'], ', '.join(
+            '%d %s' % (count, status)
+            for status, count in sorted(found['progress'].items())
+            if count)))
+    printTable(('id', 'name', 'status'),
+               [(row['id'], row['name'] or '(removed)',
+                 row['status'] or '-') for row in found['jobs']], out)
+    if found['pages'] > 1:
+        out.write('page %d of %d\n' % (found['page'], found['pages']))
+    return DONE
+
+
 def change(actions, args, action, out, err):
     if args.all == bool(args.jobids):
         raise Usage('give the job ids or --all (with filter options, or '
@@ -318,6 +356,8 @@ def run(processor, args, out=None, err=None):
                 return jobs(queries, args, out)
             if args.command == 'job':
                 return job(queries, args, out, err)
+            if args.command == 'workflow':
+                return workflow(queries, args, out, err)
             if action in ACTIONS:
                 return change(actions, args, action, out, err)
             if args.command == 'queues':

@@ -21,6 +21,7 @@ from m01.remote.limits import (
     nestedDeeper,
     shorten,
 )
+from m01.remote.queue.tracing import traceIdOf
 
 RENDERER = 'm01_remote_json'
 
@@ -154,7 +155,8 @@ def jobDetail(job):
     detail['log'] = list(job.logLines or ())
     detail.update(active=job.active, timeout=job.timeout,
                   retryDelay=job.retryDelay,
-                  leaseExpires=job.leaseExpires)
+                  leaseExpires=job.leaseExpires,
+                  traceId=traceIdOf(job.traceContext))
     return detail
 
 

@@ -10,6 +10,7 @@ wrapper is not registered. What the spans become (exported, sampled) is
 the site's OpenTelemetry SDK set-up, in each process that runs jobs.
 """
 import inspect
+import re
 
 from m01.remote.job import JobCancelled, JobTimedOut
 
@@ -25,6 +26,9 @@ FACTORY = 'm01.remote.job.factory'
 JOB_ID = 'm01.remote.job.id'
 ATTEMPT = 'm01.remote.job.attempt'
 OUTCOME = 'm01.remote.job.outcome'
+#: A W3C ``traceparent``: version, trace id, parent span id, flags.
+TRACEPARENT = re.compile(
+    r'^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$')
 
 
 def available():
@@ -41,6 +45,16 @@ def currentTraceContext():
     carrier = {}
     propagate.inject(carrier)
     return carrier or None
+
+
+def traceIdOf(stored):
+    """The trace id (32 hex digits) of a stored trace context (its W3C
+    ``traceparent``), or None: what to look the job's run up by in the
+    tracing backend."""
+    parent = stored.get('traceparent') if isinstance(stored, dict) \
+        else None
+    match = TRACEPARENT.match(parent) if isinstance(parent, str) else None
+    return match.group(1) if match else None
 
 
 def outcomeOf(error):

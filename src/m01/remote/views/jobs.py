@@ -26,6 +26,7 @@ from m01.remote.operations import (
     JobFilter,
 )
 from m01.remote.operations.filters import MAX_PAGE, flagParam
+from m01.remote.queue.tracing import traceIdOf
 from m01.remote.queue.updates import CANCELLABLE, DELETABLE, MAX_ATTEMPTS
 from m01.remote.views import common, jobform, jobpage, waiting
 from m01.remote.views.common import (
@@ -310,7 +311,8 @@ class JobView(BaseView):
                 'relations': self.queries.relations(job.__name__),
                 'canRetry': job.status in (interfaces.ERROR,
                                            interfaces.CANCELLED),
-                'canDelete': job.status in REMOVABLE}
+                'canDelete': job.status in REMOVABLE,
+                'traceId': traceIdOf(job.traceContext)}
 
     def _download(self, what, value):
         return jsonDownload(value, 'job-%s-%s.json'
