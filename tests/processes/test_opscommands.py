@@ -39,7 +39,7 @@ def test_status_shows_counts_factories_and_workers(rp):
     add(rp, 'echo', [1, 2])
     status, out, _ = command(rp, 'status')
     assert status == 0
-    assert out.startswith('Jobs: queued 2, processing 0')
+    assert out.startswith('Jobs: waiting 0, queued 2, processing 0')
     assert 'factory' in out and 'echo' in out
     status, out, _ = command(rp, 'status', '--json')
     data = json.loads(out)
@@ -79,13 +79,13 @@ def test_a_workflow_shows_its_progress_and_jobs(rp):
     workflow = added['workflow']
     status, out, _ = command(rp, 'workflow', workflow)
     assert status == 0
-    assert '1 of 3 jobs ended (1 completed, 2 waiting)' in out
+    assert '1 of 3 jobs ended (1 completed, 1 queued, 1 waiting)' in out
     assert [line.split()[0] for line in out.splitlines()[2:]] == \
         added['jobs']
     shown = json.loads(command(rp, 'workflow', workflow, '--json')[1])
     assert shown['progress']['completed'] == 1 and shown['total'] == 3
     assert [job['status'] for job in shown['jobs']] == [
-        'completed', 'waiting', 'waiting']
+        'completed', 'queued', 'waiting']
     status, _, err = command(rp, 'workflow', 'not-an-id')
     assert status == 1 and 'there is no workflow' in err
     with pytest.raises(commands.Usage):
@@ -199,7 +199,7 @@ def test_the_commands_through_m01remote(tmp_path, mongojava_uri, capsys):
     ini = write_ini(tmp_path / 'ops.ini', mongojava_uri, database)
     try:
         assert console.main(['status', ini]) == 0
-        assert 'Jobs: queued 0' in capsys.readouterr().out
+        assert 'Jobs: waiting 0, queued 0' in capsys.readouterr().out
         assert console.main(['jobs', ini, '--status', 'bogus']) == 2
         assert 'status must be one of' in capsys.readouterr().err
         assert console.main(['job', ini, 'nonsense']) == 1

@@ -265,7 +265,7 @@ def test_unknown_key_lists_the_valid_keys():
     for key in valid_keys():
         assert key in text
     assert 'm01.remote.worker.max_threads' in valid_keys()
-    assert len(valid_keys()) == len(OPTIONS) == 31
+    assert len(valid_keys()) == len(OPTIONS) == 34
 
 
 def test_every_problem_is_reported_at_once():
