@@ -107,3 +107,18 @@ def test_a_write_never_answered_is_given_up(rp, monkeypatch):
 def test_a_processor_retries_for_some_leases(database):
     rp = RemoteProcessor(database, leaseTime=12.5)
     assert rp.jobWrites.retrySeconds == retried.RETRY_LEASES * 12.5
+
+
+@pytest.mark.parametrize('name', ['insertJobs', 'edit'])
+def test_a_requests_writes_are_tried_once(rp, monkeypatch, name):
+    # A transaction that ran no claimed job (a web request's) holds no
+    # lease to wait on: its error is the request's at once.
+    edited = rp.addJob('echo', 'edited', immediate=True)
+    monkeypatch.setattr(rp.jobWrites, 'sleep', lambda seconds: None)
+    calls = losingAnswers(monkeypatch, rp.jobWrites.writes, name, times=5)
+    rp.addJob('echo', 'from a request')
+    rp.jobs[edited].priority = 3
+    with pytest.raises(pymongo.errors.AutoReconnect):
+        transaction.commit()
+    transaction.abort()
+    assert len(calls) == 1

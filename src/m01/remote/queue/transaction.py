@@ -44,12 +44,21 @@ A write failing after the outcomes were stored (a duplicate job id, a
 job changed meanwhile, the database lost) fails the commit, but those
 outcomes stay stored.
 """
+import contextvars
 import copy
 
 import transaction.interfaces
 import zope.interface
 
 from m01.remote.job import AttemptRefused
+
+#: True while a worker's unit of work (one that ran claimed jobs) stores
+#: its writes at the vote: the jobs it added and the fields it set are
+#: then retried across lost answers, for as long as its claims may hold
+#: (``store.retried``). A request's writes are tried once: its error is
+#: the request's, and a web request never waits minutes for a server.
+HOLDING_CLAIMS = contextvars.ContextVar('m01.remote.holdingClaims',
+                                        default=False)
 
 #: The first character of the queue's sort key: U+10FFFF, the greatest
 #: code point, a noncharacter that no name or path begins with.
@@ -254,6 +263,13 @@ class QueueDataManager:
             lost)
 
     def tpc_vote(self, txn):
+        token = HOLDING_CLAIMS.set(bool(self.outcomes))
+        try:
+            self._vote(txn)
+        finally:
+            HOLDING_CLAIMS.reset(token)
+
+    def _vote(self, txn):
         inserts, writes = self.inserts, self.writes
         if self.outcomes:
             lost = set(self._finishOutcomes(

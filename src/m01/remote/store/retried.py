@@ -36,14 +36,17 @@ unknown. So for each change the queue makes:
   transaction goes on to commit what the job wrote through it. Without
   this the commit would abort, losing the job's own writes although its
   outcome was stored, and the job would run again.
-* What the job wrote through its transaction is retried the same way,
+* What a worker's unit of work wrote through its transaction (while
+  ``queue.transaction.HOLDING_CLAIMS`` says so) is retried the same way,
   each write safe to repeat: the fence of a unit of work
   (``holdClaims``, a lease renewal conditional on each claim); the jobs
   it added (``insertJobs``), under ids fixed before the first try, so
   that after a lost answer the ones already stored are found by id and
   only the others inserted; the fields it set on a loaded job (``edit``,
   conditional on the version it read), found applied when the job is at
-  the next version with those fields.
+  the next version with those fields. A request's jobs and fields (a
+  transaction that ran no claimed job) are tried once: its error is the
+  request's to show or retry, and it never waits minutes for a server.
 
 If the server does not answer in time the error propagates, the
 transaction aborts, and the job runs again once its lease has expired
@@ -62,6 +65,7 @@ import pymongo.errors
 import zope.interface
 
 from m01.remote.interfaces import IJobWrites
+from m01.remote.queue.transaction import HOLDING_CLAIMS
 from m01.remote.queue.updates import isRecordOf
 
 logger = logging.getLogger('m01.remote')
@@ -166,6 +170,8 @@ class RetriedOutcomes:
         # Under ids fixed before the first try: after a lost answer the
         # jobs stored already are found by id, and only the others are
         # inserted (an ordered insert stops at its first failure).
+        if not HOLDING_CLAIMS.get():
+            return self.writes.insertJobs(documents)
         ids = [document['_id'] for document in documents]
 
         def insert(uncertain):
@@ -180,6 +186,8 @@ class RetriedOutcomes:
         self._tried(insert)
 
     def edit(self, oid, version, fields):
+        if not HOLDING_CLAIMS.get():
+            return self.writes.edit(oid, version, fields)
         return self._retried(
             lambda: self.writes.edit(oid, version, fields),
             lambda: self._edited(oid, version, fields))
