@@ -31,7 +31,10 @@ USER = {'X-Site-User': 'operator'}
 #: Pages that need parameters to show themselves rather than redirect.
 QUERIES = {(interfaces.IJobContainer, 'bulk'): 'action=cancel&all=1',
            (interfaces.IRemoteProcessor, 'control-worker'):
-           'process=nobody&action=quiet'}
+           'process=nobody&action=quiet',
+           (interfaces.IJobFactoryContainer, 'pause-queue'): 'queue=default',
+           (interfaces.IJobFactoryContainer, 'resume-queue'):
+           'queue=default'}
 #: Pages that answer otherwise than with themselves: the API's address
 #: leads to its index, the metrics' (off here) says how to turn them on.
 STATUSES = {(interfaces.IRemoteProcessor, 'api'): 303,
@@ -75,8 +78,12 @@ def page_views(registry):
 
 
 def examples(app, rp):
-    """An example URL path of each context a page may have."""
+    """An example URL path of each context a page may have, the job the
+    site's view added, and the id of a workflow (a chain of two)."""
     jobid = app.post('/greet', {'name': 'pages'}).json['jobid']
+    workflow = rp.addChain([('greet', {'name': 'first'}),
+                            ('greet', {'name': 'second'})])['workflow']
+    rp.transactionManager.commit()
     item = rp.scheduler.values()[0]
     prefix = '/queue'
     return {
@@ -88,7 +95,7 @@ def examples(app, rp):
         prefix + '/factories/greet',
         interfaces.IScheduler: prefix + '/scheduler',
         interfaces.ISchedulerItem: prefix + '/scheduler/' + item.__name__,
-    }, jobid
+    }, jobid, workflow
 
 
 def check(installed=False):
@@ -97,7 +104,9 @@ def check(installed=False):
     wsgi = hostsite.main()
     app = webtest.TestApp(wsgi)
     rp = wsgi.registry.getUtility(interfaces.IRemoteProcessor)
-    paths, jobid = examples(app, rp)
+    paths, jobid, workflow = examples(app, rp)
+    queries = dict(QUERIES)
+    queries[interfaces.IJobContainer, 'workflow'] = 'id=' + workflow
     # The site's view handed the job over in the request's transaction,
     # under the explicit manager: it is stored.
     assert rp.getJobStatus(jobid) == 'queued', rp.getJobStatus(jobid)
@@ -110,8 +119,8 @@ def check(installed=False):
             % (context, name))
         path = base.rstrip('/') + ('/' + name if name else
                                    ('/' if base.endswith('/') else ''))
-        if (context, name) in QUERIES:
-            path += '?' + QUERIES[context, name]
+        if (context, name) in queries:
+            path += '?' + queries[context, name]
         response = app.get(path, headers=USER, expect_errors=True)
         assert response.status_int == STATUSES.get((context, name), 200), (
             path, response.status)
@@ -125,9 +134,12 @@ def check(installed=False):
     rendered += ['/queue/api/openapi.json', '/queue/api/overview']
     # Anonymous visitors are refused, by the site's policy.
     app.get('/queue/jobs', status=403)
-    # The job runs, and its page shows its outcome.
-    assert rp.processJobs() == 1
+    # The jobs run (the chain's second waits for the first's commit),
+    # and the site's job's page shows its outcome.
+    assert rp.processJobs() == 2
     rp.transactionManager.commit()
+    assert rp.getJobStatus(jobid) == 'completed'
+
     page = app.get('/queue/jobs/' + jobid, headers=USER)
     assert 'Hello, pages' in page.text
     print('rendered %d pages: %s' % (len(rendered), ' '.join(rendered)))
