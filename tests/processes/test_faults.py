@@ -236,9 +236,10 @@ def test_waiting_for_a_busy_thread_does_not_end_an_outage(
     worker = MultiJobWorker(rp, waitTime=0.01, maxThreads=1)
     worker._slots.acquire()
 
-    def unreachable(jobQuery=None, callTime=None):
+    def unreachable(*args, **kw):
         raise pymongo.errors.AutoReconnect('connection closed')
-    rp.pullNextJob = unreachable
+    # Single claims and batches alike.
+    rp.pullNextJob = rp.pullNextJobs = unreachable
     with caplog.at_level(logging.INFO, logger='m01.remote'):
         assert worker.guardedStep() is True   # waited for the thread
         worker._slots.release()
