@@ -225,6 +225,13 @@ def outage(env, size):
         expected = jobids + scheduled
         drained = drain(result, run, expected, size['timeout'],
                         stall=size['lease'] * 4 / 3.0 + 1 + LATENCY * 2)
+        # So may a lease keeper's next sweep (a third of a lease): let
+        # each one that said it failed reach the database again too.
+        failed, works = OUTAGE_LINES['worker'][1]
+        waitFor(lambda: all(works in p.output() for p in workers
+                            if failed in p.output()),
+                size['timeout'], 'the lease keepers reaching the database',
+                interval=0.2)
         stopAll(result, workers, 'worker')
         found = audit(run.database)
         result.counted(found, expected)
