@@ -176,6 +176,14 @@ class AsyncJobs:
         try:
             loop.run_forever()
         finally:
+            # What the stop cancelled (the claims' watcher) ends its
+            # cancellation before the loop closes.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(
+                    asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
     def submit(self, runner, job, remoteProcessor, callTime=None):
