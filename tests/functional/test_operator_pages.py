@@ -292,6 +292,33 @@ def test_a_job_added_in_a_trace_names_it_on_its_page_and_in_the_api(
         'traceId'] is None
 
 
+def test_a_job_of_a_paused_queue_or_a_spent_rate_limit_says_so(site):
+    first, second = site.addJobs('echo', ['first', 'second'])
+    site.rp.pauseQueue('default')
+    page = site.app.get('/remote/jobs/' + first)
+    assert 'Its queue default is paused: no process claims its jobs. ' \
+        'Resume the queue to let them run.' in ' '.join(reasons(page))
+    assert 'queue paused' in text(rowOf(site.app.get('/remote/jobs'),
+                                        first))
+    site.rp.resumeQueue('default')
+    assert not any('queue default' in r for r in reasons(
+        site.app.get('/remote/jobs/' + first)))
+    # One start an hour, taken by the first job's claim.
+    site.rp.setQueueRateLimit('default', [1, 3600])
+    assert site.rp.pullNextJob().__name__ == first
+    transaction.commit()
+    page = site.app.get('/remote/jobs/' + second)
+    assert 'Its queue default starts at most 1 job per 3600 s, and 1 ' \
+        'started in the last 3600 s. It starts once the window allows' \
+        in ' '.join(reasons(page))
+    links = [a['href'] for a in page.html.find(id='why-waiting')('a')]
+    assert any(href.endswith('/remote/factories#queue-default')
+               for href in links)
+    site.rp.setQueueRateLimit('default', None)
+    assert not any('rate' in r for r in reasons(
+        site.app.get('/remote/jobs/' + second)))
+
+
 def test_a_queued_job_says_why_it_waits(site):
     later = site.rp.addJob('echo', 'later', delay=3600)
     transaction.commit()

@@ -20,6 +20,10 @@ from m01.remote.operations.bulkrequest import (  # noqa: F401
     MAX_SELECTED,
     BulkRequest,
 )
+from m01.remote.operations.factories import (  # noqa: F401
+    FactoryInfo,
+    QueueInfo,
+)
 from m01.remote.operations.filters import (  # noqa: F401
     FILTER_KEYS,
     MAX_PAGE_SIZE,
@@ -31,8 +35,6 @@ from m01.remote.operations.filters import (  # noqa: F401
 )
 from m01.remote.operations.queries import (  # noqa: F401
     MAX_LOOKUP,
-    FactoryInfo,
-    QueueInfo,
     QueueQueries,
 )
 

@@ -109,16 +109,18 @@ class IQueueQueries(zope.interface.Interface):
 
     def capacity():
         """What decides whether a due job is claimed now
-        (``waits.Capacity``): the paused factories, each concurrency
-        limit and how many of its slots are taken, the worker threads of
-        the processes alive and how many run a job, and which process and
-        thread runs each job their heartbeats list."""
+        (``waits.Capacity``): the paused factories and queues, each
+        concurrency limit and how many of its slots are taken, the rate
+        limits used up, the worker threads of the processes alive and how
+        many run a job, and which process and thread runs each job their
+        heartbeats list."""
 
     def waitReasons(job, capacity=None):
         """Why the queued ``job`` is not running yet, the reason to act
         on first first (``waits.reasons``: inactive, due later, its
-        factory paused or at its concurrency limit, no worker, every
-        worker quiet, every thread busy); ``[]`` when nothing holds it;
+        factory paused or at its concurrency limit, its queue paused, a
+        rate limit used up, no worker, every worker quiet, every thread
+        busy); ``[]`` when nothing holds it;
         None for a job that is not queued."""
 
     def position(job, capacity=None):

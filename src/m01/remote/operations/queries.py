@@ -2,7 +2,6 @@
 factories, the scheduler items, the workers, the charts' figures. Every
 answer is bounded: listings are paged (at most ``MAX_PAGE_SIZE`` rows),
 counts are one aggregation, ids looked up ``MAX_LOOKUP`` per query."""
-import dataclasses
 import datetime
 import math
 
@@ -12,8 +11,12 @@ import zope.interface
 
 from m01.remote import interfaces
 from m01.remote.interfaces import QUEUED
-from m01.remote.job import DEFAULT_QUEUE, jobClassKey
+from m01.remote.job import DEFAULT_QUEUE
 from m01.remote.operations import stats, waits
+from m01.remote.operations.factories import (
+    QueueInfo,
+    factoryInfo,
+)
 from m01.remote.operations.filters import (
     JobFilter,
     JobPage,
@@ -70,62 +73,6 @@ def _clockMade(oid, created):
             tzinfo=None)
     return abs((made - created).total_seconds()) <= \
         CLOCK_SLACK.total_seconds() * 5
-
-
-@dataclasses.dataclass
-class FactoryInfo:
-    """A job factory as the pages show it: its name, class, the first
-    paragraph of the class's docstring, the defaults its jobs get, and
-    whether it is paused; its queue, its rate limit (``[starts,
-    seconds]``) and how many starts of it the current period used."""
-
-    name: str
-    className: str
-    doc: str
-    defaults: list
-    paused: bool
-    concurrency: int = None
-    queue: str = DEFAULT_QUEUE
-    rateLimit: list = None
-    rateUsed: int = None
-    #: ``{status: seconds or None}``, ``IJobRetention.periodsOf``.
-    retention: dict = None
-
-
-@dataclasses.dataclass
-class QueueInfo:
-    """A queue as the pages show it: its name, whether it is paused, its
-    rate limit and how many starts the current period used, its jobs by
-    status and the factories whose jobs join it."""
-
-    name: str
-    paused: bool
-    rateLimit: list
-    rateUsed: int
-    counts: dict
-    factories: list
-
-
-def summary(doc):
-    """The first paragraph of a docstring, on one line."""
-    text = ' '.join((doc or '').strip().split('\n\n')[0].split())
-    # reStructuredText literals read better without their quotes here.
-    return text.replace('``', '')
-
-
-def factoryInfo(name, factory, paused, rateUsed=None, retention=None):
-    defaults = factory.dump()
-    # The name and class have fields of their own; the fields a subclass
-    # declares are shown beside the base ones.
-    for key in ('name', 'jobClass'):
-        defaults.pop(key, None)
-    defaults.update(defaults.pop('data', None) or {})
-    return FactoryInfo(name=name, className=jobClassKey(type(factory)),
-                       doc=summary(type(factory).__doc__),
-                       defaults=sorted(defaults.items()), paused=paused,
-                       concurrency=factory.concurrency, queue=factory.queue,
-                       rateLimit=factory.rateLimit, rateUsed=rateUsed,
-                       retention=retention)
 
 
 @zope.interface.implementer(IQueueQueries)
@@ -360,11 +307,12 @@ class QueueQueries:
 
     def capacity(self):
         """What decides whether a due job is claimed now (a
-        ``waits.Capacity``): the paused factories, the concurrency limits
-        and their slots taken, the worker threads alive and busy, and the
-        thread running each job the heartbeats list."""
+        ``waits.Capacity``): the paused factories and queues, the
+        concurrency limits and their slots taken, the rate limits used up,
+        the worker threads alive and busy, and the thread running each
+        job the heartbeats list (a command per limit, a few besides)."""
         factories = self.processor.jobFactories
-        caps = {}
+        caps, spent = {}, {}
         for name in sorted(factories.cappedNames()):
             try:
                 limit = factories.factory(name).concurrency
@@ -372,8 +320,20 @@ class QueueQueries:
                 continue          # removed meanwhile
             if limit:
                 caps[name] = (limit, self.processor.slots.running(name))
+        limits = [('factory', name, factoryScope(name), factory.rateLimit)
+                  for name, factory in factories.items()
+                  if factory.rateLimit]
+        queues = self.processor.queueSettings
+        limits += [('queue', name, queueScope(name), setting['rateLimit'])
+                   for name, setting in queues.documents(fresh=True).items()
+                   if setting.get('rateLimit')]
+        for kind, name, scope, limit in limits:
+            used = self._rateUsed(scope, limit)
+            if used >= limit[0]:
+                spent[kind, name] = (limit[0], limit[1], used)
         return waits.capacityOf(self.workers(),
-                                factories.pausedNames(fresh=True), caps)
+                                factories.pausedNames(fresh=True), caps,
+                                queues.pausedNames(fresh=True), spent)
 
     def waitReasons(self, job, capacity=None):
         """Why the queued ``job`` is not running yet (``waits.reasons``);

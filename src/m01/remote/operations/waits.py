@@ -22,6 +22,12 @@ dict ``{'reason': code, ...figures}``:
 ``capped``
     its factory runs as many jobs as its concurrency limit allows
     (``factory``, ``limit``, ``running``);
+``queue paused``
+    its queue is paused (``queue``);
+``rate``
+    its factory's or its queue's rate limit is used up for now
+    (``kind``: ``factory`` or ``queue``, ``name``, ``starts``,
+    ``seconds``, ``used``);
 ``no worker``
     no process alive runs a job worker;
 ``quiet``
@@ -43,6 +49,8 @@ INACTIVE = 'inactive'
 LATER = 'later'
 PAUSED = 'paused'
 CAPPED = 'capped'
+QUEUE_PAUSED = 'queue paused'
+RATE = 'rate'
 NO_WORKER = 'no worker'
 QUIET = 'quiet'
 BUSY = 'busy'
@@ -75,12 +83,18 @@ class Capacity:
     #: ``{jobid: {'process', 'host', 'pid', 'thread', 'state'}}``: which
     #: process alive (and thread) runs each job its heartbeat lists.
     holders: dict = dataclasses.field(default_factory=dict)
+    #: The names of the paused queues.
+    pausedQueues: frozenset = frozenset()
+    #: ``{(kind, name): (starts, seconds, used)}`` of the rate limits
+    #: (``kind``: ``factory`` or ``queue``) used up for now.
+    spent: dict = dataclasses.field(default_factory=dict)
 
 
-def capacityOf(workers, paused, caps):
+def capacityOf(workers, paused, caps, pausedQueues=(), spent=None):
     """The ``Capacity`` of the processes ``workers`` (as
-    ``QueueQueries.workers`` lists them), the ``paused`` factory names
-    and the ``caps`` (``{factory: (limit, running)}``)."""
+    ``QueueQueries.workers`` lists them), the ``paused`` factory names,
+    the ``caps`` (``{factory: (limit, running)}``), the paused queues'
+    names and the rate limits ``spent`` (see ``Capacity``)."""
     taking = quiet = threads = busy = 0
     holders = {}
     for worker in workers:
@@ -103,7 +117,9 @@ def capacityOf(workers, paused, caps):
             quiet += 1
     return Capacity(paused=frozenset(paused), caps=dict(caps),
                     workers=taking, quiet=quiet, threads=threads,
-                    busy=busy, holders=holders)
+                    busy=busy, holders=holders,
+                    pausedQueues=frozenset(pausedQueues),
+                    spent=dict(spent or {}))
 
 
 def reasons(job, capacity, now):
@@ -125,6 +141,15 @@ def reasons(job, capacity, now):
     if limit and running >= limit:
         found.append({'reason': CAPPED, 'factory': job.name,
                       'limit': limit, 'running': running})
+    queue = getattr(job, 'queue', None)
+    if queue in capacity.pausedQueues:
+        found.append({'reason': QUEUE_PAUSED, 'queue': queue})
+    for kind, name in (('factory', job.name), ('queue', queue)):
+        if (kind, name) in capacity.spent:
+            starts, seconds, used = capacity.spent[kind, name]
+            found.append({'reason': RATE, 'kind': kind, 'name': name,
+                          'starts': starts, 'seconds': seconds,
+                          'used': used})
     if not capacity.workers:
         if capacity.quiet:
             found.append({'reason': QUIET, 'quiet': capacity.quiet})
@@ -150,4 +175,6 @@ def aheadQuery(job, capacity, now):
              '$or': before}
     if capacity.paused:
         query['name'] = {'$nin': sorted(capacity.paused)}
+    if capacity.pausedQueues:
+        query['queue'] = {'$nin': sorted(capacity.pausedQueues)}
     return query

@@ -60,6 +60,30 @@ def waitNotes(view, job, reasons):
                 _link('The running %s jobs' % name,
                       view.url(rp.jobs, status=interfaces.PROCESSING,
                                name=name))))
+        elif code == waits.QUEUE_PAUSED:
+            name = found['queue']
+            notes.append(_note(
+                code, 'queue paused',
+                'Its queue %s is paused: no process claims its jobs.'
+                % name, 'Resume the queue to let them run.',
+                _link('Resume %s on the factories page' % name,
+                      view.url(rp.jobFactories, _anchor='queue-' + name))))
+        elif code == waits.RATE:
+            what = '%s %s' % (found['kind'], found['name'])
+            notes.append(_note(
+                code, 'rate limit',
+                'Its %s starts at most %d job%s per %s, and %d started '
+                'in the last %s.' % (
+                    what, found['starts'],
+                    's' if found['starts'] != 1 else '',
+                    _period(found['seconds']), found['used'],
+                    _period(found['seconds'])),
+                'It starts once the window allows; it is not failed or '
+                'retried meanwhile.',
+                _link('The rate limits on the factories page',
+                      view.url(rp.jobFactories,
+                               _anchor='%s-%s' % (found['kind'],
+                                                  found['name'])))))
         elif code == waits.NO_WORKER:
             notes.append(_note(
                 code, 'no worker',
@@ -84,6 +108,11 @@ def waitNotes(view, job, reasons):
                 'processes run more at once.',
                 _link('The workers', view.url(rp, 'workers'))))
     return notes
+
+
+def _period(seconds):
+    """A rate limit's period in words: "60 s", "2.5 s"."""
+    return '%g s' % seconds
 
 
 def _note(code, short, text, hint='', link=None):
