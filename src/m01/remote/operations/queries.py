@@ -320,9 +320,8 @@ class QueueQueries:
                 continue          # removed meanwhile
             if limit:
                 caps[name] = (limit, self.processor.slots.running(name))
-        limits = [('factory', name, factoryScope(name), factory.rateLimit)
-                  for name, factory in factories.items()
-                  if factory.rateLimit]
+        limits = [('factory', name, factoryScope(name), limit)
+                  for name, limit in sorted(factories.rateLimits().items())]
         queues = self.processor.queueSettings
         limits += [('queue', name, queueScope(name), setting['rateLimit'])
                    for name, setting in queues.documents(fresh=True).items()

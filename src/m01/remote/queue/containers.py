@@ -332,6 +332,14 @@ class JobFactoryContainer:
             cached = self._capped = (time.monotonic(), names)
         return cached[1]
 
+    def rateLimits(self):
+        """``{name: [starts, seconds]}`` of the factories with a rate
+        limit, read fresh (only those factories, only that field)."""
+        return {document['_id']: document['data']['rateLimit']
+                for document in self.collection.find(
+                    {'data.rateLimit': {'$ne': None}},
+                    {'data.rateLimit': 1})}
+
     def _factories(self):
         cursor = self.collection.find().sort('_id', 1)
         return [self._located(loadFactory(document)) for document in cursor]

@@ -344,11 +344,15 @@ class JobRunner:
         if status != QUEUED and self.dependencies is not None and \
                 getattr(job, 'hasDependents', True):
             self.dependencies.endedSafely(toObjectId(job.__name__), status)
+
+    def _unclaim(self, job):
+        """Whether ``job`` went back in its place (under its claim)."""
+        return self.jobWrites.unclaim(toObjectId(job.__name__), job.claim)
+
     def handBack(self, job):
-        """Put the claimed ``job``, which did not start, back to the queue
-        in its place: its lease no longer renewed, its slot released."""
+        """Put the claimed ``job``, not started, back (lease, slot freed)."""
         try:
-            self.jobWrites.unclaim(toObjectId(job.__name__), job.claim)
+            self._unclaim(job)
         finally:
             self._endRun(job, False)
 
@@ -356,7 +360,7 @@ class JobRunner:
         """Put ``job``, whose claim held but whose unit of work aborted,
         back to the queue in its place (not counted as an attempt)."""
         try:
-            if self.jobWrites.unclaim(toObjectId(job.__name__), job.claim):
+            if self._unclaim(job):
                 logger.info(
                     'Job %s went back to the queue: its unit of work was '
                     'aborted for another job, its writes discarded; it runs '
@@ -368,14 +372,11 @@ class JobRunner:
 
     def giveBack(self, jobs):
         """Give claimed ``jobs`` whose unit of work ended without storing
-        their outcomes (its commit raised, or it was cut short before
-        they ran) back to the queue: their leases are no longer renewed,
-        their slots are released, and each is put back in its place,
-        conditional on its claim (not counted as an attempt). One whose
-        claim no longer holds had its outcome stored after all, or was
-        cancelled or taken over; one that cannot be put back (the
-        database cannot be reached) runs again once its lease expires.
-        The log says which."""
+        their outcomes back to the queue: their leases no longer renewed,
+        their slots released, each put back in its place under its claim
+        (not an attempt). One whose claim no longer holds was stored,
+        cancelled or taken over; one that cannot be put back runs again
+        once its lease expires. The log says which."""
         unreachable = None
         for job in jobs:
             self._endRun(job, final=False)
@@ -383,8 +384,7 @@ class JobRunner:
                 if unreachable is not None:
                     # Each try waits for some leases: not once per job.
                     raise unreachable
-                back = self.jobWrites.unclaim(toObjectId(job.__name__),
-                                              job.claim)
+                back = self._unclaim(job)
             except Exception as error:
                 if isinstance(error, pymongo.errors.ConnectionFailure):
                     unreachable = error
